@@ -1,0 +1,5 @@
+"""`python -m fsync` runs the command line."""
+
+from fsync.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""fsync's exceptions and exit codes, classified once so every layer agrees.
+
+A user-facing error inherits `FsyncError` and, where one fits, the matching builtin, so code
+that catches `FileNotFoundError` keeps working. `cli` maps exceptions to exit codes through
+`exit_code_for` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit statuses: a contract scripts rely on (DESIGN.md, Interface)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    CONFLICTS = 3
+    INTERRUPTED = 130
+
+
+class FsyncError(Exception):
+    """Root of fsync's errors. `str(err)` is the one line shown after `fsync: error: `."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class ConfigError(FsyncError):
+    """Bad arguments or configuration, found before anything was transferred (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class SafetyAbort(FsyncError):
+    """The plan looked dangerous (too many deletes, an emptied source): nothing was done."""
+
+    exit_code = ExitCode.USAGE
+
+
+class LockHeld(FsyncError):
+    """Another fsync process holds the local root's lock."""
+
+    exit_code = ExitCode.USAGE
+
+
+class TransientError(FsyncError):
+    """A failure worth retrying: timeouts, resets, 5xx, throttling."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(FsyncError):
+    """A failure retrying cannot fix: access denied, no such bucket, disk full."""
+
+
+class RemoteUnavailable(PermanentError):
+    """The whole remote cannot be reached or used; the run stops (exit 1)."""
+
+
+class FileChangedError(FsyncError):
+    """A file changed while it was being read; the caller re-queues it."""
+
+
+class VerificationError(FsyncError):
+    """Bytes that arrived do not hash to what was planned; the write was not published."""
+
+
+class UnsafePathError(FsyncError, ValueError):
+    """A name that cannot be mapped into a sync root (`..`, absolute, backslash, NUL)."""
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The exit status for an exception that ended a whole run."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, FsyncError):
+        return exc.exit_code
+    return ExitCode.FAILED
+
+
+class RemoteChanged(FsyncError):
+    """The destination no longer holds the version the plan saw; acting would clobber it."""

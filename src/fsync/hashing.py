@@ -1,0 +1,197 @@
+"""Content hashing: blake3 of files and streams, under a stat guard.
+
+blake3 is imported here and nowhere else. A file is stat'ed before and after it is hashed;
+if it moved in between, `FileChangedError` is raised rather than returning a digest of bytes
+that were never on disk together (Syncthing's "file changed during hashing").
+
+Large files are read with `readinto` into one 8 MiB buffer and fed to a multithreaded
+hasher. That is as fast as blake3's `update_mmap` (measured: 600 MB in 0.095 s vs 0.100 s),
+without mmap's hazard: a file truncated by another process while it is mapped kills the
+whole process with SIGBUS, and files being rewritten (`open(path, "w")` truncates first) are
+exactly what a sync tool meets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from blake3 import blake3
+
+from fsync.errors import FileChangedError
+from fsync.model import Digest
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+HASH_VERSION = 1
+"""Version of the digest format; cached digests made by another version are not reused."""
+
+SMALL_FILE = 1 << 20
+"""Files below this size are read in one `read` call and hashed on the calling thread."""
+
+READ_CHUNK = 8 << 20
+"""Buffer size for large files; 8 MiB keeps blake3's worker threads busy (measured best)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatSig:
+    """The stat fields that tell whether a file may have changed since it was hashed."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+    mode: int
+
+    @classmethod
+    def from_stat(cls, st: os.stat_result) -> StatSig:
+        """The signature of a stat result (`mode` is the full `st_mode`, type bits included)."""
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    """A cached digest and the signature of the file it was computed from.
+
+    `trusted` is False for a "racily clean" entry: the file's times were too close to the
+    moment it was hashed for an unchanged signature to prove unchanged content, so the next
+    scan hashes it again. Defined here, below both the scanner and the manifest, so neither
+    has to import the other.
+    """
+
+    sig: StatSig
+    digest: Digest
+    trusted: bool
+
+
+def new_hasher(*, multithreaded: bool = False) -> blake3:
+    """A fresh blake3 hasher; `multithreaded` pays off only for inputs of megabytes."""
+    return blake3(max_threads=blake3.AUTO) if multithreaded else blake3()
+
+
+def _same_file(before: StatSig, after: StatSig) -> bool:
+    return (
+        before.size == after.size and before.mtime_ns == after.mtime_ns and before.ino == after.ino
+    )
+
+
+def hash_file(path: str, before: StatSig | None = None) -> tuple[Digest, StatSig]:
+    """Hash the file at `path`; return its digest and its signature after hashing.
+
+    `before` is the signature the caller already holds (e.g. from a directory scan); without
+    it the file is stat'ed first. Raises `FileChangedError` when size, mtime or inode differ
+    between the two stats or the file's length is not what `before` says. OS errors such as
+    `FileNotFoundError` and `PermissionError` propagate unchanged.
+    """
+    if before is None:
+        before = StatSig.from_stat(os.stat(path))
+    with open(path, "rb", buffering=0) as f:
+        if before.size < SMALL_FILE:
+            # One read of one byte more than expected: a file that grew is caught here
+            # without reading an unbounded amount into memory.
+            data = f.read(before.size + 1)
+            read = len(data)
+            digest = blake3(data).hexdigest()
+        else:
+            hasher = blake3(max_threads=blake3.AUTO)
+            buf = bytearray(min(READ_CHUNK, before.size + 1))
+            view = memoryview(buf)
+            read = 0
+            while n := f.readinto(buf):
+                hasher.update(view[:n])
+                read += n
+            digest = hasher.hexdigest()
+    after = StatSig.from_stat(os.stat(path))
+    if read != before.size or not _same_file(before, after):
+        raise FileChangedError(f"{path}: changed while being read")
+    return Digest(digest), after
+
+
+def hash_stream(reader: BinaryIO, chunk: int = 1 << 20) -> Digest:
+    """The digest of everything `reader` yields from its current position to its end."""
+    hasher = blake3(max_threads=blake3.AUTO) if chunk >= READ_CHUNK else blake3()
+    while data := reader.read(chunk):
+        hasher.update(data)
+    return Digest(hasher.hexdigest())
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only, non-seekable wrapper that hashes every byte read through it.
+
+    The transfer engine streams a file through this to learn the blake3 (and, for S3, the
+    MD5) of exactly the bytes it sent, in the same pass. `on_read(n)` is called with the
+    size of each chunk read (progress reporting). Closing the wrapper closes `raw`.
+    """
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        on_read: Callable[[int], None] | None = None,
+        md5: bool = False,
+    ) -> None:
+        super().__init__()
+        self._raw = raw
+        self._on_read = on_read
+        # Single-threaded: chunks arrive at network pace and many transfers run at once.
+        self._blake3 = blake3()
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def _account(self, data: ReadableBuffer) -> None:
+        self._blake3.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
+        n = memoryview(data).nbytes
+        self.bytes_read += n
+        if self._on_read is not None and n:
+            self._on_read(n)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to `size` bytes (all that is left when `size` is negative or None)."""
+        data = self._raw.read(-1 if size is None else size)
+        self._account(data)
+        return data
+
+    def readall(self) -> bytes:
+        """Read everything that is left."""
+        return self.read(-1)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        """Read into `buffer`; returns the number of bytes read (0 at the end)."""
+        view = memoryview(buffer).cast("B")
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            n = readinto(view) or 0
+        else:
+            data = self._raw.read(len(view))
+            n = len(data)
+            view[:n] = data
+        self._account(view[:n])
+        return n
+
+    def close(self) -> None:
+        """Close the wrapper and the underlying stream."""
+        if not self.closed:
+            try:
+                self._raw.close()
+            finally:
+                super().close()
+
+    def digest(self) -> Digest:
+        """The blake3 of the bytes read so far."""
+        return Digest(self._blake3.hexdigest())
+
+    def md5_hexdigest(self) -> str | None:
+        """The MD5 of the bytes read so far, or None when not asked for at construction."""
+        return None if self._md5 is None else self._md5.hexdigest()

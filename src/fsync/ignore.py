@@ -1,0 +1,91 @@
+"""Which paths fsync leaves alone: gitignore patterns plus fsync's own files.
+
+Pure: the patterns come in as lines (the scanner reads `.fsyncignore`), paths as `RelPath`s,
+so the same matcher filters the local scan and the remote listing alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pathspec import GitIgnoreSpec
+
+from fsync.model import RelPath
+from fsync.remote.base import is_temp_name
+
+STATE_DIR = ".fsync"
+"""fsync's own folder (state database, lock): never synced, at any depth."""
+
+IGNORE_FILE = ".fsyncignore"
+"""The root's pattern file; it is synced itself, as `.gitignore` is committed."""
+
+
+class IgnoreMatcher:
+    """Decides whether a path is excluded, with gitignore semantics.
+
+    Always excluded, whatever the patterns say: any path with a `.fsync` segment (the state
+    folder of this root, or of a root nested inside it: a live SQLite database is never worth
+    copying) and fsync's temporary files. The root's `.fsyncignore` is never excluded, so
+    every side of a sync sees the same rules.
+    """
+
+    __slots__ = ("_excluded_dirs", "_patterns", "_spec")
+
+    def __init__(self, patterns: tuple[str, ...] = ()) -> None:
+        self._patterns = patterns
+        self._spec = GitIgnoreSpec.from_lines(patterns) if patterns else None
+        # Folder -> excluded by the patterns; folders are few next to files, so the memo
+        # stays small while sparing one pattern match per ancestor of every file.
+        self._excluded_dirs: dict[str, bool] = {}
+
+    @classmethod
+    def from_patterns(cls, lines: Iterable[str]) -> IgnoreMatcher:
+        """A matcher for gitignore-syntax `lines` (blank lines and `#` comments are skipped)."""
+        kept = []
+        for line in lines:
+            stripped = line.rstrip("\r\n")
+            if stripped.strip() and not stripped.lstrip().startswith("#"):
+                kept.append(stripped)
+        return cls(tuple(kept))
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The effective pattern lines, in order."""
+        return self._patterns
+
+    def ignores(
+        self, path: RelPath, is_dir: bool = False, *, parents_checked: bool = False
+    ) -> bool:
+        """True if `path` (a folder when `is_dir`) is excluded from syncing.
+
+        As in git, anything inside an excluded folder is excluded too, and a negated pattern
+        cannot bring it back. A tree walker that already pruned excluded folders passes
+        `parents_checked=True` to skip re-checking the ancestors.
+        """
+        if path == IGNORE_FILE:
+            return False
+        name = path.rpartition("/")[2]
+        if name == STATE_DIR or is_temp_name(name):
+            return True
+        if path.startswith(STATE_DIR + "/") or f"/{STATE_DIR}/" in path:
+            return True
+        spec = self._spec
+        if spec is None:
+            return False
+        if not parents_checked and "/" in path and self._ancestor_excluded(spec, path):
+            return True
+        return spec.match_file(path + "/" if is_dir else path)
+
+    def _ancestor_excluded(self, spec: GitIgnoreSpec, path: str) -> bool:
+        """True if a folder above `path` matches a pattern (checked top-down, memoised)."""
+        memo = self._excluded_dirs
+        end = path.find("/")
+        while end != -1:
+            folder = path[:end]
+            excluded = memo.get(folder)
+            if excluded is None:
+                excluded = memo[folder] = spec.match_file(folder + "/")
+            if excluded:
+                return True
+            end = path.find("/", end + 1)
+        return False

@@ -1,0 +1,183 @@
+"""Open the state database: private files, WAL, and the numbered schema migrations.
+
+The schema lives in `schema/NNNN_<what>.sql`, applied in order, each in its own transaction
+together with the bump of `PRAGMA user_version`, so a crash mid-migration leaves the
+previous version intact. A database written by a newer fsync is refused, never downgraded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import stat
+from dataclasses import dataclass
+from importlib import resources
+
+from fsync.errors import ConfigError
+from fsync.ignore import STATE_DIR
+
+DB_NAME = "state.db"
+"""The database's file name inside `ROOT/.fsync`."""
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_MIN_SQLITE = (3, 37, 0)
+"""STRICT tables need SQLite 3.37."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema file: its version (the NNNN prefix), file name and SQL text."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """The packaged schema files in version order.
+
+    Raises `RuntimeError` when the versions are not exactly 1, 2, ... N: a gap or a duplicate
+    is a packaging bug, and applying around it would build a schema nobody wrote.
+    """
+    found = []
+    for item in resources.files("fsync.manifest").joinpath("schema").iterdir():
+        match = _MIGRATION_NAME.match(item.name)
+        if match:
+            found.append(Migration(int(match.group(1)), item.name, item.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    if [m.version for m in found] != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"schema files are not numbered 1..N: {[m.name for m in found]}")
+    return found
+
+
+def state_dir(root: str) -> str:
+    """`ROOT/.fsync`, created with mode 0700 if missing.
+
+    Raises `ConfigError` if `root` does not exist or is not a directory, or the folder
+    cannot be created.
+    """
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise ConfigError(f"local root {root} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"local root {root} cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"local root {root} is not a directory")
+    folder = os.path.join(root, STATE_DIR)
+    _make_private_dir(folder)
+    return folder
+
+
+def _make_private_dir(folder: str) -> None:
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        return
+    except OSError as e:
+        raise ConfigError(f"cannot create {folder} ({e.strerror or e})") from None
+    # mkdir's mode passes through the umask; the state is private whatever the umask.
+    os.chmod(folder, 0o700)
+
+
+def _make_private_file(path: str) -> None:
+    """Create `path` empty with mode 0600 unless it exists (SQLite gives -wal/-shm its mode)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as e:
+        raise ConfigError(f"cannot create {path} ({e.strerror or e})") from None
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (creating if needed) the database at `path`, migrated to the latest schema.
+
+    The parent folder is created with mode 0700 and the file with 0600. The connection is
+    in autocommit mode (`isolation_level=None`): callers open transactions explicitly.
+    Raises `ConfigError` when the file is not a database, was written by a newer fsync, or
+    SQLite is too old for the schema.
+    """
+    if sqlite3.sqlite_version_info < _MIN_SQLITE:
+        raise ConfigError(f"SQLite {sqlite3.sqlite_version} is too old; fsync needs 3.37 or newer")
+    _make_private_dir(os.path.dirname(path) or ".")
+    _make_private_file(path)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn, path)
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise ConfigError(
+            f"{path} is not a usable fsync state database ({e}); move it aside and fsync "
+            "will start a new one (no data is lost, identical files are adopted)"
+        ) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a schema file into complete SQL statements (SQLite's own tokenizer decides)."""
+    statements: list[str] = []
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending)
+            pending = ""
+    leftover = "\n".join(
+        ln for ln in pending.splitlines() if ln.strip() and not ln.strip().startswith("--")
+    )
+    if leftover:
+        raise RuntimeError(f"incomplete SQL statement at the end of a schema file: {leftover}")
+    return statements
+
+
+def migrate(conn: sqlite3.Connection, path: str = "the state database") -> int:
+    """Apply every schema file newer than the database's `user_version`; return the version.
+
+    Each file runs in one `BEGIN IMMEDIATE` transaction that also sets `user_version`, so
+    two processes cannot both apply it and a failure leaves the previous version. Raises
+    `ConfigError` for a database newer than this code knows.
+    """
+    known = migrations()
+    latest = known[-1].version
+    current = _user_version(conn)
+    if current > latest:
+        raise ConfigError(
+            f"{path} was written by a newer fsync (schema {current}; this one knows up to "
+            f"{latest}); upgrade fsync, or move the file aside to start afresh"
+        )
+    for migration in known:
+        if migration.version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            if _user_version(conn) >= migration.version:
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {migration.version:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        current = migration.version
+    return current
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])

@@ -1,0 +1,308 @@
+"""The manifest: everything fsync remembers about one local root, in one SQLite database.
+
+It holds the local digest cache (which satisfies `scanner.DigestCache`), the base of each
+remote, and the run history. One thread writes it (the engine's main thread); every method
+called outside `transaction()` commits on its own, and inside it joins the open transaction,
+so a batch of results costs one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping, Set
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+from fsync.hashing import HASH_VERSION, CacheRecord, StatSig
+from fsync.manifest.db import DB_NAME, connect, state_dir
+from fsync.model import BaseEntry, Digest, RelPath
+
+_INO_WRAP = 1 << 64
+_INO_MAX = (1 << 63) - 1
+
+
+def _ino_to_db(ino: int) -> int:
+    """st_ino is unsigned 64-bit; SQLite integers are signed, so large inodes wrap."""
+    return ino - _INO_WRAP if ino > _INO_MAX else ino
+
+
+def _ino_from_db(ino: int) -> int:
+    return ino + _INO_WRAP if ino < 0 else ino
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as the history records it; `ended`/`exit_code` are None while it runs."""
+
+    id: int
+    remote_url: str | None
+    command: str
+    started: float
+    ended: float | None
+    exit_code: int | None
+    summary: dict[str, Any]
+
+
+class Manifest:
+    """The state database of one local root (`ROOT/.fsync/state.db`)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._depth = 0
+        self._cache: dict[RelPath, CacheRecord] | None = None
+        self._remote_ids: dict[str, int] = {}
+
+    @classmethod
+    def open(cls, root: str) -> Manifest:
+        """Open the manifest of `root`, creating `.fsync/state.db` on first use.
+
+        Raises `ConfigError` if `root` is missing or not a directory, or the database is
+        unusable or newer than this fsync.
+        """
+        path = os.path.join(state_dir(root), DB_NAME)
+        return cls(connect(path), path)
+
+    def close(self) -> None:
+        """Close the database; an unfinished transaction is rolled back."""
+        with suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA optimize")
+        self._conn.close()
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block's writes as one transaction: all of them or, on an exception, none.
+
+        Nested use opens a savepoint, so an inner block that fails is undone alone while the
+        outer transaction goes on (if the exception is caught).
+        """
+        if self._depth:
+            name = f"sp{self._depth}"
+            self._conn.execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._conn.execute(f"ROLLBACK TO {name}")
+                self._conn.execute(f"RELEASE {name}")
+                self._forget_memory()
+                raise
+            else:
+                self._conn.execute(f"RELEASE {name}")
+            finally:
+                self._depth -= 1
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._forget_memory()
+            raise
+        finally:
+            self._depth = 0
+
+    def _forget_memory(self) -> None:
+        """Drop what is mirrored in memory; after a rollback it may hold undone writes."""
+        self._cache = None
+        self._remote_ids.clear()
+
+    # --- the local digest cache ----------------------------------------------------------
+
+    def cached(self, path: RelPath) -> CacheRecord | None:
+        """The cache record for `path`, or None (also for rows of an older hash version).
+
+        The whole cache is read into memory on first use, so each call is a dict lookup.
+        """
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = self._load_cache()
+        return cache.get(path)
+
+    def _load_cache(self) -> dict[RelPath, CacheRecord]:
+        rows = self._conn.execute(
+            "SELECT path, size, mtime_ns, ino, ctime_ns, mode, digest, trusted"
+            " FROM local_cache WHERE hash_version = ?",
+            (HASH_VERSION,),
+        )
+        # Stored paths were RelPaths when written; re-validating a million of them on every
+        # start would cost more than the scan they serve.
+        return {
+            RelPath(path): CacheRecord(
+                StatSig(size, mtime_ns, _ino_from_db(ino), ctime_ns, mode),
+                Digest(digest),
+                bool(trusted),
+            )
+            for path, size, mtime_ns, ino, ctime_ns, mode, digest, trusted in rows
+        }
+
+    def update_cache(self, updates: Iterable[tuple[RelPath, CacheRecord]]) -> None:
+        """Store (insert or replace) the cache records in `updates`."""
+        batch = list(updates)
+        if not batch:
+            return
+        rows = [
+            (
+                path,
+                r.sig.size,
+                r.sig.mtime_ns,
+                _ino_to_db(r.sig.ino),
+                r.sig.ctime_ns,
+                r.sig.mode,
+                r.digest,
+                int(r.trusted),
+                HASH_VERSION,
+            )
+            for path, r in batch
+        ]
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO local_cache (path, size, mtime_ns, ino, ctime_ns, mode,"
+                " digest, trusted, hash_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            if self._cache is not None:
+                self._cache.update(batch)
+
+    def prune_cache(self, present: Collection[RelPath]) -> int:
+        """Remove cache rows for paths not in `present` (after a full scan); return how many."""
+        keep = present if isinstance(present, Set | Mapping) else set(present)
+        if self._cache is None:
+            paths = [p for (p,) in self._conn.execute("SELECT path FROM local_cache")]
+        else:
+            # The loaded cache holds every current-version row; older rows go below.
+            paths = list(self._cache)
+        stale = [(p,) for p in paths if p not in keep]
+        with self.transaction():
+            self._delete_cache_rows(stale)
+            old = self._conn.execute(
+                "DELETE FROM local_cache WHERE hash_version != ?", (HASH_VERSION,)
+            )
+        return len(stale) + old.rowcount
+
+    def drop_cache(self, paths: Iterable[RelPath]) -> None:
+        """Remove the cache rows of `paths` (missing rows are fine)."""
+        self._delete_cache_rows([(p,) for p in paths])
+
+    def _delete_cache_rows(self, rows: list[tuple[str]]) -> None:
+        if not rows:
+            return
+        with self.transaction():
+            self._conn.executemany("DELETE FROM local_cache WHERE path = ?", rows)
+            if self._cache is not None:
+                for (path,) in rows:
+                    self._cache.pop(RelPath(path), None)
+
+    # --- the base ------------------------------------------------------------------------
+
+    def _remote_id(self, url: str, *, create: bool) -> int | None:
+        known = self._remote_ids.get(url)
+        if known is not None:
+            return known
+        if create:
+            self._conn.execute("INSERT OR IGNORE INTO remotes (url) VALUES (?)", (url,))
+        row = self._conn.execute("SELECT id FROM remotes WHERE url = ?", (url,)).fetchone()
+        if row is None:
+            return None
+        self._remote_ids[url] = int(row[0])
+        return int(row[0])
+
+    def base(self, remote_url: str) -> dict[RelPath, BaseEntry]:
+        """The base for `remote_url`: every path both sides last agreed on ({} if none)."""
+        remote_id = self._remote_id(remote_url, create=False)
+        if remote_id is None:
+            return {}
+        rows = self._conn.execute(
+            "SELECT path, size, digest, fingerprint, mtime_ns FROM base WHERE remote_id = ?",
+            (remote_id,),
+        )
+        return {
+            RelPath(path): BaseEntry(size, Digest(digest), fingerprint, mtime_ns)
+            for path, size, digest, fingerprint, mtime_ns in rows
+        }
+
+    def set_base(
+        self, remote_url: str, changes: Iterable[tuple[RelPath, BaseEntry | None]]
+    ) -> None:
+        """Record base entries for `remote_url`; an entry of None forgets that path."""
+        upserts = []
+        forgets = []
+        for path, entry in changes:
+            if entry is None:
+                forgets.append((path,))
+            else:
+                upserts.append((path, entry.size, entry.digest, entry.fingerprint, entry.mtime_ns))
+        if not upserts and not forgets:
+            return
+        with self.transaction():
+            remote_id = self._remote_id(remote_url, create=True)
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO base (remote_id, path, size, digest, fingerprint,"
+                f" mtime_ns) VALUES ({remote_id:d}, ?, ?, ?, ?, ?)",
+                upserts,
+            )
+            self._conn.executemany(
+                f"DELETE FROM base WHERE remote_id = {remote_id:d} AND path = ?", forgets
+            )
+
+    def known_remotes(self) -> list[str]:
+        """The URLs of every remote this root has a base or a run for, sorted."""
+        return [url for (url,) in self._conn.execute("SELECT url FROM remotes ORDER BY url")]
+
+    # --- run history ---------------------------------------------------------------------
+
+    def start_run(self, command: str, remote_url: str) -> int:
+        """Record that `command` started against `remote_url`; return the run's id."""
+        with self.transaction():
+            remote_id = self._remote_id(remote_url, create=True)
+            cur = self._conn.execute(
+                "INSERT INTO runs (remote_id, command, started) VALUES (?, ?, ?)",
+                (remote_id, command, time.time()),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_run(self, run_id: int, exit_code: int, summary: Mapping[str, Any]) -> None:
+        """Record the end of run `run_id`; `summary` must be JSON-serialisable.
+
+        Raises `KeyError` for an unknown run id.
+        """
+        text = json.dumps(dict(summary), separators=(",", ":"))
+        with self.transaction():
+            cur = self._conn.execute(
+                "UPDATE runs SET ended = ?, exit_code = ?, summary = ? WHERE id = ?",
+                (time.time(), int(exit_code), text, run_id),
+            )
+        if cur.rowcount != 1:
+            raise KeyError(f"no run with id {run_id}")
+
+    def last_runs(self, limit: int = 10, remote_url: str | None = None) -> list[RunRecord]:
+        """The most recent runs, newest first, optionally only those against `remote_url`."""
+        sql = (
+            "SELECT r.id, m.url, r.command, r.started, r.ended, r.exit_code, r.summary"
+            " FROM runs AS r LEFT JOIN remotes AS m ON m.id = r.remote_id"
+        )
+        params: tuple[object, ...] = (limit,)
+        if remote_url is not None:
+            sql += " WHERE m.url = ?"
+            params = (remote_url, limit)
+        rows = self._conn.execute(sql + " ORDER BY r.id DESC LIMIT ?", params)
+        return [
+            RunRecord(rid, url, command, started, ended, code, json.loads(summary or "{}"))
+            for rid, url, command, started, ended, code, summary in rows
+        ]

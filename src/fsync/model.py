@@ -1,0 +1,230 @@
+"""Value types shared by every layer: paths, snapshot entries, actions and plans.
+
+Everything here is frozen and I/O-free, so the planner can be tested on plain values and a
+plan can be handed between threads without copying.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NewType
+
+RelPath = NewType("RelPath", str)
+"""A POSIX, NFC-normalised path relative to a sync root; only `paths.to_relpath` makes one."""
+
+Digest = NewType("Digest", str)
+"""Lower-case hex blake3 digest of a file's content (64 characters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalEntry:
+    """A local file as the scanner last saw it."""
+
+    size: int
+    mtime_ns: int
+    digest: Digest
+    mode: int = 0o644
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEntry:
+    """A remote object as one listing shows it.
+
+    `fingerprint` is the backend's cheap change marker (an S3 ETag, or size and mtime on a
+    filesystem); it changes whenever the content may have. `digest` is known only where the
+    backend stores it (object metadata) or where it was fetched for a decision; None means
+    "not known", never "empty".
+    """
+
+    size: int
+    fingerprint: str
+    digest: Digest | None = None
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BaseEntry:
+    """The last state both sides agreed on for one path of one remote."""
+
+    size: int
+    digest: Digest
+    fingerprint: str
+    mtime_ns: int
+
+
+Snapshot = Mapping[RelPath, LocalEntry]
+RemoteSnapshot = Mapping[RelPath, RemoteEntry]
+BaseSnapshot = Mapping[RelPath, BaseEntry]
+
+
+class Direction(enum.Enum):
+    """Which way a one-shot run moves changes."""
+
+    PUSH = "push"
+    PULL = "pull"
+
+
+class ConflictPolicy(enum.Enum):
+    """What to do when both sides changed a path differently (DESIGN.md, `--on-conflict`)."""
+
+    KEEP_BOTH = "keep-both"
+    NEWER = "newer"
+    LOCAL = "local"
+    REMOTE = "remote"
+    SKIP = "skip"
+
+
+class ActionKind(enum.Enum):
+    """What the engine does for one path."""
+
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+    DELETE_REMOTE = "delete-remote"
+    DELETE_LOCAL = "delete-local"
+    RECORD = "record"
+    """Both sides already hold the same content: write the base, move no bytes."""
+    FORGET = "forget"
+    """Drop the path from the base (both sides gone, or a conflict resolved by keeping one)."""
+    KEEP = "keep"
+    """Leave both sides as they are; used for resolved conflicts where the destination wins."""
+    CONFLICT = "conflict"
+    """An unresolved conflict (`--on-conflict skip`): nothing is done, the run exits 3."""
+
+    @property
+    def transfers(self) -> bool:
+        """True for kinds that move file content."""
+        return self in (ActionKind.UPLOAD, ActionKind.DOWNLOAD)
+
+    @property
+    def deletes(self) -> bool:
+        """True for kinds that remove a file from a tree."""
+        return self in (ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One step of a plan.
+
+    `local` and `remote` record what the planner saw, so the engine can refuse to act when a
+    side changed since (check before act). `keep_copy` asks the engine to keep the version
+    about to be overwritten beside it under a conflict name (`--on-conflict keep-both`).
+    """
+
+    kind: ActionKind
+    path: RelPath
+    local: LocalEntry | None
+    remote: RemoteEntry | None
+    base: BaseEntry | None
+    reason: str
+    conflict: bool = False
+    keep_copy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A change the run saw but does not apply (e.g. a remote change during a push)."""
+
+    path: RelPath
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The planner's output: actions ordered by path, plus what was left alone and why."""
+
+    actions: tuple[Action, ...]
+    notices: tuple[Notice, ...] = ()
+    unchanged: int = 0
+
+    def count(self, *kinds: ActionKind) -> int:
+        """Number of actions of any of `kinds`."""
+        return sum(1 for a in self.actions if a.kind in kinds)
+
+    @property
+    def conflicts(self) -> tuple[Action, ...]:
+        """Actions that arose from a conflict, resolved or not."""
+        return tuple(a for a in self.actions if a.conflict)
+
+    @property
+    def is_noop(self) -> bool:
+        """True when running the plan would change neither tree nor the base."""
+        return all(a.kind in (ActionKind.KEEP, ActionKind.CONFLICT) for a in self.actions)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPolicy:
+    """The planner's knobs, straight from the command line."""
+
+    direction: Direction
+    on_conflict: ConflictPolicy = ConflictPolicy.KEEP_BOTH
+    mirror: bool = False
+    max_delete: int | None = None
+    """Absolute cap on deletions; None means use `max_delete_ratio`."""
+    max_delete_ratio: float = 0.5
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    """One path's failure, as it appears in the `errors` list of the JSON summary."""
+
+    path: str
+    error: str
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did: the counts and names of DESIGN.md's `--json` summary."""
+
+    uploaded: int = 0
+    downloaded: int = 0
+    deleted: int = 0
+    moved: int = 0
+    conflicts: int = 0
+    unresolved: int = 0
+    failed: int = 0
+    unchanged: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    errors: list[FileError] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        """The summary object printed by `--json` and handed to `--on-error`."""
+        return {
+            "uploaded": self.uploaded,
+            "downloaded": self.downloaded,
+            "deleted": self.deleted,
+            "moved": self.moved,
+            "conflicts": self.conflicts,
+            "unresolved": self.unresolved,
+            "failed": self.failed,
+            "unchanged": self.unchanged,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "seconds": round(self.seconds, 3),
+            "dry_run": self.dry_run,
+            "errors": [{"path": e.path, "error": e.error} for e in self.errors],
+            "skipped": [{"path": n.path, "reason": n.reason} for n in self.notices],
+        }
+
+
+EMPTY_BASE: BaseSnapshot = {}
+"""A convenience for callers and tests: the base of a never-synced pair."""
+
+
+def digest_equal(a: Digest | None, b: Digest | None) -> bool:
+    """True only when both digests are known and equal; an unknown digest matches nothing."""
+    return a is not None and a == b
+
+
+def mapping_paths(*maps: Mapping[RelPath, object]) -> list[RelPath]:
+    """The sorted union of the keys of `maps`: the order every plan is built in."""
+    keys: set[RelPath] = set()
+    for m in maps:
+        keys.update(m)
+    return sorted(keys)

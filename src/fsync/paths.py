@@ -1,0 +1,76 @@
+"""Turn OS and remote names into `RelPath`s: the one gate every name passes through.
+
+A name that could escape a root or mean different things on different systems is refused
+here, once, so nothing downstream has to think about `..`, backslashes or Unicode forms.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from fsync.errors import UnsafePathError
+from fsync.model import RelPath
+
+MAX_NAME_BYTES = 255
+"""The longest single name (UTF-8 bytes) that common filesystems hold."""
+
+
+def to_relpath(name: str) -> RelPath:
+    """Validate and normalise a slash-separated relative name into a `RelPath`.
+
+    The result is NFC-normalised and has no empty, `.` or `..` segments. Raises
+    `UnsafePathError` for an empty, absolute or escaping name, a backslash (a separator on
+    Windows, so it would mean a different file there), a NUL or another control character.
+    """
+    if not name:
+        raise UnsafePathError("empty name")
+    if "\x00" in name:
+        raise UnsafePathError(f"{name!r}: contains a NUL byte")
+    if "\\" in name:
+        raise UnsafePathError(f"{name!r}: contains a backslash")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise UnsafePathError(f"{name!r}: contains a control character")
+    if name.startswith("/"):
+        raise UnsafePathError(f"{name!r}: is absolute")
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UnsafePathError(f"{name!r}: has an empty, '.' or '..' segment")
+    return RelPath(unicodedata.normalize("NFC", name))
+
+
+def check_name_lengths(path: RelPath, limit: int = MAX_NAME_BYTES) -> None:
+    """Raise `UnsafePathError` when a segment of `path` is longer than `limit` UTF-8 bytes."""
+    for part in path.split("/"):
+        if len(part.encode("utf-8")) > limit:
+            raise UnsafePathError(
+                f"{path!r}: name is {len(part.encode('utf-8'))} bytes, longer than the "
+                f"{limit} the target can hold"
+            )
+
+
+def join(root: str, path: RelPath) -> str:
+    """`root` and `path` joined with one slash (roots may or may not end in one)."""
+    if not root:
+        return path
+    return f"{root.rstrip('/')}/{path}"
+
+
+def parent(path: RelPath) -> str:
+    """The folder part of `path` (`""` for a top-level name)."""
+    head, _, _ = path.rpartition("/")
+    return head
+
+
+def conflict_name(path: RelPath, stamp: str, host: str) -> RelPath:
+    """`NAME.conflict-STAMP-HOST.EXT` beside `path`, keeping the extension last.
+
+    `stamp` is `YYYYMMDD-HHMMSS`. A leading-dot name (`.bashrc`) has no extension.
+    """
+    folder, _, base = path.rpartition("/")
+    stem, dot, ext = base.rpartition(".")
+    if not dot or not stem:
+        stem, ext = base, ""
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in host) or "host"
+    name = f"{stem}.conflict-{stamp}-{host}" + (f".{ext}" if ext else "")
+    return RelPath(f"{folder}/{name}" if folder else name)

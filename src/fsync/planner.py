@@ -1,0 +1,295 @@
+"""Decide what a one-shot push or pull does to each path: DESIGN.md's three-way rules.
+
+The planner is pure: three frozen snapshots and a policy go in, a `Plan` comes out, and no
+file, clock or remote is touched, so every rule is a unit test on plain values. The rules are
+written once, in push's terms: a *source* (local for push, remote for pull) and a
+*destination*. Pull swaps the roles of the inputs and the kinds of the outputs, which is what
+keeps the two directions exact mirrors.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from fsync.errors import SafetyAbort
+from fsync.model import (
+    Action,
+    ActionKind,
+    BaseEntry,
+    BaseSnapshot,
+    ConflictPolicy,
+    Digest,
+    Direction,
+    LocalEntry,
+    Notice,
+    Plan,
+    RemoteEntry,
+    RemoteSnapshot,
+    Snapshot,
+    SyncPolicy,
+    digest_equal,
+    mapping_paths,
+)
+
+
+class _State(enum.Enum):
+    """One side of one path compared with the base."""
+
+    ABSENT = "absent"  # no file and no base
+    UNCHANGED = "unchanged"
+    SAME_CONTENT = "same content"  # remote fingerprint moved, digest equals the base's
+    CHANGED = "changed"
+    NEW = "new"
+    DELETED = "deleted"
+
+
+_CLASS = {
+    _State.ABSENT: _State.UNCHANGED,
+    _State.UNCHANGED: _State.UNCHANGED,
+    _State.SAME_CONTENT: _State.UNCHANGED,
+    _State.CHANGED: _State.CHANGED,
+    _State.NEW: _State.CHANGED,
+    _State.DELETED: _State.DELETED,
+}
+"""The table's three classes: NEW counts as changed, ABSENT and SAME_CONTENT as unchanged."""
+
+_PULL_KIND = {
+    ActionKind.UPLOAD: ActionKind.DOWNLOAD,
+    ActionKind.DELETE_REMOTE: ActionKind.DELETE_LOCAL,
+}
+"""Outcomes are in push terms (UPLOAD = to the destination); pull renames these kinds."""
+
+_PULL_POLICY = {
+    ConflictPolicy.LOCAL: ConflictPolicy.REMOTE,
+    ConflictPolicy.REMOTE: ConflictPolicy.LOCAL,
+}
+"""`--on-conflict` in push terms too: LOCAL means the source wins, REMOTE the destination."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sides:
+    """One path oriented as source and destination, each side classified against the base."""
+
+    direction: Direction
+    src_state: _State
+    dst_state: _State
+    src_digest: Digest | None
+    dst_digest: Digest | None
+    src_mtime: int | None
+    dst_mtime: int | None
+    src: str = "local"
+    dst: str = "remote"
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What to do with one path, in push terms; `kind` None means no action."""
+
+    kind: ActionKind | None
+    reason: str = ""
+    conflict: bool = False
+    keep_copy: bool = False
+    notice: bool = False
+    """Also report the path: a change was seen that this run leaves unapplied."""
+
+
+def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: SyncPolicy) -> Plan:
+    """Plan a push or pull (per `policy.direction`) from the three snapshots.
+
+    Actions and notices come ordered by path, whatever the order of the input mappings.
+    Raises `SafetyAbort` (unless `policy.force`) when the source is empty while the base is
+    not, or when the plan deletes more than `delete_limit` allows.
+    """
+    actions: list[Action] = []
+    notices: list[Notice] = []
+    unchanged = 0
+    pull = policy.direction is Direction.PULL
+    on_conflict = policy.on_conflict
+    if pull:
+        on_conflict = _PULL_POLICY.get(on_conflict, on_conflict)
+    for path in mapping_paths(local, remote, base):
+        loc, rem, bas = local.get(path), remote.get(path), base.get(path)
+        sides = _sides(policy.direction, loc, rem, bas)
+        out = _mirror_rule(sides) if policy.mirror else _rule(sides, on_conflict)
+        if out.kind is not None:
+            kind = _PULL_KIND.get(out.kind, out.kind) if pull else out.kind
+            actions.append(
+                Action(kind, path, loc, rem, bas, out.reason, out.conflict, out.keep_copy)
+            )
+        if out.notice:
+            notices.append(Notice(path, out.reason))
+        unchanged += int(out.kind is None and not out.notice)
+    _check_safety(actions, local, remote, base, policy)
+    return Plan(tuple(actions), tuple(notices), unchanged)
+
+
+def _presence(entry: object, base: BaseEntry | None) -> _State:
+    """ABSENT, DELETED or NEW: the state of a path that lacks its entry, its base or both."""
+    if entry is None:
+        return _State.ABSENT if base is None else _State.DELETED
+    return _State.NEW
+
+
+def _local_state(entry: LocalEntry | None, base: BaseEntry | None) -> _State:
+    if entry is None or base is None:
+        return _presence(entry, base)
+    return _State.UNCHANGED if entry.digest == base.digest else _State.CHANGED
+
+
+def _remote_state(entry: RemoteEntry | None, base: BaseEntry | None) -> _State:
+    if entry is None or base is None:
+        return _presence(entry, base)
+    if entry.fingerprint == base.fingerprint:
+        return _State.UNCHANGED
+    if entry.digest is not None and entry.digest == base.digest:
+        return _State.SAME_CONTENT
+    return _State.CHANGED  # an unknown digest behind a moved fingerprint counts as changed
+
+
+def _remote_digest(entry: RemoteEntry | None, base: BaseEntry | None) -> Digest | None:
+    """The remote content's digest: the base's while the fingerprint has not moved."""
+    if entry is None:
+        return None
+    if base is not None and entry.fingerprint == base.fingerprint:
+        return base.digest
+    return entry.digest
+
+
+def _sides(
+    direction: Direction, loc: LocalEntry | None, rem: RemoteEntry | None, bas: BaseEntry | None
+) -> _Sides:
+    """Classify both sides of a path and orient them as source and destination."""
+    lstate, rstate = _local_state(loc, bas), _remote_state(rem, bas)
+    ldigest = loc.digest if loc is not None else None
+    rdigest = _remote_digest(rem, bas)
+    lmtime = loc.mtime_ns if loc is not None else None
+    rmtime = rem.mtime_ns if rem is not None else None
+    if direction is Direction.PUSH:
+        return _Sides(direction, lstate, rstate, ldigest, rdigest, lmtime, rmtime)
+    return _Sides(direction, rstate, lstate, rdigest, ldigest, rmtime, lmtime, "remote", "local")
+
+
+def _rule(s: _Sides, on_conflict: ConflictPolicy) -> _Outcome:
+    """DESIGN.md's table for one path; `on_conflict` is in push terms (LOCAL = source)."""
+    src, dst = _CLASS[s.src_state], _CLASS[s.dst_state]
+    if src is _State.UNCHANGED:
+        return _source_unchanged(s)
+    if dst is _State.UNCHANGED:
+        if src is _State.CHANGED:
+            return _Outcome(ActionKind.UPLOAD, f"{s.src_state.value} on {s.src}")
+        return _Outcome(ActionKind.DELETE_REMOTE, f"deleted on {s.src}")
+    if src is _State.DELETED:
+        if dst is _State.DELETED:
+            return _Outcome(ActionKind.FORGET, "deleted on both sides")
+        return _delete_conflict(s, on_conflict)
+    if dst is _State.DELETED:
+        return _Outcome(ActionKind.UPLOAD, f"changed on {s.src}, deleted on {s.dst}")
+    if digest_equal(s.src_digest, s.dst_digest):
+        return _Outcome(ActionKind.RECORD, "same content on both sides")
+    return _content_conflict(s, on_conflict)
+
+
+def _source_unchanged(s: _Sides) -> _Outcome:
+    """The source has nothing new: report a destination change, or record a rewrite."""
+    cmd, verb = ("pull", "fetch") if s.direction is Direction.PUSH else ("push", "send")
+    if s.src_state is _State.ABSENT:
+        return _Outcome(None, f"only on {s.dst} ({cmd} to {verb} it)", notice=True)
+    if s.dst_state is _State.DELETED:
+        return _Outcome(None, f"deleted on {s.dst} ({cmd} to apply it)", notice=True)
+    if _CLASS[s.dst_state] is _State.CHANGED:
+        return _Outcome(None, f"{s.dst} change ({cmd} to {verb} it)", notice=True)
+    if _State.SAME_CONTENT in (s.src_state, s.dst_state):
+        return _Outcome(ActionKind.RECORD, "remote rewritten with the same content")
+    return _Outcome(None)
+
+
+def _content_conflict(s: _Sides, on_conflict: ConflictPolicy) -> _Outcome:
+    """Both sides changed to different content: resolve per `--on-conflict` (push terms)."""
+    what = "conflict: both changed"
+    if on_conflict is ConflictPolicy.NEWER:
+        # An unknown mtime is a tie, and a tie keeps the destination: overwrite only on proof.
+        newer = s.src_mtime is not None and s.dst_mtime is not None and s.src_mtime > s.dst_mtime
+        on_conflict = ConflictPolicy.LOCAL if newer else ConflictPolicy.REMOTE
+        what += f", {s.src} newer" if newer else f", {s.dst} as new or newer"
+    if on_conflict is ConflictPolicy.KEEP_BOTH:
+        reason = f"{what}; {s.dst} version kept as a conflict copy"
+        return _Outcome(ActionKind.UPLOAD, reason, conflict=True, keep_copy=True)
+    if on_conflict is ConflictPolicy.LOCAL:
+        return _Outcome(ActionKind.UPLOAD, f"{what}; {s.src} wins", conflict=True)
+    if on_conflict is ConflictPolicy.REMOTE:
+        return _Outcome(ActionKind.KEEP, f"{what}; kept {s.dst}", conflict=True, notice=True)
+    return _Outcome(ActionKind.CONFLICT, f"{what}; left as is", conflict=True, notice=True)
+
+
+def _delete_conflict(s: _Sides, on_conflict: ConflictPolicy) -> _Outcome:
+    """Deleted on the source, changed on the destination: the change survives unless the
+    source's side was chosen; FORGET drops the base so the next run sees it as new."""
+    what = f"conflict: deleted on {s.src}, changed on {s.dst}"
+    if on_conflict is ConflictPolicy.LOCAL:
+        return _Outcome(ActionKind.DELETE_REMOTE, f"{what}; {s.src} wins", conflict=True)
+    if on_conflict is ConflictPolicy.SKIP:
+        return _Outcome(ActionKind.CONFLICT, f"{what}; left as is", conflict=True, notice=True)
+    return _Outcome(ActionKind.FORGET, f"{what}; kept {s.dst}", conflict=True, notice=True)
+
+
+def _mirror_rule(s: _Sides) -> _Outcome:
+    """`--mirror`: make the destination equal the source, whatever the base says."""
+    src_present = s.src_state not in (_State.ABSENT, _State.DELETED)
+    dst_present = s.dst_state not in (_State.ABSENT, _State.DELETED)
+    if not src_present:
+        if dst_present:
+            return _Outcome(ActionKind.DELETE_REMOTE, f"not on {s.src} (mirror)")
+        return _Outcome(ActionKind.FORGET, "deleted on both sides")
+    if dst_present and digest_equal(s.src_digest, s.dst_digest):
+        if s.src_state is _State.UNCHANGED and s.dst_state is _State.UNCHANGED:
+            return _Outcome(None)
+        return _Outcome(ActionKind.RECORD, "same content on both sides")
+    return _Outcome(ActionKind.UPLOAD, f"differs on {s.dst} (mirror)")
+
+
+def delete_limit(policy: SyncPolicy, denominator: int) -> int:
+    """The most deletions one plan may hold: `policy.max_delete`, or a share of `denominator`.
+
+    `denominator` is the base's size, or the destination's file count when there is no base.
+    The share (`max_delete_ratio`) is rounded down, with a hair of slack for float error, but
+    is at least 1 when the ratio is positive: deleting the one file of a one-file tree (or
+    one of three, at 50 %) must not need `--force`. An explicit `max_delete` of 0 forbids all.
+    """
+    if policy.max_delete is not None:
+        return policy.max_delete
+    if policy.max_delete_ratio <= 0:
+        return 0
+    return max(1, math.floor(policy.max_delete_ratio * denominator + 1e-9))
+
+
+def _check_safety(
+    actions: list[Action],
+    local: Snapshot,
+    remote: RemoteSnapshot,
+    base: BaseSnapshot,
+    policy: SyncPolicy,
+) -> None:
+    """Raise `SafetyAbort` for an emptied source or too many deletions, unless forced."""
+    if policy.force:
+        return
+    push = policy.direction is Direction.PUSH
+    src, dst = ("local", "remote") if push else ("remote", "local")
+    if base and not (local if push else remote):
+        raise SafetyAbort(
+            f"the {src} side is empty but {len(base)} files were synced before (a wrong path "
+            "or an unmounted disk?); use --force to delete them all"
+        )
+    deletes = sum(1 for a in actions if a.kind.deletes)
+    denominator = len(base) if base else len(remote if push else local)
+    limit = delete_limit(policy, denominator)
+    if deletes > limit:
+        why = f"{policy.max_delete_ratio:.0%} of {denominator} "
+        why += "synced files" if base else f"files on the {dst} side"
+        if policy.max_delete is not None:
+            why = f"--max-delete {policy.max_delete}"
+        raise SafetyAbort(
+            f"the plan deletes {deletes} files, more than the limit of {limit} ({why}); "
+            "check the paths, then raise --max-delete or use --force"
+        )

@@ -1,0 +1,154 @@
+"""The contract every remote adapter meets, and the flags that say what it can do.
+
+The engine and the app depend on this module only, never on an adapter's class: they branch
+on `Remote.capabilities`. Adapters raise builtin `FileNotFoundError`/`PermissionError`, or
+`fsync.errors.TransientError`/`PermanentError`/`RemoteChanged`; foreign exception types
+(botocore, aiohttp, fsspec) never leave the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from fsync.errors import UnsafePathError
+from fsync.model import Digest, RelPath, RemoteEntry
+from fsync.paths import to_relpath
+
+TEMP_PREFIX = ".fsync-"
+TEMP_SUFFIX = ".tmp"
+"""Temporary names (`.fsync-<hex>.tmp`) that writers publish by rename; listings skip them."""
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the last segment of a path that is an fsync temporary file."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+
+
+def relpath_from_key(name: str) -> RelPath:
+    """Map one listed name (relative to the root) to a `RelPath`; raise `UnsafePathError` if not.
+
+    Beyond `paths.to_relpath`'s checks, the name must be valid UTF-8 and already NFC: adapters
+    address objects by `RelPath`, so a name that normalises to a different string could be
+    listed but never read, replaced or deleted again (and two such names could collide).
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafePathError(f"{name!r}: is not valid UTF-8") from None
+    rel = to_relpath(name)
+    if rel != name:
+        raise UnsafePathError(f"{name!r}: is not NFC-normalised Unicode")
+    return rel
+
+
+def same_version(current: RemoteEntry | None, expect: RemoteEntry | None) -> bool:
+    """True when `current` is still the version `expect` recorded (None on both: absent).
+
+    Size and fingerprint decide; a digest is ignored because one side may have fetched it and
+    the other not.
+    """
+    if current is None or expect is None:
+        return current is None and expect is None
+    return current.size == expect.size and current.fingerprint == expect.fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do; tests and the engine branch on these, not on types."""
+
+    stores_digest: bool = False
+    """blake3 (and mtime, mode) travel in object metadata and come back from `read_digest`."""
+    sets_mtime: bool = False
+    """A written file takes the local mtime, so `RemoteEntry.mtime_ns` round-trips."""
+    server_side_copy: bool = True
+    resumable_uploads: bool = False
+    conditional_writes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """What is known about content being written: published as metadata where possible."""
+
+    size: int
+    digest: Digest
+    mtime_ns: int
+    mode: int = 0o100644
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One recursive listing of the remote root.
+
+    `entries` holds every regular object under the root by `RelPath`; `refused` holds the
+    raw keys that cannot be mapped to a `RelPath` (e.g. `../x`) with the reason, so a pull can
+    report them instead of writing outside the root.
+    """
+
+    entries: dict[RelPath, RemoteEntry]
+    refused: tuple[tuple[str, str], ...] = ()
+
+
+class Remote(Protocol):
+    """A tree of files addressed by `RelPath` under one root URL."""
+
+    url: str
+    capabilities: Capabilities
+
+    def list(self) -> Listing:
+        """List every object under the root in one recursive listing (no per-object calls).
+
+        A root that does not exist lists as empty.
+        """
+        ...
+
+    def root_exists(self) -> bool:
+        """True if the root exists (a folder on filesystems; always True on object stores)."""
+        ...
+
+    def stat(self, path: RelPath) -> RemoteEntry | None:
+        """The current entry for `path`, or None if absent."""
+        ...
+
+    def read_digest(self, path: RelPath) -> Digest | None:
+        """The blake3 stored with the object, or None where the backend keeps none."""
+        ...
+
+    def open_read(self, path: RelPath) -> BinaryIO:
+        """A streaming reader of the object's bytes; raises `FileNotFoundError` if absent."""
+        ...
+
+    def put(
+        self,
+        path: RelPath,
+        source: BinaryIO,
+        meta: ObjectMeta,
+        *,
+        expect: RemoteEntry | None,
+        before_publish: Callable[[], None],
+    ) -> RemoteEntry:
+        """Write `source` to `path` atomically and return the new entry.
+
+        The bytes are staged (a temporary name, or an unfinished upload) and become visible
+        under `path` only after `before_publish()` returns; if it raises, the staged bytes are
+        discarded and the exception propagates. Just before publishing, the current object must
+        still match `expect` (None: must be absent), else `RemoteChanged` is raised and nothing
+        is overwritten.
+        """
+        ...
+
+    def delete(self, path: RelPath, *, expect: RemoteEntry | None) -> None:
+        """Delete `path` if it still matches `expect`; a missing object is not an error.
+
+        Raises `RemoteChanged` if the object changed since `expect` was seen.
+        """
+        ...
+
+    def copy(self, src: RelPath, dst: RelPath) -> RemoteEntry:
+        """Copy `src` to `dst` inside the remote (server-side where possible)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and clean up."""
+        ...

@@ -1,0 +1,338 @@
+"""A remote over any fsspec filesystem: memory://, and for now s3:// and the rest.
+
+This module never imports fsspec itself: it receives a constructed filesystem (see
+`fsync.remote.open_remote`), so importing it costs nothing at start-up. fsspec's info dicts
+differ per backend (memory gives `created`, S3 `ETag` and `LastModified`, sftp `mtime`); the
+helpers below turn any of them into a `RemoteEntry` whose fingerprint is the same whether it
+came from a listing or from `info`, because the planner compares the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+
+from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
+from fsync.model import Digest, RelPath, RemoteEntry
+from fsync.paths import join
+from fsync.remote.base import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    Capabilities,
+    Listing,
+    ObjectMeta,
+    is_temp_name,
+    relpath_from_key,
+    same_version,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+    from fsspec import AbstractFileSystem
+
+CHUNK_SIZE = 1 << 20
+"""Bytes read from a source per write: memory per upload stays at one chunk."""
+
+_CREATE_ATTEMPTS = 3
+"""A concurrent delete may prune the folder a write just created; re-create it this often."""
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+_MTIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "modified", "created")
+"""Info-dict keys that carry a modification time, most specific first (memory has `created`)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _raise_translated(err: OSError, doing: str) -> NoReturn:
+    """Re-raise `err` in the contract's terms: builtin not-found/permission, else fsync's."""
+    if isinstance(err, FileNotFoundError | PermissionError):
+        raise err
+    if err.errno in _NO_SPACE:
+        raise PermanentError(f"no space left on {doing}") from err
+    raise PermanentError(f"{doing}: {err.strerror or err}") from err
+
+
+def _to_ns(value: object) -> int | None:
+    """Nanoseconds since the epoch from a datetime, epoch seconds or an ISO string.
+
+    Float seconds are rounded to the microsecond, so a listing's float and an `info` call's
+    datetime for the same object (memory:// gives one of each) agree exactly.
+    """
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return (aware - _EPOCH) // timedelta(microseconds=1) * 1000
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return round(value * 1_000_000) * 1000
+    if isinstance(value, str):
+        try:
+            return _to_ns(datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
+
+
+def entry_from_info(info: Mapping[str, Any]) -> RemoteEntry:
+    """A `RemoteEntry` from an fsspec info dict (listing or `info`).
+
+    The fingerprint is the ETag without quotes where the backend gives one, else
+    `"{size}:{mtime_ns}"` from the first time the dict carries.
+    """
+    size = int(info.get("size") or 0)
+    mtime_ns = next((ns for key in _MTIME_KEYS if (ns := _to_ns(info.get(key))) is not None), None)
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return RemoteEntry(size=size, fingerprint=str(etag).strip('"'), mtime_ns=mtime_ns)
+    fingerprint = f"{size}:{'' if mtime_ns is None else mtime_ns}"
+    return RemoteEntry(size=size, fingerprint=fingerprint, mtime_ns=mtime_ns)
+
+
+class FsspecRemote:
+    """A remote tree under `root` of an fsspec filesystem.
+
+    `object_store` says the backend has no real folders (S3, GCS, Azure): no folders are made
+    or pruned, and the root always exists. Writes go to a temp name in the destination folder
+    and are published with `fs.mv` after `before_publish()` and the `expect` check.
+    """
+
+    def __init__(
+        self,
+        fs: AbstractFileSystem,
+        root: str,
+        url: str,
+        *,
+        capabilities: Capabilities | None = None,
+        object_store: bool = False,
+    ) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+        self.capabilities = capabilities or Capabilities(
+            stores_digest=False, sets_mtime=False, server_side_copy=True
+        )
+        self.object_store = object_store
+        # Snapshots must come from the backend, never from fsspec's listing cache.
+        dircache = getattr(fs, "dircache", None)
+        if dircache is not None:
+            dircache.use_listings_cache = False
+            dircache.clear()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def list(self) -> Listing:
+        """One recursive `find` under the root; temp names and `.fsync/` are skipped."""
+        try:
+            found = self.fs.find(self.root, detail=True, withdirs=False)
+        except FileNotFoundError:
+            return Listing({})
+        except OSError as err:
+            _raise_translated(err, f"listing {self.url}")
+        entries: dict[RelPath, RemoteEntry] = {}
+        refused: list[tuple[str, str]] = []
+        for name, info in found.items():
+            key = self._relative(name)
+            if key is None:
+                refused.append((name, "not under the root (is the root a file?)"))
+            elif self._skipped(key, info):
+                continue
+            else:
+                try:
+                    entries[relpath_from_key(key)] = entry_from_info(info)
+                except UnsafePathError as err:
+                    refused.append((key, str(err)))
+        return Listing(entries, tuple(sorted(refused)))
+
+    def _relative(self, name: str) -> str | None:
+        """`name` relative to the root, or None if the backend listed something outside it."""
+        if not self.root:
+            return name.lstrip("/")
+        prefix = self.root + "/"
+        return name[len(prefix) :] if name.startswith(prefix) else None
+
+    @staticmethod
+    def _skipped(key: str, info: Mapping[str, Any]) -> bool:
+        """True for keys that are not synced files: temp names, `.fsync/`, folder markers."""
+        if info.get("type", "file") != "file" or key.endswith("/"):
+            return True
+        return key.startswith(".fsync/") or is_temp_name(key.rpartition("/")[2])
+
+    def root_exists(self) -> bool:
+        """True if the root folder exists; always True on object stores and at the top."""
+        if self.object_store or not self.root:
+            return True
+        try:
+            return bool(self.fs.exists(self.root))
+        except OSError as err:
+            _raise_translated(err, f"checking {self.url}")
+
+    def stat(self, path: RelPath) -> RemoteEntry | None:
+        """The entry for `path` from a fresh `info` call, or None if absent or a folder."""
+        try:
+            info = self.fs.info(self._full(path))
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            _raise_translated(err, f"reading {self._url(path)}")
+        if info.get("type", "file") != "file":
+            return None
+        return entry_from_info(info)
+
+    def read_digest(self, path: RelPath) -> Digest | None:
+        """Always None: this adapter writes no metadata, so there is no stored digest."""
+        return None
+
+    def open_read(self, path: RelPath) -> BinaryIO:
+        """A streaming reader of the object; `FileNotFoundError` if absent."""
+        try:
+            reader: BinaryIO = self.fs.open(self._full(path), "rb")
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            _raise_translated(err, f"reading {self._url(path)}")
+        return reader
+
+    # -- writing -------------------------------------------------------------------------
+
+    def put(
+        self,
+        path: RelPath,
+        source: BinaryIO,
+        meta: ObjectMeta,
+        *,
+        expect: RemoteEntry | None,
+        before_publish: Callable[[], None],
+    ) -> RemoteEntry:
+        """Stream `source` to a temp name beside `path`, then move it into place.
+
+        `before_publish()` runs once every byte is staged; the destination is then checked
+        against `expect` from a fresh `info` (`RemoteChanged` if it moved). Any failure
+        removes the temp name. `meta` is not stored: this adapter keeps no metadata.
+        """
+        full = self._full(path)
+        folder = full.rpartition("/")[0]
+        name = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+        temp = f"{folder}/{name}" if folder else name
+        doing = f"writing {self._url(path)}"
+        with self._discarding(temp, doing), self._create(folder, temp) as out:
+            while chunk := source.read(CHUNK_SIZE):
+                out.write(chunk)
+        try:
+            before_publish()
+        except BaseException:
+            self._discard(temp)
+            raise
+        with self._discarding(temp, doing):
+            if not same_version(self.stat(path), expect):
+                raise RemoteChanged(f"{self._url(path)}: changed since it was listed")
+            self.fs.mv(temp, full)
+        entry = self.stat(path)
+        if entry is None:
+            raise RemoteChanged(f"{self._url(path)}: vanished right after it was written")
+        return entry
+
+    @contextlib.contextmanager
+    def _discarding(self, temp: str, doing: str) -> Iterator[None]:
+        """On any failure in the block, remove `temp` (best effort) and translate OS errors."""
+        try:
+            yield
+        except BaseException as err:
+            self._discard(temp)
+            if isinstance(err, OSError):
+                _raise_translated(err, doing)
+            raise
+
+    def _discard(self, temp: str) -> None:
+        """Remove a temp name if it is still there; cleanup never masks the real error."""
+        with contextlib.suppress(Exception):
+            self.fs.rm_file(temp)
+
+    def _create(self, folder: str, temp: str) -> Any:
+        """Open `temp` for writing, making its folder first where the backend has folders."""
+        for _ in range(_CREATE_ATTEMPTS - 1):
+            self._makedirs(folder)
+            with contextlib.suppress(FileNotFoundError):
+                return self.fs.open(temp, "wb")
+        self._makedirs(folder)
+        return self.fs.open(temp, "wb")
+
+    def _makedirs(self, folder: str) -> None:
+        if folder and not self.object_store:
+            self.fs.makedirs(folder, exist_ok=True)
+
+    def delete(self, path: RelPath, *, expect: RemoteEntry | None) -> None:
+        """Delete `path` if it still matches `expect`; absent is not an error.
+
+        Raises `RemoteChanged` if the object changed since `expect` was seen. On filesystems,
+        folders left empty are removed up to (not including) the root.
+        """
+        current = self.stat(path)
+        if current is None:
+            return
+        if not same_version(current, expect):
+            raise RemoteChanged(f"{self._url(path)}: changed since it was listed")
+        full = self._full(path)
+        try:
+            self.fs.rm_file(full)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            _raise_translated(err, f"deleting {self._url(path)}")
+        if not self.object_store:
+            self._prune(full.rpartition("/")[0])
+
+    def _prune(self, folder: str) -> None:
+        """Remove `folder` and its parents while empty, stopping below the root."""
+        while len(folder) > len(self.root) and folder.startswith(self.root):
+            try:
+                self.fs.rmdir(folder)
+            except OSError:
+                return
+            folder = folder.rpartition("/")[0]
+
+    def copy(self, src: RelPath, dst: RelPath) -> RemoteEntry:
+        """Copy `src` to `dst` with the backend's copy; `FileNotFoundError` if `src` is absent."""
+        if self.stat(src) is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", self._url(src))
+        dst_full = self._full(dst)
+        try:
+            self._makedirs(dst_full.rpartition("/")[0])
+            self.fs.copy(self._full(src), dst_full)
+        except OSError as err:
+            _raise_translated(err, f"copying {self._url(src)} to {self._url(dst)}")
+        entry = self.stat(dst)
+        if entry is None:
+            raise RemoteChanged(f"{self._url(dst)}: vanished right after it was copied")
+        return entry
+
+    def close(self) -> None:
+        """Drop the listing cache; fsspec filesystems hold nothing else we can release."""
+        dircache = getattr(self.fs, "dircache", None)
+        if dircache is not None:
+            dircache.clear()
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def _full(self, path: RelPath) -> str:
+        return join(self.root, path)
+
+    def _url(self, path: RelPath) -> str:
+        """`path` as the user would write it, for messages."""
+        return self.url + path if self.url.endswith("://") else join(self.url, path)
+
+
+class MemoryRemote(FsspecRemote):
+    """memory:// with readers that do not share a position.
+
+    fsspec's memory filesystem hands every `open(..., "rb")` the stored BytesIO itself, so two
+    readers of one object (a download and a verify) would move each other's position. The
+    bytes are in memory already, so a private copy costs no I/O.
+    """
+
+    def open_read(self, path: RelPath) -> BinaryIO:
+        """An independent reader of the object; `FileNotFoundError` if absent."""
+        return io.BytesIO(self.fs.cat_file(self._full(path)))

@@ -1,0 +1,454 @@
+"""Walk the local tree and produce its snapshot, hashing only what may have changed.
+
+A file whose stat signature matches a trusted cache record keeps its cached digest without
+being read; everything else is hashed on a thread pool (blake3 releases the GIL). The scanner
+learns about the cache through the `DigestCache` protocol only, so it runs against a plain
+dict in tests and against `manifest.Manifest` in the app (Syncthing's `CurrentFiler`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fsync.errors import ConfigError, FileChangedError, UnsafePathError
+from fsync.hashing import CacheRecord, StatSig, hash_file
+from fsync.ignore import IGNORE_FILE, STATE_DIR, IgnoreMatcher
+from fsync.model import Digest, FileError, LocalEntry, RelPath
+from fsync.paths import to_relpath
+
+RACY_NS = 2_000_000_000
+"""A file whose mtime or ctime is this close to the scan's start is hashed again next scan.
+
+Two seconds covers the coarsest timestamps in common use (FAT); within that window a write
+can leave size and times unchanged, so an unchanged signature proves nothing (git's
+"racily clean" entries).
+"""
+
+CHANGED_WHILE_READ = "changed while being read"
+
+BATCH_FILES = 128
+BATCH_BYTES = 8 << 20
+"""Small files are hashed in batches of up to this many files or bytes per pool task.
+
+Per-file tasks cost more in thread hand-offs than hashing a small cached file does
+(measured on 20,000 files of 200 bytes: 1.1 s per file, 0.4 s in batches, 0.2 s serially);
+batches keep the pool for what it is good at, overlapping reads that wait on the disk.
+"""
+
+
+class DigestCache(Protocol):
+    """What the scanner needs from a store of earlier digests."""
+
+    def cached(self, path: RelPath) -> CacheRecord | None:
+        """The record last stored for `path`, or None. Called once per file: make it O(1)."""
+        ...
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """What one scan found.
+
+    `entries` holds every regular file found. `updates` are the cache records to store (files
+    hashed by this scan). `removed` lists paths of an `only=` scan that are gone (it may name a
+    folder: whatever the caller knows under it is gone too); a full scan leaves it empty, as
+    everything not in `entries` is gone. `errors` are files and folders that could not be read;
+    `incomplete` are the folders among them, whose contents are unknown. A path for which
+    `is_unknown` is true must not be treated as deleted.
+    """
+
+    entries: dict[RelPath, LocalEntry] = field(default_factory=dict)
+    updates: list[tuple[RelPath, CacheRecord]] = field(default_factory=list)
+    removed: list[RelPath] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    incomplete: list[RelPath] = field(default_factory=list)
+
+    def is_unknown(self, path: RelPath) -> bool:
+        """True if `path` failed to scan or lies in a folder that could not be listed."""
+        if any(e.path == path for e in self.errors):
+            return True
+        return any(path.startswith(folder + "/") for folder in self.incomplete)
+
+
+def read_ignore(root: str, excludes: Iterable[str] = ()) -> IgnoreMatcher:
+    """The matcher for `root`: its `.fsyncignore` (if any) followed by `excludes`.
+
+    Raises `ConfigError` when the file exists but cannot be read or is not UTF-8 text.
+    """
+    path = os.path.join(root, IGNORE_FILE)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path} ({e.strerror or e})") from None
+    return IgnoreMatcher.from_patterns([*lines, *excludes])
+
+
+def scan(
+    root: str,
+    cache: DigestCache,
+    ignore: IgnoreMatcher,
+    *,
+    only: Iterable[RelPath] | None = None,
+    workers: int = 8,
+    now_ns: int | None = None,
+    follow_links: bool = False,
+) -> ScanResult:
+    """Scan the tree under `root` (or just the `only` paths and folders) into a `ScanResult`.
+
+    Unreadable files and folders are reported in the result and the scan goes on. Raises
+    `ConfigError` when `root` does not exist, is not a directory or cannot be listed.
+    `now_ns` (default: now) is the scan's start time, against which racily clean files are
+    judged. With `follow_links`, symlinks are followed as long as they stay inside the root.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    start = time.time_ns() if now_ns is None else now_ns
+    walker = _Walker(
+        _check_root(root),
+        cache,
+        ignore,
+        trust_before_ns=start - RACY_NS,
+        follow_links=follow_links,
+        workers=workers,
+    )
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fsync-hash") as pool:
+        walker.pool = pool
+        try:
+            if only is None:
+                walker.walk(walker.root, "")
+            else:
+                walker.scan_only(only)
+            walker.drain(0)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return walker.result
+
+
+def _check_root(root: str) -> str:
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise ConfigError(f"local root {root} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"local root {root} cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"local root {root} is not a directory")
+    return os.path.abspath(root)
+
+
+def _hash_guarded(path: str, sig: StatSig) -> tuple[Digest, StatSig]:
+    """`hash_file`, retried once with a fresh signature if the file changed while read."""
+    try:
+        return hash_file(path, before=sig)
+    except FileChangedError:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise FileNotFoundError(path) from None
+        return hash_file(path, before=StatSig.from_stat(st))
+
+
+_Outcome = tuple[Digest, StatSig] | OSError | FileChangedError
+
+
+def _hash_batch(batch: list[tuple[RelPath, str, StatSig]]) -> list[tuple[RelPath, _Outcome]]:
+    """Hash each file of `batch`; a file's failure is returned in its place, not raised."""
+    done: list[tuple[RelPath, _Outcome]] = []
+    for rel, path, sig in batch:
+        try:
+            done.append((rel, _hash_guarded(path, sig)))
+        except (OSError, FileChangedError) as e:
+            done.append((rel, e))
+    return done
+
+
+def _describe(exc: OSError) -> str:
+    return f"cannot read ({exc.strerror or exc})"
+
+
+class _Walker:
+    """The state of one scan: the walk runs on the calling thread, hashing on `pool`."""
+
+    def __init__(
+        self,
+        root: str,
+        cache: DigestCache,
+        ignore: IgnoreMatcher,
+        *,
+        trust_before_ns: int,
+        follow_links: bool,
+        workers: int,
+    ) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.cache = cache
+        self.ignore = ignore
+        self.trust_before_ns = trust_before_ns
+        self.follow_links = follow_links
+        self.max_pending = workers * 4
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: deque[Future[list[tuple[RelPath, _Outcome]]]] = deque()
+        self.batch: list[tuple[RelPath, str, StatSig]] = []
+        self.batch_bytes = 0
+        self.result = ScanResult()
+        self.only_mode = False
+        self._nonascii_seen: set[RelPath] = set()
+        self._visited_dirs: set[tuple[int, int]] = set()
+
+    # --- walking -------------------------------------------------------------------------
+
+    def walk(self, start: str, prefix: str) -> None:
+        """Walk the folder `start` (whose relative path plus "/" is `prefix`) iteratively."""
+        stack = [(start, prefix)]
+        while stack:
+            folder, rel_prefix = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    for entry in it:
+                        self._visit(entry, rel_prefix, stack)
+            except OSError as e:
+                if not rel_prefix:
+                    raise ConfigError(
+                        f"local root {self.root} cannot be read ({e.strerror or e}); "
+                        "check its permissions"
+                    ) from None
+                where = RelPath(rel_prefix[:-1])
+                self.result.errors.append(FileError(where, _describe(e)))
+                self.result.incomplete.append(where)
+
+    def _relpath(self, rel: str, name: str) -> RelPath | None:
+        """`rel` as a `RelPath`, or None (with a warning) when the name cannot be synced."""
+        try:
+            if not name.isascii():
+                rel.encode("utf-8")
+            path = to_relpath(rel)
+        except UnicodeEncodeError:
+            self.result.warnings.append(f"skipping {rel!r}: the name is not valid UTF-8")
+            return None
+        except UnsafePathError as e:
+            self.result.warnings.append(f"skipping {e}")
+            return None
+        if not name.isascii():
+            # Two names that differ only in Unicode form would become one path.
+            if path in self._nonascii_seen:
+                self.result.warnings.append(
+                    f"skipping {rel!r}: another name in its folder has the same NFC form"
+                )
+                return None
+            self._nonascii_seen.add(path)
+        return path
+
+    def _visit(self, entry: os.DirEntry[str], prefix: str, stack: list[tuple[str, str]]) -> None:
+        rel = self._relpath(prefix + entry.name, entry.name)
+        if rel is None:
+            return
+        try:
+            if entry.is_symlink():
+                self._symlink(entry.path, rel)
+                return
+            if entry.is_dir(follow_symlinks=False):
+                if rel != STATE_DIR and not self.ignore.ignores(rel, True, parents_checked=True):
+                    stack.append((entry.path, rel + "/"))
+                return
+            if self.ignore.ignores(rel, parents_checked=True):
+                return
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            self.result.errors.append(FileError(rel, _describe(e)))
+            return
+        self._file(rel, entry.path, st)
+
+    def _symlink(self, path: str, rel: RelPath) -> None:
+        """Skip the link at `path` with a warning, or follow it if allowed and inside the root."""
+        if self.ignore.ignores(rel, os.path.isdir(path), parents_checked=True):
+            return
+        if not self.follow_links:
+            self.result.warnings.append(f"skipping symlink {rel} (use --links follow)")
+            return
+        target = os.path.realpath(path)
+        if target != self.real_root and not target.startswith(self.real_root + os.sep):
+            self.result.warnings.append(f"skipping symlink {rel}: it leads outside the root")
+            return
+        try:
+            st = os.stat(path)
+        except OSError:
+            self.result.warnings.append(f"skipping symlink {rel}: its target is missing")
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) in self._visited_dirs or target == self.real_root:
+                self.result.warnings.append(f"skipping symlink {rel}: it makes a loop")
+                return
+            self._visited_dirs.add((st.st_dev, st.st_ino))
+            self.walk(path, rel + "/")
+        else:
+            self._file(rel, path, st)
+
+    # --- files and hashing ---------------------------------------------------------------
+
+    def _file(self, rel: RelPath, path: str, st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            self.result.warnings.append(f"skipping {rel}: not a regular file")
+            return
+        rec = self.cache.cached(rel)
+        if rec is not None and rec.trusted:
+            sig = rec.sig
+            if (
+                sig.size == st.st_size
+                and sig.mtime_ns == st.st_mtime_ns
+                and sig.ino == st.st_ino
+                and sig.ctime_ns == st.st_ctime_ns
+                and sig.mode == st.st_mode
+            ):
+                self.result.entries[rel] = LocalEntry(
+                    st.st_size, st.st_mtime_ns, rec.digest, stat.S_IMODE(st.st_mode)
+                )
+                return
+        self.batch.append((rel, path, StatSig.from_stat(st)))
+        self.batch_bytes += st.st_size
+        if len(self.batch) >= BATCH_FILES or self.batch_bytes >= BATCH_BYTES:
+            self._submit()
+
+    def _submit(self) -> None:
+        """Hand the current batch to the pool, collecting old results if too many wait."""
+        assert self.pool is not None
+        self.pending.append(self.pool.submit(_hash_batch, self.batch))
+        self.batch = []
+        self.batch_bytes = 0
+        if len(self.pending) > self.max_pending:
+            # Bound what is held at once: a first scan of millions of files would otherwise
+            # keep every result alive until the walk ends.
+            self.drain(self.max_pending // 2)
+
+    def drain(self, keep: int) -> None:
+        """Collect finished batches, oldest first, until at most `keep` are pending.
+
+        With `keep=0` the unsubmitted batch is submitted first, so everything is collected.
+        """
+        if keep == 0 and self.batch:
+            self._submit()
+        while len(self.pending) > keep:
+            for rel, outcome in self.pending.popleft().result():
+                self._record(rel, outcome)
+
+    def _record(self, rel: RelPath, outcome: _Outcome) -> None:
+        if isinstance(outcome, FileChangedError):
+            self.result.errors.append(FileError(rel, CHANGED_WHILE_READ))
+        elif isinstance(outcome, FileNotFoundError):
+            if self.only_mode:
+                self.result.removed.append(rel)
+        elif isinstance(outcome, OSError):
+            self.result.errors.append(FileError(rel, _describe(outcome)))
+        else:
+            digest, sig = outcome
+            # ctime counts too: a tool that restores an old mtime (cp -p, rsync -t) still
+            # moves ctime, and the write may have happened within the same tick.
+            trusted = max(sig.mtime_ns, sig.ctime_ns) < self.trust_before_ns
+            self.result.entries[rel] = LocalEntry(
+                sig.size, sig.mtime_ns, digest, stat.S_IMODE(sig.mode)
+            )
+            self.result.updates.append((rel, CacheRecord(sig, digest, trusted)))
+
+    # --- subset scans --------------------------------------------------------------------
+
+    def scan_only(self, paths: Iterable[RelPath]) -> None:
+        """Scan just `paths`: files are checked, folders walked, missing paths reported."""
+        self.only_mode = True
+        walked: set[str] = set()
+        for rel in sorted(set(paths)):
+            if any(folder in walked for folder in _ancestors(rel)):
+                continue
+            if self._scan_one(rel):
+                walked.add(rel)
+
+    def _scan_one(self, rel: RelPath) -> bool:
+        """Scan one `only=` path; True if it was a folder (now walked)."""
+        path = self._locate(rel)
+        if path is None:
+            self.result.removed.append(rel)
+            return False
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self.result.removed.append(rel)
+            return False
+        except OSError as e:
+            self.result.errors.append(FileError(rel, _describe(e)))
+            return False
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if rel.split("/", 1)[0] == STATE_DIR:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            self._symlink(path, rel)
+            return False
+        if self.ignore.ignores(rel, is_dir):
+            return False
+        if is_dir:
+            self.walk(path, rel + "/")
+            return True
+        self._file(rel, path, st)
+        return False
+
+    def _locate(self, rel: RelPath) -> str | None:
+        """The on-disk path of `rel`, or None if it is gone or lies under a skipped link.
+
+        `rel` is NFC; the disk may hold another Unicode form (Linux keeps names as written),
+        so a non-ASCII name not found as given is looked up by normalising its folder's names.
+        """
+        path = os.path.join(self.root, rel)
+        if not rel.isascii() and not os.path.lexists(path):
+            found = _find_by_nfc(self.root, rel)
+            if found is None:
+                return None
+            path = found
+        folder = os.path.dirname(path)
+        if folder != self.root and os.path.realpath(folder) != os.path.join(
+            self.real_root, os.path.relpath(folder, self.root)
+        ):
+            # A folder on the way is a symlink: part of the tree only when links are followed
+            # and it stays inside the root.
+            real = os.path.realpath(folder)
+            inside = real == self.real_root or real.startswith(self.real_root + os.sep)
+            if not (self.follow_links and inside):
+                return None
+        return path
+
+
+def _ancestors(rel: str) -> Iterable[str]:
+    """The folders above `rel`, shortest first ("a", "a/b" for "a/b/c")."""
+    end = rel.find("/")
+    while end != -1:
+        yield rel[:end]
+        end = rel.find("/", end + 1)
+
+
+def _find_by_nfc(root: str, rel: RelPath) -> str | None:
+    """The on-disk path whose segments normalise to those of `rel`, or None."""
+    path = root
+    for segment in rel.split("/"):
+        candidate = os.path.join(path, segment)
+        if os.path.lexists(candidate):
+            path = candidate
+            continue
+        try:
+            names = os.listdir(path)
+        except OSError:
+            return None
+        matches = [n for n in names if unicodedata.normalize("NFC", n) == segment]
+        if not matches:
+            return None
+        path = os.path.join(path, matches[0])
+    return path

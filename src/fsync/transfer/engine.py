@@ -1,0 +1,417 @@
+"""Carry out a plan: move bytes, check before acting, verify, and report each outcome.
+
+Actions run on a bounded pool of worker threads (`transfers`); their outcomes come back to
+the calling thread, which is the only one that hands them to the state sink, in batches. A
+failure is recorded against its path and never stops the other actions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from fsync.errors import (
+    FileChangedError,
+    FsyncError,
+    RemoteChanged,
+    UnsafePathError,
+    VerificationError,
+)
+from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
+from fsync.model import (
+    Action,
+    ActionKind,
+    BaseEntry,
+    FileError,
+    LocalEntry,
+    Plan,
+    RelPath,
+    RunResult,
+)
+from fsync.paths import check_name_lengths, conflict_name, parent
+from fsync.progress import Reporter
+from fsync.remote.base import TEMP_PREFIX, TEMP_SUFFIX, ObjectMeta, Remote
+
+CHUNK = 1 << 20
+FILE_CHANGE_ATTEMPTS = 3
+"""How often an upload is restarted when its source keeps changing underneath it."""
+
+
+class StateSink(Protocol):
+    """Where outcomes become durable (the manifest, through the app)."""
+
+    def commit(self, outcomes: list[Outcome]) -> None:
+        """Persist a batch of outcomes in one transaction."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one action changed in the state: the new base and local cache entry."""
+
+    path: RelPath
+    base: BaseEntry | None
+    forget_base: bool = False
+    cache: CacheRecord | None = None
+    drop_cache: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """Knobs of one execution."""
+
+    transfers: int = 8
+    host: str = field(default_factory=socket.gethostname)
+    batch_size: int = 256
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+@dataclass(slots=True)
+class _Done:
+    action: Action
+    outcome: Outcome | None = None
+    sent: int = 0
+    received: int = 0
+    error: str | None = None
+    skipped: bool = False
+    extra: list[str] = field(default_factory=list)
+
+
+def execute(
+    plan: Plan,
+    local_root: str,
+    remote: Remote,
+    sink: StateSink,
+    reporter: Reporter,
+    *,
+    options: EngineOptions | None = None,
+) -> RunResult:
+    """Run every action of `plan` and return the counts; never raises for one file's failure."""
+    opts = options or EngineOptions()
+    worker = _Worker(os.path.abspath(local_root), remote, reporter, opts)
+    result = RunResult(unchanged=plan.unchanged, notices=list(plan.notices))
+    transfers = [a for a in plan.actions if a.kind.transfers]
+    reporter.plan_ready(len(transfers), sum(_size(a) for a in transfers))
+    pending: list[Outcome] = []
+    try:
+        for done in _run_all(plan.actions, worker, max(1, opts.transfers)):
+            _account(result, done, reporter)
+            if done.outcome is not None:
+                pending.append(done.outcome)
+            if len(pending) >= opts.batch_size:
+                sink.commit(pending)
+                pending = []
+    finally:
+        if pending:
+            sink.commit(pending)
+        reporter.close()
+    return result
+
+
+def _run_all(actions: tuple[Action, ...], worker: _Worker, transfers: int) -> Iterator[_Done]:
+    """Yield each action's result as it finishes, with at most `transfers` in flight."""
+    todo = iter(actions)
+    with ThreadPoolExecutor(max_workers=transfers, thread_name_prefix="fsync-xfer") as pool:
+        running: set[Future[_Done]] = set()
+        try:
+            for action in todo:
+                running.add(pool.submit(worker.run, action))
+                if len(running) >= transfers * 2:
+                    finished, running = _wait_some(running)
+                    yield from (f.result() for f in finished)
+            while running:
+                finished, running = _wait_some(running)
+                yield from (f.result() for f in finished)
+        except BaseException:
+            for f in running:
+                f.cancel()
+            raise
+
+
+def _wait_some(running: set[Future[_Done]]) -> tuple[set[Future[_Done]], set[Future[_Done]]]:
+    done, not_done = wait(running, return_when=FIRST_COMPLETED)
+    return set(done), set(not_done)
+
+
+def _size(action: Action) -> int:
+    entry = action.local if action.kind is ActionKind.UPLOAD else action.remote
+    return entry.size if entry is not None else 0
+
+
+_COUNTERS = {
+    ActionKind.UPLOAD: "uploaded",
+    ActionKind.DOWNLOAD: "downloaded",
+    ActionKind.DELETE_REMOTE: "deleted",
+    ActionKind.DELETE_LOCAL: "deleted",
+}
+
+
+def _account(result: RunResult, done: _Done, reporter: Reporter) -> None:
+    action = done.action
+    result.bytes_sent += done.sent
+    result.bytes_received += done.received
+    if action.conflict:
+        result.conflicts += 1
+    if action.kind is ActionKind.CONFLICT:
+        result.unresolved += 1
+    if done.error is not None:
+        result.failed += 1
+        result.errors.append(FileError(action.path, done.error))
+        reporter.file_done(action.path, action.kind.value, done.error)
+        return
+    counter = _COUNTERS.get(action.kind)
+    if done.skipped:
+        pass
+    elif counter is not None:
+        setattr(result, counter, getattr(result, counter) + 1)
+        reporter.file_done(action.path, action.kind.value)
+    elif action.kind in (ActionKind.RECORD, ActionKind.KEEP):
+        result.unchanged += 1
+    for line in done.extra:
+        reporter.warning(line)
+
+
+class _Worker:
+    """Carries out single actions; safe to call from many threads at once."""
+
+    def __init__(self, root: str, remote: Remote, reporter: Reporter, opts: EngineOptions):
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.remote = remote
+        self.reporter = reporter
+        self.opts = opts
+        self._dirs_lock = threading.Lock()
+
+    def run(self, action: Action) -> _Done:
+        """Carry out `action`, turning any failure into an error message on the result."""
+        done = _Done(action)
+        try:
+            handler = _HANDLERS[action.kind]
+            done.outcome = handler(self, action, done)
+        except RemoteChanged as exc:
+            done.error = f"{exc} (left untouched; the next run will see it)"
+        except FileChangedError as exc:
+            done.error = f"{exc} (not published; the next run sends it)"
+        except (FsyncError, OSError) as exc:
+            done.error = _describe(exc)
+        return done
+
+    # --- uploads -------------------------------------------------------------------------
+
+    def upload(self, action: Action, done: _Done) -> Outcome | None:
+        """Send the local file, verified against the planned digest before it is published."""
+        assert action.local is not None
+        path = action.path
+        if action.keep_copy and action.remote is not None:
+            copy = conflict_name(path, self._stamp(), self.opts.host)
+            self.remote.copy(path, copy)
+            done.extra.append(f"conflict: kept the remote version of {path} as {copy}")
+        entry = action.local
+        for attempt in range(FILE_CHANGE_ATTEMPTS):
+            try:
+                return self._upload_once(action, entry, done)
+            except FileNotFoundError as exc:
+                if exc.filename != self._local(path):
+                    raise
+                done.extra.append(f"{path} vanished before it could be sent; skipped")
+                done.skipped = True
+                return None
+            except FileChangedError:
+                if attempt == FILE_CHANGE_ATTEMPTS - 1:
+                    raise
+                digest, sig = hash_file(self._local(path))
+                entry = LocalEntry(sig.size, sig.mtime_ns, digest, sig.mode)
+        raise AssertionError("unreachable")
+
+    def _upload_once(self, action: Action, entry: LocalEntry, done: _Done) -> Outcome:
+        path = action.path
+        full = self._local(path)
+        with open(full, "rb") as raw:
+            before = StatSig.from_stat(os.fstat(raw.fileno()))
+            if (before.size, before.mtime_ns) != (entry.size, entry.mtime_ns):
+                digest, before = hash_file(full)
+                entry = LocalEntry(before.size, before.mtime_ns, digest, before.mode)
+            self.reporter.file_started(path, entry.size)
+            reader = HashingReader(raw, on_read=lambda n: self.reporter.advance(path, n))
+
+            def verify() -> None:
+                after = StatSig.from_stat(os.stat(full))
+                if after.size != before.size or after.mtime_ns != before.mtime_ns:
+                    raise FileChangedError(f"{path} changed while being uploaded")
+                if reader.bytes_read != entry.size or reader.digest() != entry.digest:
+                    raise FileChangedError(f"{path} changed while being uploaded")
+
+            meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
+            new = self.remote.put(path, reader, meta, expect=action.remote, before_publish=verify)
+        done.sent = entry.size
+        base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns)
+        return Outcome(path, base)
+
+    # --- downloads -----------------------------------------------------------------------
+
+    def download(self, action: Action, done: _Done) -> Outcome:
+        """Fetch the remote file into a temporary name, verify it, then rename it into place."""
+        assert action.remote is not None
+        path = action.path
+        check_name_lengths(path)
+        full = self._local(path)
+        folder = self._ensure_folder(path)
+        self._check_local(action)
+        tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        self.reporter.file_started(path, action.remote.size)
+        try:
+            digest, size = self._fetch(path, tmp)
+            done.received = size
+            _check_download(action, digest, size)
+            if action.remote.mtime_ns is not None:
+                os.utime(tmp, ns=(action.remote.mtime_ns, action.remote.mtime_ns))
+            self._check_local(action)
+            if action.keep_copy and action.local is not None:
+                copy = conflict_name(path, self._stamp(), self.opts.host)
+                os.replace(full, self._local(copy))
+                done.extra.append(f"conflict: kept the local version of {path} as {copy}")
+            os.replace(tmp, full)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        sig = StatSig.from_stat(os.stat(full))
+        base = BaseEntry(size, digest, action.remote.fingerprint, sig.mtime_ns)
+        return Outcome(path, base, cache=CacheRecord(sig, digest, trusted=False))
+
+    def _fetch(self, path: RelPath, tmp: str) -> tuple[str, int]:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out, self.remote.open_read(path) as src:
+            reader = HashingReader(src, on_read=lambda n: self.reporter.advance(path, n))
+            while chunk := reader.read(CHUNK):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+            os.fchmod(out.fileno(), _FILE_MODE)
+        return reader.digest(), reader.bytes_read
+
+    def _ensure_folder(self, path: RelPath) -> str:
+        """Create the parent folders of `path`, refusing any that lead outside the root."""
+        folder = os.path.join(self.root, parent(path))
+        with self._dirs_lock:
+            os.makedirs(folder, exist_ok=True)
+        real = os.path.realpath(folder)
+        if real != self.real_root and not real.startswith(self.real_root + os.sep):
+            raise UnsafePathError(f"{path}: a parent folder leads outside the local root")
+        return folder
+
+    def _check_local(self, action: Action) -> None:
+        """Refuse to overwrite a local file that changed since the scan."""
+        try:
+            st = os.stat(self._local(action.path))
+        except FileNotFoundError:
+            current = None
+        else:
+            current = (st.st_size, st.st_mtime_ns)
+        seen = (action.local.size, action.local.mtime_ns) if action.local else None
+        if current != seen:
+            raise RemoteChanged(f"{action.path}: the local file changed during the run")
+
+    # --- deletes and state-only actions --------------------------------------------------
+
+    def delete_remote(self, action: Action, done: _Done) -> Outcome:
+        """Delete the remote object if it is still the version the plan saw."""
+        self.remote.delete(action.path, expect=action.remote)
+        return Outcome(action.path, None, forget_base=True)
+
+    def delete_local(self, action: Action, done: _Done) -> Outcome:
+        """Delete the local file if it is still the version the plan saw."""
+        self._check_local(action)
+        full = self._local(action.path)
+        _unlink_quietly(full)
+        self._prune_empty(os.path.dirname(full))
+        return Outcome(action.path, None, forget_base=True, drop_cache=True)
+
+    def record(self, action: Action, done: _Done) -> Outcome:
+        """Both sides hold the same content: remember it as the base."""
+        assert action.local is not None
+        assert action.remote is not None
+        local = action.local
+        base = BaseEntry(local.size, local.digest, action.remote.fingerprint, local.mtime_ns)
+        return Outcome(action.path, base)
+
+    def forget(self, action: Action, done: _Done) -> Outcome:
+        """Drop the base entry."""
+        return Outcome(action.path, None, forget_base=True)
+
+    def nothing(self, action: Action, done: _Done) -> Outcome | None:
+        """Leave both sides alone (a kept or unresolved conflict)."""
+        return None
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _local(self, path: RelPath) -> str:
+        return os.path.join(self.root, *path.split("/"))
+
+    def _stamp(self) -> str:
+        return self.opts.clock().strftime("%Y%m%d-%H%M%S")
+
+    def _prune_empty(self, folder: str) -> None:
+        while os.path.abspath(folder) != self.root:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return
+            folder = os.path.dirname(folder)
+
+
+_HANDLERS: dict[ActionKind, Callable[[_Worker, Action, _Done], Outcome | None]] = {
+    ActionKind.UPLOAD: _Worker.upload,
+    ActionKind.DOWNLOAD: _Worker.download,
+    ActionKind.DELETE_REMOTE: _Worker.delete_remote,
+    ActionKind.DELETE_LOCAL: _Worker.delete_local,
+    ActionKind.RECORD: _Worker.record,
+    ActionKind.FORGET: _Worker.forget,
+    ActionKind.KEEP: _Worker.nothing,
+    ActionKind.CONFLICT: _Worker.nothing,
+}
+
+
+def _check_download(action: Action, digest: str, size: int) -> None:
+    assert action.remote is not None
+    if size != action.remote.size:
+        raise VerificationError(
+            f"{action.path}: received {size} bytes, the listing said {action.remote.size}"
+        )
+    if action.remote.digest is not None and digest != action.remote.digest:
+        raise VerificationError(f"{action.path}: content does not match its recorded blake3")
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failure, without a traceback."""
+    if isinstance(exc, FsyncError):
+        return str(exc)
+    if isinstance(exc, PermissionError):
+        return f"permission denied ({exc.filename or exc})"
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file ({exc.filename or exc})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() + (f" ({exc.filename})" if exc.filename else "")
+    return str(exc) or type(exc).__name__
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; do it once, before any worker thread exists.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()

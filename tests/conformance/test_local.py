@@ -1,0 +1,251 @@
+"""The remote contract on a local folder, opened directly and through a `file://` URL."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from tests.conformance.contract import (
+    MakeRemote,
+    RemoteContract,
+    meta_for,
+    put_bytes,
+    read_all,
+    rel,
+)
+
+from fsync.errors import ConfigError, PermanentError, UnsafePathError
+from fsync.remote import open_remote
+from fsync.remote.local import LocalRemote
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from fsync.remote.base import Remote
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+class LocalRaw:
+    """Plain files under the root, written and listed with pathlib."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, name: str, data: bytes) -> None:
+        path = self.root.joinpath(*name.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def names(self) -> set[str]:
+        return {
+            p.relative_to(self.root).as_posix()
+            for p in self.root.rglob("*")
+            if p.is_file() or p.is_symlink()
+        }
+
+
+class LocalFixtures:
+    """Fixtures for a local root; `open` says how a remote is opened on a folder."""
+
+    def open(self, path: Path) -> Remote:
+        return LocalRemote(str(path))
+
+    @pytest.fixture
+    def root(self, tmp_path: Path) -> Path:
+        root = tmp_path / "remote root"
+        root.mkdir()
+        return root
+
+    @pytest.fixture
+    def remote(self, root: Path) -> Iterator[Remote]:
+        remote = self.open(root)
+        yield remote
+        remote.close()
+
+    @pytest.fixture
+    def make_remote(self, root: Path) -> MakeRemote:
+        def make(sub: str = "") -> Remote:
+            return self.open(root / sub if sub else root)
+
+        return make
+
+    @pytest.fixture
+    def raw(self, root: Path) -> LocalRaw:
+        return LocalRaw(root)
+
+
+class TestLocal(LocalFixtures, RemoteContract):
+    """`LocalRemote` constructed directly, plus what only a local folder can show."""
+
+    def test_url_is_file_url_of_absolute_root(self, remote: Remote, root: Path) -> None:
+        assert remote.url == f"file://{root}"
+
+    def test_mode_is_set_from_meta(self, remote: Remote, root: Path) -> None:
+        meta = replace(meta_for(b"s", mtime_ns=10**18), mode=0o100600)
+        remote.put(
+            rel("secret.txt"), io.BytesIO(b"s"), meta, expect=None, before_publish=lambda: None
+        )
+        st = os.stat(root / "secret.txt")
+        assert stat.S_IMODE(st.st_mode) == 0o600
+        assert st.st_mtime_ns == 10**18
+
+    def test_delete_prunes_empty_folders_below_root(self, remote: Remote, root: Path) -> None:
+        entry = put_bytes(remote, "a/b/c/file.txt", b"x")
+        put_bytes(remote, "a/keep.txt", b"k")
+        remote.delete(rel("a/b/c/file.txt"), expect=entry)
+        assert not (root / "a" / "b").exists()
+        assert (root / "a" / "keep.txt").is_file()
+        remote.delete(rel("a/keep.txt"), expect=remote.stat(rel("a/keep.txt")))
+        assert root.is_dir()
+        assert list(root.iterdir()) == []
+
+    def test_symlinks_are_refused_not_followed(self, remote: Remote, tmp_path: Path) -> None:
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "secret.txt").write_bytes(b"outside")
+        root = Path(remote.url.removeprefix("file://"))
+        (root / "dirlink").symlink_to(outside)
+        (root / "filelink").symlink_to(outside / "secret.txt")
+        put_bytes(remote, "real.txt", b"r")
+        listing = remote.list()
+        assert set(listing.entries) == {rel("real.txt")}
+        assert {k for k, why in listing.refused if "symbolic link" in why} == {
+            "dirlink",
+            "filelink",
+        }
+        assert remote.stat(rel("filelink")) is None
+
+    def test_symlinked_parent_cannot_lead_outside_root(
+        self, remote: Remote, tmp_path: Path
+    ) -> None:
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "victim.txt").write_bytes(b"precious")
+        root = Path(remote.url.removeprefix("file://"))
+        (root / "link").symlink_to(outside)
+        with pytest.raises(UnsafePathError):
+            put_bytes(remote, "link/new.txt", b"escape")
+        with pytest.raises(UnsafePathError):
+            put_bytes(remote, "link/deeper/new.txt", b"escape")
+        with pytest.raises(UnsafePathError):
+            remote.delete(rel("link/victim.txt"), expect=None)
+        with pytest.raises(UnsafePathError):
+            remote.open_read(rel("link/victim.txt"))
+        assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+        assert (outside / "victim.txt").read_bytes() == b"precious"
+
+    def test_symlink_at_destination_is_neither_read_nor_replaced(
+        self, remote: Remote, tmp_path: Path
+    ) -> None:
+        target = tmp_path / "target.txt"
+        target.write_bytes(b"target")
+        root = Path(remote.url.removeprefix("file://"))
+        (root / "l.txt").symlink_to(target)
+        with pytest.raises(PermanentError):
+            remote.open_read(rel("l.txt"))
+        with pytest.raises(PermanentError):
+            put_bytes(remote, "l.txt", b"overwrite?")
+        assert (root / "l.txt").is_symlink()
+        assert target.read_bytes() == b"target"
+        assert {p.name for p in root.iterdir()} == {"l.txt"}
+
+    def test_folder_in_the_way_is_permanent_error(self, remote: Remote, root: Path) -> None:
+        (root / "taken").mkdir()
+        with pytest.raises(PermanentError, match="in the way"):
+            put_bytes(remote, "taken", b"x")
+        assert remote.stat(rel("taken")) is None
+
+    def test_file_as_parent_folder_is_permanent_error(self, remote: Remote, root: Path) -> None:
+        put_bytes(remote, "plain", b"x")
+        with pytest.raises(PermanentError):
+            put_bytes(remote, "plain/child.txt", b"y")
+        assert read_all(remote, "plain") == b"x"
+
+    def test_special_files_are_refused(self, remote: Remote, root: Path) -> None:
+        os.mkfifo(root / "pipe")
+        listing = remote.list()
+        assert listing.entries == {}
+        assert listing.refused == (("pipe", "not a regular file"),)
+
+    def test_undecodable_name_is_refused(self, remote: Remote, root: Path) -> None:
+        with open(os.path.join(os.fsencode(root), b"bad\xff.txt"), "wb") as f:
+            f.write(b"x")
+        listing = remote.list()
+        assert listing.entries == {}
+        ((key, why),) = listing.refused
+        assert "UTF-8" in why
+        assert os.fsencode(key) == b"bad\xff.txt"
+
+    def test_root_that_is_a_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "file"
+        path.write_bytes(b"x")
+        remote = self.open(path)
+        assert not remote.root_exists()
+        with pytest.raises(PermanentError, match="not a folder"):
+            remote.list()
+
+    @pytest.mark.skipif(IS_ROOT, reason="root ignores permission bits")
+    def test_read_only_folder_raises_permission_error(self, remote: Remote, root: Path) -> None:
+        (root / "ro").mkdir()
+        (root / "ro").chmod(0o500)
+        try:
+            with pytest.raises(PermissionError):
+                put_bytes(remote, "ro/x.txt", b"x")
+        finally:
+            (root / "ro").chmod(0o700)
+        assert list((root / "ro").iterdir()) == []
+
+    @pytest.mark.skipif(IS_ROOT, reason="root ignores permission bits")
+    def test_unreadable_folder_fails_the_listing(self, remote: Remote, root: Path) -> None:
+        """A listing that silently skipped a folder would look like mass deletion."""
+        put_bytes(remote, "locked/x.txt", b"x")
+        (root / "locked").chmod(0o000)
+        try:
+            with pytest.raises(PermissionError):
+                remote.list()
+        finally:
+            (root / "locked").chmod(0o700)
+
+
+class TestLocalFileUrl(LocalFixtures, RemoteContract):
+    """The same contract through `open_remote("file://...")`."""
+
+    def open(self, path: Path) -> Remote:
+        return open_remote(f"file://{path}")
+
+
+def test_plain_relative_path_resolves_against_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    remote = open_remote("some/dir")
+    assert remote.url == f"file://{tmp_path / 'some' / 'dir'}"
+    put_bytes(remote, "x.txt", b"x")
+    assert (tmp_path / "some" / "dir" / "x.txt").read_bytes() == b"x"
+
+
+def test_options_for_a_local_path_are_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        open_remote(str(tmp_path), storage_options={"anon": True})
+    with pytest.raises(ConfigError, match="endpoint-url"):
+        open_remote(f"file://{tmp_path}", endpoint_url="http://localhost:9000")
+
+
+def test_local_remote_does_not_import_fsspec(tmp_path: Path) -> None:
+    """A local run must not pay fsspec's import time."""
+    code = (
+        "import sys\n"
+        "from fsync.remote import open_remote\n"
+        f"r = open_remote({str(tmp_path)!r})\n"
+        "r.list()\n"
+        "assert 'fsspec' not in sys.modules, 'fsspec imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,59 @@
+"""Run the installed `fsync` console script as a user would, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def fsync_command() -> str:
+    """The `fsync` script installed next to the interpreter running the tests."""
+    script = Path(sys.executable).with_name("fsync")
+    found = str(script) if script.exists() else shutil.which("fsync")
+    if found is None:
+        pytest.fail("the fsync command is not installed (pip install -e '.[test]')")
+    return found
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def fsync() -> Run:
+    """Call `fsync ARGS...`; returns the finished process (stdout, stderr, returncode)."""
+
+    def run(
+        *args: str | os.PathLike[str],
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run(
+            [*prefix, fsync_command(), *map(str, args)],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """A private copy of fixtures/demo (with its mtimes), so tests never touch the repo."""
+    dst = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "demo", dst, ignore=shutil.ignore_patterns(".fsync"))
+    return dst

@@ -1,0 +1,1 @@
+"""Shared helpers for fsync's tests (importable because pytest puts tests/ on sys.path)."""

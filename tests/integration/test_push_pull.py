@@ -1,0 +1,172 @@
+"""The use cases driven directly (no CLI parser), against file:// and memory:// remotes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from fsync import app
+from fsync.config import SyncOptions
+from fsync.errors import SafetyAbort
+from fsync.model import ConflictPolicy, Direction
+from fsync.progress import NullReporter
+from fsynctest.trees import age_tree, listing, write
+
+
+@pytest.fixture(params=["file", "memory"])
+def remote_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty remote of each filesystem kind."""
+    if request.param == "file":
+        yield f"file://{tmp_path / 'remote'}"
+        return
+    root = f"memory://fsync-test-{uuid.uuid4().hex}"
+    yield root
+    fs = fsspec.filesystem("memory")
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def sync(local: Path, url: str, direction: Direction, **kw: object) -> app.RunResult:
+    opts = SyncOptions(local_root=str(local), remote_url=url, direction=direction, **kw)  # type: ignore[arg-type]
+    return app.run(opts, NullReporter())
+
+
+def push(local: Path, url: str, **kw: object) -> app.RunResult:
+    return sync(local, url, Direction.PUSH, **kw)
+
+
+def pull(local: Path, url: str, **kw: object) -> app.RunResult:
+    return sync(local, url, Direction.PULL, **kw)
+
+
+TREE = {
+    "a.txt": "alpha",
+    "dir/b.txt": "bravo",
+    "dir/deeper/c.bin": bytes(range(256)) * 100,
+    "empty": b"",
+    "spaced name.txt": "s",
+    "ünï/ç.txt": "unicode",
+}
+
+
+def test_push_pull_round_trip(remote_url: str, tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, TREE)
+    r = push(src, remote_url)
+    assert (r.uploaded, r.failed) == (len(TREE), 0)
+    r = pull(dst, remote_url)
+    assert (r.downloaded, r.failed) == (len(TREE), 0)
+    assert listing(dst) == listing(src)
+    assert push(src, remote_url).uploaded == 0
+    assert pull(dst, remote_url).downloaded == 0
+
+
+def test_changes_flow_both_ways(remote_url: str, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, TREE)
+    push(a, remote_url)
+    pull(b, remote_url)
+    write(b, {"dir/b.txt": "bravo two", "new.txt": "n"})
+    (b / "a.txt").unlink()
+    r = push(b, remote_url)
+    assert (r.uploaded, r.deleted) == (2, 1)
+    r = pull(a, remote_url)
+    assert (r.downloaded, r.deleted) == (2, 1)
+    assert listing(a) == listing(b)
+
+
+def test_conflict_keep_both_loses_nothing(remote_url: str, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"doc.txt": "original"})
+    push(a, remote_url)
+    pull(b, remote_url)
+    write(b, {"doc.txt": "edited in b"})
+    push(b, remote_url)
+    write(a, {"doc.txt": "edited in a"})
+    r = pull(a, remote_url)
+    assert r.conflicts == 1
+    files = listing(a)
+    assert files["doc.txt"] == b"edited in b"
+    copies = [k for k in files if k.startswith("doc.conflict-")]
+    assert len(copies) == 1
+    assert copies[0].endswith(".txt")
+    assert files[copies[0]] == b"edited in a"
+
+
+def test_conflict_skip_exits_3(remote_url: str, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"doc.txt": "original"})
+    push(a, remote_url)
+    pull(b, remote_url)
+    write(b, {"doc.txt": "edited in b"})
+    push(b, remote_url)
+    write(a, {"doc.txt": "edited in a"})
+    r = push(a, remote_url, on_conflict=ConflictPolicy.SKIP)
+    assert r.unresolved == 1
+    assert app.exit_status(r) == 3
+    assert listing(a)["doc.txt"] == b"edited in a"
+    pull(b, remote_url)
+    assert listing(b)["doc.txt"] == b"edited in b"
+
+
+def test_max_delete_stops_before_deleting(remote_url: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src, {f"f{i}.txt": str(i) for i in range(10)})
+    push(src, remote_url)
+    for i in range(6):
+        (src / f"f{i}.txt").unlink()
+    with pytest.raises(SafetyAbort):
+        push(src, remote_url)
+    with pytest.raises(SafetyAbort):
+        push(src, remote_url, max_delete="5")
+    r = push(src, remote_url, max_delete="6")
+    assert r.deleted == 6
+
+
+def test_emptied_source_root_stops(remote_url: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src, {"keep.txt": "k"})
+    push(src, remote_url)
+    (src / "keep.txt").unlink()
+    with pytest.raises(SafetyAbort):
+        push(src, remote_url)
+    assert push(src, remote_url, force=True).deleted == 1
+
+
+class EditOnFirstChunk(NullReporter):
+    """A progress listener that rewrites the file being sent after its first chunk is read.
+
+    This is what a user editing a file during a push looks like to fsync: the bytes already
+    read no longer match the file on disk.
+    """
+
+    def __init__(self, target: Path, new: bytes) -> None:
+        super().__init__()
+        self.target, self.new, self.fired = target, new, False
+
+    def advance(self, path: str, nbytes: int) -> None:
+        if not self.fired and self.target.name in path:
+            self.fired = True
+            self.target.write_bytes(self.new)
+
+
+def test_file_modified_during_upload_is_never_published_half_old(
+    remote_url: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    old = b"o" * (5 << 20)
+    new = b"n" * (3 << 20)
+    write(src, {"big.bin": old})
+    age_tree(src)
+    opts = SyncOptions(local_root=str(src), remote_url=remote_url, direction=Direction.PUSH)
+    reporter = EditOnFirstChunk(src / "big.bin", new)
+    r = app.run(opts, reporter)
+    assert reporter.fired
+    assert r.failed == 0
+    fs, root = fsspec.core.url_to_fs(remote_url)
+    assert fs.cat_file(f"{root}/big.bin") == new
+    assert push(src, remote_url).uploaded == 0
