@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from fsync import planner, scanner
 from fsync.config import SyncOptions
@@ -36,6 +37,8 @@ from fsync.remote import open_remote
 from fsync.remote.base import Remote
 from fsync.transfer.engine import EngineOptions, Outcome, execute
 
+E = TypeVar("E")
+
 
 def run(opts: SyncOptions, reporter: Reporter) -> RunResult:
     """Run one push or pull as `opts` says and return what it did.
@@ -55,6 +58,10 @@ def run(opts: SyncOptions, reporter: Reporter) -> RunResult:
             local = _scan(root, manifest, ignore, reporter)
             remote_entries, refused = _list(remote, ignore, opts, reporter)
             base = manifest.base(remote.url)
+            if local.errors or local.incomplete:
+                # An unreadable file or folder is not a deleted one: keep it out of the plan.
+                remote_entries = _known(remote_entries, local)
+                base = _known(base, local)
             remote_entries = _fill_digests(remote, remote_entries, local.entries, base)
             plan = planner.plan(local.entries, remote_entries, base, policy)
             run_id = manifest.start_run(opts.direction.value, remote.url)
@@ -108,6 +115,10 @@ def _scan(
     for line in result.warnings:
         reporter.warning(line)
     return result
+
+
+def _known(entries: Mapping[RelPath, E], scan: scanner.ScanResult) -> dict[RelPath, E]:
+    return {p: e for p, e in entries.items() if not scan.is_unknown(p)}
 
 
 def _list(

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathspec import GitIgnoreSpec
 
 from fsync.model import RelPath
-from fsync.remote.base import is_temp_name
+from fsync.paths import is_temp_name
 
 STATE_DIR = ".fsync"
 """fsync's own folder (state database, lock): never synced, at any depth."""
@@ -40,11 +40,11 @@ class IgnoreMatcher:
 
     @classmethod
     def from_patterns(cls, lines: Iterable[str]) -> IgnoreMatcher:
-        """A matcher for gitignore-syntax `lines` (blank lines and `#` comments are skipped)."""
+        """A matcher for gitignore-syntax `lines`; blank lines and `#` comments are dropped."""
         kept = []
         for line in lines:
             stripped = line.rstrip("\r\n")
-            if stripped.strip() and not stripped.lstrip().startswith("#"):
+            if stripped.strip() and not stripped.startswith("#"):
                 kept.append(stripped)
         return cls(tuple(kept))
 

@@ -6,6 +6,7 @@ here, once, so nothing downstream has to think about `..`, backslashes or Unicod
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from fsync.errors import UnsafePathError
@@ -13,6 +14,17 @@ from fsync.model import RelPath
 
 MAX_NAME_BYTES = 255
 """The longest single name (UTF-8 bytes) that common filesystems hold."""
+
+TEMP_PREFIX = ".fsync-"
+TEMP_SUFFIX = ".tmp"
+"""Temporary names (`.fsync-<hex>.tmp`) that writers publish by rename; scans skip them."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the last segment of a path that is an fsync temporary file."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
 
 def to_relpath(name: str) -> RelPath:
@@ -28,7 +40,7 @@ def to_relpath(name: str) -> RelPath:
         raise UnsafePathError(f"{name!r}: contains a NUL byte")
     if "\\" in name:
         raise UnsafePathError(f"{name!r}: contains a backslash")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+    if _CONTROL.search(name):
         raise UnsafePathError(f"{name!r}: contains a control character")
     if name.startswith("/"):
         raise UnsafePathError(f"{name!r}: is absolute")

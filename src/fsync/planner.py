@@ -79,7 +79,7 @@ class _Sides:
     dst_digest: Digest | None
     src_mtime: int | None
     dst_mtime: int | None
-    src: str = "local"
+    src: str = "local"  # the sides' names, for reasons
     dst: str = "remote"
 
 
@@ -98,7 +98,10 @@ class _Outcome:
 def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: SyncPolicy) -> Plan:
     """Plan a push or pull (per `policy.direction`) from the three snapshots.
 
-    Actions and notices come ordered by path, whatever the order of the input mappings.
+    Actions and notices come ordered by path, whatever the order of the input mappings. A
+    notice names a path whose change this run sees but leaves unapplied (a conflict that keeps
+    the destination included); `unchanged` counts paths with neither action nor notice.
+
     Raises `SafetyAbort` (unless `policy.force`) when the source is empty while the base is
     not, or when the plan deletes more than `delete_limit` allows.
     """
@@ -148,22 +151,15 @@ def _remote_state(entry: RemoteEntry | None, base: BaseEntry | None) -> _State:
     return _State.CHANGED  # an unknown digest behind a moved fingerprint counts as changed
 
 
-def _remote_digest(entry: RemoteEntry | None, base: BaseEntry | None) -> Digest | None:
-    """The remote content's digest: the base's while the fingerprint has not moved."""
-    if entry is None:
-        return None
-    if base is not None and entry.fingerprint == base.fingerprint:
-        return base.digest
-    return entry.digest
-
-
 def _sides(
     direction: Direction, loc: LocalEntry | None, rem: RemoteEntry | None, bas: BaseEntry | None
 ) -> _Sides:
     """Classify both sides of a path and orient them as source and destination."""
     lstate, rstate = _local_state(loc, bas), _remote_state(rem, bas)
     ldigest = loc.digest if loc is not None else None
-    rdigest = _remote_digest(rem, bas)
+    rdigest = rem.digest if rem is not None else None
+    if rstate is _State.UNCHANGED and bas is not None:
+        rdigest = bas.digest  # an unmoved fingerprint: the remote still holds the base's content
     lmtime = loc.mtime_ns if loc is not None else None
     rmtime = rem.mtime_ns if rem is not None else None
     if direction is Direction.PUSH:

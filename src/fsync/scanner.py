@@ -57,11 +57,13 @@ class ScanResult:
     """What one scan found.
 
     `entries` holds every regular file found. `updates` are the cache records to store (files
-    hashed by this scan). `removed` lists paths of an `only=` scan that are gone (it may name a
-    folder: whatever the caller knows under it is gone too); a full scan leaves it empty, as
-    everything not in `entries` is gone. `errors` are files and folders that could not be read;
-    `incomplete` are the folders among them, whose contents are unknown. A path for which
-    `is_unknown` is true must not be treated as deleted.
+    hashed by this scan). `removed` lists the `only=` paths that are gone, and files that
+    vanished while a folder was being scanned for `only=`; a `removed` folder means everything
+    the caller knows under it is gone. A full scan leaves `removed` empty: whatever is not in
+    `entries` is gone (and so is, after an `only=` scan, whatever the caller knows under a
+    walked `only` folder that is not in `entries`). `errors` are files and folders that could
+    not be read; `incomplete` are the folders among them, whose contents are unknown. A path
+    for which `is_unknown` is true must not be treated as deleted.
     """
 
     entries: dict[RelPath, LocalEntry] = field(default_factory=dict)
@@ -266,6 +268,8 @@ class _Walker:
                 return
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
+            if self.only_mode:
+                self.result.removed.append(rel)
             return
         except OSError as e:
             self.result.errors.append(FileError(rel, _describe(e)))
@@ -376,6 +380,8 @@ class _Walker:
 
     def _scan_one(self, rel: RelPath) -> bool:
         """Scan one `only=` path; True if it was a folder (now walked)."""
+        if rel.split("/", 1)[0] == STATE_DIR or self.ignore.ignores(rel):
+            return False
         path = self._locate(rel)
         if path is None:
             self.result.removed.append(rel)
@@ -388,15 +394,12 @@ class _Walker:
         except OSError as e:
             self.result.errors.append(FileError(rel, _describe(e)))
             return False
-        is_dir = stat.S_ISDIR(st.st_mode)
-        if rel.split("/", 1)[0] == STATE_DIR:
-            return False
         if stat.S_ISLNK(st.st_mode):
             self._symlink(path, rel)
             return False
-        if self.ignore.ignores(rel, is_dir):
-            return False
-        if is_dir:
+        if stat.S_ISDIR(st.st_mode):
+            if self.ignore.ignores(rel, is_dir=True):
+                return False
             self.walk(path, rel + "/")
             return True
         self._file(rel, path, st)

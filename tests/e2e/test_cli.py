@@ -184,3 +184,19 @@ def test_memory_remote_through_the_command(fsync, demo: Path) -> None:
     res = fsync("push", demo, "memory://e2e/demo", "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["uploaded"] == len(expected(demo))
+
+
+def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert fsync("push", demo, out).returncode == 0
+    before = listing(out)
+    locked = demo / "music"
+    locked.chmod(0)
+    try:
+        res = fsync("push", demo, out, "--json", prefix=_drop_dac_caps())
+    finally:
+        locked.chmod(0o755)
+    assert res.returncode == 1, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["deleted"] == 0
+    assert listing(out) == before

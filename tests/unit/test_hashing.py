@@ -150,7 +150,7 @@ def test_hashing_reader_readinto_and_copyfileobj(tmp_path: Path) -> None:
     src.write_bytes(data)
     out = io.BytesIO()
 
-    with HashingReader(open(src, "rb")) as reader:  # noqa: SIM115 - the reader closes it
+    with HashingReader(open(src, "rb")) as reader:
         shutil.copyfileobj(reader, out, 65536)
         assert reader.digest() == _b3(data)
         assert reader.md5_hexdigest() is None

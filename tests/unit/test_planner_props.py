@@ -12,8 +12,9 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsync.errors import SafetyAbort
@@ -47,6 +48,11 @@ SIDE_SWAP = {
 }
 
 
+Digests = dict[RelPath, Digest | None]
+Entry = TypeVar("Entry", LocalEntry, RemoteEntry)
+Value = TypeVar("Value")
+
+
 def fingerprint(digest: str, moved: bool = False) -> str:
     """The remote's change marker for content `digest`; `moved` is an identical rewrite."""
     return f"etag:{digest}" + ("+rewritten" if moved else "")
@@ -77,7 +83,7 @@ class World:
     def plan(self, policy: SyncPolicy) -> Plan:
         return plan(self.local, self.listing(), self.base, policy)
 
-    def digests(self, side: str) -> dict[RelPath, Digest | None]:
+    def digests(self, side: str) -> Digests:
         """Path to content on `side` ("local", "remote" or "base")."""
         entries: dict[RelPath, LocalEntry | RemoteEntry | BaseEntry] = getattr(self, side)
         return {p: e.digest for p, e in entries.items()}
@@ -146,7 +152,7 @@ def simulate(result: Plan, world: World, *, backup: bool = False) -> World:
 
 
 def _set_aside(
-    tree: dict[RelPath, LocalEntry] | dict[RelPath, RemoteEntry],
+    tree: dict[RelPath, Entry],
     path: RelPath,
     keep_copy: bool,
     backups: list[tuple[RelPath, Digest]] | None,
@@ -156,7 +162,7 @@ def _set_aside(
     if old is None or old.digest is None:
         return
     if keep_copy:
-        tree[conflict_copy(path)] = old  # type: ignore[index, assignment]
+        tree[conflict_copy(path)] = old
     elif backups is not None:
         backups.append((path, old.digest))
 
@@ -185,7 +191,7 @@ def _apply(kind: ActionKind, path: RelPath, w: World) -> None:
         del w.base[path]
 
 
-def oriented(w: World, direction: Direction) -> tuple[dict, dict]:
+def oriented(w: World, direction: Direction) -> tuple[Digests, Digests]:
     """(source, destination) digests for a direction."""
     src, dst = w.digests("local"), w.digests("remote")
     return (src, dst) if direction is Direction.PUSH else (dst, src)
@@ -201,7 +207,11 @@ def everywhere(w: World, path: RelPath) -> set[Digest | None]:
 
 # -- properties -----------------------------------------------------------------------------
 
+MANY = settings(max_examples=250)
+"""Planning a four-path world takes microseconds, so each property can afford many worlds."""
 
+
+@MANY
 @given(worlds(), policies)
 def test_convergence(world: World, policy: SyncPolicy) -> None:
     """After applying a plan, planning again changes nothing (only KEEP/CONFLICT repeat)."""
@@ -211,6 +221,21 @@ def test_convergence(world: World, policy: SyncPolicy) -> None:
     assert not [a for a in again.actions if a.kind in CHANGING]
 
 
+@MANY
+@given(worlds(realistic=True), policies)
+def test_the_base_learns_every_agreement(world: World, policy: SyncPolicy) -> None:
+    """After a run, wherever both sides hold the same content the base records it, with the
+    remote's current fingerprint, so the next run needs no digest to see it unchanged."""
+    after = simulate(world.plan(forced(policy)), world)
+    for path, entry in after.local.items():
+        theirs = after.remote.get(path)
+        if theirs is not None and theirs.digest == entry.digest:
+            recorded = after.base.get(path)
+            assert recorded is not None, path
+            assert (recorded.digest, recorded.fingerprint) == (entry.digest, theirs.fingerprint)
+
+
+@MANY
 @given(worlds(realistic=True), policies)
 def test_a_run_applies_every_source_change_and_nothing_else(
     world: World, policy: SyncPolicy
@@ -240,6 +265,7 @@ def test_a_run_applies_every_source_change_and_nothing_else(
             assert dst_after.get(path) == dst.get(path), path
 
 
+@MANY
 @given(worlds(realistic=True), policies)
 def test_conflicts_arise_only_over_an_unsynced_destination_version(
     world: World, policy: SyncPolicy
@@ -254,6 +280,7 @@ def test_conflicts_arise_only_over_an_unsynced_destination_version(
         assert theirs not in (base.get(action.path), src.get(action.path)), action
 
 
+@MANY
 @given(worlds(), policies, st.sampled_from([ConflictPolicy.KEEP_BOTH, ConflictPolicy.SKIP]))
 def test_no_unsynced_version_is_lost(
     world: World, policy: SyncPolicy, on_conflict: ConflictPolicy
@@ -268,6 +295,7 @@ def test_no_unsynced_version_is_lost(
                 assert digest in everywhere(after, path), (side, path, digest)
 
 
+@MANY
 @given(worlds(), policies)
 def test_with_a_backup_dir_no_version_is_lost(world: World, policy: SyncPolicy) -> None:
     """With `--backup-dir`, every version on either side survives, whatever the policy."""
@@ -277,12 +305,13 @@ def test_with_a_backup_dir_no_version_is_lost(world: World, policy: SyncPolicy) 
             assert digest in everywhere(after, path), (side, path, digest)
 
 
+@MANY
 @given(worlds(), policies, st.randoms(use_true_random=False))
 def test_deterministic(world: World, policy: SyncPolicy, rnd: random.Random) -> None:
     """The input mappings' order does not matter; output is ordered and accounts every path."""
     policy = forced(policy)
 
-    def shuffled(d: dict) -> dict:
+    def shuffled(d: dict[RelPath, Value]) -> dict[RelPath, Value]:
         items = list(d.items())
         rnd.shuffle(items)
         return dict(items)
@@ -301,7 +330,8 @@ def test_deterministic(world: World, policy: SyncPolicy, rnd: random.Random) -> 
 def swapped(world: World) -> World:
     """The same world with the local and remote trees exchanged (needs a `plain` world)."""
     local = {
-        p: LocalEntry(e.size, e.mtime_ns or 0, e.digest or "") for p, e in world.remote.items()
+        p: LocalEntry(e.size, e.mtime_ns or 0, e.digest or Digest("?"))
+        for p, e in world.remote.items()
     }
     remote = {
         p: RemoteEntry(e.size, fingerprint(e.digest), e.digest, e.mtime_ns)
@@ -327,6 +357,7 @@ def _plan_or_abort(world: World, policy: SyncPolicy) -> Plan | SafetyAbort:
         return exc
 
 
+@MANY
 @given(worlds(plain=True), policies)
 def test_pull_is_the_mirror_of_push(world: World, policy: SyncPolicy) -> None:
     """Planning one direction equals planning the other with the trees exchanged."""
@@ -340,6 +371,7 @@ def test_pull_is_the_mirror_of_push(world: World, policy: SyncPolicy) -> None:
     assert _outline(mine, swap=False) == _outline(theirs, swap=True)
 
 
+@MANY
 @given(worlds(), policies)
 def test_empty_base_never_deletes(world: World, policy: SyncPolicy) -> None:
     """Without a base (and without `--mirror`) no plan deletes anything, nor aborts."""
@@ -348,6 +380,7 @@ def test_empty_base_never_deletes(world: World, policy: SyncPolicy) -> None:
     assert result.count(K.DELETE_LOCAL, K.DELETE_REMOTE) == 0
 
 
+@MANY
 @given(worlds(), policies)
 def test_safety_stops_exactly_the_dangerous_plans(world: World, policy: SyncPolicy) -> None:
     """Without `--force` a plan aborts iff the source emptied or deletes pass the limit."""

@@ -328,7 +328,9 @@ def test_mirror(
 NAMES = [RelPath(f"f{i:02}") for i in range(10)]
 
 
-def synced(n: int) -> tuple[dict[RelPath, LocalEntry], dict[RelPath, RemoteEntry], dict]:
+def synced(
+    n: int,
+) -> tuple[dict[RelPath, LocalEntry], dict[RelPath, RemoteEntry], dict[RelPath, BaseEntry]]:
     """`n` files in sync on both sides."""
     names = NAMES[:n]
     return (

@@ -14,16 +14,10 @@ from typing import BinaryIO, Protocol
 
 from fsync.errors import UnsafePathError
 from fsync.model import Digest, RelPath, RemoteEntry
+from fsync.paths import TEMP_PREFIX as TEMP_PREFIX  # re-exported for adapters
+from fsync.paths import TEMP_SUFFIX as TEMP_SUFFIX
+from fsync.paths import is_temp_name as is_temp_name
 from fsync.paths import to_relpath
-
-TEMP_PREFIX = ".fsync-"
-TEMP_SUFFIX = ".tmp"
-"""Temporary names (`.fsync-<hex>.tmp`) that writers publish by rename; listings skip them."""
-
-
-def is_temp_name(name: str) -> bool:
-    """True for the last segment of a path that is an fsync temporary file."""
-    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
 
 def relpath_from_key(name: str) -> RelPath:

@@ -36,9 +36,9 @@ from fsync.model import (
     RelPath,
     RunResult,
 )
-from fsync.paths import check_name_lengths, conflict_name, parent
+from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX, check_name_lengths, conflict_name, parent
 from fsync.progress import Reporter
-from fsync.remote.base import TEMP_PREFIX, TEMP_SUFFIX, ObjectMeta, Remote
+from fsync.remote.base import ObjectMeta, Remote
 
 CHUNK = 1 << 20
 FILE_CHANGE_ATTEMPTS = 3

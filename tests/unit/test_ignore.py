@@ -1,0 +1,129 @@
+"""ignore: gitignore semantics, plus fsync's own always-excluded and never-excluded names."""
+
+from __future__ import annotations
+
+import pytest
+
+from fsync.ignore import IgnoreMatcher
+from fsync.model import RelPath
+from fsync.paths import to_relpath
+
+
+def _m(*lines: str) -> IgnoreMatcher:
+    return IgnoreMatcher.from_patterns(lines)
+
+
+def _ign(m: IgnoreMatcher, path: str, is_dir: bool = False) -> bool:
+    return m.ignores(to_relpath(path), is_dir)
+
+
+def test_no_patterns_ignores_ordinary_files() -> None:
+    m = IgnoreMatcher()
+    assert not _ign(m, "a.txt")
+    assert not _ign(m, "deep/er/file.log")
+    assert not _ign(m, "dir", is_dir=True)
+    assert m.patterns == ()
+
+
+def test_glob_matches_at_any_depth() -> None:
+    m = _m("*.log")
+    assert _ign(m, "a.log")
+    assert _ign(m, "d/e/b.log")
+    assert not _ign(m, "a.txt")
+    assert not _ign(m, "log")
+
+
+def test_negation_re_includes_a_file() -> None:
+    m = _m("*.log", "!keep.log")
+    assert _ign(m, "x.log")
+    assert not _ign(m, "keep.log")
+    assert not _ign(m, "sub/keep.log")
+
+
+def test_later_pattern_wins() -> None:
+    m = _m("!keep.log", "*.log")
+    assert _ign(m, "keep.log")
+
+
+def test_directory_pattern_matches_folders_and_their_contents_only() -> None:
+    m = _m("build/")
+    assert _ign(m, "build", is_dir=True)
+    assert _ign(m, "sub/build", is_dir=True)
+    assert _ign(m, "build/out.o")
+    assert _ign(m, "sub/build/deep/out.o")
+    assert not _ign(m, "build")  # a file called build is not a folder
+    assert not _ign(m, "builder/x")
+
+
+def test_file_inside_excluded_folder_cannot_be_re_included() -> None:
+    """git: 'It is not possible to re-include a file if a parent directory is excluded'."""
+    m = _m("build/", "!build/keep")
+    assert _ign(m, "build/keep")
+    assert _ign(m, "build/other")
+
+
+def test_contents_pattern_allows_re_including_a_file() -> None:
+    m = _m("logs/*", "!logs/keep.log")
+    assert _ign(m, "logs/a.log")
+    assert not _ign(m, "logs/keep.log")
+    assert not _ign(m, "logs", is_dir=True)
+
+
+def test_parents_checked_skips_ancestor_matching() -> None:
+    m = _m("build/", "!build/keep")
+    path = RelPath("build/keep")
+    assert m.ignores(path)
+    # A walker that pruned build/ never asks about build/keep; when told the parents were
+    # checked, only the patterns' verdict on the path itself counts.
+    assert not m.ignores(path, parents_checked=True)
+
+
+def test_anchored_and_double_star_patterns() -> None:
+    m = _m("/top.txt", "a/**/b")
+    assert _ign(m, "top.txt")
+    assert not _ign(m, "sub/top.txt")
+    assert _ign(m, "a/b")
+    assert _ign(m, "a/x/y/b")
+    assert not _ign(m, "c/a/x/b")
+
+
+@pytest.mark.parametrize(
+    "path", [".fsync", ".fsync/state.db", ".fsync/lock", "sub/.fsync", "sub/.fsync/state.db"]
+)
+def test_state_folder_is_always_ignored(path: str) -> None:
+    assert _ign(IgnoreMatcher(), path, is_dir=True)
+    assert _ign(IgnoreMatcher(), path)
+    assert _ign(_m("!.fsync", "!.fsync/**"), path)
+
+
+def test_temp_names_are_always_ignored() -> None:
+    m = _m("!*.tmp")
+    assert _ign(m, ".fsync-0123abcd.tmp")
+    assert _ign(m, "deep/dir/.fsync-x.tmp")
+    assert not _ign(m, "fsync-x.tmp")
+    assert not _ign(m, ".fsync-x.tmp.bak")
+
+
+def test_fsyncignore_itself_is_never_ignored() -> None:
+    for m in (IgnoreMatcher(), _m(".*"), _m("*"), _m(".fsyncignore")):
+        assert not _ign(m, ".fsyncignore")
+    # Only the root's file is special; a nested one follows the patterns.
+    assert _ign(_m("*"), "sub/.fsyncignore")
+
+
+def test_comments_blank_lines_and_line_endings() -> None:
+    m = IgnoreMatcher.from_patterns(["# a comment\n", "\n", "   \n", "*.bak\r\n"])
+    assert m.patterns == ("*.bak",)
+    assert _ign(m, "x.bak")
+    assert not _ign(m, "# a comment")
+
+
+def test_escaped_hash_is_a_pattern() -> None:
+    m = _m(r"\#literal")
+    assert _ign(m, "#literal")
+
+
+def test_unicode_patterns_match_nfc_paths() -> None:
+    m = _m("café/")
+    assert _ign(m, "café/menu.txt")
+    assert _ign(m, "cafe\u0301/menu.txt")  # to_relpath makes it NFC before matching
