@@ -113,7 +113,7 @@ class RichReporter(PlainReporter):
         self._progress: Progress = Progress(
             TextColumn("{task.description}", justify="left"),
             BarColumn(),
-            DownloadColumn(),
+            DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=self._console,
