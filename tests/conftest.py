@@ -225,3 +225,38 @@ def _delete_bucket(client: Any, bucket: str) -> None:
         client.delete_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError):
         pass  # best effort: the server and its data go away at the end of the session anyway
+
+
+@dataclass(frozen=True)
+class ProxiedBucket:
+    """A bucket reached through a fault-injecting, counting proxy (tests/fsynctest/proxy.py).
+
+    ``server`` is the bucket's server with ``endpoint_url`` replaced by the proxy's, so its
+    ``storage_options()``, ``env()`` and ``boto3_client()`` all go through the proxy.
+    """
+
+    server: S3Server
+    bucket: str
+    proxy: Any  # fsynctest.proxy.Proxy (imported lazily: most tests never start a proxy)
+
+
+@pytest.fixture
+def s3_proxy(s3_bucket: tuple[S3Server, str]) -> Iterator[ProxiedBucket]:
+    """The test's bucket behind a fresh proxy on a free loopback port; runs per server.
+
+    The proxy is closed afterwards, and the test fails if it met a request it could not parse
+    (``proxy.errors``): a fault the test did not ask for must not go unnoticed.
+    """
+    import dataclasses
+
+    from fsynctest.proxy import start_proxy
+
+    server, bucket = s3_bucket
+    proxy = start_proxy(server.endpoint_url)
+    try:
+        yield ProxiedBucket(
+            dataclasses.replace(server, endpoint_url=proxy.endpoint_url), bucket, proxy
+        )
+    finally:
+        proxy.close()
+    assert not proxy.errors, f"the S3 proxy met requests it could not handle: {proxy.errors}"

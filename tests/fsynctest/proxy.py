@@ -6,9 +6,9 @@ client and the moto or Ceph server (tests/conftest.py) and:
 
 - counts every request by S3 operation (`classify`), so a test can assert that a run made
   only listing requests, or sent only the missing UploadParts after a resume;
-- applies fault rules (`Proxy.add_rule`): answer 503 SlowDown / 500 / 429 itself, drop the
-  connection after reading the request, reset it (TCP RST) in the middle of the response,
-  or delay the request before forwarding it.
+- applies fault rules (`Proxy.add_rule`): answer 503 SlowDown / 500 / 429 / 403 itself,
+  drop the connection after reading the request, reset it (TCP RST) in the middle of the
+  response, or delay the request before forwarding it.
 
 It is a reverse proxy, not a CONNECT proxy: the client's endpoint URL is the proxy's, and
 each request is forwarded byte for byte, Host header included, so SigV4 signatures (which
@@ -20,12 +20,15 @@ fault can be decided after the whole request has been read, as "drop" promises.
 
 Addressing is path-style (``/bucket/key``), which botocore uses for an IP endpoint.
 Standard library only; one thread per client connection, each with its own upstream
-connection that is reused while both sides keep the connection alive.
+connection that is reused while both sides keep it alive. When the upstream ends a connection
+(moto answers every request with ``Connection: close``) the client's connection is closed
+with it, so clients see the server's own connection behaviour.
 """
 
 from __future__ import annotations
 
 import http
+import io
 import select
 import socket
 import socketserver
@@ -33,11 +36,12 @@ import struct
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import IO, Literal, NamedTuple
+from typing import Literal, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 __all__ = [
     "ACTIONS",
@@ -48,8 +52,8 @@ __all__ = [
     "start_proxy",
 ]
 
-Action = Literal["503", "500", "429", "drop", "delay", "reset"]
-ACTIONS: frozenset[str] = frozenset({"503", "500", "429", "drop", "delay", "reset"})
+Action = Literal["503", "500", "429", "403", "drop", "delay", "reset"]
+ACTIONS: frozenset[str] = frozenset({"503", "500", "429", "403", "drop", "delay", "reset"})
 
 _BLOCK = 1 << 20
 """Bytes moved per read while streaming a body: bounded memory per connection."""
@@ -61,15 +65,18 @@ _ERROR_CODES: dict[int, tuple[str, str]] = {
     503: ("SlowDown", "Please reduce your request rate."),
     500: ("InternalError", "We encountered an internal error. Please try again."),
     429: ("SlowDown", "Please reduce your request rate."),
+    403: ("AccessDenied", "Access Denied"),
 }
 """S3's error code and message for each status the proxy answers itself."""
 
 
 class Exchange(NamedTuple):
-    """One request the proxy received: its S3 operation and the status the client got.
+    """One request the proxy received: its S3 operation and the status it was answered with.
 
-    `status` is None when the client got no complete answer (dropped, reset, or the upstream
-    closed without answering). `path` is the percent-decoded path, e.g. ``/bucket/dir/a.txt``.
+    `status` is the server's (or the injected fault's) status, logged before the answer's last
+    byte is relayed, so a client holding its answer always finds the request in the log; None
+    when the client got no answer (dropped, reset, or the upstream closed without answering).
+    `path` is the percent-decoded path, e.g. ``/bucket/dir/a.txt``.
     """
 
     op: str
@@ -136,20 +143,19 @@ class _Head:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def classify(method: str, path: str, query: str, headers: _Head | None = None) -> str:
+def classify(method: str, path: str, query: str, *, copy_source: bool = False) -> str:
     """The S3 operation name of a path-style request (``"Other"`` when not recognised).
 
     `path` is the URL path (``/bucket`` or ``/bucket/key``), `query` the raw query string;
-    `headers` tell a CopyObject from a PutObject (``x-amz-copy-source``).
+    `copy_source` (an ``x-amz-copy-source`` header was sent) tells CopyObject from PutObject.
     """
     keys = set(parse_qs(query, keep_blank_values=True))
     bucket, _, key = path.lstrip("/").partition("/")
-    copy = headers is not None and headers.get("x-amz-copy-source") is not None
     if not bucket:
         return "ListBuckets" if method == "GET" else "Other"
     if not key:
         return _classify_bucket(method, keys)
-    return _classify_object(method, keys, copy)
+    return _classify_object(method, keys, copy_source)
 
 
 _BUCKET_OPS: dict[tuple[str, str | None], str] = {
@@ -193,12 +199,10 @@ def _classify_object(method: str, keys: set[str], copy: bool) -> str:
         return "Other"  # ?tagging, ?acl, ?retention, ...
     if method == "PUT":
         return "CopyObject" if copy else "PutObject"
-    return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(
-        method, "Other"
-    )
+    return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, "Other")
 
 
-def _read_head(rfile: IO[bytes]) -> _Head | None:
+def _read_head(rfile: io.BufferedReader) -> _Head | None:
     """Read one HTTP head; None on a clean EOF before its first byte."""
     line = rfile.readline(_MAX_LINE)
     while line in (b"\r\n", b"\n"):  # RFC 9112: ignore empty lines before a request
@@ -229,10 +233,10 @@ Sink = Callable[[bytes], None] | None
 """Where body bytes go: a socket's sendall, or None to discard them."""
 
 
-def _copy_exact(rfile: IO[bytes], sink: Sink, size: int) -> None:
+def _copy_exact(rfile: io.BufferedReader, sink: Sink, size: int) -> None:
     """Move exactly `size` bytes from rfile to sink, a block at a time."""
     while size > 0:
-        block = rfile.read1(min(size, _BLOCK))  # type: ignore[attr-defined]
+        block = rfile.read1(min(size, _BLOCK))
         if not block:
             raise ConnectionError(f"peer closed with {size} body bytes still to come")
         if sink is not None:
@@ -240,7 +244,7 @@ def _copy_exact(rfile: IO[bytes], sink: Sink, size: int) -> None:
         size -= len(block)
 
 
-def _copy_chunked(rfile: IO[bytes], sink: Sink) -> None:
+def _copy_chunked(rfile: io.BufferedReader, sink: Sink) -> None:
     """Move one chunked-coded body (chunks, last chunk, trailers) verbatim."""
     while True:
         line = rfile.readline(_MAX_LINE)
@@ -265,8 +269,8 @@ def _copy_chunked(rfile: IO[bytes], sink: Sink) -> None:
             return
 
 
-def _copy_until_eof(rfile: IO[bytes], sink: Sink) -> None:
-    while block := rfile.read1(_BLOCK):  # type: ignore[attr-defined]
+def _copy_until_eof(rfile: io.BufferedReader, sink: Sink) -> None:
+    while block := rfile.read1(_BLOCK):
         if sink is not None:
             sink(block)
 
@@ -278,11 +282,12 @@ def _body_length(head: _Head) -> int | Literal["chunked"]:
     return int(length) if length else 0
 
 
-def _error_body(status: int, code: str, message: str, resource: str, request_id: str) -> bytes:
+def _error_body(code: str, message: str, resource: str, request_id: str) -> bytes:
+    """An S3 error document, as botocore parses it into ``ClientError.response["Error"]``."""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{message}</Message>"
-        f"<Resource>{resource}</Resource><RequestId>{request_id}</RequestId></Error>"
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        f"<Resource>{escape(resource)}</Resource><RequestId>{request_id}</RequestId></Error>"
     ).encode()
 
 
@@ -330,6 +335,11 @@ class Proxy:
         with self._lock:
             return Counter(self._forwarded)
 
+    def ops(self) -> list[str]:
+        """The operations of the requests received so far, in arrival order."""
+        with self._lock:
+            return [entry.op for entry in self.log]
+
     def reset_counts(self) -> None:
         """Forget the log and counts (rules and their counters stay)."""
         with self._lock:
@@ -351,11 +361,12 @@ class Proxy:
         """Inject `action` into requests of operation `op` (None: any request).
 
         The first `after` matching requests pass; the next `times` (None: all the rest) get
-        the fault. Actions: "503"/"500"/"429" answer that status with an S3 XML error body
-        (code SlowDown for 503 and 429, InternalError for 500, or `code`) and a Retry-After
-        header when `retry_after` is given, without forwarding; "drop" reads the request and
-        closes the connection unanswered; "reset" forwards it, relays part of the answer,
-        then resets the connection (RST); "delay" waits `delay` seconds, then forwards.
+        the fault. Actions: "503"/"500"/"429"/"403" answer that status with an S3 XML error
+        body (code SlowDown for 503 and 429, InternalError for 500, AccessDenied for 403, or
+        `code`) and a Retry-After header when `retry_after` is given, without forwarding;
+        "drop" reads the request and closes the connection unanswered; "reset" forwards it,
+        relays part of the answer, then resets the connection (RST); "delay" waits `delay`
+        seconds, then forwards.
         Rules are checked in the order added; the first whose window holds a request wins.
         Returns the rule, whose `seen`/`fired` counters a test can read.
         """
@@ -443,21 +454,22 @@ class _Handler(socketserver.BaseRequestHandler):
         connection = _Connection(proxy, self.request)
         proxy._track(self.request, True)
         try:
-            connection.serve()
-        except (OSError, ConnectionError):
+            if not proxy._closing.is_set():  # close() may have missed this new connection
+                connection.serve()
+        except OSError:
             pass  # a peer went away: normal for a proxy, nothing to report
         except Exception as exc:  # a protocol error or a bug: keep it for the test to see
             with proxy._lock:
                 proxy.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
-            connection.close_upstream()
+            connection.close()
             proxy._track(self.request, False)
 
 
 @dataclass
 class _Upstream:
     sock: socket.socket
-    rfile: IO[bytes]
+    rfile: io.BufferedReader
 
 
 @dataclass
@@ -467,7 +479,7 @@ class _Connection:
     proxy: Proxy
     sock: socket.socket
     upstream: _Upstream | None = None
-    rfile: IO[bytes] = field(init=False)
+    rfile: io.BufferedReader = field(init=False)
 
     def __post_init__(self) -> None:
         self.rfile = self.sock.makefile("rb", buffering=_BLOCK)
@@ -483,27 +495,33 @@ class _Connection:
         method, target, *_ = [*head.start.split(" ", 2), "", ""]
         split = urlsplit(target)
         path = unquote(split.path)
-        op = classify(method, split.path, split.query, head)
+        copy_source = head.get("x-amz-copy-source") is not None
+        op = classify(method, split.path, split.query, copy_source=copy_source)
         rule = self.proxy._match(op, path)
-        if head.get("Expect", "").lower() == "100-continue":  # type: ignore[union-attr]
+        if (head.get("Expect") or "").lower() == "100-continue":
             self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         keep = self._client_keeps_alive(head)
+
+        # Each exchange is logged before its last byte goes out, so a client that has its
+        # answer (or its error) always finds the request in the log.
+        def record(status: int | None, *, forwarded: bool) -> None:
+            self.proxy._record(Exchange(op, method, path, status), forwarded=forwarded)
+
         if rule is not None and rule.action in _ERROR_CODES_BY_ACTION:
             self._drain_body(head)
             status = _ERROR_CODES_BY_ACTION[rule.action]
+            record(status, forwarded=False)
             self.sock.sendall(self._error_response(status, rule, method, path, keep))
-            self.proxy._record(Exchange(op, method, path, status), forwarded=False)
             return keep
         if rule is not None and rule.action == "drop":
             self._drain_body(head)
-            self.proxy._record(Exchange(op, method, path, None), forwarded=False)
+            record(None, forwarded=False)
             return False
         if rule is not None and rule.action == "delay":
             self.proxy._wait(rule.delay)
         reset = rule is not None and rule.action == "reset"
-        status, upstream_keeps = self._forward(head, method, reset=reset)
-        self.proxy._record(Exchange(op, method, path, status), forwarded=True)
-        return keep and upstream_keeps and status is not None
+        upstream_keeps = self._forward(head, method, reset=reset, record=record)
+        return keep and upstream_keeps
 
     @staticmethod
     def _client_keeps_alive(head: _Head) -> bool:
@@ -518,13 +536,11 @@ class _Connection:
         else:
             _copy_exact(self.rfile, None, length)
 
-    def _error_response(
-        self, status: int, rule: Rule, method: str, path: str, keep: bool
-    ) -> bytes:
+    def _error_response(self, status: int, rule: Rule, method: str, path: str, keep: bool) -> bytes:
         code, message = _ERROR_CODES[status]
         request_id = uuid.uuid4().hex[:16].upper()
-        body = b"" if method == "HEAD" else _error_body(
-            status, rule.code or code, message, path, request_id
+        body = (
+            b"" if method == "HEAD" else _error_body(rule.code or code, message, path, request_id)
         )
         lines = [
             f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
@@ -552,6 +568,12 @@ class _Connection:
         self.upstream = _Upstream(sock, sock.makefile("rb", buffering=_BLOCK))
         return self.upstream
 
+    def close(self) -> None:
+        """Release both sides (the socket itself is closed by socketserver)."""
+        self.close_upstream()
+        with suppress(OSError):
+            self.rfile.close()
+
     def close_upstream(self) -> None:
         if self.upstream is None:
             return
@@ -561,8 +583,13 @@ class _Connection:
             self.upstream.sock.close()
         self.upstream = None
 
-    def _forward(self, head: _Head, method: str, *, reset: bool) -> tuple[int | None, bool]:
-        """Send the request upstream and relay the answer: (status or None, upstream alive)."""
+    def _forward(
+        self, head: _Head, method: str, *, reset: bool, record: Callable[..., None]
+    ) -> bool:
+        """Send the request upstream, record and relay the answer; False: close the client.
+
+        With `reset`, only part of the answer is relayed before the connection is reset.
+        """
         upstream = self._connect_upstream()
         upstream.sock.sendall(head.encode(drop=frozenset({"expect"})))
         length = _body_length(head)
@@ -574,13 +601,16 @@ class _Connection:
         while answer is not None and answer.start.split(" ", 2)[1].startswith("1"):
             answer = _read_head(upstream.rfile)  # interim answers: the proxy sent its own 100
         if answer is None:
+            record(None, forwarded=True)
             self.close_upstream()
-            return None, False
+            return False
         status = int(answer.start.split(" ", 2)[1])
         framing = self._response_framing(answer, method, status)
         if reset:
+            record(None, forwarded=True)
             self._reset_midway(answer, framing, upstream)
-            return None, False
+            return False
+        record(status, forwarded=True)
         self.sock.sendall(answer.encode())
         if framing == "chunked":
             _copy_chunked(upstream.rfile, self.sock.sendall)
@@ -591,7 +621,7 @@ class _Connection:
         alive = framing != "eof" and not answer.has_token("Connection", "close")
         if not alive:
             self.close_upstream()
-        return status, alive
+        return alive
 
     @staticmethod
     def _response_framing(answer: _Head, method: str, status: int) -> int | str:
@@ -612,19 +642,13 @@ class _Connection:
             self.sock.sendall(encoded[: len(encoded) // 2])
         self.close_upstream()  # the rest of the answer is unread: the connection is unusable
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # the descriptor closes only when its last file object does
         self.sock.close()
 
 
-_ERROR_CODES_BY_ACTION: dict[str, int] = {"503": 503, "500": 500, "429": 429}
+_ERROR_CODES_BY_ACTION: dict[str, int] = {"503": 503, "500": 500, "429": 429, "403": 403}
 
 
 def start_proxy(upstream_url: str) -> Proxy:
     """Start a proxy on 127.0.0.1 and a free port in front of ``upstream_url`` (http only)."""
     return Proxy(upstream_url)
-
-
-def iter_ops(proxy: Proxy) -> Iterator[str]:
-    """The operations of the logged requests, in order (a snapshot)."""
-    with proxy._lock:
-        snapshot = list(proxy.log)
-    return iter(entry.op for entry in snapshot)
