@@ -7,21 +7,25 @@ adapters together and holds no sync rule of its own: the rules live in the plann
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from fsync import planner, scanner
+from fsync import names, planner, scanner
 from fsync.config import SyncOptions
 from fsync.errors import ConfigError, ExitCode, FsyncError, RemoteUnavailable
 from fsync.hashing import hash_stream
-from fsync.ignore import IgnoreMatcher
+from fsync.ignore import STATE_DIR, IgnoreMatcher
 from fsync.manifest import Manifest, RootLock, RunRecord
+from fsync.manifest.journal import UploadJournal
 from fsync.model import (
     ActionKind,
+    ActionRecord,
     BaseEntry,
     Digest,
     Direction,
@@ -31,54 +35,100 @@ from fsync.model import (
     RelPath,
     RemoteEntry,
     RunResult,
+    SyncPolicy,
 )
 from fsync.progress import Reporter
+from fsync.redact import Redactor
 from fsync.remote import open_remote
-from fsync.remote.base import Remote
+from fsync.remote.base import PendingUpload, Remote
+from fsync.remote.retry import RetryPolicy
 from fsync.transfer.engine import EngineOptions, Outcome, execute
 
 E = TypeVar("E")
 
+_log = logging.getLogger("fsync.app")
 
-def run(opts: SyncOptions, reporter: Reporter) -> RunResult:
+
+def run(
+    opts: SyncOptions,
+    reporter: Reporter,
+    *,
+    on_action: Callable[[ActionRecord], None] | None = None,
+) -> RunResult:
     """Run one push or pull as `opts` says and return what it did.
 
-    Raises `ConfigError`, `SafetyAbort` or `LockHeld` (exit 2) before anything is changed,
-    and `RemoteUnavailable` (exit 1) when the remote cannot be listed at all.
+    `on_action` receives a record of every action as it ends (and of each path that could not
+    be read or mapped), for `--log-file`. Error messages in the result and the run history
+    carry no secret of `opts`. Raises `ConfigError`, `SafetyAbort` or `LockHeld` (exit 2)
+    before anything is changed, and `RemoteUnavailable` (exit 1) when the remote cannot be
+    listed at all.
     """
     started = time.monotonic()
-    root = _prepare_root(opts)
+    root = prepare_root(opts)
     policy = opts.policy()
-    remote = open_remote(
-        opts.remote_url, storage_options=opts.storage_options, endpoint_url=opts.endpoint_url
-    )
+    journal = UploadJournal.open(root)
+    try:
+        remote = open_sync_remote(opts, journal)
+    except BaseException:
+        journal.close()
+        raise
     try:
         with RootLock(root), Manifest.open(root) as manifest:
             ignore = scanner.read_ignore(root, opts.excludes)
-            local = _scan(root, manifest, ignore, reporter)
-            remote_entries, refused = _list(remote, ignore, opts, reporter)
+            local = _scan(root, manifest, ignore, reporter, follow_links=opts.follow_links)
+            remote_entries, refused = list_remote(remote, ignore, opts, reporter)
             base = manifest.base(remote.url)
             if local.errors or local.incomplete:
                 # An unreadable file or folder is not a deleted one: keep it out of the plan.
                 remote_entries = _known(remote_entries, local)
                 base = _known(base, local)
-            remote_entries = _fill_digests(remote, remote_entries, local.entries, base)
-            plan = planner.plan(local.entries, remote_entries, base, policy)
+            local_entries: Mapping[RelPath, LocalEntry] = local.entries
+            if opts.direction is Direction.PULL:
+                blocked = _unmappable(root, remote_entries, local_entries)
+                if blocked:
+                    # Names this disk cannot hold stay out of the plan on all three sides.
+                    local_entries = _without(local_entries, blocked)
+                    remote_entries = _without(remote_entries, blocked)
+                    base = _without(base, blocked)
+                    refused += [FileError(p, why) for p, why in sorted(blocked.items())]
+            plan = plan_sync(remote, local_entries, remote_entries, base, policy)
+            _log_inputs(local, remote_entries, base, plan, started)
             run_id = manifest.start_run(opts.direction.value, remote.url)
             if opts.dry_run:
                 result = _dry_run_result(plan)
                 reporter.close()
+                _report_planned(plan, on_action)
             else:
-                sink = _ManifestSink(manifest, remote.url)
-                engine_opts = EngineOptions(transfers=opts.transfers)
+                sink = ManifestSink(manifest, remote.url)
+                engine_opts = EngineOptions(transfers=opts.transfers, on_action=on_action)
                 result = execute(plan, root, remote, sink, reporter, options=engine_opts)
             result.errors[:0] = [*local.errors, *refused]
             result.failed += len(local.errors) + len(refused)
+            _report_unreadable(local.errors, refused, on_action)
+            result.errors = _redacted(result.errors, opts)
             result.seconds = time.monotonic() - started
             manifest.finish_run(run_id, int(exit_status(result)), result.as_json())
             return result
     finally:
         remote.close()
+        journal.close()
+
+
+def open_sync_remote(opts: SyncOptions, journal: UploadJournal | None = None) -> Remote:
+    """The remote of `opts` with its transfer knobs, recording chunked uploads in `journal`
+    (so a run cut short continues them next time). Raises `ConfigError` like `open_remote`."""
+    return open_remote(
+        opts.remote_url,
+        storage_options=opts.storage_options,
+        endpoint_url=opts.endpoint_url,
+        chunk_size=opts.chunk_size,
+        transfers=opts.transfers,
+        retry=None if opts.retries is None else RetryPolicy(retries=opts.retries),
+        timeout=opts.timeout,
+        tps_limit=opts.tps_limit,
+        bw_limit=opts.bw_limit,
+        journal=journal,
+    )
 
 
 def exit_status(result: RunResult) -> ExitCode:
@@ -90,7 +140,11 @@ def exit_status(result: RunResult) -> ExitCode:
     return ExitCode.OK
 
 
-def _prepare_root(opts: SyncOptions) -> str:
+def prepare_root(opts: SyncOptions) -> str:
+    """The absolute local root of `opts`, created for a pull if missing.
+
+    Raises `ConfigError` when it does not exist (or cannot be created) or is not a folder.
+    """
     root = os.path.abspath(opts.local_root)
     if opts.direction is Direction.PULL and not os.path.lexists(root):
         try:
@@ -106,9 +160,14 @@ def _prepare_root(opts: SyncOptions) -> str:
 
 
 def _scan(
-    root: str, manifest: Manifest, ignore: IgnoreMatcher, reporter: Reporter
+    root: str,
+    manifest: Manifest,
+    ignore: IgnoreMatcher,
+    reporter: Reporter,
+    *,
+    follow_links: bool = False,
 ) -> scanner.ScanResult:
-    result = scanner.scan(root, manifest, ignore)
+    result = scanner.scan(root, manifest, ignore, follow_links=follow_links)
     with manifest.transaction():
         manifest.update_cache(result.updates)
         manifest.prune_cache(result.entries.keys())
@@ -117,11 +176,88 @@ def _scan(
     return result
 
 
+def _without(entries: Mapping[RelPath, E], drop: Container[RelPath]) -> dict[RelPath, E]:
+    return {p: e for p, e in entries.items() if p not in drop}
+
+
+def _unmappable(
+    root: str, remote: Mapping[RelPath, RemoteEntry], local: Mapping[RelPath, LocalEntry]
+) -> dict[RelPath, str]:
+    """Remote paths this root's disk cannot hold (too long, case twins), with the reason."""
+    return names.unmappable(
+        remote,
+        local,
+        limit=names.name_limit(root),
+        case_insensitive=names.is_case_insensitive(os.path.join(root, STATE_DIR)),
+    )
+
+
+def _log_inputs(
+    scan: scanner.ScanResult,
+    remote: Mapping[RelPath, RemoteEntry],
+    base: Mapping[RelPath, BaseEntry],
+    plan: Plan,
+    started: float,
+) -> None:
+    """`-v` detail: what the run compared and what it plans to do."""
+    if not _log.isEnabledFor(logging.DEBUG):
+        return
+    _log.debug(
+        "local: %d files (%d hashed, %d unreadable); remote: %d files; base: %d paths",
+        len(scan.entries),
+        len(scan.updates),
+        len(scan.errors),
+        len(remote),
+        len(base),
+    )
+    kinds = Counter(a.kind.value for a in plan.actions)
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "nothing"
+    _log.debug(
+        "plan after %.3f s: %s; %d unchanged, %d left for the other direction",
+        time.monotonic() - started,
+        summary,
+        plan.unchanged,
+        len(plan.notices),
+    )
+
+
+def _report_planned(plan: Plan, on_action: Callable[[ActionRecord], None] | None) -> None:
+    """Tell `on_action` what a dry run would have done, one record per action."""
+    if on_action is None:
+        return
+    for a in plan.actions:
+        entry = a.local if a.kind is ActionKind.UPLOAD else a.remote
+        size = entry.size if entry is not None and a.kind.transfers else 0
+        on_action(ActionRecord(a.path, a.kind.value, "planned", bytes=size, attempts=0))
+
+
+def _report_unreadable(
+    unreadable: Iterable[FileError],
+    refused: Iterable[FileError],
+    on_action: Callable[[ActionRecord], None] | None,
+) -> None:
+    """Tell `on_action` about paths that never became actions: unreadable, or refused."""
+    if on_action is None:
+        return
+    for e in unreadable:
+        on_action(ActionRecord(e.path, "scan", "failed", attempts=1, error=e.error))
+    for e in refused:
+        on_action(ActionRecord(e.path, "map", "failed", attempts=0, error=e.error))
+
+
+def _redacted(errors: list[FileError], opts: SyncOptions) -> list[FileError]:
+    """`errors` with every secret of `opts` (and of the environment) masked."""
+    redactor = Redactor.build(
+        urls=[opts.remote_url], storage_options=opts.storage_options, env=os.environ
+    )
+    return [FileError(e.path, redactor.text(e.error)) for e in errors]
+
+
 def _known(entries: Mapping[RelPath, E], scan: scanner.ScanResult) -> dict[RelPath, E]:
     return {p: e for p, e in entries.items() if not scan.is_unknown(p)}
 
 
-def _list(
+def list_remote(
     remote: Remote, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
     """One listing of the remote, filtered by the ignore rules; refused keys as errors on pull."""
@@ -141,6 +277,27 @@ def _list(
         else:
             reporter.warning(f"remote key {key!r} cannot be mapped to a local name: {why}")
     return entries, refused
+
+
+def plan_sync(
+    remote: Remote,
+    local: Mapping[RelPath, LocalEntry],
+    entries: dict[RelPath, RemoteEntry],
+    base: Mapping[RelPath, BaseEntry],
+    policy: SyncPolicy,
+) -> Plan:
+    """Plan the three snapshots (the whole tree, or any subset of its paths).
+
+    Remote digests are learned first where they decide the plan, and renames become MOVEs
+    where the remote copies server-side. Raises `SafetyAbort` as `planner.plan` does, with a
+    move counted as no deletion.
+    """
+    entries = _fill_digests(remote, entries, local, base)
+    plan = planner.plan(local, entries, base, replace(policy, force=True))
+    if remote.capabilities.server_side_copy:
+        plan = planner.detect_moves(plan)
+    planner.check_safety(plan, local, entries, base, policy)
+    return plan
 
 
 def _fill_digests(
@@ -206,6 +363,8 @@ def _dry_run_result(plan: Plan) -> RunResult:
             result.bytes_received += a.remote.size if a.remote else 0
         elif a.kind.deletes:
             result.deleted += 1
+        elif a.kind is ActionKind.MOVE:
+            result.moved += 1
         elif a.kind is ActionKind.CONFLICT:
             result.unresolved += 1
         elif a.kind in (ActionKind.RECORD, ActionKind.KEEP):
@@ -213,7 +372,7 @@ def _dry_run_result(plan: Plan) -> RunResult:
     return result
 
 
-class _ManifestSink:
+class ManifestSink:
     """Makes engine outcomes durable, one transaction per batch."""
 
     def __init__(self, manifest: Manifest, remote_url: str) -> None:
@@ -223,10 +382,9 @@ class _ManifestSink:
     def commit(self, outcomes: list[Outcome]) -> None:
         """Write the bases and cache entries of `outcomes` in one transaction."""
         with self.manifest.transaction():
-            self.manifest.set_base(
-                self.remote_url,
-                [(o.path, o.base) for o in outcomes if o.base is not None or o.forget_base],
-            )
+            changes = [(o.path, o.base) for o in outcomes if o.base is not None or o.forget_base]
+            changes += [(o.moved_from, None) for o in outcomes if o.moved_from is not None]
+            self.manifest.set_base(self.remote_url, changes)
             self.manifest.update_cache([(o.path, o.cache) for o in outcomes if o.cache])
             self.manifest.drop_cache([o.path for o in outcomes if o.drop_cache])
 
@@ -239,16 +397,21 @@ class RemoteStatus:
     changed: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
+    """Paths `fsync watch` saw change and has not sent yet (its outbox)."""
 
 
 @dataclass(slots=True)
 class StatusReport:
-    """What `fsync status` shows: pending changes per remote and the last runs."""
+    """What `fsync status` shows: pending changes per remote, unfinished transfers, runs."""
 
     root: str
     remotes: list[RemoteStatus]
     runs: list[RunRecord]
     errors: list[FileError]
+    uploads: list[PendingUpload] = field(default_factory=list)
+    """Chunked uploads started and not completed (the transfer journal); the next push of
+    the same content continues them."""
 
 
 def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> StatusReport:
@@ -265,7 +428,11 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
         remotes = [
             _pending(url, scan.entries, manifest.base(url)) for url in manifest.known_remotes()
         ]
-        return StatusReport(root, remotes, manifest.last_runs(runs), scan.errors)
+        for remote in remotes:
+            remote.queued = list(manifest.queued(remote.url))
+        with UploadJournal.open(root) as journal:
+            uploads = journal.all()
+        return StatusReport(root, remotes, manifest.last_runs(runs), scan.errors, uploads)
 
 
 def _pending(

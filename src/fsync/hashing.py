@@ -4,11 +4,13 @@ blake3 is imported here and nowhere else. A file is stat'ed before and after it 
 if it moved in between, `FileChangedError` is raised rather than returning a digest of bytes
 that were never on disk together (Syncthing's "file changed during hashing").
 
-Large files are read with `readinto` into one 8 MiB buffer and fed to a multithreaded
-hasher. That is as fast as blake3's `update_mmap` (measured: 600 MB in 0.095 s vs 0.100 s),
-without mmap's hazard: a file truncated by another process while it is mapped kills the
-whole process with SIGBUS, and files being rewritten (`open(path, "w")` truncates first) are
-exactly what a sync tool meets.
+Large files are read with `preadv` into two 4 MiB buffers in turn: a reader thread fills
+one while the multithreaded hasher digests the other. Reading and hashing one buffer after
+the other spends the copy out of the page cache on the critical path (measured on 2 cores,
+1 GiB cached: 6.2 GB/s with one buffer, 8.2 GB/s double-buffered, 8.6 GB/s for blake3's
+`update_mmap`, which b3sum uses). mmap is not used because of its hazard: a file truncated
+by another process while it is mapped kills the whole process with SIGBUS, and files being
+rewritten (`open(path, "w")` truncates first) are exactly what a sync tool meets.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -34,8 +38,26 @@ HASH_VERSION = 1
 SMALL_FILE = 1 << 20
 """Files below this size are read in one `read` call and hashed on the calling thread."""
 
-READ_CHUNK = 8 << 20
-"""Buffer size for large files; 8 MiB keeps blake3's worker threads busy (measured best)."""
+READ_CHUNK = 4 << 20
+"""Buffer size for large files: big enough to keep blake3's worker threads busy, small
+enough that two stay in the caches (measured best of 1-16 MiB)."""
+
+READ_AHEAD_WORKERS = 4
+"""Threads that read ahead for large files; more concurrent large hashes wait their turn."""
+
+_read_ahead_pool: ThreadPoolExecutor | None = None
+_read_ahead_lock = threading.Lock()
+
+
+def _read_ahead() -> ThreadPoolExecutor:
+    """The shared read-ahead pool, made on first use (small files never need it)."""
+    global _read_ahead_pool  # noqa: PLW0603 - one lazily made pool per process
+    with _read_ahead_lock:
+        if _read_ahead_pool is None:
+            _read_ahead_pool = ThreadPoolExecutor(
+                max_workers=READ_AHEAD_WORKERS, thread_name_prefix="fsync-readahead"
+            )
+        return _read_ahead_pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,26 +112,51 @@ def hash_file(path: str, before: StatSig | None = None) -> tuple[Digest, StatSig
     """
     if before is None:
         before = StatSig.from_stat(os.stat(path))
-    with open(path, "rb", buffering=0) as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
         if before.size < SMALL_FILE:
             # One read of one byte more than expected: a file that grew is caught here
             # without reading an unbounded amount into memory.
-            data = f.read(before.size + 1)
+            data = os.read(fd, before.size + 1)
             read = len(data)
             digest = blake3(data).hexdigest()
         else:
-            hasher = blake3(max_threads=blake3.AUTO)
-            buf = bytearray(min(READ_CHUNK, before.size + 1))
-            view = memoryview(buf)
-            read = 0
-            while n := f.readinto(buf):
-                hasher.update(view[:n])
-                read += n
-            digest = hasher.hexdigest()
+            read, digest = _hash_large(fd, before.size)
+    finally:
+        os.close(fd)
     after = StatSig.from_stat(os.stat(path))
     if read != before.size or not _same_file(before, after):
         raise FileChangedError(f"{path}: changed while being read")
     return Digest(digest), after
+
+
+def _hash_large(fd: int, size: int) -> tuple[int, str]:
+    """(bytes read, hex digest) of the open file `fd`, expected to hold `size` bytes.
+
+    Reads stop one byte past `size`: a file that keeps growing is known to have changed, and
+    is not read to its (moving) end.
+    """
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    hasher = blake3(max_threads=blake3.AUTO)
+    bufs = (bytearray(READ_CHUNK), bytearray(READ_CHUNK))
+    pool = _read_ahead()
+    read = 0
+    pending: Future[int] = pool.submit(os.preadv, fd, [bufs[0]], 0)
+    turn = 0
+    try:
+        while n := pending.result():
+            read += n
+            if read > size:
+                break
+            pending = pool.submit(os.preadv, fd, [bufs[1 - turn]], read)
+            hasher.update(memoryview(bufs[turn])[:n])
+            turn = 1 - turn
+    finally:
+        # The caller closes `fd` next: no read may still be in flight on it.
+        if not pending.cancel():
+            pending.exception()
+    return read, hasher.hexdigest()
 
 
 def hash_stream(reader: BinaryIO, chunk: int = 1 << 20) -> Digest:

@@ -42,6 +42,9 @@ class RemoteEntry:
     fingerprint: str
     digest: Digest | None = None
     mtime_ns: int | None = None
+    mode: int | None = None
+    """Permission bits (`0o644`) where the backend keeps them (a filesystem's stat, the `mode`
+    metadata on S3); None where unknown. Not part of the version: only content is compared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,9 @@ class ActionKind(enum.Enum):
     """Leave both sides as they are; used for resolved conflicts where the destination wins."""
     CONFLICT = "conflict"
     """An unresolved conflict (`--on-conflict skip`): nothing is done, the run exits 3."""
+    MOVE = "move"
+    """A local rename: copy the old remote object to the new path server-side, then delete
+    the old one (`Action.moved_from` is the delete it replaces); no content is sent."""
 
     @property
     def transfers(self) -> bool:
@@ -110,6 +116,8 @@ class Action:
     `local` and `remote` record what the planner saw, so the engine can refuse to act when a
     side changed since (check before act). `keep_copy` asks the engine to keep the version
     about to be overwritten beside it under a conflict name (`--on-conflict keep-both`).
+    `moved_from` is set on MOVE actions only: the DELETE_REMOTE of the old path that the move
+    replaces, with what the planner saw there.
     """
 
     kind: ActionKind
@@ -120,6 +128,7 @@ class Action:
     reason: str
     conflict: bool = False
     keep_copy: bool = False
+    moved_from: Action | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +181,23 @@ class FileError:
 
     path: str
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """How one action of a run ended: a line of `--log-file`, and `-v` detail.
+
+    `outcome` is `done`, `failed`, `skipped` (nothing to do by the time it ran) or
+    `planned` (a dry run); `attempts` counts the engine's tries of the whole action.
+    """
+
+    path: str
+    action: str
+    outcome: str
+    bytes: int = 0
+    seconds: float = 0.0
+    attempts: int = 1
+    error: str | None = None
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from fsync.model import (
     LocalEntry,
     Notice,
     Plan,
+    RelPath,
     RemoteEntry,
     RemoteSnapshot,
     Snapshot,
@@ -260,6 +261,21 @@ def delete_limit(policy: SyncPolicy, denominator: int) -> int:
     return max(1, math.floor(policy.max_delete_ratio * denominator + 1e-9))
 
 
+def check_safety(
+    plan: Plan,
+    local: Snapshot,
+    remote: RemoteSnapshot,
+    base: BaseSnapshot,
+    policy: SyncPolicy,
+) -> None:
+    """Raise `SafetyAbort` for `plan` as `plan()` itself would, unless `policy.force`.
+
+    For plans made with `force` and then post-processed (`detect_moves`): a MOVE is not a
+    deletion, so a renamed folder does not trip the delete cap.
+    """
+    _check_safety(list(plan.actions), local, remote, base, policy)
+
+
 def _check_safety(
     actions: list[Action],
     local: Snapshot,
@@ -289,3 +305,75 @@ def _check_safety(
             f"the plan deletes {deletes} files, more than the limit of {limit} ({why}); "
             "check the paths, then raise --max-delete or use --force"
         )
+
+
+def detect_moves(plan: Plan) -> Plan:
+    """Turn each delete-plus-upload of the same content in `plan` into one MOVE.
+
+    A push plan sees a local rename as a DELETE_REMOTE of the old path and an UPLOAD of the
+    new one; when the remote still holds the old path's base version (its fingerprint has not
+    moved) and that version's digest equals the new file's, the remote can copy the object
+    server-side instead of receiving the bytes again. Only plain uploads to a path that is
+    absent on the remote are paired, never conflicts, so a MOVE never overwrites anything.
+    Among several deletes of the same content, one with the same file name is preferred (a
+    folder rename), then the first by path, so the result is deterministic. Actions stay
+    ordered by path, a MOVE at its new path; a plan with nothing to pair is returned as is.
+    """
+    deletes: dict[Digest, list[Action]] = {}
+    for action in plan.actions:
+        if _movable_delete(action):
+            assert action.base is not None
+            deletes.setdefault(action.base.digest, []).append(action)
+    if not deletes:
+        return plan
+    used: set[RelPath] = set()
+    actions: list[Action] = []
+    for action in plan.actions:
+        source = _move_source(action, deletes, used)
+        if source is None:
+            actions.append(action)
+            continue
+        used.add(source.path)
+        actions.append(
+            Action(
+                ActionKind.MOVE,
+                action.path,
+                action.local,
+                action.remote,
+                action.base,
+                f"renamed from {source.path}",
+                moved_from=source,
+            )
+        )
+    if not used:
+        return plan
+    kept = tuple(a for a in actions if not (a.kind is ActionKind.DELETE_REMOTE and a.path in used))
+    return Plan(kept, plan.notices, plan.unchanged)
+
+
+def _movable_delete(action: Action) -> bool:
+    """A DELETE_REMOTE whose remote object still holds the base's content."""
+    if action.kind is not ActionKind.DELETE_REMOTE or action.conflict:
+        return False
+    rem, bas = action.remote, action.base
+    if rem is None or bas is None:
+        return False
+    return rem.fingerprint == bas.fingerprint or digest_equal(rem.digest, bas.digest)
+
+
+def _move_source(
+    action: Action, deletes: dict[Digest, list[Action]], used: set[RelPath]
+) -> Action | None:
+    """The delete that `action` (an upload) can be moved from, or None."""
+    if action.kind is not ActionKind.UPLOAD or action.conflict or action.keep_copy:
+        return None
+    if action.local is None or action.remote is not None:
+        return None
+    candidates = [d for d in deletes.get(action.local.digest, ()) if d.path not in used]
+    if not candidates:
+        return None
+    name = action.path.rpartition("/")[2]
+    for candidate in candidates:
+        if candidate.path.rpartition("/")[2] == name:
+            return candidate
+    return candidates[0]

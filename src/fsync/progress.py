@@ -3,16 +3,25 @@
 The core calls a `Reporter`; it never imports rich. `RichReporter` draws a live display on a
 terminal, `PlainReporter` writes one line per finished file (no ANSI codes, no carriage
 returns), `NullReporter` is silent (`--quiet`, `--json`). rich is imported only when a
-terminal display is actually built, which keeps start-up cheap for scripted runs.
+terminal display is actually built, which keeps start-up cheap for scripted runs. `fsync
+watch` reports through a `WatchDisplay`, shown the same three ways.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from rich.console import RenderableType
+    from rich.live import Live
     from rich.progress import Progress, TaskID
+
+    from fsync.model import RunResult
 
 
 class Reporter(Protocol):
@@ -170,3 +179,209 @@ class RichReporter(PlainReporter):
 
 def _short(path: str, width: int = 40) -> str:
     return path if len(path) <= width else "…" + path[-(width - 1) :]
+
+
+# --- fsync watch ---------------------------------------------------------------------------
+
+
+class WatchDisplay(Reporter, Protocol):
+    """What `fsync watch` shows beyond one plan's progress.
+
+    The engine calls `close()` after every plan; for a watch that ends nothing: `stop()` ends
+    the session's display. Every method may be called from worker threads.
+    """
+
+    def watching(self, local: str, remote: str) -> None:
+        """The startup sync is done; changes are followed from now on."""
+        ...
+
+    def queued(self, count: int) -> None:
+        """`count` changed paths wait to be synced (settling, or due for a retry)."""
+        ...
+
+    def totals(self, result: RunResult, failing: Mapping[str, str]) -> None:
+        """The session's running totals, and the paths failing now with their errors."""
+        ...
+
+    def stop(self) -> None:
+        """The session is over: stop any live display (safe to call twice)."""
+        ...
+
+
+class NullWatchDisplay(NullReporter):
+    """A silent watch (`--quiet`, `--json`): warnings still go to stderr."""
+
+    def watching(self, local: str, remote: str) -> None:
+        """Ignored."""
+
+    def queued(self, count: int) -> None:
+        """Ignored."""
+
+    def totals(self, result: RunResult, failing: Mapping[str, str]) -> None:
+        """Ignored."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+class PlainWatchDisplay(PlainReporter):
+    """A watch as log lines: one per synced file, with the time; errors to stderr."""
+
+    def watching(self, local: str, remote: str) -> None:
+        """Say on stderr that changes are followed now."""
+        self._err_line(f"fsync: watching {local} -> {remote} (Ctrl-C to stop)")
+
+    def file_done(self, path: str, action: str, error: str | None = None) -> None:
+        """Write `HH:MM:SS ACTION PATH` (or the error, with the time, to stderr)."""
+        stamp = time.strftime("%H:%M:%S")
+        with self._lock:
+            if error is None:
+                self._out.write(f"{stamp} {action} {path}\n")
+                self._out.flush()
+            else:
+                self._err_line(f"fsync: error: {stamp} {action} {path}: {error} (will retry)")
+
+    def queued(self, count: int) -> None:
+        """Not shown: the lines of synced files say enough."""
+
+    def totals(self, result: RunResult, failing: Mapping[str, str]) -> None:
+        """Not shown until the end of the session."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+class RichWatchDisplay(NullWatchDisplay):
+    """A live terminal display of a watch: queued, in flight, recently synced, failing."""
+
+    RECENT = 8
+    FAILING = 5
+    RATE_SAMPLES = 40
+    """The rate shown is over the last this many refreshes (10 s at 4 a second)."""
+
+    def __init__(self, err: TextIO) -> None:
+        super().__init__(err)
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+        self._console = Console(file=err)
+        self._progress = Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            console=self._console,
+        )
+        self._lock = threading.Lock()
+        self._tasks: dict[str, TaskID] = {}
+        self._recent: deque[tuple[str, str, str]] = deque(maxlen=self.RECENT)
+        self._failing: dict[str, str] = {}
+        self._where = ""
+        self._queued = 0
+        self._totals: dict[str, int] = {}
+        self._moved_bytes = 0
+        self._samples: deque[tuple[float, int]] = deque(maxlen=self.RATE_SAMPLES)
+        self._live: Live | None = None
+
+    def _start(self) -> None:
+        if self._live is None:
+            from rich.live import Live
+
+            self._live = Live(
+                get_renderable=self._render,
+                console=self._console,
+                refresh_per_second=4,
+                transient=True,
+            )
+            self._live.start()
+
+    def watching(self, local: str, remote: str) -> None:
+        """Show what is watched; the display runs from now on."""
+        self._where = f"watching {local} → {remote}  (Ctrl-C to stop)"
+        self._start()
+
+    def plan_ready(self, files: int, total_bytes: int) -> None:
+        """Make sure the display runs (the startup push comes before `watching`)."""
+        if files:
+            self._start()
+
+    def file_started(self, path: str, size: int) -> None:
+        """Add a bar for `path` while it is in flight."""
+        with self._lock:
+            self._tasks[path] = self._progress.add_task(_short(path), total=size or None)
+
+    def advance(self, path: str, nbytes: int) -> None:
+        """Move the file's bar, and count the bytes for the rate."""
+        task = self._tasks.get(path)
+        if task is not None:
+            self._progress.advance(task, nbytes)
+        with self._lock:
+            self._moved_bytes += nbytes
+
+    def file_done(self, path: str, action: str, error: str | None = None) -> None:
+        """Move `path` from in flight to the recent list (or the failing list)."""
+        with self._lock:
+            task = self._tasks.pop(path, None)
+            if task is not None:
+                self._progress.remove_task(task)
+            if error is None:
+                self._recent.appendleft((time.strftime("%H:%M:%S"), action, path))
+                self._failing.pop(path, None)
+            else:
+                self._failing[path] = error
+
+    def warning(self, message: str) -> None:
+        """Print the warning above the live display."""
+        self._console.print(f"fsync: warning: {message}", markup=False, highlight=False)
+
+    def queued(self, count: int) -> None:
+        """Show how many changes wait."""
+        self._queued = count
+
+    def totals(self, result: RunResult, failing: Mapping[str, str]) -> None:
+        """Show the session's totals and exactly the paths failing now."""
+        with self._lock:
+            self._totals = {
+                "uploaded": result.uploaded,
+                "downloaded": result.downloaded,
+                "moved": result.moved,
+                "deleted": result.deleted,
+                "bytes": result.bytes_sent + result.bytes_received,
+            }
+            self._failing = dict(failing)
+
+    def stop(self) -> None:
+        """Stop the live display."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+    def _render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.text import Text
+
+        with self._lock:
+            t = self._totals
+            self._samples.append((time.monotonic(), self._moved_bytes))
+            (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
+            rate = _binary((b1 - b0) / (t1 - t0) if t1 > t0 else 0.0)
+            head = (
+                f"queued {self._queued} · in flight {len(self._tasks)} · "
+                f"up {t.get('uploaded', 0)} · down {t.get('downloaded', 0)} · "
+                f"moved {t.get('moved', 0)} · deleted {t.get('deleted', 0)} · "
+                f"{_binary(t.get('bytes', 0))} ({rate}/s) · failed {len(self._failing)}"
+            )
+            lines: list[RenderableType] = [Text(self._where, style="bold"), Text(head)]
+            if self._tasks:
+                lines.append(self._progress)
+            lines += [Text(f"  {s} {a} {p}", style="dim") for s, a, p in self._recent]
+            failing = sorted(self._failing.items())[: self.FAILING]
+            lines += [Text(f"  failing {p}: {e}", style="red") for p, e in failing]
+        return Group(*lines)
+
+
+def _binary(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

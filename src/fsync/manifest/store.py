@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fsync.hashing import HASH_VERSION, CacheRecord, StatSig
+from fsync.manifest import outbox
 from fsync.manifest.db import DB_NAME, connect, state_dir
 from fsync.model import BaseEntry, Digest, RelPath
 
@@ -259,6 +260,36 @@ class Manifest:
             self._conn.executemany(
                 f"DELETE FROM base WHERE remote_id = {remote_id:d} AND path = ?", forgets
             )
+
+    # --- the outbox (fsync watch) ---------------------------------------------------------
+
+    def queue(self, remote_url: str, paths: Iterable[RelPath]) -> None:
+        """Record `paths` as changed but not yet carried to `remote_url`.
+
+        Call it inside the `transaction()` that stores the cache records of those paths, so
+        the change and the promise to send it become durable together.
+        """
+        batch = list(paths)
+        if not batch:
+            return
+        with self.transaction():
+            remote_id = self._remote_id(remote_url, create=True)
+            assert remote_id is not None
+            outbox.add(self._conn, remote_id, batch, time.time())
+
+    def queued(self, remote_url: str) -> list[RelPath]:
+        """The paths queued for `remote_url` and not yet done, oldest first."""
+        remote_id = self._remote_id(remote_url, create=False)
+        return [] if remote_id is None else outbox.pending(self._conn, remote_id)
+
+    def unqueue(self, remote_url: str, paths: Iterable[RelPath]) -> None:
+        """Mark `paths` done for `remote_url` (call it where their outcomes are recorded)."""
+        batch = list(paths)
+        remote_id = self._remote_id(remote_url, create=False)
+        if not batch or remote_id is None:
+            return
+        with self.transaction():
+            outbox.remove(self._conn, remote_id, batch)
 
     def known_remotes(self) -> list[str]:
         """The URLs of every remote this root has a base or a run for, sorted."""

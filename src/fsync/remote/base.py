@@ -84,6 +84,48 @@ class Listing:
     refused: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class PendingUpload:
+    """An unfinished chunked upload as the transfer journal remembers it.
+
+    `target` names the object (`s3://bucket/key`); `digest` and `size` the content being
+    sent, so a re-run continues the upload only for the same content; `part_size` how it was
+    cut. Which parts are done is not kept here: the store's own record (S3 ListParts) is the
+    truth, and each listed part is checked against the bytes re-read before it is skipped.
+    """
+
+    target: str
+    upload_id: str
+    digest: str
+    size: int
+    part_size: int
+    created: float
+
+
+class UploadJournal(Protocol):
+    """Where an adapter records its unfinished uploads so a later run can continue them.
+
+    The manifest implements it (`fsync.manifest.journal`); adapters see only this protocol.
+    Methods are called from many transfer threads at once and must be thread-safe.
+    """
+
+    def for_target(self, target: str) -> list[PendingUpload]:
+        """Every journaled upload of `target`, oldest first."""
+        ...
+
+    def start(self, upload: PendingUpload) -> None:
+        """Record a newly created upload (replacing a row with the same upload id)."""
+        ...
+
+    def finish(self, upload_id: str) -> None:
+        """Forget an upload: completed, aborted, or found gone (unknown ids are fine)."""
+        ...
+
+    def all(self) -> list[PendingUpload]:
+        """Every journaled upload, oldest first."""
+        ...
+
+
 class Remote(Protocol):
     """A tree of files addressed by `RelPath` under one root URL."""
 

@@ -59,7 +59,10 @@ def _raise_translated(err: OSError, doing: str) -> NoReturn:
 def _entry(st: os.stat_result) -> RemoteEntry:
     """The entry for a regular file's stat: size and exact mtime make the fingerprint."""
     return RemoteEntry(
-        size=st.st_size, fingerprint=f"{st.st_size}:{st.st_mtime_ns}", mtime_ns=st.st_mtime_ns
+        size=st.st_size,
+        fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
+        mtime_ns=st.st_mtime_ns,
+        mode=stat.S_IMODE(st.st_mode),
     )
 
 
@@ -228,7 +231,8 @@ class LocalRemote:
                 while chunk := source.read(CHUNK_SIZE):
                     out.write(chunk)
                 out.flush()
-                os.fchmod(out.fileno(), meta.mode & 0o7777)
+                # Never setuid/setgid: the bits were the source machine's owner's to grant.
+                os.fchmod(out.fileno(), meta.mode & 0o1777)
                 mtime = meta.mtime_ns
                 os.utime(out.fileno(), ns=(mtime, mtime))
                 os.fsync(out.fileno())

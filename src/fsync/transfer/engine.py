@@ -11,7 +11,9 @@ import contextlib
 import os
 import secrets
 import socket
+import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -29,16 +31,18 @@ from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.model import (
     Action,
     ActionKind,
+    ActionRecord,
     BaseEntry,
     FileError,
     LocalEntry,
     Plan,
     RelPath,
+    RemoteEntry,
     RunResult,
 )
 from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX, check_name_lengths, conflict_name, parent
 from fsync.progress import Reporter
-from fsync.remote.base import ObjectMeta, Remote
+from fsync.remote.base import ObjectMeta, Remote, same_version
 
 CHUNK = 1 << 20
 FILE_CHANGE_ATTEMPTS = 3
@@ -55,13 +59,22 @@ class StateSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one action changed in the state: the new base and local cache entry."""
+    """What one action changed in the state: the new base and local cache entry.
+
+    `remote` is the object an action wrote at `path` (an upload or a move), and
+    `remote_deleted` says it removed the object there, so a caller that mirrors the remote in
+    memory can follow without listing it again. `moved_from` is a MOVE's old path: gone from
+    the remote, and its base entry with it.
+    """
 
     path: RelPath
     base: BaseEntry | None
     forget_base: bool = False
     cache: CacheRecord | None = None
     drop_cache: bool = False
+    remote: RemoteEntry | None = None
+    remote_deleted: bool = False
+    moved_from: RelPath | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,12 @@ class EngineOptions:
     host: str = field(default_factory=socket.gethostname)
     batch_size: int = 256
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    cancelled: Callable[[], bool] = field(default=lambda: False)
+    """Polled between actions: once true, no further action starts, those in flight finish
+    and their outcomes are committed (a graceful stop); the rest are left undone."""
+    on_action: Callable[[ActionRecord], None] | None = None
+    """Called on the calling thread as each action ends, with its bytes, time and outcome
+    (the `--log-file` lines); it must not raise."""
 
 
 @dataclass(slots=True)
@@ -83,6 +102,8 @@ class _Done:
     error: str | None = None
     skipped: bool = False
     extra: list[str] = field(default_factory=list)
+    attempts: int = 1
+    seconds: float = 0.0
 
 
 def execute(
@@ -102,8 +123,10 @@ def execute(
     reporter.plan_ready(len(transfers), sum(_size(a) for a in transfers))
     pending: list[Outcome] = []
     try:
-        for done in _run_all(plan.actions, worker, max(1, opts.transfers)):
+        for done in _run_all(plan.actions, worker, max(1, opts.transfers), opts.cancelled):
             _account(result, done, reporter)
+            if opts.on_action is not None:
+                opts.on_action(_action_record(done))
             if done.outcome is not None:
                 pending.append(done.outcome)
             if len(pending) >= opts.batch_size:
@@ -116,18 +139,34 @@ def execute(
     return result
 
 
-def _run_all(actions: tuple[Action, ...], worker: _Worker, transfers: int) -> Iterator[_Done]:
-    """Yield each action's result as it finishes, with at most `transfers` in flight."""
+def _run_all(
+    actions: tuple[Action, ...],
+    worker: _Worker,
+    transfers: int,
+    cancelled: Callable[[], bool],
+) -> Iterator[_Done]:
+    """Yield each action's result as it finishes, with at most `transfers` in flight.
+
+    Once `cancelled()` is true nothing new starts: queued actions are dropped, and the
+    results of those already running are still yielded.
+    """
     todo = iter(actions)
     with ThreadPoolExecutor(max_workers=transfers, thread_name_prefix="fsync-xfer") as pool:
         running: set[Future[_Done]] = set()
         try:
             for action in todo:
+                if cancelled():
+                    break
                 running.add(pool.submit(worker.run, action))
                 if len(running) >= transfers * 2:
                     finished, running = _wait_some(running)
                     yield from (f.result() for f in finished)
             while running:
+                if cancelled():
+                    # cancel() succeeds only for actions that have not started.
+                    running = {f for f in running if not f.cancel()}
+                    if not running:
+                        break
                 finished, running = _wait_some(running)
                 yield from (f.result() for f in finished)
         except BaseException:
@@ -147,6 +186,7 @@ def _size(action: Action) -> int:
 
 
 _COUNTERS = {
+    ActionKind.MOVE: "moved",
     ActionKind.UPLOAD: "uploaded",
     ActionKind.DOWNLOAD: "downloaded",
     ActionKind.DELETE_REMOTE: "deleted",
@@ -193,6 +233,7 @@ class _Worker:
     def run(self, action: Action) -> _Done:
         """Carry out `action`, turning any failure into an error message on the result."""
         done = _Done(action)
+        started = time.monotonic()
         try:
             handler = _HANDLERS[action.kind]
             done.outcome = handler(self, action, done)
@@ -202,6 +243,7 @@ class _Worker:
             done.error = f"{exc} (not published; the next run sends it)"
         except (FsyncError, OSError) as exc:
             done.error = _describe(exc)
+        done.seconds = time.monotonic() - started
         return done
 
     # --- uploads -------------------------------------------------------------------------
@@ -216,6 +258,7 @@ class _Worker:
             done.extra.append(f"conflict: kept the remote version of {path} as {copy}")
         entry = action.local
         for attempt in range(FILE_CHANGE_ATTEMPTS):
+            done.attempts = attempt + 1
             try:
                 return self._upload_once(action, entry, done)
             except FileNotFoundError as exc:
@@ -253,7 +296,34 @@ class _Worker:
             new = self.remote.put(path, reader, meta, expect=action.remote, before_publish=verify)
         done.sent = entry.size
         base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns)
-        return Outcome(path, base)
+        return Outcome(path, base, remote=new)
+
+    # --- moves ---------------------------------------------------------------------------
+
+    def move(self, action: Action, done: _Done) -> Outcome:
+        """Copy the old remote object to the new path server-side, then delete the old one.
+
+        Both remote paths are checked against what the planner saw first: the old object must
+        still be the base version (so the copy carries the content the local file has), and
+        the new path must still be as seen (absent), else `RemoteChanged`. A copy whose size
+        is not the local file's raises `VerificationError` and is not recorded.
+        """
+        old = action.moved_from
+        assert old is not None
+        assert action.local is not None
+        if not same_version(self.remote.stat(action.path), action.remote):
+            raise RemoteChanged(f"{action.path}: changed on the remote since it was listed")
+        if not same_version(self.remote.stat(old.path), old.remote):
+            raise RemoteChanged(f"{old.path}: changed on the remote since it was listed")
+        new = self.remote.copy(old.path, action.path)
+        local = action.local
+        if new.size != local.size:
+            raise VerificationError(
+                f"{action.path}: the copy of {old.path} has {new.size} bytes, expected {local.size}"
+            )
+        self.remote.delete(old.path, expect=old.remote)
+        base = BaseEntry(local.size, local.digest, new.fingerprint, local.mtime_ns)
+        return Outcome(action.path, base, remote=new, moved_from=old.path)
 
     # --- downloads -----------------------------------------------------------------------
 
@@ -271,6 +341,9 @@ class _Worker:
             digest, size = self._fetch(path, tmp)
             done.received = size
             _check_download(action, digest, size)
+            mode = _download_mode(action, self._remote_mode(action))
+            if mode is not None:
+                os.chmod(tmp, mode)
             if action.remote.mtime_ns is not None:
                 os.utime(tmp, ns=(action.remote.mtime_ns, action.remote.mtime_ns))
             self._check_local(action)
@@ -296,6 +369,20 @@ class _Worker:
             os.fsync(out.fileno())
             os.fchmod(out.fileno(), _FILE_MODE)
         return reader.digest(), reader.bytes_read
+
+    def _remote_mode(self, action: Action) -> int | None:
+        """The remote's permission bits for a download: from the listing, or else from the
+        object's metadata (one stat) where the backend keeps metadata; None if unknown."""
+        assert action.remote is not None
+        if action.remote.mode is not None or not self.remote.capabilities.stores_digest:
+            return action.remote.mode
+        try:
+            entry = self.remote.stat(action.path)
+        except (OSError, FsyncError):
+            return None
+        if entry is None or entry.fingerprint != action.remote.fingerprint:
+            return None
+        return entry.mode
 
     def _ensure_folder(self, path: RelPath) -> str:
         """Create the parent folders of `path`, refusing any that lead outside the root."""
@@ -324,7 +411,7 @@ class _Worker:
     def delete_remote(self, action: Action, done: _Done) -> Outcome:
         """Delete the remote object if it is still the version the plan saw."""
         self.remote.delete(action.path, expect=action.remote)
-        return Outcome(action.path, None, forget_base=True)
+        return Outcome(action.path, None, forget_base=True, remote_deleted=True)
 
     def delete_local(self, action: Action, done: _Done) -> Outcome:
         """Delete the local file if it is still the version the plan saw."""
@@ -369,6 +456,7 @@ class _Worker:
 
 _HANDLERS: dict[ActionKind, Callable[[_Worker, Action, _Done], Outcome | None]] = {
     ActionKind.UPLOAD: _Worker.upload,
+    ActionKind.MOVE: _Worker.move,
     ActionKind.DOWNLOAD: _Worker.download,
     ActionKind.DELETE_REMOTE: _Worker.delete_remote,
     ActionKind.DELETE_LOCAL: _Worker.delete_local,
@@ -377,6 +465,40 @@ _HANDLERS: dict[ActionKind, Callable[[_Worker, Action, _Done], Outcome | None]] 
     ActionKind.KEEP: _Worker.nothing,
     ActionKind.CONFLICT: _Worker.nothing,
 }
+
+
+def _download_mode(action: Action, remote_mode: int | None) -> int | None:
+    """The permission bits a downloaded file gets, or None for the default (umask) mode.
+
+    The remote's mode where it keeps one, else the mode of the local file being replaced.
+    Never setuid or setgid: those bits came from another machine's owner.
+    """
+    if remote_mode is not None:
+        mode = remote_mode
+    elif action.local is not None:
+        mode = action.local.mode
+    else:
+        return None
+    return mode & 0o7777 & ~(stat.S_ISUID | stat.S_ISGID)
+
+
+def _action_record(done: _Done) -> ActionRecord:
+    """The log record of a finished action."""
+    if done.error is not None:
+        outcome = "failed"
+    elif done.skipped:
+        outcome = "skipped"
+    else:
+        outcome = "done"
+    return ActionRecord(
+        path=done.action.path,
+        action=done.action.kind.value,
+        outcome=outcome,
+        bytes=done.sent + done.received,
+        seconds=done.seconds,
+        attempts=done.attempts,
+        error=done.error,
+    )
 
 
 def _check_download(action: Action, digest: str, size: int) -> None:

@@ -1,0 +1,104 @@
+"""The transfer journal: unfinished uploads of one local root, kept in its state database.
+
+Remote adapters call it from their transfer threads while the engine's main thread writes
+the manifest, so it has its own SQLite connection (WAL lets both work on one database file)
+used under a lock. Every call commits on its own: a journal row must be durable before the
+upload it names receives a byte, or a kill could leave an upload nobody remembers.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from types import TracebackType
+
+from fsync.manifest.db import DB_NAME, connect, state_dir
+from fsync.remote.base import PendingUpload
+
+_COLUMNS = "target, upload_id, digest, size, part_size, created"
+
+
+class UploadJournal:
+    """Unfinished uploads, by target; satisfies `fsync.remote.base.UploadJournal`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, root: str) -> UploadJournal:
+        """The journal in `root`'s state database (created and migrated if needed).
+
+        Raises `ConfigError` like `Manifest.open`.
+        """
+        path = os.path.join(state_dir(root), DB_NAME)
+        return cls(_thread_shared(connect(path)))
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> UploadJournal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def for_target(self, target: str) -> list[PendingUpload]:
+        """Every journaled upload of `target`, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM upload_journal WHERE target = ?"
+                " ORDER BY created, upload_id",
+                (target,),
+            ).fetchall()
+        return [PendingUpload(*row) for row in rows]
+
+    def start(self, upload: PendingUpload) -> None:
+        """Record a newly created upload (a row with the same upload id is replaced)."""
+        with self._lock:
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO upload_journal ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    upload.target,
+                    upload.upload_id,
+                    upload.digest,
+                    upload.size,
+                    upload.part_size,
+                    upload.created,
+                ),
+            )
+
+    def finish(self, upload_id: str) -> None:
+        """Forget an upload (completed, aborted or gone); an unknown id is fine."""
+        with self._lock:
+            self._conn.execute("DELETE FROM upload_journal WHERE upload_id = ?", (upload_id,))
+
+    def all(self) -> list[PendingUpload]:
+        """Every journaled upload, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM upload_journal ORDER BY created, upload_id"
+            ).fetchall()
+        return [PendingUpload(*row) for row in rows]
+
+
+def _thread_shared(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """`conn` reopened so any thread may use it (the journal's lock serialises the calls).
+
+    `connect` made and migrated the database; sqlite3 binds a connection to its creating
+    thread unless told otherwise at open, so a second connection is opened on the same file
+    with the same settings, and the first is closed.
+    """
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    conn.close()
+    shared = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+    shared.execute("PRAGMA synchronous=NORMAL")
+    return shared

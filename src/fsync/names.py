@@ -1,0 +1,113 @@
+"""Names a local filesystem cannot hold: reported before a pull, never mangled.
+
+A remote may hold names that are valid `RelPath`s yet impossible on the local disk: a
+segment longer than the filesystem's limit (S3 keys may have 1,024 bytes, ext4 names 255),
+or two names that differ only by case on a case-insensitive filesystem (macOS, Windows, a
+FAT stick), where downloading both would make one overwrite the other. rclone's answer is to
+rename such files on the fly; fsync's is to leave them alone and say so, so the user decides.
+`case_collisions` and `too_long` are pure; the two probes ask the filesystem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+
+from fsync.model import RelPath
+from fsync.paths import MAX_NAME_BYTES, TEMP_PREFIX, TEMP_SUFFIX
+
+
+def case_key(path: str) -> str:
+    """The form two paths share when a case-insensitive filesystem sees them as one."""
+    return unicodedata.normalize("NFC", path.casefold())
+
+
+def case_collisions(paths: Iterable[RelPath]) -> dict[RelPath, tuple[RelPath, ...]]:
+    """Each path that differs only by case from another, mapped to its whole group (sorted).
+
+    Folders count too: `Docs/a` and `docs/b` collide, since `Docs` and `docs` would be one
+    folder. Paths without such a twin are absent from the result.
+    """
+    spellings: dict[str, set[str]] = defaultdict(set)
+    members: dict[str, set[RelPath]] = defaultdict(set)
+    for path in set(paths):
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            key = case_key(prefix)
+            spellings[key].add(prefix)
+            members[key].add(path)
+    out: dict[RelPath, tuple[RelPath, ...]] = {}
+    for key, spelled in spellings.items():
+        if len(spelled) > 1:
+            group = tuple(sorted(members[key]))
+            for member in group:
+                out.setdefault(member, group)
+    return out
+
+
+def too_long(path: RelPath, limit: int) -> str | None:
+    """Why `path` cannot be created where names hold at most `limit` bytes, or None."""
+    for part in path.split("/"):
+        size = len(part.encode("utf-8"))
+        if size > limit:
+            return f"a name of {size} bytes is longer than the {limit} the local filesystem holds"
+    return None
+
+
+def name_limit(folder: str) -> int:
+    """The longest name (UTF-8 bytes) the filesystem of `folder` holds; 255 if it won't say."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return MAX_NAME_BYTES
+
+
+def is_case_insensitive(folder: str) -> bool:
+    """True if `folder`'s filesystem treats names differing only by case as one.
+
+    Probed by creating a lower-case temporary file and looking for its upper-case name; the
+    probe is removed again. An unwritable folder is assumed case-sensitive (nothing would be
+    written there anyway).
+    """
+    name = f"{TEMP_PREFIX}{secrets.token_hex(6)}{TEMP_SUFFIX}".lower()
+    probe = os.path.join(folder, name)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    try:
+        return os.path.exists(os.path.join(folder, name.upper()))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+
+
+def unmappable(
+    remote: Iterable[RelPath],
+    local: Iterable[RelPath],
+    *,
+    limit: int,
+    case_insensitive: bool,
+) -> dict[RelPath, str]:
+    """Paths a pull must leave alone, with the reason: too long, or a case collision.
+
+    `remote` and `local` are the paths of both snapshots (a local name colliding by case
+    with a remote one is the same file on a case-insensitive disk).
+    """
+    remote = set(remote)
+    out = {p: why for p in remote if (why := too_long(p, limit)) is not None}
+    if case_insensitive:
+        for path, group in case_collisions(remote | set(local)).items():
+            others = ", ".join(repr(p) for p in group if p != path)
+            out.setdefault(
+                path,
+                f"differs only by case from {others}; this case-insensitive filesystem "
+                "cannot hold both (rename one on the remote)",
+            )
+    return out

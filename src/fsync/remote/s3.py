@@ -1,0 +1,464 @@
+"""The S3 remote: one listing per run, verified single PUTs, resumable multipart uploads.
+
+Built on s3fs's client (its session, credentials and event loop), but every S3 operation is
+called here directly on the aiobotocore client, so that nothing retries behind fsync's back:
+botocore's own retries are off (`total_max_attempts=1`), s3fs's `_error_wrapper` is not on
+the path (it sleeps and retries on its own, translates errors into bare `OSError`s, and its
+multipart upload aborts on any error and cannot continue). Each request goes through
+`S3Remote.call`: rate limits, one attempt, `s3_errors.classify`, and `retrying` around it.
+
+Writes follow DESIGN.md: a file up to the chunk size is one PutObject carrying Content-MD5
+and a condition (`If-None-Match: *` for a new object, `If-Match: <etag>` for an overwrite),
+and the ETag that comes back must equal the MD5 computed while reading; nothing else is
+requested. A larger file is a multipart upload whose parts are read in order from the
+source (once) and sent in parallel; the upload is journaled so a killed run continues it.
+Memory in flight is bounded by one semaphore per remote: at most `transfers` buffers of one
+part (or one whole small file) exist at once, whatever mix of files is being sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import s3fs
+from fsspec.asyn import sync
+
+from fsync.errors import (
+    ConfigError,
+    PermanentError,
+    RemoteChanged,
+    RemoteUnavailable,
+    TransientError,
+    UnsafePathError,
+    VerificationError,
+)
+from fsync.model import RelPath, RemoteEntry
+from fsync.paths import join
+from fsync.remote import s3_meta as sm
+from fsync.remote.base import (
+    Capabilities,
+    Listing,
+    ObjectMeta,
+    UploadJournal,
+    is_temp_name,
+    relpath_from_key,
+    same_version,
+)
+from fsync.remote.retry import REAL_CLOCK, Clock, RateLimiter, RetryPolicy, retrying
+from fsync.remote.s3_errors import Unsupported, classify
+from fsync.remote.s3_multipart import MultipartPut, SharedBody, read_part
+from fsync.remote.s3_reader import S3Reader
+from fsync.transfer import chunking
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from fsync.model import Digest
+
+MIB = 1 << 20
+
+CAPABILITIES = Capabilities(
+    stores_digest=True,
+    sets_mtime=False,
+    server_side_copy=True,
+    resumable_uploads=True,
+    conditional_writes=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class S3Settings:
+    """The transfer knobs of one S3 remote (from the command line)."""
+
+    chunk_size: int = 16 * MIB
+    transfers: int = 8
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    """Seconds for connecting and for each read from a socket; None keeps botocore's 60."""
+    tps_limit: float = 0
+    bw_limit: float = 0
+    """Bytes per second over all bodies sent and received; 0 is unlimited."""
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < chunking.MIN_PART_SIZE:
+            raise ConfigError(
+                f"--chunk-size {self.chunk_size} is below S3's 5 MiB minimum part size"
+            )
+        if self.chunk_size > chunking.MAX_PART_SIZE:
+            raise ConfigError(f"--chunk-size {self.chunk_size} is above S3's 5 GiB part limit")
+        if self.transfers < 1:
+            raise ConfigError("--transfers must be at least 1")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError("--timeout must be a positive number of seconds")
+        if self.tps_limit < 0 or self.bw_limit < 0:
+            raise ConfigError("--tps-limit and --bw-limit must not be negative")
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(bucket, key prefix without slashes at either end) of an `s3://` or `s3a://` URL."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"not an s3:// URL: {url}")
+    bucket, _, prefix = rest.strip("/").partition("/")
+    if not bucket:
+        raise ConfigError(f"{url} names no bucket (expected s3://BUCKET/PREFIX)")
+    return bucket, prefix.strip("/")
+
+
+class S3Remote:
+    """A tree of objects under `s3://bucket/prefix`; satisfies `fsync.remote.base.Remote`."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        endpoint_url: str | None = None,
+        settings: S3Settings | None = None,
+        journal: UploadJournal | None = None,
+        clock: Clock = REAL_CLOCK,
+    ) -> None:
+        self.url = url
+        self.bucket, self.prefix = split_url(url)
+        self.settings = settings or S3Settings()
+        self.journal = journal
+        self.clock = clock
+        self.fs = _make_fs(storage_options or {}, endpoint_url, self.settings)
+        self._endpoint = str(
+            self.fs.client_kwargs.get("endpoint_url")
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or "S3"
+        )
+        self._tps = RateLimiter(self.settings.tps_limit, clock=clock)
+        self._bw = RateLimiter(self.settings.bw_limit, burst=max(MIB, self.settings.bw_limit))
+        self.slots = threading.BoundedSemaphore(self.settings.transfers)
+        self.pool = ThreadPoolExecutor(
+            max_workers=self.settings.transfers, thread_name_prefix="fsync-s3-part"
+        )
+
+    # -- requests --------------------------------------------------------------------------
+
+    def call(
+        self, op: str, what: str, *, body: bytes | None = None, **params: Any
+    ) -> dict[str, Any]:
+        """One S3 operation with rate limits, error classification and retries.
+
+        `body` is sent as the request body, from a fresh stream on every attempt.
+        """
+
+        def attempt() -> dict[str, Any]:
+            self._tps.acquire()
+            if body is None:
+                return self._once(op, what, params)
+            self.throttle(len(body))
+            return self._once(op, what, dict(params, Body=SharedBody(body)))
+
+        return retrying(attempt, self.settings.retry, what=what, clock=self.clock)
+
+    def call_once(self, op: str, what: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One attempt at an S3 operation: rate-limited and classified, not retried."""
+        self._tps.acquire()
+        return self._once(op, what, params)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How this remote retries transient failures (`--retries`)."""
+        return self.settings.retry
+
+    def _once(self, op: str, what: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = sync(self.fs.loop, self._request, op, params)
+        except Exception as exc:
+            translated = classify(exc, what, self._endpoint)
+            if translated is exc:
+                raise
+            raise translated from exc
+        return result
+
+    async def _request(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        client = await self.fs.set_session()
+        result: dict[str, Any] = await getattr(client, op)(**params)
+        return result
+
+    def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a coroutine function on s3fs's loop (used by `S3Reader` for body reads)."""
+        return sync(self.fs.loop, fn, *args)
+
+    def classify(self, exc: BaseException, what: str) -> BaseException:
+        """`s3_errors.classify` with this remote's endpoint in the messages."""
+        return classify(exc, what, self._endpoint)
+
+    def throttle(self, nbytes: int) -> None:
+        """Wait until `--bw-limit` allows `nbytes` more bytes (no-op without a limit)."""
+        while nbytes > 0:
+            step = min(nbytes, MIB)
+            self._bw.acquire(step)
+            nbytes -= step
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list(self) -> Listing:
+        """Every object under the root from ListObjectsV2 pages: size and ETag, no metadata.
+
+        Temp names, `.fsync/` and folder markers are skipped; keys that cannot be a `RelPath`
+        are refused. A missing bucket, denied access or an endpoint unreachable after the
+        retries raise `RemoteUnavailable`.
+        """
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        entries: dict[RelPath, RemoteEntry] = {}
+        refused: list[tuple[str, str]] = []
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        while True:
+            try:
+                page = self.call("list_objects_v2", f"listing {self.url}", **params)
+            except (TransientError, PermanentError) as exc:
+                if isinstance(exc, RemoteUnavailable):
+                    raise
+                raise RemoteUnavailable(str(exc)) from exc
+            for item in page.get("Contents") or ():
+                name = str(item["Key"])[len(prefix) :]
+                if _skipped(name):
+                    continue
+                try:
+                    entries[relpath_from_key(name)] = sm.entry_from_listing(item)
+                except UnsafePathError as err:
+                    refused.append((name, str(err)))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return Listing(entries, tuple(sorted(refused)))
+            params["ContinuationToken"] = token
+
+    def root_exists(self) -> bool:
+        """Always True: a prefix needs no folder (a missing bucket shows when listing)."""
+        return True
+
+    def stat(self, path: RelPath) -> RemoteEntry | None:
+        """The entry from a HEAD (with digest and mtime from metadata), or None if absent."""
+        return self.head(self._key(path), f"reading {self._url(path)}")
+
+    def head(self, key: str, what: str) -> RemoteEntry | None:
+        """The entry of `key` from a HEAD, or None if absent."""
+        try:
+            head = self.call("head_object", what, Bucket=self.bucket, Key=key)
+        except FileNotFoundError:
+            return None
+        return sm.entry_from_head(head)
+
+    def read_digest(self, path: RelPath) -> Digest | None:
+        """The `blake3` metadata of `path` (one HEAD), or None if absent or not there."""
+        entry = self.stat(path)
+        return entry.digest if entry is not None else None
+
+    def open_read(self, path: RelPath) -> BinaryIO:
+        """A streaming, verifying reader of `path`; `FileNotFoundError` if absent."""
+        return S3Reader(self, self.bucket, self._key(path), f"reading {self._url(path)}")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def put(
+        self,
+        path: RelPath,
+        source: BinaryIO,
+        meta: ObjectMeta,
+        *,
+        expect: RemoteEntry | None,
+        before_publish: Callable[[], None],
+    ) -> RemoteEntry:
+        """Upload `source` as `path` (see the module docstring); returns the new entry.
+
+        Raises `RemoteChanged` when the object is no longer `expect`, `FileChangedError`
+        when the source ends early, `VerificationError` when the store reports other bytes
+        than were read.
+        """
+        if chunking.needs_parts(meta.size, self.settings.chunk_size):
+            upload = MultipartPut(self, self._key(path), meta, f"writing {self._url(path)}")
+            return upload.run(source, expect, before_publish)
+        return self._put_whole(path, source, meta, expect, before_publish)
+
+    def _put_whole(
+        self,
+        path: RelPath,
+        source: BinaryIO,
+        meta: ObjectMeta,
+        expect: RemoteEntry | None,
+        before_publish: Callable[[], None],
+    ) -> RemoteEntry:
+        key, what = self._key(path), f"writing {self._url(path)}"
+        with self._slot():
+            body = read_part(source, meta.size, what)
+            md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+            before_publish()
+            params: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentMD5": sm.md5_base64(md5),
+                "Metadata": sm.object_metadata(meta),
+            }
+            params.update(sm.write_condition(expect))
+            unconditional = expect is not None and not expect.fingerprint
+            if unconditional and not same_version(self.head(key, what), expect):
+                raise RemoteChanged(f"{what}: changed since it was listed")
+            try:
+                answer = self.call("put_object", what, body=body, **params)
+            except (RemoteChanged, FileNotFoundError) as exc:
+                # A retry after a lost answer meets its own write; anything else is a race.
+                mine = self.head(key, what)
+                if mine is None or not sm.is_same_write(mine, meta, md5):
+                    raise RemoteChanged(f"{what}: changed since it was listed") from exc
+                return mine
+        etag = sm.normalise_etag(answer.get("ETag"))
+        if etag and sm.etag_is_md5(answer) and etag != md5:
+            raise VerificationError(f"{what}: the store holds other bytes than were sent")
+        return sm.written_entry(meta, etag or md5)
+
+    def abort_upload(self, key: str, upload_id: str, what: str) -> None:
+        """Abort a multipart upload (best effort: a gone upload is fine) and forget it."""
+        with contextlib.suppress(FileNotFoundError, TransientError, PermanentError):
+            self.call(
+                "abort_multipart_upload", what, Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+        if self.journal is not None:
+            self.journal.finish(upload_id)
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """Hold one of the `transfers` buffer slots for the duration of the block."""
+        with self.slots:
+            yield
+
+    # -- deleting and copying --------------------------------------------------------------
+
+    def delete(self, path: RelPath, *, expect: RemoteEntry | None) -> None:
+        """Delete `path` if it is still `expect` (HEAD first: Ceph ignores If-Match on
+        DeleteObject; the If-Match is still sent for stores that honour it)."""
+        key, what = self._key(path), f"deleting {self._url(path)}"
+        current = self.head(key, what)
+        if current is None:
+            return
+        if not same_version(current, expect):
+            raise RemoteChanged(f"{what}: changed since it was listed")
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if current.fingerprint:
+            params["IfMatch"] = current.fingerprint
+        try:
+            try:
+                self.call("delete_object", what, **params)
+            except Unsupported:
+                params.pop("IfMatch", None)
+                self.call("delete_object", what, **params)
+        except FileNotFoundError:
+            return
+
+    def copy(self, src: RelPath, dst: RelPath) -> RemoteEntry:
+        """Server-side CopyObject keeping the metadata; `FileNotFoundError` if `src` is absent.
+
+        Objects over 5 GiB are refused (they would need a multipart copy).
+        """
+        what = f"copying {self._url(src)} to {self._url(dst)}"
+        self.call(
+            "copy_object",
+            what,
+            Bucket=self.bucket,
+            Key=self._key(dst),
+            CopySource={"Bucket": self.bucket, "Key": self._key(src)},
+            MetadataDirective="COPY",
+        )
+        entry = self.stat(dst)
+        if entry is None:
+            raise RemoteChanged(f"{self._url(dst)}: vanished right after it was copied")
+        return entry
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def abort_stale_uploads(self, older_than: float | None = None) -> int:
+        """Abort unfinished multipart uploads under the root started at least `older_than`
+        seconds ago (all of them with None); return how many were aborted.
+
+        What `fsync cleanup REMOTE` runs. Journal rows of aborted uploads are dropped.
+        """
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        what = f"listing unfinished uploads of {self.url}"
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        aborted = 0
+        now = time.time()
+        while True:
+            page = self.call("list_multipart_uploads", what, **params)
+            for item in page.get("Uploads") or ():
+                age = sm.seconds_since(item.get("Initiated"), now)
+                if older_than is not None and (age is None or age < older_than):
+                    continue
+                key = str(item["Key"])
+                self.abort_upload(key, str(item["UploadId"]), f"aborting an upload of {key}")
+                aborted += 1
+            if not page.get("IsTruncated"):
+                return aborted
+            params["KeyMarker"] = page.get("NextKeyMarker")
+            params["UploadIdMarker"] = page.get("NextUploadIdMarker")
+
+    def close(self) -> None:
+        """Stop the part senders and close the HTTP session."""
+        self.pool.shutdown(wait=True)
+        creator = getattr(self.fs, "_s3creator", None)
+        if creator is not None:
+            with contextlib.suppress(Exception):
+                s3fs.S3FileSystem.close_session(self.fs.loop, creator)
+            self.fs._s3 = None
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def _key(self, path: RelPath) -> str:
+        return join(self.prefix, path)
+
+    def _url(self, path: RelPath) -> str:
+        return f"s3://{self.bucket}/{self._key(path)}"
+
+
+def _make_fs(
+    options: dict[str, Any], endpoint_url: str | None, settings: S3Settings
+) -> s3fs.S3FileSystem:
+    """A fresh s3fs filesystem whose client retries nothing and checksums only as required.
+
+    No `region_name` is added for a custom endpoint: botocore then signs for us-east-1,
+    which S3-compatible stores accept (RGW rejects the LocationConstraint a region implies).
+    """
+    opts = dict(options)
+    client_kwargs = dict(opts.pop("client_kwargs", None) or {})
+    if endpoint_url:
+        client_kwargs["endpoint_url"] = endpoint_url
+    config_kwargs = dict(opts.pop("config_kwargs", None) or {})
+    config_kwargs.setdefault("request_checksum_calculation", "when_required")
+    config_kwargs.setdefault("response_checksum_validation", "when_required")
+    config_kwargs["retries"] = {"total_max_attempts": 1, "mode": "standard"}
+    config_kwargs.setdefault("max_pool_connections", 2 * settings.transfers + 4)
+    if settings.timeout is not None:
+        config_kwargs["connect_timeout"] = settings.timeout
+        config_kwargs["read_timeout"] = settings.timeout
+    opts["use_listings_cache"] = False
+    try:
+        fs = s3fs.S3FileSystem(
+            skip_instance_cache=True,
+            client_kwargs=client_kwargs,
+            config_kwargs=config_kwargs,
+            **opts,
+        )
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError(f"invalid S3 options: {err}") from None
+    fs.retries = 1  # s3fs's own retry loop, should anything reach it, runs once
+    return fs
+
+
+def _skipped(name: str) -> bool:
+    """True for keys that are not synced files: folder markers, temp names, `.fsync/`."""
+    if not name or name.endswith("/") or name.startswith(".fsync/"):
+        return True
+    return is_temp_name(name.rpartition("/")[2])

@@ -1,0 +1,204 @@
+"""S3 object metadata and ETags, as plain values: what fsync writes and how it reads it back.
+
+Pure functions, no botocore: the formats here are a contract with other tools. `mtime` is
+written exactly as rclone writes it (`X-Amz-Meta-Mtime`, decimal seconds with up to nine
+fractional digits), `mode` as rclone's metadata does (octal, unix style: `0100644`),
+`md5chksum` as rclone's base64 MD5 of a multipart object's whole content, and `blake3` is
+fsync's own digest. ETags come back quoted from some stores and unquoted from others (Ceph's
+CopyObject), and empty from Ceph's CompleteMultipartUpload; `normalise_etag` makes them
+comparable.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import stat
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from fsync.model import Digest, RemoteEntry
+from fsync.remote.base import ObjectMeta
+
+META_BLAKE3 = "blake3"
+META_MTIME = "mtime"
+META_MODE = "mode"
+META_MD5 = "md5chksum"
+"""User-metadata keys (sent as `X-Amz-Meta-<key>`; S3 returns them lower-case)."""
+
+_NS_PER_S = 1_000_000_000
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_BLAKE3_HEX = re.compile(r"^[0-9a-f]{64}$")
+_MTIME = re.compile(r"^(-?)(\d+)(?:\.(\d*))?$")
+
+
+def format_mtime(mtime_ns: int) -> str:
+    """Nanoseconds since the epoch as rclone's `mtime` metadata.
+
+    Decimal seconds, fixed point, trailing zeros of the fraction dropped and no dot when
+    the fraction is zero: 1600000000123456789 -> "1600000000.123456789",
+    1600000000500000000 -> "1600000000.5", 1600000000000000000 -> "1600000000".
+    """
+    if mtime_ns < 0:
+        return "-" + format_mtime(-mtime_ns)
+    seconds, fraction = divmod(mtime_ns, _NS_PER_S)
+    digits = f"{fraction:09d}".rstrip("0")
+    return f"{seconds}.{digits}" if digits else str(seconds)
+
+
+def parse_mtime(text: str | None) -> int | None:
+    """rclone's `mtime` metadata as nanoseconds, or None when absent or not in that format.
+
+    Exact for up to nine fractional digits; further digits are cut, as rclone does.
+    """
+    if text is None:
+        return None
+    match = _MTIME.match(text.strip())
+    if match is None:
+        return None
+    sign, whole, fraction = match.groups()
+    ns = int(whole) * _NS_PER_S + int(((fraction or "")[:9]).ljust(9, "0"))
+    return -ns if sign else ns
+
+
+def format_mode(mode: int) -> str:
+    """A `st_mode` as rclone's `mode` metadata: octal with a leading zero (`0100644`)."""
+    return f"0{mode:o}"
+
+
+def parse_mode(text: str | None) -> int | None:
+    """The `mode` metadata as an integer, or None when absent or not octal."""
+    if not text:
+        return None
+    try:
+        return int(text.strip(), 8)
+    except ValueError:
+        return None
+
+
+def normalise_etag(etag: object) -> str:
+    """An ETag without surrounding quotes or whitespace ("" when absent)."""
+    if not isinstance(etag, str):
+        return ""
+    return etag.strip().strip('"')
+
+
+def is_plain_md5(etag: str) -> bool:
+    """True when a normalised ETag looks like the MD5 of the content (32 lower-case hex).
+
+    Multipart ETags end in `-N`. Beware: with SSE-KMS or SSE-C encryption an ETag has this
+    shape but is not the MD5, so treat a match as a claim to verify, not as proof.
+    """
+    return bool(_PLAIN_MD5.match(etag))
+
+
+def md5_base64(md5_hex: str) -> str:
+    """A hex MD5 as base64, the form of `Content-MD5` and of `md5chksum`."""
+    return base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii")
+
+
+def md5_hex_from_base64(value: str | None) -> str | None:
+    """A base64 MD5 (`md5chksum`) as hex, or None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return raw.hex() if len(raw) == 16 else None
+
+
+def object_metadata(meta: ObjectMeta, md5_hex: str | None = None) -> dict[str, str]:
+    """The user metadata fsync writes for content described by `meta`.
+
+    `blake3` is left out when `meta.digest` is empty (a caller that does not know it);
+    `md5chksum` only when `md5_hex` is given (multipart objects, whose ETag is not an MD5).
+    """
+    out = {META_MTIME: format_mtime(meta.mtime_ns), META_MODE: format_mode(meta.mode)}
+    if meta.digest:
+        out[META_BLAKE3] = meta.digest
+    if md5_hex:
+        out[META_MD5] = md5_base64(md5_hex)
+    return out
+
+
+def digest_from_metadata(metadata: Mapping[str, str] | None) -> Digest | None:
+    """The `blake3` metadata as a `Digest`, or None when absent or malformed."""
+    value = (metadata or {}).get(META_BLAKE3, "").strip().lower()
+    return Digest(value) if _BLAKE3_HEX.match(value) else None
+
+
+def entry_from_head(response: Mapping[str, Any]) -> RemoteEntry:
+    """A `RemoteEntry` from a HeadObject or GetObject response (botocore's dict shape).
+
+    Unlike a listing entry it carries the digest and mtime from the metadata, where the
+    object has them. `LastModified` is never used as the mtime: it is when the object was
+    written, in whole seconds on some stores, not when the file was modified.
+    """
+    metadata = response.get("Metadata") or {}
+    mode = parse_mode(metadata.get(META_MODE))
+    return RemoteEntry(
+        size=int(response.get("ContentLength") or 0),
+        fingerprint=normalise_etag(response.get("ETag")),
+        digest=digest_from_metadata(metadata),
+        mtime_ns=parse_mtime(metadata.get(META_MTIME)),
+        mode=None if mode is None else stat.S_IMODE(mode),
+    )
+
+
+def written_entry(meta: ObjectMeta, fingerprint: str) -> RemoteEntry:
+    """The entry of an object just written from `meta`: what a HEAD of it would give."""
+    return RemoteEntry(
+        size=meta.size,
+        fingerprint=fingerprint,
+        digest=meta.digest or None,
+        mtime_ns=meta.mtime_ns,
+        mode=stat.S_IMODE(meta.mode),
+    )
+
+
+def entry_from_listing(item: Mapping[str, Any]) -> RemoteEntry:
+    """A `RemoteEntry` from one ListObjectsV2 `Contents` item: size and ETag only."""
+    return RemoteEntry(
+        size=int(item.get("Size") or 0), fingerprint=normalise_etag(item.get("ETag"))
+    )
+
+
+def seconds_since(when: object, now: float) -> float | None:
+    """Seconds from a listed datetime (`Initiated`, `LastModified`) to `now` (epoch seconds)."""
+    if not isinstance(when, datetime):
+        return None
+    return now - when.timestamp()
+
+
+def write_condition(expect: RemoteEntry | None) -> dict[str, str]:
+    """The request condition for writing over `expect`: absent, or still its ETag.
+
+    `If-Match` carries the ETag without quotes: Ceph honours it only so (moto takes either).
+    An `expect` without a fingerprint gives no condition (the caller checks by HEAD).
+    """
+    if expect is None:
+        return {"IfNoneMatch": "*"}
+    return {"IfMatch": expect.fingerprint} if expect.fingerprint else {}
+
+
+def etag_is_md5(answer: Mapping[str, Any]) -> bool:
+    """False when a write's answer shows KMS or customer-key encryption: its ETag is then
+    not the MD5 of the content, so it proves nothing about the bytes."""
+    return answer.get("ServerSideEncryption") != "aws:kms" and not answer.get(
+        "SSECustomerAlgorithm"
+    )
+
+
+def is_same_write(entry: RemoteEntry, meta: ObjectMeta, md5: str | None) -> bool:
+    """True when `entry` (from a HEAD) is the write of `meta` just attempted.
+
+    Used after a retried request met its own earlier success (a lost answer): the same
+    size, mtime and blake3 metadata, and, when `md5` is given, an ETag equal to it.
+    """
+    if entry.size != meta.size or entry.mtime_ns != meta.mtime_ns:
+        return False
+    if meta.digest and entry.digest != meta.digest:
+        return False
+    return md5 is None or entry.fingerprint == md5

@@ -1,0 +1,329 @@
+"""One multipart upload of one file: continue or create it, send the parts, publish, verify.
+
+s3fs's multipart upload aborts on any error and cannot continue one, so fsync drives the
+calls itself (STYLE.md). The upload is journaled (`UploadJournal`) before its first part is
+sent; a later run with the same content (same blake3 and size) finds it, asks the store which
+parts it holds (ListParts: the store's own record), and re-sends only the parts whose bytes,
+re-read from the file in the same single pass that hashes it, do not match what the store
+has. A failed upload is never aborted (the next attempt continues it), except when the source
+changed: its parts are then worthless and the upload is aborted at once, as is any journaled
+upload of the same key with other content.
+
+Parts are read in order from the source (a hashing stream that must be read exactly once) on
+the calling thread and sent by the remote's shared pool; every buffer holds one of the
+remote's `transfers` slots until its part is sent, which bounds the memory of all uploads
+together at `transfers` x part size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from fsync.errors import FileChangedError, RemoteChanged, TransientError, VerificationError
+from fsync.model import RemoteEntry
+from fsync.remote import s3_meta as sm
+from fsync.remote.base import ObjectMeta, PendingUpload, same_version
+from fsync.remote.retry import retrying
+from fsync.transfer import chunking
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fsync.remote.s3 import S3Remote
+
+READ_SIZE = 1 << 20
+"""Bytes asked of the source per read while filling a buffer (the engine's progress step)."""
+MAX_COPY_SIZE = 5 << 30
+"""CopyObject's limit: a bigger object would need a multipart copy, so gets no md5chksum."""
+
+Parts = dict[int, tuple[str, int]]
+"""Part number -> (ETag as the store gave it, size)."""
+
+
+def read_part(source: BinaryIO, length: int, what: str) -> bytes:
+    """Exactly `length` bytes from `source`, read in `READ_SIZE` steps.
+
+    The bytes are read into one buffer (`readinto`, where the source has it) and returned as
+    `bytes`, so a request body can wrap them in `io.BytesIO` without another copy (aiohttp
+    warns about raw bodies over 1 MiB). One buffer per part rather than a list of 1 MiB
+    reads keeps the process's memory at the parts in flight: with many threads, glibc's
+    arenas keep freed 1 MiB blocks (measured: 1.3 GB peak instead of about 0.6 GB for eight
+    64 MiB parts). Raises `FileChangedError` when the source ends first (the file shrank).
+    """
+    buf = bytearray(length)
+    view = memoryview(buf)
+    filled = 0
+    readinto = getattr(source, "readinto", None)
+    while filled < length:
+        step = min(READ_SIZE, length - filled)
+        try:
+            got = readinto(view[filled : filled + step]) if readinto is not None else None
+        except NotImplementedError:  # io.RawIOBase subclasses that only define read()
+            readinto, got = None, None
+        if got is None:
+            chunk = source.read(step)
+            got = len(chunk)
+            view[filled : filled + got] = chunk
+        if not got:
+            raise FileChangedError(f"{what}: the file ended {length - filled} bytes early")
+        filled += got
+    view.release()
+    return bytes(buf)
+
+
+class SharedBody(io.BytesIO):
+    """A request body over immutable `bytes` that never copies them.
+
+    `io.BytesIO(data)` shares `data` until someone asks for a writable view, and aiohttp's
+    payload for a BytesIO does exactly that (`getbuffer()`, to learn the size), which copies
+    the whole body: two copies of every part in flight (measured: 1.05 GB of Python memory
+    for eight 64 MiB parts). A read-only view of the same bytes serves that purpose.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._data = data
+
+    def getbuffer(self) -> memoryview:  # type: ignore[override]
+        """A read-only view of the body (the base class's would copy it to be writable)."""
+        return memoryview(self._data)
+
+
+class MultipartPut:
+    """Uploads one file in parts to `key` of `remote`'s bucket; use `run` once."""
+
+    def __init__(self, remote: S3Remote, key: str, meta: ObjectMeta, what: str) -> None:
+        self.remote = remote
+        self.key = key
+        self.meta = meta
+        self.what = what
+        self.target = f"s3://{remote.bucket}/{key}"
+        self.part_size = chunking.part_size_for(meta.size, remote.settings.chunk_size)
+        self.sent = 0
+        """Parts sent by this run (the others were found on the store)."""
+
+    def run(
+        self,
+        source: BinaryIO,
+        expect: RemoteEntry | None,
+        before_publish: Callable[[], None],
+    ) -> RemoteEntry:
+        """Send, check `before_publish` and `expect`, complete, verify; the new entry."""
+        upload, done = self._begin()
+        whole_md5, etags = self._send_all(upload, done, source)
+        try:
+            before_publish()
+        except BaseException:
+            self.remote.abort_upload(self.key, upload.upload_id, self.what)
+            raise
+        if not same_version(self.remote.head(self.key, self.what), expect):
+            raise RemoteChanged(f"{self.what}: changed since it was listed (left unpublished)")
+        self._complete(upload, etags, expect)
+        head = self.remote.head(self.key, self.what)
+        meta = self.meta
+        if head is None or head.size != meta.size or (meta.digest and head.digest != meta.digest):
+            raise VerificationError(
+                f"{self.what}: after completing, the object is not what was sent"
+            )
+        fingerprint = self._add_md5chksum(head.fingerprint, whole_md5)
+        return sm.written_entry(meta, fingerprint)
+
+    # -- starting or continuing ------------------------------------------------------------
+
+    def _begin(self) -> tuple[PendingUpload, Parts]:
+        """The journaled upload of this very content with its parts on the store, or a new
+        upload; every other journaled upload of the key is aborted."""
+        remote, meta = self.remote, self.meta
+        resumed: tuple[PendingUpload, Parts] | None = None
+        journal = remote.journal
+        for old in journal.for_target(self.target) if journal is not None else ():
+            same = bool(meta.digest) and (old.digest, old.size, old.part_size) == (
+                meta.digest,
+                meta.size,
+                self.part_size,
+            )
+            if resumed is None and same:
+                parts = self._list_parts(old.upload_id)
+                if parts is not None:
+                    resumed = old, parts
+                    continue
+            remote.abort_upload(self.key, old.upload_id, self.what)
+        if resumed is not None:
+            return resumed
+        answer = remote.call(
+            "create_multipart_upload",
+            self.what,
+            Bucket=remote.bucket,
+            Key=self.key,
+            Metadata=sm.object_metadata(meta),
+        )
+        upload = PendingUpload(
+            self.target,
+            str(answer["UploadId"]),
+            meta.digest,
+            meta.size,
+            self.part_size,
+            time.time(),
+        )
+        if journal is not None:
+            journal.start(upload)
+        return upload, {}
+
+    def _list_parts(self, upload_id: str) -> Parts | None:
+        """The parts the store holds for an upload, or None when the upload is gone
+        (NoSuchUpload; Ceph answers NoSuchKey)."""
+        parts: Parts = {}
+        params: dict[str, Any] = {"Bucket": self.remote.bucket, "Key": self.key}
+        params["UploadId"] = upload_id
+        while True:
+            try:
+                page = self.remote.call("list_parts", self.what, **params)
+            except FileNotFoundError:
+                return None
+            for item in page.get("Parts") or ():
+                parts[int(item["PartNumber"])] = (str(item["ETag"]), int(item["Size"]))
+            marker = page.get("NextPartNumberMarker")
+            if not page.get("IsTruncated") or not marker:
+                return parts
+            params["PartNumberMarker"] = marker
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _send_all(
+        self, upload: PendingUpload, done: Parts, source: BinaryIO
+    ) -> tuple[str, dict[int, str]]:
+        """Read every part in order; send those the store lacks, `transfers` at a time.
+
+        Returns the MD5 of the whole content and each part's ETag. On a failure the sends
+        already running finish, the rest are cancelled, the upload stays journaled, and the
+        first error is raised.
+        """
+        slots = self.remote.slots
+        whole = hashlib.md5(usedforsecurity=False)
+        etags: dict[int, str] = {}
+        running: dict[Future[str], int] = {}
+        failures: list[BaseException] = []
+
+        def finished(future: Future[str]) -> None:
+            slots.release()
+            error = None if future.cancelled() else future.exception()
+            if error is not None:
+                failures.append(error)
+
+        try:
+            for number, _, length in chunking.parts(upload.size, upload.part_size):
+                slots.acquire()
+                try:
+                    body = read_part(source, length, self.what)
+                except BaseException:
+                    slots.release()
+                    raise
+                whole.update(body)
+                md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+                have = done.get(number)
+                if have is not None and (sm.normalise_etag(have[0]), have[1]) == (md5, length):
+                    etags[number] = have[0]
+                    slots.release()
+                    continue
+                future = self.remote.pool.submit(self._send_part, upload, number, body, md5)
+                running[future] = number
+                future.add_done_callback(finished)
+                if failures:
+                    raise failures[0]
+            wait_futures(running)
+            if failures:
+                raise failures[0]
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+        etags.update({number: future.result() for future, number in running.items()})
+        self.sent = len(running)
+        return whole.hexdigest(), etags
+
+    def _send_part(self, upload: PendingUpload, number: int, body: bytes, md5: str) -> str:
+        """Send one part (retried); return its ETag once it proved to be the body's MD5."""
+        remote = self.remote
+        what = f"writing part {number} of {self.target}"
+        params = {
+            "Bucket": remote.bucket,
+            "Key": self.key,
+            "UploadId": upload.upload_id,
+            "PartNumber": number,
+            "ContentMD5": sm.md5_base64(md5),
+        }
+
+        def attempt() -> str:
+            remote.throttle(len(body))
+            answer = remote.call_once("upload_part", what, dict(params, Body=SharedBody(body)))
+            etag = str(answer.get("ETag") or "")
+            if sm.etag_is_md5(answer) and sm.normalise_etag(etag) not in ("", md5):
+                raise TransientError("the store received other bytes than were sent")
+            return etag or f'"{md5}"'
+
+        return retrying(attempt, remote.retry_policy, what=what, clock=remote.clock)
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def _complete(
+        self, upload: PendingUpload, etags: dict[int, str], expect: RemoteEntry | None
+    ) -> None:
+        """CompleteMultipartUpload with the same condition as a single PUT (Ceph ignores it;
+        the HEAD just before narrows the window there), then forget the journal row."""
+        remote = self.remote
+        parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+        try:
+            remote.call(
+                "complete_multipart_upload",
+                self.what,
+                Bucket=remote.bucket,
+                Key=self.key,
+                UploadId=upload.upload_id,
+                MultipartUpload={"Parts": parts},
+                **sm.write_condition(expect),
+            )
+        except (RemoteChanged, FileNotFoundError) as exc:
+            # A retry after a lost answer finds the upload gone and the object ours.
+            mine = remote.head(self.key, self.what)
+            if mine is None or not sm.is_same_write(mine, self.meta, None):
+                if isinstance(exc, FileNotFoundError) and remote.journal is not None:
+                    remote.journal.finish(upload.upload_id)
+                raise RemoteChanged(f"{self.what}: changed since it was listed") from exc
+        if remote.journal is not None:
+            remote.journal.finish(upload.upload_id)
+
+    def _add_md5chksum(self, etag: str, md5: str) -> str:
+        """Add rclone's `md5chksum` to the completed object; return its ETag afterwards.
+
+        The MD5 of the whole content is known only once every part was read, after
+        CreateMultipartUpload fixed the metadata, so it is added by copying the object onto
+        itself with the full metadata: server-side, no byte crosses the network (Ceph only
+        relinks the data: 0.05 s for 200 MiB here; moto re-hashes it). The copy is
+        conditional on the ETag just confirmed; where a store ignores the condition (moto,
+        Ceph), the result is checked.
+        """
+        remote = self.remote
+        if self.meta.size > MAX_COPY_SIZE:
+            return etag
+        answer = remote.call(
+            "copy_object",
+            self.what,
+            Bucket=remote.bucket,
+            Key=self.key,
+            CopySource={"Bucket": remote.bucket, "Key": self.key},
+            CopySourceIfMatch=etag,
+            MetadataDirective="REPLACE",
+            Metadata=sm.object_metadata(self.meta, md5),
+        )
+        copied = sm.normalise_etag((answer.get("CopyObjectResult") or {}).get("ETag"))
+        if copied in (etag, md5):
+            return copied
+        head = remote.head(self.key, self.what)
+        if head is None or not sm.is_same_write(head, self.meta, None):
+            raise RemoteChanged(f"{self.what}: replaced by another writer just after completing")
+        return head.fingerprint

@@ -1,0 +1,219 @@
+"""A streaming reader of one S3 object that survives dropped connections and checks itself.
+
+`S3Reader` is what `S3Remote.open_read` returns. It issues one GetObject and hands out the
+body in the sizes asked for, never holding more than one read in memory. When the connection
+breaks mid-body it asks again from the byte it had reached (`Range: bytes=N-`) with
+`If-Match` on the ETag of the first answer, so the pieces always come from one version of
+the object: if the object was replaced in between, the store answers 412 and the read fails
+with `RemoteChanged` instead of splicing two versions together.
+
+The bytes are also checked as they pass, with the best evidence the object carries: its
+`blake3` metadata (written by fsync), else its ETag where that is a plain MD5 (any single-PUT
+object), else rclone's `md5chksum` metadata (multipart objects written by rclone). At the end
+of the object a mismatch raises `VerificationError`, so even an object written by another
+tool is verified where the store gives any means to. `entry` exposes what the GET learnt
+(size, ETag, digest and mtime from the metadata) at no extra request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import TYPE_CHECKING, Any, Protocol
+
+from fsync.errors import TransientError, VerificationError
+from fsync.hashing import new_hasher
+from fsync.remote import s3_meta as sm
+from fsync.remote.retry import Clock, RetryPolicy, retrying
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from _typeshed import WriteableBuffer
+
+    from fsync.model import RemoteEntry
+
+_READALL_STEP = 1 << 20
+
+
+class Transport(Protocol):
+    """What the reader needs from `S3Remote`: requests, the event loop, the limits."""
+
+    clock: Clock
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How transient failures are retried."""
+        ...
+
+    def call(
+        self, op: str, what: str, *, body: bytes | None = None, **params: Any
+    ) -> dict[str, Any]:
+        """One S3 operation, retried."""
+        ...
+
+    def call_once(self, op: str, what: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One S3 operation, one attempt (rate-limited and classified)."""
+        ...
+
+    def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a coroutine function on the client's event loop and return its result."""
+        ...
+
+    def classify(self, exc: BaseException, what: str) -> BaseException:
+        """The fsync exception for a foreign one."""
+        ...
+
+    def throttle(self, nbytes: int) -> None:
+        """Wait until the bandwidth limit allows `nbytes`."""
+        ...
+
+
+class S3Reader(io.RawIOBase):
+    """A non-seekable binary reader of `s3://bucket/key`; raises `FileNotFoundError` at
+    construction when the object is absent."""
+
+    def __init__(self, transport: Transport, bucket: str, key: str, what: str) -> None:
+        super().__init__()
+        self._t = transport
+        self._params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        self._what = what
+        answer = transport.call("get_object", what, **self._params)
+        self._body: Any = answer["Body"]
+        self.entry: RemoteEntry = sm.entry_from_head(answer)
+        """Size, ETag, and the digest and mtime from the metadata, as the GET answered."""
+        self._pos = 0
+        self._check = _Check.for_object(answer, self.entry)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes (all that is left when negative or None); b"" at the end.
+
+        Raises `VerificationError` at the end when the content does not match the object's
+        recorded hash, and `RemoteChanged` when the object was replaced during the read.
+        """
+        if size is None or size < 0:
+            return self.readall()
+        left = self.entry.size - self._pos
+        if size == 0 or left <= 0:
+            self._verify()
+            return b""
+        want = min(size, left)
+        data: bytes = retrying(
+            lambda: self._read_some(want),
+            self._t.retry_policy,
+            what=self._what,
+            clock=self._t.clock,
+        )
+        self._pos += len(data)
+        if self._check is not None:
+            self._check.update(data)
+        self._t.throttle(len(data))
+        if self._pos >= self.entry.size:
+            self._verify()
+        return data
+
+    def readall(self) -> bytes:
+        """Everything that is left."""
+        parts = []
+        while block := self.read(_READALL_STEP):
+            parts.append(block)
+        return b"".join(parts)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        """Read into `buffer`; the number of bytes read (0 at the end)."""
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Release the connection (a body not read to its end is discarded)."""
+        if not self.closed:
+            try:
+                self._drop_body()
+            finally:
+                super().close()
+
+    def _read_some(self, want: int) -> bytes:
+        """One attempt at the next `want` bytes, re-opening the body where it broke."""
+        if self._body is None:
+            params = dict(self._params, Range=f"bytes={self._pos}-")
+            if self.entry.fingerprint:
+                params["IfMatch"] = self.entry.fingerprint
+            self._body = self._t.call_once("get_object", self._what, params)["Body"]
+        try:
+            data: bytes = self._t.run_async(_read_up_to, self._body, want)
+        except Exception as exc:
+            self._drop_body()
+            translated = self._t.classify(exc, self._what)
+            if translated is exc:
+                raise
+            raise translated from exc
+        if not data:
+            self._drop_body()
+            raise TransientError("the connection ended early")
+        if len(data) < want:
+            self._drop_body()  # the body ended before its length: re-open for the rest
+        return data
+
+    def _drop_body(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            try:
+                self._t.run_async(body.aclose)
+            except Exception:
+                return
+
+    def _verify(self) -> None:
+        check, self._check = self._check, None
+        if check is not None and not check.matches():
+            raise VerificationError(
+                f"{self._what}: the content does not match its {check.label} "
+                "(corrupted in transit or at rest; nothing was written)"
+            )
+
+
+async def _read_up_to(body: Any, want: int) -> bytes:
+    """Read from an aiobotocore body until `want` bytes or its end."""
+    parts = []
+    got = 0
+    while got < want:
+        chunk = await body.read(want - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+class _Check:
+    """A running hash of the bytes read and the value the object says it should reach."""
+
+    def __init__(self, label: str, expected: str, hasher: Any) -> None:
+        self.label = label
+        self.expected = expected
+        self._hasher = hasher
+
+    @classmethod
+    def for_object(cls, answer: dict[str, Any], entry: RemoteEntry) -> _Check | None:
+        """The strongest check the object allows, or None when it carries no usable hash."""
+        if entry.digest is not None:
+            return cls("blake3 metadata", entry.digest, new_hasher())
+        encrypted = answer.get("ServerSideEncryption") == "aws:kms" or answer.get(
+            "SSECustomerAlgorithm"
+        )
+        if sm.is_plain_md5(entry.fingerprint) and not encrypted:
+            return cls("MD5 ETag", entry.fingerprint, hashlib.md5(usedforsecurity=False))
+        md5 = sm.md5_hex_from_base64((answer.get("Metadata") or {}).get(sm.META_MD5))
+        if md5 is not None:
+            return cls("md5chksum metadata", md5, hashlib.md5(usedforsecurity=False))
+        return None
+
+    def update(self, data: bytes) -> None:
+        self._hasher.update(data)
+
+    def matches(self) -> bool:
+        return bool(self._hasher.hexdigest() == self.expected)

@@ -1,0 +1,493 @@
+"""The `fsync watch` use case: keep a remote in step with a local tree as it changes.
+
+The data flow of DESIGN.md, run continuously. On start: lock the root, scan the whole tree,
+list the remote once and push (which also catches whatever changed while fsync was not
+running, and whatever the last session left in the outbox). Then each batch of settled paths
+from the `Watcher` is scanned alone (`only=`), written to the outbox in the same transaction
+as the cache update of its paths, planned against the in-memory `KnownState` (no listing)
+and executed; the sink records the outcomes and empties the outbox in one transaction.
+
+Everything touching the manifest runs on the calling thread (SQLite connections belong to
+one thread); the watcher's thread only puts batches on a queue. A failed path is retried with
+exponential backoff and, once its retries are spent, `--on-error` fires; nothing stops the
+watch but a stop request (Ctrl-C, SIGTERM, or the `stop` event), after which the transfers in
+flight finish, their outcomes are committed, and the session's summary is returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from functools import partial
+from types import FrameType
+
+from fsync import app, planner, scanner
+from fsync.config import WatchOptions
+from fsync.errors import ExitCode, FsyncError, SafetyAbort, exit_code_for
+from fsync.ignore import IGNORE_FILE
+from fsync.manifest import Manifest, RootLock
+from fsync.model import Action, ActionKind, Direction, FileError, Plan, RelPath, RunResult
+from fsync.progress import NullReporter, WatchDisplay
+from fsync.remote import open_remote
+from fsync.remote.base import Remote, same_version
+from fsync.transfer.engine import EngineOptions, Outcome, execute
+from fsync.watcher import Watcher
+from fsync.watchretry import Alarm, Retries
+from fsync.watchstate import KnownState
+
+POLL_SECONDS = 0.1
+"""Longest wait of the main loop between checks of the stop request."""
+
+KEEP_NOTICES = 100
+"""The session summary keeps the latest this many notices (a watch may run for months)."""
+
+
+class StopRequest:
+    """Set by a signal handler (a plain attribute: safe there) or through an `Event`."""
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.requested = False
+        self._event = event
+
+    def is_set(self) -> bool:
+        """True once a stop was asked for, by signal or by the event."""
+        return self.requested or (self._event is not None and self._event.is_set())
+
+
+def watch(
+    opts: WatchOptions, display: WatchDisplay, *, stop: threading.Event | None = None
+) -> RunResult:
+    """Push the local root to the remote, then follow local changes until told to stop.
+
+    Ctrl-C and SIGTERM (when called on the main thread), or `stop` being set, end the
+    session gracefully; a second Ctrl-C raises `KeyboardInterrupt`. Raises what `app.run`
+    raises when the startup push cannot run (`ConfigError`, `SafetyAbort`, `LockHeld`,
+    `RemoteUnavailable`); after that, failures are retried and reported, never raised.
+    Returns the session's totals; `failed` and `errors` name the paths still failing.
+    """
+    push = opts.sync_options(Direction.PUSH)
+    root = app.prepare_root(push)
+    remote = open_remote(
+        opts.remote_url, storage_options=opts.storage_options, endpoint_url=opts.endpoint_url
+    )
+    stopper = StopRequest(stop)
+    try:
+        with RootLock(root), Manifest.open(root) as manifest, _stop_on_signals(stopper):
+            session = _Session(
+                opts, root, remote=remote, manifest=manifest, display=display, stopper=stopper
+            )
+            return session.run()
+    finally:
+        remote.close()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stopper: StopRequest) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM request a graceful stop (main thread only).
+
+    The handler only sets a flag: the loop polls it, and the engine stops starting new
+    transfers. A second SIGINT raises `KeyboardInterrupt`, for a user who will not wait.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stopper.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stopper.requested = True
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _Session:
+    """One watch from start to stop; all its methods run on the calling thread."""
+
+    def __init__(
+        self,
+        opts: WatchOptions,
+        root: str,
+        *,
+        remote: Remote,
+        manifest: Manifest,
+        display: WatchDisplay,
+        stopper: StopRequest,
+    ) -> None:
+        self.opts = opts
+        self.root = root
+        self.remote = remote
+        self.manifest = manifest
+        self.display = display
+        self.stopper = stopper
+        self.push_opts = opts.sync_options(Direction.PUSH)
+        self.push_policy = self.push_opts.policy()
+        self.pull_policy = opts.sync_options(Direction.PULL).policy()
+        self.ignore = scanner.read_ignore(root, opts.excludes)
+        self.state = KnownState()
+        self.batches: queue.SimpleQueue[tuple[set[RelPath], bool]] = queue.SimpleQueue()
+        self.retries = Retries(opts.retries, opts.retry_delay, opts.retry_max_delay)
+        self.alarm = Alarm(opts.on_error, display.warning)
+        self.total = RunResult()
+        self.started = time.monotonic()
+        self.next_pull = self.started if opts.pull_every else None
+        self.full_due: float | None = None
+        """When a full sync is due outside the watcher's schedule (a retry, new rules)."""
+        self.full_failures = 0
+        self.once = _OnceWarner(display)
+        self.watcher = Watcher(
+            root,
+            lambda paths, full: self.batches.put((paths, full)),
+            on_warning=display.warning,
+            ignore=scanner.read_ignore(root, opts.excludes).ignores,
+            quiet=opts.quiet_window,
+            max_hold=opts.max_hold,
+            settle_max=opts.settle_max,
+            rescan_every=opts.rescan_every,
+        )
+
+    # --- the session ---------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Start up, follow changes until stopped, and return the session's totals."""
+        run_id = self.manifest.start_run("watch", self.remote.url)
+        code = ExitCode.FAILED
+        try:
+            self.watcher.start()
+            try:
+                self._startup()
+                self.display.watching(self.root, self.remote.url)
+                self._loop()
+                code = ExitCode.OK
+            finally:
+                self.watcher.stop()
+                self.alarm.wait()
+        except BaseException as exc:
+            code = exit_code_for(exc)
+            raise
+        finally:
+            self._finish_totals()
+            self.manifest.finish_run(run_id, int(code), self.total.as_json())
+            self.display.stop()
+        return self.total
+
+    def _startup(self) -> None:
+        """The full scan and push that every session starts with (and the last one's outbox)."""
+        leftover = self.manifest.queued(self.remote.url)
+        if leftover:
+            self.display.warning(
+                f"{len(leftover)} changes queued by an earlier watch that did not finish; "
+                "sending them now"
+            )
+        result = self._full_sync(startup=True)
+        self.total.unchanged = result.unchanged
+        if not self.stopper.is_set():
+            failed = {RelPath(e.path) for e in result.errors}
+            self.manifest.unqueue(self.remote.url, [p for p in leftover if p not in failed])
+
+    def _loop(self) -> None:
+        while not self.stopper.is_set():
+            paths, full = self._next_batch()
+            if self.stopper.is_set():
+                return
+            if full or (self.full_due is not None and time.monotonic() >= self.full_due):
+                if self._attempt(self._full_sync):
+                    self.full_due = None
+                    self.full_failures = 0
+                    paths = set()  # the full sync covered them
+                else:
+                    self.full_failures += 1
+                    self.full_due = time.monotonic() + self._backoff(self.full_failures)
+            if paths:
+                self._attempt(partial(self._sync_batch, paths), paths)
+            if self.next_pull is not None and time.monotonic() >= self.next_pull:
+                self.next_pull = time.monotonic() + (self.opts.pull_every or 0)
+                self._attempt(self._pull)
+            self.display.queued(len(self.watcher.debouncer) + len(self.retries))
+
+    def _attempt(self, step: Callable[[], object], paths: Iterable[RelPath] = ()) -> bool:
+        """Run one step; a failure of the whole step (the remote unreachable, the root gone)
+        is reported and its `paths` scheduled for a retry, and the watch goes on."""
+        try:
+            step()
+        except (FsyncError, OSError) as exc:
+            self.once.warning(f"{_one_line(exc)} (will retry)")
+            for path in paths:
+                self._failed(path, _one_line(exc))
+            return False
+        return True
+
+    def _backoff(self, failures: int) -> float:
+        delay = self.opts.retry_delay * 2 ** (failures - 1)
+        return float(min(delay, self.opts.retry_max_delay))
+
+    def _next_batch(self) -> tuple[set[RelPath], bool]:
+        """Wait for work (a batch, a due retry, a due pull) and merge whatever is queued."""
+        now = time.monotonic()
+        due = (self.retries.next_due(), self.next_pull, self.full_due)
+        deadlines = [d for d in due if d is not None]
+        timeout = min([POLL_SECONDS, *(max(0.0, d - now) for d in deadlines)])
+        paths: set[RelPath] = set()
+        full = False
+        try:
+            item: tuple[set[RelPath], bool] | None = self.batches.get(timeout=timeout)
+        except queue.Empty:
+            item = None
+        while item is not None:
+            paths |= item[0]
+            full |= item[1]
+            try:
+                item = self.batches.get_nowait()
+            except queue.Empty:
+                item = None
+        paths |= self.retries.due(time.monotonic())
+        return paths, full
+
+    # --- full syncs ----------------------------------------------------------------------
+
+    def _full_sync(self, *, startup: bool = False) -> RunResult:
+        """Scan everything, list the remote, push; the start of a session and every rescan."""
+        self._reload_ignore(quiet=startup)
+        held = self.watcher.held()
+        scan = scanner.scan(self.root, self.manifest, self.ignore)
+        for line in scan.warnings:
+            self.once.warning(line)
+        entries, _ = app.list_remote(self.remote, self.ignore, self.push_opts, self.once)
+        self.state.reset(self.manifest.base(self.remote.url), entries)
+        keep = _Scope(held, scan)
+        local = {p: e for p, e in scan.entries.items() if keep(p)}
+        base = {p: e for p, e in self.state.base.items() if keep(p)}
+        remote = {p: e for p, e in entries.items() if keep(p)}
+        try:
+            plan = app.plan_sync(self.remote, local, remote, base, self.push_policy)
+        except SafetyAbort as exc:
+            if startup:
+                raise
+            self.display.warning(f"{exc}; deleting nothing")
+            policy = replace(self.push_policy, force=True)
+            plan = _without_deletes(app.plan_sync(self.remote, local, remote, base, policy))
+        with self.manifest.transaction():
+            self.manifest.update_cache(scan.updates)
+            self.manifest.prune_cache(scan.entries.keys())
+        return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
+
+    # --- batches -------------------------------------------------------------------------
+
+    def _sync_batch(self, paths: set[RelPath]) -> None:
+        """Scan `paths` alone, plan them against what is known, and carry the plan out."""
+        if IGNORE_FILE in paths and self._reload_ignore():
+            self.full_due = time.monotonic()
+        held = self.watcher.held()
+        scan = scanner.scan(self.root, self.manifest, self.ignore, only=paths)
+        for line in scan.warnings:
+            self.once.warning(line)
+        keep = _Scope(held, scan)
+        scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
+        plan = self._plan_subset(scope, scan, Direction.PUSH)
+        self._execute(plan, queue_paths=paths, scan=scan)
+
+    def _plan_subset(self, scope: set[RelPath], scan: scanner.ScanResult, d: Direction) -> Plan:
+        """Plan the paths of `scope` alone; the delete cap counts against the whole base."""
+        local = {p: scan.entries[p] for p in scope if p in scan.entries}
+        base = {p: self.state.base[p] for p in scope if p in self.state.base}
+        remote = {p: self.state.remote[p] for p in scope if p in self.state.remote}
+        policy = self.push_policy if d is Direction.PUSH else self.pull_policy
+        plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
+        limit = planner.delete_limit(policy, len(self.state.base))
+        deletes = plan.count(ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
+        if deletes > limit:
+            self.display.warning(
+                f"not deleting {deletes} files at once, more than the limit of {limit} (a "
+                "wrong path or an unmounted disk?); run fsync push --force if it is meant"
+            )
+            plan = _without_deletes(plan)
+        return plan
+
+    # --- pulls ---------------------------------------------------------------------------
+
+    def _pull(self) -> None:
+        """List the remote and apply what changed there since the last look (`--pull-every`)."""
+        entries, _ = app.list_remote(self.remote, self.ignore, self.push_opts, self.once)
+        known = self.state.remote
+        changed = {
+            p
+            for p in entries.keys() | known.keys()
+            if not same_version(entries.get(p), known.get(p))
+        }
+        if not changed:
+            return
+        for path in changed:
+            self.state.set_remote(path, entries.get(path))
+        held = self.watcher.held()
+        scan = scanner.scan(self.root, self.manifest, self.ignore, only=changed)
+        keep = _Scope(held, scan)
+        plan = self._plan_subset({p for p in changed if keep(p)}, scan, Direction.PULL)
+        self._execute(plan, queue_paths=(), scan=scan)
+
+    # --- carrying plans out --------------------------------------------------------------
+
+    def _execute(
+        self, plan: Plan, *, queue_paths: Iterable[RelPath], scan: scanner.ScanResult
+    ) -> RunResult:
+        """Queue, execute and account for one plan; failed paths are scheduled for retry."""
+        if self.stopper.is_set():
+            return RunResult()
+        queued = list(queue_paths)
+        with self.manifest.transaction():
+            self.manifest.update_cache(scan.updates)
+            self.manifest.drop_cache(scan.removed)
+            self.manifest.queue(self.remote.url, queued)
+        sink = _WatchSink(self)
+        options = EngineOptions(transfers=self.opts.transfers, cancelled=self.stopper.is_set)
+        result = execute(plan, self.root, self.remote, sink, self.display, options=options)
+        failed = _failed_paths(plan, result.errors)
+        errors = {RelPath(e.path): e.error for e in result.errors}
+        for error in scan.errors:
+            failed.add(RelPath(error.path))
+            errors[RelPath(error.path)] = error.error
+        for path in sorted(failed):
+            self._failed(path, errors.get(path, "failed"))
+        done = [p for p in queued if p not in failed]
+        if not self.stopper.is_set():
+            self.manifest.unqueue(self.remote.url, done)
+            self.retries.succeeded(done)
+        self.retries.succeeded(sink.done)
+        _accumulate(self.total, result)
+        failing = {str(p): e for p, e in self.retries.failing().items()}
+        self.display.totals(self.total, failing)
+        return result
+
+    def _failed(self, path: RelPath, error: str) -> None:
+        """Schedule `path` again; fire `--on-error` once its retries are spent."""
+        self.manifest.queue(self.remote.url, [path])
+        if self.retries.failed(path, error, time.monotonic()):
+            self._finish_totals()
+            self.alarm.fire(self.total.as_json())
+
+    def _reload_ignore(self, *, quiet: bool = False) -> bool:
+        """Re-read `.fsyncignore`; True if the rules changed. A broken file keeps the old rules."""
+        try:
+            fresh = scanner.read_ignore(self.root, self.opts.excludes)
+        except FsyncError as exc:
+            if not quiet:
+                self.display.warning(f"{exc}; keeping the previous rules")
+            return False
+        if fresh.patterns == self.ignore.patterns:
+            return False
+        self.ignore = fresh
+        self.watcher.set_ignore(scanner.read_ignore(self.root, self.opts.excludes).ignores)
+        return True
+
+    def _finish_totals(self) -> None:
+        failing = self.retries.failing()
+        self.total.failed = len(failing)
+        self.total.errors = [FileError(p, e) for p, e in sorted(failing.items())]
+        self.total.seconds = time.monotonic() - self.started
+
+
+class _OnceWarner(NullReporter):
+    """Passes each distinct warning on once: a skipped symlink is reported by the first full
+    scan, not again by every rescan and every pull of a session that runs for months."""
+
+    def __init__(self, display: WatchDisplay) -> None:
+        super().__init__()
+        self._display = display
+        self._seen: set[str] = set()
+
+    def warning(self, message: str) -> None:
+        """Show `message` unless it was shown before."""
+        if message not in self._seen:
+            if len(self._seen) < 10_000:
+                self._seen.add(message)
+            self._display.warning(message)
+
+
+class _WatchSink:
+    """Commits outcomes, empties the outbox of their paths, and follows them in memory."""
+
+    def __init__(self, session: _Session) -> None:
+        self._session = session
+        self._inner = app.ManifestSink(session.manifest, session.remote.url)
+        self.done: list[RelPath] = []
+
+    def commit(self, outcomes: list[Outcome]) -> None:
+        """One transaction: the bases and cache entries, and the outbox rows of these paths."""
+        s = self._session
+        paths = [o.path for o in outcomes] + [o.moved_from for o in outcomes if o.moved_from]
+        with s.manifest.transaction():
+            self._inner.commit(outcomes)
+            s.manifest.unqueue(s.remote.url, paths)
+        s.state.apply(outcomes)
+        self.done.extend(paths)
+        for o in outcomes:
+            if o.cache is not None:  # fsync wrote this local file (a pull): not a change
+                s.watcher.suppress(o.path, o.cache.sig.mtime_ns)
+
+
+class _Scope:
+    """Which paths a plan may touch: none that is held by the watcher or failed to scan.
+
+    A held path is still changing (it gets its own batch once settled), so acting on it now
+    could send a file half-written; an unreadable one is not a deleted one.
+    """
+
+    def __init__(self, held: set[RelPath], scan: scanner.ScanResult) -> None:
+        self._held = held
+        self._scan = scan
+
+    def __call__(self, path: RelPath) -> bool:
+        if self._held and (path in self._held or any(a in self._held for a in _ancestors(path))):
+            return False
+        return not ((self._scan.errors or self._scan.incomplete) and self._scan.is_unknown(path))
+
+
+def _ancestors(path: str) -> Iterator[RelPath]:
+    end = path.find("/")
+    while end != -1:
+        yield RelPath(path[:end])
+        end = path.find("/", end + 1)
+
+
+def _without_deletes(plan: Plan) -> Plan:
+    return Plan(tuple(a for a in plan.actions if not a.kind.deletes), plan.notices, plan.unchanged)
+
+
+def _acted_paths(plan: Plan) -> list[RelPath]:
+    paths = [a.path for a in plan.actions]
+    paths += [a.moved_from.path for a in plan.actions if a.moved_from is not None]
+    return paths
+
+
+def _failed_paths(plan: Plan, errors: list[FileError]) -> set[RelPath]:
+    """The paths of failed actions; a failed MOVE fails its old path too."""
+    failed = {RelPath(e.path) for e in errors}
+    moves: Mapping[RelPath, Action] = {
+        a.path: a.moved_from for a in plan.actions if a.moved_from is not None
+    }
+    return failed | {moves[p].path for p in failed if p in moves}
+
+
+def _accumulate(total: RunResult, r: RunResult) -> None:
+    """Add one plan's counts to the session's (failures are tracked per path instead)."""
+    total.uploaded += r.uploaded
+    total.downloaded += r.downloaded
+    total.deleted += r.deleted
+    total.moved += r.moved
+    total.conflicts += r.conflicts
+    total.unresolved += r.unresolved
+    total.bytes_sent += r.bytes_sent
+    total.bytes_received += r.bytes_received
+    total.notices = (total.notices + r.notices)[-KEEP_NOTICES:]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join((str(exc) or type(exc).__name__).split())

@@ -1,0 +1,430 @@
+"""Watch a local root with watchdog and report settled batches of changed paths.
+
+watchdog is imported here and nowhere else. Its handler runs on watchdog's single dispatch
+thread, so it only turns each event into a `RelPath` and hands it to the `Debouncer` (no I/O,
+no locks held for long); this module's own thread takes settled paths from the debouncer
+every tick and reports them through `on_batch(paths, full_rescan)`.
+
+The watcher is a hint, never the truth (STYLE.md rule 9): a full rescan is requested every
+`rescan_every` seconds (jittered by ±10 % so many watchers do not rescan in step), and at
+once wherever loss of events can be detected: the kernel's inotify queue overflowed, a watch
+could not be added because `fs.inotify.max_user_watches` or `max_user_instances` is reached,
+or the observer's threads died. Each is reported through `on_warning` with its cause and fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import random
+import stat
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+    FileSystemMovedEvent,
+)
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from fsync.debounce import FOLDER_SIG, Debouncer, Sig
+from fsync.errors import UnsafePathError
+from fsync.ignore import STATE_DIR
+from fsync.model import RelPath
+from fsync.paths import is_temp_name, to_relpath
+
+try:  # inotify exists on Linux only; elsewhere watchdog's default observer serves
+    from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
+    from watchdog.observers.inotify_c import InotifyEvent, InotifyFD, Mask
+except (ImportError, OSError):  # pragma: no cover - not Linux
+    InotifyObserver = None  # type: ignore[assignment,misc]
+
+OnBatch = Callable[[set[RelPath], bool], None]
+"""Receives a batch of settled paths, or `full_rescan=True` (paths may then be empty)."""
+
+EVENT_TYPES: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileModifiedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+]
+"""What the watcher asks the kernel for: opens and read-only closes are left out, so fsync
+reading a file to upload it raises no event at all."""
+
+WATCH_LIMIT_FIX = (
+    "the inotify watch limit (fs.inotify.max_user_watches) is reached, so changes in some "
+    "folders are seen only by full rescans; raise it: sysctl -w "
+    "fs.inotify.max_user_watches=524288 (and in /etc/sysctl.d/ to keep it)"
+)
+INSTANCE_LIMIT_FIX = (
+    "the inotify instance limit (fs.inotify.max_user_instances) is reached, so events are "
+    "not watched and changes are found by polling; raise it: sysctl -w "
+    "fs.inotify.max_user_instances=1024 (and in /etc/sysctl.d/ to keep it)"
+)
+OVERFLOW_FIX = (
+    "the kernel's inotify event queue overflowed and events were lost; rescanning the whole "
+    "tree. If it recurs, raise fs.inotify.max_queued_events: sysctl -w "
+    "fs.inotify.max_queued_events=65536"
+)
+
+HEALTH_EVERY = 1.0
+"""Seconds between checks that the observer's threads are still alive."""
+
+WARN_AGAIN_AFTER = 60.0
+"""The same loss warning is repeated at most this often."""
+
+POLL_INTERVAL = 2.0
+"""Seconds between snapshots of the polling observer, the fallback where inotify fails."""
+
+
+def jittered(interval: float, rng: random.Random, spread: float = 0.1) -> float:
+    """`interval` moved at random by up to ±`spread` of itself."""
+    return interval * (1.0 + rng.uniform(-spread, spread))
+
+
+class Watcher:
+    """Watches `root` recursively; reports batches through `on_batch` from its own thread.
+
+    `ignore(path)` drops paths from batches (the scanner applies the rules again, so this
+    only spares work). `on_warning` receives one line per detected loss of events. Timing
+    knobs are in seconds; `clock` and `rng` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        on_batch: OnBatch,
+        *,
+        on_warning: Callable[[str], None],
+        ignore: Callable[[RelPath], bool] | None = None,
+        quiet: float = 0.15,
+        max_hold: float = 1.0,
+        settle_max: float = 60.0,
+        rescan_every: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.root = os.path.abspath(root)
+        self._prefix = self.root.rstrip(os.sep) + os.sep
+        self._on_batch = on_batch
+        self._on_warning = on_warning
+        self._ignore = ignore
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.rescan_every = rescan_every
+        self.debouncer = Debouncer(self._sig, quiet=quiet, max_hold=max_hold, settle_max=settle_max)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._rescan = threading.Event()
+        self._warned: dict[str, float] = {}
+        self._observer: BaseObserver | None = None
+        self._root_id: tuple[int, int] | None = None
+        self._track_writes = False
+        self._thread: threading.Thread | None = None
+        self._handler = _Handler(self)
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching. Raises `OSError` if `root` cannot be watched at all."""
+        self._observer = self._start_observer()
+        self._thread = threading.Thread(target=self._run, name="fsync-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the observer and the watcher's thread, and wait for both."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._stop_observer()
+
+    def request_rescan(self) -> None:
+        """Ask for a full rescan at the next tick (events may have been lost)."""
+        self._rescan.set()
+        self._wake.set()
+
+    def suppress(self, path: RelPath, mtime_ns: int) -> None:
+        """fsync itself wrote `path` (a pull) with `mtime_ns`: do not report it as a change."""
+        self.debouncer.suppress(path, mtime_ns, self._clock())
+
+    def held(self) -> set[RelPath]:
+        """Paths changed but not settled yet: a full rescan must leave them to their batch."""
+        return self.debouncer.held()
+
+    def set_ignore(self, ignore: Callable[[RelPath], bool] | None) -> None:
+        """Replace the ignore test (after `.fsyncignore` changed)."""
+        self._ignore = ignore
+
+    def warn_loss(self, message: str) -> None:
+        """Report a loss of events (at most once a minute per message) and rescan."""
+        now = self._clock()
+        if now >= self._warned.get(message, -WARN_AGAIN_AFTER) + WARN_AGAIN_AFTER:
+            self._warned[message] = now
+            self._on_warning(message)
+        self.request_rescan()
+
+    # --- the observer --------------------------------------------------------------------
+
+    def _start_observer(self) -> BaseObserver:
+        """An observer scheduled on the root and started; polling where inotify is out."""
+        self._root_id = _identity(self.root)
+        observer: BaseObserver | None
+        try:
+            observer = _make_inotify_observer(self.warn_loss)
+            self._track_writes = observer is not None and InotifyObserver is not None
+        except OSError as err:
+            if err.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            self.warn_loss(INSTANCE_LIMIT_FIX)
+            observer = None
+        if observer is None:
+            observer = PollingObserver(timeout=POLL_INTERVAL)
+            self._track_writes = False
+        try:
+            observer.schedule(self._handler, self.root, recursive=True, event_filter=EVENT_TYPES)
+            observer.start()
+        except OSError as err:
+            _stop_quietly(observer)
+            if err.errno != errno.ENOSPC:
+                raise
+            self.warn_loss(WATCH_LIMIT_FIX)
+            observer = PollingObserver(timeout=POLL_INTERVAL)
+            self._track_writes = False
+            observer.schedule(self._handler, self.root, recursive=True, event_filter=EVENT_TYPES)
+            observer.start()
+        return observer
+
+    def _stop_observer(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            _stop_quietly(observer)
+
+    def _healthy(self) -> bool:
+        observer = self._observer
+        if observer is None or not observer.is_alive():
+            return False
+        if _identity(self.root) != self._root_id:
+            return False  # the root was moved away or replaced: the watches follow the old one
+        reader_alive = getattr(observer, "reader_alive", None)
+        if reader_alive is not None and not reader_alive():
+            return False
+        return all(e.is_alive() for e in observer.emitters) and bool(observer.emitters)
+
+    def _heal(self) -> None:
+        """Restart a dead observer (the root vanished, a thread died) and rescan."""
+        self._stop_observer()
+        if not os.path.isdir(self.root):
+            self.warn_loss(f"the local root {self.root} is gone; waiting for it to come back")
+            return
+        try:
+            self._observer = self._start_observer()
+        except OSError as err:
+            self.warn_loss(f"cannot watch {self.root} ({err.strerror or err}); retrying")
+            return
+        self.warn_loss("the file watcher stopped and was restarted; rescanning the whole tree")
+
+    # --- the watcher's thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        now = self._clock()
+        next_rescan = now + jittered(self.rescan_every, self._rng)
+        next_health = now + HEALTH_EVERY
+        while not self._stopping.is_set():
+            busy = len(self.debouncer) > 0
+            wait = self.debouncer.tick if busy else max(0.0, min(next_rescan, next_health) - now)
+            self._wake.wait(min(wait, HEALTH_EVERY))
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            now = self._clock()
+            if now >= next_health:
+                next_health = now + HEALTH_EVERY
+                if not self._healthy():
+                    self._heal()
+            full = self._rescan.is_set() or now >= next_rescan
+            if full:
+                self._rescan.clear()
+                next_rescan = now + jittered(self.rescan_every, self._rng)
+            ready = self.debouncer.take_ready(now)
+            ignore = self._ignore
+            if ignore is not None:
+                ready = {p for p in ready if not ignore(p)}
+            if ready or full:
+                self._report(ready, full)
+
+    def _report(self, paths: set[RelPath], full: bool) -> None:
+        try:
+            self._on_batch(paths, full)
+        except Exception as exc:  # a broken consumer must not kill the watch
+            self._on_warning(f"the watcher's batch consumer failed: {exc!r}")
+
+    # --- events --------------------------------------------------------------------------
+
+    def rel(self, path: str | bytes) -> RelPath | None:
+        """The `RelPath` of an absolute event path, or None for paths fsync leaves alone."""
+        text = os.fsdecode(path)
+        if not text.startswith(self._prefix):
+            return None
+        rel = text[len(self._prefix) :]
+        if os.sep != "/":  # pragma: no cover - Windows
+            rel = rel.replace(os.sep, "/")
+        name = rel.rpartition("/")[2]
+        if name == STATE_DIR or is_temp_name(name):
+            return None
+        if rel.startswith(STATE_DIR + "/") or f"/{STATE_DIR}/" in rel:
+            return None
+        try:
+            return to_relpath(rel)
+        except UnsafePathError:
+            return None
+
+    def on_event(self, event: FileSystemEvent) -> None:
+        """Record one watchdog event (runs on watchdog's dispatch thread: keep it cheap)."""
+        now = self._clock()
+        tree = event.is_directory
+        woke = False
+        if isinstance(event, FileSystemMovedEvent):
+            src = self.rel(event.src_path) if event.src_path else None
+            dst = self.rel(event.dest_path) if event.dest_path else None
+            if src is not None:
+                woke |= self.debouncer.record(src, now, tree=tree, writing=False, partner=dst)
+            if dst is not None:
+                woke |= self.debouncer.record(dst, now, tree=tree, writing=False, partner=src)
+        else:
+            path = self.rel(event.src_path)
+            if path is None:
+                self._root_event(event)
+                return
+            writing = self._writing(event)
+            woke = self.debouncer.record(path, now, tree=tree, writing=writing)
+        if woke:
+            self._wake.set()
+
+    def _writing(self, event: FileSystemEvent) -> bool | None:
+        """True for "being written", False for "closed after writing", None for neither."""
+        if not self._track_writes or event.is_directory:
+            return None
+        # Only a write says a writer is at work: a "created" event may be one watchdog made
+        # up while walking a new folder, for a file closed long before (no close follows).
+        if type(event) is FileModifiedEvent:
+            return True
+        if isinstance(event, FileClosedEvent | FileDeletedEvent):
+            return False
+        return None
+
+    def _root_event(self, event: FileSystemEvent) -> None:
+        """The root itself deleted or moved away: the observer stops; let the health check see."""
+        if os.fsdecode(event.src_path).rstrip(os.sep) == self.root and isinstance(
+            event, DirDeletedEvent | DirMovedEvent
+        ):
+            self._wake.set()
+
+    def _sig(self, path: RelPath) -> Sig:
+        try:
+            st = os.lstat(os.path.join(self.root, path))
+        except OSError:
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            return FOLDER_SIG
+        return (st.st_size, st.st_mtime_ns)
+
+
+class _Handler(FileSystemEventHandler):
+    """Forwards every event to the watcher; nothing else runs on the dispatch thread."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        self._watcher.on_event(event)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of `path`, or None if it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _stop_quietly(observer: BaseObserver) -> None:
+    with contextlib.suppress(RuntimeError, OSError):
+        observer.stop()
+    with contextlib.suppress(RuntimeError):
+        observer.join()
+
+
+def _make_inotify_observer(on_loss: Callable[[str], None]) -> BaseObserver | None:
+    """An inotify observer that reports overflows and watch limits, or None off Linux.
+
+    watchdog (issue #654 and later) logs a queue overflow and swallows a failed watch on a
+    subfolder; the subclass of its inotify reader below sees both first and tells `on_loss`.
+    Raises `OSError` (EMFILE) when no inotify instance can be created.
+    """
+    if InotifyObserver is None:  # pragma: no cover - not Linux
+        return None
+
+    class _LossAwareFD(InotifyFD):
+        def handle_event(self, event: InotifyEvent) -> None:
+            if event.is_queue_overflow:
+                on_loss(OVERFLOW_FIX)
+            super().handle_event(event)
+
+        def _get_or_create_watch(self, path: bytes, mask: Mask) -> Any:
+            try:
+                return super()._get_or_create_watch(path, mask)
+            except OSError as err:
+                if err.errno == errno.ENOSPC:
+                    on_loss(WATCH_LIMIT_FIX)
+                raise
+
+        def _add_callback(self, path: bytes, mask: Mask, callback: Any, id_: Any) -> Any:
+            # watchdog's version warns (RuntimeWarning, on its reader thread) when a folder
+            # made by `mkdir -p` is registered twice, once by the walk of its new parent and
+            # once by its own event; the second registration is the same callback, so it is
+            # harmless, and the warning would only reach the user's terminal as noise.
+            watch = self._get_or_create_watch(path, mask)
+            watch.callbacks[id_] = callback
+            return watch.wd
+
+    class _Observer(InotifyObserver):
+        def __init__(self) -> None:
+            fd = _LossAwareFD()
+            fd.start()
+            self._inotify_fd = fd
+            BaseObserver.__init__(self, InotifyFullEmitter, inotify_fd=fd)
+
+        def reader_alive(self) -> bool:
+            """True while the thread reading the inotify descriptor runs."""
+            return bool(self._inotify_fd.is_alive())
+
+    return _Observer()
+
+
+# watchdog logs overflows and swallowed watch failures itself; fsync reports them in its own
+# words (above), so its records would only repeat them on stderr.
+logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
+logging.getLogger("watchdog.observers.inotify_c").setLevel(logging.CRITICAL)

@@ -1,0 +1,33 @@
+"""`--links skip|follow` through the command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fsynctest.trees import listing, write
+
+
+def test_links_follow_stays_inside_the_root(fsync, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src, {"real.txt": "real"})
+    write(tmp_path / "outside", {"secret.txt": "no"})
+    (src / "link.txt").symlink_to("real.txt")
+    (src / "escape.txt").symlink_to(tmp_path / "outside" / "secret.txt")
+
+    skipped = fsync("push", src, tmp_path / "a")
+    assert skipped.returncode == 0, skipped.stderr
+    assert listing(tmp_path / "a") == {"real.txt": b"real"}
+    assert "skipping symlink link.txt (use --links follow)" in skipped.stderr
+
+    followed = fsync("push", src, tmp_path / "b", "--links", "follow")
+    assert followed.returncode == 0, followed.stderr
+    assert listing(tmp_path / "b") == {"real.txt": b"real", "link.txt": b"real"}
+    assert "fsync: warning: skipping symlink escape.txt: it leads outside the root" in (
+        followed.stderr
+    )
+
+
+def test_links_takes_only_skip_or_follow(fsync, tmp_path: Path) -> None:
+    write(tmp_path / "src", {"a": "a"})
+    res = fsync("push", tmp_path / "src", tmp_path / "out", "--links", "copy")
+    assert res.returncode == 2

@@ -1,0 +1,77 @@
+"""`fsync status`: pending changes, unfinished transfers, and the last runs with their errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from fsync.manifest import Manifest
+from fsync.manifest.journal import UploadJournal
+from fsync.model import RelPath
+from fsync.remote.base import PendingUpload
+from fsynctest.caps import drop_dac_caps
+from fsynctest.trees import write
+
+
+def test_failed_runs_show_their_errors(fsync, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src, {"a.txt": "a", "locked.txt": "secret"})
+    (src / "locked.txt").chmod(0)
+    try:
+        res = fsync("push", src, tmp_path / "out", prefix=drop_dac_caps())
+    finally:
+        (src / "locked.txt").chmod(0o644)
+    assert res.returncode == 1
+    human = fsync("status", src)
+    assert human.returncode == 0, human.stderr
+    assert "exit 1: 1 up, 0 down, 0 deleted, 1 failed" in human.stdout
+    assert "error locked.txt: cannot read" in human.stdout
+    report = json.loads(fsync("status", src, "--json").stdout)
+    (run,) = report["runs"]
+    assert run["exit_code"] == 1
+    assert [e["path"] for e in run["summary"]["errors"]] == ["locked.txt"]
+
+
+def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src, {"a.txt": "a"})
+    assert fsync("push", src, tmp_path / "out").returncode == 0
+    url = f"file://{tmp_path / 'out'}"
+    with UploadJournal.open(str(src)) as journal:
+        journal.start(
+            PendingUpload(
+                target="s3://bucket/big.iso",
+                upload_id="upload-1",
+                digest="ab" * 32,
+                size=3 << 30,
+                part_size=16 << 20,
+                created=time.time(),
+            )
+        )
+    with Manifest.open(str(src)) as manifest:
+        manifest.queue(url, [RelPath("a.txt")])
+        run_id = manifest.start_run("push", url)  # a run that never finished (killed)
+    human = fsync("status", src)
+    assert human.returncode == 0, human.stderr
+    assert "unfinished uploads" in human.stdout
+    assert "s3://bucket/big.iso: 3.0 GiB" in human.stdout
+    assert "1 queued by fsync watch" in human.stdout
+    assert "push" in human.stdout
+    assert "unfinished:" in human.stdout
+    report = json.loads(fsync("status", src, "--json").stdout)
+    (upload,) = report["unfinished_uploads"]
+    assert (upload["target"], upload["size"]) == ("s3://bucket/big.iso", 3 << 30)
+    assert report["remotes"][0]["queued"] == ["a.txt"]
+    assert report["runs"][0]["id"] == run_id
+    assert report["runs"][0]["exit_code"] is None
+
+
+def test_status_defaults_to_the_current_folder(fsync, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src, {"a.txt": "a"})
+    assert fsync("push", src, tmp_path / "out").returncode == 0
+    (src / "new.txt").write_text("n")
+    res = fsync("status", "--json", cwd=src)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["remotes"][0]["new"] == ["new.txt"]

@@ -1,0 +1,131 @@
+"""Server-side moves for renames, and stopping the engine gracefully mid-plan."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from fsync import app, planner
+from fsync.config import SyncOptions
+from fsync.hashing import hash_file
+from fsync.model import (
+    ActionKind,
+    BaseEntry,
+    Direction,
+    LocalEntry,
+    RelPath,
+    RunResult,
+    SyncPolicy,
+)
+from fsync.progress import NullReporter
+from fsync.remote import open_remote
+from fsync.remote.local import LocalRemote
+from fsync.transfer.engine import EngineOptions, Outcome, execute
+from fsynctest.trees import listing, write
+
+
+@pytest.fixture(params=["file", "memory"])
+def remote_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "file":
+        yield f"file://{tmp_path / 'remote'}"
+        return
+    root = f"memory://fsync-moves-{uuid.uuid4().hex}"
+    yield root
+    fs = fsspec.filesystem("memory")
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def push(local: Path, url: str) -> RunResult:
+    return app.run(SyncOptions(str(local), url, Direction.PUSH), NullReporter())
+
+
+def test_a_pushed_rename_is_a_server_side_move(tmp_path: Path, remote_url: str) -> None:
+    local = tmp_path / "local"
+    write(local, {"docs/a.txt": "alpha" * 1000, "docs/b.txt": "bravo", "keep": "k"})
+    assert push(local, remote_url).uploaded == 3
+    (local / "docs").rename(local / "papers")
+    result = push(local, remote_url)
+    assert (result.moved, result.uploaded, result.deleted, result.bytes_sent) == (2, 0, 0, 0)
+    again = push(local, remote_url)
+    assert (again.moved, again.uploaded, again.deleted, again.unchanged) == (0, 0, 0, 3)
+    back = tmp_path / "back"
+    r = app.run(SyncOptions(str(back), remote_url, Direction.PULL), NullReporter())
+    assert r.failed == 0
+    assert listing(back) == listing(local)
+
+
+def test_a_renamed_folder_does_not_trip_the_delete_cap(tmp_path: Path) -> None:
+    local, url = tmp_path / "local", f"file://{tmp_path / 'remote'}"
+    write(local, {f"all/f{i}": f"{i}" for i in range(10)})
+    push(local, url)
+    (local / "all").rename(local / "everything")  # 10 of 10 files "deleted" without moves
+    assert push(local, url).moved == 10
+
+
+def _entry(path: Path) -> LocalEntry:
+    digest, sig = hash_file(str(path))
+    return LocalEntry(sig.size, sig.mtime_ns, digest)
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    def commit(self, outcomes: list[Outcome]) -> None:
+        self.outcomes.extend(outcomes)
+
+
+def test_a_move_refuses_an_old_object_that_changed(tmp_path: Path) -> None:
+    local, remote_root = tmp_path / "local", tmp_path / "remote"
+    write(local, {"new.txt": "content"})
+    write(remote_root, {"old.txt": "content"})
+    remote = LocalRemote(str(remote_root))
+    listed = remote.list().entries
+    old = listed[RelPath("old.txt")]
+    entry = _entry(local / "new.txt")
+    base = {RelPath("old.txt"): BaseEntry(old.size, entry.digest, old.fingerprint, 0)}
+    policy = SyncPolicy(Direction.PUSH, force=True)
+    plan = planner.detect_moves(planner.plan({RelPath("new.txt"): entry}, listed, base, policy))
+    assert [a.kind for a in plan.actions] == [ActionKind.MOVE]
+    (remote_root / "old.txt").write_text("someone else's edit")
+    result = execute(plan, str(local), remote, ListSink(), NullReporter())
+    assert (result.moved, result.failed) == (0, 1)
+    assert "changed" in result.errors[0].error
+    assert listing(remote_root) == {"old.txt": b"someone else's edit"}
+
+
+class StopAfterFirst(NullReporter):
+    """Asks the engine to stop as soon as the first file is done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop = threading.Event()
+
+    def file_done(self, path: str, action: str, error: str | None = None) -> None:
+        self.stop.set()
+
+
+def test_a_cancelled_run_finishes_what_is_in_flight_and_records_it(tmp_path: Path) -> None:
+    local, remote_root = tmp_path / "local", tmp_path / "remote"
+    write(local, {f"f{i:03}": os.urandom(20_000) for i in range(200)})
+    entries = {RelPath(f"f{i:03}"): _entry(local / f"f{i:03}") for i in range(200)}
+    remote = open_remote(f"file://{remote_root}")
+    plan = planner.plan(entries, {}, {}, SyncPolicy(Direction.PUSH))
+    reporter = StopAfterFirst()
+    sink = ListSink()
+    options = EngineOptions(transfers=4, cancelled=reporter.stop.is_set)
+    result = execute(plan, str(local), remote, sink, reporter, options=options)
+    assert 1 <= result.uploaded < 200
+    # Every file that reached the remote was recorded, and nothing else was.
+    on_remote = remote.list().entries
+    assert {o.path: o.base.fingerprint for o in sink.outcomes if o.base} == {
+        p: e.fingerprint for p, e in on_remote.items()
+    }
+    assert len(sink.outcomes) == result.uploaded

@@ -1,0 +1,271 @@
+"""Path mapping on pull and push: unsafe keys, long names, case twins, links, permission bits."""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from fsync import app
+from fsync.config import SyncOptions
+from fsync.model import Direction, RunResult
+from fsync.names import is_case_insensitive
+from fsync.progress import NullReporter
+from fsynctest.trees import listing, write
+
+ODD_KEYS = ["../evil", "/abs", "a/../../b", "x" * 300]
+
+
+class Warnings(NullReporter):
+    """Keeps the run's warnings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def sync(local: Path, url: str, direction: Direction, **kw: object) -> RunResult:
+    opts = SyncOptions(local_root=str(local), remote_url=url, direction=direction, **kw)  # type: ignore[arg-type]
+    return app.run(opts, NullReporter())
+
+
+@pytest.fixture
+def memory_root() -> Iterator[str]:
+    """A fresh memory:// root, removed afterwards."""
+    root = f"/fsync-names-{uuid.uuid4().hex}"
+    yield root
+    fs = fsspec.filesystem("memory")
+    for key in [k for k in fs.store if k.startswith(root + "/")]:
+        del fs.store[key]
+
+
+def tree_outside(tmp_path: Path) -> set[str]:
+    """Every name under tmp_path's parent except tmp_path itself, and the names at `/`."""
+    names = {str(p) for p in tmp_path.parent.iterdir() if p != tmp_path}
+    return names | {str(p) for p in Path("/").iterdir()}
+
+
+def test_pull_refuses_keys_that_escape_and_names_too_long(memory_root: str, tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    for key in [*ODD_KEYS, "ok.txt", "a/fine.txt"]:
+        fs.pipe(f"{memory_root}/{key}", b"payload")
+    assert {f"{memory_root}/{k}" for k in ODD_KEYS} <= set(fs.find(memory_root))
+    dst = tmp_path / "inside" / "dst"
+    dst.parent.mkdir()
+    before = tree_outside(tmp_path)
+
+    result = sync(dst, f"memory://{memory_root}", Direction.PULL)
+
+    assert listing(dst) == {"ok.txt": b"payload", "a/fine.txt": b"payload"}
+    assert set(os.listdir(tmp_path / "inside")) == {"dst"}
+    assert set(os.listdir(tmp_path)) == {"inside"}
+    assert tree_outside(tmp_path) == before
+    assert app.exit_status(result) == 1
+    reported = {e.path: e.error for e in result.errors}
+    assert set(reported) == set(ODD_KEYS)
+    assert "'..'" in reported["../evil"]
+    assert "'..'" in reported["a/../../b"]
+    assert "absolute" in reported["/abs"]
+    assert "300 bytes" in reported["x" * 300]
+    assert result.downloaded == 2
+
+
+def test_pull_reports_non_nfc_names(memory_root: str, tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/cafe\u0301.txt", b"decomposed")
+    result = sync(tmp_path / "dst", f"memory://{memory_root}", Direction.PULL)
+    assert listing(tmp_path / "dst") == {}
+    (error,) = result.errors
+    assert "NFC" in error.error
+
+
+def test_refused_keys_do_not_fail_a_push(memory_root: str, tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/../evil", b"x")
+    write(tmp_path / "src", {"a.txt": "a"})
+    reporter = Warnings()
+    opts = SyncOptions(
+        local_root=str(tmp_path / "src"),
+        remote_url=f"memory://{memory_root}",
+        direction=Direction.PUSH,
+    )
+    result = app.run(opts, reporter)
+    assert (result.uploaded, result.failed) == (1, 0)
+    assert any("'../evil'" in line for line in reporter.lines)
+
+
+def test_case_twins_are_reported_not_merged(memory_root: str, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / ".fsync").mkdir()
+    if not is_case_insensitive(str(dst / ".fsync")):
+        pytest.skip("the test folder's filesystem is case-sensitive: both names fit")
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/README.md", b"upper")
+    fs.pipe(f"{memory_root}/readme.md", b"lower")
+    fs.pipe(f"{memory_root}/other.txt", b"other")
+    result = sync(dst, f"memory://{memory_root}", Direction.PULL)
+    assert listing(dst) == {"other.txt": b"other"}
+    assert {e.path for e in result.errors} == {"README.md", "readme.md"}
+
+
+def test_case_twins_both_arrive_on_a_case_sensitive_disk(memory_root: str, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    (dst / ".fsync").mkdir(parents=True)
+    if is_case_insensitive(str(dst / ".fsync")):
+        pytest.skip("the test folder's filesystem is case-insensitive")
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/README.md", b"upper")
+    fs.pipe(f"{memory_root}/readme.md", b"lower")
+    result = sync(dst, f"memory://{memory_root}", Direction.PULL)
+    assert result.failed == 0
+    assert listing(dst) == {"README.md": b"upper", "readme.md": b"lower"}
+
+
+# --- links ---------------------------------------------------------------------------------
+
+
+def linked_tree(tmp_path: Path) -> Path:
+    """src/ with a file, a link to it, a link to a folder inside, and links leading outside."""
+    src = tmp_path / "src"
+    write(src, {"real.txt": "real", "dir/inner.txt": "inner"})
+    write(tmp_path / "outside", {"secret.txt": "not yours"})
+    (src / "link.txt").symlink_to("real.txt")
+    (src / "dirlink").symlink_to("dir", target_is_directory=True)
+    (src / "escape.txt").symlink_to(tmp_path / "outside" / "secret.txt")
+    (src / "escape-dir").symlink_to(tmp_path / "outside", target_is_directory=True)
+    return src
+
+
+def test_links_are_skipped_by_default(tmp_path: Path) -> None:
+    src = linked_tree(tmp_path)
+    reporter = Warnings()
+    opts = SyncOptions(
+        local_root=str(src), remote_url=str(tmp_path / "out"), direction=Direction.PUSH
+    )
+    app.run(opts, reporter)
+    assert listing(tmp_path / "out") == {"real.txt": b"real", "dir/inner.txt": b"inner"}
+    assert sum("symlink" in line for line in reporter.lines) == 4
+
+
+def test_followed_links_never_leave_the_root(tmp_path: Path) -> None:
+    src = linked_tree(tmp_path)
+    reporter = Warnings()
+    opts = SyncOptions(
+        local_root=str(src),
+        remote_url=str(tmp_path / "out"),
+        direction=Direction.PUSH,
+        follow_links=True,
+    )
+    result = app.run(opts, reporter)
+    assert result.failed == 0
+    assert listing(tmp_path / "out") == {
+        "real.txt": b"real",
+        "link.txt": b"real",
+        "dir/inner.txt": b"inner",
+        "dirlink/inner.txt": b"inner",
+    }
+    outside = [line for line in reporter.lines if "leads outside the root" in line]
+    assert len(outside) == 2
+
+
+# --- permission bits -----------------------------------------------------------------------
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_modes_round_trip_through_a_filesystem_remote(tmp_path: Path) -> None:
+    src, remote, back = tmp_path / "src", tmp_path / "remote", tmp_path / "back"
+    write(src, {"run.sh": "#!/bin/sh\n", "private.txt": "p", "plain.txt": "x"})
+    (src / "run.sh").chmod(0o755)
+    (src / "private.txt").chmod(0o600)
+    (src / "plain.txt").chmod(0o644)
+    assert sync(src, f"file://{remote}", Direction.PUSH).uploaded == 3
+    assert mode_of(remote / "run.sh") == 0o755
+    assert mode_of(remote / "private.txt") == 0o600
+    (remote / "plain.txt").chmod(0o640)
+    assert sync(back, f"file://{remote}", Direction.PULL).downloaded == 3
+    assert mode_of(back / "run.sh") == 0o755
+    assert mode_of(back / "private.txt") == 0o600
+    assert mode_of(back / "plain.txt") == 0o640
+
+
+def test_setuid_and_setgid_are_never_restored(tmp_path: Path) -> None:
+    src, remote, back = tmp_path / "src", tmp_path / "remote", tmp_path / "back"
+    write(src, {"tool": "binary"})
+    (src / "tool").chmod(0o6755)
+    if mode_of(src / "tool") & (stat.S_ISUID | stat.S_ISGID) == 0:
+        pytest.skip("this filesystem drops setuid/setgid bits")
+    sync(src, str(remote), Direction.PUSH)
+    assert mode_of(remote / "tool") == 0o755
+    (remote / "tool").chmod(0o4755)
+    (remote / "tool").write_text("binary, again")
+    sync(back, str(remote), Direction.PULL)
+    assert mode_of(back / "tool") == 0o755
+
+
+def test_update_without_a_remote_mode_keeps_the_local_mode(
+    memory_root: str, tmp_path: Path
+) -> None:
+    url = f"memory://{memory_root}"
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"script.sh": "v1"})
+    sync(a, url, Direction.PUSH)
+    sync(b, url, Direction.PULL)
+    (b / "script.sh").chmod(0o750)
+    write(a, {"script.sh": "v2, longer"})
+    sync(a, url, Direction.PUSH)
+    assert sync(b, url, Direction.PULL).downloaded == 1
+    assert (b / "script.sh").read_text() == "v2, longer"
+    assert mode_of(b / "script.sh") == 0o750
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_modes_round_trip_through_s3_metadata(s3_bucket, tmp_path: Path) -> None:
+    server, bucket = s3_bucket
+    url = f"s3://{bucket}/modes"
+    src, back = tmp_path / "src", tmp_path / "back"
+    write(src, {"run.sh": "#!/bin/sh\n", "private.txt": "p"})
+    (src / "run.sh").chmod(0o750)
+    (src / "private.txt").chmod(0o600)
+    options = server.storage_options()
+    assert sync(src, url, Direction.PUSH, storage_options=options).uploaded == 2
+    assert sync(back, url, Direction.PULL, storage_options=options).downloaded == 2
+    assert mode_of(back / "run.sh") == 0o750
+    assert mode_of(back / "private.txt") == 0o600
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_s3_pull_refuses_escaping_keys(s3_bucket, tmp_path: Path) -> None:
+    server, bucket = s3_bucket
+    client = server.boto3_client()
+    try:
+        for key in [*ODD_KEYS, "ok.txt"]:
+            client.put_object(Bucket=bucket, Key=f"data/{key}", Body=b"payload")
+        stored = {o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
+    finally:
+        client.close()
+    expected = {f"data/{k}" for k in [*ODD_KEYS, "ok.txt"]}
+    if stored != expected:
+        pytest.skip(f"{server.name} normalised the keys on upload: {sorted(stored)}")
+    dst = tmp_path / "inside" / "dst"
+    dst.parent.mkdir()
+    before = tree_outside(tmp_path)
+    result = sync(
+        dst, f"s3://{bucket}/data", Direction.PULL, storage_options=server.storage_options()
+    )
+    assert listing(dst) == {"ok.txt": b"payload"}
+    assert set(os.listdir(tmp_path / "inside")) == {"dst"}
+    assert set(os.listdir(tmp_path)) == {"inside"}
+    assert tree_outside(tmp_path) == before
+    assert {e.path for e in result.errors} == set(ODD_KEYS)

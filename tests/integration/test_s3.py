@@ -1,0 +1,381 @@
+"""Push and pull with an s3:// remote, end to end, on moto and Ceph RGW alike.
+
+Runs go through `fsync.app.run` (and the `fsync` command where a process must be killed),
+with the bucket behind the counting, fault-injecting proxy (tests/fsynctest/proxy.py), so a
+test can state exactly which S3 requests a run made. Files above the 5 MiB chunk size used
+here go in multipart uploads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import blake3
+import pytest
+
+from fsync import app
+from fsync.config import SyncOptions
+from fsync.manifest.journal import UploadJournal
+from fsync.model import Direction, RunResult
+from fsync.progress import NullReporter
+from fsync.remote.s3_meta import format_mode, format_mtime
+from fsynctest.trees import listing, write
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import ProxiedBucket, S3Server
+
+pytestmark = pytest.mark.s3
+
+MIB = 1 << 20
+CHUNK = 5 * MIB
+PREFIX = "tree"
+
+SMALL = {
+    "a.txt": "alpha",
+    "dir/b.txt": "bravo",
+    "dir/deeper/c.bin": bytes(range(256)) * 100,
+    "empty": b"",
+    "spaced name.txt": "s",
+    "ünï/ç.txt": "unicode",
+}
+
+
+def big_files() -> dict[str, bytes | str]:
+    """Three files above the chunk size (11, 13 and 17 MiB), the same in every test."""
+    rng = random.Random(20261125)
+    return {
+        "big/one.bin": rng.randbytes(11 * MIB),
+        "big/two.bin": rng.randbytes(13 * MIB),
+        "three.bin": rng.randbytes(17 * MIB + 3),
+    }
+
+
+def sync(local: Path, target: ProxiedBucket, direction: Direction, **knobs: Any) -> RunResult:
+    opts = SyncOptions(
+        local_root=str(local),
+        remote_url=f"s3://{target.bucket}/{PREFIX}",
+        direction=direction,
+        storage_options=target.server.storage_options(),
+        chunk_size=CHUNK,
+        **knobs,
+    )
+    return app.run(opts, NullReporter())
+
+
+def keys(server: S3Server, bucket: str) -> dict[str, dict[str, Any]]:
+    """Every object of `bucket` by key, with its HEAD answer (past the proxy)."""
+    client = server.boto3_client()
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        names = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        return {name: client.head_object(Bucket=bucket, Key=name) for name in names}
+    finally:
+        client.close()
+
+
+def unfinished_uploads(server: S3Server, bucket: str) -> list[dict[str, Any]]:
+    client = server.boto3_client()
+    try:
+        uploads: list[dict[str, Any]] = client.list_multipart_uploads(Bucket=bucket).get(
+            "Uploads", []
+        )
+    finally:
+        client.close()
+    return uploads
+
+
+@pytest.fixture
+def direct(s3_bucket: tuple[S3Server, str]) -> S3Server:
+    """The server itself (not through the proxy), to inspect what runs left behind."""
+    return s3_bucket[0]
+
+
+@pytest.mark.slow
+def test_push_pull_round_trip(s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    files = {**SMALL, **big_files()}
+    write(src, files)
+    proxy = s3_proxy.proxy
+
+    result = sync(src, s3_proxy, Direction.PUSH)
+    assert (result.uploaded, result.failed) == (len(files), 0)
+
+    objects = keys(direct, s3_proxy.bucket)
+    assert set(objects) == {f"{PREFIX}/{name}" for name in files}
+    for name in files:
+        local = src / name
+        data = local.read_bytes()
+        st = local.stat()
+        answer = objects[f"{PREFIX}/{name}"]
+        metadata = answer["Metadata"]
+        assert metadata["blake3"] == blake3.blake3(data).hexdigest()
+        assert metadata["mtime"] == format_mtime(st.st_mtime_ns)  # rclone's format, exact
+        assert metadata["mode"] == format_mode(st.st_mode)
+        if len(data) > CHUNK:
+            assert metadata["md5chksum"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+        else:
+            assert "md5chksum" not in metadata
+            assert answer["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+
+    proxy.reset_counts()
+    again = sync(src, s3_proxy, Direction.PUSH)
+    assert (again.uploaded, again.unchanged) == (0, len(files))
+    assert proxy.counts() == Counter({"ListObjectsV2": 1})
+
+    proxy.reset_counts()
+    pulled = sync(dst, s3_proxy, Direction.PULL)
+    assert (pulled.downloaded, pulled.failed) == (len(files), 0)
+    assert listing(dst) == listing(src)
+    counts = proxy.counts()
+    assert counts["ListObjectsV2"] == 1
+    assert counts["GetObject"] == len(files)
+    # The engine HEADs each download for its mode (the GET answer carries it too).
+    assert set(counts) <= {"ListObjectsV2", "GetObject", "HeadObject"}
+
+    proxy.reset_counts()
+    assert sync(dst, s3_proxy, Direction.PULL).downloaded == 0
+    assert proxy.counts() == Counter({"ListObjectsV2": 1})
+
+
+def test_small_files_cost_one_put_each(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
+    """No HEAD before or after a small upload: the PUT's ETag is checked against the MD5."""
+    write(tmp_path, SMALL)
+    result = sync(tmp_path, s3_proxy, Direction.PUSH)
+    assert (result.uploaded, result.failed) == (len(SMALL), 0)
+    assert s3_proxy.proxy.counts() == Counter({"ListObjectsV2": 1, "PutObject": len(SMALL)})
+
+
+def test_second_writer_between_listing_and_overwrite_survives(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """Another client replaces the object after fsync listed it and before fsync's PUT
+    lands: the conditional PUT is refused (412), the file fails, their version stays."""
+    write(tmp_path, {"doc.txt": "version 1"})
+    sync(tmp_path, s3_proxy, Direction.PUSH)
+    write(tmp_path, {"doc.txt": "version 2, mine"})
+    held = s3_proxy.proxy.add_rule("PutObject", action="delay", delay=1.0, times=1)
+    results: list[RunResult] = []
+    runner = threading.Thread(
+        target=lambda: results.append(sync(tmp_path, s3_proxy, Direction.PUSH))
+    )
+    runner.start()
+    for _ in range(200):
+        if held.fired:
+            break
+        threading.Event().wait(0.025)
+    assert held.fired
+    client = direct.boto3_client()
+    try:
+        client.put_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/doc.txt", Body=b"theirs")
+    finally:
+        client.close()
+    runner.join(60)
+    (result,) = results
+    assert (result.uploaded, result.failed) == (0, 1)
+    assert "changed since it was listed" in result.errors[0].error
+    assert keys(direct, s3_proxy.bucket)[f"{PREFIX}/doc.txt"]["ContentLength"] == len("theirs")
+
+    # The next push sees both sides changed: a conflict, and nothing is lost.
+    later = sync(tmp_path, s3_proxy, Direction.PUSH)
+    assert later.conflicts == 1
+    contents = set()
+    client = direct.boto3_client()
+    try:
+        for key in keys(direct, s3_proxy.bucket):
+            contents.add(client.get_object(Bucket=s3_proxy.bucket, Key=key)["Body"].read())
+    finally:
+        client.close()
+    assert {b"theirs", b"version 2, mine"} <= contents
+
+
+@pytest.mark.slow
+def test_faults_on_the_wire_end_in_a_correct_remote(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """Dropped connections, 503 SlowDown bursts, resets and slow answers during a push and
+    a pull: every file arrives once, intact, with no upload left behind."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    files = {**SMALL, **big_files()}
+    write(src, files)
+    proxy = s3_proxy.proxy
+    proxy.add_rule("PutObject", action="503", times=4, retry_after=0.05)
+    proxy.add_rule("UploadPart", action="drop", after=2, times=2)
+    proxy.add_rule("UploadPart", action="reset", after=5, times=1)
+    proxy.add_rule("CompleteMultipartUpload", action="reset", times=1)
+    proxy.add_rule("HeadObject", action="500", times=2)
+    proxy.add_rule("UploadPart", action="delay", delay=0.5, after=7, times=2)
+    proxy.add_rule("ListObjectsV2", action="429", times=1)
+    result = sync(src, s3_proxy, Direction.PUSH)
+    assert (result.uploaded, result.failed) == (len(files), 0)
+    assert set(keys(direct, s3_proxy.bucket)) == {f"{PREFIX}/{name}" for name in files}
+    assert unfinished_uploads(direct, s3_proxy.bucket) == []
+
+    proxy.clear_rules()
+    proxy.add_rule("GetObject", action="reset", times=3)
+    proxy.add_rule("GetObject", action="drop", after=3, times=2)
+    pulled = sync(dst, s3_proxy, Direction.PULL)
+    assert (pulled.downloaded, pulled.failed) == (len(files), 0)
+    assert listing(dst) == listing(src)
+
+
+def test_objects_from_other_tools_are_pulled_and_verified(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """No blake3 metadata: a single-PUT object is checked against its MD5 ETag, a multipart
+    one (boto3's managed upload) by size; an object whose MD5 claim is false fails."""
+    from boto3.s3.transfer import TransferConfig
+
+    single = b"written by another tool"
+    multi = random.Random(7).randbytes(12 * MIB)
+    client = direct.boto3_client()
+    try:
+        client.put_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/single.txt", Body=single)
+        client.upload_fileobj(
+            __import__("io").BytesIO(multi),
+            s3_proxy.bucket,
+            f"{PREFIX}/multi.bin",
+            Config=TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK),
+        )
+        client.put_object(
+            Bucket=s3_proxy.bucket,
+            Key=f"{PREFIX}/lying.bin",
+            Body=multi[:100],
+            Metadata={"blake3": "0" * 64},
+        )
+    finally:
+        client.close()
+    result = sync(tmp_path, s3_proxy, Direction.PULL)
+    assert (result.downloaded, result.failed) == (2, 1)
+    assert result.errors[0].path == "lying.bin"
+    assert "does not match its blake3 metadata" in result.errors[0].error
+    assert (tmp_path / "single.txt").read_bytes() == single
+    assert (tmp_path / "multi.bin").read_bytes() == multi
+    assert not (tmp_path / "lying.bin").exists()
+
+
+def test_access_denied_exits_1_with_one_clear_line(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
+    s3_proxy.proxy.add_rule("ListObjectsV2", action="403", times=None)
+    done = subprocess.run(
+        [sys.executable, "-m", "fsync", "push", str(tmp_path), f"s3://{s3_proxy.bucket}/x"],
+        env=s3_proxy.server.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("fsync: error: listing s3://")
+    assert "access denied (AccessDenied" in lines[0]
+    assert s3_proxy.server.secret_key not in done.stderr + done.stdout
+    assert s3_proxy.server.access_key not in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """SIGKILL a push of a 200 MiB file after some of its 40 parts are on the server; the
+    next push lists the parts (ListParts), sends only the others, and the object is whole."""
+    size, parts_total = 200 * MIB, 40
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "huge.bin", "wb") as out:
+        rng = random.Random(42)
+        for _ in range(size // (8 * MIB)):
+            out.write(rng.randbytes(8 * MIB))
+    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    command = [sys.executable, "-m", "fsync", "push", str(src), url, "--chunk-size", "5MiB"]
+    command += ["--transfers", "2", "--quiet"]
+    env = s3_proxy.server.env()
+    key = f"{PREFIX}/huge.bin"
+
+    first = subprocess.Popen(
+        [*command, "--bw-limit", "20MiB/s"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    client = direct.boto3_client()
+    try:
+        done = _wait_for_parts(client, s3_proxy.bucket, key, first, at_least=6)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(30)
+        upload_id, done = _settled_parts(client, s3_proxy.bucket, key)
+    finally:
+        client.close()
+    assert 6 <= done < parts_total
+    with UploadJournal.open(str(src)) as journal:
+        assert [(row.upload_id, row.size) for row in journal.all()] == [(upload_id, size)]
+
+    s3_proxy.proxy.reset_counts()
+    second = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert second.returncode == 0, second.stderr
+    counts = s3_proxy.proxy.counts()
+    assert counts["CreateMultipartUpload"] == 0
+    assert counts["ListParts"] == 1
+    assert counts["UploadPart"] == parts_total - done
+    assert counts["CompleteMultipartUpload"] == 1
+
+    data_hash = blake3.blake3((src / "huge.bin").read_bytes()).hexdigest()
+    answer = keys(direct, s3_proxy.bucket)[key]
+    assert answer["ContentLength"] == size
+    assert answer["Metadata"]["blake3"] == data_hash
+    client = direct.boto3_client()
+    try:
+        stream = client.get_object(Bucket=s3_proxy.bucket, Key=key)["Body"]
+        hasher = blake3.blake3()
+        for block in iter(lambda: stream.read(8 * MIB), b""):
+            hasher.update(block)
+    finally:
+        client.close()
+    assert hasher.hexdigest() == data_hash
+    assert unfinished_uploads(direct, s3_proxy.bucket) == []
+    with UploadJournal.open(str(src)) as journal:
+        assert journal.all() == []
+
+
+def _wait_for_parts(
+    client: Any, bucket: str, key: str, process: subprocess.Popen[bytes], at_least: int
+) -> int:
+    """Poll ListParts until the upload of `key` holds `at_least` parts; their number."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the push ended (status {process.returncode}) too soon"
+        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            if upload["Key"] == key:
+                parts = client.list_parts(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+                if len(parts.get("Parts", [])) >= at_least:
+                    return len(parts["Parts"])
+        threading.Event().wait(0.05)
+    raise AssertionError("the upload never got its first parts")
+
+
+def _settled_parts(client: Any, bucket: str, key: str) -> tuple[str, int]:
+    """The upload id of `key` and its part count once two looks, 0.5 s apart, agree (a part
+    in flight at the kill may still land or be dropped)."""
+    (upload,) = [u for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]]
+    upload_id = upload["UploadId"]
+    seen = -1
+    while True:
+        count = len(client.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)["Parts"])
+        if count == seen:
+            return upload_id, count
+        seen = count
+        threading.Event().wait(0.5)

@@ -1,0 +1,533 @@
+"""fsync's S3 adapter against moto and Ceph RGW, through the counting, fault-injecting proxy.
+
+What the contract suite cannot show: exactly which requests each operation makes, what the
+objects look like to another S3 client, how uploads continue after a failure, how a second
+writer's change is never clobbered, and how faults on the wire end in a correct remote.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import socket
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import blake3
+import pytest
+
+from fsync.errors import (
+    FileChangedError,
+    PermanentError,
+    RemoteChanged,
+    RemoteUnavailable,
+    TransientError,
+    VerificationError,
+)
+from fsync.manifest.journal import UploadJournal
+from fsync.model import Digest, RemoteEntry
+from fsync.paths import to_relpath
+from fsync.remote import open_remote
+from fsync.remote.base import ObjectMeta, PendingUpload
+from fsync.remote.retry import RetryPolicy
+from fsync.remote.s3_meta import format_mtime
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from conftest import ProxiedBucket, S3Server
+    from fsync.remote.s3 import S3Remote
+
+MIB = 1 << 20
+CHUNK = 5 * MIB
+MTIME = 1_700_000_000_123_456_789
+FAST = RetryPolicy(retries=4, base_delay=0.01, max_delay=0.05)
+ROOT = "data"
+
+pytestmark = pytest.mark.s3
+
+
+def meta_for(data: bytes, mtime_ns: int = MTIME, mode: int = 0o100644) -> ObjectMeta:
+    return ObjectMeta(len(data), Digest(blake3.blake3(data).hexdigest()), mtime_ns, mode)
+
+
+def put(
+    remote: S3Remote,
+    name: str,
+    data: bytes,
+    *,
+    expect: RemoteEntry | None = None,
+    before_publish: Any = None,
+) -> RemoteEntry:
+    return remote.put(
+        to_relpath(name),
+        io.BytesIO(data),
+        meta_for(data),
+        expect=expect,
+        before_publish=before_publish or (lambda: None),
+    )
+
+
+def head(server: S3Server, bucket: str, key: str) -> dict[str, Any]:
+    client = server.boto3_client()
+    try:
+        answer: dict[str, Any] = client.head_object(Bucket=bucket, Key=key)
+    finally:
+        client.close()
+    return answer
+
+
+def body(server: S3Server, bucket: str, key: str) -> bytes:
+    client = server.boto3_client()
+    try:
+        data: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    finally:
+        client.close()
+    return data
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[UploadJournal]:
+    with UploadJournal.open(str(tmp_path)) as opened:
+        yield opened
+
+
+@pytest.fixture
+def remote(s3_proxy: ProxiedBucket, journal: UploadJournal) -> Iterator[S3Remote]:
+    """The adapter on `s3://bucket/data` through the proxy: 5 MiB parts, quick retries."""
+    opened = open_remote(
+        f"s3://{s3_proxy.bucket}/{ROOT}",
+        storage_options=s3_proxy.server.storage_options(),
+        chunk_size=CHUNK,
+        transfers=4,
+        retry=FAST,
+        journal=journal,
+    )
+    yield opened  # type: ignore[misc]
+    opened.close()
+
+
+@pytest.fixture
+def direct(s3_bucket: tuple[S3Server, str]) -> S3Server:
+    """The server itself, for setting up and checking objects past the proxy's counts."""
+    return s3_bucket[0]
+
+
+# -- what each operation costs -------------------------------------------------------------
+
+
+def test_small_put_is_one_request_and_metadata_is_rclone_compatible(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    data = b"small file"
+    entry = put(remote, "dir/a.txt", data)
+    assert s3_proxy.proxy.counts() == Counter({"PutObject": 1})
+    md5 = hashlib.md5(data).hexdigest()
+    assert entry == RemoteEntry(len(data), md5, meta_for(data).digest, MTIME, 0o644)
+    answer = head(direct, s3_proxy.bucket, f"{ROOT}/dir/a.txt")
+    assert answer["ETag"].strip('"') == md5
+    assert answer["Metadata"] == {
+        "blake3": blake3.blake3(data).hexdigest(),
+        "mtime": "1700000000.123456789",
+        "mode": "0100644",
+    }
+
+
+def test_multipart_put_requests_and_metadata(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    data = os.urandom(12 * MIB)
+    entry = put(remote, "big.bin", data)
+    counts = s3_proxy.proxy.counts()
+    # create, 3 parts, HEAD (check before publishing), complete, HEAD (verify), copy (md5chksum)
+    assert counts == Counter(
+        {
+            "CreateMultipartUpload": 1,
+            "UploadPart": 3,
+            "HeadObject": 2,
+            "CompleteMultipartUpload": 1,
+            "CopyObject": 1,
+        }
+    )
+    answer = head(direct, s3_proxy.bucket, f"{ROOT}/big.bin")
+    whole_md5 = hashlib.md5(data).digest()
+    assert answer["Metadata"] == {
+        "blake3": blake3.blake3(data).hexdigest(),
+        "mtime": format_mtime(MTIME),
+        "mode": "0100644",
+        "md5chksum": base64.b64encode(whole_md5).decode(),
+    }
+    assert answer["ContentLength"] == len(data)
+    assert entry.fingerprint == answer["ETag"].strip('"')
+    assert remote.stat(to_relpath("big.bin")) == entry
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/big.bin") == data
+    assert remote.journal is not None
+    assert remote.journal.all() == []
+
+
+def test_listing_costs_one_request_per_thousand_keys(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    client = direct.boto3_client()
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(
+                pool.map(
+                    lambda i: client.put_object(
+                        Bucket=s3_proxy.bucket, Key=f"{ROOT}/f{i:04d}", Body=b""
+                    ),
+                    range(1005),
+                )
+            )
+    finally:
+        client.close()
+    listing = remote.list()
+    assert len(listing.entries) == 1005
+    assert s3_proxy.proxy.counts() == Counter({"ListObjectsV2": 2})
+
+
+# -- conditional writes: a second writer is never clobbered --------------------------------
+
+
+def test_stale_overwrite_is_refused(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    """A small overwrite carries If-Match with the unquoted ETag: 412 on both servers."""
+    first = put(remote, "doc.txt", b"version 1")
+    client = direct.boto3_client()
+    try:
+        client.put_object(Bucket=s3_proxy.bucket, Key=f"{ROOT}/doc.txt", Body=b"theirs")
+    finally:
+        client.close()
+    s3_proxy.proxy.reset_counts()
+    with pytest.raises(RemoteChanged):
+        put(remote, "doc.txt", b"version 2", expect=first)
+    assert s3_proxy.proxy.counts()["PutObject"] == 1
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/doc.txt") == b"theirs"
+
+
+def test_stale_multipart_overwrite_is_refused_before_completing(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    """Ceph ignores conditions on CompleteMultipartUpload: the HEAD before it catches a
+    change made while the parts were being sent, and the upload stays for a later run."""
+    first = put(remote, "big.bin", b"small at first")
+    hold = s3_proxy.proxy.add_rule("UploadPart", action="delay", delay=1.0, times=1)
+    failure: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            put(remote, "big.bin", os.urandom(11 * MIB), expect=first)
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=upload)
+    worker.start()
+    deadline = threading.Event()
+    for _ in range(100):
+        if hold.fired:
+            break
+        deadline.wait(0.05)
+    client = direct.boto3_client()
+    try:
+        client.put_object(Bucket=s3_proxy.bucket, Key=f"{ROOT}/big.bin", Body=b"theirs")
+    finally:
+        client.close()
+    worker.join(30)
+    assert len(failure) == 1
+    assert isinstance(failure[0], RemoteChanged)
+    assert s3_proxy.proxy.counts()["CompleteMultipartUpload"] == 0
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/big.bin") == b"theirs"
+
+
+def test_new_object_is_created_only_if_absent(remote: S3Remote, direct: S3Server) -> None:
+    put(remote, "new.txt", b"someone else's")
+    with pytest.raises(RemoteChanged):
+        put(remote, "new.txt", b"mine", expect=None)
+
+
+def test_delete_checks_the_version_first(remote: S3Remote, s3_proxy: ProxiedBucket) -> None:
+    entry = put(remote, "gone.txt", b"bye")
+    s3_proxy.proxy.reset_counts()
+    with pytest.raises(RemoteChanged):
+        remote.delete(to_relpath("gone.txt"), expect=RemoteEntry(3, "0" * 32))
+    remote.delete(to_relpath("gone.txt"), expect=entry)
+    assert remote.stat(to_relpath("gone.txt")) is None
+    assert s3_proxy.proxy.counts()["DeleteObject"] == 1
+
+
+# -- resuming an upload --------------------------------------------------------------------
+
+
+def test_failed_upload_resumes_sending_only_missing_parts(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, journal: UploadJournal
+) -> None:
+    data = os.urandom(27 * MIB)  # 6 parts: 5 x 5 MiB + 2 MiB
+    proxy = s3_proxy.proxy
+    proxy.add_rule("UploadPart", action="drop", after=3, times=None)
+    with pytest.raises(TransientError, match="gave up"):
+        put(remote, "resume.bin", data)
+    pending = journal.all()
+    assert [(p.target, p.size) for p in pending] == [
+        (f"s3://{s3_proxy.bucket}/{ROOT}/resume.bin", len(data))
+    ]
+    proxy.clear_rules()
+    proxy.reset_counts()
+    entry = put(remote, "resume.bin", data)
+    counts = proxy.counts()
+    assert counts["CreateMultipartUpload"] == 0
+    assert counts["ListParts"] == 1
+    assert counts["UploadPart"] == 6 - 3
+    assert journal.all() == []
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/resume.bin") == data
+    assert entry.digest == blake3.blake3(data).hexdigest()
+
+
+def test_changed_content_aborts_the_old_upload(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, journal: UploadJournal
+) -> None:
+    proxy = s3_proxy.proxy
+    proxy.add_rule("UploadPart", action="drop", after=1, times=None)
+    with pytest.raises(TransientError):
+        put(remote, "resume.bin", os.urandom(11 * MIB))
+    old = journal.all()
+    assert len(old) == 1
+    proxy.clear_rules()
+    proxy.reset_counts()
+    data = os.urandom(11 * MIB)
+    put(remote, "resume.bin", data)
+    counts = proxy.counts()
+    assert counts["AbortMultipartUpload"] == 1
+    assert counts["CreateMultipartUpload"] == 1
+    assert counts["UploadPart"] == 3
+    assert journal.all() == []
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/resume.bin") == data
+
+
+def test_vanished_upload_starts_afresh(
+    remote: S3Remote, s3_proxy: ProxiedBucket, journal: UploadJournal
+) -> None:
+    """An upload aborted behind fsync's back (`fsync cleanup`, a lifecycle rule) is noticed
+    by ListParts (NoSuchUpload; NoSuchKey on Ceph) and a new one is made."""
+    data = os.urandom(11 * MIB)
+    s3_proxy.proxy.add_rule("UploadPart", action="drop", after=1, times=None)
+    with pytest.raises(TransientError):
+        put(remote, "gone.bin", data)
+    s3_proxy.proxy.clear_rules()
+    assert remote.abort_stale_uploads() == 1
+    assert journal.all() == []
+    journal.start(_replace_id(s3_proxy, data))
+    s3_proxy.proxy.reset_counts()
+    put(remote, "gone.bin", data)
+    counts = s3_proxy.proxy.counts()
+    assert counts["ListParts"] == 1
+    assert counts["CreateMultipartUpload"] == 1
+    assert counts["UploadPart"] == 3
+
+
+def _replace_id(s3_proxy: ProxiedBucket, data: bytes) -> PendingUpload:
+    """A journal row for an upload id the store never heard of (or forgot)."""
+    return PendingUpload(
+        f"s3://{s3_proxy.bucket}/{ROOT}/gone.bin",
+        "2~no-such-upload-id",
+        blake3.blake3(data).hexdigest(),
+        len(data),
+        CHUNK,
+        1.0,
+    )
+
+
+def test_failed_check_before_publishing_aborts_the_upload(
+    remote: S3Remote, s3_proxy: ProxiedBucket, journal: UploadJournal
+) -> None:
+    def changed() -> None:
+        raise FileChangedError("the file changed while being sent")
+
+    with pytest.raises(FileChangedError):
+        put(remote, "x.bin", os.urandom(11 * MIB), before_publish=changed)
+    assert s3_proxy.proxy.counts()["AbortMultipartUpload"] == 1
+    assert journal.all() == []
+    assert remote.list().entries == {}
+
+
+def test_cleanup_aborts_unfinished_uploads_under_the_root(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    client = direct.boto3_client()
+    try:
+        for key in (f"{ROOT}/a", f"{ROOT}/sub/b", "elsewhere/c"):
+            client.create_multipart_upload(Bucket=s3_proxy.bucket, Key=key)
+        if direct.name == "ceph":  # moto reports every upload as initiated in 2010
+            assert remote.abort_stale_uploads(older_than=3600) == 0
+        assert remote.abort_stale_uploads() == 2
+        left = client.list_multipart_uploads(Bucket=s3_proxy.bucket).get("Uploads", [])
+    finally:
+        client.close()
+    assert [u["Key"] for u in left] == ["elsewhere/c"]
+
+
+# -- faults on the wire --------------------------------------------------------------------
+
+
+def test_slowdown_bursts_are_retried_honouring_retry_after(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    s3_proxy.proxy.add_rule("PutObject", action="503", times=3, retry_after=0.2)
+    put(remote, "slow.txt", b"eventually")
+    assert s3_proxy.proxy.counts()["PutObject"] == 4
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/slow.txt") == b"eventually"
+
+
+def test_lost_answers_do_not_fail_or_duplicate_writes(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    """The store did the write but the answer was lost: the retry meets the condition it set
+    up itself (412 on If-None-Match, NoSuchUpload on Complete) and recognises its own write."""
+    proxy = s3_proxy.proxy
+    proxy.add_rule("PutObject", action="reset", times=1)
+    proxy.add_rule("CompleteMultipartUpload", action="reset", times=1)
+    proxy.add_rule("UploadPart", action="drop", times=2)
+    small, big = b"small", os.urandom(11 * MIB)
+    put(remote, "small.txt", small)
+    put(remote, "big.bin", big)
+    assert proxy.counts()["PutObject"] == 2
+    assert proxy.counts()["CompleteMultipartUpload"] == 2
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/small.txt") == small
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/big.bin") == big
+    client = direct.boto3_client()
+    try:
+        uploads = client.list_multipart_uploads(Bucket=s3_proxy.bucket).get("Uploads", [])
+    finally:
+        client.close()
+    assert uploads == []
+
+
+def test_download_resumes_after_a_reset_from_the_byte_reached(
+    remote: S3Remote, s3_proxy: ProxiedBucket
+) -> None:
+    data = os.urandom(3 * MIB)
+    put(remote, "r.bin", data)
+    s3_proxy.proxy.reset_counts()
+    s3_proxy.proxy.add_rule("GetObject", action="reset", times=1)
+    with remote.open_read(to_relpath("r.bin")) as src:
+        got = src.read()
+    assert got == data
+    assert s3_proxy.proxy.counts()["GetObject"] == 2
+
+
+def test_download_refuses_content_not_matching_its_blake3(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    client = direct.boto3_client()
+    try:
+        client.put_object(
+            Bucket=s3_proxy.bucket,
+            Key=f"{ROOT}/lie.txt",
+            Body=b"real content",
+            Metadata={"blake3": blake3.blake3(b"other content").hexdigest()},
+        )
+    finally:
+        client.close()
+    with remote.open_read(to_relpath("lie.txt")) as src, pytest.raises(VerificationError):
+        src.read()
+
+
+def test_download_of_foreign_multipart_object_checks_rclone_md5chksum(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    """An object written by rclone: multipart ETag, no blake3, md5chksum metadata."""
+    data = os.urandom(6 * MIB)
+    good = base64.b64encode(hashlib.md5(data).digest()).decode()
+    bad = base64.b64encode(hashlib.md5(b"x").digest()).decode()
+    client = direct.boto3_client()
+    try:
+        for name, md5 in (("good.bin", good), ("bad.bin", bad)):
+            key = f"{ROOT}/{name}"
+            upload = client.create_multipart_upload(
+                Bucket=s3_proxy.bucket, Key=key, Metadata={"md5chksum": md5}
+            )["UploadId"]
+            etags = [
+                client.upload_part(
+                    Bucket=s3_proxy.bucket,
+                    Key=key,
+                    UploadId=upload,
+                    PartNumber=n + 1,
+                    Body=data[n * CHUNK : (n + 1) * CHUNK],
+                )["ETag"]
+                for n in range(2)
+            ]
+            client.complete_multipart_upload(
+                Bucket=s3_proxy.bucket,
+                Key=key,
+                UploadId=upload,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]
+                },
+            )
+    finally:
+        client.close()
+    with remote.open_read(to_relpath("good.bin")) as src:
+        assert src.read() == data
+    with remote.open_read(to_relpath("bad.bin")) as src, pytest.raises(VerificationError):
+        src.read()
+
+
+# -- whole-remote failures -----------------------------------------------------------------
+
+
+def test_missing_bucket_is_remote_unavailable(s3_proxy: ProxiedBucket) -> None:
+    remote = open_remote(
+        f"s3://{s3_proxy.bucket}-missing/x", storage_options=s3_proxy.server.storage_options()
+    )
+    try:
+        with pytest.raises(RemoteUnavailable, match="no such bucket"):
+            remote.list()
+    finally:
+        remote.close()
+
+
+def test_access_denied_is_one_line_without_secrets(s3_proxy: ProxiedBucket) -> None:
+    s3_proxy.proxy.add_rule("ListObjectsV2", action="403", times=None)
+    remote = open_remote(
+        f"s3://{s3_proxy.bucket}/x", storage_options=s3_proxy.server.storage_options(), retry=FAST
+    )
+    try:
+        with pytest.raises(RemoteUnavailable) as caught:
+            remote.list()
+    finally:
+        remote.close()
+    message = str(caught.value)
+    assert "access denied (AccessDenied" in message
+    assert "\n" not in message
+    assert s3_proxy.server.secret_key not in message
+    assert s3_proxy.proxy.counts()["ListObjectsV2"] == 1  # permanent: not retried
+
+
+def test_unreachable_endpoint_is_remote_unavailable_after_retries() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once this closes
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    remote = open_remote(
+        "s3://bucket/x",
+        storage_options={"key": "k", "secret": "s"},
+        endpoint_url=f"http://127.0.0.1:{port}",
+        retry=RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02),
+        timeout=2,
+    )
+    try:
+        with pytest.raises(RemoteUnavailable, match=rf"cannot reach http://127.0.0.1:{port}"):
+            remote.list()
+    finally:
+        remote.close()
+
+
+def test_permanent_errors_fail_at_once(remote: S3Remote, s3_proxy: ProxiedBucket) -> None:
+    s3_proxy.proxy.add_rule("PutObject", action="403", times=None)
+    with pytest.raises(PermanentError, match="access denied"):
+        put(remote, "denied.txt", b"x")
+    assert s3_proxy.proxy.counts()["PutObject"] == 1

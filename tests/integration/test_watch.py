@@ -1,0 +1,270 @@
+"""`fsync watch` end to end: the real watchdog observer on real folders, a file:// remote.
+
+Each test changes the local tree the way people and programs do, then polls (with a
+deadline, never a fixed sleep) until the remote equals the local tree, and checks how it got
+there through the session's counters and the actions it reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fsynctest.watching import Watching, eventually, tree
+
+pytestmark = pytest.mark.watch
+
+FAST = {"retry_delay": 0.05, "retry_max_delay": 0.2}
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Watching]]:
+    """Start watch sessions on tmp_path/local → tmp_path/remote; all are stopped afterwards."""
+    sessions: list[Watching] = []
+    before = set(threading.enumerate())
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir(exist_ok=True)
+
+    def start_session(**options: object) -> Watching:
+        session = Watching(local, remote, **{**FAST, **options})
+        sessions.append(session)
+        return session
+
+    yield start_session
+    for session in sessions:
+        session.stop()
+    left = [t.name for t in threading.enumerate() if t not in before]
+    assert left == [], f"threads left running: {left}"
+
+
+def test_startup_pushes_what_is_there(tmp_path: Path, start: Callable[..., Watching]) -> None:
+    (tmp_path / "local" / "sub").mkdir(parents=True)
+    (tmp_path / "local" / "sub" / "a.txt").write_text("already here")
+    w = start()
+    w.converge()
+    assert w.stop().uploaded == 1
+
+
+def test_create_modify_append_delete(start: Callable[..., Watching]) -> None:
+    w = start()
+    f = w.local / "notes.txt"
+    f.write_text("first")
+    w.converge("a created file")
+    f.write_text("second, longer")
+    w.converge("a modified file")
+    with f.open("a") as out:
+        out.write(" and more")
+    w.converge("an appended file")
+    (w.local / "other.txt").write_text("keeps the delete under the safety cap")
+    w.converge()
+    f.unlink()
+    w.converge("a deleted file")
+    result = w.stop()
+    assert (result.uploaded, result.deleted, result.failed) == (4, 1, 0)
+
+
+def test_a_renamed_file_is_moved_not_sent(start: Callable[..., Watching]) -> None:
+    w = start()
+    (w.local / "big.bin").write_bytes(os.urandom(300_000))
+    w.converge()
+    eventually(lambda: w.counts().uploaded == 1, "the upload to be counted")
+    sent = w.counts().bytes_sent
+    (w.local / "big.bin").rename(w.local / "renamed.bin")
+    w.converge("the rename")
+    result = w.stop()
+    assert result.moved == 1
+    assert result.bytes_sent == sent == 300_000
+    assert w.display.actions("renamed.bin") == ["move"]
+
+
+def test_a_renamed_folder_is_moved_file_by_file(start: Callable[..., Watching]) -> None:
+    w = start()
+    for i in range(20):
+        path = w.local / "photos" / "2024" / f"img{i:02}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(1000) + bytes([i]))
+    (w.local / "keep.txt").write_text("x")
+    w.converge()
+    eventually(lambda: w.counts().uploaded == 21, "the uploads to be counted")
+    sent = w.counts().bytes_sent
+    (w.local / "photos").rename(w.local / "pictures")
+    w.converge("the folder rename")
+    result = w.stop()
+    assert result.moved == 20
+    assert result.bytes_sent == sent
+    assert not (w.remote / "photos").exists()
+
+
+def test_an_editor_save_ends_as_one_upload_of_the_final_content(
+    start: Callable[..., Watching],
+) -> None:
+    w = start()
+    doc = w.local / "doc.txt"
+    doc.write_text("version 1")
+    w.converge()
+    # What editors do: write a temporary file beside the original, then rename it over.
+    tmp = w.local / ".doc.txt.swp"
+    with tmp.open("w") as out:
+        out.write("version 2, saved atomically")
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.rename(doc)
+    w.converge("the atomic save")
+    assert (w.remote / "doc.txt").read_text() == "version 2, saved atomically"
+    w.stop()
+    assert w.display.actions("doc.txt") == ["upload", "upload"]
+    assert w.display.actions(".doc.txt.swp") == []
+
+
+def test_a_burst_of_a_thousand_files(start: Callable[..., Watching]) -> None:
+    w = start()
+    for i in range(1000):
+        folder = w.local / f"d{i % 10}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"f{i}.txt").write_text(f"file {i}\n" * (i % 7))
+    w.converge("a burst of 1,000 files", timeout=60)
+    result = w.stop()
+    assert (result.uploaded, result.failed) == (1000, 0)
+
+
+def test_a_slowly_written_file_is_uploaded_once_and_whole(start: Callable[..., Watching]) -> None:
+    w = start()
+    chunks = [bytes([65 + i]) * 10_000 for i in range(8)]
+    final = b"".join(chunks)
+    seen: set[bytes | None] = set()
+    writing_done = threading.Event()
+
+    def watch_remote() -> None:
+        """Read the remote copy as often as possible until it is complete (or 30 s pass)."""
+        target = w.remote / "slow.bin"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                seen.add(target.read_bytes())
+            except FileNotFoundError:
+                seen.add(None)
+            if writing_done.is_set() and final in seen:
+                return
+
+    poller = threading.Thread(target=watch_remote)
+    poller.start()
+    try:
+        # 8 writes 0.25 s apart: longer than the quiet window, and 2 s in all, longer than
+        # the longest hold of a path that keeps changing.
+        with (w.local / "slow.bin").open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                out.flush()
+                threading.Event().wait(0.25)
+    finally:
+        writing_done.set()
+    w.converge("the slow file")
+    poller.join(timeout=30)
+    w.stop()
+    assert seen <= {None, final}, f"partial versions seen: {[len(s or b'') for s in seen]}"
+    assert w.display.actions("slow.bin") == ["upload"]
+
+
+def test_a_change_made_where_events_cannot_see_it_is_found_by_the_rescan(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    # A write through a hard link outside the watched tree raises no event inside it, just
+    # as events lost to a queue overflow would be missing.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "shared.txt").write_text("v1")
+    w = start(rescan_every=0.5)
+    os.link(outside / "shared.txt", w.local / "shared.txt")
+    w.converge()
+    with (outside / "shared.txt").open("a") as out:
+        out.write(", changed through the other link")
+    w.converge("the periodic rescan")
+    w.stop()
+
+
+def test_a_persistent_failure_fires_the_alarm_and_the_watch_goes_on(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    alarm = tmp_path / "alarm.json"
+    (tmp_path / "remote" / "blocked.txt" / "inside").mkdir(parents=True)
+    w = start(on_error=f"cat > '{alarm}'", retries=2)
+    (w.local / "blocked.txt").write_text("cannot land: a folder is in the way")
+
+    def alarmed() -> bool:
+        try:
+            summary = json.loads(alarm.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+        return [e["path"] for e in summary["errors"]] == ["blocked.txt"]
+
+    eventually(alarmed, "the --on-error command")
+    (w.local / "fine.txt").write_text("still syncing")
+    eventually((w.remote / "fine.txt").exists, "a later change")
+    assert w.display.actions("blocked.txt")[:3] == ["upload!", "upload!", "upload!"]
+    result = w.stop()
+    assert result.failed == 1
+    assert [e.path for e in result.errors] == ["blocked.txt"]
+
+
+def test_a_failure_that_heals_is_retried_until_it_goes_through(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    blocker = tmp_path / "remote" / "later.txt"
+    blocker.mkdir(parents=True)
+    w = start(retries=100)
+    (w.local / "later.txt").write_text("waits for the way to clear")
+    eventually(lambda: "upload!" in w.display.actions("later.txt"), "a failed attempt")
+    blocker.rmdir()
+    w.converge("the retried upload")
+    assert w.stop().failed == 0
+
+
+def test_pull_every_brings_remote_changes_and_does_not_echo_them(
+    start: Callable[..., Watching],
+) -> None:
+    w = start(pull_every=0.3)
+    (w.local / "mine.txt").write_text("local")
+    w.converge()
+    (w.remote / "theirs.txt").write_text("written by another machine")
+    eventually((w.local / "theirs.txt").exists, "the pulled file")
+    # Another local change goes through after the pulled file's own events: by then an
+    # echo of the download would have been planned and reported.
+    (w.local / "later.txt").write_text("after the pull")
+    w.converge()
+    assert w.display.actions("theirs.txt") == ["download"]
+    (w.remote / "mine.txt").unlink()
+    eventually(lambda: not (w.local / "mine.txt").exists(), "a remote delete applied")
+    result = w.stop()
+    assert (result.downloaded, result.deleted) == (1, 1)
+
+
+def test_changes_made_while_not_watching_go_at_the_next_start(
+    start: Callable[..., Watching],
+) -> None:
+    w = start()
+    (w.local / "a.txt").write_text("a")
+    (w.local / "b.txt").write_text("b")
+    w.converge()
+    w.stop()
+    (w.local / "a.txt").write_text("changed offline")
+    (w.local / "c.txt").write_text("new offline")
+    w2 = start()
+    w2.converge()
+    assert w2.stop().uploaded == 2
+
+
+def test_excluded_paths_are_not_synced(start: Callable[..., Watching]) -> None:
+    w = start(excludes=("*.log", "build/"))
+    (w.local / "build").mkdir()
+    (w.local / "build" / "out.o").write_text("object")
+    (w.local / "run.log").write_text("log")
+    (w.local / "src.c").write_text("int main;")
+    eventually(lambda: tree(w.remote) == {"src.c": b"int main;"}, "the one included file")
+    w.stop()
+    assert tree(w.remote) == {"src.c": b"int main;"}

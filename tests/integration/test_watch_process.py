@@ -1,0 +1,281 @@
+"""`fsync watch` as a process: SIGTERM, SIGKILL and a restart, and the inotify watch limit.
+
+These run the installed `fsync` command, as a service manager or a user's shell would, and
+look at the state it leaves behind through the manifest and the remote folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pty
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from fsync.manifest import Manifest
+from fsync.remote.local import LocalRemote
+from fsynctest.watching import eventually, tree
+
+pytestmark = [pytest.mark.watch, pytest.mark.slow]
+
+
+def fsync_command() -> str:
+    """The `fsync` script installed next to the interpreter running the tests."""
+    script = Path(sys.executable).with_name("fsync")
+    found = str(script) if script.exists() else shutil.which("fsync")
+    if found is None:
+        pytest.fail("the fsync command is not installed (pip install -e '.[test]')")
+    return found
+
+
+class WatchProcess:
+    """A running `fsync watch`; its output is drained by threads so pipes never fill."""
+
+    def __init__(self, args: list[str], prefix: list[str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [*(prefix or []), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._drain, args=(self.proc.stdout, self.out)),
+            threading.Thread(target=self._drain, args=(self.proc.stderr, self.err)),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _drain(stream: object, lines: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            lines.append(line)
+
+    def wait_watching(self) -> None:
+        eventually(
+            lambda: any("watching" in line for line in self.err) or self.proc.poll() is not None,
+            "the watch to start",
+            timeout=30,
+        )
+        assert self.proc.poll() is None, "".join(self.err)
+
+    def finish(self, timeout: float = 60) -> int:
+        code = self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+            assert not reader.is_alive(), "fsync's output stayed open after it exited"
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return code
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir()
+    return local, remote
+
+
+def spawn(local: Path, remote: Path, *extra: str, prefix: list[str] | None = None) -> WatchProcess:
+    proc = WatchProcess([fsync_command(), "watch", str(local), f"file://{remote}", *extra], prefix)
+    try:
+        proc.wait_watching()
+    except BaseException:
+        proc.proc.kill()
+        proc.finish()
+        raise
+    return proc
+
+
+def files_in(root: Path) -> int:
+    """How many published files `root` holds (cheap: names only, no content read)."""
+    return len([n for _, _, names in os.walk(root) for n in names if not n.startswith(".fsync")])
+
+
+def burst(local: Path, count: int, size: int) -> None:
+    for i in range(count):
+        (local / f"f{i:04}.bin").write_bytes(os.urandom(size))
+
+
+def assert_manifest_matches_remote(local: Path, remote: Path) -> None:
+    """The base records exactly what the remote holds (same paths, same fingerprints)."""
+    url = f"file://{remote}"
+    listing = LocalRemote(str(remote)).list().entries
+    with Manifest.open(str(local)) as manifest:
+        base = manifest.base(url)
+    assert {p: b.fingerprint for p, b in base.items()} == {
+        p: e.fingerprint for p, e in listing.items()
+    }
+
+
+def test_sigterm_mid_burst_exits_0_with_the_manifest_consistent(roots: tuple[Path, Path]) -> None:
+    local, remote = roots
+    proc = spawn(local, remote)
+    burst(local, 300, 64 << 10)
+    eventually(lambda: files_in(remote) >= 1, "the first uploads", timeout=30)
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.finish() == 0, "".join(proc.err)
+    assert any(line.startswith("watch: ") for line in proc.out), proc.out[-3:]
+    assert_manifest_matches_remote(local, remote)
+    # Whatever did not go is in the outbox or simply new to the next run: the next start
+    # sends it all.
+    proc = spawn(local, remote)
+    eventually(lambda: tree(remote) == tree(local), "the rest after a restart", timeout=60)
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.finish() == 0
+    assert_manifest_matches_remote(local, remote)
+    with Manifest.open(str(local)) as manifest:
+        assert manifest.queued(f"file://{remote}") == []
+
+
+def queued_rows(local: Path) -> int:
+    """Rows in the outbox, read-only from the outside, as another process would see them."""
+    db = local / ".fsync" / "state.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+def freeze_mid_batch(proc: WatchProcess, local: Path, remote: Path) -> None:
+    """Stop `proc` (SIGSTOP) at a moment when a batch is queued and partly sent.
+
+    Looked at from outside, a batch can finish between the look and the signal; frozen, the
+    process cannot, so the state is checked again and the process let go if it moved on.
+    """
+    for _ in range(200):
+        eventually(
+            lambda: files_in(remote) >= 1 and queued_rows(local) > 0,
+            "a batch in flight",
+            timeout=30,
+        )
+        proc.proc.send_signal(signal.SIGSTOP)
+        if queued_rows(local) > 0 and files_in(remote) < files_in(local):
+            return
+        proc.proc.send_signal(signal.SIGCONT)
+    pytest.fail("never caught a batch in flight")
+
+
+def test_sigkill_mid_burst_then_restart_converges(roots: tuple[Path, Path]) -> None:
+    local, remote = roots
+    proc = spawn(local, remote)
+    burst(local, 1000, 32 << 10)
+    freeze_mid_batch(proc, local, remote)
+    proc.proc.kill()
+    proc.finish()
+    left = queued_rows(local)
+    assert left > 0
+    proc = spawn(local, remote)
+    assert f"{left} changes queued by an earlier watch" in "".join(proc.err)
+    eventually(lambda: tree(remote) == tree(local), "convergence after a restart", timeout=60)
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.finish() == 0
+    assert_manifest_matches_remote(local, remote)
+    assert queued_rows(local) == 0
+
+
+def test_ctrl_c_is_a_clean_stop_with_a_json_summary(roots: tuple[Path, Path]) -> None:
+    local, remote = roots
+    (local / "a.txt").write_text("a")
+    proc = WatchProcess([fsync_command(), "watch", str(local), f"file://{remote}", "--json"])
+    eventually(lambda: tree(remote) == tree(local), "the startup push", timeout=30)
+    proc.proc.send_signal(signal.SIGINT)
+    assert proc.finish() == 0, "".join(proc.err)
+    summary = json.loads("".join(proc.out))
+    assert (summary["uploaded"], summary["failed"], summary["moved"]) == (1, 0, 0)
+
+
+def _can_limit_watches() -> bool:
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return False
+    probe = subprocess.run(
+        [
+            unshare,
+            "--user",
+            "--map-root-user",
+            "sh",
+            "-c",
+            "echo 4 > /proc/sys/user/max_inotify_watches",
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(
+    not _can_limit_watches(), reason="needs unshare and per-user-namespace inotify limits"
+)
+def test_the_watch_limit_is_reported_with_its_fix_and_rescans_cover_it(
+    roots: tuple[Path, Path],
+) -> None:
+    local, remote = roots
+    for i in range(30):
+        (local / f"dir{i:02}").mkdir()
+        (local / f"dir{i:02}" / "file.txt").write_text(f"{i}")
+    limit = 8  # far fewer watches than the 31 folders need
+    prefix = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"',
+        "sh",
+    ]
+    proc = spawn(local, remote, "--rescan-every", "0.5", prefix=prefix)
+    try:
+        err = "".join(proc.err)
+        assert "fs.inotify.max_user_watches" in err
+        assert "sysctl -w fs.inotify.max_user_watches=524288" in err
+        eventually(lambda: tree(remote) == tree(local), "the startup push", timeout=30)
+        # The last folders got no watch: only a rescan can see this change.
+        (local / "dir29" / "file.txt").write_text("changed where no watch looks")
+        eventually(lambda: tree(remote) == tree(local), "the rescan to find it", timeout=30)
+    finally:
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.finish() == 0, "".join(proc.err)
+
+
+def test_a_terminal_gets_the_live_display(roots: tuple[Path, Path]) -> None:
+    local, remote = roots
+    (local / "a.txt").write_text("a")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [fsync_command(), "watch", str(local), f"file://{remote}"],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    screen = bytearray()
+
+    def read_screen() -> None:  # the display blocks if nobody reads the terminal
+        with contextlib.suppress(OSError):
+            while chunk := os.read(master, 65536):
+                screen.extend(chunk)
+
+    reader = threading.Thread(target=read_screen)
+    reader.start()
+    try:
+        eventually(lambda: b"watching" in screen, "the live display", timeout=30)
+        (local / "b.txt").write_text("b")
+        eventually(lambda: tree(remote) == tree(local), "the change", timeout=30)
+        eventually(lambda: b"upload b.txt" in screen, "the synced file on screen", timeout=10)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        reader.join(timeout=10)  # the terminal reads EIO once fsync has exited
+        os.close(master)
+    assert proc.returncode == 0
+    assert b"\x1b[" in screen  # drawn with terminal codes
+    assert out.decode().startswith("watch: 2 uploaded")

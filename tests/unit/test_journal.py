@@ -1,0 +1,84 @@
+"""The transfer journal: unfinished uploads in the state database, shared across threads."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from fsync.manifest import Manifest
+from fsync.manifest.journal import UploadJournal
+from fsync.remote.base import PendingUpload
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def upload(n: int, target: str = "s3://b/k", created: float = 0.0) -> PendingUpload:
+    return PendingUpload(target, f"id-{n}", "ab" * 32, 100 + n, 5 << 20, created or float(n))
+
+
+def test_start_find_finish(tmp_path: Path) -> None:
+    with UploadJournal.open(str(tmp_path)) as journal:
+        assert journal.all() == []
+        journal.start(upload(2))
+        journal.start(upload(1))
+        journal.start(upload(3, target="s3://b/other"))
+        assert journal.for_target("s3://b/k") == [upload(1), upload(2)]  # oldest first
+        assert journal.for_target("s3://b/none") == []
+        journal.finish("id-1")
+        journal.finish("id-unknown")
+        assert journal.all() == [upload(2), upload(3, target="s3://b/other")]
+
+
+def test_rows_survive_reopening(tmp_path: Path) -> None:
+    with UploadJournal.open(str(tmp_path)) as journal:
+        journal.start(upload(1))
+    with UploadJournal.open(str(tmp_path)) as journal:
+        assert journal.all() == [upload(1)]
+        journal.start(upload(1))  # the same id again replaces the row
+        assert journal.all() == [upload(1)]
+
+
+def test_shares_the_database_with_the_manifest(tmp_path: Path) -> None:
+    """The journal's own connection works beside an open manifest (WAL): a journal write
+    from a transfer thread waits for the engine's batch transaction, then goes through."""
+    with Manifest.open(str(tmp_path)) as manifest, UploadJournal.open(str(tmp_path)) as journal:
+        journal.start(upload(1))
+        in_batch = threading.Event()
+        done = threading.Event()
+
+        def transfer_thread() -> None:
+            in_batch.wait(10)
+            journal.start(upload(2))
+            done.set()
+
+        thread = threading.Thread(target=transfer_thread)
+        thread.start()
+        with manifest.transaction():
+            manifest.start_run("push", "s3://b")
+            in_batch.set()
+            assert not done.wait(0.2)  # blocked by the open write transaction
+        thread.join(10)
+        assert done.is_set()
+        assert journal.all() == [upload(1), upload(2)]
+        assert manifest.last_runs()[0].remote_url == "s3://b"
+
+
+def test_is_usable_from_many_threads(tmp_path: Path) -> None:
+    with UploadJournal.open(str(tmp_path)) as journal:
+
+        def work(worker: int) -> None:
+            for i in range(25):
+                n = worker * 100 + i
+                journal.start(upload(n, target=f"s3://b/{worker}"))
+                if i % 2:
+                    journal.finish(f"id-{n}")
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rows = journal.all()
+        assert len(rows) == 8 * 13
+        assert all(int(row.upload_id[3:]) % 100 % 2 == 0 for row in rows)

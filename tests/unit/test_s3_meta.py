@@ -1,0 +1,152 @@
+"""S3 metadata formats shared with rclone, and ETag normalisation (pure, no server)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fsync.model import Digest, RemoteEntry
+from fsync.remote.base import ObjectMeta
+from fsync.remote.s3_meta import (
+    digest_from_metadata,
+    entry_from_head,
+    entry_from_listing,
+    format_mode,
+    format_mtime,
+    is_plain_md5,
+    is_same_write,
+    md5_base64,
+    md5_hex_from_base64,
+    normalise_etag,
+    object_metadata,
+    parse_mode,
+    parse_mtime,
+    write_condition,
+)
+
+DIGEST = Digest("ab" * 32)
+
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [
+        (1_600_000_000_123_456_789, "1600000000.123456789"),
+        (1_600_000_000_500_000_000, "1600000000.5"),
+        (1_600_000_000_000_000_000, "1600000000"),
+        (1_600_000_000_000_000_001, "1600000000.000000001"),
+        (1_354_040_105_123_456_789, "1354040105.123456789"),  # rclone's own example
+        (0, "0"),
+        (5, "0.000000005"),
+        (-1_500_000_000, "-1.5"),
+        (-500_000_000, "-0.5"),
+    ],
+)
+def test_mtime_is_written_as_rclone_writes_it(ns: int, text: str) -> None:
+    assert format_mtime(ns) == text
+    assert parse_mtime(text) == ns
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [
+        ("1600000000.1234567891234", 1_600_000_000_123_456_789),  # beyond ns: cut, as rclone
+        ("1600000000.", 1_600_000_000_000_000_000),
+        (" 12.25 ", 12_250_000_000),
+    ],
+)
+def test_mtime_parse_accepts_other_writers(text: str, ns: int) -> None:
+    assert parse_mtime(text) == ns
+
+
+@pytest.mark.parametrize("text", [None, "", "abc", "1e9", "2020-01-01T00:00:00Z", "1.2.3", "+5"])
+def test_mtime_parse_refuses_other_formats(text: str | None) -> None:
+    assert parse_mtime(text) is None
+
+
+@given(st.integers(min_value=-(10**19), max_value=10**19))
+def test_mtime_round_trips_every_nanosecond(ns: int) -> None:
+    text = format_mtime(ns)
+    assert parse_mtime(text) == ns
+    whole, _, fraction = text.lstrip("-").partition(".")
+    assert whole.isdigit()
+    assert len(fraction) <= 9
+    assert not fraction.endswith("0")
+
+
+def test_mode_is_octal_unix_style() -> None:
+    assert format_mode(0o100644) == "0100644"
+    assert format_mode(0o100755) == "0100755"
+    assert parse_mode("0100644") == 0o100644
+    assert parse_mode("100664") == 0o100664
+    assert parse_mode("rwx") is None
+    assert parse_mode(None) is None
+
+
+def test_etags_are_normalised() -> None:
+    assert (
+        normalise_etag('"5eb63bbbe01eeed093cb22bb8f5acdc3"') == "5eb63bbbe01eeed093cb22bb8f5acdc3"
+    )
+    assert normalise_etag("5eb63bbbe01eeed093cb22bb8f5acdc3") == "5eb63bbbe01eeed093cb22bb8f5acdc3"
+    assert normalise_etag(' "abc-3" ') == "abc-3"
+    assert normalise_etag("") == ""
+    assert normalise_etag(None) == ""
+    assert is_plain_md5("5eb63bbbe01eeed093cb22bb8f5acdc3")
+    assert not is_plain_md5("5eb63bbbe01eeed093cb22bb8f5acdc3-2")
+    assert not is_plain_md5("")
+
+
+def test_md5_base64_round_trip() -> None:
+    hexed = "5eb63bbbe01eeed093cb22bb8f5acdc3"
+    assert md5_base64(hexed) == "XrY7u+Ae7tCTyyK7j1rNww=="
+    assert md5_hex_from_base64(md5_base64(hexed)) == hexed
+    assert md5_hex_from_base64("not base64!") is None
+    assert md5_hex_from_base64("Zm9v") is None  # valid base64, but not 16 bytes
+    assert md5_hex_from_base64(None) is None
+
+
+def test_object_metadata_has_exactly_the_designed_keys() -> None:
+    meta = ObjectMeta(size=3, digest=DIGEST, mtime_ns=1_600_000_000_5 * 10**8, mode=0o100600)
+    assert object_metadata(meta) == {
+        "blake3": DIGEST,
+        "mtime": "1600000000.5",
+        "mode": "0100600",
+    }
+    with_md5 = object_metadata(meta, "5eb63bbbe01eeed093cb22bb8f5acdc3")
+    assert with_md5["md5chksum"] == "XrY7u+Ae7tCTyyK7j1rNww=="
+    unknown = ObjectMeta(size=3, digest=Digest(""), mtime_ns=0)
+    assert "blake3" not in object_metadata(unknown)
+
+
+def test_entries_from_answers() -> None:
+    head = {
+        "ContentLength": 11,
+        "ETag": '"5eb63bbbe01eeed093cb22bb8f5acdc3"',
+        "Metadata": {"blake3": DIGEST, "mtime": "1600000000.25", "mode": "0100640"},
+        "LastModified": "ignored",
+    }
+    assert entry_from_head(head) == RemoteEntry(
+        11, "5eb63bbbe01eeed093cb22bb8f5acdc3", DIGEST, 1_600_000_000_250_000_000, 0o640
+    )
+    foreign = {"ContentLength": 4, "ETag": '"abc-2"', "Metadata": {"mtime": "yesterday"}}
+    assert entry_from_head(foreign) == RemoteEntry(4, "abc-2")
+    item = {"Key": "k", "Size": 7, "ETag": '"x"', "LastModified": "not an mtime"}
+    assert entry_from_listing(item) == RemoteEntry(7, "x")
+    assert digest_from_metadata({"blake3": "XYZ"}) is None
+    assert digest_from_metadata({"blake3": DIGEST.upper()}) == DIGEST
+
+
+def test_write_condition() -> None:
+    assert write_condition(None) == {"IfNoneMatch": "*"}
+    assert write_condition(RemoteEntry(1, "abc")) == {"IfMatch": "abc"}
+    assert write_condition(RemoteEntry(1, "")) == {}
+
+
+def test_is_same_write() -> None:
+    meta = ObjectMeta(size=3, digest=DIGEST, mtime_ns=7, mode=0o100644)
+    mine = RemoteEntry(3, "md5", DIGEST, 7, 0o644)
+    assert is_same_write(mine, meta, "md5")
+    assert is_same_write(mine, meta, None)
+    assert not is_same_write(mine, meta, "other")
+    assert not is_same_write(RemoteEntry(3, "md5", Digest("cd" * 32), 7), meta, None)
+    assert not is_same_write(RemoteEntry(3, "md5", DIGEST, 8), meta, None)

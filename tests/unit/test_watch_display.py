@@ -1,0 +1,71 @@
+"""The three ways a watch is shown: silent, plain log lines, and the live rich display."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from fsync.model import FileError, RunResult
+from fsync.progress import NullWatchDisplay, PlainWatchDisplay, RichWatchDisplay
+
+
+def test_plain_lines_have_the_time_and_no_terminal_codes() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    d = PlainWatchDisplay(out, err)
+    d.watching("/data", "s3://bucket/data")
+    d.file_started("a.txt", 3)
+    d.advance("a.txt", 3)
+    d.file_done("a.txt", "upload")
+    d.file_done("b.txt", "upload", "permission denied")
+    d.warning("watch limit reached")
+    d.queued(3)
+    d.totals(RunResult(uploaded=1), {"b.txt": "permission denied"})
+    d.close()  # sent after every plan: ends nothing
+    d.stop()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d upload a\.txt\n", out.getvalue())
+    lines = err.getvalue().splitlines()
+    assert lines[0] == "fsync: watching /data -> s3://bucket/data (Ctrl-C to stop)"
+    assert re.fullmatch(
+        r"fsync: error: \d\d:\d\d:\d\d upload b\.txt: permission denied .*", lines[1]
+    )
+    assert lines[2] == "fsync: warning: watch limit reached"
+    assert "\x1b" not in out.getvalue() + err.getvalue()
+    assert "\r" not in out.getvalue() + err.getvalue()
+
+
+def test_the_null_display_shows_only_warnings() -> None:
+    err = io.StringIO()
+    d = NullWatchDisplay(err)
+    d.watching("/data", "remote")
+    d.file_done("a.txt", "upload")
+    d.warning("careful")
+    d.stop()
+    assert err.getvalue() == "fsync: warning: careful\n"
+
+
+def test_the_live_display_shows_queued_in_flight_recent_and_failing() -> None:
+    err = io.StringIO()
+    d = RichWatchDisplay(err)
+    d.watching("/data", "file:///backup")
+    d.queued(4)
+    d.file_started("big.iso", 1000)
+    d.advance("big.iso", 500)
+    d.file_done("a.txt", "upload")
+    d.file_done("b.txt", "upload", "permission denied")
+    d.totals(
+        RunResult(uploaded=1, moved=2, bytes_sent=2048, errors=[FileError("b.txt", "x")]),
+        {"b.txt": "permission denied"},
+    )
+    from rich.console import Console
+
+    screen = Console(file=io.StringIO(), width=100, color_system=None)
+    screen.print(d._render())
+    text = screen.file.getvalue()  # type: ignore[attr-defined]
+    d.stop()
+    d.stop()  # twice is fine
+    assert "watching /data → file:///backup" in text
+    assert "queued 4 · in flight 1 · up 1" in text
+    assert "moved 2" in text
+    assert "big.iso" in text
+    assert "upload a.txt" in text
+    assert "failing b.txt: permission denied" in text

@@ -1,0 +1,75 @@
+"""Background retries and the `--on-error` alarm of `fsync watch`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from fsync.model import RelPath
+from fsync.watchretry import Alarm, Retries
+
+P, Q = RelPath("p"), RelPath("q")
+
+
+def test_delays_double_up_to_the_longest() -> None:
+    r = Retries(retries=10, delay=1.0, max_delay=5.0)
+    now = 0.0
+    gaps = []
+    for _ in range(5):
+        r.failed(P, "boom", now)
+        due_at = r.next_due()
+        assert due_at is not None
+        gaps.append(due_at - now)
+        assert r.due(due_at - 0.01) == set()
+        assert r.due(due_at) == {P}
+        assert r.due(due_at) == set()  # handed out once per failure
+        now = due_at
+    assert gaps == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_the_alarm_fires_once_when_the_retries_are_spent() -> None:
+    r = Retries(retries=2, delay=1.0, max_delay=1.0)
+    fired = [r.failed(P, f"error {i}", float(i)) for i in range(6)]
+    assert fired == [False, False, True, False, False, False]
+    assert r.failing() == {P: "error 5"}
+    r.succeeded([P])
+    assert r.failing() == {}
+    assert [r.failed(P, "again", 10.0 + i) for i in range(3)] == [False, False, True]
+
+
+def test_success_clears_only_the_named_paths() -> None:
+    r = Retries(retries=1, delay=1.0, max_delay=1.0)
+    r.failed(P, "p broke", 0.0)
+    r.failed(Q, "q broke", 0.0)
+    r.succeeded([P, RelPath("other")])
+    assert r.failing() == {Q: "q broke"}
+    assert len(r) == 1
+
+
+def test_the_alarm_runs_the_command_with_the_summary(tmp_path: Path) -> None:
+    out = tmp_path / "summary.json"
+    warnings: list[str] = []
+    alarm = Alarm(f"cat > {out}", warnings.append)
+    alarm.fire({"failed": 1, "errors": [{"path": "p", "error": "boom"}]})
+    alarm.wait()
+    assert json.loads(out.read_text()) == {"failed": 1, "errors": [{"path": "p", "error": "boom"}]}
+    assert warnings == []
+    assert threading.active_count() == 1 or all(
+        t.name != "fsync-alarm" for t in threading.enumerate()
+    )
+
+
+def test_a_failing_alarm_is_a_warning(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    alarm = Alarm("exit 7", warnings.append)
+    alarm.fire({"failed": 1})
+    alarm.wait()
+    assert len(warnings) == 1
+    assert "7" in warnings[0]
+
+
+def test_no_command_no_alarm() -> None:
+    alarm = Alarm(None, lambda m: None)
+    alarm.fire({"failed": 1})
+    alarm.wait()

@@ -1,0 +1,91 @@
+"""`KnownState`: the in-memory base and remote listing a watch plans batches against."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fsync.model import BaseEntry, Digest, RelPath, RemoteEntry
+from fsync.transfer.engine import Outcome
+from fsync.watchstate import KnownState
+
+
+def rem(n: int) -> RemoteEntry:
+    return RemoteEntry(n, f"fp{n}")
+
+
+def bas(n: int) -> BaseEntry:
+    return BaseEntry(n, Digest(f"d{n}"), f"fp{n}", 0)
+
+
+def paths(*names: str) -> set[RelPath]:
+    return {RelPath(n) for n in names}
+
+
+def test_scope_finds_a_file_and_everything_below_a_folder() -> None:
+    state = KnownState(
+        base={RelPath("a/x"): bas(1), RelPath("a/y/z"): bas(2), RelPath("ab"): bas(3)},
+        remote={RelPath("a/only-remote"): rem(4), RelPath("b"): rem(5)},
+    )
+    assert state.scope(paths("a")) == paths("a/x", "a/y/z", "a/only-remote")
+    assert state.scope(paths("ab", "b")) == paths("ab", "b")
+    assert state.scope(paths("missing", "a/y")) == paths("a/y/z")
+
+
+def test_outcomes_update_base_remote_and_the_index() -> None:
+    state = KnownState(base={RelPath("old/f"): bas(1)}, remote={RelPath("old/f"): rem(1)})
+    state.apply(
+        [
+            Outcome(RelPath("new/f"), bas(1), remote=rem(1), moved_from=RelPath("old/f")),
+            Outcome(RelPath("up"), bas(2), remote=rem(2)),
+        ]
+    )
+    assert state.scope(paths("old")) == set()
+    assert state.scope(paths("new")) == paths("new/f")
+    assert state.remote == {RelPath("new/f"): rem(1), RelPath("up"): rem(2)}
+    state.apply([Outcome(RelPath("up"), None, forget_base=True, remote_deleted=True)])
+    assert RelPath("up") not in state.base
+    assert RelPath("up") not in state.remote
+    assert state.scope(paths("up")) == set()
+
+
+def test_a_download_keeps_the_remote_entry() -> None:
+    state = KnownState(remote={RelPath("f"): rem(1)})
+    state.apply([Outcome(RelPath("f"), bas(1))])  # no `remote`: the remote did not change
+    assert state.remote == {RelPath("f"): rem(1)}
+    assert state.base == {RelPath("f"): bas(1)}
+
+
+names = st.lists(
+    st.sampled_from(["a", "b", "a/b", "a/c", "a/b/c", "ab", "a-b", "b/a"]), max_size=30
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(), st.sampled_from(["a", "b", "a/b", "a/c", "a/b/c", "ab", "a-b", "b/a"])
+        ),
+        max_size=60,
+    ),
+    names,
+)
+def test_scope_always_equals_a_linear_scan(ops: list[tuple[bool, str]], query: list[str]) -> None:
+    """Whatever sequence of additions and removals, the index answers like a full scan."""
+    state = KnownState()
+    for add, name in ops:
+        path = RelPath(name)
+        if add:
+            state.apply([Outcome(path, bas(1), remote=rem(1))])
+        else:
+            state.apply([Outcome(path, None, forget_base=True, remote_deleted=True)])
+    known = state.base.keys() | state.remote.keys()
+    expected = {k for k in known for q in query if k == q or k.startswith(q + "/")}
+    assert state.scope(RelPath(q) for q in query) == expected
+
+
+def test_many_new_paths_are_merged_into_the_index() -> None:
+    state = KnownState()
+    for i in range(3000):
+        state.apply([Outcome(RelPath(f"d{i % 3}/f{i}"), bas(i), remote=rem(i))])
+    assert len(state.scope(paths("d1"))) == 1000
