@@ -12,14 +12,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from fsync import names, planner, scanner
+from fsync import names, scanner
 from fsync.config import SyncOptions
 from fsync.errors import ConfigError, ExitCode, FsyncError, RemoteUnavailable
-from fsync.hashing import hash_stream
 from fsync.ignore import STATE_DIR, IgnoreMatcher
 from fsync.manifest import Manifest, RootLock, RunRecord
 from fsync.manifest.journal import UploadJournal
@@ -27,7 +25,6 @@ from fsync.model import (
     ActionKind,
     ActionRecord,
     BaseEntry,
-    Digest,
     Direction,
     FileError,
     LocalEntry,
@@ -35,13 +32,14 @@ from fsync.model import (
     RelPath,
     RemoteEntry,
     RunResult,
-    SyncPolicy,
 )
+from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import open_remote
 from fsync.remote.base import PendingUpload, Remote
 from fsync.remote.retry import RetryPolicy
+from fsync.transfer.backup import Backup, BackupPlace, locate
 from fsync.transfer.engine import EngineOptions, Outcome, execute
 
 E = TypeVar("E")
@@ -55,7 +53,7 @@ def run(
     *,
     on_action: Callable[[ActionRecord], None] | None = None,
 ) -> RunResult:
-    """Run one push or pull as `opts` says and return what it did.
+    """Run one push, pull or two-way sync as `opts` says and return what it did.
 
     `on_action` receives a record of every action as it ends (and of each path that could not
     be read or mapped), for `--log-file`. Error messages in the result and the run history
@@ -66,6 +64,8 @@ def run(
     started = time.monotonic()
     root = prepare_root(opts)
     policy = opts.policy()
+    place = locate(opts.backup_dir, opts.remote_url, root) if opts.backup_dir else None
+    excludes = opts.excludes + (place.excludes if place is not None else ())
     journal = UploadJournal.open(root)
     try:
         remote = open_sync_remote(opts, journal)
@@ -74,7 +74,7 @@ def run(
         raise
     try:
         with RootLock(root), Manifest.open(root) as manifest:
-            ignore = scanner.read_ignore(root, opts.excludes)
+            ignore = scanner.read_ignore(root, excludes)
             local = _scan(root, manifest, ignore, reporter, follow_links=opts.follow_links)
             remote_entries, refused = list_remote(remote, ignore, opts, reporter)
             base = manifest.base(remote.url)
@@ -83,7 +83,7 @@ def run(
                 remote_entries = _known(remote_entries, local)
                 base = _known(base, local)
             local_entries: Mapping[RelPath, LocalEntry] = local.entries
-            if opts.direction is Direction.PULL:
+            if opts.direction is not Direction.PUSH:
                 blocked = _unmappable(root, remote_entries, local_entries)
                 if blocked:
                     # Names this disk cannot hold stay out of the plan on all three sides.
@@ -91,7 +91,7 @@ def run(
                     remote_entries = _without(remote_entries, blocked)
                     base = _without(base, blocked)
                     refused += [FileError(p, why) for p, why in sorted(blocked.items())]
-            plan = plan_sync(remote, local_entries, remote_entries, base, policy)
+            plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
             _log_inputs(local, remote_entries, base, plan, started)
             run_id = manifest.start_run(opts.direction.value, remote.url)
             if opts.dry_run:
@@ -101,7 +101,16 @@ def run(
             else:
                 sink = ManifestSink(manifest, remote.url)
                 engine_opts = EngineOptions(transfers=opts.transfers, on_action=on_action)
-                result = execute(plan, root, remote, sink, reporter, options=engine_opts)
+                result = _execute(
+                    plan,
+                    root,
+                    remote,
+                    sink,
+                    reporter,
+                    engine_opts=engine_opts,
+                    place=place,
+                    opts=opts,
+                )
             result.errors[:0] = [*local.errors, *refused]
             result.failed += len(local.errors) + len(refused)
             _report_unreadable(local.errors, refused, on_action)
@@ -112,6 +121,41 @@ def run(
     finally:
         remote.close()
         journal.close()
+
+
+def _execute(
+    plan: Plan,
+    root: str,
+    remote: Remote,
+    sink: ManifestSink,
+    reporter: Reporter,
+    *,
+    engine_opts: EngineOptions,
+    place: BackupPlace | None,
+    opts: SyncOptions,
+) -> RunResult:
+    """Run `plan` with the engine, keeping versions in the backup dir of `place` (if any).
+
+    The backup dir on the remote's store is reached through the remote itself when it lies
+    inside the remote root, else through a second remote opened at a tree holding both.
+    """
+    if place is None:
+        return execute(plan, root, remote, sink, reporter, options=engine_opts)
+    store: Remote | None = None
+    if place.store_url is not None:
+        store = remote if not place.remote_prefix else _open_url(place.store_url, opts)
+    try:
+        backup = Backup(place, remote, store, clock=engine_opts.clock)
+        engine_opts = replace(engine_opts, backup=backup)
+        return execute(plan, root, remote, sink, reporter, options=engine_opts)
+    finally:
+        if store is not None and store is not remote:
+            store.close()
+
+
+def _open_url(url: str, opts: SyncOptions) -> Remote:
+    """Another tree on the remote's store, with the same storage options and endpoint."""
+    return open_remote(url, storage_options=opts.storage_options, endpoint_url=opts.endpoint_url)
 
 
 def open_sync_remote(opts: SyncOptions, journal: UploadJournal | None = None) -> Remote:
@@ -141,12 +185,12 @@ def exit_status(result: RunResult) -> ExitCode:
 
 
 def prepare_root(opts: SyncOptions) -> str:
-    """The absolute local root of `opts`, created for a pull if missing.
+    """The absolute local root of `opts`, created for a pull or a sync if missing.
 
     Raises `ConfigError` when it does not exist (or cannot be created) or is not a folder.
     """
     root = os.path.abspath(opts.local_root)
-    if opts.direction is Direction.PULL and not os.path.lexists(root):
+    if opts.direction is not Direction.PUSH and not os.path.lexists(root):
         try:
             os.mkdir(root)
         except FileNotFoundError:
@@ -260,7 +304,8 @@ def _known(entries: Mapping[RelPath, E], scan: scanner.ScanResult) -> dict[RelPa
 def list_remote(
     remote: Remote, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
-    """One listing of the remote, filtered by the ignore rules; refused keys as errors on pull."""
+    """One listing of the remote, filtered by the ignore rules; refused keys are errors where
+    the run would fetch them (pull, sync), warnings on push."""
     if opts.direction is Direction.PULL and not remote.root_exists():
         raise ConfigError(f"remote {opts.remote_url} does not exist (check the path)")
     try:
@@ -272,82 +317,11 @@ def list_remote(
     entries = {p: e for p, e in listing.entries.items() if not ignore.ignores(p)}
     refused: list[FileError] = []
     for key, why in listing.refused:
-        if opts.direction is Direction.PULL:
+        if opts.direction is not Direction.PUSH:
             refused.append(FileError(key, f"refused remote key: {why}"))
         else:
             reporter.warning(f"remote key {key!r} cannot be mapped to a local name: {why}")
     return entries, refused
-
-
-def plan_sync(
-    remote: Remote,
-    local: Mapping[RelPath, LocalEntry],
-    entries: dict[RelPath, RemoteEntry],
-    base: Mapping[RelPath, BaseEntry],
-    policy: SyncPolicy,
-) -> Plan:
-    """Plan the three snapshots (the whole tree, or any subset of its paths).
-
-    Remote digests are learned first where they decide the plan, and renames become MOVEs
-    where the remote copies server-side. Raises `SafetyAbort` as `planner.plan` does, with a
-    move counted as no deletion.
-    """
-    entries = _fill_digests(remote, entries, local, base)
-    plan = planner.plan(local, entries, base, replace(policy, force=True))
-    if remote.capabilities.server_side_copy:
-        plan = planner.detect_moves(plan)
-    planner.check_safety(plan, local, entries, base, policy)
-    return plan
-
-
-def _fill_digests(
-    remote: Remote,
-    entries: dict[RelPath, RemoteEntry],
-    local: Mapping[RelPath, LocalEntry],
-    base: Mapping[RelPath, BaseEntry],
-) -> dict[RelPath, RemoteEntry]:
-    """Learn the content digest of remote entries where it decides the plan.
-
-    That is where a path has no base but exists on both sides, or where its fingerprint moved
-    while its size did not: only the content can tell an identical rewrite from a change. A
-    different size already proves a change, so it costs nothing. Where the backend stores no
-    digest, the content is read and hashed; that happens only in those cases.
-    """
-    wanted = [
-        p for p, e in entries.items() if e.digest is None and _needs_digest(p, e, local, base)
-    ]
-    if not wanted:
-        return entries
-
-    def learn(path: RelPath) -> tuple[RelPath, str | None]:
-        try:
-            digest = remote.read_digest(path)
-            if digest is None and not remote.capabilities.stores_digest:
-                with remote.open_read(path) as src:
-                    digest = hash_stream(src)
-        except (OSError, FsyncError):
-            return path, None
-        return path, digest
-
-    out = dict(entries)
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync-digest") as pool:
-        for path, digest in pool.map(learn, wanted):
-            if digest is not None:
-                out[path] = replace(out[path], digest=Digest(digest))
-    return out
-
-
-def _needs_digest(
-    path: RelPath,
-    entry: RemoteEntry,
-    local: Mapping[RelPath, LocalEntry],
-    base: Mapping[RelPath, BaseEntry],
-) -> bool:
-    b = base.get(path)
-    if b is not None:
-        return entry.fingerprint != b.fingerprint and entry.size == b.size
-    here = local.get(path)
-    return here is not None and here.size == entry.size
 
 
 def _dry_run_result(plan: Plan) -> RunResult:
@@ -363,7 +337,7 @@ def _dry_run_result(plan: Plan) -> RunResult:
             result.bytes_received += a.remote.size if a.remote else 0
         elif a.kind.deletes:
             result.deleted += 1
-        elif a.kind is ActionKind.MOVE:
+        elif a.kind in (ActionKind.MOVE, ActionKind.MOVE_LOCAL):
             result.moved += 1
         elif a.kind is ActionKind.CONFLICT:
             result.unresolved += 1
@@ -386,7 +360,9 @@ class ManifestSink:
             changes += [(o.moved_from, None) for o in outcomes if o.moved_from is not None]
             self.manifest.set_base(self.remote_url, changes)
             self.manifest.update_cache([(o.path, o.cache) for o in outcomes if o.cache])
-            self.manifest.drop_cache([o.path for o in outcomes if o.drop_cache])
+            dropped = [o.path for o in outcomes if o.drop_cache]
+            dropped += [o.moved_from for o in outcomes if o.moved_from is not None]
+            self.manifest.drop_cache(dropped)
 
 
 @dataclass(slots=True)

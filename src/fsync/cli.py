@@ -74,6 +74,15 @@ MaxDelete = Annotated[
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Override the safety stops.")]
+BackupDir = Annotated[
+    str | None,
+    typer.Option(
+        "--backup-dir",
+        metavar="URL",
+        help="Keep what a run overwrites or deletes here first: a folder, or a URL beside "
+        "the remote.",
+    ),
+]
 Exclude = Annotated[
     list[str] | None,
     typer.Option("--exclude", metavar="PATTERN", help="gitignore-style pattern (repeatable)."),
@@ -212,6 +221,7 @@ def push(
     timeout: Timeout = None,
     tps_limit: TpsLimit = 0,
     bw_limit: BwLimit = None,
+    backup_dir: BackupDir = None,
     config: ConfigPath = None,
 ) -> None:
     """Send local changes to REMOTE."""
@@ -250,6 +260,7 @@ def pull(
     timeout: Timeout = None,
     tps_limit: TpsLimit = 0,
     bw_limit: BwLimit = None,
+    backup_dir: BackupDir = None,
     config: ConfigPath = None,
 ) -> None:
     """Bring remote changes into LOCAL."""
@@ -264,6 +275,37 @@ def pull(
             )
             raise typer.Exit(int(ExitCode.USAGE))
     _sync(locals(), Direction.PULL, local, remote)
+
+
+@app.command(cls=ConfiguredCommand)
+def sync(
+    local: LocalArg = None,
+    remote: RemoteArg = None,
+    dry_run: DryRun = False,
+    json_out: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    on_conflict: OnConflict = ConflictPolicy.KEEP_BOTH,
+    max_delete: MaxDelete = None,
+    force: Force = False,
+    exclude: Exclude = None,
+    transfers: Transfers = 8,
+    endpoint_url: EndpointUrl = None,
+    option: StorageOption = None,
+    log_file: LogFile = None,
+    on_error: OnError = None,
+    links: Links = LinkMode.SKIP,
+    chunk_size: ChunkSize = None,
+    retries: Retries = None,
+    timeout: Timeout = None,
+    tps_limit: TpsLimit = 0,
+    bw_limit: BwLimit = None,
+    backup_dir: BackupDir = None,
+    config: ConfigPath = None,
+) -> None:
+    """Two-way: bring the changes of each side to the other, in one run (LOCAL created if
+    missing)."""
+    _sync(locals(), Direction.SYNC, local, remote)
 
 
 @app.command(cls=ConfiguredCommand)
@@ -454,7 +496,7 @@ def _sync(
             direction=direction,
             dry_run=bool(args["dry_run"]),
             on_conflict=args["on_conflict"],  # type: ignore[arg-type]
-            mirror=bool(args["mirror"]),
+            mirror=bool(args.get("mirror")),
             max_delete=args["max_delete"],  # type: ignore[arg-type]
             force=bool(args["force"]),
             excludes=tuple(args["exclude"] or ()),  # type: ignore[call-overload]
@@ -467,6 +509,7 @@ def _sync(
             timeout=args["timeout"],  # type: ignore[arg-type]
             tps_limit=float(args["tps_limit"]),  # type: ignore[arg-type]
             bw_limit=0 if args["bw_limit"] is None else parse_rate(str(args["bw_limit"])),
+            backup_dir=args.get("backup_dir"),  # type: ignore[arg-type]
         )
 
     opts = _guard(verbose, build, Redactor.build(urls=[url], env=os.environ))
@@ -577,7 +620,7 @@ def _one_line(exc: BaseException) -> str:
 def _print_summary(
     direction: Direction, r: RunResult, verbose: bool, redactor: Redactor = NO_SECRETS
 ) -> None:
-    moved = r.uploaded + r.downloaded + r.deleted
+    moved = r.uploaded + r.downloaded + r.deleted + r.moved
     if verbose:
         for n in r.notices:
             typer.echo(f"skipped {n.path}: {n.reason}")
@@ -586,13 +629,9 @@ def _print_summary(
     if moved == 0 and not r.failed and not r.conflicts:
         typer.echo(f"{direction.value}: nothing to do ({r.unchanged} files unchanged)")
     else:
-        moved_bytes = r.bytes_sent if direction is Direction.PUSH else r.bytes_received
-        copied = r.uploaded if direction is Direction.PUSH else r.downloaded
-        word = "uploaded" if direction is Direction.PUSH else "downloaded"
-        if r.dry_run:
-            word = "to upload" if direction is Direction.PUSH else "to download"
-        parts = [
-            f"{copied} {word} ({_bytes(moved_bytes)})",
+        parts = _transfer_parts(direction, r)
+        parts += [
+            f"{r.moved} {'to move' if r.dry_run else 'moved'}",
             f"{r.deleted} {'to delete' if r.dry_run else 'deleted'}",
             f"{r.conflicts} conflicts",
             f"{r.failed} failed",
@@ -600,13 +639,26 @@ def _print_summary(
         ]
         label = f"{direction.value} (dry run)" if r.dry_run else direction.value
         typer.echo(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.2f} s")
-    if r.notices and not verbose:
+    left = len(r.notices) - r.unresolved
+    if left > 0 and not verbose and direction is not Direction.SYNC:
         other = "pull" if direction is Direction.PUSH else "push"
-        typer.echo(
-            f"{len(r.notices)} changes left for the other direction (fsync {other}; -v lists them)"
-        )
+        typer.echo(f"{left} changes left for the other direction (fsync {other}; -v lists them)")
     if r.unresolved:
-        typer.echo(f"{r.unresolved} conflicts left unresolved (--on-conflict skip)")
+        typer.echo(
+            f"{r.unresolved} conflicts left unresolved (-v lists them; the next run sees them)"
+        )
+
+
+def _transfer_parts(direction: Direction, r: RunResult) -> list[str]:
+    """The summary's copy counts: what went up, down, or (for sync) both."""
+    up = f"{r.uploaded} {'to upload' if r.dry_run else 'uploaded'} ({_bytes(r.bytes_sent)})"
+    down = f"{r.downloaded} {'to download' if r.dry_run else 'downloaded'}"
+    down += f" ({_bytes(r.bytes_received)})"
+    if direction is Direction.PUSH:
+        return [up]
+    if direction is Direction.PULL:
+        return [down]
+    return [up, down]
 
 
 def _bytes(n: int) -> str:

@@ -32,7 +32,7 @@ _UNITS = {
 
 @dataclass(frozen=True, slots=True)
 class SyncOptions:
-    """Everything one push or pull needs to know."""
+    """Everything one push, pull or sync needs to know."""
 
     local_root: str
     remote_url: str
@@ -58,6 +58,8 @@ class SyncOptions:
     """`--tps-limit` requests per second; 0 is unlimited."""
     bw_limit: float = 0
     """`--bw-limit` bytes per second; 0 is unlimited."""
+    backup_dir: str | None = None
+    """`--backup-dir`: a folder or URL where versions go before being overwritten or deleted."""
 
     def policy(self) -> SyncPolicy:
         """The planner's view of these options; raises `ConfigError` on a bad `--max-delete`."""
@@ -209,7 +211,7 @@ def _decode(value: str) -> object:
 CONFIG_FILE = ".fsync/config.toml"
 """A local root's defaults, relative to the root (never synced: `.fsync/` never is)."""
 
-COMMAND_TABLES = frozenset({"push", "pull", "watch", "verify", "status"})
+COMMAND_TABLES = frozenset({"push", "pull", "sync", "watch", "verify", "status"})
 """Tables of the config file that hold one command's settings (`[push]`, `[watch]`...)."""
 
 STORAGE_TABLE = "storage-options"

@@ -20,7 +20,6 @@ import io
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -30,6 +29,8 @@ from fsync.errors import FileChangedError
 from fsync.model import Digest
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from _typeshed import ReadableBuffer, WriteableBuffer
 
 HASH_VERSION = 1
@@ -54,6 +55,9 @@ def _read_ahead() -> ThreadPoolExecutor:
     global _read_ahead_pool  # noqa: PLW0603 - one lazily made pool per process
     with _read_ahead_lock:
         if _read_ahead_pool is None:
+            # Imported here: concurrent.futures (with logging) costs ~10 ms at start-up.
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
             _read_ahead_pool = ThreadPoolExecutor(
                 max_workers=READ_AHEAD_WORKERS, thread_name_prefix="fsync-readahead"
             )

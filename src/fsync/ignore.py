@@ -7,17 +7,24 @@ so the same matcher filters the local scan and the remote listing alike.
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from pathspec import GitIgnoreSpec
+from typing import TYPE_CHECKING
 
 from fsync.model import RelPath
-from fsync.paths import is_temp_name
+from fsync.paths import TEMP_PREFIX, is_temp_name
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 STATE_DIR = ".fsync"
 """fsync's own folder (state database, lock): never synced, at any depth."""
 
 IGNORE_FILE = ".fsyncignore"
 """The root's pattern file; it is synced itself, as `.gitignore` is committed."""
+
+_OWN_MARK = STATE_DIR if TEMP_PREFIX.startswith(STATE_DIR) else ""
+"""A substring of every path fsync always excludes (`.fsync` segments, temp names): a path
+without it skips those checks in one scan (were the temp prefix ever to change, the mark is
+"" and every path takes the full checks)."""
 
 
 class IgnoreMatcher:
@@ -33,7 +40,12 @@ class IgnoreMatcher:
 
     def __init__(self, patterns: tuple[str, ...] = ()) -> None:
         self._patterns = patterns
-        self._spec = GitIgnoreSpec.from_lines(patterns) if patterns else None
+        self._spec: GitIgnoreSpec | None = None
+        if patterns:
+            # pathspec costs ~10 ms to import: a root without patterns never pays it.
+            from pathspec import GitIgnoreSpec  # noqa: PLC0415
+
+            self._spec = GitIgnoreSpec.from_lines(patterns)
         # Folder -> excluded by the patterns; folders are few next to files, so the memo
         # stays small while sparing one pattern match per ancestor of every file.
         self._excluded_dirs: dict[str, bool] = {}
@@ -62,13 +74,14 @@ class IgnoreMatcher:
         cannot bring it back. A tree walker that already pruned excluded folders passes
         `parents_checked=True` to skip re-checking the ancestors.
         """
-        if path == IGNORE_FILE:
-            return False
-        name = path.rpartition("/")[2]
-        if name == STATE_DIR or is_temp_name(name):
-            return True
-        if path.startswith(STATE_DIR + "/") or f"/{STATE_DIR}/" in path:
-            return True
+        if _OWN_MARK in path:
+            if path == IGNORE_FILE:
+                return False
+            name = path.rpartition("/")[2]
+            if name == STATE_DIR or is_temp_name(name):
+                return True
+            if path.startswith(STATE_DIR + "/") or f"/{STATE_DIR}/" in path:
+                return True
         spec = self._spec
         if spec is None:
             return False

@@ -67,6 +67,8 @@ class Direction(enum.Enum):
 
     PUSH = "push"
     PULL = "pull"
+    SYNC = "sync"
+    """Both ways in one run (`fsync sync`), planned by `planner_sync.plan_sync`."""
 
 
 class ConflictPolicy(enum.Enum):
@@ -97,6 +99,9 @@ class ActionKind(enum.Enum):
     MOVE = "move"
     """A local rename: copy the old remote object to the new path server-side, then delete
     the old one (`Action.moved_from` is the delete it replaces); no content is sent."""
+    MOVE_LOCAL = "move-local"
+    """A remote rename: rename the local file at the old path (`Action.moved_from`, the
+    DELETE_LOCAL it replaces) to the new path; no content is fetched."""
 
     @property
     def transfers(self) -> bool:
@@ -116,8 +121,9 @@ class Action:
     `local` and `remote` record what the planner saw, so the engine can refuse to act when a
     side changed since (check before act). `keep_copy` asks the engine to keep the version
     about to be overwritten beside it under a conflict name (`--on-conflict keep-both`).
-    `moved_from` is set on MOVE actions only: the DELETE_REMOTE of the old path that the move
-    replaces, with what the planner saw there.
+    `moved_from` is set on MOVE and MOVE_LOCAL actions only: the delete of the old path that
+    the move replaces, with what the planner saw there. `share_copy` (two-way sync, with
+    `keep_copy`) asks for the conflict copy on both sides, so both keep both versions.
     """
 
     kind: ActionKind
@@ -129,6 +135,7 @@ class Action:
     conflict: bool = False
     keep_copy: bool = False
     moved_from: Action | None = None
+    share_copy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +194,9 @@ class FileError:
 class ActionRecord:
     """How one action of a run ended: a line of `--log-file`, and `-v` detail.
 
-    `outcome` is `done`, `failed`, `skipped` (nothing to do by the time it ran) or
-    `planned` (a dry run); `attempts` counts the engine's tries of the whole action.
+    `outcome` is `done`, `failed`, `skipped` (nothing to do by the time it ran), `conflict`
+    (the destination changed since the plan, so it was left for the next run) or `planned`
+    (a dry run); `attempts` counts the engine's tries of the whole action.
     """
 
     path: str

@@ -34,6 +34,13 @@ def to_relpath(name: str) -> RelPath:
     `UnsafePathError` for an empty, absolute or escaping name, a backslash (a separator on
     Windows, so it would mean a different file there), a NUL or another control character.
     """
+    if name.isascii() and name.isprintable() and "\\" not in name and name[:1] not in ("", "/"):
+        # The common case, in a few C-level scans (every scanned and listed name comes here):
+        # printable ASCII has no control character and is already NFC. Anything else, or any
+        # bad segment, takes the full path below, which says what is wrong.
+        wrapped = f"/{name}/"
+        if "//" not in wrapped and "/./" not in wrapped and "/../" not in wrapped:
+            return RelPath(name)
     if not name:
         raise UnsafePathError("empty name")
     if "\x00" in name:

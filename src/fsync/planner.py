@@ -25,7 +25,6 @@ from fsync.model import (
     LocalEntry,
     Notice,
     Plan,
-    RelPath,
     RemoteEntry,
     RemoteSnapshot,
     Snapshot,
@@ -33,10 +32,12 @@ from fsync.model import (
     digest_equal,
     mapping_paths,
 )
+from fsync.planner_moves import detect_moves as detect_moves  # noqa: PLC0414 (re-exported)
+from fsync.planner_moves import detect_pull_moves as detect_pull_moves  # noqa: PLC0414
 
 
-class _State(enum.Enum):
-    """One side of one path compared with the base."""
+class State(enum.Enum):
+    """One side of one path compared with the base (shared with `planner_sync`)."""
 
     ABSENT = "absent"  # no file and no base
     UNCHANGED = "unchanged"
@@ -46,13 +47,13 @@ class _State(enum.Enum):
     DELETED = "deleted"
 
 
-_CLASS = {
-    _State.ABSENT: _State.UNCHANGED,
-    _State.UNCHANGED: _State.UNCHANGED,
-    _State.SAME_CONTENT: _State.UNCHANGED,
-    _State.CHANGED: _State.CHANGED,
-    _State.NEW: _State.CHANGED,
-    _State.DELETED: _State.DELETED,
+STATE_CLASS = {
+    State.ABSENT: State.UNCHANGED,
+    State.UNCHANGED: State.UNCHANGED,
+    State.SAME_CONTENT: State.UNCHANGED,
+    State.CHANGED: State.CHANGED,
+    State.NEW: State.CHANGED,
+    State.DELETED: State.DELETED,
 }
 """The table's three classes: NEW counts as changed, ABSENT and SAME_CONTENT as unchanged."""
 
@@ -70,12 +71,12 @@ _PULL_POLICY = {
 
 
 @dataclass(frozen=True, slots=True)
-class _Sides:
+class Sides:
     """One path oriented as source and destination, each side classified against the base."""
 
     direction: Direction
-    src_state: _State
-    dst_state: _State
+    src_state: State
+    dst_state: State
     src_digest: Digest | None
     dst_digest: Digest | None
     src_mtime: int | None
@@ -104,8 +105,11 @@ def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: Sy
     the destination included); `unchanged` counts paths with neither action nor notice.
 
     Raises `SafetyAbort` (unless `policy.force`) when the source is empty while the base is
-    not, or when the plan deletes more than `delete_limit` allows.
+    not, or when the plan deletes more than `delete_limit` allows; `ValueError` for a
+    two-way policy (`Direction.SYNC` is `planner_sync.plan_sync`'s).
     """
+    if policy.direction is Direction.SYNC:
+        raise ValueError("a two-way plan is made by planner_sync.plan_sync")
     actions: list[Action] = []
     notices: list[Notice] = []
     unchanged = 0
@@ -115,8 +119,8 @@ def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: Sy
         on_conflict = _PULL_POLICY.get(on_conflict, on_conflict)
     for path in mapping_paths(local, remote, base):
         loc, rem, bas = local.get(path), remote.get(path), base.get(path)
-        sides = _sides(policy.direction, loc, rem, bas)
-        out = _mirror_rule(sides) if policy.mirror else _rule(sides, on_conflict)
+        seen = sides(policy.direction, loc, rem, bas)
+        out = _mirror_rule(seen) if policy.mirror else _rule(seen, on_conflict)
         if out.kind is not None:
             kind = _PULL_KIND.get(out.kind, out.kind) if pull else out.kind
             actions.append(
@@ -129,80 +133,84 @@ def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: Sy
     return Plan(tuple(actions), tuple(notices), unchanged)
 
 
-def _presence(entry: object, base: BaseEntry | None) -> _State:
+def _presence(entry: object, base: BaseEntry | None) -> State:
     """ABSENT, DELETED or NEW: the state of a path that lacks its entry, its base or both."""
     if entry is None:
-        return _State.ABSENT if base is None else _State.DELETED
-    return _State.NEW
+        return State.ABSENT if base is None else State.DELETED
+    return State.NEW
 
 
-def _local_state(entry: LocalEntry | None, base: BaseEntry | None) -> _State:
+def _local_state(entry: LocalEntry | None, base: BaseEntry | None) -> State:
     if entry is None or base is None:
         return _presence(entry, base)
-    return _State.UNCHANGED if entry.digest == base.digest else _State.CHANGED
+    return State.UNCHANGED if entry.digest == base.digest else State.CHANGED
 
 
-def _remote_state(entry: RemoteEntry | None, base: BaseEntry | None) -> _State:
+def _remote_state(entry: RemoteEntry | None, base: BaseEntry | None) -> State:
     if entry is None or base is None:
         return _presence(entry, base)
     if entry.fingerprint == base.fingerprint:
-        return _State.UNCHANGED
+        return State.UNCHANGED
     if entry.digest is not None and entry.digest == base.digest:
-        return _State.SAME_CONTENT
-    return _State.CHANGED  # an unknown digest behind a moved fingerprint counts as changed
+        return State.SAME_CONTENT
+    return State.CHANGED  # an unknown digest behind a moved fingerprint counts as changed
 
 
-def _sides(
+def sides(
     direction: Direction, loc: LocalEntry | None, rem: RemoteEntry | None, bas: BaseEntry | None
-) -> _Sides:
-    """Classify both sides of a path and orient them as source and destination."""
+) -> Sides:
+    """Classify both sides of a path and orient them as source and destination.
+
+    PUSH orients local as the source, any other direction remote; `planner_sync` uses the
+    PUSH orientation to read local as `src` and remote as `dst`.
+    """
     lstate, rstate = _local_state(loc, bas), _remote_state(rem, bas)
     ldigest = loc.digest if loc is not None else None
     rdigest = rem.digest if rem is not None else None
-    if rstate is _State.UNCHANGED and bas is not None:
+    if rstate is State.UNCHANGED and bas is not None:
         rdigest = bas.digest  # an unmoved fingerprint: the remote still holds the base's content
     lmtime = loc.mtime_ns if loc is not None else None
     rmtime = rem.mtime_ns if rem is not None else None
     if direction is Direction.PUSH:
-        return _Sides(direction, lstate, rstate, ldigest, rdigest, lmtime, rmtime)
-    return _Sides(direction, rstate, lstate, rdigest, ldigest, rmtime, lmtime, "remote", "local")
+        return Sides(direction, lstate, rstate, ldigest, rdigest, lmtime, rmtime)
+    return Sides(direction, rstate, lstate, rdigest, ldigest, rmtime, lmtime, "remote", "local")
 
 
-def _rule(s: _Sides, on_conflict: ConflictPolicy) -> _Outcome:
+def _rule(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
     """DESIGN.md's table for one path; `on_conflict` is in push terms (LOCAL = source)."""
-    src, dst = _CLASS[s.src_state], _CLASS[s.dst_state]
-    if src is _State.UNCHANGED:
+    src, dst = STATE_CLASS[s.src_state], STATE_CLASS[s.dst_state]
+    if src is State.UNCHANGED:
         return _source_unchanged(s)
-    if dst is _State.UNCHANGED:
-        if src is _State.CHANGED:
+    if dst is State.UNCHANGED:
+        if src is State.CHANGED:
             return _Outcome(ActionKind.UPLOAD, f"{s.src_state.value} on {s.src}")
         return _Outcome(ActionKind.DELETE_REMOTE, f"deleted on {s.src}")
-    if src is _State.DELETED:
-        if dst is _State.DELETED:
+    if src is State.DELETED:
+        if dst is State.DELETED:
             return _Outcome(ActionKind.FORGET, "deleted on both sides")
         return _delete_conflict(s, on_conflict)
-    if dst is _State.DELETED:
+    if dst is State.DELETED:
         return _Outcome(ActionKind.UPLOAD, f"changed on {s.src}, deleted on {s.dst}")
     if digest_equal(s.src_digest, s.dst_digest):
         return _Outcome(ActionKind.RECORD, "same content on both sides")
     return _content_conflict(s, on_conflict)
 
 
-def _source_unchanged(s: _Sides) -> _Outcome:
+def _source_unchanged(s: Sides) -> _Outcome:
     """The source has nothing new: report a destination change, or record a rewrite."""
     cmd, verb = ("pull", "fetch") if s.direction is Direction.PUSH else ("push", "send")
-    if s.src_state is _State.ABSENT:
+    if s.src_state is State.ABSENT:
         return _Outcome(None, f"only on {s.dst} ({cmd} to {verb} it)", notice=True)
-    if s.dst_state is _State.DELETED:
+    if s.dst_state is State.DELETED:
         return _Outcome(None, f"deleted on {s.dst} ({cmd} to apply it)", notice=True)
-    if _CLASS[s.dst_state] is _State.CHANGED:
+    if STATE_CLASS[s.dst_state] is State.CHANGED:
         return _Outcome(None, f"{s.dst} change ({cmd} to {verb} it)", notice=True)
-    if _State.SAME_CONTENT in (s.src_state, s.dst_state):
+    if State.SAME_CONTENT in (s.src_state, s.dst_state):
         return _Outcome(ActionKind.RECORD, "remote rewritten with the same content")
     return _Outcome(None)
 
 
-def _content_conflict(s: _Sides, on_conflict: ConflictPolicy) -> _Outcome:
+def _content_conflict(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
     """Both sides changed to different content: resolve per `--on-conflict` (push terms)."""
     what = "conflict: both changed"
     if on_conflict is ConflictPolicy.NEWER:
@@ -220,7 +228,7 @@ def _content_conflict(s: _Sides, on_conflict: ConflictPolicy) -> _Outcome:
     return _Outcome(ActionKind.CONFLICT, f"{what}; left as is", conflict=True, notice=True)
 
 
-def _delete_conflict(s: _Sides, on_conflict: ConflictPolicy) -> _Outcome:
+def _delete_conflict(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
     """Deleted on the source, changed on the destination: the change survives unless the
     source's side was chosen; FORGET drops the base so the next run sees it as new."""
     what = f"conflict: deleted on {s.src}, changed on {s.dst}"
@@ -231,16 +239,16 @@ def _delete_conflict(s: _Sides, on_conflict: ConflictPolicy) -> _Outcome:
     return _Outcome(ActionKind.FORGET, f"{what}; kept {s.dst}", conflict=True, notice=True)
 
 
-def _mirror_rule(s: _Sides) -> _Outcome:
+def _mirror_rule(s: Sides) -> _Outcome:
     """`--mirror`: make the destination equal the source, whatever the base says."""
-    src_present = s.src_state not in (_State.ABSENT, _State.DELETED)
-    dst_present = s.dst_state not in (_State.ABSENT, _State.DELETED)
+    src_present = s.src_state not in (State.ABSENT, State.DELETED)
+    dst_present = s.dst_state not in (State.ABSENT, State.DELETED)
     if not src_present:
         if dst_present:
             return _Outcome(ActionKind.DELETE_REMOTE, f"not on {s.src} (mirror)")
         return _Outcome(ActionKind.FORGET, "deleted on both sides")
     if dst_present and digest_equal(s.src_digest, s.dst_digest):
-        if s.src_state is _State.UNCHANGED and s.dst_state is _State.UNCHANGED:
+        if s.src_state is State.UNCHANGED and s.dst_state is State.UNCHANGED:
             return _Outcome(None)
         return _Outcome(ActionKind.RECORD, "same content on both sides")
     return _Outcome(ActionKind.UPLOAD, f"differs on {s.dst} (mirror)")
@@ -305,75 +313,3 @@ def _check_safety(
             f"the plan deletes {deletes} files, more than the limit of {limit} ({why}); "
             "check the paths, then raise --max-delete or use --force"
         )
-
-
-def detect_moves(plan: Plan) -> Plan:
-    """Turn each delete-plus-upload of the same content in `plan` into one MOVE.
-
-    A push plan sees a local rename as a DELETE_REMOTE of the old path and an UPLOAD of the
-    new one; when the remote still holds the old path's base version (its fingerprint has not
-    moved) and that version's digest equals the new file's, the remote can copy the object
-    server-side instead of receiving the bytes again. Only plain uploads to a path that is
-    absent on the remote are paired, never conflicts, so a MOVE never overwrites anything.
-    Among several deletes of the same content, one with the same file name is preferred (a
-    folder rename), then the first by path, so the result is deterministic. Actions stay
-    ordered by path, a MOVE at its new path; a plan with nothing to pair is returned as is.
-    """
-    deletes: dict[Digest, list[Action]] = {}
-    for action in plan.actions:
-        if _movable_delete(action):
-            assert action.base is not None
-            deletes.setdefault(action.base.digest, []).append(action)
-    if not deletes:
-        return plan
-    used: set[RelPath] = set()
-    actions: list[Action] = []
-    for action in plan.actions:
-        source = _move_source(action, deletes, used)
-        if source is None:
-            actions.append(action)
-            continue
-        used.add(source.path)
-        actions.append(
-            Action(
-                ActionKind.MOVE,
-                action.path,
-                action.local,
-                action.remote,
-                action.base,
-                f"renamed from {source.path}",
-                moved_from=source,
-            )
-        )
-    if not used:
-        return plan
-    kept = tuple(a for a in actions if not (a.kind is ActionKind.DELETE_REMOTE and a.path in used))
-    return Plan(kept, plan.notices, plan.unchanged)
-
-
-def _movable_delete(action: Action) -> bool:
-    """A DELETE_REMOTE whose remote object still holds the base's content."""
-    if action.kind is not ActionKind.DELETE_REMOTE or action.conflict:
-        return False
-    rem, bas = action.remote, action.base
-    if rem is None or bas is None:
-        return False
-    return rem.fingerprint == bas.fingerprint or digest_equal(rem.digest, bas.digest)
-
-
-def _move_source(
-    action: Action, deletes: dict[Digest, list[Action]], used: set[RelPath]
-) -> Action | None:
-    """The delete that `action` (an upload) can be moved from, or None."""
-    if action.kind is not ActionKind.UPLOAD or action.conflict or action.keep_copy:
-        return None
-    if action.local is None or action.remote is not None:
-        return None
-    candidates = [d for d in deletes.get(action.local.digest, ()) if d.path not in used]
-    if not candidates:
-        return None
-    name = action.path.rpartition("/")[2]
-    for candidate in candidates:
-        if candidate.path.rpartition("/")[2] == name:
-            return candidate
-    return candidates[0]

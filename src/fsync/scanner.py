@@ -8,12 +8,14 @@ dict in tests and against `manifest.Manifest` in the app (Syncthing's `CurrentFi
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import stat
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -126,7 +128,10 @@ def scan(
         follow_links=follow_links,
         workers=workers,
     )
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fsync-hash") as pool:
+    with (
+        _collector_paused(),
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fsync-hash") as pool,
+    ):
         walker.pool = pool
         try:
             if only is None:
@@ -137,6 +142,25 @@ def scan(
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     return walker.result
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the duration of a scan.
+
+    A scan allocates a few objects per file (entries, and the cache records it reads) and
+    frees none, so every generation-0 threshold crossed triggers collections that end up
+    traversing everything allocated so far, again and again, and find nothing: 0.13 s of a
+    100,000-file scan (measured). Nothing a scan allocates forms a cycle; collection resumes
+    afterwards (unless someone else had it off already).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _check_root(root: str) -> str:
@@ -232,9 +256,15 @@ class _Walker:
 
     def _relpath(self, rel: str, name: str) -> RelPath | None:
         """`rel` as a `RelPath`, or None (with a warning) when the name cannot be synced."""
+        if name.isascii():
+            # No encoding or Unicode-form question: the common case, kept short.
+            try:
+                return to_relpath(rel)
+            except UnsafePathError as e:
+                self.result.warnings.append(f"skipping {e}")
+                return None
         try:
-            if not name.isascii():
-                rel.encode("utf-8")
+            rel.encode("utf-8")
             path = to_relpath(rel)
         except UnicodeEncodeError:
             self.result.warnings.append(f"skipping {rel!r}: the name is not valid UTF-8")
@@ -242,18 +272,18 @@ class _Walker:
         except UnsafePathError as e:
             self.result.warnings.append(f"skipping {e}")
             return None
-        if not name.isascii():
-            # Two names that differ only in Unicode form would become one path.
-            if path in self._nonascii_seen:
-                self.result.warnings.append(
-                    f"skipping {rel!r}: another name in its folder has the same NFC form"
-                )
-                return None
-            self._nonascii_seen.add(path)
+        # Two names that differ only in Unicode form would become one path.
+        if path in self._nonascii_seen:
+            self.result.warnings.append(
+                f"skipping {rel!r}: another name in its folder has the same NFC form"
+            )
+            return None
+        self._nonascii_seen.add(path)
         return path
 
     def _visit(self, entry: os.DirEntry[str], prefix: str, stack: list[tuple[str, str]]) -> None:
-        rel = self._relpath(prefix + entry.name, entry.name)
+        name = entry.name
+        rel = self._relpath(prefix + name, name)
         if rel is None:
             return
         try:
@@ -308,19 +338,19 @@ class _Walker:
             self.result.warnings.append(f"skipping {rel}: not a regular file")
             return
         rec = self.cache.cached(rel)
-        if rec is not None and rec.trusted:
-            sig = rec.sig
-            if (
-                sig.size == st.st_size
-                and sig.mtime_ns == st.st_mtime_ns
-                and sig.ino == st.st_ino
-                and sig.ctime_ns == st.st_ctime_ns
-                and sig.mode == st.st_mode
-            ):
-                self.result.entries[rel] = LocalEntry(
-                    st.st_size, st.st_mtime_ns, rec.digest, stat.S_IMODE(st.st_mode)
-                )
-                return
+        if (
+            rec is not None
+            and rec.trusted
+            and (sig := rec.sig).mtime_ns == st.st_mtime_ns
+            and sig.size == st.st_size
+            and sig.ino == st.st_ino
+            and sig.ctime_ns == st.st_ctime_ns
+            and sig.mode == st.st_mode
+        ):
+            self.result.entries[rel] = LocalEntry(
+                st.st_size, st.st_mtime_ns, rec.digest, st.st_mode & 0o7777
+            )
+            return
         self.batch.append((rel, path, StatSig.from_stat(st)))
         self.batch_bytes += st.st_size
         if len(self.batch) >= BATCH_FILES or self.batch_bytes >= BATCH_BYTES:

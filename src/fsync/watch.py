@@ -31,7 +31,16 @@ from fsync.config import WatchOptions
 from fsync.errors import ExitCode, FsyncError, SafetyAbort, exit_code_for
 from fsync.ignore import IGNORE_FILE
 from fsync.manifest import Manifest, RootLock
-from fsync.model import Action, ActionKind, Direction, FileError, Plan, RelPath, RunResult
+from fsync.model import (
+    Action,
+    ActionKind,
+    ActionRecord,
+    Direction,
+    FileError,
+    Plan,
+    RelPath,
+    RunResult,
+)
 from fsync.progress import NullReporter, WatchDisplay
 from fsync.remote import open_remote
 from fsync.remote.base import Remote, same_version
@@ -347,10 +356,17 @@ class _Session:
             self.manifest.drop_cache(scan.removed)
             self.manifest.queue(self.remote.url, queued)
         sink = _WatchSink(self)
-        options = EngineOptions(transfers=self.opts.transfers, cancelled=self.stopper.is_set)
+        raced: list[FileError] = []
+        options = EngineOptions(
+            transfers=self.opts.transfers,
+            cancelled=self.stopper.is_set,
+            on_action=lambda r: _note_raced(r, raced),
+        )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
-        failed = _failed_paths(plan, result.errors)
-        errors = {RelPath(e.path): e.error for e in result.errors}
+        _uncount_raced(result, plan, raced)
+        failed = _failed_paths(plan, [*result.errors, *raced])
+        self._refresh_remote(failed)
+        errors = {RelPath(e.path): e.error for e in [*raced, *result.errors]}
         for error in scan.errors:
             failed.add(RelPath(error.path))
             errors[RelPath(error.path)] = error.error
@@ -365,6 +381,20 @@ class _Session:
         failing = {str(p): e for p, e in self.retries.failing().items()}
         self.display.totals(self.total, failing)
         return result
+
+    def _refresh_remote(self, paths: Iterable[RelPath]) -> None:
+        """Look again at the remote objects of failed actions (one stat each).
+
+        The in-memory listing follows fsync's own writes only; an action refused because the
+        object changed (someone else wrote it) would fail the same way on every retry until
+        the next full rescan, whereas with the fresh entry the retry plans what is really
+        there (a conflict, resolved per `--on-conflict`).
+        """
+        for path in paths:
+            try:
+                self.state.set_remote(path, self.remote.stat(path))
+            except (FsyncError, OSError):
+                continue  # unreachable, or not a file: the retry will tell
 
     def _failed(self, path: RelPath, error: str) -> None:
         """Schedule `path` again; fire `--on-error` once its retries are spent."""
@@ -474,6 +504,20 @@ def _failed_paths(plan: Plan, errors: list[FileError]) -> set[RelPath]:
         a.path: a.moved_from for a in plan.actions if a.moved_from is not None
     }
     return failed | {moves[p].path for p in failed if p in moves}
+
+
+def _note_raced(record: ActionRecord, raced: list[FileError]) -> None:
+    """Collect the actions the engine left because their destination changed meanwhile."""
+    if record.outcome == "conflict":
+        raced.append(FileError(record.path, record.error or "changed during the run"))
+
+
+def _uncount_raced(result: RunResult, plan: Plan, raced: list[FileError]) -> None:
+    """A one-shot run leaves a raced action as a conflict for the next run; a watch retries
+    it at once (after looking at the remote again), and counts it when that resolves it."""
+    planned = {a.path for a in plan.actions if a.conflict}
+    result.unresolved -= len(raced)
+    result.conflicts -= sum(1 for e in raced if e.path not in planned)
 
 
 def _accumulate(total: RunResult, r: RunResult) -> None:

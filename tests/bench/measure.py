@@ -55,9 +55,13 @@ def run_measured(
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
-    timeout: float = 900.0,
+    timeout: float = 300.0,
 ) -> Sample:
-    """Run `argv` to completion (killed after `timeout` s) and return its `Sample`."""
+    """Run `argv` to completion (killed after `timeout` s) and return its `Sample`.
+
+    The timeout is a safety net: one anchor (aws s3 sync's downloads, s3transfer) was seen
+    to hang with every thread waiting on a semaphore; the row then says "timed out".
+    """
     with (
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
@@ -78,7 +82,8 @@ def run_measured(
             )
         except OSError as exc:
             return Sample(0.0, 0.0, 0, ok=False, error=f"cannot start {argv[0]}: {exc}")
-        timer = threading.Timer(timeout, _kill_group, args=(proc.pid,))
+        expired = threading.Event()
+        timer = threading.Timer(timeout, _kill_group, args=(proc.pid, expired))
         timer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
@@ -97,9 +102,11 @@ def run_measured(
             lines = rss_file.read().strip().splitlines()
             with contextlib.suppress(IndexError, ValueError):
                 rss_kib = int(lines[-1])
-    ok = code == 0
+    ok = code == 0 and not expired.is_set()
     error = ""
-    if not ok:
+    if expired.is_set():
+        error = f"timed out after {timeout:.0f} s (killed)"
+    elif not ok:
         lines = [line for line in stderr.strip().splitlines() if line.strip()]
         last = lines[-1] if lines else ""
         error = f"exit {code}: {last}"[:300] if code > 0 else f"killed by signal {-code}"
@@ -113,7 +120,8 @@ def run_measured(
     )
 
 
-def _kill_group(pid: int) -> None:
+def _kill_group(pid: int, expired: threading.Event) -> None:
+    expired.set()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
 
@@ -128,6 +136,8 @@ class Row:
     note: str = ""
     megabytes: float = 0.0
     """Data moved per run (MB), for a throughput column; 0 when not meaningful."""
+    inner_seconds: list[float] = field(default_factory=list)
+    """Times the tool reported for its own work (without process start-up), if it does."""
 
     @property
     def good(self) -> list[Sample]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from report import FSYNC, Results, Verdict, format_requests
 
 HASH = "hash 1 GiB"
@@ -18,14 +20,26 @@ def _fmt(ratio: float | None, anchor: str) -> str:
     return "–" if ratio is None else f"{ratio:.2f}x {anchor}"
 
 
-def _hash(results: Results) -> Verdict:
+def _hash(results: Results) -> list[Verdict]:
+    """Throughput >= 0.9x b3sum's, i.e. time <= b3sum's / 0.9: as a process, and in-process.
+
+    The process figure includes Python's start-up and imports (b3sum starts in a millisecond);
+    the in-process one is what hashing costs inside a sync run.
+    """
+    label = "hashing 1 GiB: throughput >= 0.9x b3sum (time <= 1.11x)"
     r = _ratio(results, HASH, "b3sum")
-    # Throughput >= 0.9x b3sum's is time <= b3sum's / 0.9.
-    return Verdict(
-        "hashing 1 GiB: throughput >= 0.9x b3sum (time <= 1.11x)",
-        _fmt(r, "b3sum time"),
-        None if r is None else r <= 1 / 0.9,
-    )
+    out = [
+        Verdict(
+            f"{label}, whole process", _fmt(r, "b3sum time"), None if r is None else r <= 1 / 0.9
+        )
+    ]
+    row, theirs = results.get(HASH, FSYNC), results.median(HASH, "b3sum")
+    if row is not None and row.inner_seconds and theirs:
+        inner = statistics.median(row.inner_seconds) / theirs
+        out.append(Verdict(f"{label}, in-process", _fmt(inner, "b3sum time"), inner <= 1 / 0.9))
+    else:
+        out.append(Verdict(f"{label}, in-process", "–", None))
+    return out
 
 
 def _local(results: Results, small: str, large: str, huge: str) -> list[Verdict]:
@@ -159,7 +173,7 @@ def judge(
     watch_verdicts: list[Verdict],
 ) -> list[Verdict]:
     """Every target: hashing, local, each S3 server's (scenario, small files), watch."""
-    verdicts = [_hash(results), *_local(results, small, large, huge)]
+    verdicts = [*_hash(results), *_local(results, small, large, huge)]
     for scen, small_files in s3_scenarios:
         verdicts.extend(_s3(results, scen, small_files))
     verdicts.extend(watch_verdicts)

@@ -96,8 +96,9 @@ def test_a_move_refuses_an_old_object_that_changed(tmp_path: Path) -> None:
     assert [a.kind for a in plan.actions] == [ActionKind.MOVE]
     (remote_root / "old.txt").write_text("someone else's edit")
     result = execute(plan, str(local), remote, ListSink(), NullReporter())
-    assert (result.moved, result.failed) == (0, 1)
-    assert "changed" in result.errors[0].error
+    # Check before act: the other writer's edit is a conflict left for the next run.
+    assert (result.moved, result.failed, result.conflicts, result.unresolved) == (0, 0, 1, 1)
+    assert "changed" in result.notices[-1].reason
     assert listing(remote_root) == {"old.txt": b"someone else's edit"}
 
 

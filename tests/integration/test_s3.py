@@ -161,7 +161,8 @@ def test_second_writer_between_listing_and_overwrite_survives(
     s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
 ) -> None:
     """Another client replaces the object after fsync listed it and before fsync's PUT
-    lands: the conditional PUT is refused (412), the file fails, their version stays."""
+    lands: the conditional PUT is refused (412), their version stays, and the run reports a
+    conflict left for the next run (exit status 3)."""
     write(tmp_path, {"doc.txt": "version 1"})
     sync(tmp_path, s3_proxy, Direction.PUSH)
     write(tmp_path, {"doc.txt": "version 2, mine"})
@@ -183,8 +184,9 @@ def test_second_writer_between_listing_and_overwrite_survives(
         client.close()
     runner.join(60)
     (result,) = results
-    assert (result.uploaded, result.failed) == (0, 1)
-    assert "changed since it was listed" in result.errors[0].error
+    assert (result.uploaded, result.failed, result.conflicts) == (0, 0, 1)
+    assert app.exit_status(result) == 3
+    assert "changed since it was listed" in result.notices[-1].reason
     assert keys(direct, s3_proxy.bucket)[f"{PREFIX}/doc.txt"]["ContentLength"] == len("theirs")
 
     # The next push sees both sides changed: a conflict, and nothing is lost.

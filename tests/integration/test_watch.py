@@ -268,3 +268,23 @@ def test_excluded_paths_are_not_synced(start: Callable[..., Watching]) -> None:
     eventually(lambda: tree(w.remote) == {"src.c": b"int main;"}, "the one included file")
     w.stop()
     assert tree(w.remote) == {"src.c": b"int main;"}
+
+
+def test_a_remote_edit_by_someone_else_becomes_a_conflict_copy(
+    start: Callable[..., Watching],
+) -> None:
+    w = start()
+    (w.local / "shared.txt").write_text("ours, first")
+    w.converge()
+    (w.remote / "shared.txt").write_text("theirs, written behind our back")
+    (w.local / "shared.txt").write_text("ours, second")
+    # The upload is refused (the remote moved since it was seen), the object is looked at
+    # again, and the retry keeps their version beside ours (--on-conflict keep-both).
+    eventually(
+        lambda: (w.remote / "shared.txt").read_text() == "ours, second", "our version on top"
+    )
+    copies = [p for p in tree(w.remote) if p.startswith("shared.conflict-")]
+    assert len(copies) == 1
+    assert (w.remote / copies[0]).read_text() == "theirs, written behind our back"
+    result = w.stop()
+    assert (result.conflicts, result.failed) == (1, 0)

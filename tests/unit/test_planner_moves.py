@@ -48,8 +48,7 @@ def synced(**files: str) -> tuple[dict[RelPath, RemoteEntry], dict[RelPath, Base
 
 def kinds(p: Plan) -> list[tuple[str, ActionKind, str | None]]:
     return [
-        (a.path, a.kind, a.moved_from.path if a.moved_from is not None else None)
-        for a in p.actions
+        (a.path, a.kind, a.moved_from.path if a.moved_from is not None else None) for a in p.actions
     ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from fsync.errors import UnsafePathError
 from fsync.model import Digest, RelPath, RemoteEntry
@@ -187,4 +187,22 @@ class Remote(Protocol):
 
     def close(self) -> None:
         """Release connections and clean up."""
+        ...
+
+
+@runtime_checkable
+class Mover(Protocol):
+    """An optional ability of a remote (rclone's `Mover`): rename an object, copying nothing.
+
+    Filesystem remotes have it; object stores do not (a move there is a copy and a delete).
+    Callers test `isinstance(remote, Mover)`, as they test capability flags.
+    """
+
+    def move(self, src: RelPath, dst: RelPath, *, expect: RemoteEntry | None) -> RemoteEntry:
+        """Rename `src` to `dst` if `src` still matches `expect`; return the entry at `dst`.
+
+        Raises `RemoteChanged` if `src` changed since `expect` was seen, `FileNotFoundError`
+        if it is absent, `FileExistsError` if something is at `dst` (never replaced).
+        Folders left empty at `src` stay.
+        """
         ...

@@ -17,6 +17,7 @@ import stat
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
+from fsync.fileops import place_new
 from fsync.model import Digest, RelPath, RemoteEntry
 from fsync.remote.base import (
     TEMP_PREFIX,
@@ -330,6 +331,27 @@ class LocalRemote:
             if isinstance(err, OSError):
                 _raise_translated(err, f"copying {src_full} to {dst_full}")
             raise
+        return self._entry_after_write(dst_full)
+
+    def move(self, src: RelPath, dst: RelPath, *, expect: RemoteEntry | None) -> RemoteEntry:
+        """Rename `src` to `dst` if `src` is still `expect` (see `base.Mover`).
+
+        Never replaces a file at `dst` (`FileExistsError`); across filesystems the file is
+        copied, then removed. Folders left empty are not pruned: the root this remote
+        addresses may hold a sync root that must stay.
+        """
+        src_full, dst_full = self._checked(src), self._checked(dst)
+        try:
+            current = self._current(src_full)
+            if current is None:
+                raise FileNotFoundError(errno.ENOENT, "no such file", src_full)
+            if not same_version(current, expect):
+                raise RemoteChanged(f"{src_full}: changed since it was listed")
+            place_new(src_full, dst_full)
+        except (FileNotFoundError, FileExistsError):
+            raise
+        except OSError as err:
+            _raise_translated(err, f"moving {src_full} to {dst_full}")
         return self._entry_after_write(dst_full)
 
     def close(self) -> None:

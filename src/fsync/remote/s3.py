@@ -13,7 +13,8 @@ and the ETag that comes back must equal the MD5 computed while reading; nothing 
 requested. A larger file is a multipart upload whose parts are read in order from the
 source (once) and sent in parallel; the upload is journaled so a killed run continues it.
 Memory in flight is bounded by one semaphore per remote: at most `transfers` buffers of one
-part (or one whole small file) exist at once, whatever mix of files is being sent.
+part (or one whole small file) exist at once, whatever mix of files is being sent (plus,
+briefly, the read buffer of a part being filled).
 """
 
 from __future__ import annotations
@@ -140,7 +141,10 @@ class S3Remote:
             or "S3"
         )
         self._tps = RateLimiter(self.settings.tps_limit, clock=clock)
-        self._bw = RateLimiter(self.settings.bw_limit, burst=max(MIB, self.settings.bw_limit))
+        # A second's worth of burst: parts go in 1 MiB steps, so the rate holds within a part.
+        self._bw = RateLimiter(
+            self.settings.bw_limit, burst=max(MIB, self.settings.bw_limit), clock=clock
+        )
         self.slots = threading.BoundedSemaphore(self.settings.transfers)
         self.pool = ThreadPoolExecutor(
             max_workers=self.settings.transfers, thread_name_prefix="fsync-s3-part"
@@ -149,7 +153,7 @@ class S3Remote:
     # -- requests --------------------------------------------------------------------------
 
     def call(
-        self, op: str, what: str, *, body: bytes | None = None, **params: Any
+        self, op: str, what: str, *, body: bytes | bytearray | None = None, **params: Any
     ) -> dict[str, Any]:
         """One S3 operation with rate limits, error classification and retries.
 

@@ -47,7 +47,7 @@ class Transport(Protocol):
         ...
 
     def call(
-        self, op: str, what: str, *, body: bytes | None = None, **params: Any
+        self, op: str, what: str, *, body: bytes | bytearray | None = None, **params: Any
     ) -> dict[str, Any]:
         """One S3 operation, retried."""
         ...

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fsync.errors import (
     FileChangedError,
@@ -27,6 +27,7 @@ from fsync.errors import (
     UnsafePathError,
     VerificationError,
 )
+from fsync.fileops import place_new
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.model import (
     Action,
@@ -35,6 +36,7 @@ from fsync.model import (
     BaseEntry,
     FileError,
     LocalEntry,
+    Notice,
     Plan,
     RelPath,
     RemoteEntry,
@@ -43,6 +45,10 @@ from fsync.model import (
 from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX, check_name_lengths, conflict_name, parent
 from fsync.progress import Reporter
 from fsync.remote.base import ObjectMeta, Remote, same_version
+from fsync.transfer.copies import fetch_new, free_name, send_new
+
+if TYPE_CHECKING:
+    from fsync.transfer.backup import Backup
 
 CHUNK = 1 << 20
 FILE_CHANGE_ATTEMPTS = 3
@@ -91,6 +97,9 @@ class EngineOptions:
     on_action: Callable[[ActionRecord], None] | None = None
     """Called on the calling thread as each action ends, with its bytes, time and outcome
     (the `--log-file` lines); it must not raise."""
+    backup: Backup | None = None
+    """`--backup-dir`: every destination version an action overwrites or deletes is kept
+    there first (a conflict copy already keeps it, so keep-both actions do not use it)."""
 
 
 @dataclass(slots=True)
@@ -104,6 +113,11 @@ class _Done:
     extra: list[str] = field(default_factory=list)
     attempts: int = 1
     seconds: float = 0.0
+    more: list[Outcome] = field(default_factory=list)
+    """Outcomes of paths an action wrote besides its own (conflict copies on both sides);
+    committed even when the action itself then failed."""
+    raced: str | None = None
+    """Why the action was not done: its destination changed since the plan (a conflict)."""
 
 
 def execute(
@@ -129,6 +143,7 @@ def execute(
                 opts.on_action(_action_record(done))
             if done.outcome is not None:
                 pending.append(done.outcome)
+            pending.extend(done.more)
             if len(pending) >= opts.batch_size:
                 sink.commit(pending)
                 pending = []
@@ -187,6 +202,7 @@ def _size(action: Action) -> int:
 
 _COUNTERS = {
     ActionKind.MOVE: "moved",
+    ActionKind.MOVE_LOCAL: "moved",
     ActionKind.UPLOAD: "uploaded",
     ActionKind.DOWNLOAD: "downloaded",
     ActionKind.DELETE_REMOTE: "deleted",
@@ -202,13 +218,21 @@ def _account(result: RunResult, done: _Done, reporter: Reporter) -> None:
         result.conflicts += 1
     if action.kind is ActionKind.CONFLICT:
         result.unresolved += 1
+    if done.raced is not None:
+        # Check before act refused it: the other writer's version stays, a conflict for the
+        # next run to resolve (exit status 3 until then).
+        result.conflicts += not action.conflict
+        result.unresolved += 1
+        reason = f"conflict: {done.raced}; left as is for the next run"
+        result.notices.append(Notice(action.path, reason))
+        reporter.warning(reason)
     if done.error is not None:
         result.failed += 1
         result.errors.append(FileError(action.path, done.error))
         reporter.file_done(action.path, action.kind.value, done.error)
         return
     counter = _COUNTERS.get(action.kind)
-    if done.skipped:
+    if done.skipped or done.raced is not None:
         pass
     elif counter is not None:
         setattr(result, counter, getattr(result, counter) + 1)
@@ -238,7 +262,7 @@ class _Worker:
             handler = _HANDLERS[action.kind]
             done.outcome = handler(self, action, done)
         except RemoteChanged as exc:
-            done.error = f"{exc} (left untouched; the next run will see it)"
+            done.raced = str(exc)
         except FileChangedError as exc:
             done.error = f"{exc} (not published; the next run sends it)"
         except (FsyncError, OSError) as exc:
@@ -252,10 +276,15 @@ class _Worker:
         """Send the local file, verified against the planned digest before it is published."""
         assert action.local is not None
         path = action.path
-        if action.keep_copy and action.remote is not None:
-            copy = conflict_name(path, self._stamp(), self.opts.host)
-            self.remote.copy(path, copy)
+        expect = action.remote
+        if action.keep_copy and expect is not None:
+            copy = self._conflict_name(path, remote=True, local=action.share_copy)
+            kept = self.remote.copy(path, copy)
             done.extra.append(f"conflict: kept the remote version of {path} as {copy}")
+            if action.share_copy:
+                done.more.append(self._fetch_copy(copy, kept, done))
+        elif expect is not None and self.opts.backup is not None:
+            self.opts.backup.save_remote(path, expect, deleting=False)
         entry = action.local
         for attempt in range(FILE_CHANGE_ATTEMPTS):
             done.attempts = attempt + 1
@@ -325,6 +354,78 @@ class _Worker:
         base = BaseEntry(local.size, local.digest, new.fingerprint, local.mtime_ns)
         return Outcome(action.path, base, remote=new, moved_from=old.path)
 
+    def move_local(self, action: Action, done: _Done) -> Outcome:
+        """Rename the local file at the old path to the new one: the remote renamed it.
+
+        The old file must still be the version the plan saw (the content the remote object
+        at the new path has) and the new path must still be free, else `RemoteChanged`;
+        nothing is fetched.
+        """
+        old = action.moved_from
+        assert old is not None
+        assert old.local is not None
+        assert action.remote is not None
+        check_name_lengths(action.path)
+        self._check_local(old)
+        self._check_local(action)
+        self._ensure_folder(action.path)
+        src, dst = self._local(old.path), self._local(action.path)
+        try:
+            place_new(src, dst)
+        except FileExistsError:
+            raise RemoteChanged(f"{action.path}: a local file appeared during the run") from None
+        self._prune_empty(os.path.dirname(src))
+        sig = StatSig.from_stat(os.stat(dst))
+        digest = old.local.digest
+        base = BaseEntry(sig.size, digest, action.remote.fingerprint, sig.mtime_ns)
+        cache = CacheRecord(sig, digest, trusted=False)
+        return Outcome(action.path, base, cache=cache, moved_from=old.path)
+
+    # --- conflict copies on both sides (two-way sync) ------------------------------------
+
+    def _conflict_name(self, path: RelPath, *, remote: bool, local: bool) -> RelPath:
+        """`NAME.conflict-STAMP-HOST.EXT`, free on the sides named (`-HOST-2`... if not)."""
+        stamp, host = self._stamp(), self.opts.host
+
+        def taken(name: RelPath) -> bool:
+            if local and os.path.lexists(self._local(name)):
+                return True
+            return remote and self.remote.stat(name) is not None
+
+        return free_name(
+            lambda n: conflict_name(path, stamp, host if n == 1 else f"{host}-{n}"), taken
+        )
+
+    def _fetch_copy(self, copy: RelPath, kept: RemoteEntry, done: _Done) -> Outcome:
+        """Download the remote conflict copy `copy` (the object `kept`) to the same name
+        locally, so both sides hold it; its outcome records it as synced."""
+        check_name_lengths(copy)
+        self._ensure_folder(copy)
+        full = self._local(copy)
+        digest, size = fetch_new(
+            self.remote, copy, full, expect=kept, on_read=lambda n: self.reporter.advance(copy, n)
+        )
+        done.received += size
+        sig = StatSig.from_stat(os.stat(full))
+        base = BaseEntry(size, digest, kept.fingerprint, sig.mtime_ns)
+        return Outcome(copy, base, cache=CacheRecord(sig, digest, trusted=False))
+
+    def _send_copy(self, copy: RelPath, entry: LocalEntry, done: _Done) -> None:
+        """Upload the local conflict copy `copy` (the version `entry`) to the same remote
+        name; a failure is reported and left for the next sync, which sends it."""
+        full = self._local(copy)
+        try:
+            sig = StatSig.from_stat(os.stat(full))
+            entry = LocalEntry(entry.size, sig.mtime_ns, entry.digest, entry.mode)
+            sent = send_new(self.remote, copy, full, entry)
+        except (FsyncError, OSError) as exc:
+            done.extra.append(f"{copy}: not copied to the remote ({_describe(exc)}); next run")
+            return
+        done.sent += entry.size
+        base = BaseEntry(entry.size, entry.digest, sent.fingerprint, sig.mtime_ns)
+        cache = CacheRecord(sig, entry.digest, trusted=False)
+        done.more.append(Outcome(copy, base, cache=cache, remote=sent))
+
     # --- downloads -----------------------------------------------------------------------
 
     def download(self, action: Action, done: _Done) -> Outcome:
@@ -337,6 +438,7 @@ class _Worker:
         self._check_local(action)
         tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
         self.reporter.file_started(path, action.remote.size)
+        copy: RelPath | None = None
         try:
             digest, size = self._fetch(path, tmp)
             done.received = size
@@ -347,20 +449,40 @@ class _Worker:
             if action.remote.mtime_ns is not None:
                 os.utime(tmp, ns=(action.remote.mtime_ns, action.remote.mtime_ns))
             self._check_local(action)
-            if action.keep_copy and action.local is not None:
-                copy = conflict_name(path, self._stamp(), self.opts.host)
-                os.replace(full, self._local(copy))
-                done.extra.append(f"conflict: kept the local version of {path} as {copy}")
+            copy = self._set_local_aside(action, full, done)
             os.replace(tmp, full)
         except BaseException:
             _unlink_quietly(tmp)
             raise
+        if copy is not None and action.share_copy:
+            assert action.local is not None
+            self._send_copy(copy, action.local, done)
         sig = StatSig.from_stat(os.stat(full))
         base = BaseEntry(size, digest, action.remote.fingerprint, sig.mtime_ns)
         return Outcome(path, base, cache=CacheRecord(sig, digest, trusted=False))
 
+    def _set_local_aside(self, action: Action, full: str, done: _Done) -> RelPath | None:
+        """Keep the local version a download replaces: as a conflict copy (returned) under
+        keep-both, else in the backup dir if there is one."""
+        if action.local is None:
+            return None
+        path = action.path
+        if action.keep_copy:
+            copy = self._conflict_name(path, remote=action.share_copy, local=True)
+            place_new(full, self._local(copy))
+            done.extra.append(f"conflict: kept the local version of {path} as {copy}")
+            return copy
+        if self.opts.backup is not None:
+            self.opts.backup.save_local(path, full, action.local)
+        return None
+
     def _fetch(self, path: RelPath, tmp: str) -> tuple[str, int]:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:
+            # A delete in this run pruned the folder since `_ensure_folder` made it.
+            self._ensure_folder(path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out, self.remote.open_read(path) as src:
             reader = HashingReader(src, on_read=lambda n: self.reporter.advance(path, n))
             while chunk := reader.read(CHUNK):
@@ -409,14 +531,20 @@ class _Worker:
     # --- deletes and state-only actions --------------------------------------------------
 
     def delete_remote(self, action: Action, done: _Done) -> Outcome:
-        """Delete the remote object if it is still the version the plan saw."""
-        self.remote.delete(action.path, expect=action.remote)
+        """Delete the remote object if it is still the version the plan saw (keeping it in
+        the backup dir first, if there is one)."""
+        backup = self.opts.backup
+        moved = backup is not None and backup.save_remote(action.path, action.remote, deleting=True)
+        if not moved:
+            self.remote.delete(action.path, expect=action.remote)
         return Outcome(action.path, None, forget_base=True, remote_deleted=True)
 
     def delete_local(self, action: Action, done: _Done) -> Outcome:
         """Delete the local file if it is still the version the plan saw."""
         self._check_local(action)
         full = self._local(action.path)
+        if self.opts.backup is not None and action.local is not None:
+            self.opts.backup.save_local(action.path, full, action.local)
         _unlink_quietly(full)
         self._prune_empty(os.path.dirname(full))
         return Outcome(action.path, None, forget_base=True, drop_cache=True)
@@ -457,6 +585,7 @@ class _Worker:
 _HANDLERS: dict[ActionKind, Callable[[_Worker, Action, _Done], Outcome | None]] = {
     ActionKind.UPLOAD: _Worker.upload,
     ActionKind.MOVE: _Worker.move,
+    ActionKind.MOVE_LOCAL: _Worker.move_local,
     ActionKind.DOWNLOAD: _Worker.download,
     ActionKind.DELETE_REMOTE: _Worker.delete_remote,
     ActionKind.DELETE_LOCAL: _Worker.delete_local,
@@ -486,6 +615,8 @@ def _action_record(done: _Done) -> ActionRecord:
     """The log record of a finished action."""
     if done.error is not None:
         outcome = "failed"
+    elif done.raced is not None:
+        outcome = "conflict"
     elif done.skipped:
         outcome = "skipped"
     else:
@@ -497,7 +628,7 @@ def _action_record(done: _Done) -> ActionRecord:
         bytes=done.sent + done.received,
         seconds=done.seconds,
         attempts=done.attempts,
-        error=done.error,
+        error=done.error or done.raced,
     )
 
 

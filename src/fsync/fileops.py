@@ -1,0 +1,67 @@
+"""Local file moves that never replace a file: the one primitive behind renames and copies.
+
+Below both the remote adapters and the transfer engine, which both need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+
+from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX
+
+_ATTEMPTS = 3
+"""A concurrent delete may prune the folder a file is going into; make it again this often."""
+
+
+def place_new(src: str, dst: str) -> None:
+    """Rename the file `src` to `dst`, creating `dst`'s folder; never replace a file there.
+
+    A hard link then an unlink, so an existing `dst` fails the link (`FileExistsError`)
+    instead of being overwritten; where the filesystem has no hard links, an existence check
+    and a rename; across filesystems, a copy. Raises `FileNotFoundError` if `src` is gone.
+    """
+    for _ in range(_ATTEMPTS):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        try:
+            os.link(src, dst)
+        except FileNotFoundError:
+            if not os.path.lexists(src):
+                raise
+            continue  # the folder was pruned between makedirs and link
+        except FileExistsError:
+            raise
+        except OSError as err:
+            if err.errno == errno.EXDEV:
+                _copy_across(src, dst)
+                return
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, "file exists", dst) from err
+            os.rename(src, dst)
+            return
+        os.unlink(src)
+        return
+    raise FileNotFoundError(errno.ENOENT, "folder keeps vanishing", os.path.dirname(dst))
+
+
+def _copy_across(src: str, dst: str) -> None:
+    """`place_new` between filesystems: copy into a temp file beside `dst`, place, unlink."""
+    tmp = _temp_beside(dst)
+    try:
+        shutil.copy2(src, tmp)
+        os.link(tmp, dst)
+    finally:
+        _unlink_quietly(tmp)
+    os.unlink(src)
+
+
+def _temp_beside(dst: str) -> str:
+    return os.path.join(os.path.dirname(dst), f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

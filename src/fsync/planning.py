@@ -1,0 +1,186 @@
+"""Plan a run from the three snapshots, learning what the listing alone cannot tell.
+
+The planners are pure; this is the one step of planning that does I/O: a few remote reads
+(a HEAD where the store keeps metadata, else reading the content) where a digest or an mtime
+decides the plan, then the planner for the run's direction, the rename passes and the safety
+checks. The app and `fsync watch` both plan through `plan_sync`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from fsync import planner, planner_sync
+from fsync.errors import FsyncError
+from fsync.hashing import hash_stream
+from fsync.model import (
+    BaseEntry,
+    Digest,
+    Direction,
+    LocalEntry,
+    Plan,
+    RelPath,
+    RemoteEntry,
+    SyncPolicy,
+)
+from fsync.remote.base import Remote
+
+_MD5_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
+"""A fingerprint of this shape is an S3 single-part ETag: the MD5 of the content (or, under
+KMS encryption, something else; then the local MD5 simply never matches it)."""
+
+
+def plan_sync(
+    remote: Remote,
+    local: Mapping[RelPath, LocalEntry],
+    entries: dict[RelPath, RemoteEntry],
+    base: Mapping[RelPath, BaseEntry],
+    policy: SyncPolicy,
+    *,
+    local_root: str | None = None,
+) -> Plan:
+    """Plan the three snapshots (the whole tree, or any subset of its paths).
+
+    `policy.direction` picks the planner: one-way (`planner.plan`) or two-way
+    (`planner_sync.plan_sync`). Remote digests are learned first where they decide the plan,
+    and renames become moves: a local rename a server-side MOVE where the remote copies
+    server-side, a remote rename a local MOVE_LOCAL. Raises `SafetyAbort` as the planner
+    does, with a move counted as no deletion. With `local_root`, a remote object that
+    carries no digest but an MD5 ETag is compared with the local file of its path by MD5.
+    """
+    two_way = policy.direction is Direction.SYNC
+    fetches = policy.direction is not Direction.PUSH
+    entries = _fill_digests(remote, entries, local, base, renames=fetches, local_root=local_root)
+    loose = replace(policy, force=True)
+    if two_way:
+        plan = planner_sync.plan_sync(local, entries, base, loose)
+    else:
+        plan = planner.plan(local, entries, base, loose)
+    if policy.direction is not Direction.PULL and remote.capabilities.server_side_copy:
+        plan = planner.detect_moves(plan)
+    if fetches:
+        plan = planner.detect_pull_moves(plan)
+    if two_way:
+        planner_sync.check_safety(plan, local, entries, base, policy)
+    else:
+        planner.check_safety(plan, local, entries, base, policy)
+    return plan
+
+
+def _fill_digests(
+    remote: Remote,
+    entries: dict[RelPath, RemoteEntry],
+    local: Mapping[RelPath, LocalEntry],
+    base: Mapping[RelPath, BaseEntry],
+    *,
+    renames: bool = False,
+    local_root: str | None = None,
+) -> dict[RelPath, RemoteEntry]:
+    """Learn the content digest of remote entries where it decides the plan.
+
+    That is where a path has no base but exists on both sides, or where its fingerprint moved
+    while its size did not: only the content can tell an identical rewrite from a change. A
+    different size already proves a change, so it costs nothing. With `renames` (a run that
+    fetches), also where a new remote path has the size of a synced path gone from the
+    remote: a rename, if the content matches, costs a local rename instead of a download.
+    Where the backend stores no digest, the content is read and hashed; that happens only in
+    those cases. Where it stores metadata (one HEAD each), paths changed on both sides are
+    looked at too, for the mtime a conflict may be decided by; an object with no stored
+    digest (written by another tool) is matched with the local file by MD5 where its ETag
+    is one (DESIGN.md: "size+MD5 ETag"), so identical files are adopted, not re-sent.
+    """
+    stores = remote.capabilities.stores_digest
+    gone = {b.size for p, b in base.items() if p not in entries and p in local} if renames else ()
+
+    def wanted(path: RelPath, e: RemoteEntry) -> bool:
+        if e.digest is None and _needs_digest(path, e, local, base):
+            return True
+        if e.digest is None and e.size in gone and path not in base and path not in local:
+            return True
+        return stores and e.mtime_ns is None and _both_changed(path, e, local, base)
+
+    todo = [p for p, e in entries.items() if wanted(p, e)]
+    if not todo:
+        return entries
+
+    def learn(path: RelPath) -> RemoteEntry | None:
+        return _learn(remote, path, entries[path], local.get(path), local_root)
+
+    out = dict(entries)
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync-digest") as pool:
+        for path, learned in zip(todo, pool.map(learn, todo), strict=True):
+            if learned is not None:
+                out[path] = learned
+    return out
+
+
+def _learn(
+    remote: Remote,
+    path: RelPath,
+    listed: RemoteEntry,
+    here: LocalEntry | None,
+    local_root: str | None,
+) -> RemoteEntry | None:
+    """`listed` with what one look at the object tells (None: nothing, or it changed)."""
+    try:
+        if remote.capabilities.stores_digest:
+            seen = remote.stat(path)
+            if seen is None or seen.fingerprint != listed.fingerprint:
+                return None  # changed since the listing: the plan works from the listing
+            if seen.digest is None and local_root is not None:
+                seen = replace(seen, digest=_by_md5(local_root, path, seen, here))
+            return replace(
+                listed,
+                digest=listed.digest or seen.digest,
+                mtime_ns=listed.mtime_ns if listed.mtime_ns is not None else seen.mtime_ns,
+                mode=listed.mode if listed.mode is not None else seen.mode,
+            )
+        digest = remote.read_digest(path)
+        if digest is None:
+            with remote.open_read(path) as src:
+                digest = hash_stream(src)
+    except (OSError, FsyncError):
+        return None
+    return replace(listed, digest=Digest(digest))
+
+
+def _by_md5(root: str, path: RelPath, entry: RemoteEntry, here: LocalEntry | None) -> Digest | None:
+    """The local file's digest if its MD5 is the object's MD5 ETag, else None."""
+    if here is None or here.size != entry.size or not _MD5_FINGERPRINT.fullmatch(entry.fingerprint):
+        return None
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(os.path.join(root, *path.split("/")), "rb") as f:
+        while chunk := f.read(1 << 20):
+            md5.update(chunk)
+    return here.digest if md5.hexdigest() == entry.fingerprint else None
+
+
+def _both_changed(
+    path: RelPath,
+    entry: RemoteEntry,
+    local: Mapping[RelPath, LocalEntry],
+    base: Mapping[RelPath, BaseEntry],
+) -> bool:
+    """True where both sides hold a version the base does not: a possible conflict."""
+    here, b = local.get(path), base.get(path)
+    if here is None:
+        return False
+    return b is None or (here.digest != b.digest and entry.fingerprint != b.fingerprint)
+
+
+def _needs_digest(
+    path: RelPath,
+    entry: RemoteEntry,
+    local: Mapping[RelPath, LocalEntry],
+    base: Mapping[RelPath, BaseEntry],
+) -> bool:
+    b = base.get(path)
+    if b is not None:
+        return entry.fingerprint != b.fingerprint and entry.size == b.size
+    here = local.get(path)
+    return here is not None and here.size == entry.size

@@ -1,0 +1,134 @@
+"""`fsync sync` (two-way) through `app.run`, on every backend: changes flow both ways in one
+run, a first run is safe, renames on either side are moves, and a settled pair plans nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fsync import app
+from fsync.config import SyncOptions
+from fsync.errors import SafetyAbort
+from fsync.model import ActionRecord, ConflictPolicy, Direction, RunResult
+from fsync.progress import NullReporter
+from fsynctest.remotes import RemoteTree
+from fsynctest.trees import listing, write
+
+SYNC = Direction.SYNC
+
+
+def sync(local: Path, tree: RemoteTree, **knobs: object) -> RunResult:
+    opts = SyncOptions(
+        local_root=str(local),
+        remote_url=tree.url,
+        direction=SYNC,
+        storage_options=tree.storage_options,
+        **knobs,  # type: ignore[arg-type]
+    )
+    return app.run(opts, NullReporter())
+
+
+def planned(local: Path, tree: RemoteTree) -> list[str]:
+    """The actions a sync would take now (a dry run), as `kind path`."""
+    records: list[ActionRecord] = []
+    opts = SyncOptions(
+        str(local), tree.url, SYNC, dry_run=True, storage_options=tree.storage_options
+    )
+    app.run(opts, NullReporter(), on_action=records.append)
+    return [f"{r.action} {r.path}" for r in records]
+
+
+def files(local: Path) -> dict[str, bytes]:
+    return {k: v for k, v in listing(local).items() if isinstance(v, bytes)}
+
+
+def test_a_first_run_deletes_nothing_adopts_twins_and_keeps_both_of_a_clash(
+    remote_tree: RemoteTree, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    write(local, {"only-here.txt": "mine", "twin.txt": "same", "clash.txt": "mine"})
+    remote_tree.write("only-there.txt", b"theirs")
+    remote_tree.write("twin.txt", b"same")
+    remote_tree.write("clash.txt", b"theirs, longer")
+    result = sync(local, remote_tree)
+    # Two copies one way or the other, and the clash's winner (the newer, else the local).
+    assert (result.uploaded + result.downloaded, result.deleted) == (3, 0)
+    assert (result.conflicts, result.failed, result.unresolved) == (1, 0, 0)
+    assert files(local) == remote_tree.tree()
+    assert [k for k in files(local) if k.startswith("twin")] == ["twin.txt"]
+    clash = {k: v for k, v in files(local).items() if k.startswith("clash")}
+    assert sorted(clash.values()) == [b"mine", b"theirs, longer"]
+    assert planned(local, remote_tree) == []
+
+
+def test_changes_on_both_sides_flow_in_one_run(remote_tree: RemoteTree, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    write(local, {"a.txt": "a", "b.txt": "b", "c.txt": "c", "d/e.txt": "e"})
+    sync(local, remote_tree)
+    write(local, {"a.txt": "a, edited here", "new-here.txt": "n"})
+    (local / "b.txt").unlink()
+    remote_tree.write("c.txt", b"c, edited there")
+    remote_tree.write("d/new-there.txt", b"m")
+    remote_tree.delete("d/e.txt")
+    result = sync(local, remote_tree)
+    assert (result.uploaded, result.downloaded, result.deleted) == (2, 2, 2)
+    assert (result.conflicts, result.failed) == (0, 0)
+    assert (
+        files(local)
+        == remote_tree.tree()
+        == {
+            "a.txt": b"a, edited here",
+            "new-here.txt": b"n",
+            "c.txt": b"c, edited there",
+            "d/new-there.txt": b"m",
+        }
+    )
+    assert planned(local, remote_tree) == []
+
+
+def test_renames_on_either_side_move_instead_of_copying(
+    remote_tree: RemoteTree, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    write(local, {"docs/a.txt": "alpha" * 1000, "b.txt": "bravo" * 1000, "k.txt": "k"})
+    sync(local, remote_tree)
+    (local / "docs").rename(local / "papers")  # a local folder rename
+    remote_tree.rename("b.txt", "archive/b.txt")  # a remote rename
+    result = sync(local, remote_tree)
+    assert (result.moved, result.uploaded, result.downloaded, result.deleted) == (2, 0, 0, 0)
+    assert (result.bytes_sent, result.bytes_received) == (0, 0)
+    assert files(local) == remote_tree.tree()
+    assert set(files(local)) == {"papers/a.txt", "archive/b.txt", "k.txt"}
+    assert planned(local, remote_tree) == []
+
+
+def test_skip_leaves_a_conflict_for_later(remote_tree: RemoteTree, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    write(local, {"doc.txt": "v1"})
+    sync(local, remote_tree)
+    write(local, {"doc.txt": "mine"})
+    remote_tree.write("doc.txt", b"theirs")
+    result = sync(local, remote_tree, on_conflict=ConflictPolicy.SKIP)
+    assert (result.unresolved, int(app.exit_status(result))) == (1, 3)
+    assert (files(local)["doc.txt"], remote_tree.read("doc.txt")) == (b"mine", b"theirs")
+    assert sync(local, remote_tree).conflicts == 1  # keep-both resolves it next time
+    assert files(local) == remote_tree.tree()
+
+
+@pytest.mark.parametrize("side", ["local", "remote"])
+def test_an_emptied_side_stops_the_run(side: str, remote_tree: RemoteTree, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    write(local, {"a.txt": "a", "b.txt": "b"})
+    sync(local, remote_tree)
+    for name in ("a.txt", "b.txt"):
+        if side == "local":
+            (local / name).unlink()
+        else:
+            remote_tree.delete(name)
+    with pytest.raises(SafetyAbort, match=f"the {side} side is empty"):
+        sync(local, remote_tree)
+    survivors = remote_tree.tree() if side == "local" else files(local)
+    assert set(survivors) == {"a.txt", "b.txt"}
+    assert sync(local, remote_tree, force=True).deleted == 2
+    assert files(local) == remote_tree.tree() == {}

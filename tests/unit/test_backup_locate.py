@@ -1,0 +1,95 @@
+"""`transfer.backup.locate` and `stamped_name`: where a `--backup-dir` is, from URLs alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from fsync.errors import ConfigError
+from fsync.model import RelPath
+from fsync.transfer.backup import BackupPlace, locate, stamped_name
+
+ROOT = "/data/photos"
+
+
+@pytest.mark.parametrize(
+    ("backup", "remote", "want"),
+    [
+        # Beside an S3 remote: one store (the bucket), reached server-side.
+        (
+            "s3://bucket/backup",
+            "s3://bucket/tree",
+            BackupPlace("", None, "s3://bucket", "tree", "backup", ()),
+        ),
+        # Inside the remote root: the remote itself is the store, and the dir is excluded.
+        (
+            "s3://bucket/tree/.old",
+            "s3://bucket/tree",
+            BackupPlace("", None, "s3://bucket/tree", "", ".old", ("/.old/",)),
+        ),
+        (
+            "s3a://bucket/b",
+            "s3://bucket/t/u",
+            BackupPlace("", None, "s3://bucket", "t/u", "b", ()),
+        ),
+        # memory:// is one store whatever the roots.
+        (
+            "memory://x-backup",
+            "memory://x",
+            BackupPlace("", None, "memory://", "x", "x-backup", ()),
+        ),
+        # A local folder for a local remote: both (rename on the disk, or a local folder).
+        (
+            "/srv/backup",
+            "file:///srv/remote",
+            BackupPlace("", "/srv/backup", "/srv", "remote", "backup", ()),
+        ),
+        # A local folder for an S3 remote: remote versions are downloaded into it.
+        ("/srv/backup", "s3://bucket/tree", BackupPlace("", "/srv/backup", None, "", "", ())),
+        # Inside the local root: excluded from the sync, special characters escaped.
+        (
+            f"{ROOT}/.trash [old]",
+            "s3://bucket/tree",
+            BackupPlace("", f"{ROOT}/.trash [old]", None, "", "", ("/.trash \\[old\\]/",)),
+        ),
+    ],
+)
+def test_locate(backup: str, remote: str, want: BackupPlace) -> None:
+    assert dataclasses.replace(locate(backup, remote, ROOT), url="") == want
+
+
+def test_a_relative_folder_is_taken_from_the_current_one() -> None:
+    got = locate("kept", "s3://bucket/tree", ROOT)
+    assert got.local_dir == os.path.abspath("kept")
+
+
+@pytest.mark.parametrize(
+    ("backup", "remote", "message"),
+    [
+        ("s3://other/backup", "s3://bucket/tree", "neither a local folder nor on the same store"),
+        ("memory://x", "s3://bucket/tree", "neither a local folder nor on the same store"),
+        ("s3://bucket/tree", "s3://bucket/tree", "holds the remote"),
+        ("s3://bucket", "s3://bucket/tree", "holds the remote"),
+        ("/data", "s3://bucket/tree", "holds the local folder"),
+        (ROOT, "s3://bucket/tree", "holds the local folder"),
+        ("memory://", "memory://x", "holds the remote"),
+    ],
+)
+def test_refused(backup: str, remote: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        locate(backup, remote, ROOT)
+
+
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [
+        ("a.txt", "a.20250102-030405.txt"),
+        ("dir/archive.tar.gz", "dir/archive.tar.20250102-030405.gz"),
+        (".bashrc", ".bashrc.20250102-030405"),
+        ("Makefile", "Makefile.20250102-030405"),
+    ],
+)
+def test_stamped_name(path: str, want: str) -> None:
+    assert stamped_name(RelPath(path), "20250102-030405") == want
