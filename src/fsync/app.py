@@ -100,7 +100,9 @@ def run(
                 _report_planned(plan, on_action)
             else:
                 sink = ManifestSink(manifest, remote.url)
-                engine_opts = EngineOptions(transfers=opts.transfers, on_action=on_action)
+                engine_opts = EngineOptions(
+                    transfers=opts.transfers, on_action=on_action, verify_full=opts.verify_full
+                )
                 result = _execute(
                     plan,
                     root,

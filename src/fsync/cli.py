@@ -83,6 +83,21 @@ BackupDir = Annotated[
         "the remote.",
     ),
 ]
+
+
+class VerifyMode(enum.Enum):
+    """`--verify`: how much checking beyond the built-in per-transfer checks."""
+
+    FULL = "full"
+
+
+VerifyFull = Annotated[
+    VerifyMode | None,
+    typer.Option(
+        "--verify",
+        help="`full`: read every uploaded file back from the remote and re-hash it.",
+    ),
+]
 Exclude = Annotated[
     list[str] | None,
     typer.Option("--exclude", metavar="PATTERN", help="gitignore-style pattern (repeatable)."),
@@ -221,6 +236,7 @@ def push(
     timeout: Timeout = None,
     tps_limit: TpsLimit = 0,
     bw_limit: BwLimit = None,
+    verify: VerifyFull = None,
     backup_dir: BackupDir = None,
     config: ConfigPath = None,
 ) -> None:
@@ -300,6 +316,7 @@ def sync(
     timeout: Timeout = None,
     tps_limit: TpsLimit = 0,
     bw_limit: BwLimit = None,
+    verify: VerifyFull = None,
     backup_dir: BackupDir = None,
     config: ConfigPath = None,
 ) -> None:
@@ -376,6 +393,44 @@ def verify(
     else:
         _print_verify(report, redactor)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))
+
+
+@app.command()
+def cleanup(
+    remote: Annotated[str, typer.Argument(help="The remote (path or URL) to clean up.")],
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Only writes started at least this long ago (90, 30s, 15m, 2h, 7d).",
+        ),
+    ] = None,
+    json_out: Json = False,
+    verbose: Verbose = False,
+    endpoint_url: EndpointUrl = None,
+    option: StorageOption = None,
+) -> None:
+    """Abort unfinished uploads (S3 multipart uploads, temporary files) under REMOTE."""
+    from fsync.cleanup import cleanup as run_cleanup
+    from fsync.cleanup import parse_duration
+    from fsync.config import parse_storage_options
+
+    redactor = Redactor.build(urls=[remote], env=os.environ)
+
+    def run() -> int:
+        age = parse_duration(older_than) if older_than is not None else None
+        options = parse_storage_options(list(option or ()))
+        return run_cleanup(
+            remote, older_than=age, storage_options=options, endpoint_url=endpoint_url
+        )
+
+    aborted = _guard(verbose, run, redactor)
+    if json_out:
+        typer.echo(json.dumps({"aborted": aborted}))
+    else:
+        typer.echo(f"cleanup: aborted {aborted} unfinished uploads under {redactor.text(remote)}")
+    raise typer.Exit(int(ExitCode.OK))
 
 
 WatchOnError = Annotated[
@@ -510,6 +565,7 @@ def _sync(
             tps_limit=float(args["tps_limit"]),  # type: ignore[arg-type]
             bw_limit=0 if args["bw_limit"] is None else parse_rate(str(args["bw_limit"])),
             backup_dir=args.get("backup_dir"),  # type: ignore[arg-type]
+            verify_full=args.get("verify") is VerifyMode.FULL,
         )
 
     opts = _guard(verbose, build, Redactor.build(urls=[url], env=os.environ))

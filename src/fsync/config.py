@@ -59,6 +59,7 @@ class SyncOptions:
     bw_limit: float = 0
     """`--bw-limit` bytes per second; 0 is unlimited."""
     backup_dir: str | None = None
+    verify_full: bool = False
     """`--backup-dir`: a folder or URL where versions go before being overwritten or deleted."""
 
     def policy(self) -> SyncPolicy:

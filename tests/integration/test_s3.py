@@ -381,3 +381,29 @@ def _settled_parts(client: Any, bucket: str, key: str) -> tuple[str, int]:
             return upload_id, count
         seen = count
         threading.Event().wait(0.5)
+
+
+def test_pull_restores_mtimes_and_modes_without_a_head_per_file(
+    s3_proxy: ProxiedBucket, tmp_path: Path
+) -> None:
+    src, back = tmp_path / "src", tmp_path / "back"
+    write(src, {"a.txt": "alpha", "dir/b.sh": "#!/bin/sh\n", "big.bin": os.urandom(6 * MIB)})
+    (src / "dir" / "b.sh").chmod(0o755)
+    for i, p in enumerate(sorted(q for q in src.rglob("*") if q.is_file())):
+        t = 1_600_000_000_123_456_789 + i * 1_000_000_007
+        os.utime(p, ns=(t, t))
+    assert sync(src, s3_proxy, Direction.PUSH).failed == 0
+    s3_proxy.proxy.reset_counts()
+    result = sync(back, s3_proxy, Direction.PULL)
+    assert (result.downloaded, result.failed) == (3, 0)
+    assert s3_proxy.proxy.counts()["HeadObject"] == 0
+    assert listing(back, mtimes=True) == listing(src, mtimes=True)
+    assert (back / "dir" / "b.sh").stat().st_mode & 0o777 == 0o755
+
+
+def test_verify_full_reads_every_upload_back(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src, {"a.txt": "alpha", "big.bin": os.urandom(6 * MIB)})
+    result = sync(src, s3_proxy, Direction.PUSH, verify_full=True)
+    assert (result.uploaded, result.failed) == (2, 0)
+    assert s3_proxy.proxy.counts()["GetObject"] == 2

@@ -37,6 +37,17 @@ def relpath_from_key(name: str) -> RelPath:
     return rel
 
 
+def served_entry(reader: object) -> RemoteEntry | None:
+    """The entry a reader from `Remote.open_read` learnt while serving the bytes, if any.
+
+    A backend whose reads return metadata (S3 answers a GET with the object's ETag, blake3,
+    mtime and mode) exposes it as the reader's `entry` attribute, which saves a HEAD per
+    download; other readers have none.
+    """
+    entry = getattr(reader, "entry", None)
+    return entry if isinstance(entry, RemoteEntry) else None
+
+
 def same_version(current: RemoteEntry | None, expect: RemoteEntry | None) -> bool:
     """True when `current` is still the version `expect` recorded (None on both: absent).
 
@@ -183,6 +194,11 @@ class Remote(Protocol):
 
     def copy(self, src: RelPath, dst: RelPath) -> RemoteEntry:
         """Copy `src` to `dst` inside the remote (server-side where possible)."""
+        ...
+
+    def abort_stale_uploads(self, older_than: float | None = None) -> int:
+        """Discard unfinished writes under the root (S3 multipart uploads, temporary files)
+        started at least `older_than` seconds ago, or all with None; return how many."""
         ...
 
     def close(self) -> None:

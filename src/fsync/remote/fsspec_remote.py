@@ -309,6 +309,28 @@ class FsspecRemote:
             raise RemoteChanged(f"{self._url(dst)}: vanished right after it was copied")
         return entry
 
+    def abort_stale_uploads(self, older_than: float | None = None) -> int:
+        """Remove fsync temporary objects under the root written at least `older_than`
+        seconds ago (all with None, or where the backend keeps no time)."""
+        try:
+            found = self.fs.find(self.root, detail=True, withdirs=False)
+        except FileNotFoundError:
+            return 0
+        now = datetime.now(UTC)
+        removed = 0
+        for key, info in found.items():
+            if not is_temp_name(key.rpartition("/")[2]):
+                continue
+            when = info.get("created") or info.get("mtime") or info.get("LastModified")
+            if older_than is not None and isinstance(when, datetime):
+                age = now - (when if when.tzinfo else when.replace(tzinfo=UTC))
+                if age < timedelta(seconds=older_than):
+                    continue
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(key)
+                removed += 1
+        return removed
+
     def close(self) -> None:
         """Drop the listing cache; fsspec filesystems hold nothing else we can release."""
         dircache = getattr(self.fs, "dircache", None)

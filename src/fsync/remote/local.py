@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
@@ -353,6 +354,24 @@ class LocalRemote:
         except OSError as err:
             _raise_translated(err, f"moving {src_full} to {dst_full}")
         return self._entry_after_write(dst_full)
+
+    def abort_stale_uploads(self, older_than: float | None = None) -> int:
+        """Remove fsync temporary files under the root last written at least `older_than`
+        seconds ago (all with None): the unfinished writes a killed run leaves behind."""
+        cutoff = None if older_than is None else time.time() - older_than
+        removed = 0
+        for folder, dirs, files in os.walk(self.root):
+            if folder == self.root and ".fsync" in dirs:
+                dirs.remove(".fsync")
+            for name in files:
+                full = os.path.join(folder, name)
+                if not is_temp_name(name):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if cutoff is None or os.lstat(full).st_mtime <= cutoff:
+                        os.unlink(full)
+                        removed += 1
+        return removed
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own files."""

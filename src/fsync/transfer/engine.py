@@ -44,7 +44,7 @@ from fsync.model import (
 )
 from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX, check_name_lengths, conflict_name, parent
 from fsync.progress import Reporter
-from fsync.remote.base import ObjectMeta, Remote, same_version
+from fsync.remote.base import ObjectMeta, Remote, same_version, served_entry
 from fsync.transfer.copies import fetch_new, free_name, send_new
 
 if TYPE_CHECKING:
@@ -100,6 +100,8 @@ class EngineOptions:
     backup: Backup | None = None
     """`--backup-dir`: every destination version an action overwrites or deletes is kept
     there first (a conflict copy already keeps it, so keep-both actions do not use it)."""
+    verify_full: bool = False
+    """`--verify full`: read every uploaded object back and re-hash it (costs a download)."""
 
 
 @dataclass(slots=True)
@@ -324,8 +326,27 @@ class _Worker:
             meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
             new = self.remote.put(path, reader, meta, expect=action.remote, before_publish=verify)
         done.sent = entry.size
+        if self.opts.verify_full:
+            self._read_back(path, entry, new)
         base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns)
         return Outcome(path, base, remote=new)
+
+    def _read_back(self, path: RelPath, entry: LocalEntry, published: RemoteEntry) -> None:
+        """Download what was just published and check it hashes to what was sent.
+
+        A copy that does not is deleted, so its metadata (which names the right blake3) can
+        never make the next run adopt it as identical; the next run sends the file again.
+        """
+        with self.remote.open_read(path) as src:
+            reader = HashingReader(src)
+            while reader.read(CHUNK):
+                pass
+        if reader.bytes_read != entry.size or reader.digest() != entry.digest:
+            self.remote.delete(path, expect=published)
+            raise VerificationError(
+                f"{path}: the remote copy does not match what was sent (--verify full); "
+                "it will be sent again next run"
+            )
 
     # --- moves ---------------------------------------------------------------------------
 
@@ -440,14 +461,16 @@ class _Worker:
         self.reporter.file_started(path, action.remote.size)
         copy: RelPath | None = None
         try:
-            digest, size = self._fetch(path, tmp)
+            digest, size, served = self._fetch(path, tmp)
             done.received = size
-            _check_download(action, digest, size)
-            mode = _download_mode(action, self._remote_mode(action))
+            _check_download(action, digest, size, served)
+            remote_mode = served.mode if served and served.mode is not None else None
+            mode = _download_mode(action, remote_mode or self._remote_mode(action))
             if mode is not None:
                 os.chmod(tmp, mode)
-            if action.remote.mtime_ns is not None:
-                os.utime(tmp, ns=(action.remote.mtime_ns, action.remote.mtime_ns))
+            mtime_ns = action.remote.mtime_ns or (served.mtime_ns if served else None)
+            if mtime_ns is not None:
+                os.utime(tmp, ns=(mtime_ns, mtime_ns))
             self._check_local(action)
             copy = self._set_local_aside(action, full, done)
             os.replace(tmp, full)
@@ -476,7 +499,9 @@ class _Worker:
             self.opts.backup.save_local(path, full, action.local)
         return None
 
-    def _fetch(self, path: RelPath, tmp: str) -> tuple[str, int]:
+    def _fetch(self, path: RelPath, tmp: str) -> tuple[str, int, RemoteEntry | None]:
+        """Stream `path` into `tmp`; return its blake3, its size, and the entry the backend
+        served with the bytes (`base.served_entry`: S3 answers a GET with the metadata)."""
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileNotFoundError:
@@ -490,7 +515,8 @@ class _Worker:
             out.flush()
             os.fsync(out.fileno())
             os.fchmod(out.fileno(), _FILE_MODE)
-        return reader.digest(), reader.bytes_read
+            served = served_entry(src)
+        return reader.digest(), reader.bytes_read, served
 
     def _remote_mode(self, action: Action) -> int | None:
         """The remote's permission bits for a download: from the listing, or else from the
@@ -632,8 +658,12 @@ def _action_record(done: _Done) -> ActionRecord:
     )
 
 
-def _check_download(action: Action, digest: str, size: int) -> None:
+def _check_download(
+    action: Action, digest: str, size: int, served: RemoteEntry | None = None
+) -> None:
     assert action.remote is not None
+    if served is not None and served.digest is not None and digest != served.digest:
+        raise VerificationError(f"{action.path}: content does not match its stored blake3")
     if size != action.remote.size:
         raise VerificationError(
             f"{action.path}: received {size} bytes, the listing said {action.remote.size}"

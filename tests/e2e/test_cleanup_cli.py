@@ -1,0 +1,72 @@
+"""`fsync cleanup REMOTE`: unfinished writes go, finished files stay."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import S3Server
+
+
+def test_cleanup_removes_stale_temp_files_only(fsync, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    (remote / "dir").mkdir(parents=True)
+    (remote / "keep.txt").write_text("kept")
+    stale = remote / "dir" / ".fsync-0123456789abcdef.tmp"
+    stale.write_text("half a file")
+    fresh = remote / ".fsync-fedcba9876543210.tmp"
+    fresh.write_text("being written")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+
+    res = fsync("cleanup", remote, "--older-than", "1h", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"aborted": 1}
+    assert not stale.exists()
+    assert fresh.exists()
+
+    res = fsync("cleanup", remote)
+    assert res.returncode == 0, res.stderr
+    assert "aborted 1 unfinished uploads" in res.stdout
+    assert sorted(p.name for p in remote.rglob("*") if p.is_file()) == ["keep.txt"]
+
+
+def test_cleanup_rejects_a_bad_duration(fsync, tmp_path: Path) -> None:
+    res = fsync("cleanup", tmp_path, "--older-than", "soon")
+    assert res.returncode == 2
+    assert res.stderr.startswith("fsync: error: invalid duration")
+
+
+@pytest.mark.s3
+def test_cleanup_aborts_unfinished_multipart_uploads(
+    fsync, s3_bucket: tuple[S3Server, str]
+) -> None:
+    server, bucket = s3_bucket
+    client = server.boto3_client()
+    try:
+        inside = client.create_multipart_upload(Bucket=bucket, Key="tree/big.bin")["UploadId"]
+        client.upload_part(
+            Bucket=bucket, Key="tree/big.bin", UploadId=inside, PartNumber=1, Body=b"x" * 1024
+        )
+        client.create_multipart_upload(Bucket=bucket, Key="elsewhere/other.bin")
+        client.put_object(Bucket=bucket, Key="tree/done.txt", Body=b"done")
+
+        if server.name != "moto":  # moto reports every upload as initiated in 2010
+            kept = fsync("cleanup", f"s3://{bucket}/tree", "--older-than", "1h", env=server.env())
+            assert kept.returncode == 0, kept.stderr
+            assert "aborted 0" in kept.stdout
+
+        res = fsync("cleanup", f"s3://{bucket}/tree", "--json", env=server.env())
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout) == {"aborted": 1}
+        left = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        assert [u["Key"] for u in left] == ["elsewhere/other.bin"]
+        assert client.get_object(Bucket=bucket, Key="tree/done.txt")["Body"].read() == b"done"
+    finally:
+        client.close()
