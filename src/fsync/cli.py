@@ -8,6 +8,7 @@ commands so `fsync --help` and argument errors stay fast.
 from __future__ import annotations
 
 import enum
+import gc
 import json
 import os
 import sys
@@ -540,6 +541,9 @@ def _sync(
     from fsync.config import SyncOptions, parse_rate, parse_size, parse_storage_options
     from fsync.runlog import RunMonitor
 
+    # A one-shot run builds millions of small objects and no cycles worth collecting: the
+    # cyclic GC only rescans them (0.3 s of a 100,000-file no-op). `watch` keeps it on.
+    gc.disable()
     verbose = bool(args["verbose"])
     json_out, quiet = bool(args["json_out"]), bool(args["quiet"])
     root, url = _roots(local, remote, direction.value)

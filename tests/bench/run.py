@@ -330,7 +330,7 @@ def watch_suite(b: Bench) -> list[Verdict]:
         return [Verdict(lat_target, "–", None), Verdict(rss_target, "–", None)]
     small = ["--edits", "50", "--events", "2000"] if b.quick else []
     sample = b.measure([sys.executable, str(script), *small])
-    b.record("watch (whole benchmark, wall)", FSYNC, "see the watch section below")
+    b.record("watch", FSYNC, "latency and RSS growth: see the watch section below")
     body = sample.stdout.strip() or sample.error
     b.results.sections.append(("watch (tests/bench/bench_watch.py)", f"```\n{body}\n```"))
     verdicts = []
