@@ -63,7 +63,10 @@ class SyncOptions:
     """`--backup-dir`: a folder or URL where versions go before being overwritten or deleted."""
 
     def policy(self) -> SyncPolicy:
-        """The planner's view of these options; raises `ConfigError` on a bad `--max-delete`."""
+        """The planner's view of these options; raises `ConfigError` on a bad `--max-delete`
+        or on `--mirror` for a two-way sync (which has no source to mirror)."""
+        if self.mirror and self.direction is Direction.SYNC:
+            raise ConfigError("--mirror makes one side equal the other: use push or pull")
         count, ratio = parse_max_delete(self.max_delete)
         return SyncPolicy(
             direction=self.direction,

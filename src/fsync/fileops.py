@@ -14,7 +14,39 @@ import shutil
 from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX
 
 _ATTEMPTS = 3
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 """A concurrent delete may prune the folder a file is going into; make it again this often."""
+
+
+def makedirs(folder: str) -> None:
+    """`os.makedirs(folder, exist_ok=True)`, safe against a concurrent prune of `folder`.
+
+    `os.makedirs` raises `FileExistsError` when the folder exists as it tries to make it and
+    is gone by the time it checks (a delete in the same run pruned it); then it is made again.
+    A file in the way still raises.
+    """
+    for _ in range(_ATTEMPTS):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:
+            if os.path.lexists(folder):
+                raise
+            continue
+        return
+    os.makedirs(folder, exist_ok=True)
+
+
+def create_exclusive(path: str) -> int:
+    """Open a new file at `path` for writing, owner-only, making its folder as needed.
+
+    `FileExistsError` if something is at `path`; a folder pruned meanwhile is made again.
+    """
+    for _ in range(_ATTEMPTS - 1):
+        makedirs(os.path.dirname(path))
+        with contextlib.suppress(FileNotFoundError):
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600)
+    makedirs(os.path.dirname(path))
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600)
 
 
 def place_new(src: str, dst: str) -> None:
@@ -25,7 +57,7 @@ def place_new(src: str, dst: str) -> None:
     and a rename; across filesystems, a copy. Raises `FileNotFoundError` if `src` is gone.
     """
     for _ in range(_ATTEMPTS):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        makedirs(os.path.dirname(dst))
         try:
             os.link(src, dst)
         except FileNotFoundError:

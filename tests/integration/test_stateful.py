@@ -150,10 +150,14 @@ class SyncMachine(RuleBasedStateMachine):
             knobs["backup_dir"] = self.backup_url
         try:
             result = self.run_fsync(direction, **knobs)
-        except (SafetyAbort, ConfigError) as exc:
-            # A safety stop, or a pull from a remote root that is not there (yet, or any
-            # more: memory:// has no empty folders): nothing may have changed.
-            assert isinstance(exc, SafetyAbort) or not trees[1], exc
+        except SafetyAbort:
+            assert (self.files("local"), self.files("remote")) == trees
+            return
+        except ConfigError:
+            # A pull from a remote root that is not there (yet, or any more: memory:// has
+            # no empty folders) is refused before anything is done.
+            assert direction is Direction.PULL
+            assert not trees[1]
             assert (self.files("local"), self.files("remote")) == trees
             return
         assert result.failed == 0, result.errors

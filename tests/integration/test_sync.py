@@ -9,7 +9,7 @@ import pytest
 
 from fsync import app
 from fsync.config import SyncOptions
-from fsync.errors import SafetyAbort
+from fsync.errors import ConfigError, SafetyAbort
 from fsync.model import ActionRecord, ConflictPolicy, Direction, RunResult
 from fsync.progress import NullReporter
 from fsynctest.remotes import RemoteTree
@@ -132,3 +132,9 @@ def test_an_emptied_side_stops_the_run(side: str, remote_tree: RemoteTree, tmp_p
     assert set(survivors) == {"a.txt", "b.txt"}
     assert sync(local, remote_tree, force=True).deleted == 2
     assert files(local) == remote_tree.tree() == {}
+
+
+def test_mirror_has_no_meaning_for_sync(tmp_path: Path) -> None:
+    opts = SyncOptions(str(tmp_path), f"file://{tmp_path / 'remote'}", SYNC, mirror=True)
+    with pytest.raises(ConfigError, match="--mirror"):
+        app.run(opts, NullReporter())

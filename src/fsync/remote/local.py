@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
-from fsync.fileops import place_new
+from fsync.fileops import makedirs, place_new
 from fsync.model import Digest, RelPath, RemoteEntry
 from fsync.remote.base import (
     TEMP_PREFIX,
@@ -248,10 +248,10 @@ class LocalRemote:
     def _create(self, folder: str, temp: str) -> int:
         """Create `folder` as needed and open `temp` exclusively (owner-only until chmod)."""
         for _ in range(_CREATE_ATTEMPTS - 1):
-            os.makedirs(folder, exist_ok=True)
+            makedirs(folder)
             with contextlib.suppress(FileNotFoundError):
                 return os.open(temp, _CREATE_FLAGS, 0o600)
-        os.makedirs(folder, exist_ok=True)
+        makedirs(folder)
         return os.open(temp, _CREATE_FLAGS, 0o600)
 
     def _publish(self, temp: str, full: str, expect: RemoteEntry | None) -> None:

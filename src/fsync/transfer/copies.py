@@ -14,15 +14,13 @@ import secrets
 from collections.abc import Callable
 
 from fsync.errors import FileChangedError, VerificationError
-from fsync.fileops import place_new
+from fsync.fileops import create_exclusive, place_new
 from fsync.hashing import HashingReader
 from fsync.model import Digest, LocalEntry, RelPath, RemoteEntry
 from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX
 from fsync.remote.base import ObjectMeta, Remote
 
 CHUNK = 1 << 20
-_ATTEMPTS = 3
-"""A concurrent delete may prune the folder a new file is going into; make it again this often."""
 
 OnRead = Callable[[int], None]
 
@@ -68,7 +66,7 @@ def fetch_new(
     """
     tmp = _temp_beside(dst)
     try:
-        fd = _create(tmp)
+        fd = create_exclusive(tmp)
         with os.fdopen(fd, "wb") as out, remote.open_read(path) as src:
             reader = HashingReader(src, on_read=on_read)
             while chunk := reader.read(CHUNK):
@@ -121,16 +119,6 @@ def send_new(
 
 def _temp_beside(dst: str) -> str:
     return os.path.join(os.path.dirname(dst), f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
-
-
-def _create(tmp: str) -> int:
-    """Open `tmp` exclusively (owner-only until the caller sets its mode), making its folder."""
-    for _ in range(_ATTEMPTS - 1):
-        os.makedirs(os.path.dirname(tmp), exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.makedirs(os.path.dirname(tmp), exist_ok=True)
-    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -27,7 +27,7 @@ from fsync.errors import (
     UnsafePathError,
     VerificationError,
 )
-from fsync.fileops import place_new
+from fsync.fileops import create_exclusive, makedirs, place_new
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.model import (
     Action,
@@ -227,6 +227,7 @@ def _account(result: RunResult, done: _Done, reporter: Reporter) -> None:
         result.unresolved += 1
         reason = f"conflict: {done.raced}; left as is for the next run"
         result.notices.append(Notice(action.path, reason))
+        reporter.file_done(action.path, "conflict")
         reporter.warning(reason)
     if done.error is not None:
         result.failed += 1
@@ -502,12 +503,8 @@ class _Worker:
     def _fetch(self, path: RelPath, tmp: str) -> tuple[str, int, RemoteEntry | None]:
         """Stream `path` into `tmp`; return its blake3, its size, and the entry the backend
         served with the bytes (`base.served_entry`: S3 answers a GET with the metadata)."""
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileNotFoundError:
-            # A delete in this run pruned the folder since `_ensure_folder` made it.
-            self._ensure_folder(path)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # A delete in this run may prune the folder since `_ensure_folder` made it.
+        fd = create_exclusive(tmp)
         with os.fdopen(fd, "wb") as out, self.remote.open_read(path) as src:
             reader = HashingReader(src, on_read=lambda n: self.reporter.advance(path, n))
             while chunk := reader.read(CHUNK):
@@ -536,7 +533,7 @@ class _Worker:
         """Create the parent folders of `path`, refusing any that lead outside the root."""
         folder = os.path.join(self.root, parent(path))
         with self._dirs_lock:
-            os.makedirs(folder, exist_ok=True)
+            makedirs(folder)
         real = os.path.realpath(folder)
         if real != self.real_root and not real.startswith(self.real_root + os.sep):
             raise UnsafePathError(f"{path}: a parent folder leads outside the local root")

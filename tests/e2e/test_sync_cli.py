@@ -1,0 +1,74 @@
+"""`fsync sync`, `--backup-dir` and `--max-delete` through the installed command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fsynctest.trees import listing, write
+
+
+def test_sync_both_ways_with_json_and_dry_run(fsync, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"here.txt": "from a", "same.txt": "same"})
+    write(b, {"there.txt": "from b", "same.txt": "same"})
+    dry = fsync("sync", a, b, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    summary = json.loads(dry.stdout)
+    assert (summary["uploaded"], summary["downloaded"], summary["dry_run"]) == (1, 1, True)
+    assert "there.txt" not in listing(a)
+    done = fsync("sync", a, b, "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["uploaded"], summary["downloaded"], summary["deleted"]) == (1, 1, 0)
+    assert listing(a) == listing(b)
+    again = fsync("sync", a, b)
+    assert again.returncode == 0
+    assert "sync: nothing to do" in again.stdout
+
+
+def test_sync_conflict_left_by_skip_exits_3(fsync, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"doc.txt": "v1"})
+    assert fsync("sync", a, b, "-q").returncode == 0
+    write(a, {"doc.txt": "mine"})
+    write(b, {"doc.txt": "theirs!"})
+    skipped = fsync("sync", a, b, "--on-conflict", "skip")
+    assert skipped.returncode == 3
+    assert "1 conflicts left unresolved" in skipped.stdout
+    kept = fsync("sync", a, b)
+    assert kept.returncode == 0
+    assert sorted(listing(a).values()) == sorted(listing(b).values()) == [b"mine", b"theirs!"]
+
+
+def test_backup_dir_keeps_what_push_deletes(fsync, tmp_path: Path) -> None:
+    local, remote, kept = tmp_path / "local", tmp_path / "remote", tmp_path / "kept"
+    write(local, {"a.txt": "alpha", "b.txt": "bravo", "c.txt": "charlie"})
+    assert fsync("push", local, remote, "-q").returncode == 0
+    (local / "a.txt").unlink()
+    done = fsync("push", local, remote, "--backup-dir", kept, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["deleted"] == 1
+    assert listing(kept) == {"a.txt": b"alpha"}
+    assert set(listing(remote)) == {"b.txt", "c.txt"}
+
+
+def test_max_delete_stops_a_sync_with_exit_2(fsync, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {f"f{i}.txt": str(i) for i in range(4)})
+    assert fsync("sync", a, b, "-q").returncode == 0
+    for i in range(2):
+        (a / f"f{i}.txt").unlink()
+    stopped = fsync("sync", a, b, "--max-delete", "1")
+    assert stopped.returncode == 2
+    assert "the plan deletes 2 files, more than the limit of 1 (--max-delete 1)" in stopped.stderr
+    assert len(listing(b)) == 4
+    assert fsync("sync", a, b, "--max-delete", "2", "-q").returncode == 0
+    assert len(listing(b)) == 2
+
+
+def test_sync_help_lists_its_options(fsync) -> None:
+    shown = fsync("sync", "--help")
+    assert shown.returncode == 0
+    for option in ("--on-conflict", "--backup-dir", "--max-delete", "--dry-run", "--json"):
+        assert option in shown.stdout

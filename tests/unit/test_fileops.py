@@ -1,0 +1,49 @@
+"""`fsync.fileops`: local moves and creations that never replace a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fsync.fileops import create_exclusive, makedirs, place_new
+
+
+def test_place_new_moves_a_file_into_a_new_folder(tmp_path: Path) -> None:
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"alpha")
+    os.utime(src, ns=(1_000_000_000, 1_000_000_000))
+    place_new(str(src), str(tmp_path / "deep" / "er" / "b.txt"))
+    assert not src.exists()
+    moved = tmp_path / "deep" / "er" / "b.txt"
+    assert moved.read_bytes() == b"alpha"
+    assert moved.stat().st_mtime_ns == 1_000_000_000
+
+
+def test_place_new_never_replaces(tmp_path: Path) -> None:
+    src, dst = tmp_path / "a.txt", tmp_path / "b.txt"
+    src.write_bytes(b"mine")
+    dst.write_bytes(b"theirs")
+    with pytest.raises(FileExistsError):
+        place_new(str(src), str(dst))
+    assert (src.read_bytes(), dst.read_bytes()) == (b"mine", b"theirs")
+
+
+def test_place_new_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        place_new(str(tmp_path / "nothing"), str(tmp_path / "b"))
+
+
+def test_create_exclusive_is_private_and_exclusive(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "file"
+    os.close(create_exclusive(str(path)))
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        create_exclusive(str(path))
+
+
+def test_makedirs_refuses_a_file_in_the_way(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        makedirs(str(tmp_path / "f"))
