@@ -19,11 +19,12 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def makedirs(folder: str) -> None:
-    """`os.makedirs(folder, exist_ok=True)`, safe against a concurrent prune of `folder`.
+    """`os.makedirs(folder, exist_ok=True)`, safe against a concurrent prune of its folders.
 
-    `os.makedirs` raises `FileExistsError` when the folder exists as it tries to make it and
-    is gone by the time it checks (a delete in the same run pruned it); then it is made again.
-    A file in the way still raises.
+    A delete in the same run may remove an empty folder while `os.makedirs` works: a parent
+    it just made vanishes before the child is made (`FileNotFoundError`), or the folder
+    exists when it tries to make it and is gone when it checks (`FileExistsError`). Either
+    way the folders are made again. A file in the way still raises `FileExistsError`.
     """
     for _ in range(_ATTEMPTS):
         try:
@@ -31,8 +32,10 @@ def makedirs(folder: str) -> None:
         except FileExistsError:
             if os.path.lexists(folder):
                 raise
-            continue
-        return
+        except FileNotFoundError:
+            pass
+        else:
+            return
     os.makedirs(folder, exist_ok=True)
 
 

@@ -12,7 +12,8 @@ Log line fields (one JSON object per line, UTF-8):
 - every line: `time` (ISO 8601, UTC, milliseconds), `run_id`, `type` (`action`|`summary`),
   `command` (`push`, `pull`...);
 - `action`: `path`, `action` (`upload`, `download`, `delete-remote`, `record`...), `bytes`,
-  `seconds`, `attempts`, `outcome` (`done`|`failed`|`skipped`|`planned`), `error` (or null);
+  `seconds`, `attempts`, `outcome` (`done`|`failed`|`skipped`|`conflict`|`planned`), `error`
+  (or null; for `conflict`, why the action was left for the next run);
 - `summary`: `local`, `remote`, `exit_code`, `error` (a message when the whole run stopped,
   else null) and `summary` (the `--json` object).
 """

@@ -181,7 +181,7 @@ class SyncMachine(RuleBasedStateMachine):
             dry_run=True,
         )
         app.run(opts, NullReporter(), on_action=records.append)
-        assert records == []
+        assert records == [], (records, self.files("local"), self.files("remote"))
 
 
 def machine_for(

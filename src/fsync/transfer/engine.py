@@ -597,12 +597,14 @@ class _Worker:
         return self.opts.clock().strftime("%Y%m%d-%H%M%S")
 
     def _prune_empty(self, folder: str) -> None:
-        while os.path.abspath(folder) != self.root:
-            try:
-                os.rmdir(folder)
-            except OSError:
-                return
-            folder = os.path.dirname(folder)
+        # Under the folder lock: never between another action's makedirs and its mkdir.
+        with self._dirs_lock:
+            while os.path.abspath(folder) != self.root:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    return
+                folder = os.path.dirname(folder)
 
 
 _HANDLERS: dict[ActionKind, Callable[[_Worker, Action, _Done], Outcome | None]] = {
