@@ -3,15 +3,29 @@ run, a first run is safe, renames on either side are moves, and a settled pair p
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from fsync import app
+from fsync import app, planner_sync
 from fsync.config import SyncOptions
 from fsync.errors import ConfigError, SafetyAbort
-from fsync.model import ActionRecord, ConflictPolicy, Direction, RunResult
+from fsync.hashing import hash_file
+from fsync.model import (
+    ActionRecord,
+    BaseEntry,
+    ConflictPolicy,
+    Digest,
+    Direction,
+    LocalEntry,
+    RelPath,
+    RunResult,
+    SyncPolicy,
+)
 from fsync.progress import NullReporter
+from fsync.remote.local import LocalRemote
+from fsync.transfer.engine import EngineOptions, Outcome, execute
 from fsynctest.remotes import RemoteTree
 from fsynctest.trees import listing, write
 
@@ -138,3 +152,44 @@ def test_mirror_has_no_meaning_for_sync(tmp_path: Path) -> None:
     opts = SyncOptions(str(tmp_path), f"file://{tmp_path / 'remote'}", SYNC, mirror=True)
     with pytest.raises(ConfigError, match="--mirror"):
         app.run(opts, NullReporter())
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    def commit(self, outcomes: list[Outcome]) -> None:
+        self.outcomes.extend(outcomes)
+
+
+def test_a_conflict_copy_never_takes_a_name_the_plan_acts_on(tmp_path: Path) -> None:
+    """The copy's name is stamped to the second: a path of the same run with that name (here
+    a base entry gone from both sides, which the run forgets) must not be reused, or the
+    run would record the copy and forget it in one go."""
+    local, remote_root = tmp_path / "local", tmp_path / "remote"
+    write(local, {"a.txt": "mine"})
+    write(remote_root, {"a.txt": "theirs, longer"})
+    remote = LocalRemote(str(remote_root))
+    here = {RelPath("a.txt"): _entry(local / "a.txt")}
+    taken = RelPath("a.conflict-20250101-000000-box.txt")
+    base = {taken: BaseEntry(1, Digest("gone"), "1:1", 1)}
+    plan = planner_sync.plan_sync(here, remote.list().entries, base, SyncPolicy(SYNC))
+    assert sorted((a.path, a.kind.value, a.keep_copy) for a in plan.actions)[0] == (
+        "a.conflict-20250101-000000-box.txt",
+        "forget",
+        False,
+    )
+    assert [a.path for a in plan.actions if a.keep_copy and a.share_copy] == ["a.txt"]
+    clock = datetime(2025, 1, 1, tzinfo=UTC)
+    options = EngineOptions(host="box", clock=lambda: clock)
+    sink = ListSink()
+    result = execute(plan, str(local), remote, sink, NullReporter(), options=options)
+    assert (result.failed, result.conflicts) == (0, 1)
+    copies = [o.path for o in sink.outcomes if o.base is not None and o.path != "a.txt"]
+    assert copies == ["a.conflict-20250101-000000-box-2.txt"]
+    assert files(local) == {k: v for k, v in listing(remote_root).items() if isinstance(v, bytes)}
+
+
+def _entry(path: Path) -> LocalEntry:
+    digest, sig = hash_file(str(path))
+    return LocalEntry(sig.size, sig.mtime_ns, digest)

@@ -133,7 +133,7 @@ def execute(
 ) -> RunResult:
     """Run every action of `plan` and return the counts; never raises for one file's failure."""
     opts = options or EngineOptions()
-    worker = _Worker(os.path.abspath(local_root), remote, reporter, opts)
+    worker = _Worker(os.path.abspath(local_root), remote, reporter, opts, _paths_of(plan))
     result = RunResult(unchanged=plan.unchanged, notices=list(plan.notices))
     transfers = [a for a in plan.actions if a.kind.transfers]
     reporter.plan_ready(len(transfers), sum(_size(a) for a in transfers))
@@ -197,6 +197,13 @@ def _wait_some(running: set[Future[_Done]]) -> tuple[set[Future[_Done]], set[Fut
     return set(done), set(not_done)
 
 
+def _paths_of(plan: Plan) -> frozenset[RelPath]:
+    """The paths `plan` acts on, old paths of moves included."""
+    paths = {a.path for a in plan.actions}
+    paths.update(a.moved_from.path for a in plan.actions if a.moved_from is not None)
+    return frozenset(paths)
+
+
 def _size(action: Action) -> int:
     entry = action.local if action.kind is ActionKind.UPLOAD else action.remote
     return entry.size if entry is not None else 0
@@ -249,12 +256,21 @@ def _account(result: RunResult, done: _Done, reporter: Reporter) -> None:
 class _Worker:
     """Carries out single actions; safe to call from many threads at once."""
 
-    def __init__(self, root: str, remote: Remote, reporter: Reporter, opts: EngineOptions):
+    def __init__(
+        self,
+        root: str,
+        remote: Remote,
+        reporter: Reporter,
+        opts: EngineOptions,
+        planned: frozenset[RelPath] = frozenset(),
+    ) -> None:
         self.root = root
         self.real_root = os.path.realpath(root)
         self.remote = remote
         self.reporter = reporter
         self.opts = opts
+        self.planned = planned
+        """Every path the plan acts on: never a new name, whatever either side holds now."""
         self._dirs_lock = threading.Lock()
 
     def run(self, action: Action) -> _Done:
@@ -410,7 +426,8 @@ class _Worker:
         stamp, host = self._stamp(), self.opts.host
 
         def taken(name: RelPath) -> bool:
-            if local and os.path.lexists(self._local(name)):
+            # Another action may be about to write or forget that path in this run.
+            if name in self.planned or (local and os.path.lexists(self._local(name))):
                 return True
             return remote and self.remote.stat(name) is not None
 
