@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -35,6 +35,8 @@ RCLONE_FAST = "rclone sync --checksum --fast-list"
 AWS = "aws s3 sync"
 S3CMD = "s3cmd sync"
 TOOLS = (FSYNC, RCLONE, RCLONE_FAST, AWS, S3CMD)
+ANCHOR_OF = {RCLONE: "rclone", RCLONE_FAST: "rclone", AWS: "aws", S3CMD: "s3cmd"}
+"""The anchor program each tool but fsync runs."""
 STEPS = ("initial", "noop", "mutate", "touch", "pull")
 
 AWS_ISOLATION_ENV: Mapping[str, str] = {
@@ -220,111 +222,43 @@ class S3Bench:
 
     def push_argv(self, tool: str, src: Path) -> list[str] | str:
         """The command that makes `tool`'s bucket equal to `src`, or why there is none."""
-        bucket = self.bucket(tool)
-        if tool == FSYNC:
-            return [
-                self.fsync,
-                "push",
-                str(src),
-                f"s3://{bucket}/{PREFIX}",
-                "-q",
-                "--endpoint-url",
-                self.url,
-            ]
-        if tool in (RCLONE, RCLONE_FAST):
-            rclone = self.anchors.get("rclone")
-            if rclone is None:
-                return self.anchors.missing_note("rclone")
-            extra = ["--checksum", "--fast-list"] if tool == RCLONE_FAST else []
-            return [
-                rclone,
-                "sync",
-                str(src),
-                f"bench:{bucket}/{PREFIX}",
-                "-q",
-                "--exclude",
-                "/.fsync/**",
-                *extra,
-            ]
-        if tool == AWS:
-            aws = self.anchors.get("aws")
-            if aws is None:
-                return self.anchors.missing_note("aws")
-            return [
-                aws,
-                "s3",
-                "sync",
-                str(src),
-                f"s3://{bucket}/{PREFIX}",
-                "--delete",
-                "--exclude",
-                ".fsync/*",
-                "--only-show-errors",
-                "--endpoint-url",
-                self.url,
-            ]
-        s3cmd = self.anchors.get("s3cmd")
-        if s3cmd is None:
-            return self.anchors.missing_note("s3cmd")
-        return [
-            s3cmd,
-            "-c",
-            str(self.s3cmd_cfg),
-            "sync",
-            "--delete-removed",
-            "--exclude",
-            ".fsync/*",
-            "--no-progress",
-            "--quiet",
-            f"{src}/",
-            f"s3://{bucket}/{PREFIX}/",
-        ]
+        return self._argv(tool, self.bucket(tool), src, push=True)
 
     def pull_argv(self, tool: str, bucket: str, dst: Path) -> list[str] | str:
         """The command that brings `bucket`'s prefix into the empty folder `dst`."""
+        return self._argv(tool, bucket, dst, push=False)
+
+    def _argv(self, tool: str, bucket: str, folder: Path, *, push: bool) -> list[str] | str:
+        """`tool`'s command between `folder` and `bucket`'s prefix, or why there is none.
+
+        A push makes the prefix equal to `folder` (deleting extra objects, leaving `.fsync/`
+        out); a pull brings the prefix into `folder`.
+        """
         if tool == FSYNC:
-            return [
-                self.fsync,
-                "pull",
-                f"s3://{bucket}/{PREFIX}",
-                str(dst),
-                "-q",
-                "--endpoint-url",
-                self.url,
-            ]
+            program: str | None = self.fsync
+        else:
+            program = self.anchors.get(ANCHOR_OF[tool])
+            if program is None:
+                return self.anchors.missing_note(ANCHOR_OF[tool])
+        url = f"s3://{bucket}/{PREFIX}"
+        if tool == FSYNC:
+            verb, ends = ("push", [str(folder), url]) if push else ("pull", [url, str(folder)])
+            return [program, verb, *ends, "-q", "--endpoint-url", self.url]
         if tool in (RCLONE, RCLONE_FAST):
-            rclone = self.anchors.get("rclone")
-            if rclone is None:
-                return self.anchors.missing_note("rclone")
+            remote = f"bench:{bucket}/{PREFIX}"
+            ends = [str(folder), remote] if push else [remote, str(folder)]
+            excluded = ["--exclude", "/.fsync/**"] if push else []
             extra = ["--checksum", "--fast-list"] if tool == RCLONE_FAST else []
-            return [rclone, "sync", f"bench:{bucket}/{PREFIX}", str(dst), "-q", *extra]
+            return [program, "sync", *ends, "-q", *excluded, *extra]
         if tool == AWS:
-            aws = self.anchors.get("aws")
-            if aws is None:
-                return self.anchors.missing_note("aws")
-            return [
-                aws,
-                "s3",
-                "sync",
-                f"s3://{bucket}/{PREFIX}",
-                str(dst),
-                "--only-show-errors",
-                "--endpoint-url",
-                self.url,
-            ]
-        s3cmd = self.anchors.get("s3cmd")
-        if s3cmd is None:
-            return self.anchors.missing_note("s3cmd")
-        return [
-            s3cmd,
-            "-c",
-            str(self.s3cmd_cfg),
-            "sync",
-            "--no-progress",
-            "--quiet",
-            f"s3://{bucket}/{PREFIX}/",
-            f"{dst}/",
-        ]
+            ends = [str(folder), url] if push else [url, str(folder)]
+            deleting = ["--delete", "--exclude", ".fsync/*"] if push else []
+            options = ["--only-show-errors", "--endpoint-url", self.url]
+            return [program, "s3", "sync", *ends, *deleting, *options]
+        deleting = ["--delete-removed", "--exclude", ".fsync/*"] if push else []
+        ends = [f"{folder}/", f"{url}/"] if push else [f"{url}/", f"{folder}/"]
+        config = ["-c", str(self.s3cmd_cfg)]
+        return [program, *config, "sync", *deleting, "--no-progress", "--quiet", *ends]
 
 
 Measure = Callable[[list[str], Mapping[str, str]], Sample]
@@ -353,10 +287,25 @@ class Suite:
     record: Record
     rotate: Rotate
 
+    def note(self, step: str, tool: str, result: Sample | str) -> None:
+        """Record `result` (a sample, or a note) in the row of `step` for `tool`."""
+        self.record(f"{self.scen} {step}", tool, result)
+
+    def rounds(self, start: Callable[[int], object] | None = None) -> Iterator[tuple[int, str]]:
+        """(rep, tool) for `reps` rounds, every tool once a round in the round's rotated order.
+
+        `start(rep)` runs as a round begins, before its first tool.
+        """
+        for rep in range(self.reps):
+            if start is not None:
+                start(rep)
+            for tool in self.rotate(list(TOOLS), rep):
+                yield rep, tool
+
     def timed(self, step: str, tool: str, argv: list[str] | str) -> Sample | None:
         """Run `argv` with the proxy's counts reset; record the sample (or why there is none)."""
         if isinstance(argv, str):
-            self.record(f"{self.scen} {step}", tool, argv)
+            self.note(step, tool, argv)
             return None
         proxy = self.bench.proxy
         proxy.reset_counts()
@@ -366,59 +315,50 @@ class Suite:
             e.path for e in list(proxy.log) if "/" in e.path.lstrip("/") and "/big/" not in e.path
         )
         sample.per_small_file.update(Counter(per_key.values()))
-        self.record(f"{self.scen} {step}", tool, sample)
+        self.note(step, tool, sample)
         return sample
 
     def initial(self) -> dict[str, bool]:
         """Push into empty buckets `reps` times; return which tools' last push worked."""
         pushed: dict[str, bool] = {}
-        for rep in range(self.reps):
-            for tool in self.rotate(list(TOOLS), rep):
-                argv = self.bench.push_argv(tool, self.src)
-                if not isinstance(argv, str):
-                    self.bench.empty(self.bench.bucket(tool))
-                if tool == FSYNC:
-                    shutil.rmtree(self.src / ".fsync", ignore_errors=True)
-                sample = self.timed("initial", tool, argv)
-                pushed[tool] = sample is not None and sample.ok
+        for _rep, tool in self.rounds():
+            argv = self.bench.push_argv(tool, self.src)
+            if not isinstance(argv, str):
+                self.bench.empty(self.bench.bucket(tool))
+            if tool == FSYNC:
+                shutil.rmtree(self.src / ".fsync", ignore_errors=True)
+            sample = self.timed("initial", tool, argv)
+            pushed[tool] = sample is not None and sample.ok
         expected = count_files(self.src)
         for tool, ok in pushed.items():
             if ok and (found := self.bench.count(self.bench.bucket(tool))) != expected:
-                self.record(
-                    f"{self.scen} initial", tool, f"CHECK: {found} objects, {expected} files"
-                )
+                self.note("initial", tool, f"CHECK: {found} objects, {expected} files")
         return pushed
 
     def step(self, step: str, change: Callable[[int], object] | None) -> None:
         """`reps` times: apply `change` to the tree, then let every tool push."""
-        for rep in range(self.reps):
-            if change is not None:
-                change(rep)
-            for tool in self.rotate(list(TOOLS), rep):
-                self.timed(step, tool, self.bench.push_argv(tool, self.src))
+        for _rep, tool in self.rounds(change):
+            self.timed(step, tool, self.bench.push_argv(tool, self.src))
 
     def pull(self, pushed: dict[str, bool]) -> None:
         """Every tool pulls one filled bucket (fsync's if it worked) into an empty folder."""
         source = FSYNC if pushed.get(FSYNC) else next((t for t, ok in pushed.items() if ok), None)
         if source is None:
             for tool in TOOLS:
-                self.record(f"{self.scen} pull", tool, "no bucket was filled: nothing to pull")
+                self.note("pull", tool, "no bucket was filled: nothing to pull")
             return
         bucket = self.bench.bucket(source)
         expected = self.bench.count(bucket)
         dsts = {tool: self.bench.work / f"s3-pull-{_slug(tool)}" for tool in TOOLS}
-        for rep in range(self.reps):
-            for tool in self.rotate(list(TOOLS), rep):
-                shutil.rmtree(dsts[tool], ignore_errors=True)
-                dsts[tool].mkdir(parents=True)
-                sample = self.timed("pull", tool, self.bench.pull_argv(tool, bucket, dsts[tool]))
-                if sample is not None and sample.ok and rep == self.reps - 1:
-                    found = count_files(dsts[tool])
-                    if found != expected:
-                        self.record(
-                            f"{self.scen} pull", tool, f"CHECK: {found} files, {expected} objects"
-                        )
-        self.record(f"{self.scen} pull", source, f"all pulled the bucket {source} filled")
+        for rep, tool in self.rounds():
+            shutil.rmtree(dsts[tool], ignore_errors=True)
+            dsts[tool].mkdir(parents=True)
+            sample = self.timed("pull", tool, self.bench.pull_argv(tool, bucket, dsts[tool]))
+            if sample is not None and sample.ok and rep == self.reps - 1:
+                found = count_files(dsts[tool])
+                if found != expected:
+                    self.note("pull", tool, f"CHECK: {found} files, {expected} objects")
+        self.note("pull", source, f"all pulled the bucket {source} filled")
         for path in dsts.values():
             shutil.rmtree(path, ignore_errors=True)
 

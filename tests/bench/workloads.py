@@ -24,7 +24,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from blake3 import blake3
@@ -83,19 +83,14 @@ SPECS: dict[str, Spec] = {
 """The full-size trees of issue 7."""
 
 QUICK_SPECS: dict[str, Spec] = {
-    "small": Spec("small-quick", small_files=2_000, top=10, mid=10),
-    "large": Spec("large-quick", big_files=2, big_min=64 * MiB, big_max=64 * MiB),
-    "mixed": Spec(
-        "mixed-quick",
-        small_files=500,
-        big_files=3,
-        big_min=8 * MiB,
-        big_max=64 * MiB,
-        big_exact=64 * MiB,
-        top=5,
-        mid=5,
+    "small": replace(SPECS["small"], name="small-quick", small_files=2_000, top=10, mid=10),
+    "large": replace(
+        SPECS["large"], name="large-quick", big_files=2, big_min=64 * MiB, big_max=64 * MiB
     ),
-    "huge": Spec("huge-quick", small_files=10_000, top=20, mid=10),
+    "mixed": replace(
+        SPECS["mixed"], name="mixed-quick", small_files=500, big_files=3, top=5, mid=5
+    ),
+    "huge": replace(SPECS["huge"], name="huge-quick", small_files=10_000, top=20, mid=10),
 }
 """Smaller stand-ins for `--quick`: the same shapes, a tenth of the work or less."""
 
@@ -111,6 +106,12 @@ def spec_for(name: str, *, quick: bool = False) -> Spec:
 def content(seed: int, name: str, size: int, generation: int = 0) -> bytes:
     """The bytes of file `name` at `generation` (0 when created, then one more per edit)."""
     return blake3(f"{seed}:{generation}:{name}".encode()).digest(length=size)
+
+
+def _write(path: Path, data: bytes, stamp_ns: int) -> None:
+    """Write `data` to `path`, then set its access and modification times to `stamp_ns`."""
+    path.write_bytes(data)
+    os.utime(path, ns=(stamp_ns, stamp_ns))
 
 
 def _write_big(path: Path, seed: int, name: str, size: int) -> None:
@@ -147,13 +148,18 @@ def _big_paths(spec: Spec, rng: random.Random) -> list[tuple[str, int]]:
     return out
 
 
-def _is_complete(tree: Path, spec: Spec, seed: int) -> bool:
-    marker = tree.with_name(tree.name + MARKER)
+def _marker(path: Path) -> Path:
+    """The marker beside the finished tree or file `path`."""
+    return path.with_name(path.name + MARKER)
+
+
+def _is_complete(tree: Path, record: dict[str, object]) -> bool:
+    """`tree` is finished and its marker holds `record` (its spec and seed)."""
     try:
-        recorded = json.loads(marker.read_text())
+        recorded = json.loads(_marker(tree).read_text())
     except (OSError, ValueError):
         return False
-    return recorded == {"spec": asdict(spec), "seed": seed} and tree.is_dir()
+    return recorded == record and tree.is_dir()
 
 
 def generate(spec: Spec, parent: Path, *, seed: int = SEED, log: bool = True) -> Path:
@@ -163,7 +169,8 @@ def generate(spec: Spec, parent: Path, *, seed: int = SEED, log: bool = True) ->
     clean file and every run starts from the same times.
     """
     tree = parent / f"{spec.name}-s{seed}"
-    if _is_complete(tree, spec, seed):
+    record = {"spec": asdict(spec), "seed": seed}
+    if _is_complete(tree, record):
         return tree
     parent.mkdir(parents=True, exist_ok=True)
     building = parent / f".{tree.name}.building"
@@ -178,9 +185,7 @@ def generate(spec: Spec, parent: Path, *, seed: int = SEED, log: bool = True) ->
         if folder not in made_dirs:
             (building / folder).mkdir(parents=True, exist_ok=True)
             made_dirs.add(folder)
-        path = building / rel
-        path.write_bytes(content(seed, rel, size))
-        os.utime(path, ns=(stamp, stamp))
+        _write(building / rel, content(seed, rel, size), stamp)
     if spec.big_files:
         (building / "big").mkdir(parents=True, exist_ok=True)
     for rel, size in _big_paths(spec, rng):
@@ -188,8 +193,7 @@ def generate(spec: Spec, parent: Path, *, seed: int = SEED, log: bool = True) ->
         _write_big(path, seed, rel, size)
         os.utime(path, ns=(stamp, stamp))
     building.rename(tree)
-    marker = tree.with_name(tree.name + MARKER)
-    marker.write_text(json.dumps({"spec": asdict(spec), "seed": seed}))
+    _marker(tree).write_text(json.dumps(record))
     if log:
         print(
             f"  generated {tree} ({spec.total_files():,} files) in "
@@ -244,15 +248,14 @@ def mutate(
     for rel in to_modify:
         path = tree / rel
         size = max(1, path.stat().st_size + rng.choice([-1024, 1024]))
-        path.write_bytes(content(seed, rel, size, generation=step + 1))
-        os.utime(path, ns=(now, now))
+        _write(path, content(seed, rel, size, generation=step + 1), now)
     added = []
     for i in range(add):
         rel = f"d00/e00/new-{step:03d}-{i}.bin"
         path = tree / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content(seed, rel, rng.randint(1 * KiB, 16 * KiB), generation=step + 1))
-        os.utime(path, ns=(now, now))
+        size = rng.randint(1 * KiB, 16 * KiB)
+        _write(path, content(seed, rel, size, generation=step + 1), now)
         added.append(rel)
     for rel in to_delete:
         (tree / rel).unlink()
@@ -276,7 +279,7 @@ def one_gib_file(parent: Path, *, seed: int = SEED, size: int = 1 << 30) -> Path
     """A single file of `size` pseudo-random bytes (default 1 GiB), for hashing speed."""
     name = f"hash-{size >> 20}MiB-s{seed}.bin"
     path = parent / name
-    marker = path.with_name(name + MARKER)
+    marker = _marker(path)
     if path.is_file() and path.stat().st_size == size and marker.exists():
         return path
     parent.mkdir(parents=True, exist_ok=True)

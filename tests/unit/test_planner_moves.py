@@ -1,80 +1,46 @@
 """`planner.detect_moves`: a delete and an upload of the same content become one MOVE.
 
-Plans are built with the real planner from small snapshots (digests are short fake strings:
-the planner only compares them), then post-processed, so each case reads as "this rename,
-seen by a push, becomes this plan".
+Plans are built with the real planner from small snapshots (fsynctest.entries: digests are
+short fake strings, the planner only compares them), then post-processed, so each case reads
+as "this rename, seen by a push, becomes this plan". Remote digests are unknown, as in a plain
+S3 listing: only the fingerprint tells whether the remote still holds the base version.
 """
 
 from __future__ import annotations
 
 from hypothesis import given
-from hypothesis import strategies as st
 
-from fsync.model import (
-    ActionKind,
-    BaseEntry,
-    ConflictPolicy,
-    Digest,
-    Direction,
-    LocalEntry,
-    Plan,
-    RelPath,
-    RemoteEntry,
-    SyncPolicy,
-)
+from fsync.model import ActionKind, ConflictPolicy, Direction, Plan, RelPath, SyncPolicy
 from fsync.planner import detect_moves, plan
+from fsynctest.entries import bas, check_moves, loc, moves, rem, small_trees, synced, tree
 
 K = ActionKind
 PUSH = SyncPolicy(Direction.PUSH, force=True)
 
 
-def loc(d: str) -> LocalEntry:
-    return LocalEntry(size=len(d), mtime_ns=100, digest=Digest(d))
-
-
-def rem(d: str, *, moved: bool = False) -> RemoteEntry:
-    return RemoteEntry(len(d), f"etag-{d}" + ("-x" if moved else ""), None, 100)
-
-
-def bas(d: str) -> BaseEntry:
-    return BaseEntry(size=len(d), digest=Digest(d), fingerprint=f"etag-{d}", mtime_ns=100)
-
-
-def synced(**files: str) -> tuple[dict[RelPath, RemoteEntry], dict[RelPath, BaseEntry]]:
-    """Remote and base snapshots of files both sides agree on (path=content)."""
-    paths = {RelPath(k.replace("__", "/")): v for k, v in files.items()}
-    return {p: rem(d) for p, d in paths.items()}, {p: bas(d) for p, d in paths.items()}
-
-
-def kinds(p: Plan) -> list[tuple[str, ActionKind, str | None]]:
-    return [
-        (a.path, a.kind, a.moved_from.path if a.moved_from is not None else None) for a in p.actions
-    ]
-
-
 def test_a_renamed_file_becomes_one_move() -> None:
-    remote, base = synced(old="hello", other="x")
+    _, remote, base = synced({"old": "hello", "other": "x"}, known=False)
     local = {RelPath("new"): loc("hello"), RelPath("other"): loc("x")}
     moved = detect_moves(plan(local, remote, base, PUSH))
-    assert kinds(moved) == [("new", K.MOVE, "old")]
+    assert moves(moved) == [("new", K.MOVE, "old")]
     action = moved.actions[0]
     assert action.moved_from is not None
     assert action.moved_from.kind is K.DELETE_REMOTE
-    assert action.moved_from.remote == rem("hello")
+    assert action.moved_from.remote == rem("hello", known=False)
     assert action.local == loc("hello")
     assert moved.unchanged == 1
 
 
 def test_a_folder_rename_pairs_every_file_by_name_first() -> None:
     # Two files with the same content: each must move to the file of its own name.
-    remote, base = synced(a__one="same", a__two="same", a__three="3")
+    _, remote, base = synced({"a/one": "same", "a/two": "same", "a/three": "3"}, known=False)
     local = {
         RelPath("b/one"): loc("same"),
         RelPath("b/two"): loc("same"),
         RelPath("b/three"): loc("3"),
     }
     moved = detect_moves(plan(local, remote, base, PUSH))
-    assert kinds(moved) == [
+    assert moves(moved) == [
         ("b/one", K.MOVE, "a/one"),
         ("b/three", K.MOVE, "a/three"),
         ("b/two", K.MOVE, "a/two"),
@@ -82,17 +48,17 @@ def test_a_folder_rename_pairs_every_file_by_name_first() -> None:
 
 
 def test_changed_content_is_not_a_move() -> None:
-    remote, base = synced(old="hello")
+    _, remote, base = synced({"old": "hello"}, known=False)
     local = {RelPath("new"): loc("hello, edited")}
     moved = detect_moves(plan(local, remote, base, PUSH))
-    assert kinds(moved) == [("new", K.UPLOAD, None), ("old", K.DELETE_REMOTE, None)]
+    assert moves(moved) == [("new", K.UPLOAD, None), ("old", K.DELETE_REMOTE, None)]
 
 
 def test_a_remote_that_changed_since_the_base_is_not_copied() -> None:
     # The old remote object no longer holds the base's content: copying it would publish
     # whatever it holds now under the new name.
-    remote, base = synced(old="hello")
-    remote[RelPath("old")] = rem("hello", moved=True)
+    _, remote, base = synced({"old": "hello"}, known=False)
+    remote[RelPath("old")] = rem("hello", moved=True, known=False)
     local = {RelPath("new"): loc("hello")}
     p = plan(local, remote, base, SyncPolicy(Direction.PUSH, force=True))
     moved = detect_moves(p)
@@ -100,8 +66,9 @@ def test_a_remote_that_changed_since_the_base_is_not_copied() -> None:
 
 
 def test_an_upload_over_an_existing_remote_object_is_not_a_move() -> None:
-    remote, base = synced(old="hello")
-    remote[RelPath("new")] = rem("other")  # on the remote only, never synced: a conflict
+    _, remote, base = synced({"old": "hello"}, known=False)
+    # On the remote only, never synced: a conflict.
+    remote[RelPath("new")] = rem("other", known=False)
     local = {RelPath("new"): loc("hello")}
     policy = SyncPolicy(Direction.PUSH, on_conflict=ConflictPolicy.LOCAL, force=True)
     moved = detect_moves(plan(local, remote, base, policy))
@@ -110,14 +77,14 @@ def test_an_upload_over_an_existing_remote_object_is_not_a_move() -> None:
 
 def test_each_delete_feeds_at_most_one_move() -> None:
     # A copy, not a rename: one upload pairs with the delete, the other is sent.
-    remote, base = synced(old="hello")
+    _, remote, base = synced({"old": "hello"}, known=False)
     local = {RelPath("copy1"): loc("hello"), RelPath("copy2"): loc("hello")}
     moved = detect_moves(plan(local, remote, base, PUSH))
-    assert kinds(moved) == [("copy1", K.MOVE, "old"), ("copy2", K.UPLOAD, None)]
+    assert moves(moved) == [("copy1", K.MOVE, "old"), ("copy2", K.UPLOAD, None)]
 
 
 def test_a_plan_without_pairs_is_returned_unchanged() -> None:
-    remote, base = synced(a="1")
+    _, remote, base = synced({"a": "1"}, known=False)
     local = {RelPath("a"): loc("2"), RelPath("b"): loc("3")}
     p = plan(local, remote, base, PUSH)
     assert detect_moves(p) is p
@@ -125,21 +92,14 @@ def test_a_plan_without_pairs_is_returned_unchanged() -> None:
 
 def test_pull_plans_are_left_alone() -> None:
     # A remote rename seen by a pull: DELETE_LOCAL + DOWNLOAD, which this pass never pairs.
-    remote = {RelPath("new"): rem("hello")}
-    _, base = synced(old="hello")
+    remote = {RelPath("new"): rem("hello", known=False)}
+    base = tree({"old": "hello"}, bas)
     local = {RelPath("old"): loc("hello")}
     p = plan(local, remote, base, SyncPolicy(Direction.PULL, force=True))
     assert detect_moves(p) is p
 
 
-names = st.sampled_from(["a", "b", "c", "d/e", "d/f"])
-contents = st.sampled_from(["1", "2", "3"])
-
-
-@given(
-    st.dictionaries(names, contents, max_size=5),
-    st.dictionaries(names, contents, max_size=5),
-)
+@given(small_trees, small_trees)
 def test_moves_change_nothing_but_how_bytes_get_there(
     before: dict[str, str], after: dict[str, str]
 ) -> None:
@@ -147,17 +107,12 @@ def test_moves_change_nothing_but_how_bytes_get_there(
 
     The remote starts equal to `before` (all synced); the local tree is `after`.
     """
-    remote = {RelPath(p): rem(d) for p, d in before.items()}
-    base = {RelPath(p): bas(d) for p, d in before.items()}
-    local = {RelPath(p): loc(d) for p, d in after.items()}
+    _, remote, base = synced(before, known=False)
+    local = tree(after, loc)
     plain = plan(local, remote, base, PUSH)
     moved = detect_moves(plain)
     assert _apply(plain, before) == _apply(moved, before) == after
-    paths = [a.path for a in moved.actions]
-    assert paths == sorted(paths)
-    sources = [a.moved_from.path for a in moved.actions if a.moved_from is not None]
-    assert len(sources) == len(set(sources))
-    assert moved.count(K.UPLOAD) + moved.count(K.MOVE) == plain.count(K.UPLOAD)
+    check_moves(plain, moved, create=K.UPLOAD, move=K.MOVE)
 
 
 def _apply(p: Plan, remote: dict[str, str]) -> dict[str, str]:

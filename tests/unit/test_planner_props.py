@@ -31,10 +31,9 @@ from fsync.model import (
     SyncPolicy,
 )
 from fsync.planner import plan
+from fsynctest.entries import conflict_copy, fingerprint, snapshots
 
 K = ActionKind
-PATHS = [RelPath(p) for p in ("a", "b", "c", "d/e")]
-DIGESTS = [Digest(d) for d in ("d0", "d1", "d2")]
 CHANGING = {K.UPLOAD, K.DOWNLOAD, K.DELETE_REMOTE, K.DELETE_LOCAL, K.RECORD, K.FORGET}
 SWAP = {
     K.UPLOAD: K.DOWNLOAD,
@@ -51,16 +50,6 @@ SIDE_SWAP = {
 Digests = dict[RelPath, Digest | None]
 Entry = TypeVar("Entry", LocalEntry, RemoteEntry)
 Value = TypeVar("Value")
-
-
-def fingerprint(digest: str, moved: bool = False) -> str:
-    """The remote's change marker for content `digest`; `moved` is an identical rewrite."""
-    return f"etag:{digest}" + ("+rewritten" if moved else "")
-
-
-def conflict_copy(path: RelPath) -> RelPath:
-    """Where the simulated engine keeps the overwritten side under keep-both."""
-    return RelPath(f"{path}.conflict")
 
 
 @dataclass
@@ -99,20 +88,10 @@ def worlds(draw: st.DrawFn, *, realistic: bool | None = None, plain: bool = Fals
     """
     if realistic is None:
         realistic = draw(st.booleans())
-    maybe = st.sampled_from([None, *DIGESTS])
-    local, remote, base, hidden = {}, {}, {}, set()
-    for p in PATHS:
-        b, here, r = draw(maybe), draw(maybe), draw(maybe)
-        if b is not None:
-            base[p] = BaseEntry(len(b), b, fingerprint(b), 1)
-        if here is not None:
-            local[p] = LocalEntry(len(here), draw(st.integers(1, 3)), here)
-        if r is None:
-            continue
-        moved = not plain and draw(st.booleans())
-        mtime = draw(st.integers(1, 3) if plain else st.none() | st.integers(1, 3))
-        remote[p] = RemoteEntry(len(r), fingerprint(r, moved), r, mtime)
-        unseen = b is not None and remote[p].fingerprint == base[p].fingerprint
+    local, remote, base = draw(snapshots(plain=plain))
+    hidden: set[RelPath] = set()
+    for p, r in remote.items():
+        unseen = p in base and r.fingerprint == base[p].fingerprint
         if not plain and (unseen or not realistic) and draw(st.booleans()):
             hidden.add(p)
     return World(local, remote, base, frozenset(hidden))

@@ -1,6 +1,7 @@
 """`planner_sync.plan_sync`, the two-way planner: its rules row by row, and its properties.
 
-Rows plan one path, `f.txt`, beside a filler that is in sync (as in test_planner_table.py).
+Rows plan one path, `f.txt`, beside a filler that is in sync (as in test_planner_table.py),
+with entries from fsynctest.entries.
 The properties run random small worlds through `simulate`, which applies a two-way plan as
 the engine does, keep-both copies on both sides included.
 """
@@ -28,10 +29,9 @@ from fsync.model import (
     SyncPolicy,
 )
 from fsync.planner_sync import plan_sync
+from fsynctest.entries import P, bas, conflict_copy, fingerprint, loc, one_path, rem, snapshots
 
 K = ActionKind
-P = RelPath("f.txt")
-FILLER = RelPath("keep.txt")
 KB, NEWER, LOCAL, REMOTE, SKIP = (
     ConflictPolicy.KEEP_BOTH,
     ConflictPolicy.NEWER,
@@ -41,29 +41,13 @@ KB, NEWER, LOCAL, REMOTE, SKIP = (
 )
 
 
-def loc(d: str, mtime: int = 100) -> LocalEntry:
-    return LocalEntry(size=len(d), mtime_ns=mtime, digest=Digest(d))
-
-
-def rem(d: str, *, moved: bool = False, known: bool = True, mtime: int | None = 100) -> RemoteEntry:
-    fingerprint = f"etag-{d}" + ("-rewritten" if moved else "")
-    return RemoteEntry(len(d), fingerprint, Digest(d) if known else None, mtime)
-
-
-def bas(d: str) -> BaseEntry:
-    return BaseEntry(size=len(d), digest=Digest(d), fingerprint=f"etag-{d}", mtime_ns=100)
-
-
 def run(
     local: LocalEntry | None,
     remote: RemoteEntry | None,
     base: BaseEntry | None,
     **policy: object,
 ) -> Plan:
-    ls = {FILLER: loc("k")} | ({P: local} if local is not None else {})
-    rs = {FILLER: rem("k")} | ({P: remote} if remote is not None else {})
-    bs = {FILLER: bas("k")} | ({P: base} if base is not None else {})
-    return plan_sync(ls, rs, bs, SyncPolicy(Direction.SYNC, **policy))  # type: ignore[arg-type]
+    return plan_sync(*one_path(local, remote, base), SyncPolicy(Direction.SYNC, **policy))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -210,17 +194,6 @@ def test_deletes_on_both_sides_count_against_one_cap() -> None:
 
 # -- properties ------------------------------------------------------------------------------
 
-PATHS = [RelPath(p) for p in ("a", "b", "c", "d/e")]
-DIGESTS = [Digest(d) for d in ("d0", "d1", "d2")]
-
-
-def fp(digest: str, moved: bool = False) -> str:
-    return f"etag:{digest}" + ("+rewritten" if moved else "")
-
-
-def copy_of(path: RelPath) -> RelPath:
-    return RelPath(f"{path}.conflict")
-
 
 @dataclass
 class World:
@@ -241,19 +214,7 @@ class World:
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
     """Random three snapshots; every remote digest known (the app learns those it needs)."""
-    maybe = st.sampled_from([None, *DIGESTS])
-    world = World({}, {}, {})
-    for p in PATHS:
-        b, here, there = draw(maybe), draw(maybe), draw(maybe)
-        if b is not None:
-            world.base[p] = BaseEntry(len(b), b, fp(b), 1)
-        if here is not None:
-            world.local[p] = LocalEntry(len(here), draw(st.integers(1, 3)), here)
-        if there is not None:
-            moved = draw(st.booleans())
-            mtime = draw(st.none() | st.integers(1, 3))
-            world.remote[p] = RemoteEntry(len(there), fp(there, moved), there, mtime)
-    return world
+    return World(*draw(snapshots()))
 
 
 def simulate(result: Plan, w: World) -> World:
@@ -268,8 +229,8 @@ def simulate(result: Plan, w: World) -> World:
 def _both_sides(w: World, path: RelPath, size: int, digest: Digest) -> None:
     """A conflict copy, on both sides and recorded as synced (as the engine does)."""
     w.local[path] = LocalEntry(size, 1, digest)
-    w.remote[path] = RemoteEntry(size, fp(digest), digest, 1)
-    w.base[path] = BaseEntry(size, digest, fp(digest), 1)
+    w.remote[path] = RemoteEntry(size, fingerprint(digest), digest, 1)
+    w.base[path] = BaseEntry(size, digest, fingerprint(digest), 1)
 
 
 def _apply(a: Action, w: World) -> None:
@@ -278,19 +239,19 @@ def _apply(a: Action, w: World) -> None:
         old = w.remote[p]
         assert old.digest is not None
         if a.keep_copy:
-            _both_sides(w, copy_of(p), old.size, old.digest)
+            _both_sides(w, conflict_copy(p), old.size, old.digest)
         else:
             w.backups.append(old.digest)
     if a.kind in (K.DOWNLOAD, K.DELETE_LOCAL) and p in w.local:
         mine = w.local[p]
         if a.keep_copy:
-            _both_sides(w, copy_of(p), mine.size, mine.digest)
+            _both_sides(w, conflict_copy(p), mine.size, mine.digest)
         else:
             w.backups.append(mine.digest)
     if a.kind is K.UPLOAD:
         src = w.local[p]
-        w.remote[p] = RemoteEntry(src.size, fp(src.digest), src.digest, src.mtime_ns)
-        w.base[p] = BaseEntry(src.size, src.digest, fp(src.digest), src.mtime_ns)
+        w.remote[p] = RemoteEntry(src.size, fingerprint(src.digest), src.digest, src.mtime_ns)
+        w.base[p] = BaseEntry(src.size, src.digest, fingerprint(src.digest), src.mtime_ns)
     elif a.kind is K.DOWNLOAD:
         got = w.remote[p]
         assert got.digest is not None

@@ -2,7 +2,8 @@
 
 Every case plans one path, `f.txt`, next to a filler path that is identical everywhere, so
 the safety stops (an emptied source, the delete cap) stay out of the way unless a test is
-about them. Digests are short fake strings: the planner only compares them.
+about them. Entries come from fsynctest.entries: digests are short fake strings, which is
+all the planner needs, as it only compares them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from fsync.model import (
     ActionKind,
     BaseEntry,
     ConflictPolicy,
-    Digest,
     Direction,
     LocalEntry,
     Plan,
@@ -25,27 +25,10 @@ from fsync.model import (
     SyncPolicy,
 )
 from fsync.planner import delete_limit, plan
+from fsynctest.entries import P, Snapshots, bas, loc, one_path, rem, synced
 
 PUSH, PULL = Direction.PUSH, Direction.PULL
 K = ActionKind
-P = RelPath("f.txt")
-FILLER = RelPath("keep.txt")
-
-
-def loc(d: str, mtime: int = 100) -> LocalEntry:
-    """A local file with content `d`."""
-    return LocalEntry(size=len(d), mtime_ns=mtime, digest=Digest(d))
-
-
-def rem(d: str, *, moved: bool = False, known: bool = True, mtime: int | None = 100) -> RemoteEntry:
-    """A remote object with content `d`; `moved` gives it a fingerprint the base never saw."""
-    fingerprint = f"etag-{d}" + ("-rewritten" if moved else "")
-    return RemoteEntry(len(d), fingerprint, Digest(d) if known else None, mtime)
-
-
-def bas(d: str) -> BaseEntry:
-    """A base entry for content `d`, as recorded after a sync through `rem(d)`."""
-    return BaseEntry(size=len(d), digest=Digest(d), fingerprint=f"etag-{d}", mtime_ns=100)
 
 
 def run(
@@ -56,10 +39,7 @@ def run(
     **policy: object,
 ) -> Plan:
     """Plan `f.txt` with the given entries, beside a filler that is in sync."""
-    ls = {FILLER: loc("k")} | ({P: local} if local is not None else {})
-    rs = {FILLER: rem("k")} | ({P: remote} if remote is not None else {})
-    bs = {FILLER: bas("k")} | ({P: base} if base is not None else {})
-    return plan(ls, rs, bs, SyncPolicy(direction, **policy))  # type: ignore[arg-type]
+    return plan(*one_path(local, remote, base), SyncPolicy(direction, **policy))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -328,22 +308,15 @@ def test_mirror(
 NAMES = [RelPath(f"f{i:02}") for i in range(10)]
 
 
-def synced(
-    n: int,
-) -> tuple[dict[RelPath, LocalEntry], dict[RelPath, RemoteEntry], dict[RelPath, BaseEntry]]:
+def in_sync(n: int) -> Snapshots:
     """`n` files in sync on both sides."""
-    names = NAMES[:n]
-    return (
-        {p: loc(D0) for p in names},
-        {p: rem(D0) for p in names},
-        {p: bas(D0) for p in names},
-    )
+    return synced(dict.fromkeys(NAMES[:n], D0))
 
 
 @pytest.mark.parametrize("mirror", [False, True])
 @pytest.mark.parametrize("direction", [PUSH, PULL])
 def test_emptied_source_stops_the_run(direction: Direction, mirror: bool) -> None:
-    local, remote, base = synced(3)
+    local, remote, base = in_sync(3)
     if direction is PUSH:
         local = {}
     else:
@@ -363,7 +336,7 @@ def test_empty_source_without_base_is_fine() -> None:
 
 
 def _delete_from_local(n: int, total: int = 10, **policy: object) -> Plan:
-    local, remote, base = synced(total)
+    local, remote, base = in_sync(total)
     for p in NAMES[:n]:
         del local[p]
     return plan(local, remote, base, SyncPolicy(PUSH, **policy))  # type: ignore[arg-type]
@@ -405,7 +378,7 @@ def test_ratio_limit_is_at_least_one() -> None:
 
 
 def test_conflict_deletes_count_against_the_cap() -> None:
-    local, remote, base = synced(4)
+    local, remote, base = in_sync(4)
     for p in NAMES[:3]:
         del local[p]
         remote[p] = rem(D1)
