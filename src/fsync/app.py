@@ -12,6 +12,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -20,7 +21,7 @@ from fsync.config import SyncOptions
 from fsync.errors import ConfigError, ExitCode, FsyncError, RemoteUnavailable
 from fsync.ignore import STATE_DIR, IgnoreMatcher
 from fsync.manifest import Manifest, RootLock, RunRecord
-from fsync.manifest.journal import UploadJournal
+from fsync.manifest.journal import TransferJournal
 from fsync.model import (
     ActionKind,
     ActionRecord,
@@ -28,6 +29,7 @@ from fsync.model import (
     Direction,
     FileError,
     LocalEntry,
+    PartialDownload,
     Plan,
     RelPath,
     RemoteEntry,
@@ -37,12 +39,15 @@ from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import open_remote
-from fsync.remote.base import PendingUpload, Remote
+from fsync.remote.base import Listing, PendingUpload, Remote
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
+from fsync.transfer.download import drop_stale_partials
 from fsync.transfer.engine import EngineOptions, Outcome, execute
 
 E = TypeVar("E")
+_IN_PROCESS = ("file://", "memory://")
+"""Remotes whose listing is CPU work in this process, not a wait on the network."""
 
 _log = logging.getLogger("fsync.app")
 
@@ -66,7 +71,7 @@ def run(
     policy = opts.policy()
     place = locate(opts.backup_dir, opts.remote_url, root) if opts.backup_dir else None
     excludes = opts.excludes + (place.excludes if place is not None else ())
-    journal = UploadJournal.open(root)
+    journal = TransferJournal.open(root)
     try:
         remote = open_sync_remote(opts, journal)
     except BaseException:
@@ -75,8 +80,10 @@ def run(
     try:
         with RootLock(root), Manifest.open(root) as manifest:
             ignore = scanner.read_ignore(root, excludes)
-            local = _scan(root, manifest, ignore, reporter, follow_links=opts.follow_links)
-            remote_entries, refused = list_remote(remote, ignore, opts, reporter)
+            local, listing = _scan_and_list(
+                root, manifest, ignore, remote, opts=opts, reporter=reporter
+            )
+            remote_entries, refused = _sort_listing(listing, ignore, opts, reporter)
             base = manifest.base(remote.url)
             if local.errors or local.incomplete:
                 # An unreadable file or folder is not a deleted one: keep it out of the plan.
@@ -100,9 +107,7 @@ def run(
                 _report_planned(plan, on_action)
             else:
                 sink = ManifestSink(manifest, remote.url)
-                engine_opts = EngineOptions(
-                    transfers=opts.transfers, on_action=on_action, verify_full=opts.verify_full
-                )
+                engine_opts = _engine_options(opts, plan, root, journal, on_action)
                 result = _execute(
                     plan,
                     root,
@@ -123,6 +128,25 @@ def run(
     finally:
         remote.close()
         journal.close()
+
+
+def _engine_options(
+    opts: SyncOptions,
+    plan: Plan,
+    root: str,
+    journal: TransferJournal,
+    on_action: Callable[[ActionRecord], None] | None,
+) -> EngineOptions:
+    """The engine's knobs for `plan`; partial downloads this plan will not continue (their
+    file was deleted or changed since) are removed first."""
+    fetching = {a.path for a in plan.actions if a.kind is ActionKind.DOWNLOAD}
+    drop_stale_partials(journal, root, fetching)
+    return EngineOptions(
+        transfers=opts.transfers,
+        on_action=on_action,
+        verify_full=opts.verify_full,
+        downloads=journal,
+    )
 
 
 def _execute(
@@ -160,7 +184,7 @@ def _open_url(url: str, opts: SyncOptions) -> Remote:
     return open_remote(url, storage_options=opts.storage_options, endpoint_url=opts.endpoint_url)
 
 
-def open_sync_remote(opts: SyncOptions, journal: UploadJournal | None = None) -> Remote:
+def open_sync_remote(opts: SyncOptions, journal: TransferJournal | None = None) -> Remote:
     """The remote of `opts` with its transfer knobs, recording chunked uploads in `journal`
     (so a run cut short continues them next time). Raises `ConfigError` like `open_remote`."""
     return open_remote(
@@ -220,6 +244,35 @@ def _scan(
     for line in result.warnings:
         reporter.warning(line)
     return result
+
+
+def _scan_and_list(
+    root: str,
+    manifest: Manifest,
+    ignore: IgnoreMatcher,
+    remote: Remote,
+    *,
+    opts: SyncOptions,
+    reporter: Reporter,
+) -> tuple[scanner.ScanResult, Listing]:
+    """Scan the local tree while a worker thread lists a remote reached over the network.
+
+    The two reads are independent, so the shorter one hides behind the other: a network
+    listing mostly waits while the scan works. The scan's error, if any, is the one raised,
+    as when the listing came second; that listing is then left to finish on its own. A
+    listing done by this process's CPU (a folder, memory://) runs after the scan: two
+    threads trading the GIL at every stat took 1.5x as long as one after the other.
+    """
+    if remote.url.startswith(_IN_PROCESS):
+        local = _scan(root, manifest, ignore, reporter, follow_links=opts.follow_links)
+        return local, fetch_listing(remote, opts)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync-list")
+    try:
+        pending = pool.submit(fetch_listing, remote, opts)
+        local = _scan(root, manifest, ignore, reporter, follow_links=opts.follow_links)
+        return local, pending.result()
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _without(entries: Mapping[RelPath, E], drop: Container[RelPath]) -> dict[RelPath, E]:
@@ -308,14 +361,29 @@ def list_remote(
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
     """One listing of the remote, filtered by the ignore rules; refused keys are errors where
     the run would fetch them (pull, sync), warnings on push."""
+    return _sort_listing(fetch_listing(remote, opts), ignore, opts, reporter)
+
+
+def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
+    """One listing of the remote as it comes (see `list_remote`).
+
+    Raises `ConfigError` for a pull from a root that does not exist, `RemoteUnavailable`
+    when the remote cannot be listed.
+    """
     if opts.direction is Direction.PULL and not remote.root_exists():
         raise ConfigError(f"remote {opts.remote_url} does not exist (check the path)")
     try:
-        listing = remote.list()
+        return remote.list()
     except FsyncError:
         raise
     except OSError as exc:
         raise RemoteUnavailable(f"cannot list {opts.remote_url}: {exc}") from exc
+
+
+def _sort_listing(
+    listing: Listing, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
+) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
+    """`listing` filtered by the ignore rules, and its refused keys as `list_remote` says."""
     entries = {p: e for p, e in listing.entries.items() if not ignore.ignores(p)}
     refused: list[FileError] = []
     for key, why in listing.refused:
@@ -390,6 +458,8 @@ class StatusReport:
     uploads: list[PendingUpload] = field(default_factory=list)
     """Chunked uploads started and not completed (the transfer journal); the next push of
     the same content continues them."""
+    downloads: list[PartialDownload] = field(default_factory=list)
+    """Large downloads cut short; the next pull of the same version continues them."""
 
 
 def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> StatusReport:
@@ -408,9 +478,10 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
         ]
         for remote in remotes:
             remote.queued = list(manifest.queued(remote.url))
-        with UploadJournal.open(root) as journal:
-            uploads = journal.all()
-        return StatusReport(root, remotes, manifest.last_runs(runs), scan.errors, uploads)
+        with TransferJournal.open(root) as journal:
+            uploads, downloads = journal.all(), journal.partials()
+        last = manifest.last_runs(runs)
+        return StatusReport(root, remotes, last, scan.errors, uploads, downloads)
 
 
 def _pending(

@@ -191,6 +191,28 @@ class FileError:
 
 
 @dataclass(frozen=True, slots=True)
+class PartialDownload:
+    """A large download cut short, as the transfer journal remembers it, so the next run
+    continues from the last verified block instead of fetching everything again.
+
+    `temp` is the partial file's name in `path`'s folder; `source` and `fingerprint` name the
+    remote version being fetched (another version makes the partial worthless); `blocks` is
+    the blake3 digests (32 bytes each) of the first `len(blocks) // 32` blocks of
+    `block_size` bytes, each appended only after its bytes were flushed to disk, so a re-run
+    can re-verify the prefix it keeps.
+    """
+
+    path: RelPath
+    source: str
+    fingerprint: str
+    size: int
+    temp: str
+    block_size: int
+    blocks: bytes
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRecord:
     """How one action of a run ended: a line of `--log-file`, and `-v` detail.
 

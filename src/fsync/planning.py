@@ -104,7 +104,14 @@ def _fill_digests(
             return True
         return stores and e.mtime_ns is None and _both_changed(path, e, local, base)
 
-    todo = [p for p, e in entries.items() if wanted(p, e)]
+    base_get = base.get
+    todo = []
+    for path, e in entries.items():
+        b = base_get(path)
+        if b is not None and e.fingerprint == b.fingerprint:
+            continue  # unmoved since the base: no question above can be true (the common case)
+        if wanted(path, e):
+            todo.append(path)
     if not todo:
         return entries
 

@@ -231,6 +231,24 @@ class RemoteContract:
             assert one.read() == b"efgh"
             assert two.read() == b"cdefgh"
 
+    def test_read_from_an_offset_of_the_listed_version(self, remote: Remote) -> None:
+        """A resumed download asks for the rest of the very version it started on."""
+        entry = put_bytes(remote, "o.txt", b"0123456789")
+        listed = remote.list().entries[rel("o.txt")]
+        assert listed.fingerprint == entry.fingerprint
+        with remote.open_read(rel("o.txt"), offset=6, expect=listed) as src:
+            assert src.read() == b"6789"
+        with remote.open_read(rel("o.txt"), offset=0, expect=listed) as src:
+            assert src.read() == b"0123456789"
+
+    def test_read_of_another_version_is_refused(self, remote: Remote, raw: RawBackend) -> None:
+        """Bytes of two versions are never spliced: a changed object fails the read."""
+        put_bytes(remote, "v.txt", b"first version")
+        listed = remote.list().entries[rel("v.txt")]
+        raw.write("v.txt", b"second, longer version")
+        with pytest.raises(RemoteChanged):
+            remote.open_read(rel("v.txt"), offset=4, expect=listed).close()
+
     # -- reading and deleting what is not there -------------------------------------------
 
     def test_open_missing_raises_file_not_found(self, remote: Remote) -> None:

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from fsync.manifest import Manifest
-from fsync.manifest.journal import UploadJournal
-from fsync.model import RelPath
+from fsync.manifest.journal import TransferJournal
+from fsync.model import PartialDownload, RelPath
 from fsync.remote.base import PendingUpload
 from fsynctest.caps import drop_dac_caps
 from fsynctest.trees import write
@@ -38,7 +38,7 @@ def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
     write(src, {"a.txt": "a"})
     assert fsync("push", src, tmp_path / "out").returncode == 0
     url = f"file://{tmp_path / 'out'}"
-    with UploadJournal.open(str(src)) as journal:
+    with TransferJournal.open(str(src)) as journal:
         journal.start(
             PendingUpload(
                 target="s3://bucket/big.iso",
@@ -47,6 +47,18 @@ def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
                 size=3 << 30,
                 part_size=16 << 20,
                 created=time.time(),
+            )
+        )
+        journal.begin_download(
+            PartialDownload(
+                RelPath("videos/film.mkv"),
+                "s3://bucket/media",
+                "etag-1",
+                100 << 20,
+                ".fsync-00000000deadbeef.tmp",
+                16 << 20,
+                b"\x01" * 32 * 2,
+                time.time(),
             )
         )
     with Manifest.open(str(src)) as manifest:
@@ -59,10 +71,13 @@ def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
     assert "1 queued by fsync watch" in human.stdout
     assert "push" in human.stdout
     assert "unfinished:" in human.stdout
+    assert "videos/film.mkv: 32.0 MiB of 100.0 MiB on disk" in human.stdout
     report = json.loads(fsync("status", src, "--json").stdout)
     (upload,) = report["unfinished_uploads"]
     assert (upload["target"], upload["size"]) == ("s3://bucket/big.iso", 3 << 30)
     assert report["remotes"][0]["queued"] == ["a.txt"]
+    (partial,) = report["partial_downloads"]
+    assert (partial["path"], partial["verified_bytes"]) == ("videos/film.mkv", 32 << 20)
     assert report["runs"][0]["id"] == run_id
     assert report["runs"][0]["exit_code"] is None
 

@@ -83,6 +83,8 @@ class Exchange(NamedTuple):
     method: str
     path: str
     status: int | None
+    range: str | None = None
+    """The request's `Range` header (a resumed download asks for `bytes=N-`)."""
 
 
 @dataclass
@@ -505,7 +507,8 @@ class _Connection:
         # Each exchange is logged before its last byte goes out, so a client that has its
         # answer (or its error) always finds the request in the log.
         def record(status: int | None, *, forwarded: bool) -> None:
-            self.proxy._record(Exchange(op, method, path, status), forwarded=forwarded)
+            exchange = Exchange(op, method, path, status, head.get("Range"))
+            self.proxy._record(exchange, forwarded=forwarded)
 
         if rule is not None and rule.action in _ERROR_CODES_BY_ACTION:
             self._drain_body(head)

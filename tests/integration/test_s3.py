@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import random
 import signal
@@ -25,7 +26,7 @@ import pytest
 
 from fsync import app
 from fsync.config import SyncOptions
-from fsync.manifest.journal import UploadJournal
+from fsync.manifest.journal import TransferJournal
 from fsync.model import Direction, RunResult
 from fsync.progress import NullReporter
 from fsync.remote.s3_meta import format_mode, format_mtime
@@ -321,7 +322,7 @@ def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
     finally:
         client.close()
     assert 6 <= done < parts_total
-    with UploadJournal.open(str(src)) as journal:
+    with TransferJournal.open(str(src)) as journal:
         assert [(row.upload_id, row.size) for row in journal.all()] == [(upload_id, size)]
 
     s3_proxy.proxy.reset_counts()
@@ -349,8 +350,76 @@ def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
         client.close()
     assert hasher.hexdigest() == data_hash
     assert unfinished_uploads(direct, s3_proxy.bucket) == []
-    with UploadJournal.open(str(src)) as journal:
+    with TransferJournal.open(str(src)) as journal:
         assert journal.all() == []
+
+
+@pytest.mark.slow
+def test_killed_download_resumes_from_its_verified_prefix(
+    s3_proxy: ProxiedBucket, tmp_path: Path
+) -> None:
+    """SIGKILL a pull of a 100 MiB object once some 16 MiB blocks are on disk; the next pull
+    re-hashes those blocks, asks only for the rest (`Range: bytes=N-`), and the file is
+    whole. A block damaged on disk in between is fetched again, with everything after it."""
+    size = 100 * MIB
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    data = random.Random(7).randbytes(size)
+    (src / "huge.bin").write_bytes(data)
+    assert sync(src, s3_proxy, Direction.PUSH).failed == 0
+    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    command = [sys.executable, "-m", "fsync", "pull", url, str(dst), "--quiet", "--json"]
+    env = s3_proxy.server.env()
+
+    first = subprocess.Popen(
+        [*command, "--bw-limit", "20MiB/s"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        blocks = _wait_for_blocks(dst, first, at_least=3)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(30)
+    with TransferJournal.open(str(dst)) as journal:
+        (partial,) = journal.partials()
+    assert len(partial.blocks) // 32 >= blocks
+    temp = dst / partial.temp
+    assert temp.stat().st_size >= 3 * 16 * MIB
+    # Damage the second block on disk: the resume must keep only the first.
+    with open(temp, "r+b") as out:
+        out.seek(16 * MIB + 5)
+        out.write(b"\xff" if data[16 * MIB + 5] != 0xFF else b"\x00")
+
+    s3_proxy.proxy.reset_counts()
+    second = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert second.returncode == 0, second.stderr
+    gets = [e for e in s3_proxy.proxy.log if e.op == "GetObject"]
+    assert [e.range for e in gets] == [f"bytes={16 * MIB}-"]
+    summary = json.loads(second.stdout)
+    assert summary["bytes_received"] == size - 16 * MIB
+    assert blake3.blake3((dst / "huge.bin").read_bytes()).digest() == blake3.blake3(data).digest()
+    assert sorted(p.name for p in dst.iterdir()) == [".fsync", "huge.bin"]
+    with TransferJournal.open(str(dst)) as journal:
+        assert journal.partials() == []
+
+
+def _wait_for_blocks(dst: Path, process: subprocess.Popen[bytes], at_least: int) -> int:
+    """Poll the state database until the partial download holds `at_least` blocks."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the pull ended (status {process.returncode}) too soon"
+        if (dst / ".fsync" / "state.db").exists():
+            with TransferJournal.open(str(dst)) as journal:
+                partials = journal.partials()
+            if partials and len(partials[0].blocks) // 32 >= at_least:
+                return len(partials[0].blocks) // 32
+        threading.Event().wait(0.05)
+    raise AssertionError("the download never journaled its first blocks")
 
 
 def _wait_for_parts(

@@ -28,7 +28,7 @@ from fsync.errors import (
     TransientError,
     VerificationError,
 )
-from fsync.manifest.journal import UploadJournal
+from fsync.manifest.journal import TransferJournal
 from fsync.model import Digest, RemoteEntry
 from fsync.paths import to_relpath
 from fsync.remote import open_remote
@@ -92,13 +92,13 @@ def body(server: S3Server, bucket: str, key: str) -> bytes:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[UploadJournal]:
-    with UploadJournal.open(str(tmp_path)) as opened:
+def journal(tmp_path: Path) -> Iterator[TransferJournal]:
+    with TransferJournal.open(str(tmp_path)) as opened:
         yield opened
 
 
 @pytest.fixture
-def remote(s3_proxy: ProxiedBucket, journal: UploadJournal) -> Iterator[S3Remote]:
+def remote(s3_proxy: ProxiedBucket, journal: TransferJournal) -> Iterator[S3Remote]:
     """The adapter on `s3://bucket/data` through the proxy: 5 MiB parts, quick retries."""
     opened = open_remote(
         f"s3://{s3_proxy.bucket}/{ROOT}",
@@ -265,7 +265,7 @@ def test_delete_checks_the_version_first(remote: S3Remote, s3_proxy: ProxiedBuck
 
 
 def test_failed_upload_resumes_sending_only_missing_parts(
-    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, journal: UploadJournal
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, journal: TransferJournal
 ) -> None:
     data = os.urandom(27 * MIB)  # 6 parts: 5 x 5 MiB + 2 MiB
     proxy = s3_proxy.proxy
@@ -289,7 +289,7 @@ def test_failed_upload_resumes_sending_only_missing_parts(
 
 
 def test_changed_content_aborts_the_old_upload(
-    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, journal: UploadJournal
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, journal: TransferJournal
 ) -> None:
     proxy = s3_proxy.proxy
     proxy.add_rule("UploadPart", action="drop", after=1, times=None)
@@ -310,7 +310,7 @@ def test_changed_content_aborts_the_old_upload(
 
 
 def test_vanished_upload_starts_afresh(
-    remote: S3Remote, s3_proxy: ProxiedBucket, journal: UploadJournal
+    remote: S3Remote, s3_proxy: ProxiedBucket, journal: TransferJournal
 ) -> None:
     """An upload aborted behind fsync's back (`fsync cleanup`, a lifecycle rule) is noticed
     by ListParts (NoSuchUpload; NoSuchKey on Ceph) and a new one is made."""
@@ -343,7 +343,7 @@ def _replace_id(s3_proxy: ProxiedBucket, data: bytes) -> PendingUpload:
 
 
 def test_failed_check_before_publishing_aborts_the_upload(
-    remote: S3Remote, s3_proxy: ProxiedBucket, journal: UploadJournal
+    remote: S3Remote, s3_proxy: ProxiedBucket, journal: TransferJournal
 ) -> None:
     def changed() -> None:
         raise FileChangedError("the file changed while being sent")

@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from fsync.manifest import Manifest
-from fsync.manifest.journal import UploadJournal
+from fsync.manifest.journal import TransferJournal
 from fsync.remote.base import PendingUpload
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ def upload(n: int, target: str = "s3://b/k", created: float = 0.0) -> PendingUpl
 
 
 def test_start_find_finish(tmp_path: Path) -> None:
-    with UploadJournal.open(str(tmp_path)) as journal:
+    with TransferJournal.open(str(tmp_path)) as journal:
         assert journal.all() == []
         journal.start(upload(2))
         journal.start(upload(1))
@@ -31,9 +31,9 @@ def test_start_find_finish(tmp_path: Path) -> None:
 
 
 def test_rows_survive_reopening(tmp_path: Path) -> None:
-    with UploadJournal.open(str(tmp_path)) as journal:
+    with TransferJournal.open(str(tmp_path)) as journal:
         journal.start(upload(1))
-    with UploadJournal.open(str(tmp_path)) as journal:
+    with TransferJournal.open(str(tmp_path)) as journal:
         assert journal.all() == [upload(1)]
         journal.start(upload(1))  # the same id again replaces the row
         assert journal.all() == [upload(1)]
@@ -42,7 +42,7 @@ def test_rows_survive_reopening(tmp_path: Path) -> None:
 def test_shares_the_database_with_the_manifest(tmp_path: Path) -> None:
     """The journal's own connection works beside an open manifest (WAL): a journal write
     from a transfer thread waits for the engine's batch transaction, then goes through."""
-    with Manifest.open(str(tmp_path)) as manifest, UploadJournal.open(str(tmp_path)) as journal:
+    with Manifest.open(str(tmp_path)) as manifest, TransferJournal.open(str(tmp_path)) as journal:
         journal.start(upload(1))
         in_batch = threading.Event()
         done = threading.Event()
@@ -65,7 +65,7 @@ def test_shares_the_database_with_the_manifest(tmp_path: Path) -> None:
 
 
 def test_is_usable_from_many_threads(tmp_path: Path) -> None:
-    with UploadJournal.open(str(tmp_path)) as journal:
+    with TransferJournal.open(str(tmp_path)) as journal:
 
         def work(worker: int) -> None:
             for i in range(25):

@@ -1,9 +1,11 @@
-"""The transfer journal: unfinished uploads of one local root, kept in its state database.
+"""The transfer journal: unfinished uploads and partial downloads of one local root, kept
+in its state database.
 
-Remote adapters call it from their transfer threads while the engine's main thread writes
-the manifest, so it has its own SQLite connection (WAL lets both work on one database file)
-used under a lock. Every call commits on its own: a journal row must be durable before the
-upload it names receives a byte, or a kill could leave an upload nobody remembers.
+Remote adapters and the engine's workers call it from their transfer threads while the
+engine's main thread writes the manifest, so it has its own SQLite connection (WAL lets both
+work on one database file) used under a lock. Every call commits on its own: a journal row
+must be durable before the transfer it names moves a byte, or a kill could leave an upload
+nobody remembers or a partial file nobody can trust.
 """
 
 from __future__ import annotations
@@ -12,22 +14,26 @@ import os
 import sqlite3
 import threading
 from types import TracebackType
+from typing import Any
 
 from fsync.manifest.db import DB_NAME, connect, state_dir
+from fsync.model import PartialDownload, RelPath
 from fsync.remote.base import PendingUpload
 
 _COLUMNS = "target, upload_id, digest, size, part_size, created"
+_PARTIAL_COLUMNS = "path, source, fingerprint, size, temp, block_size, blocks, created"
 
 
-class UploadJournal:
-    """Unfinished uploads, by target; satisfies `fsync.remote.base.UploadJournal`."""
+class TransferJournal:
+    """Unfinished uploads by target (`fsync.remote.base.UploadJournal`) and partial downloads
+    by local path (`fsync.transfer.download.DownloadJournal`)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, root: str) -> UploadJournal:
+    def open(cls, root: str) -> TransferJournal:
         """The journal in `root`'s state database (created and migrated if needed).
 
         Raises `ConfigError` like `Manifest.open`.
@@ -40,7 +46,7 @@ class UploadJournal:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> UploadJournal:
+    def __enter__(self) -> TransferJournal:
         return self
 
     def __exit__(
@@ -88,6 +94,60 @@ class UploadJournal:
                 f"SELECT {_COLUMNS} FROM upload_journal ORDER BY created, upload_id"
             ).fetchall()
         return [PendingUpload(*row) for row in rows]
+
+    # -- partial downloads -----------------------------------------------------------------
+
+    def partial(self, path: RelPath) -> PartialDownload | None:
+        """The partial download of `path`, if one is journaled."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_PARTIAL_COLUMNS} FROM download_journal WHERE path = ?", (path,)
+            ).fetchone()
+        return None if row is None else _partial(row)
+
+    def begin_download(self, partial: PartialDownload) -> None:
+        """Record a partial download (replacing any row of the same path)."""
+        with self._lock:
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO download_journal ({_PARTIAL_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    partial.path,
+                    partial.source,
+                    partial.fingerprint,
+                    partial.size,
+                    partial.temp,
+                    partial.block_size,
+                    partial.blocks,
+                    partial.created,
+                ),
+            )
+
+    def checkpoint(self, path: RelPath, blocks: bytes) -> None:
+        """Set the digests of the blocks of `path`'s partial file that are on disk."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE download_journal SET blocks = ? WHERE path = ?", (blocks, path)
+            )
+
+    def end_download(self, path: RelPath) -> None:
+        """Forget the partial download of `path` (finished or discarded); unknown is fine."""
+        with self._lock:
+            self._conn.execute("DELETE FROM download_journal WHERE path = ?", (path,))
+
+    def partials(self) -> list[PartialDownload]:
+        """Every journaled partial download, by path."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_PARTIAL_COLUMNS} FROM download_journal ORDER BY path"
+            ).fetchall()
+        return [_partial(row) for row in rows]
+
+
+def _partial(row: tuple[Any, ...]) -> PartialDownload:
+    """A journal row as its value type (the STRICT table guarantees the column types)."""
+    path, *rest = row
+    return PartialDownload(RelPath(path), *rest)
 
 
 def _thread_shared(conn: sqlite3.Connection) -> sqlite3.Connection:

@@ -162,8 +162,13 @@ class Remote(Protocol):
         """The blake3 stored with the object, or None where the backend keeps none."""
         ...
 
-    def open_read(self, path: RelPath) -> BinaryIO:
-        """A streaming reader of the object's bytes; raises `FileNotFoundError` if absent."""
+    def open_read(
+        self, path: RelPath, *, offset: int = 0, expect: RemoteEntry | None = None
+    ) -> BinaryIO:
+        """A streaming reader of the object's bytes from `offset` on; raises
+        `FileNotFoundError` if absent, and `RemoteChanged` when `expect` is given and the
+        object is no longer that version (a resumed download must not splice two versions).
+        """
         ...
 
     def put(
@@ -199,6 +204,11 @@ class Remote(Protocol):
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
         """Discard unfinished writes under the root (S3 multipart uploads, temporary files)
         started at least `older_than` seconds ago, or all with None; return how many."""
+        ...
+
+    def flush(self) -> None:
+        """Make every write so far durable; the engine calls it before recording outcomes,
+        so the manifest never vouches for a write the store could still lose."""
         ...
 
     def close(self) -> None:

@@ -186,15 +186,31 @@ class FsspecRemote:
         """Always None: this adapter writes no metadata, so there is no stored digest."""
         return None
 
-    def open_read(self, path: RelPath) -> BinaryIO:
-        """A streaming reader of the object; `FileNotFoundError` if absent."""
+    def open_read(
+        self, path: RelPath, *, offset: int = 0, expect: RemoteEntry | None = None
+    ) -> BinaryIO:
+        """A streaming reader of the object from `offset`; `FileNotFoundError` if absent,
+        `RemoteChanged` if it is not the version `expect` names (checked just before opening:
+        a generic filesystem offers no conditional read)."""
+        self._check_version(path, expect)
         try:
             reader: BinaryIO = self.fs.open(self._full(path), "rb")
+            if offset:
+                reader.seek(offset)
         except FileNotFoundError:
             raise
         except OSError as err:
             _raise_translated(err, f"reading {self._url(path)}")
         return reader
+
+    def _check_version(self, path: RelPath, expect: RemoteEntry | None) -> None:
+        if expect is None:
+            return
+        current = self.stat(path)
+        if current is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", self._url(path))
+        if not same_version(current, expect):
+            raise RemoteChanged(f"{self._url(path)}: changed since it was listed")
 
     # -- writing -------------------------------------------------------------------------
 
@@ -331,6 +347,9 @@ class FsspecRemote:
                 removed += 1
         return removed
 
+    def flush(self) -> None:
+        """Nothing to do: a write through fsspec is as durable as it gets once it returns."""
+
     def close(self) -> None:
         """Drop the listing cache; fsspec filesystems hold nothing else we can release."""
         dircache = getattr(self.fs, "dircache", None)
@@ -355,6 +374,12 @@ class MemoryRemote(FsspecRemote):
     bytes are in memory already, so a private copy costs no I/O.
     """
 
-    def open_read(self, path: RelPath) -> BinaryIO:
-        """An independent reader of the object; `FileNotFoundError` if absent."""
-        return io.BytesIO(self.fs.cat_file(self._full(path)))
+    def open_read(
+        self, path: RelPath, *, offset: int = 0, expect: RemoteEntry | None = None
+    ) -> BinaryIO:
+        """An independent reader of the object from `offset`; `FileNotFoundError` if absent,
+        `RemoteChanged` if it is not the version `expect` names."""
+        self._check_version(path, expect)
+        reader = io.BytesIO(self.fs.cat_file(self._full(path)))
+        reader.seek(offset)
+        return reader

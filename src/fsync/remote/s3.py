@@ -263,9 +263,13 @@ class S3Remote:
         entry = self.stat(path)
         return entry.digest if entry is not None else None
 
-    def open_read(self, path: RelPath) -> BinaryIO:
-        """A streaming, verifying reader of `path`; `FileNotFoundError` if absent."""
-        return S3Reader(self, self.bucket, self._key(path), f"reading {self._url(path)}")
+    def open_read(
+        self, path: RelPath, *, offset: int = 0, expect: RemoteEntry | None = None
+    ) -> BinaryIO:
+        """A streaming, verifying reader of `path` from `offset`; `FileNotFoundError` if
+        absent, `RemoteChanged` (a 412 to If-Match) if it is not the version `expect` names."""
+        what = f"reading {self._url(path)}"
+        return S3Reader(self, self.bucket, self._key(path), what, offset=offset, expect=expect)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -408,6 +412,9 @@ class S3Remote:
                 return aborted
             params["KeyMarker"] = page.get("NextKeyMarker")
             params["UploadIdMarker"] = page.get("NextUploadIdMarker")
+
+    def flush(self) -> None:
+        """Nothing to do: S3 has stored an object durably when its PUT or Complete returns."""
 
     def close(self) -> None:
         """Stop the part senders and close the HTTP session."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fsync.errors import TransientError, VerificationError
@@ -70,20 +71,42 @@ class Transport(Protocol):
 
 
 class S3Reader(io.RawIOBase):
-    """A non-seekable binary reader of `s3://bucket/key`; raises `FileNotFoundError` at
-    construction when the object is absent."""
+    """A non-seekable binary reader of `s3://bucket/key` from byte `offset` on; raises
+    `FileNotFoundError` at construction when the object is absent, and `RemoteChanged` when
+    `expect` is given and the object is another version (If-Match answered 412).
 
-    def __init__(self, transport: Transport, bucket: str, key: str, what: str) -> None:
+    Read from its start, the content is checked against the object's own hash at the end;
+    from an offset it cannot be (the reader never sees the prefix), so the caller checks it.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        bucket: str,
+        key: str,
+        what: str,
+        *,
+        offset: int = 0,
+        expect: RemoteEntry | None = None,
+    ) -> None:
         super().__init__()
         self._t = transport
         self._params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         self._what = what
-        answer = transport.call("get_object", what, **self._params)
+        first = dict(self._params)
+        if offset:
+            first["Range"] = f"bytes={offset}-"
+        if expect is not None and expect.fingerprint:
+            first["IfMatch"] = expect.fingerprint
+        answer = transport.call("get_object", what, **first)
         self._body: Any = answer["Body"]
-        self.entry: RemoteEntry = sm.entry_from_head(answer)
+        entry = sm.entry_from_head(answer)
+        if offset:
+            entry = replace(entry, size=_total_size(answer.get("ContentRange"), entry.size))
+        self.entry: RemoteEntry = entry
         """Size, ETag, and the digest and mtime from the metadata, as the GET answered."""
-        self._pos = 0
-        self._check = _Check.for_object(answer, self.entry)
+        self._pos = offset
+        self._check = None if offset else _Check.for_object(answer, self.entry)
 
     def readable(self) -> bool:
         return True
@@ -174,6 +197,12 @@ class S3Reader(io.RawIOBase):
                 f"{self._what}: the content does not match its {check.label} "
                 "(corrupted in transit or at rest; nothing was written)"
             )
+
+
+def _total_size(content_range: str | None, fallback: int) -> int:
+    """The object's whole length from a ranged GET's `Content-Range: bytes A-B/TOTAL`."""
+    _, _, total = (content_range or "").rpartition("/")
+    return int(total) if total.isdigit() else fallback
 
 
 async def _read_up_to(body: Any, want: int) -> bytes:

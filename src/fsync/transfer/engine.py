@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import socket
 import stat
 import threading
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from fsync.durability import Durability
 from fsync.errors import (
     FileChangedError,
     FsyncError,
@@ -27,7 +27,7 @@ from fsync.errors import (
     UnsafePathError,
     VerificationError,
 )
-from fsync.fileops import create_exclusive, makedirs, place_new
+from fsync.fileops import makedirs, place_new
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.model import (
     Action,
@@ -42,10 +42,11 @@ from fsync.model import (
     RemoteEntry,
     RunResult,
 )
-from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX, check_name_lengths, conflict_name, parent
+from fsync.paths import check_name_lengths, conflict_name, parent
 from fsync.progress import Reporter
-from fsync.remote.base import ObjectMeta, Remote, same_version, served_entry
+from fsync.remote.base import ObjectMeta, Remote, same_version
 from fsync.transfer.copies import fetch_new, free_name, send_new
+from fsync.transfer.download import DownloadJournal, Fetcher
 
 if TYPE_CHECKING:
     from fsync.transfer.backup import Backup
@@ -102,6 +103,8 @@ class EngineOptions:
     there first (a conflict copy already keeps it, so keep-both actions do not use it)."""
     verify_full: bool = False
     """`--verify full`: read every uploaded object back and re-hash it (costs a download)."""
+    downloads: DownloadJournal | None = None
+    """Where large downloads are journaled so a later run resumes them; None: never."""
 
 
 @dataclass(slots=True)
@@ -147,12 +150,16 @@ def execute(
                 pending.append(done.outcome)
             pending.extend(done.more)
             if len(pending) >= opts.batch_size:
+                worker.flush()
                 sink.commit(pending)
                 pending = []
     finally:
-        if pending:
-            sink.commit(pending)
-        reporter.close()
+        try:
+            if pending:
+                worker.flush()
+                sink.commit(pending)
+        finally:
+            reporter.close()
     return result
 
 
@@ -272,6 +279,19 @@ class _Worker:
         self.planned = planned
         """Every path the plan acts on: never a new name, whatever either side holds now."""
         self._dirs_lock = threading.Lock()
+        self.durability = Durability(root)
+        self.fetcher = Fetcher(
+            remote,
+            opts.downloads,
+            self.durability,
+            file_mode=_FILE_MODE,
+            on_bytes=reporter.advance,
+        )
+
+    def flush(self) -> None:
+        """Make every write of both trees durable, before the manifest records them."""
+        self.remote.flush()
+        self.durability.flush()
 
     def run(self, action: Action) -> _Done:
         """Carry out `action`, turning any failure into an error message on the result."""
@@ -412,6 +432,7 @@ class _Worker:
             place_new(src, dst)
         except FileExistsError:
             raise RemoteChanged(f"{action.path}: a local file appeared during the run") from None
+        self.durability.renamed(os.path.dirname(dst))
         self._prune_empty(os.path.dirname(src))
         sig = StatSig.from_stat(os.stat(dst))
         digest = old.local.digest
@@ -475,12 +496,14 @@ class _Worker:
         full = self._local(path)
         folder = self._ensure_folder(path)
         self._check_local(action)
-        tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
         self.reporter.file_started(path, action.remote.size)
         copy: RelPath | None = None
+        fetched = self.fetcher.fetch(path, folder, action.remote)
+        tmp, digest, size, served = fetched.temp, fetched.digest, fetched.size, fetched.served
+        if fetched.resumed_at:
+            done.extra.append(f"{path}: resumed a partial download at byte {fetched.resumed_at}")
         try:
-            digest, size, served = self._fetch(path, tmp)
-            done.received = size
+            done.received = size - fetched.resumed_at
             _check_download(action, digest, size, served)
             remote_mode = served.mode if served and served.mode is not None else None
             mode = _download_mode(action, remote_mode or self._remote_mode(action))
@@ -493,8 +516,10 @@ class _Worker:
             copy = self._set_local_aside(action, full, done)
             os.replace(tmp, full)
         except BaseException:
-            _unlink_quietly(tmp)
+            self.fetcher.discard(path, tmp)
             raise
+        self.durability.renamed(folder)
+        self.fetcher.finish(path)
         if copy is not None and action.share_copy:
             assert action.local is not None
             self._send_copy(copy, action.local, done)
@@ -516,21 +541,6 @@ class _Worker:
         if self.opts.backup is not None:
             self.opts.backup.save_local(path, full, action.local)
         return None
-
-    def _fetch(self, path: RelPath, tmp: str) -> tuple[str, int, RemoteEntry | None]:
-        """Stream `path` into `tmp`; return its blake3, its size, and the entry the backend
-        served with the bytes (`base.served_entry`: S3 answers a GET with the metadata)."""
-        # A delete in this run may prune the folder since `_ensure_folder` made it.
-        fd = create_exclusive(tmp)
-        with os.fdopen(fd, "wb") as out, self.remote.open_read(path) as src:
-            reader = HashingReader(src, on_read=lambda n: self.reporter.advance(path, n))
-            while chunk := reader.read(CHUNK):
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-            os.fchmod(out.fileno(), _FILE_MODE)
-            served = served_entry(src)
-        return reader.digest(), reader.bytes_read, served
 
     def _remote_mode(self, action: Action) -> int | None:
         """The remote's permission bits for a download: from the listing, or else from the
@@ -586,6 +596,7 @@ class _Worker:
         if self.opts.backup is not None and action.local is not None:
             self.opts.backup.save_local(action.path, full, action.local)
         _unlink_quietly(full)
+        self.durability.renamed(os.path.dirname(full))
         self._prune_empty(os.path.dirname(full))
         return Outcome(action.path, None, forget_base=True, drop_cache=True)
 

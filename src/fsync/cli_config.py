@@ -1,0 +1,109 @@
+"""A command's defaults from the local root's `.fsync/config.toml`, merged under its flags.
+
+Before the real parse, the arguments are read once to find the local root (or `--config`);
+the file's settings become click's `default_map`, so a flag given on the command line wins
+and every value goes through the same conversion and checks as a flag. Reading and checking
+the file's TOML is `fsync.config`'s; this module only fits it to typer's parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import typer
+from typer.core import TyperCommand
+
+from fsync.cli_params import QuickCommand
+from fsync.cli_run import fail, one_line
+from fsync.errors import FsyncError, exit_code_for
+
+if TYPE_CHECKING:
+    from fsync.config import ConfigFile
+
+_NOT_SETTINGS = frozenset({"config", "help", "local"})
+"""Parameters a config file may not set."""
+
+_PATH_SETTINGS = frozenset({"remote", "log_file", "backup_dir"})
+"""Settings holding a path: a relative one is taken from the root, not the cwd."""
+
+
+class ConfiguredCommand(QuickCommand):
+    """A command whose defaults come from the local root's `.fsync/config.toml`.
+
+    A bad file stops the command with exit status 2, naming the file and line.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        """Apply the config file, then parse `args` as usual."""
+        try:
+            args = apply_config(self, ctx, list(args))
+        except FsyncError as exc:
+            fail(one_line(exc), exit_code_for(exc))
+        return super().parse_args(ctx, args)
+
+
+def apply_config(command: TyperCommand, ctx: typer.Context, args: list[str]) -> list[str]:
+    """Load the config file for the LOCAL these `args` name; set `ctx.default_map` from it.
+
+    Returns the arguments to parse: for `pull` given one argument (LOCAL), the configured
+    remote is put in front of it. Raises `ConfigError` for an unreadable or invalid file,
+    naming the file and the line.
+    """
+    from fsync.config import find_config, load_config  # noqa: PLC0415
+
+    if ctx.resilient_parsing or any(a in ("-h", "--help") for a in args):
+        return args
+    try:
+        parsed, _, _ = command.make_parser(ctx).parse_args(args=list(args))
+    except Exception:
+        return args  # the real parse reports it
+    given = {k: v for k, v in parsed.items() if isinstance(v, str)}
+    lone_pull = command.name == "pull" and "remote" in given and "local" not in given
+    local = given.get("remote") if lone_pull else given.get("local")
+    path = given.get("config") or find_config(local or ".")
+    if path is None:
+        return args
+    file = load_config(path)
+    explicit = "config" in given
+    base = os.path.dirname(os.path.abspath(path))
+    base = base if explicit else os.path.dirname(base)
+    defaults = _config_defaults(command, ctx, file, base)
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    if lone_pull and "remote" in defaults:
+        return [str(defaults["remote"]), *args]  # the one argument given is LOCAL
+    return args
+
+
+def _config_defaults(
+    command: TyperCommand, ctx: typer.Context, file: ConfigFile, base: str
+) -> dict[str, object]:
+    """The file's settings for `command`, checked against its parameters (`ConfigError`)."""
+    params = {p.name: p for p in command.get_params(ctx) if p.name not in _NOT_SETTINGS}
+    known = _all_parameter_names(ctx) - _NOT_SETTINGS
+    defaults: dict[str, object] = {}
+    for name, (raw, table) in file.settings_for(command.name or "").items():
+        param = params.get(name)
+        if param is None:
+            if table is not None or name not in known:
+                raise file.error(f"unknown setting '{name.replace('_', '-')}'", name, table)
+            continue  # a setting for other commands (e.g. `remote` for status)
+        value = [raw] if param.multiple and isinstance(raw, str) else raw
+        try:
+            param.process_value(ctx, value)
+        except typer.BadParameter as exc:
+            raise file.error(f"{name.replace('_', '-')}: {exc.message}", name, table) from None
+        if name in _PATH_SETTINGS and isinstance(value, str) and "://" not in value:
+            value = os.path.join(base, os.path.expanduser(value))
+        defaults[name] = value
+    return defaults
+
+
+def _all_parameter_names(ctx: typer.Context) -> set[str]:
+    """The parameter names of every command of the `fsync` group."""
+    group = ctx.parent.command if ctx.parent is not None else None
+    commands = getattr(group, "commands", {}) or {}
+    names = {p.name for p in ctx.command.params if p.name}
+    for cmd in commands.values():
+        names.update(p.name for p in cmd.params if p.name)
+    return names

@@ -1,0 +1,233 @@
+"""What the commands print when they are done: summaries, status, verify reports, JSON.
+
+Human lines go to stdout, errors and warnings to stderr as `fsync: error: ...`; with `--json`
+stdout carries one JSON object instead (`echo_json`), whose field names scripts depend on
+(DESIGN.md, Interface: extend, never rename). Secrets are scrubbed by the caller's redactor.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import typer
+
+from fsync.model import Direction
+from fsync.redact import NO_SECRETS, Redactor
+
+if TYPE_CHECKING:
+    from fsync.app import StatusReport
+    from fsync.model import FileError, RunResult
+    from fsync.verify import VerifyReport
+
+
+def echo_json(value: object) -> None:
+    """`value` as one line of JSON on stdout (non-ASCII kept as is)."""
+    typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+def human_bytes(n: int) -> str:
+    """`n` bytes in B, KiB, MiB or GiB, as the summaries show sizes."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def print_errors(errors: Iterable[FileError], redactor: Redactor | None) -> None:
+    """One `fsync: error: PATH: WHY` line on stderr per failed file, scrubbed by `redactor`
+    (None: as the run reported it)."""
+    for e in errors:
+        why = e.error if redactor is None else redactor.text(e.error)
+        sys.stderr.write(f"fsync: error: {e.path}: {why}\n")
+
+
+def print_summary(
+    direction: Direction, r: RunResult, verbose: bool, redactor: Redactor = NO_SECRETS
+) -> None:
+    """The end of a push, pull or sync: the counts, and what is left for another run."""
+    moved = r.uploaded + r.downloaded + r.deleted + r.moved
+    if verbose:
+        for n in r.notices:
+            typer.echo(f"skipped {n.path}: {n.reason}")
+    print_errors(r.errors, redactor)
+    if moved == 0 and not r.failed and not r.conflicts:
+        typer.echo(f"{direction.value}: nothing to do ({r.unchanged} files unchanged)")
+    else:
+        parts = _transfer_parts(direction, r)
+        parts += [
+            f"{r.moved} {'to move' if r.dry_run else 'moved'}",
+            f"{r.deleted} {'to delete' if r.dry_run else 'deleted'}",
+            f"{r.conflicts} conflicts",
+            f"{r.failed} failed",
+            f"{r.unchanged} unchanged",
+        ]
+        label = f"{direction.value} (dry run)" if r.dry_run else direction.value
+        typer.echo(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.2f} s")
+    left = len(r.notices) - r.unresolved
+    if left > 0 and not verbose and direction is not Direction.SYNC:
+        other = "pull" if direction is Direction.PUSH else "push"
+        typer.echo(f"{left} changes left for the other direction (fsync {other}; -v lists them)")
+    if r.unresolved:
+        typer.echo(
+            f"{r.unresolved} conflicts left unresolved (-v lists them; the next run sees them)"
+        )
+
+
+def _transfer_parts(direction: Direction, r: RunResult) -> list[str]:
+    """The summary's copy counts: what went up, down, or (for sync) both."""
+    up = f"{r.uploaded} {'to upload' if r.dry_run else 'uploaded'} ({human_bytes(r.bytes_sent)})"
+    down = f"{r.downloaded} {'to download' if r.dry_run else 'downloaded'}"
+    down += f" ({human_bytes(r.bytes_received)})"
+    if direction is Direction.PUSH:
+        return [up]
+    if direction is Direction.PULL:
+        return [down]
+    return [up, down]
+
+
+def print_watch_summary(r: RunResult) -> None:
+    """The end of `fsync watch`: what it did in all, and what kept failing."""
+    print_errors(r.errors, None)
+    parts = [
+        f"{r.uploaded} uploaded ({human_bytes(r.bytes_sent)})",
+        f"{r.moved} moved",
+        f"{r.deleted} deleted",
+    ]
+    if r.downloaded:
+        parts.append(f"{r.downloaded} downloaded ({human_bytes(r.bytes_received)})")
+    parts += [f"{r.conflicts} conflicts", f"{r.failed} failing"]
+    typer.echo("watch: " + ", ".join(parts) + f" in {r.seconds:.1f} s")
+
+
+def status_json(report: StatusReport) -> dict[str, object]:
+    """`fsync status --json`: the same as `print_status` shows, as one object."""
+    return {
+        "root": report.root,
+        "remotes": [
+            {
+                "url": r.url,
+                "changed": r.changed,
+                "new": r.new,
+                "deleted": r.deleted,
+                "queued": r.queued,
+            }
+            for r in report.remotes
+        ],
+        "unfinished_uploads": [
+            {
+                "target": u.target,
+                "upload_id": u.upload_id,
+                "size": u.size,
+                "part_size": u.part_size,
+                "started": u.created,
+            }
+            for u in report.uploads
+        ],
+        "partial_downloads": [
+            {
+                "path": d.path,
+                "source": d.source,
+                "size": d.size,
+                "verified_bytes": len(d.blocks) // 32 * d.block_size,
+                "started": d.created,
+            }
+            for d in report.downloads
+        ],
+        "runs": [
+            {
+                "id": run.id,
+                "remote": run.remote_url,
+                "command": run.command,
+                "started": run.started,
+                "ended": run.ended,
+                "exit_code": run.exit_code,
+                "summary": run.summary,
+            }
+            for run in report.runs
+        ],
+        "errors": [{"path": e.path, "error": e.error} for e in report.errors],
+    }
+
+
+def print_status(report: StatusReport, redactor: Redactor = NO_SECRETS) -> None:
+    """Pending changes per remote, unfinished uploads, the last runs; warnings on stderr."""
+    from datetime import datetime  # noqa: PLC0415
+
+    def when(t: float) -> str:
+        return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+    say = redactor.text
+    typer.echo(f"{report.root}")
+    for r in report.remotes:
+        pending = len(r.changed) + len(r.new) + len(r.deleted)
+        typer.echo(f"  {say(r.url)}: {pending} pending local changes")
+        for label, paths in (("changed", r.changed), ("new", r.new), ("deleted", r.deleted)):
+            for p in paths:
+                typer.echo(f"    {label:8} {p}")
+        if r.queued:
+            typer.echo(f"    {len(r.queued)} queued by fsync watch, not sent yet")
+    if report.uploads:
+        typer.echo("unfinished uploads (the next push of the same content continues them):")
+    for u in report.uploads:
+        typer.echo(f"  {say(u.target)}: {human_bytes(u.size)}, started {when(u.created)}")
+    if report.downloads:
+        typer.echo("partial downloads (the next pull of the same version continues them):")
+    for d in report.downloads:
+        kept = human_bytes(len(d.blocks) // 32 * d.block_size)
+        typer.echo(
+            f"  {d.path}: {kept} of {human_bytes(d.size)} on disk, started {when(d.created)}"
+        )
+    _print_runs(report, when, say)
+    for e in report.errors:
+        sys.stderr.write(f"fsync: warning: {e.path}: {say(e.error)}\n")
+
+
+def _print_runs(
+    report: StatusReport, when: Callable[[float], str], say: Callable[[str], str]
+) -> None:
+    if report.runs:
+        typer.echo("last runs:")
+    for run in report.runs:
+        s = run.summary
+        ended = "unfinished" if run.exit_code is None else f"exit {run.exit_code}"
+        typer.echo(
+            f"  {when(run.started)} {run.command} {say(run.remote_url or '?')} {ended}: "
+            f"{s.get('uploaded', 0)} up, {s.get('downloaded', 0)} down, "
+            f"{s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed"
+        )
+        errors: list[dict[str, str]] = s.get("errors", [])  # type: ignore[assignment]
+        for err in errors[:5]:
+            typer.echo(f"    error {err['path']}: {say(err['error'])}")
+        if len(errors) > 5:
+            typer.echo(f"    ... and {len(errors) - 5} more (fsync status --json lists all)")
+
+
+def print_verify(report: VerifyReport, redactor: Redactor) -> None:
+    """The differences `fsync verify` found, both sides' totals and the verdict."""
+    for path in report.missing:
+        typer.echo(f"missing    {path}  (local only)")
+    for path in report.extra:
+        typer.echo(f"extra      {path}  (remote only)")
+    for d in report.different:
+        typer.echo(f"different  {d.path}  ({d.reason})")
+    print_errors(report.errors, redactor)
+    typer.echo(f"local:  {report.local_files} files, {human_bytes(report.local_bytes)}")
+    typer.echo(f"remote: {report.remote_files} files, {human_bytes(report.remote_bytes)}")
+    how = []
+    if report.from_metadata:
+        how.append(f"{report.from_metadata} blake3 from metadata")
+    if report.hashed_files:
+        how.append(f"{report.hashed_files} re-hashed ({human_bytes(report.hashed_bytes)} read)")
+    verdict = "OK" if report.ok else "DIFFERENT"
+    typer.echo(
+        f"verify: {verdict}: {report.matched} match, {len(report.missing)} missing, "
+        f"{len(report.extra)} extra, {len(report.different)} different, "
+        f"{len(report.errors)} unreadable"
+        + (f" ({', '.join(how)})" if how else "")
+        + f" in {report.seconds:.2f} s"
+    )

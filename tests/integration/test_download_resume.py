@@ -1,0 +1,159 @@
+"""Partial downloads left by a dead run, continued (or thrown away) by the next one.
+
+The partial state is made the way a crash leaves it: a temp file holding the first blocks
+of the download beside its destination, and the journal row vouching for the blocks that
+reached the disk. A kill of a real process is tested against S3 in test_s3.py; here the
+remote is a plain folder (no stored hashes) and memory:// (blake3 metadata).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TYPE_CHECKING
+
+import blake3
+import pytest
+
+from fsync import app
+from fsync.config import SyncOptions
+from fsync.manifest.journal import TransferJournal
+from fsync.model import Direction, PartialDownload, RelPath, RunResult
+from fsync.progress import NullReporter
+from fsync.remote import open_remote
+from fsync.transfer.download import RESUME_BLOCK
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SIZE = 3 * RESUME_BLOCK + 12345
+TEMP = ".fsync-0123456789abcdef.tmp"
+
+
+@pytest.fixture
+def data() -> bytes:
+    return random.Random(11).randbytes(SIZE)
+
+
+def pull(remote_url: str, dst: Path) -> RunResult:
+    opts = SyncOptions(local_root=str(dst), remote_url=remote_url, direction=Direction.PULL)
+    return app.run(opts, NullReporter())
+
+
+def leave_partial(dst: Path, remote_url: str, content: bytes, blocks: int) -> Path:
+    """What a run killed after `blocks` checkpoints leaves: the temp file (with some bytes
+    of the next block too) and the journal row for the blocks it flushed."""
+    listed = open_remote(remote_url).list().entries[RelPath("big.bin")]
+    dst.mkdir(exist_ok=True)
+    temp = dst / TEMP
+    temp.write_bytes(content[: blocks * RESUME_BLOCK + 1000])
+    digests = b"".join(
+        blake3.blake3(content[i * RESUME_BLOCK : (i + 1) * RESUME_BLOCK]).digest()
+        for i in range(blocks)
+    )
+    with TransferJournal.open(str(dst)) as journal:
+        journal.begin_download(
+            PartialDownload(
+                RelPath("big.bin"),
+                open_remote(remote_url).url,
+                listed.fingerprint,
+                listed.size,
+                TEMP,
+                RESUME_BLOCK,
+                digests,
+                0.0,
+            )
+        )
+    return temp
+
+
+def assert_clean(dst: Path, data: bytes) -> None:
+    assert (dst / "big.bin").read_bytes() == data
+    assert sorted(os.listdir(dst)) == [".fsync", "big.bin"]
+    with TransferJournal.open(str(dst)) as journal:
+        assert journal.partials() == []
+
+
+@pytest.fixture
+def folder_remote(tmp_path: Path, data: bytes) -> str:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(data)
+    return str(src)
+
+
+def test_resumes_after_the_verified_blocks(folder_remote: str, tmp_path: Path, data: bytes) -> None:
+    dst = tmp_path / "dst"
+    leave_partial(dst, folder_remote, data, blocks=2)
+    result = pull(folder_remote, dst)
+    assert (result.downloaded, result.failed) == (1, 0)
+    assert result.bytes_received == SIZE - 2 * RESUME_BLOCK
+    assert_clean(dst, data)
+
+
+def test_a_damaged_block_is_fetched_again_with_all_after_it(
+    folder_remote: str, tmp_path: Path, data: bytes
+) -> None:
+    dst = tmp_path / "dst"
+    temp = leave_partial(dst, folder_remote, data, blocks=3)
+    with open(temp, "r+b") as out:  # bit rot in the second block
+        out.seek(RESUME_BLOCK + 77)
+        out.write(bytes([data[RESUME_BLOCK + 77] ^ 1]))
+    result = pull(folder_remote, dst)
+    assert result.bytes_received == SIZE - RESUME_BLOCK
+    assert_clean(dst, data)
+
+
+def test_a_truncated_partial_keeps_only_whole_blocks(
+    folder_remote: str, tmp_path: Path, data: bytes
+) -> None:
+    """The journal vouches for 3 blocks, but the disk lost the tail (no fsync reached it)."""
+    dst = tmp_path / "dst"
+    temp = leave_partial(dst, folder_remote, data, blocks=3)
+    os.truncate(temp, 2 * RESUME_BLOCK + 10)
+    result = pull(folder_remote, dst)
+    assert result.bytes_received == SIZE - 2 * RESUME_BLOCK
+    assert_clean(dst, data)
+
+
+def test_a_partial_of_an_older_version_is_thrown_away(
+    folder_remote: str, tmp_path: Path, data: bytes
+) -> None:
+    dst = tmp_path / "dst"
+    leave_partial(dst, folder_remote, data, blocks=2)
+    newer = data[:-1] + bytes([data[-1] ^ 1])
+    (tmp_path / "src" / "big.bin").write_bytes(newer)
+    result = pull(folder_remote, dst)
+    assert (result.downloaded, result.bytes_received) == (1, SIZE)
+    assert_clean(dst, newer)
+
+
+def test_a_partial_nobody_will_continue_is_removed(
+    folder_remote: str, tmp_path: Path, data: bytes
+) -> None:
+    """The remote file was deleted after the partial was left: the partial goes too."""
+    dst = tmp_path / "dst"
+    temp = leave_partial(dst, folder_remote, data, blocks=1)
+    os.unlink(tmp_path / "src" / "big.bin")
+    (tmp_path / "src" / "other.txt").write_text("x")
+    result = pull(folder_remote, dst)
+    assert (result.downloaded, result.failed) == (1, 0)
+    assert not temp.exists()
+    assert sorted(os.listdir(dst)) == [".fsync", "other.txt"]
+    with TransferJournal.open(str(dst)) as journal:
+        assert journal.partials() == []
+
+
+def test_memory_remote_resumes_and_checks_the_whole_file(tmp_path: Path, data: bytes) -> None:
+    """memory:// keeps blake3 metadata: the resumed file is checked whole before the rename."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(data)
+    url = f"memory://resume-{os.getpid()}-{tmp_path.name}"
+    push = SyncOptions(local_root=str(src), remote_url=url, direction=Direction.PUSH)
+    assert app.run(push, NullReporter()).failed == 0
+    dst = tmp_path / "dst"
+    leave_partial(dst, url, data, blocks=2)
+    result = pull(url, dst)
+    assert (result.downloaded, result.bytes_received) == (1, SIZE - 2 * RESUME_BLOCK)
+    assert_clean(dst, data)

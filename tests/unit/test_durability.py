@@ -1,0 +1,61 @@
+"""Deferred folder syncs: one filesystem sync per batch makes every rename in it durable."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from fsync.durability import _SYNCFS, Durability
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class CountingSync:
+    """The real syncfs where there is one, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if _SYNCFS is not None:
+            _SYNCFS(fd)
+
+
+def test_one_sync_per_flush_for_all_folders_and_none_without_changes(tmp_path: Path) -> None:
+    sync = CountingSync()
+    durable = Durability(str(tmp_path), syncfs=sync)
+    durable.flush()
+    assert sync.calls == 0
+    for name in ("a", "b/c", "d"):
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        (folder / "f").write_bytes(b"x")
+        durable.renamed(str(folder))
+    durable.renamed(str(tmp_path / "pruned-already"))
+    durable.flush()
+    assert sync.calls == 1
+    durable.flush()
+    assert sync.calls == 1
+
+
+def test_a_root_that_vanished_still_flushes_folder_by_folder(tmp_path: Path) -> None:
+    sync = CountingSync()
+    durable = Durability(str(tmp_path / "gone"), syncfs=sync)
+    durable.renamed(str(tmp_path))
+    durable.flush()
+    assert sync.calls == 0
+
+
+def test_file_data_is_synced_before_it_returns(tmp_path: Path) -> None:
+    durable = Durability(str(tmp_path), syncfs=None)
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"data")
+        durable.file(fd)
+    finally:
+        os.close(fd)
+    durable.renamed(str(tmp_path))
+    durable.flush()
+    assert (tmp_path / "f").read_bytes() == b"data"

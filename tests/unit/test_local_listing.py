@@ -1,0 +1,79 @@
+"""LocalRemote.list on a tree holding every kind of entry and name it must sort."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fsync.errors import PermanentError
+from fsync.model import RelPath
+from fsync.remote.local import LocalRemote
+
+
+def _odd_tree(root: Path) -> None:
+    """Every kind of entry a listing sorts: files, folders, links, a FIFO, odd names."""
+    for rel in ("a", "d/b", "d/e/c", "x y.txt", ".fsyncignore", "sub/.fsync/kept"):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rel)
+    (root / ".fsync").mkdir()
+    (root / ".fsync" / "state.db").write_text("not listed")
+    (root / "d" / ".fsync-0123abcd.tmp").write_text("a temp file")
+    (root / "back\\slash").write_text("refused")
+    (root / "tab\there").write_text("refused")
+    (root / "e\u0301").write_text("not NFC: refused")
+    (root / "caf\u00e9").write_text("NFC: listed")
+    (root / "caf\u00e9 dir").mkdir()
+    (root / "caf\u00e9 dir" / "f").write_text("under a non-ASCII folder")
+    (root / "bad\\dir").mkdir()
+    (root / "bad\\dir" / "f").write_text("refused with its folder's name")
+    os.symlink(root / "a", root / "link")
+    os.symlink(root / "d", root / "dirlink")
+    os.mkfifo(root / "fifo")
+    os.mkfifo(root / ".fsync-fifo.tmp")  # a temp name: skipped, whatever it is
+    bad = os.fsencode(str(root)) + b"/bad\xffname"
+    with open(bad, "wb") as f:
+        f.write(b"not UTF-8: refused")
+
+
+def test_files_are_listed_and_everything_else_refused_or_skipped(tmp_path: Path) -> None:
+    _odd_tree(tmp_path)
+    here = LocalRemote(str(tmp_path)).list()
+    assert set(here.entries) == {
+        "a",
+        "d/b",
+        "d/e/c",
+        "x y.txt",
+        ".fsyncignore",
+        "sub/.fsync/kept",
+        "caf\u00e9",
+        "caf\u00e9 dir/f",
+    }
+    refused = dict(here.refused)
+    assert refused["link"] == refused["dirlink"] == "a symbolic link (not followed)"
+    assert refused["fifo"] == "not a regular file"
+    assert {"back\\slash", "tab\there", "e\u0301", "bad\\dir/f", "bad\udcffname"} < set(refused)
+
+
+def test_listed_entries_are_what_stat_says(tmp_path: Path) -> None:
+    _odd_tree(tmp_path)
+    remote = LocalRemote(str(tmp_path))
+    listed = remote.list()
+    assert listed.entries
+    for path, entry in listed.entries.items():
+        assert remote.stat(RelPath(path)) == entry
+
+
+def test_an_empty_or_missing_root_lists_empty(tmp_path: Path) -> None:
+    assert LocalRemote(str(tmp_path)).list().entries == {}
+    missing = LocalRemote(str(tmp_path / "missing"))
+    assert missing.list().entries == {}
+
+
+def test_a_root_that_is_a_file_fails_as_in_process(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    remote = LocalRemote(str(tmp_path / "f"))
+    with pytest.raises(PermanentError, match="is not a folder"):
+        remote.list()
