@@ -330,16 +330,18 @@ def watch(
 ) -> None:
     """Push local changes to REMOTE as they happen, until Ctrl-C or SIGTERM."""
     from fsync.config import WatchOptions
+    from fsync.runlog import configure_console
     from fsync.watch import watch as run_watch
 
-    opts, _ = cli_run.options("watch", WatchOptions, locals())
+    opts, redactor = cli_run.options("watch", WatchOptions, locals())
+    configure_console(verbose, redactor)
     display = cli_run.watch_display(json_out or quiet)
     try:
-        result = guard(verbose, lambda: run_watch(opts, display))
+        result = guard(verbose, lambda: run_watch(opts, display), redactor)
     finally:
         display.stop()
     if json_out:
-        render.echo_json(result.as_json())
+        render.echo_json(redactor.value(result.as_json()))
     elif not quiet:
         render.print_watch_summary(result)
     raise typer.Exit(int(ExitCode.OK))

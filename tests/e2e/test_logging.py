@@ -206,6 +206,7 @@ def test_no_secret_anywhere(fsync, s3_bucket, tmp_path: Path) -> None:
             fsync("status", src, env=env),
             fsync("status", src, "--json", env=env),
             fsync("verify", src, url, "-v", "--json", *creds, env=env),
+            fsync("watch", src, f"s3://{access}:{secret}@{bucket}/x", "--json", env=env),
         ]
     finally:
         locked.chmod(0o644)
@@ -226,4 +227,6 @@ def test_no_secret_anywhere(fsync, s3_bucket, tmp_path: Path) -> None:
     assert "upload a.txt" in runs[0].stdout
     assert '"type":"summary"' in log.read_text()
     assert "s3://***@" in runs[2].stderr
+    assert runs[6].returncode == 1
+    assert "s3://***@" in runs[6].stderr
     assert "cannot read" in runs[3].stdout
