@@ -8,14 +8,12 @@ checks. The app and `fsync watch` both plan through `plan_sync`.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from fsync import planner, planner_sync
+from fsync import etags, planner, planner_sync
 from fsync.errors import FsyncError
 from fsync.hashing import hash_stream
 from fsync.model import (
@@ -29,10 +27,6 @@ from fsync.model import (
     SyncPolicy,
 )
 from fsync.remote.base import Remote
-
-_MD5_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
-"""A fingerprint of this shape is an S3 single-part ETag: the MD5 of the content (or, under
-KMS encryption, something else; then the local MD5 simply never matches it)."""
 
 
 def plan_sync(
@@ -157,14 +151,12 @@ def _learn(
 
 
 def _by_md5(root: str, path: RelPath, entry: RemoteEntry, here: LocalEntry | None) -> Digest | None:
-    """The local file's digest if its MD5 is the object's MD5 ETag, else None."""
-    if here is None or here.size != entry.size or not _MD5_FINGERPRINT.fullmatch(entry.fingerprint):
+    """The local file's digest if the object's ETag (plain or multipart MD5) was made from
+    the same content (`fsync.etags`), else None."""
+    if here is None or here.size != entry.size or not etags.is_md5_etag(entry.fingerprint):
         return None
-    md5 = hashlib.md5(usedforsecurity=False)
-    with open(os.path.join(root, *path.split("/")), "rb") as f:
-        while chunk := f.read(1 << 20):
-            md5.update(chunk)
-    return here.digest if md5.hexdigest() == entry.fingerprint else None
+    full = os.path.join(root, *path.split("/"))
+    return here.digest if etags.matches(full, here.size, entry.fingerprint) else None
 
 
 def _both_changed(

@@ -268,6 +268,49 @@ def test_objects_from_other_tools_are_pulled_and_verified(
     assert not (tmp_path / "lying.bin").exists()
 
 
+@pytest.mark.slow
+def test_identical_objects_from_other_tools_are_adopted_not_resent(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """A tree another tool uploaded (a plain PUT, and multipart with aws's 8 MiB and
+    rclone's 5 MiB parts, so ETags `md5-N`): a first push of the same files matches every
+    ETag from the local bytes, records them, and sends nothing; a changed file is a conflict
+    kept as both, as before."""
+    from boto3.s3.transfer import TransferConfig
+
+    rng = random.Random(5)
+    files = {"plain.txt": b"same bytes", "aws.bin": rng.randbytes(21 * MIB + 7)}
+    files["rclone.bin"] = rng.randbytes(11 * MIB)
+    files["changed.bin"] = rng.randbytes(9 * MIB)
+    client = direct.boto3_client()
+    try:
+        client.put_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/plain.txt", Body=b"same bytes")
+        for name, part in (("aws.bin", 8), ("rclone.bin", 5), ("changed.bin", 8)):
+            body = files[name] if name != "changed.bin" else rng.randbytes(9 * MIB)
+            client.upload_fileobj(
+                __import__("io").BytesIO(body),
+                s3_proxy.bucket,
+                f"{PREFIX}/{name}",
+                Config=TransferConfig(
+                    multipart_threshold=part * MIB, multipart_chunksize=part * MIB
+                ),
+            )
+        etag = client.head_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/aws.bin")["ETag"]
+    finally:
+        client.close()
+    assert etag.strip('"').endswith("-3")
+    src = tmp_path / "src"
+    write(src, files)
+    s3_proxy.proxy.reset_counts()
+    result = sync(src, s3_proxy, Direction.PUSH)
+    assert (result.uploaded, result.failed, result.conflicts) == (1, 0, 1)
+    writes = {"PutObject", "CreateMultipartUpload", "UploadPart", "CopyObject"}
+    written = {e.path.rsplit("/", 1)[-1] for e in s3_proxy.proxy.log if e.op in writes}
+    assert {name.split(".")[0] for name in written} == {"changed"}  # it and its conflict copy
+    second = sync(src, s3_proxy, Direction.PUSH)
+    assert (second.uploaded, second.conflicts) == (0, 0)
+
+
 def test_access_denied_exits_1_with_one_clear_line(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
     s3_proxy.proxy.add_rule("ListObjectsV2", action="403", times=None)
     done = subprocess.run(

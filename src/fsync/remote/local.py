@@ -110,6 +110,8 @@ class LocalRemote:
             stores_digest=False, sets_mtime=True, server_side_copy=True
         )
         self._durable = Durability(self.root)
+        self._inside: set[str] = set()
+        """Existing folders already resolved inside the root (see `_checked`)."""
 
     # -- reading -------------------------------------------------------------------------
 
@@ -236,12 +238,11 @@ class LocalRemote:
         The temp file takes `meta`'s mode and mtime and is on disk before `before_publish()`
         runs; the destination is then checked against `expect` (`RemoteChanged` if it moved)
         and replaced atomically; `flush` makes the rename durable. Any failure removes the
-        temp file. Raises `PermanentError`
-        for a full disk, `PermissionError` for access denied, `UnsafePathError` when a parent
-        folder is a link leading outside the root.
+        temp file. Raises `PermanentError` for a full disk, `PermissionError` for access
+        denied, `UnsafePathError` when a parent folder is a link leading outside the root.
         """
         full = self._checked(path)
-        temp = self._stage(full, source, meta)
+        temp, written = self._stage(full, source, meta)
         try:
             before_publish()
             self._publish(temp, full, expect)
@@ -249,10 +250,10 @@ class LocalRemote:
             _unlink_quietly(temp)
             raise
         self._durable.renamed(os.path.dirname(full))
-        return self._entry_after_write(full)
+        return written  # a rename keeps the inode: no stat of `full` needed
 
-    def _stage(self, full: str, source: BinaryIO, meta: ObjectMeta) -> str:
-        """Copy `source` into a new temp file in `full`'s folder; return the temp's path."""
+    def _stage(self, full: str, source: BinaryIO, meta: ObjectMeta) -> tuple[str, RemoteEntry]:
+        """Copy `source` into a new temp file in `full`'s folder; its path and entry."""
         folder = os.path.dirname(full)
         temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
         try:
@@ -269,20 +270,22 @@ class LocalRemote:
                 mtime = meta.mtime_ns
                 os.utime(out.fileno(), ns=(mtime, mtime))
                 self._durable.file(out.fileno())
+                written = _entry(os.fstat(out.fileno()))
         except BaseException as err:
             _unlink_quietly(temp)
             if isinstance(err, OSError):
                 _raise_translated(err, f"writing {full}")
             raise
-        return temp
+        return temp, written
 
     def _create(self, folder: str, temp: str) -> int:
-        """Create `folder` as needed and open `temp` exclusively (owner-only until chmod)."""
+        """Open `temp` exclusively (owner-only until chmod), creating `folder` if it is
+        missing: the open is tried first, as the folder almost always exists (a makedirs
+        first costs a stat and a failing mkdir per file)."""
         for _ in range(_CREATE_ATTEMPTS - 1):
-            makedirs(folder)
             with contextlib.suppress(FileNotFoundError):
                 return os.open(temp, _CREATE_FLAGS, 0o600)
-        makedirs(folder)
+            makedirs(folder)
         return os.open(temp, _CREATE_FLAGS, 0o600)
 
     def _publish(self, temp: str, full: str, expect: RemoteEntry | None) -> None:
@@ -428,10 +431,18 @@ class LocalRemote:
         (the file itself is handled by lstat and O_NOFOLLOW).
         """
         full = os.path.join(self.root, *path.split("/"))
+        folder = os.path.dirname(full)
+        if folder in self._inside:
+            return full
         real_root = os.path.realpath(self.root)
-        real_parent = os.path.realpath(os.path.dirname(full))
+        real_parent = os.path.realpath(folder)
         if os.path.commonpath([real_root, real_parent]) != real_root:
             raise UnsafePathError(
                 f"{path!r}: a parent folder is a link leading outside {self.root}"
             )
+        if os.path.isdir(folder):
+            # Resolving a folder costs a stat per level, per file; one that resolved inside
+            # the root is not resolved again (a link swapped in later is the same race as one
+            # swapped in between this check and the write).
+            self._inside.add(folder)
         return full
