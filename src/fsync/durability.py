@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import threading
 from collections.abc import Callable
@@ -30,7 +31,7 @@ def _load_syncfs() -> _SyncFs | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         fn = libc.syncfs
-    except (OSError, AttributeError):
+    except Exception:  # no libc (Windows: CDLL(None) is a TypeError), or no syncfs in it
         return None
     fn.argtypes = [ctypes.c_int]
     fn.restype = ctypes.c_int
@@ -108,7 +109,9 @@ def _fsync_folder(folder: str) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as err:
+        if err.errno == errno.EIO:
+            raise  # the disk lost a write: the manifest must not record it
+        # Other refusals mean this platform or filesystem cannot sync a folder at all.
     finally:
         os.close(fd)

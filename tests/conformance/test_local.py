@@ -142,6 +142,23 @@ class TestLocal(LocalFixtures, RemoteContract):
         assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
         assert (outside / "victim.txt").read_bytes() == b"precious"
 
+    def test_a_folder_swapped_for_a_link_is_refused_after_a_flush(
+        self, remote: Remote, tmp_path: Path
+    ) -> None:
+        """A folder checked once is not trusted for the life of the process (`fsync watch`
+        keeps one remote for hours): every batch's flush makes the next write check again."""
+        outside = tmp_path / "elsewhere"
+        outside.mkdir()
+        root = Path(remote.url.removeprefix("file://"))
+        put_bytes(remote, "d/a.txt", b"inside")
+        remote.flush()
+        (root / "d" / "a.txt").unlink()
+        (root / "d").rmdir()
+        (root / "d").symlink_to(outside)
+        with pytest.raises(UnsafePathError):
+            put_bytes(remote, "d/b.txt", b"escape")
+        assert list(outside.iterdir()) == []
+
     def test_symlink_at_destination_is_neither_read_nor_replaced(
         self, remote: Remote, tmp_path: Path
     ) -> None:

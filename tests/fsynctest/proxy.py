@@ -52,8 +52,10 @@ __all__ = [
     "start_proxy",
 ]
 
-Action = Literal["503", "500", "429", "403", "drop", "delay", "reset"]
-ACTIONS: frozenset[str] = frozenset({"503", "500", "429", "403", "drop", "delay", "reset"})
+Action = Literal["503", "500", "429", "403", "drop", "delay", "reset", "no-range"]
+ACTIONS: frozenset[str] = frozenset(
+    {"503", "500", "429", "403", "drop", "delay", "reset", "no-range"}
+)
 
 _BLOCK = 1 << 20
 """Bytes moved per read while streaming a body: bounded memory per connection."""
@@ -368,7 +370,8 @@ class Proxy:
         `code`) and a Retry-After header when `retry_after` is given, without forwarding;
         "drop" reads the request and closes the connection unanswered; "reset" forwards it,
         relays part of the answer, then resets the connection (RST); "delay" waits `delay`
-        seconds, then forwards.
+        seconds, then forwards; "no-range" forwards it without its Range header (a store or
+        proxy that ignores ranges answers with the whole object).
         Rules are checked in the order added; the first whose window holds a request wins.
         Returns the rule, whose `seen`/`fired` counters a test can read.
         """
@@ -523,7 +526,9 @@ class _Connection:
         if rule is not None and rule.action == "delay":
             self.proxy._wait(rule.delay)
         reset = rule is not None and rule.action == "reset"
-        upstream_keeps = self._forward(head, method, reset=reset, record=record)
+        ranged = rule is None or rule.action != "no-range"
+        drop = frozenset({"expect"} if ranged else {"expect", "range"})
+        upstream_keeps = self._forward(head, method, reset=reset, record=record, drop=drop)
         return keep and upstream_keeps
 
     @staticmethod
@@ -587,14 +592,20 @@ class _Connection:
         self.upstream = None
 
     def _forward(
-        self, head: _Head, method: str, *, reset: bool, record: Callable[..., None]
+        self,
+        head: _Head,
+        method: str,
+        *,
+        reset: bool,
+        record: Callable[..., None],
+        drop: frozenset[str] = frozenset({"expect"}),
     ) -> bool:
         """Send the request upstream, record and relay the answer; False: close the client.
 
         With `reset`, only part of the answer is relayed before the connection is reset.
         """
         upstream = self._connect_upstream()
-        upstream.sock.sendall(head.encode(drop=frozenset({"expect"})))
+        upstream.sock.sendall(head.encode(drop=drop))
         length = _body_length(head)
         if length == "chunked":
             _copy_chunked(self.rfile, upstream.sock.sendall)

@@ -128,6 +128,19 @@ def test_a_partial_of_an_older_version_is_thrown_away(
     assert_clean(dst, newer)
 
 
+def test_a_partial_of_a_big_version_goes_when_a_small_one_replaces_it(
+    folder_remote: str, tmp_path: Path, data: bytes
+) -> None:
+    """The new version is small (never journaled): the old partial must not be orphaned."""
+    dst = tmp_path / "dst"
+    temp = leave_partial(dst, folder_remote, data, blocks=2)
+    (tmp_path / "src" / "big.bin").write_bytes(b"small now")
+    result = pull(folder_remote, dst)
+    assert (result.downloaded, result.failed) == (1, 0)
+    assert not temp.exists()
+    assert_clean(dst, b"small now")
+
+
 def test_a_partial_nobody_will_continue_is_removed(
     folder_remote: str, tmp_path: Path, data: bytes
 ) -> None:

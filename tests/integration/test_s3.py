@@ -27,7 +27,7 @@ import pytest
 from fsync import app
 from fsync.config import SyncOptions
 from fsync.manifest.journal import TransferJournal
-from fsync.model import Direction, RunResult
+from fsync.model import Direction, PartialDownload, RelPath, RunResult
 from fsync.progress import NullReporter
 from fsync.remote.s3_meta import format_mode, format_mtime
 from fsynctest.trees import listing, write
@@ -449,6 +449,53 @@ def test_killed_download_resumes_from_its_verified_prefix(
     assert sorted(p.name for p in dst.iterdir()) == [".fsync", "huge.bin"]
     with TransferJournal.open(str(dst)) as journal:
         assert journal.partials() == []
+
+
+def test_a_store_ignoring_range_never_splices_a_resumed_download(
+    s3_proxy: ProxiedBucket, tmp_path: Path
+) -> None:
+    """The store answers a resumed (ranged) read with the whole object: its first bytes must
+    not be written after the kept prefix. The partial is dropped, nothing is published, and
+    the next run fetches the file whole."""
+    if s3_proxy.server.name == "ceph":
+        pytest.skip("Ceph checks SigV4: a request stripped of its signed Range header is refused")
+    size = 40 * MIB
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    data = random.Random(9).randbytes(size)
+    (src / "big.bin").write_bytes(data)
+    assert sync(src, s3_proxy, Direction.PUSH).failed == 0
+    block = 16 * MIB
+    dst.mkdir()
+    temp = ".fsync-00000000000000aa.tmp"
+    (dst / temp).write_bytes(data[: block + 100])
+    client = s3_proxy.server.boto3_client()
+    try:
+        etag = client.head_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/big.bin")["ETag"]
+    finally:
+        client.close()
+    with TransferJournal.open(str(dst)) as journal:
+        journal.begin_download(
+            PartialDownload(
+                RelPath("big.bin"),
+                f"s3://{s3_proxy.bucket}/{PREFIX}",
+                etag.strip('"'),
+                size,
+                temp,
+                block,
+                blake3.blake3(data[:block]).digest(),
+                0.0,
+            )
+        )
+    s3_proxy.proxy.add_rule("GetObject", action="no-range", times=None)
+    result = sync(dst, s3_proxy, Direction.PULL)
+    assert result.failed == 1
+    assert "asked for the bytes from 16777216 on" in result.errors[0].error
+    assert sorted(p.name for p in dst.iterdir()) == [".fsync"]
+    s3_proxy.proxy.clear_rules()
+    again = sync(dst, s3_proxy, Direction.PULL)
+    assert (again.downloaded, again.failed, again.bytes_received) == (1, 0, size)
+    assert (dst / "big.bin").read_bytes() == data
 
 
 def _wait_for_blocks(dst: Path, process: subprocess.Popen[bytes], at_least: int) -> int:

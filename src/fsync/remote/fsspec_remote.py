@@ -196,7 +196,11 @@ class FsspecRemote:
         try:
             reader: BinaryIO = self.fs.open(self._full(path), "rb")
             if offset:
-                reader.seek(offset)
+                try:
+                    reader.seek(offset)
+                except BaseException:
+                    reader.close()
+                    raise
         except FileNotFoundError:
             raise
         except OSError as err:

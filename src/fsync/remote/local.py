@@ -345,7 +345,9 @@ class LocalRemote:
                 os.rmdir(folder)
             except OSError:
                 return
+            self._inside.discard(folder)
             folder = os.path.dirname(folder)
+            self._durable.renamed(folder)  # its entry for the removed folder changed
 
     def copy(self, src: RelPath, dst: RelPath) -> RemoteEntry:
         """Copy `src` to `dst` (content, mode, mtime) through a temp file and a rename.
@@ -416,7 +418,12 @@ class LocalRemote:
         return removed
 
     def flush(self) -> None:
-        """Make every write so far durable (renames included): one filesystem sync."""
+        """Make every write so far durable (renames included): one filesystem sync.
+
+        Also forgets which folders resolved inside the root: a long `fsync watch` session
+        checks them again after every batch, not once per process.
+        """
+        self._inside.clear()
         self._durable.flush()
 
     def close(self) -> None:

@@ -100,6 +100,8 @@ class S3Reader(io.RawIOBase):
             first["IfMatch"] = expect.fingerprint
         answer = transport.call("get_object", what, **first)
         self._body: Any = answer["Body"]
+        if offset:
+            self._check_range(answer, offset)
         entry = sm.entry_from_head(answer)
         if offset:
             entry = replace(entry, size=_total_size(answer.get("ContentRange"), entry.size))
@@ -166,7 +168,9 @@ class S3Reader(io.RawIOBase):
             params = dict(self._params, Range=f"bytes={self._pos}-")
             if self.entry.fingerprint:
                 params["IfMatch"] = self.entry.fingerprint
-            self._body = self._t.call_once("get_object", self._what, params)["Body"]
+            answer = self._t.call_once("get_object", self._what, params)
+            self._body = answer["Body"]
+            self._check_range(answer, self._pos)
         try:
             data: bytes = self._t.run_async(_read_up_to, self._body, want)
         except Exception as exc:
@@ -181,6 +185,16 @@ class S3Reader(io.RawIOBase):
         if len(data) < want:
             self._drop_body()  # the body ended before its length: re-open for the rest
         return data
+
+    def _check_range(self, answer: dict[str, Any], offset: int) -> None:
+        """Refuse a ranged answer that does not start at `offset` (a store or proxy that
+        ignores `Range` sends the whole object: its first bytes must not land mid-file)."""
+        if not (answer.get("ContentRange") or "").startswith(f"bytes {offset}-"):
+            self._drop_body()
+            raise VerificationError(
+                f"{self._what}: asked for the bytes from {offset} on, the store answered "
+                f"with others ({answer.get('ContentRange') or 'no Content-Range'})"
+            )
 
     def _drop_body(self) -> None:
         body, self._body = self._body, None

@@ -113,15 +113,20 @@ class Fetcher:
         A failure that a re-run can continue from (a dropped network, a kill) leaves a
         journaled partial file behind; any other failure removes what was written.
         """
-        if self.journal is None or expect.size <= self.block_size or not expect.fingerprint:
+        if self.journal is None:
             return self._fetch_whole(path, folder, expect)
+        journaled = expect.size > self.block_size and bool(expect.fingerprint)
         partial = self.journal.partial(path)
         if partial is not None:
-            if self._same_download(partial, expect):
+            if journaled and self._same_download(partial, expect):
                 resumed = self._resume(partial, folder, expect)
                 if resumed is not None:
                     return resumed
-            self.discard(path, os.path.join(folder, partial.temp))
+            # Not continued (another version, even a small one): its file goes now, or
+            # nothing would ever remove it.
+            self.discard(path, _temp_path(folder, partial.temp))
+        if not journaled:
+            return self._fetch_whole(path, folder, expect)
         return self._fetch_journaled(path, folder, expect)
 
     def finish(self, path: RelPath) -> None:
@@ -129,9 +134,9 @@ class Fetcher:
         if self.journal is not None:
             self.journal.end_download(path)
 
-    def discard(self, path: RelPath, temp: str) -> None:
-        """Remove a temp file and its journal row (its content is useless or wrong)."""
-        if is_temp_name(os.path.basename(temp)):
+    def discard(self, path: RelPath, temp: str | None) -> None:
+        """Remove a temp file (None: none to remove) and its journal row."""
+        if temp is not None and is_temp_name(os.path.basename(temp)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
         self.finish(path)
@@ -194,6 +199,8 @@ class Fetcher:
             out.truncate(offset)
             out.seek(offset)
             self.journal.checkpoint(partial.path, blocks)
+            if offset:
+                self.on_bytes(partial.path, offset)  # progress counts the kept prefix
             resumed = replace(partial, blocks=blocks)
             try:
                 return self._continue(
@@ -284,9 +291,9 @@ def drop_stale_partials(journal: DownloadJournal, root: str, keep: set[RelPath])
     for partial in journal.partials():
         if partial.path in keep:
             continue
-        if is_temp_name(partial.temp) and os.path.basename(partial.temp) == partial.temp:
-            folder = os.path.dirname(os.path.join(root, partial.path))
-            _unlink_quietly(os.path.join(folder, partial.temp))
+        temp = _temp_path(os.path.dirname(os.path.join(root, partial.path)), partial.temp)
+        if temp is not None:
+            _unlink_quietly(temp)
         journal.end_download(partial.path)
         dropped += 1
     return dropped
@@ -345,6 +352,14 @@ def _verified_prefix(out: BinaryIO, partial: PartialDownload, hasher: blake3, li
         hasher.update(block)
         kept += 1
     return kept
+
+
+def _temp_path(folder: str, name: str) -> str | None:
+    """`name` in `folder` if it is a plain temp-file name (a journal row is data, and data
+    never names a file elsewhere to remove); else None."""
+    if is_temp_name(name) and os.path.basename(name) == name:
+        return os.path.join(folder, name)
+    return None
 
 
 def _new_temp(folder: str) -> str:
