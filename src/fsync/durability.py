@@ -2,10 +2,10 @@
 
 Every file fsync publishes must reach the disk before its rename (so a power cut never
 leaves a torn file under a real name), and every rename before the manifest records it (so
-the base never vouches for a file the disk lost). The file's data is fsynced before its
-rename, as before; the folder fsync each rename used to need (a journal commit per file:
-a fifth of a 20,000-file push, measured) is deferred to `flush`, which the engine calls once
-per batch of outcomes, just before recording them: one `syncfs` of the root's filesystem
+the base never vouches for a file the disk lost). Its writer fsyncs the file's data before
+the rename, as before; the folder fsync each rename used to need (a journal commit per
+file: a fifth of a 20,000-file push, measured) is deferred to `flush`, which the engine calls
+once per batch of outcomes, just before recording them: one `syncfs` of the root's filesystem
 on Linux, or an fsync of each touched folder elsewhere (or for a folder on another
 filesystem than the root, a mount inside the tree).
 
@@ -50,7 +50,7 @@ _SYNCFS = _load_syncfs()
 class Durability:
     """The writes under one folder tree (a local root) and what makes them durable.
 
-    Thread-safe: the engine's workers call `file` and `renamed` concurrently; `flush` is
+    Thread-safe: the engine's workers call `renamed` concurrently; `flush` is
     called by the thread that records outcomes. The root is opened at the first flush (a
     push may create it).
     """
@@ -60,10 +60,6 @@ class Durability:
         self._syncfs = syncfs
         self._lock = threading.Lock()
         self._folders: set[str] = set()
-
-    def file(self, fd: int) -> None:
-        """Return once the data and attributes written to `fd` are on disk."""
-        os.fsync(fd)
 
     def renamed(self, folder: str) -> None:
         """Note that an entry of `folder` changed (a rename, create or delete in it)."""

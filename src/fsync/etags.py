@@ -28,6 +28,15 @@ _READ = _MIB
 """Bytes per read: every candidate part size is a whole number of reads."""
 
 
+def is_plain_md5(etag: str) -> bool:
+    """True when a normalised ETag looks like the MD5 of the content (32 lower-case hex).
+
+    Multipart ETags end in `-N`. Beware: with SSE-KMS or SSE-C encryption an ETag has this
+    shape but is not the MD5, so treat a match as a claim to verify, not as proof.
+    """
+    return bool(_PLAIN.fullmatch(etag))
+
+
 def is_md5_etag(etag: str) -> bool:
     """True for an ETag that may be computed from the content: plain MD5 or multipart."""
     return bool(_PLAIN.fullmatch(etag) or _MULTIPART.fullmatch(etag))

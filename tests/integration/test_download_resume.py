@@ -12,22 +12,21 @@ import os
 import random
 from typing import TYPE_CHECKING
 
-import blake3
 import pytest
 
 from fsync import app
 from fsync.config import SyncOptions
 from fsync.manifest.journal import TransferJournal
-from fsync.model import Direction, PartialDownload, RelPath, RunResult
+from fsync.model import Direction, RelPath, RunResult
 from fsync.progress import NullReporter
 from fsync.remote import open_remote
 from fsync.transfer.download import RESUME_BLOCK
+from fsynctest import partials
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 SIZE = 3 * RESUME_BLOCK + 12345
-TEMP = ".fsync-0123456789abcdef.tmp"
 
 
 @pytest.fixture
@@ -35,36 +34,29 @@ def data() -> bytes:
     return random.Random(11).randbytes(SIZE)
 
 
-def pull(remote_url: str, dst: Path) -> RunResult:
+class Progress(NullReporter):
+    """Adds up the bytes the progress display is told about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown = 0
+
+    def advance(self, path: str, nbytes: int) -> None:
+        self.shown += nbytes
+
+
+def pull(remote_url: str, dst: Path, reporter: NullReporter | None = None) -> RunResult:
     opts = SyncOptions(local_root=str(dst), remote_url=remote_url, direction=Direction.PULL)
-    return app.run(opts, NullReporter())
+    return app.run(opts, reporter or NullReporter())
 
 
 def leave_partial(dst: Path, remote_url: str, content: bytes, blocks: int) -> Path:
-    """What a run killed after `blocks` checkpoints leaves: the temp file (with some bytes
-    of the next block too) and the journal row for the blocks it flushed."""
-    listed = open_remote(remote_url).list().entries[RelPath("big.bin")]
-    dst.mkdir(exist_ok=True)
-    temp = dst / TEMP
-    temp.write_bytes(content[: blocks * RESUME_BLOCK + 1000])
-    digests = b"".join(
-        blake3.blake3(content[i * RESUME_BLOCK : (i + 1) * RESUME_BLOCK]).digest()
-        for i in range(blocks)
+    """A partial pull of `big.bin` from `remote_url`, killed after `blocks` checkpoints."""
+    remote = open_remote(remote_url)
+    listed = remote.list().entries[RelPath("big.bin")]
+    return partials.leave_partial(
+        dst, "big.bin", remote.url, listed.fingerprint, content, blocks=blocks
     )
-    with TransferJournal.open(str(dst)) as journal:
-        journal.begin_download(
-            PartialDownload(
-                RelPath("big.bin"),
-                open_remote(remote_url).url,
-                listed.fingerprint,
-                listed.size,
-                TEMP,
-                RESUME_BLOCK,
-                digests,
-                0.0,
-            )
-        )
-    return temp
 
 
 def assert_clean(dst: Path, data: bytes) -> None:
@@ -85,9 +77,11 @@ def folder_remote(tmp_path: Path, data: bytes) -> str:
 def test_resumes_after_the_verified_blocks(folder_remote: str, tmp_path: Path, data: bytes) -> None:
     dst = tmp_path / "dst"
     leave_partial(dst, folder_remote, data, blocks=2)
-    result = pull(folder_remote, dst)
+    progress = Progress()
+    result = pull(folder_remote, dst, progress)
     assert (result.downloaded, result.failed) == (1, 0)
     assert result.bytes_received == SIZE - 2 * RESUME_BLOCK
+    assert progress.shown == SIZE  # the kept prefix counts: the bar reaches its end
     assert_clean(dst, data)
 
 

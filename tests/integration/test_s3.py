@@ -27,9 +27,10 @@ import pytest
 from fsync import app
 from fsync.config import SyncOptions
 from fsync.manifest.journal import TransferJournal
-from fsync.model import Direction, PartialDownload, RelPath, RunResult
+from fsync.model import Direction, RunResult
 from fsync.progress import NullReporter
 from fsync.remote.s3_meta import format_mode, format_mtime
+from fsynctest.partials import leave_partial
 from fsynctest.trees import listing, write
 
 if TYPE_CHECKING:
@@ -465,28 +466,13 @@ def test_a_store_ignoring_range_never_splices_a_resumed_download(
     data = random.Random(9).randbytes(size)
     (src / "big.bin").write_bytes(data)
     assert sync(src, s3_proxy, Direction.PUSH).failed == 0
-    block = 16 * MIB
-    dst.mkdir()
-    temp = ".fsync-00000000000000aa.tmp"
-    (dst / temp).write_bytes(data[: block + 100])
     client = s3_proxy.server.boto3_client()
     try:
         etag = client.head_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/big.bin")["ETag"]
     finally:
         client.close()
-    with TransferJournal.open(str(dst)) as journal:
-        journal.begin_download(
-            PartialDownload(
-                RelPath("big.bin"),
-                f"s3://{s3_proxy.bucket}/{PREFIX}",
-                etag.strip('"'),
-                size,
-                temp,
-                block,
-                blake3.blake3(data[:block]).digest(),
-                0.0,
-            )
-        )
+    source = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    leave_partial(dst, "big.bin", source, etag.strip('"'), data, blocks=1)
     s3_proxy.proxy.add_rule("GetObject", action="no-range", times=None)
     result = sync(dst, s3_proxy, Direction.PULL)
     assert result.failed == 1

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fsync.etags import is_plain_md5
 from fsync.model import Digest, RemoteEntry
 from fsync.remote.base import ObjectMeta
 from fsync.remote.s3_meta import (
@@ -14,7 +15,6 @@ from fsync.remote.s3_meta import (
     entry_from_listing,
     format_mode,
     format_mtime,
-    is_plain_md5,
     is_same_write,
     md5_base64,
     md5_hex_from_base64,

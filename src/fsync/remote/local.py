@@ -269,7 +269,7 @@ class LocalRemote:
                 os.fchmod(out.fileno(), meta.mode & 0o1777)
                 mtime = meta.mtime_ns
                 os.utime(out.fileno(), ns=(mtime, mtime))
-                self._durable.file(out.fileno())
+                os.fsync(out.fileno())  # on disk before the rename publishes it
                 written = _entry(os.fstat(out.fileno()))
         except BaseException as err:
             _unlink_quietly(temp)
@@ -365,7 +365,7 @@ class LocalRemote:
             shutil.copy2(src_full, temp, follow_symlinks=False)
             fd = os.open(temp, _OPEN_READ_FLAGS)
             try:
-                self._durable.file(fd)  # a backup must be on disk before what replaces it
+                os.fsync(fd)  # a backup must be on disk before what replaces it
             finally:
                 os.close(fd)
             os.replace(temp, dst_full)

@@ -28,7 +28,6 @@ META_MD5 = "md5chksum"
 """User-metadata keys (sent as `X-Amz-Meta-<key>`; S3 returns them lower-case)."""
 
 _NS_PER_S = 1_000_000_000
-_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 _BLAKE3_HEX = re.compile(r"^[0-9a-f]{64}$")
 _MTIME = re.compile(r"^(-?)(\d+)(?:\.(\d*))?$")
 
@@ -82,15 +81,6 @@ def normalise_etag(etag: object) -> str:
     if not isinstance(etag, str):
         return ""
     return etag.strip().strip('"')
-
-
-def is_plain_md5(etag: str) -> bool:
-    """True when a normalised ETag looks like the MD5 of the content (32 lower-case hex).
-
-    Multipart ETags end in `-N`. Beware: with SSE-KMS or SSE-C encryption an ETag has this
-    shape but is not the MD5, so treat a match as a claim to verify, not as proof.
-    """
-    return bool(_PLAIN_MD5.match(etag))
 
 
 def md5_base64(md5_hex: str) -> str:

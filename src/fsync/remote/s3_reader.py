@@ -22,6 +22,7 @@ import io
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fsync import etags
 from fsync.errors import TransientError, VerificationError
 from fsync.hashing import new_hasher
 from fsync.remote import s3_meta as sm
@@ -248,7 +249,7 @@ class _Check:
         encrypted = answer.get("ServerSideEncryption") == "aws:kms" or answer.get(
             "SSECustomerAlgorithm"
         )
-        if sm.is_plain_md5(entry.fingerprint) and not encrypted:
+        if etags.is_plain_md5(entry.fingerprint) and not encrypted:
             return cls("MD5 ETag", entry.fingerprint, hashlib.md5(usedforsecurity=False))
         md5 = sm.md5_hex_from_base64((answer.get("Metadata") or {}).get(sm.META_MD5))
         if md5 is not None:

@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
     from blake3 import blake3
 
-    from fsync.durability import Durability
-
 CHUNK = 1 << 20
 """Bytes per read from the remote: memory per download stays at one chunk."""
 RESUME_BLOCK = 16 << 20
@@ -94,7 +92,6 @@ class Fetcher:
         self,
         remote: Remote,
         journal: DownloadJournal | None,
-        durability: Durability,
         *,
         file_mode: int,
         on_bytes: Callable[[RelPath, int], None],
@@ -102,7 +99,6 @@ class Fetcher:
     ) -> None:
         self.remote = remote
         self.journal = journal
-        self.durability = durability
         self.file_mode = file_mode
         self.on_bytes = on_bytes
         self.block_size = block_size
@@ -263,7 +259,7 @@ class Fetcher:
         """Give the finished temp file the mode downloads get and make it durable."""
         out.flush()
         os.fchmod(out.fileno(), self.file_mode)
-        self.durability.file(out.fileno())
+        os.fsync(out.fileno())
 
     def _checkable(self, expect: RemoteEntry, served: RemoteEntry | None) -> bool:
         """Whether a resumed file can be checked as well as a fresh one would be: against a
@@ -278,8 +274,7 @@ class Fetcher:
             and partial.fingerprint == expect.fingerprint
             and partial.size == expect.size
             and partial.block_size > 0
-            and is_temp_name(partial.temp)
-            and os.path.basename(partial.temp) == partial.temp
+            and _temp_path("", partial.temp) is not None
         )
 
 

@@ -283,7 +283,6 @@ class _Worker:
         self.fetcher = Fetcher(
             remote,
             opts.downloads,
-            self.durability,
             file_mode=_FILE_MODE,
             on_bytes=reporter.advance,
         )
