@@ -87,6 +87,8 @@ class Exchange(NamedTuple):
     status: int | None
     range: str | None = None
     """The request's `Range` header (a resumed download asks for `bytes=N-`)."""
+    payload: str | None = None
+    """Its `x-amz-content-sha256` header: the body's SHA-256, or `UNSIGNED-PAYLOAD`."""
 
 
 @dataclass
@@ -510,7 +512,9 @@ class _Connection:
         # Each exchange is logged before its last byte goes out, so a client that has its
         # answer (or its error) always finds the request in the log.
         def record(status: int | None, *, forwarded: bool) -> None:
-            exchange = Exchange(op, method, path, status, head.get("Range"))
+            exchange = Exchange(
+                op, method, path, status, head.get("Range"), head.get("x-amz-content-sha256")
+            )
             self.proxy._record(exchange, forwarded=forwarded)
 
         if rule is not None and rule.action in _ERROR_CODES_BY_ACTION:

@@ -451,6 +451,16 @@ def _make_fs(
     config_kwargs.setdefault("response_checksum_validation", "when_required")
     config_kwargs["retries"] = {"total_max_attempts": 1, "mode": "standard"}
     config_kwargs.setdefault("max_pool_connections", 2 * settings.transfers + 4)
+    # Our parameters are built here, not typed by a user: validating them costs a few % of
+    # the event loop per request, measured.
+    config_kwargs.setdefault("parameter_validation", False)
+    # Every body we send carries a Content-MD5 that the store checks (and, over HTTPS,
+    # botocore already skips the payload hash for them). Over plain HTTP (a local Ceph or
+    # MinIO) botocore would otherwise SHA-256 each body on the event-loop thread: a second
+    # full pass over every byte, blocking all other requests while it runs.
+    s3_config = dict(config_kwargs.get("s3") or {})
+    s3_config.setdefault("payload_signing_enabled", False)
+    config_kwargs["s3"] = s3_config
     if settings.timeout is not None:
         config_kwargs["connect_timeout"] = settings.timeout
         config_kwargs["read_timeout"] = settings.timeout

@@ -234,10 +234,10 @@ class MultipartPut:
         slots = self.remote.slots
         whole = hashlib.md5(usedforsecurity=False)
         etags: dict[int, str] = {}
-        running: dict[Future[str], int] = {}
+        running: dict[Future[tuple[str, bool]], int] = {}
         failures: list[BaseException] = []
 
-        def finished(future: Future[str]) -> None:
+        def finished(future: Future[tuple[str, bool]]) -> None:
             slots.release()
             error = None if future.cancelled() else future.exception()
             if error is not None:
@@ -252,13 +252,8 @@ class MultipartPut:
                     slots.release()
                     raise
                 whole.update(body)
-                md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
                 have = done.get(number)
-                if have is not None and (sm.normalise_etag(have[0]), have[1]) == (md5, length):
-                    etags[number] = have[0]
-                    slots.release()
-                    continue
-                future = self.remote.pool.submit(self._send_part, upload, number, body, md5)
+                future = self.remote.pool.submit(self._send_part, upload, number, body, have)
                 running[future] = number
                 future.add_done_callback(finished)
                 if failures:
@@ -270,12 +265,26 @@ class MultipartPut:
             for future in running:
                 future.cancel()
             raise
-        etags.update({number: future.result() for future, number in running.items()})
-        self.sent = len(running)
+        for future, number in running.items():
+            etag, sent = future.result()
+            etags[number] = etag
+            self.sent += sent
         return whole.hexdigest(), etags
 
-    def _send_part(self, upload: PendingUpload, number: int, body: bytearray, md5: str) -> str:
-        """Send one part (retried); return its ETag once it proved to be the body's MD5."""
+    def _send_part(
+        self, upload: PendingUpload, number: int, body: bytearray, have: tuple[str, int] | None
+    ) -> tuple[str, bool]:
+        """Send one part unless the store already has these bytes (`have`: its ETag and size
+        of this part); return the part's ETag once it proved to be the body's MD5, and
+        whether it was sent.
+
+        The part's MD5 is taken here, on a pool thread, not by the thread reading the file,
+        which already hashes every byte once for the whole file's MD5: the two passes then
+        run on two cores (hashlib lets go of the GIL), not one after the other.
+        """
+        md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        if have is not None and (sm.normalise_etag(have[0]), have[1]) == (md5, len(body)):
+            return have[0], False
         remote = self.remote
         what = f"writing part {number} of {self.target}"
         params = {
@@ -294,7 +303,7 @@ class MultipartPut:
                 raise TransientError("the store received other bytes than were sent")
             return etag or f'"{md5}"'
 
-        return retrying(attempt, remote.retry_policy, what=what, clock=remote.clock)
+        return retrying(attempt, remote.retry_policy, what=what, clock=remote.clock), True
 
     # -- publishing ------------------------------------------------------------------------
 
