@@ -58,6 +58,11 @@ MAP_WINDOW = 64 << 20
 process, against 0.245 s reading and b3sum's 0.134-0.141 s); the window also bounds the
 mapped pages counted in RSS."""
 
+_MAPPED = threading.Lock()
+"""Held while a window is mapped: one window in memory at a time (each hash already runs on
+every core), so mapped pages add at most `MAP_WINDOW` to the resident set, however many
+large files are hashed at once."""
+
 _F_SETSIG = 10
 """Linux's `F_SETSIG` (the `fcntl` module does not export it)."""
 
@@ -207,22 +212,23 @@ def _hash_mapped(fd: int, size: int, hasher: blake3) -> int:
         return 0
     done = 0
     while done < size:
-        try:
-            # Before every lease: releasing one resets the signal to SIGIO (lease_modify).
-            fcntl.fcntl(fd, _F_SETSIG, signal.SIGURG)
-            fcntl.fcntl(fd, setlease, read_lease)
-        except OSError:
-            return done
-        try:
-            length = min(MAP_WINDOW, size - done)
-            if os.fstat(fd).st_size < done + length:
-                return done  # it shrank before the lease: the reads find the change
-            with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=done) as mapped:
-                hasher.update(mapped)
-        finally:
-            # Already broken and timed out: nothing is left to release.
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, setlease, unlock)
+        with _MAPPED:
+            try:
+                # Before every lease: releasing one resets the signal to SIGIO (lease_modify).
+                fcntl.fcntl(fd, _F_SETSIG, signal.SIGURG)
+                fcntl.fcntl(fd, setlease, read_lease)
+            except OSError:
+                return done
+            try:
+                length = min(MAP_WINDOW, size - done)
+                if os.fstat(fd).st_size < done + length:
+                    return done  # it shrank before the lease: the reads find the change
+                with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=done) as mapped:
+                    hasher.update(mapped)
+            finally:
+                # Already broken and timed out: nothing is left to release.
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(fd, setlease, unlock)
         done += length
     return done
 
