@@ -8,22 +8,23 @@ Large files are read with `preadv` into two 4 MiB buffers in turn: a reader thre
 one while the multithreaded hasher digests the other, so the copy out of the page cache is
 off the critical path while a core is free (measured on 2 idle cores, 1 GiB cached: 6.2 GB/s
 with one buffer, 8.2 GB/s double-buffered, 8.6 GB/s for blake3's `update_mmap`, which b3sum
-uses; on a busy machine the copy's CPU shows: 0.42 s against mmap's 0.33 s).
-
-Files of `MAPPED_MIN` and more are hashed through memory maps instead where the kernel grants
-a read lease (see `_hash_mapped`): a map's hazard, SIGBUS for the whole process when another
-process truncates a mapped file (and files being rewritten, `open(path, "w")` truncating
-first, are exactly what a sync tool meets), cannot strike while the lease is held.
+uses; on a busy machine the copy's CPU shows: 0.42 s against mmap's 0.33 s). mmap is not
+used because of its hazard: a file truncated by another process while it is mapped kills
+the whole process with SIGBUS, and files being rewritten (`open(path, "w")` truncates
+first) are exactly what a sync tool meets. Guarding each mapped window with a read lease
+(`F_SETLEASE`, which makes other writers wait) was built and measured (1 GiB in process:
+0.13 s against 0.25 s reading, b3sum 0.14 s) and then dropped, since it cannot close the
+hazard: an `O_RDONLY|O_TRUNC` open empties the file without breaking a read lease, a lease
+whose break times out (`lease-break-time`: a stopped process, slow storage) lets the
+truncation through, and a page that fails to read is SIGBUS through a map where `preadv`
+raises an `OSError` that names the file (the first two were reproduced, both SIGBUS).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
-import mmap
 import os
-import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,23 +49,6 @@ SMALL_FILE = 1 << 20
 READ_CHUNK = 4 << 20
 """Buffer size for large files: big enough to keep blake3's worker threads busy, small
 enough that two stay in the caches (measured best of 1-16 MiB)."""
-
-MAPPED_MIN = 16 << 20
-"""Files from this size on are hashed through leased memory maps where possible."""
-
-MAP_WINDOW = 64 << 20
-"""Bytes mapped and hashed under one lease: a writer waits at most this much hashing (about
-8 ms) for the file. Measured best of 16-256 MiB (the bench's 1 GiB file: 0.126-0.133 s in
-process, against 0.245 s reading and b3sum's 0.134-0.141 s); the window also bounds the
-mapped pages counted in RSS."""
-
-_MAPPED = threading.Lock()
-"""Held while a window is mapped: one window in memory at a time (each hash already runs on
-every core), so mapped pages add at most `MAP_WINDOW` to the resident set, however many
-large files are hashed at once."""
-
-_F_SETSIG = 10
-"""Linux's `F_SETSIG` (the `fcntl` module does not export it)."""
 
 READ_AHEAD_WORKERS = 4
 """Threads that read ahead for large files; more concurrent large hashes wait their turn."""
@@ -163,15 +147,13 @@ def _hash_large(fd: int, size: int) -> tuple[int, str]:
     Reads stop one byte past `size`: a file that keeps growing is known to have changed, and
     is not read to its (moving) end.
     """
-    hasher = blake3(max_threads=blake3.AUTO)
-    read = _hash_mapped(fd, size, hasher) if size >= MAPPED_MIN else 0
-    if read == size:
-        return read + len(os.pread(fd, 1, read)), hasher.hexdigest()
     if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, read, 0, os.POSIX_FADV_SEQUENTIAL)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    hasher = blake3(max_threads=blake3.AUTO)
     bufs = (bytearray(READ_CHUNK), bytearray(READ_CHUNK))
     pool = _read_ahead()
-    pending: Future[int] = pool.submit(os.preadv, fd, [bufs[0]], read)
+    read = 0
+    pending: Future[int] = pool.submit(os.preadv, fd, [bufs[0]], 0)
     turn = 0
     try:
         while n := pending.result():
@@ -186,51 +168,6 @@ def _hash_large(fd: int, size: int) -> tuple[int, str]:
         if not pending.cancel():
             pending.exception()
     return read, hasher.hexdigest()
-
-
-def _hash_mapped(fd: int, size: int, hasher: blake3) -> int:
-    """Feed `hasher` a prefix of `fd` through memory maps; return the prefix's length.
-
-    A map spares the copy out of the page cache that reads make, but touching a mapped page
-    that another process truncated away kills this process with SIGBUS. A read lease
-    (`F_SETLEASE`) rules that out: it is granted only while nobody has the file open for
-    writing, and while it is held the kernel makes anyone who opens the file to write, or
-    truncates it, wait until it is released (or 45 s pass: `lease-break-time`). The lease is
-    held for one `MAP_WINDOW` at a time, and the size re-checked under it, so a writer waits
-    no longer than a window takes to hash. The lease-break notice is a signal, set here to
-    SIGURG, which is ignored unless handled: SIGIO, the default, would kill the process.
-
-    Where no lease can be had (not Linux, a filesystem without leases, a file someone has
-    open for writing, another user's file without CAP_LEASE), the prefix hashed so far is
-    returned (0 at first) and the caller reads the rest.
-    """
-    try:
-        import fcntl  # noqa: PLC0415 - POSIX only
-
-        setlease, read_lease, unlock = fcntl.F_SETLEASE, fcntl.F_RDLCK, fcntl.F_UNLCK
-    except (ImportError, AttributeError):
-        return 0
-    done = 0
-    while done < size:
-        with _MAPPED:
-            try:
-                # Before every lease: releasing one resets the signal to SIGIO (lease_modify).
-                fcntl.fcntl(fd, _F_SETSIG, signal.SIGURG)
-                fcntl.fcntl(fd, setlease, read_lease)
-            except OSError:
-                return done
-            try:
-                length = min(MAP_WINDOW, size - done)
-                if os.fstat(fd).st_size < done + length:
-                    return done  # it shrank before the lease: the reads find the change
-                with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=done) as mapped:
-                    hasher.update(mapped)
-            finally:
-                # Already broken and timed out: nothing is left to release.
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(fd, setlease, unlock)
-        done += length
-    return done
 
 
 def hash_stream(reader: BinaryIO, chunk: int = 1 << 20) -> Digest:

@@ -6,19 +6,14 @@ import hashlib
 import io
 import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from blake3 import blake3
 
-from fsync import hashing
 from fsync.errors import FileChangedError
 from fsync.hashing import (
     HASH_VERSION,
-    MAPPED_MIN,
     READ_CHUNK,
     SMALL_FILE,
     CacheRecord,
@@ -37,26 +32,8 @@ def _b3(data: bytes) -> Digest:
 
 @pytest.mark.parametrize(
     "size",
-    [
-        0,
-        1,
-        1000,
-        SMALL_FILE - 1,
-        SMALL_FILE,
-        SMALL_FILE + 1,
-        READ_CHUNK + 12345,
-        MAPPED_MIN + 12345,
-    ],
-    ids=[
-        "empty",
-        "one",
-        "small",
-        "below-1MiB",
-        "exactly-1MiB",
-        "above-1MiB",
-        "over-a-chunk",
-        "mapped",
-    ],
+    [0, 1, 1000, SMALL_FILE - 1, SMALL_FILE, SMALL_FILE + 1, READ_CHUNK + 12345],
+    ids=["empty", "one", "small", "below-1MiB", "exactly-1MiB", "above-1MiB", "over-a-chunk"],
 )
 def test_hash_file_equals_blake3_of_content(tmp_path: Path, size: int) -> None:
     data = os.urandom(size)
@@ -70,67 +47,6 @@ def test_hash_file_equals_blake3_of_content(tmp_path: Path, size: int) -> None:
     assert len(digest) == 64
     assert sig == StatSig.from_stat(os.stat(path))
     assert sig.size == size
-
-
-def test_mapped_hashing_goes_window_by_window_and_yields_to_writers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Under a read lease the whole file is hashed through maps, a window at a time (the
-    last one short); with a writer holding the file open no lease is granted and nothing is
-    mapped, so the caller reads it all."""
-    monkeypatch.setattr(hashing, "MAP_WINDOW", 1 << 20)
-    data = os.urandom((3 << 20) + 4321)
-    path = tmp_path / "f.bin"
-    path.write_bytes(data)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        hasher = blake3()
-        assert hashing._hash_mapped(fd, len(data), hasher) == len(data)
-        assert hasher.hexdigest() == _b3(data)
-        with path.open("r+b"):
-            assert hashing._hash_mapped(fd, len(data), blake3()) == 0
-    finally:
-        os.close(fd)
-
-
-_TRUNCATOR = """
-import os, sys, time
-path, size, until = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-data = os.urandom(size)
-while time.time() < until:
-    os.truncate(path, 0)
-    with open(path, "r+b") as f:
-        f.write(data)
-"""
-
-
-def test_a_file_truncated_while_it_is_hashed_never_kills_the_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another process truncates and refills the file over and over while it is hashed
-    through small map windows: every hash either fails as changed or returns, and this
-    process lives (touching a mapped page truncated away would be SIGBUS)."""
-    monkeypatch.setattr(hashing, "MAP_WINDOW", 1 << 20)
-    size = MAPPED_MIN + (1 << 20)
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"\0" * size)
-    until = time.time() + 1.5
-    writer = subprocess.Popen([sys.executable, "-c", _TRUNCATOR, str(path), str(size), str(until)])
-    try:
-        outcomes = {"changed": 0, "hashed": 0}
-        while writer.poll() is None:
-            try:
-                digest, sig = hash_file(str(path))
-            except FileChangedError:
-                outcomes["changed"] += 1
-            else:
-                outcomes["hashed"] += 1
-                assert len(digest) == 64
-                assert sig.size <= size
-    finally:
-        writer.wait(timeout=30)
-    assert writer.returncode == 0
-    assert sum(outcomes.values()) > 0
 
 
 def test_hash_file_with_matching_before_signature(tmp_path: Path) -> None:
