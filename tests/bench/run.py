@@ -220,7 +220,7 @@ def _initial(b: Bench, scen: str, tools: list[str], src: Path, reps: int) -> dic
     dsts = {tool: b.work / f"local-dst-{_slug(tool)}" for tool in tools}
     for rep in range(reps):
         for tool in rotate(tools, rep):
-            shutil.rmtree(dsts[tool], ignore_errors=True)
+            workloads.set_aside(dsts[tool])
             if tool == FSYNC:
                 shutil.rmtree(src / ".fsync", ignore_errors=True)
             argv = local_argv(b, tool, src, dsts[tool])
@@ -250,7 +250,7 @@ def local_suite(b: Bench) -> tuple[str, str, str]:
     for tool in with_delete:
         _check_copy(b, f"{scen} mutate", tool, src, dsts[tool])
     for path in [*dsts.values(), src]:
-        shutil.rmtree(path, ignore_errors=True)
+        workloads.set_aside(path)
 
     large = workloads.spec_for("large", quick=b.quick)
     tree = workloads.generate(large, b.trees)
@@ -261,7 +261,7 @@ def local_suite(b: Bench) -> tuple[str, str, str]:
     for tool in tools:
         b.results.row(scen, tool).megabytes = mb
         _check_copy(b, scen, tool, tree, dsts[tool])
-        shutil.rmtree(dsts[tool], ignore_errors=True)
+        workloads.set_aside(dsts[tool])
     shutil.rmtree(tree / ".fsync", ignore_errors=True)
 
     huge = workloads.spec_for("huge", quick=b.quick)
@@ -272,7 +272,7 @@ def local_suite(b: Bench) -> tuple[str, str, str]:
     dsts = _initial(b, f"{scen} initial", tools, tree, 1)
     _timed_steps(b, f"{scen} noop", tools, tree, dsts)
     for tool in tools:
-        shutil.rmtree(dsts[tool], ignore_errors=True)
+        workloads.set_aside(dsts[tool])
     shutil.rmtree(tree / ".fsync", ignore_errors=True)
     return small.name, large.name, huge.name
 

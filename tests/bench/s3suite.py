@@ -351,7 +351,7 @@ class Suite:
         expected = self.bench.count(bucket)
         dsts = {tool: self.bench.work / f"s3-pull-{_slug(tool)}" for tool in TOOLS}
         for rep, tool in self.rounds():
-            shutil.rmtree(dsts[tool], ignore_errors=True)
+            workloads.set_aside(dsts[tool])
             dsts[tool].mkdir(parents=True)
             sample = self.timed("pull", tool, self.bench.pull_argv(tool, bucket, dsts[tool]))
             if sample is not None and sample.ok and rep == self.reps - 1:
@@ -360,7 +360,7 @@ class Suite:
                     self.note("pull", tool, f"CHECK: {found} files, {expected} objects")
         self.note("pull", source, f"all pulled the bucket {source} filled")
         for path in dsts.values():
-            shutil.rmtree(path, ignore_errors=True)
+            workloads.set_aside(path)
 
 
 def run_suite(
@@ -384,4 +384,4 @@ def run_suite(
         suite.step("touch", lambda rep: workloads.touch(src, rep))
         suite.pull(pushed)
     finally:
-        shutil.rmtree(src, ignore_errors=True)
+        workloads.set_aside(src)
