@@ -53,6 +53,22 @@ enough that two stay in the caches (measured best of 1-16 MiB)."""
 READ_AHEAD_WORKERS = 4
 """Threads that read ahead for large files; more concurrent large hashes wait their turn."""
 
+
+def cpu_threads(most: int) -> int:
+    """`most`, or the number of cores this process may run on if fewer (at least 1).
+
+    For work that keeps a thread busy rather than waiting (hashing small files, writing to a
+    local disk), a thread beyond the cores only takes the GIL from another at every system
+    call. Measured on 2 cores, 20,000 small files: the scan's hashing took 1.40 s with 8
+    threads (83,000 context switches) and 1.04 s with 2.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cores = os.cpu_count() or 1
+    return max(1, min(most, cores))
+
+
 _read_ahead_pool: ThreadPoolExecutor | None = None
 _read_ahead_lock = threading.Lock()
 

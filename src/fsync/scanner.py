@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from fsync.errors import ConfigError, FileChangedError, UnsafePathError
-from fsync.hashing import CacheRecord, StatSig, hash_file
+from fsync.hashing import CacheRecord, StatSig, cpu_threads, hash_file
 from fsync.ignore import IGNORE_FILE, STATE_DIR, IgnoreMatcher
 from fsync.model import Digest, FileError, LocalEntry, RelPath
 from fsync.paths import to_relpath
@@ -125,7 +125,7 @@ def scan(
     ignore: IgnoreMatcher,
     *,
     only: Iterable[RelPath] | None = None,
-    workers: int = 8,
+    workers: int | None = None,
     now_ns: int | None = None,
     follow_links: bool = False,
 ) -> ScanResult:
@@ -135,7 +135,9 @@ def scan(
     `ConfigError` when `root` does not exist, is not a directory or cannot be listed.
     `now_ns` (default: now) is the scan's start time, against which racily clean files are
     judged. With `follow_links`, symlinks are followed as long as they stay inside the root.
+    `workers` threads hash (default: up to 8, no more than the cores, see `cpu_threads`).
     """
+    workers = cpu_threads(8) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     start = time.time_ns() if now_ns is None else now_ns

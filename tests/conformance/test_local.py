@@ -21,8 +21,9 @@ from tests.conformance.contract import (
     rel,
 )
 
-from fsync.errors import ConfigError, PermanentError, UnsafePathError
+from fsync.errors import ConfigError, PermanentError, RemoteChanged, UnsafePathError
 from fsync.remote import open_remote
+from fsync.remote.base import Staged, Stager
 from fsync.remote.local import LocalRemote
 
 if TYPE_CHECKING:
@@ -230,6 +231,65 @@ class TestLocal(LocalFixtures, RemoteContract):
                 remote.list()
         finally:
             (root / "locked").chmod(0o700)
+
+
+class TestStaging(LocalFixtures):
+    """`LocalRemote.stage`: bytes written now, published later, after one sync for a batch."""
+
+    def stage(self, remote: Remote, name: str, data: bytes, **meta: int) -> Staged:
+        assert isinstance(remote, Stager)
+        return remote.stage(
+            rel(name), io.BytesIO(data), meta_for(data, **meta), before_publish=lambda: None
+        )
+
+    def test_staged_bytes_appear_only_when_published(
+        self, remote: Remote, raw: LocalRaw, root: Path
+    ) -> None:
+        staged = self.stage(remote, "a/b.txt", b"staged", mtime_ns=10**18, mode=0o100640)
+        assert remote.stat(rel("a/b.txt")) is None
+        assert rel("a/b.txt") not in remote.list().entries
+        (temp,) = raw.names()
+        assert stat.S_IMODE(os.stat(root / temp).st_mode) == 0o600  # owner-only until then
+        remote.flush()
+        staged.publish(None)
+        st = os.stat(root / "a" / "b.txt")
+        assert (stat.S_IMODE(st.st_mode), st.st_mtime_ns) == (0o640, 10**18)
+        assert remote.stat(rel("a/b.txt")) == staged.entry
+        assert raw.names() == {"a/b.txt"}
+        staged.discard()  # after publishing: nothing to remove
+        assert read_all(remote, "a/b.txt") == b"staged"
+
+    def test_publish_over_a_changed_file_is_refused_and_leaves_no_temp(
+        self, remote: Remote, raw: LocalRaw
+    ) -> None:
+        seen = put_bytes(remote, "doc.txt", b"v1")
+        staged = self.stage(remote, "doc.txt", b"v2, mine")
+        raw.write("doc.txt", b"v2, theirs, written meanwhile")
+        with pytest.raises(RemoteChanged):
+            staged.publish(seen)
+        assert raw.names() == {"doc.txt"}
+        assert read_all(remote, "doc.txt") == b"v2, theirs, written meanwhile"
+        with pytest.raises(RuntimeError, match="already published or discarded"):
+            staged.publish(seen)
+
+    def test_discard_and_a_refusal_before_publishing_leave_nothing(
+        self, remote: Remote, raw: LocalRaw
+    ) -> None:
+        self.stage(remote, "x.txt", b"x").discard()
+
+        def refuse() -> None:
+            raise RemoteChanged("source changed")
+
+        assert isinstance(remote, Stager)
+        with pytest.raises(RemoteChanged):
+            remote.stage(rel("y.txt"), io.BytesIO(b"y"), meta_for(b"y"), before_publish=refuse)
+        remote.flush()  # a staged file already gone is fine for the sync
+        assert raw.names() == set()
+
+    def test_never_setuid_or_setgid(self, remote: Remote, root: Path) -> None:
+        staged = self.stage(remote, "tool", b"#!/bin/sh\n", mode=0o106755)
+        staged.publish(None)
+        assert stat.S_IMODE(os.stat(root / "tool").st_mode) == 0o755
 
 
 class TestLocalFileUrl(LocalFixtures, RemoteContract):

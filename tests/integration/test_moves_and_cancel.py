@@ -103,13 +103,14 @@ def test_a_move_refuses_an_old_object_that_changed(tmp_path: Path) -> None:
 
 
 class StopAfterFirst(NullReporter):
-    """Asks the engine to stop as soon as the first file is done."""
+    """Asks the engine to stop as soon as the first file starts (a local remote's uploads
+    are staged and reported done only when their batch is published, at the end here)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.stop = threading.Event()
 
-    def file_done(self, path: str, action: str, error: str | None = None) -> None:
+    def file_started(self, path: str, size: int) -> None:
         self.stop.set()
 
 

@@ -58,3 +58,27 @@ def test_without_syncfs_each_touched_folder_is_synced(tmp_path: Path) -> None:
     durable.renamed(str(tmp_path))
     durable.flush()
     assert (tmp_path / "f").read_bytes() == b"data"
+
+
+def test_a_staged_file_alone_takes_a_sync(tmp_path: Path) -> None:
+    sync = CountingSync()
+    durable = Durability(str(tmp_path), syncfs=sync)
+    (tmp_path / "staged").write_bytes(b"bytes not yet synced")
+    durable.staged(str(tmp_path / "staged"))
+    durable.flush()
+    assert sync.calls == 1
+    durable.flush()
+    assert sync.calls == 1
+
+
+def test_without_syncfs_a_staged_file_discarded_meanwhile_is_no_error(
+    tmp_path: Path,
+) -> None:
+    durable = Durability(str(tmp_path), syncfs=None)
+    kept = tmp_path / "kept"
+    kept.write_bytes(b"data")
+    kept.chmod(0o600)
+    durable.staged(str(kept))
+    durable.staged(str(tmp_path / "discarded meanwhile"))
+    durable.flush()
+    assert kept.read_bytes() == b"data"

@@ -232,3 +232,48 @@ class Mover(Protocol):
         Folders left empty at `src` stay.
         """
         ...
+
+
+class Staged(Protocol):
+    """Bytes a `Stager` wrote under a temporary name, not yet visible under their path."""
+
+    entry: RemoteEntry
+    """What the path will hold once published (a rename keeps it: no stat after)."""
+
+    def publish(self, expect: RemoteEntry | None) -> None:
+        """Put the staged bytes in place if the path is still `expect` (None: absent).
+
+        Raises `RemoteChanged` and discards them if it is not; any failure discards them.
+        """
+        ...
+
+    def discard(self) -> None:
+        """Remove the staged bytes (nothing if already published or discarded)."""
+        ...
+
+
+@runtime_checkable
+class Stager(Protocol):
+    """An optional ability of a remote: write now, publish after one sync for a whole batch.
+
+    A filesystem makes a file durable before its rename either with one `fsync` per file
+    (a disk flush each, and the thread waiting on it) or by writing many files, syncing the
+    filesystem once, then renaming them all. The engine takes the second way where a remote
+    has it: it stages uploads from its workers, calls `Remote.flush` (which makes every
+    staged byte durable), and only then publishes them and records the batch.
+    """
+
+    def stage(
+        self,
+        path: RelPath,
+        source: BinaryIO,
+        meta: ObjectMeta,
+        *,
+        before_publish: Callable[[], None],
+    ) -> Staged:
+        """Write `source` under a temporary name beside `path`, with `meta`'s mode and mtime.
+
+        `before_publish()` runs once the bytes are written (if it raises they are discarded
+        and the exception propagates). The bytes are durable only after the next `flush`.
+        """
+        ...

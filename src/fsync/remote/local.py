@@ -15,6 +15,7 @@ import secrets
 import shutil
 import stat
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from fsync.durability import Durability
@@ -27,6 +28,7 @@ from fsync.remote.base import (
     Capabilities,
     Listing,
     ObjectMeta,
+    Staged,
     is_temp_name,
     relpath_from_key,
     same_version,
@@ -242,7 +244,7 @@ class LocalRemote:
         denied, `UnsafePathError` when a parent folder is a link leading outside the root.
         """
         full = self._checked(path)
-        temp, written = self._stage(full, source, meta)
+        temp, written = self._stage(full, source, meta, sync=True)
         try:
             before_publish()
             self._publish(temp, full, expect)
@@ -252,24 +254,56 @@ class LocalRemote:
         self._durable.renamed(os.path.dirname(full))
         return written  # a rename keeps the inode: no stat of `full` needed
 
-    def _stage(self, full: str, source: BinaryIO, meta: ObjectMeta) -> tuple[str, RemoteEntry]:
-        """Copy `source` into a new temp file in `full`'s folder; its path and entry."""
+    def stage(
+        self,
+        path: RelPath,
+        source: BinaryIO,
+        meta: ObjectMeta,
+        *,
+        before_publish: Callable[[], None],
+    ) -> Staged:
+        """`put` in two steps (see `base.Stager`): the temp file is written, not synced.
+
+        It stays owner-only until published (so the next `flush` can open it to sync it
+        wherever `syncfs` does not reach); errors are `put`'s.
+        """
+        full = self._checked(path)
+        temp, written = self._stage(full, source, meta, sync=False)
+        try:
+            before_publish()
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+        mode = meta.mode & 0o1777  # never setuid/setgid, as in `put`
+        return _StagedFile(temp, full, replace(written, mode=mode), self._publish, self._durable)
+
+    def _stage(
+        self, full: str, source: BinaryIO, meta: ObjectMeta, *, sync: bool
+    ) -> tuple[str, RemoteEntry]:
+        """Copy `source` into a new temp file in `full`'s folder; its path and entry.
+
+        With `sync`, the file takes `meta`'s mode and is on disk when this returns; else it
+        is noted as staged, for the next `flush` to sync.
+        """
         folder = os.path.dirname(full)
         temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
         try:
             fd = self._create(folder, temp)
         except OSError as err:
             _raise_translated(err, f"writing {full}")
+        if not sync:
+            self._durable.staged(temp)  # before its first byte (see `Durability.staged`)
         try:
             with open(fd, "wb", closefd=True) as out:
                 while chunk := source.read(CHUNK_SIZE):
                     out.write(chunk)
                 out.flush()
-                # Never setuid/setgid: the bits were the source machine's owner's to grant.
-                os.fchmod(out.fileno(), meta.mode & 0o1777)
                 mtime = meta.mtime_ns
                 os.utime(out.fileno(), ns=(mtime, mtime))
-                os.fsync(out.fileno())  # on disk before the rename publishes it
+                if sync:
+                    # Never setuid/setgid: the bits were the source machine's owner's to grant.
+                    os.fchmod(out.fileno(), meta.mode & 0o1777)
+                    os.fsync(out.fileno())  # on disk before the rename publishes it
                 written = _entry(os.fstat(out.fileno()))
         except BaseException as err:
             _unlink_quietly(temp)
@@ -427,7 +461,9 @@ class LocalRemote:
         self._durable.flush()
 
     def close(self) -> None:
-        """Nothing to release: every call opens and closes its own files."""
+        """Release the root's descriptor that syncs staged files; every call opens and closes
+        its own files."""
+        self._durable.close()
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -453,3 +489,44 @@ class LocalRemote:
             # swapped in between this check and the write).
             self._inside.add(folder)
         return full
+
+
+class _StagedFile:
+    """A temp file `LocalRemote.stage` wrote: renamed over its path by `publish`."""
+
+    def __init__(
+        self,
+        temp: str,
+        full: str,
+        entry: RemoteEntry,
+        rename: Callable[[str, str, RemoteEntry | None], None],
+        durable: Durability,
+    ) -> None:
+        self.entry = entry
+        self._temp: str | None = temp
+        self._full = full
+        self._rename = rename
+        self._durable = durable
+
+    def publish(self, expect: RemoteEntry | None) -> None:
+        """Give the file its mode, then rename it into place if `full` is still `expect`."""
+        temp = self._temp
+        if temp is None:
+            raise RuntimeError(f"{self._full}: staged bytes already published or discarded")
+        self._temp = None
+        try:
+            try:
+                os.chmod(temp, self.entry.mode if self.entry.mode is not None else 0o600)
+            except OSError as err:
+                _raise_translated(err, f"writing {self._full}")
+            self._rename(temp, self._full, expect)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+        self._durable.renamed(os.path.dirname(self._full))
+
+    def discard(self) -> None:
+        """Remove the temp file unless it was published."""
+        if self._temp is not None:
+            _unlink_quietly(self._temp)
+            self._temp = None
