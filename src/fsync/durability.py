@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import re
 import threading
 from collections.abc import Callable
 
@@ -45,18 +46,59 @@ def _load_syncfs() -> _SyncFs | None:
     return syncfs
 
 
-_SYNCFS = _load_syncfs()
+def _reports_errors(release: str) -> bool:
+    """True if a kernel of this `uname` release makes `syncfs` report failed write-backs:
+    Linux 5.8 and later. Before, it returned 0 whatever the disk did."""
+    numbers = re.match(r"(\d+)\.(\d+)", release)
+    return numbers is not None and (int(numbers[1]), int(numbers[2])) >= (5, 8)
+
+
+_UNAME = os.uname() if hasattr(os, "uname") else None
+_SYNCFS = (
+    _load_syncfs()
+    if _UNAME is not None and _UNAME.sysname == "Linux" and _reports_errors(_UNAME.release)
+    else None
+)
+
+_LOCAL_DISK_FILESYSTEMS = frozenset({0xEF53, 0x58465342, 0x9123683E, 0xF2F52010, 0x2FC12FC1})
+"""`statfs` magic numbers of ext2/3/4, xfs, btrfs, f2fs and zfs: filesystems whose `syncfs`
+writes every dirty file back. On FUSE (sshfs), NFS or an overlay it may not reach the
+storage the way an `fsync` of each file does, so nothing is staged there."""
+
+
+def _load_fs_type() -> Callable[[str], int | None]:
+    """A function giving the `statfs` type of the filesystem holding a path (None if
+    unknown), through libc's `statfs`, whose struct starts with that type."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fn = libc.statfs
+    except Exception:  # no libc (Windows), or no statfs in it
+        return lambda path: None
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    fn.restype = ctypes.c_int
+
+    def fs_type(path: str) -> int | None:
+        buf = (ctypes.c_long * 64)()  # larger than any platform's struct statfs
+        if fn(os.fsencode(path), buf) != 0:
+            return None
+        return buf[0] & 0xFFFFFFFF
+
+    return fs_type
+
+
+_FS_TYPE = _load_fs_type()
 
 
 class Durability:
     """The writes under one folder tree (a local root) and what makes them durable.
 
     Thread-safe: the engine's workers call `staged` and `renamed` concurrently; `flush` is
-    called by the thread that records outcomes. The root is opened at the first staged file
-    or flush (a push may create it); while files are staged it stays open, because `syncfs`
-    reports a failed write-back only if it happened after the descriptor was opened: one
-    opened at flush time would miss the kernel failing to write a staged file in the
-    background meanwhile. `close` releases it.
+    called by the thread that records outcomes. The root is opened by `hold`, before the
+    first staged byte (a push may create the root), and stays open, because `syncfs` reports
+    a failed write-back only if it happened after the descriptor was opened: one opened at
+    flush time would miss the kernel failing to write a staged file back in the background
+    meanwhile. `close` releases it. `syncfs` is used only where it reports such failures
+    (Linux 5.8 and later); elsewhere every staged file is fsynced on its own.
     """
 
     def __init__(self, root: str, *, syncfs: _SyncFs | None = _SYNCFS) -> None:
@@ -69,14 +111,32 @@ class Durability:
         self._fd: int | None = None
         """The root, held open from before the first staged byte (see above)."""
 
-    def staged(self, path: str) -> None:
-        """Note a file written without an fsync: the next `flush` makes its bytes durable.
+    def batches(self) -> bool:
+        """True if staged files are synced with one `syncfs` per flush (see `_SYNCFS` and
+        `_LOCAL_DISK_FILESYSTEMS`); False where each would be fsynced on its own anyway,
+        serially, at flush: then staging saves nothing and `put` is better."""
+        if self._syncfs is None:
+            return False
+        folder = self._root
+        while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)  # a push creates the root on its parent's disk
+        return _FS_TYPE(folder) in _LOCAL_DISK_FILESYSTEMS
 
-        Call it before writing the file, so that a failure to write it back is reported.
+    def hold(self) -> bool:
+        """Open the root, if not yet done: call it before writing a file to stage it.
+
+        False if the root cannot be opened (it does not exist yet).
         """
         with self._lock:
             if self._fd is None and self._syncfs is not None:
                 self._fd = _open_folder(self._root)
+            return self._fd is not None or self._syncfs is None
+
+    def staged(self, path: str) -> None:
+        """Note a file written without an fsync, once written (bytes, mode and mtime): the
+        next `flush` makes it durable. (Noted earlier, a flush meanwhile could take it half
+        written, and never sync it again.)"""
+        with self._lock:
             self._files.setdefault(os.path.dirname(path), []).append(path)
 
     def renamed(self, folder: str) -> None:

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -233,6 +234,21 @@ class TestLocal(LocalFixtures, RemoteContract):
             (root / "locked").chmod(0o700)
 
 
+def test_cleanup_judges_a_temp_file_by_ctime_not_its_source_mtime(tmp_path: Path) -> None:
+    """A staged temp file carries its source's mtime, often old, for a whole batch: a
+    `cleanup --older-than` meanwhile must not take it for one a killed run left."""
+    stale = tmp_path / ".fsync-0123456789abcdef.tmp"
+    stale.write_bytes(b"left by a killed run")
+    time.sleep(1.5)
+    staged = tmp_path / "dir" / ".fsync-fedcba9876543210.tmp"
+    staged.parent.mkdir()
+    staged.write_bytes(b"being staged")
+    os.utime(staged, (0, 0))
+    assert LocalRemote(str(tmp_path)).abort_stale_uploads(older_than=1.0) == 1
+    assert not stale.exists()
+    assert staged.exists()
+
+
 class TestStaging(LocalFixtures):
     """`LocalRemote.stage`: bytes written now, published later, after one sync for a batch."""
 
@@ -249,7 +265,7 @@ class TestStaging(LocalFixtures):
         assert remote.stat(rel("a/b.txt")) is None
         assert rel("a/b.txt") not in remote.list().entries
         (temp,) = raw.names()
-        assert stat.S_IMODE(os.stat(root / temp).st_mode) == 0o600  # owner-only until then
+        assert stat.S_IMODE(os.stat(root / temp).st_mode) == 0o640
         remote.flush()
         staged.publish(None)
         st = os.stat(root / "a" / "b.txt")
@@ -290,6 +306,16 @@ class TestStaging(LocalFixtures):
         staged = self.stage(remote, "tool", b"#!/bin/sh\n", mode=0o106755)
         staged.publish(None)
         assert stat.S_IMODE(os.stat(root / "tool").st_mode) == 0o755
+
+    def test_a_file_its_owner_cannot_read_keeps_its_mode(
+        self, remote: Remote, root: Path, raw: LocalRaw
+    ) -> None:
+        """A later sync by path could not open it, so it is synced as it is staged."""
+        staged = self.stage(remote, "drop-box", b"write only", mode=0o100200)
+        remote.flush()
+        staged.publish(None)
+        assert stat.S_IMODE(os.stat(root / "drop-box").st_mode) == 0o200
+        assert raw.names() == {"drop-box"}
 
 
 class TestLocalFileUrl(LocalFixtures, RemoteContract):

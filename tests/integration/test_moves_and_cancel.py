@@ -131,3 +131,34 @@ def test_a_cancelled_run_finishes_what_is_in_flight_and_records_it(tmp_path: Pat
         p: e.fingerprint for p, e in on_remote.items()
     }
     assert len(sink.outcomes) == result.uploaded
+
+
+def test_an_interrupt_mid_run_records_what_was_published_and_leaves_no_temp_file(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (a KeyboardInterrupt on the calling thread, here from the action log) while
+    staged uploads wait and others run: published files are recorded, the rest removed."""
+    local, remote_root = tmp_path / "local", tmp_path / "remote"
+    write(local, {f"d{i % 7}/f{i:03}": os.urandom(5_000) for i in range(300)})
+    entries = {
+        RelPath(p.relative_to(local).as_posix()): _entry(p) for p in local.rglob("*") if p.is_file()
+    }
+    remote = open_remote(f"file://{remote_root}")
+    plan = planner.plan(entries, {}, {}, SyncPolicy(Direction.PUSH))
+    logged: list[str] = []
+
+    def interrupt_at_the_40th(record: object) -> None:
+        logged.append(str(record))
+        if len(logged) == 40:
+            raise KeyboardInterrupt
+
+    sink = ListSink()
+    options = EngineOptions(transfers=4, batch_size=16, on_action=interrupt_at_the_40th)
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan, str(local), remote, sink, NullReporter(), options=options)
+    names = [p.name for p in remote_root.rglob("*") if p.is_file()]
+    assert not [n for n in names if n.startswith(".fsync-")], names
+    on_remote = remote.list().entries
+    recorded = {o.path: o.base.fingerprint for o in sink.outcomes if o.base}
+    assert recorded == {p: e.fingerprint for p, e in on_remote.items()}
+    assert 32 <= len(recorded) < 300

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from fsync.durability import _SYNCFS, Durability
+from fsync.durability import _SYNCFS, Durability, _reports_errors
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,3 +82,11 @@ def test_without_syncfs_a_staged_file_discarded_meanwhile_is_no_error(
     durable.staged(str(tmp_path / "discarded meanwhile"))
     durable.flush()
     assert kept.read_bytes() == b"data"
+
+
+def test_syncfs_is_trusted_only_where_it_reports_lost_writes() -> None:
+    assert _reports_errors("5.8.0")
+    assert _reports_errors("6.18.44-fc-v595")
+    assert not _reports_errors("5.4.0-150-generic")
+    assert not _reports_errors("4.18.0-513.el8.x86_64")
+    assert not _reports_errors("")

@@ -263,6 +263,11 @@ class Stager(Protocol):
     staged byte durable), and only then publishes them and records the batch.
     """
 
+    @property
+    def staging(self) -> bool:
+        """True where staging is cheaper than a sync per file: the engine stages only then."""
+        ...
+
     def stage(
         self,
         path: RelPath,

@@ -15,7 +15,6 @@ import secrets
 import shutil
 import stat
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from fsync.durability import Durability
@@ -251,8 +250,12 @@ class LocalRemote:
         except BaseException:
             _unlink_quietly(temp)
             raise
-        self._durable.renamed(os.path.dirname(full))
         return written  # a rename keeps the inode: no stat of `full` needed
+
+    @property
+    def staging(self) -> bool:
+        """True where one `syncfs` makes a batch of staged files durable (`Durability`)."""
+        return self._durable.batches()
 
     def stage(
         self,
@@ -262,28 +265,30 @@ class LocalRemote:
         *,
         before_publish: Callable[[], None],
     ) -> Staged:
-        """`put` in two steps (see `base.Stager`): the temp file is written, not synced.
+        """`put` in two steps (see `base.Stager`): the temp file is written, not synced
+        (unless its mode keeps its owner from reading it, which a later sync by path needs).
 
-        It stays owner-only until published (so the next `flush` can open it to sync it
-        wherever `syncfs` does not reach); errors are `put`'s.
+        Errors are `put`'s.
         """
         full = self._checked(path)
+        if not self._durable.hold():
+            makedirs(self.root)  # a first push: the root must be open before the first byte
+            self._durable.hold()
         temp, written = self._stage(full, source, meta, sync=False)
         try:
             before_publish()
         except BaseException:
             _unlink_quietly(temp)
             raise
-        mode = meta.mode & 0o1777  # never setuid/setgid, as in `put`
-        return _StagedFile(temp, full, replace(written, mode=mode), self._publish, self._durable)
+        return _StagedFile(temp, full, written, self._publish)
 
     def _stage(
         self, full: str, source: BinaryIO, meta: ObjectMeta, *, sync: bool
     ) -> tuple[str, RemoteEntry]:
         """Copy `source` into a new temp file in `full`'s folder; its path and entry.
 
-        With `sync`, the file takes `meta`'s mode and is on disk when this returns; else it
-        is noted as staged, for the next `flush` to sync.
+        It takes `meta`'s mode and mtime. With `sync` it is on disk when this returns; else
+        it is noted as staged, for the next `flush` to sync.
         """
         folder = os.path.dirname(full)
         temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
@@ -291,19 +296,21 @@ class LocalRemote:
             fd = self._create(folder, temp)
         except OSError as err:
             _raise_translated(err, f"writing {full}")
-        if not sync:
-            self._durable.staged(temp)  # before its first byte (see `Durability.staged`)
         try:
             with open(fd, "wb", closefd=True) as out:
                 while chunk := source.read(CHUNK_SIZE):
                     out.write(chunk)
                 out.flush()
+                # Never setuid/setgid: the bits were the source machine's owner's to grant.
+                mode = meta.mode & 0o1777
+                os.fchmod(out.fileno(), mode)
                 mtime = meta.mtime_ns
                 os.utime(out.fileno(), ns=(mtime, mtime))
-                if sync:
-                    # Never setuid/setgid: the bits were the source machine's owner's to grant.
-                    os.fchmod(out.fileno(), meta.mode & 0o1777)
+                # A staged file is synced by path later, so its owner must be able to open it.
+                if sync or not mode & stat.S_IRUSR:
                     os.fsync(out.fileno())  # on disk before the rename publishes it
+                else:
+                    self._durable.staged(temp)
                 written = _entry(os.fstat(out.fileno()))
         except BaseException as err:
             _unlink_quietly(temp)
@@ -323,7 +330,8 @@ class LocalRemote:
         return os.open(temp, _CREATE_FLAGS, 0o600)
 
     def _publish(self, temp: str, full: str, expect: RemoteEntry | None) -> None:
-        """Rename `temp` over `full` if `full` is still the version `expect` describes."""
+        """Rename `temp` over `full` if `full` is still the version `expect` describes;
+        the next `flush` makes the rename durable."""
         try:
             current = self._current(full)
             if not same_version(current, expect):
@@ -331,6 +339,7 @@ class LocalRemote:
             os.replace(temp, full)
         except OSError as err:
             _raise_translated(err, f"writing {full}")
+        self._durable.renamed(os.path.dirname(full))
 
     def _current(self, full: str) -> RemoteEntry | None:
         """What is at `full` now; `PermanentError` if a folder, link or device is in the way."""
@@ -434,7 +443,7 @@ class LocalRemote:
         return self._entry_after_write(dst_full)
 
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
-        """Remove fsync temporary files under the root last written at least `older_than`
+        """Remove fsync temporary files under the root last changed at least `older_than`
         seconds ago (all with None): the unfinished writes a killed run leaves behind."""
         cutoff = None if older_than is None else time.time() - older_than
         removed = 0
@@ -446,7 +455,8 @@ class LocalRemote:
                 if not is_temp_name(name):
                     continue
                 with contextlib.suppress(FileNotFoundError):
-                    if cutoff is None or os.lstat(full).st_mtime <= cutoff:
+                    # ctime: a temp file's mtime is its source's, set before it is published.
+                    if cutoff is None or os.lstat(full).st_ctime <= cutoff:
                         os.unlink(full)
                         removed += 1
         return removed
@@ -500,30 +510,23 @@ class _StagedFile:
         full: str,
         entry: RemoteEntry,
         rename: Callable[[str, str, RemoteEntry | None], None],
-        durable: Durability,
     ) -> None:
         self.entry = entry
         self._temp: str | None = temp
         self._full = full
         self._rename = rename
-        self._durable = durable
 
     def publish(self, expect: RemoteEntry | None) -> None:
-        """Give the file its mode, then rename it into place if `full` is still `expect`."""
+        """Rename the file into place if `full` is still `expect` (see `LocalRemote.put`)."""
         temp = self._temp
         if temp is None:
             raise RuntimeError(f"{self._full}: staged bytes already published or discarded")
         self._temp = None
         try:
-            try:
-                os.chmod(temp, self.entry.mode if self.entry.mode is not None else 0o600)
-            except OSError as err:
-                _raise_translated(err, f"writing {self._full}")
             self._rename(temp, self._full, expect)
         except BaseException:
             _unlink_quietly(temp)
             raise
-        self._durable.renamed(os.path.dirname(self._full))
 
     def discard(self) -> None:
         """Remove the temp file unless it was published."""

@@ -8,13 +8,13 @@ failure is recorded against its path and never stops the other actions.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import socket
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from fsync.transfer.backup import Backup
 
 CHUNK = 1 << 20
+STAGED_MAX = 1 << 20
+"""Larger uploads to a `Stager` are `put` (an fsync each, small beside the write): a batch of
+staged ones would hold twice their size on the disk, and lose all of it to a crash."""
 JOB_FILES = 64
 JOB_BYTES = 4 << 20
 """A job of small actions for one worker thread (see `_run_all`) stops at either bound."""
@@ -147,14 +150,19 @@ def execute(
     transfers = [a for a in plan.actions if a.kind.transfers]
     reporter.plan_ready(len(transfers), sum(_size(a) for a in transfers))
     batch = _Batch(worker, sink, result, opts)
-    threads = max(1, opts.transfers)
-    if worker.stager is not None:
+    threads, job_files = max(1, opts.transfers), 1
+    if worker.stager is not None and not opts.verify_full and not _waits_on_disk(plan):
         # Staged local writes keep a thread busy, never waiting on a disk flush or a network:
-        # threads beyond the cores only contend (see `cpu_threads`).
-        threads = cpu_threads(threads)
+        # threads beyond the cores only contend (see `cpu_threads`), and small files go to
+        # them in jobs (see `_run_all`). Downloads and large uploads wait on an fsync each.
+        threads, job_files = cpu_threads(threads), JOB_FILES
+    elif worker.stager is not None and not opts.verify_full:
+        job_files = JOB_FILES
+    dones = _run_all(plan.actions, worker, threads, opts.cancelled, job_files)
     try:
-        for done in _run_all(plan.actions, worker, threads, opts.cancelled):
-            batch.add(done)
+        with contextlib.closing(dones):  # its cleanup runs before the last commit
+            for done in dones:
+                batch.add(done)
     finally:
         try:
             batch.commit()
@@ -221,12 +229,13 @@ class _Batch:
         self._unsynced = False
 
     def _finish(self, done: _Done) -> None:
-        _account(self._result, done, self._worker.reporter)
-        if self._opts.on_action is not None:
-            self._opts.on_action(_action_record(done))
+        # The outcome first: whatever happens in the callbacks, a published file is recorded.
         if done.outcome is not None:
             self._outcomes.append(done.outcome)
         self._outcomes.extend(done.more)
+        _account(self._result, done, self._worker.reporter)
+        if self._opts.on_action is not None:
+            self._opts.on_action(_action_record(done))
 
 
 def _run_all(
@@ -234,56 +243,112 @@ def _run_all(
     worker: _Worker,
     transfers: int,
     cancelled: Callable[[], bool],
+    job_files: int = 1,
 ) -> Iterator[_Done]:
     """Yield each action's result as it finishes, with at most `transfers` jobs in flight.
 
-    A job is one action, or for a remote whose writes are local work (a `Stager`) a run of
-    consecutive small ones: handing each small file to a thread and back cost more than
-    writing it (measured: 3 s of a 20,000-file push to a local folder). Once `cancelled()`
-    is true nothing new starts: queued actions are dropped, and the results of those
-    already running are still yielded.
+    A job is one action, or with `job_files` a run of up to that many consecutive small
+    ones: for staged local writes, handing each small file to a thread and back cost more
+    than writing it (measured: 3 s of a 20,000-file push to a local folder). Once
+    `cancelled()` is true nothing new starts: queued actions are dropped, and the results of
+    those already running are still yielded. If the caller stops early (an interrupt), the
+    running actions finish, and what they and the unyielded ones staged is discarded.
     """
-    jobs = _jobs(actions, JOB_FILES if worker.stager is not None else 1)
+    stop = threading.Event()
+    unyielded: deque[_Done] = deque()
+    running: set[Future[list[_Done]]] = set()
+    waiting: set[Future[list[_Done]]] = set()
+    """Finished jobs whose results are not yet in `unyielded`."""
+    pool = ThreadPoolExecutor(max_workers=transfers, thread_name_prefix="fsync-xfer")
 
-    def run(job: list[Action]) -> list[_Done]:
-        return [worker.run(a) for a in itertools.takewhile(lambda _: not cancelled(), job)]
+    def collect(finished: _Futures) -> Iterator[_Done]:
+        waiting.update(finished)
+        for f in finished:
+            unyielded.extend(f.result())
+            waiting.discard(f)
+        while unyielded:
+            yield unyielded.popleft()
 
-    with ThreadPoolExecutor(max_workers=transfers, thread_name_prefix="fsync-xfer") as pool:
-        running: set[Future[list[_Done]]] = set()
-        try:
-            for job in jobs:
-                if cancelled():
-                    break
-                running.add(pool.submit(run, job))
-                if len(running) >= transfers * 2:
-                    finished, running = _wait_some(running)
-                    yield from (d for f in finished for d in f.result())
-            while running:
-                if cancelled():
-                    # cancel() succeeds only for jobs that have not started.
-                    running = {f for f in running if not f.cancel()}
-                    if not running:
-                        break
+    try:
+        for job in _jobs(actions, job_files):
+            if cancelled():
+                break
+            running.add(pool.submit(_run_job, worker, job, stop, cancelled))
+            if len(running) >= transfers * 2:
                 finished, running = _wait_some(running)
-                yield from (d for f in finished for d in f.result())
-        except BaseException:
-            for f in running:
-                f.cancel()
-            raise
+                yield from collect(finished)
+        while running:
+            if cancelled():
+                # cancel() succeeds only for jobs that have not started.
+                running = {f for f in running if not f.cancel()}
+                if not running:
+                    break
+            finished, running = _wait_some(running)
+            yield from collect(finished)
+    finally:
+        stop.set()
+        _shut_down(pool, running | waiting, unyielded)
+
+
+def _shut_down(pool: ThreadPoolExecutor, left: _Futures, unyielded: Iterable[_Done]) -> None:
+    """Wait for the jobs still running, then remove whatever they and the results never
+    yielded staged (nothing after a complete run)."""
+    for f in left:
+        f.cancel()
+    pool.shutdown(wait=True)
+    _discard(unyielded)
+    for f in left:
+        if not f.cancelled() and f.exception() is None:
+            _discard(f.result())
+
+
+def _run_job(
+    worker: _Worker, job: list[Action], stop: threading.Event, cancelled: Callable[[], bool]
+) -> list[_Done]:
+    """Run the actions of `job` in turn until `stop` is set or the run is cancelled."""
+    out: list[_Done] = []
+    try:
+        for action in job:
+            if stop.is_set() or cancelled():
+                break
+            out.append(worker.run(action))
+    except BaseException:
+        _discard(out)
+        raise
+    return out
+
+
+def _discard(dones: Iterable[_Done]) -> None:
+    """Remove what these results staged: they will never be published."""
+    for done in dones:
+        if done.staged is not None:
+            done.staged.discard()
+            done.staged = None
+
+
+def _waits_on_disk(plan: Plan) -> bool:
+    """True if `plan` downloads, or uploads a file too large to stage: an fsync each."""
+    return any(
+        a.kind is ActionKind.DOWNLOAD or (a.kind is ActionKind.UPLOAD and _size(a) > STAGED_MAX)
+        for a in plan.actions
+    )
 
 
 def _jobs(actions: tuple[Action, ...], most: int) -> Iterator[list[Action]]:
-    """`actions` in order, cut into jobs of at most `most` actions and `JOB_BYTES` bytes
-    (a larger action is a job of its own)."""
+    """`actions` in order, cut into jobs of at most `most` actions and `JOB_BYTES` bytes;
+    an action over `STAGED_MAX` (not staged: it waits on its own fsync) is a job alone."""
     job: list[Action] = []
     size = 0
     for action in actions:
         n = _size(action)
-        if job and (len(job) >= most or size + n > JOB_BYTES):
+        if job and (len(job) >= most or size + n > JOB_BYTES or n > STAGED_MAX):
             yield job
             job, size = [], 0
         job.append(action)
         size += n
+        if n > STAGED_MAX:
+            yield job
+            job, size = [], 0
     if job:
         yield job
 
@@ -371,7 +436,7 @@ class _Worker:
         self.planned = planned
         """Every path the plan acts on: never a new name, whatever either side holds now."""
         self._dirs_lock = threading.Lock()
-        self.stager = remote if isinstance(remote, Stager) else None
+        self.stager = remote if isinstance(remote, Stager) and remote.staging else None
         """The remote, if uploads to it are staged (`isinstance` on a protocol is slow)."""
         self.durability = Durability(root)
         self.fetcher = Fetcher(
@@ -390,12 +455,14 @@ class _Worker:
         """Carry out `action`, turning any failure into an error message on the result."""
         done = _Done(action)
         started = time.monotonic()
-        with _failure_noted(done):
-            handler = _HANDLERS[action.kind]
-            done.outcome = handler(self, action, done)
-        if done.outcome is None and done.staged is not None:  # failed after staging
-            done.staged.discard()
-            done.staged = None
+        try:
+            with _failure_noted(done):
+                handler = _HANDLERS[action.kind]
+                done.outcome = handler(self, action, done)
+        finally:
+            if done.outcome is None and done.staged is not None:  # failed after staging
+                done.staged.discard()
+                done.staged = None
         done.seconds = time.monotonic() - started
         return done
 
@@ -403,11 +470,15 @@ class _Worker:
         """Publish a staged upload if its path is still as planned; a failure is noted."""
         staged = done.staged
         assert staged is not None
-        done.staged = None
         outcome, done.outcome = done.outcome, None
-        with _failure_noted(done):
-            staged.publish(done.action.remote)
-            done.outcome = outcome
+        try:
+            with _failure_noted(done):
+                staged.publish(done.action.remote)
+                done.outcome = outcome
+        finally:
+            done.staged = None  # published, or removed by `publish` itself
+        if done.outcome is None:
+            done.sent = 0
 
     # --- uploads -------------------------------------------------------------------------
 
@@ -461,7 +532,7 @@ class _Worker:
                     raise FileChangedError(f"{path} changed while being uploaded")
 
             meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
-            if self.stager is not None and not self.opts.verify_full:
+            if self.stager is not None and entry.size <= STAGED_MAX and not self.opts.verify_full:
                 done.staged = self.stager.stage(path, reader, meta, before_publish=verify)
                 new = done.staged.entry
             else:
