@@ -24,16 +24,24 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from typing import Any
 
 _SyncFs = Callable[[int], None]
 
 
-def _load_syncfs() -> _SyncFs | None:
-    """libc's `syncfs`, raising `OSError` on failure; None where the platform lacks it."""
+def _libc_function(name: str) -> Any | None:
+    """The C library's function `name`; None where there is no such function or no libc."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.syncfs
-    except Exception:  # no libc (Windows: CDLL(None) is a TypeError), or no syncfs in it
+        return getattr(libc, name)
+    except Exception:  # no libc (Windows: CDLL(None) is a TypeError), or no such function
+        return None
+
+
+def _load_syncfs() -> _SyncFs | None:
+    """libc's `syncfs`, raising `OSError` on failure; None where the platform lacks it."""
+    fn = _libc_function("syncfs")
+    if fn is None:
         return None
     fn.argtypes = [ctypes.c_int]
     fn.restype = ctypes.c_int
@@ -69,10 +77,8 @@ storage the way an `fsync` of each file does, so nothing is staged there."""
 def _load_fs_type() -> Callable[[str], int | None]:
     """A function giving the `statfs` type of the filesystem holding a path (None if
     unknown), through libc's `statfs`, whose struct starts with that type."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.statfs
-    except Exception:  # no libc (Windows), or no statfs in it
+    fn = _libc_function("statfs")
+    if fn is None:
         return lambda path: None
     fn.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
     fn.restype = ctypes.c_int

@@ -90,3 +90,9 @@ def test_syncfs_is_trusted_only_where_it_reports_lost_writes() -> None:
     assert not _reports_errors("5.4.0-150-generic")
     assert not _reports_errors("4.18.0-513.el8.x86_64")
     assert not _reports_errors("")
+
+
+def test_staging_is_batched_only_on_a_local_disk_filesystem(tmp_path: Path) -> None:
+    """procfs is no disk: there `syncfs` says nothing of files, so nothing may be staged."""
+    assert not Durability("/proc/no/such/root").batches()
+    assert not Durability(str(tmp_path), syncfs=None).batches()
