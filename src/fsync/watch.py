@@ -205,6 +205,8 @@ class _Session:
 
     def _loop(self) -> None:
         while not self.stopper.is_set():
+            if not self.watcher.alive():  # its thread died: changes would go unseen
+                self.watcher.revive()
             paths, full = self._next_batch()
             if self.stopper.is_set():
                 return

@@ -90,6 +90,9 @@ OVERFLOW_FIX = (
 HEALTH_EVERY = 1.0
 """Seconds between checks that the observer's threads are still alive."""
 
+STOP_WAIT = 10.0
+"""Seconds `stop` waits for each thread to end."""
+
 WARN_AGAIN_AFTER = 60.0
 """The same loss warning is repeated at most this often."""
 
@@ -141,6 +144,8 @@ class Watcher:
         self._root_id: tuple[int, int] | None = None
         self._track_writes = False
         self._thread: threading.Thread | None = None
+        self._next_rescan = 0.0
+        self._next_health = 0.0
         self._handler = _Handler(self)
 
     # --- life cycle ----------------------------------------------------------------------
@@ -148,17 +153,31 @@ class Watcher:
     def start(self) -> None:
         """Start watching. Raises `OSError` if `root` cannot be watched at all."""
         self._observer = self._start_observer()
-        self._thread = threading.Thread(target=self._run, name="fsync-watcher", daemon=True)
-        self._thread.start()
+        self._start_thread()
 
     def stop(self) -> None:
-        """Stop the observer and the watcher's thread, and wait for both."""
+        """Stop the observer and the watcher's thread, and wait for both (a while: a thread
+        stuck in watchdog is left behind, as a daemon, rather than blocking the exit)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=STOP_WAIT)
             self._thread = None
         self._stop_observer()
+
+    def alive(self) -> bool:
+        """True while the watcher's thread runs (stopped on purpose, it is not alive)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def revive(self) -> None:
+        """Start a new thread after the watcher's own died, and rescan the whole tree.
+
+        Each tick's failures are caught, so this is for what gets past that (a
+        `BaseException` raised in the thread); the new thread restarts the observer.
+        """
+        self._stop_observer()
+        self._rescan.set()
+        self._start_thread()
 
     def request_rescan(self) -> None:
         """Ask for a full rescan at the next tick (events may have been lost)."""
@@ -247,32 +266,49 @@ class Watcher:
 
     # --- the watcher's thread ------------------------------------------------------------
 
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fsync-watcher", daemon=True)
+        self._thread.start()
+
     def _run(self) -> None:
         now = self._clock()
-        next_rescan = now + jittered(self.rescan_every, self._rng)
-        next_health = now + HEALTH_EVERY
+        self._next_rescan = now + jittered(self.rescan_every, self._rng)
+        self._next_health = now if self._observer is None else now + HEALTH_EVERY
         while not self._stopping.is_set():
-            busy = len(self.debouncer) > 0
-            wait = self.debouncer.tick if busy else max(0.0, min(next_rescan, next_health) - now)
-            self._wake.wait(min(wait, HEALTH_EVERY))
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            now = self._clock()
-            if now >= next_health:
-                next_health = now + HEALTH_EVERY
-                if not self._healthy():
-                    self._heal()
-            full = self._rescan.is_set() or now >= next_rescan
-            if full:
-                self._rescan.clear()
-                next_rescan = now + jittered(self.rescan_every, self._rng)
-            ready = self.debouncer.take_ready(now)
-            ignore = self._ignore
-            if ignore is not None:
-                ready = {p for p in ready if not ignore(p)}
-            if ready or full:
-                self._report(ready, full)
+            try:
+                self._tick()
+            except Exception as exc:  # one bad tick (a bug, in watchdog or here) must not
+                # end the watch: the thread would die silently and changes go unsynced
+                self._next_health = self._clock()
+                with contextlib.suppress(Exception):
+                    self.warn_loss(f"the file watcher failed ({exc!r}); rescanning the whole tree")
+                self._stopping.wait(HEALTH_EVERY)  # no busy loop if every tick fails
+
+    def _tick(self) -> None:
+        """Wait for the debouncer, a health check or a rescan; report what is ready."""
+        now = self._clock()
+        busy = len(self.debouncer) > 0
+        next_due = min(self._next_rescan, self._next_health)
+        wait = self.debouncer.tick if busy else max(0.0, next_due - now)
+        self._wake.wait(min(wait, HEALTH_EVERY))
+        self._wake.clear()
+        if self._stopping.is_set():
+            return
+        now = self._clock()
+        if now >= self._next_health:
+            self._next_health = now + HEALTH_EVERY
+            if not self._healthy():
+                self._heal()
+        full = self._rescan.is_set() or now >= self._next_rescan
+        if full:
+            self._rescan.clear()
+            self._next_rescan = now + jittered(self.rescan_every, self._rng)
+        ready = self.debouncer.take_ready(now)
+        ignore = self._ignore
+        if ignore is not None:
+            ready = {p for p in ready if not ignore(p)}
+        if ready or full:
+            self._report(ready, full)
 
     def _report(self, paths: set[RelPath], full: bool) -> None:
         try:
@@ -358,7 +394,10 @@ class _Handler(FileSystemEventHandler):
         self._watcher = watcher
 
     def dispatch(self, event: FileSystemEvent) -> None:
-        self._watcher.on_event(event)
+        try:
+            self._watcher.on_event(event)
+        except Exception as exc:  # raised here, it would end watchdog's dispatch thread
+            self._watcher.warn_loss(f"a file event was lost ({exc!r}); rescanning the whole tree")
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -371,10 +410,11 @@ def _identity(path: str) -> tuple[int, int] | None:
 
 
 def _stop_quietly(observer: BaseObserver) -> None:
-    with contextlib.suppress(RuntimeError, OSError):
+    """Stop `observer`, whatever state it is in (it may have died, or never started)."""
+    with contextlib.suppress(Exception):
         observer.stop()
     with contextlib.suppress(RuntimeError):
-        observer.join()
+        observer.join(timeout=STOP_WAIT)
 
 
 def _make_inotify_observer(on_loss: Callable[[str], None]) -> BaseObserver | None:

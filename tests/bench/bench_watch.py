@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 
@@ -64,7 +65,8 @@ def holds(path: Path, content: bytes) -> bool:
         return False
 
 
-def start_watch(local: Path, remote: Path) -> subprocess.Popen[str]:
+def start_watch(local: Path, remote: Path, said: deque[str]) -> subprocess.Popen[str]:
+    """Start `fsync watch`; its stderr lines keep going to `said` (the last ones are kept)."""
     proc = subprocess.Popen(
         [fsync_command(), "watch", str(local), f"file://{remote}"],
         stdout=subprocess.DEVNULL,
@@ -73,12 +75,25 @@ def start_watch(local: Path, remote: Path) -> subprocess.Popen[str]:
     )
     assert proc.stderr is not None
     for line in proc.stderr:
+        said.append(line.rstrip())
         if "watching" in line:
             break
     else:
         raise SystemExit(f"fsync watch did not start (exit {proc.wait()})")
-    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    stream = proc.stderr
+    threading.Thread(target=lambda: said.extend(s.rstrip() for s in stream), daemon=True).start()
     return proc
+
+
+def stop_watch(proc: subprocess.Popen[str]) -> int | None:
+    """SIGTERM, as a service manager sends it; None if the watch had not ended 60 s later."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 def latency(local: Path, remote: Path, edits: int) -> list[float]:
@@ -124,13 +139,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fsync-bench-") as tmp:
         local, remote = Path(tmp) / "local", Path(tmp) / "remote"
         local.mkdir()
-        proc = start_watch(local, remote)
+        said: deque[str] = deque(maxlen=20)
+        proc = start_watch(local, remote, said)
         try:
             lat = sorted(latency(local, remote, args.edits))
             before, after = memory(proc, local, remote, args.events)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=60)
+        except SystemExit as exc:
+            code = stop_watch(proc)
+            print("\n".join(["fsync watch's last lines:", *said]), file=sys.stderr)
+            raise SystemExit(f"{exc}; fsync watch exited with {code} after SIGTERM") from None
+        code = stop_watch(proc)
     p99 = lat[min(len(lat) - 1, round(0.99 * len(lat)) - 1)]
     median = statistics.median(lat)
     growth = (after - before) / 1024
@@ -140,7 +158,8 @@ def main() -> None:
         f"memory over {args.events} writes: RSS {before / 1024:.1f} MiB before, "
         f"{after / 1024:.1f} MiB after, growth {growth:+.1f} MiB (target: under 10 MiB)"
     )
-    print(f"fsync watch exited with status {code} after SIGTERM")
+    ended = "did not exit (killed)" if code is None else f"exited with status {code}"
+    print(f"fsync watch {ended} after SIGTERM")
     ok = median < 0.3 and p99 < 1.0 and growth < 10 and code == 0
     print("all targets met" if ok else "TARGETS MISSED")
     sys.exit(0 if ok else 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 import threading
@@ -24,6 +25,21 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = DEADLINE) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.01)
+
+
+def raise_in(thread: threading.Thread | str, exc: type[BaseException]) -> None:
+    """Raise `exc` inside a running thread (or the one so named), at its next Python step.
+
+    How a bug, or a stray `SystemExit`, would end that thread: the fault is injected into the
+    real thread, not into fsync's code.
+    """
+    if isinstance(thread, str):
+        (thread,) = [t for t in threading.enumerate() if t.name == thread]
+    assert thread.ident is not None
+    hit = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(exc)
+    )
+    assert hit == 1, f"no running thread {thread.name}"
 
 
 def tree(root: Path) -> dict[str, bytes]:

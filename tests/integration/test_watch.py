@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fsynctest.watching import Watching, eventually, tree
+from fsynctest.watching import Watching, eventually, raise_in, tree
 
 pytestmark = pytest.mark.watch
 
@@ -185,6 +185,20 @@ def test_a_change_made_where_events_cannot_see_it_is_found_by_the_rescan(
     with (outside / "shared.txt").open("a") as out:
         out.write(", changed through the other link")
     w.converge("the periodic rescan")
+    w.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_watcher_thread_that_dies_is_revived_and_nothing_is_missed(
+    start: Callable[..., Watching],
+) -> None:
+    w = start()
+    raise_in("fsync-watcher", SystemExit)  # as a bug past the watcher's own guard would
+    (w.local / "meanwhile.txt").write_text("written while the watcher was down")
+    w.converge("the change made while the watcher was down")
+    assert any("restarted" in m for m in w.display.warnings), w.display.warnings
+    (w.local / "after.txt").write_text("and watched again after")
+    w.converge("a change after the restart")
     w.stop()
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from fsync.model import RelPath
 from fsync.watcher import OVERFLOW_FIX, Watcher
+from fsynctest.watching import raise_in
 
 pytestmark = pytest.mark.watch
 
@@ -136,3 +137,47 @@ def test_a_file_fsync_wrote_itself_is_not_reported(tmp_path: Path, probe: Probe)
     assert probe.paths_until({"marker"}) == {RelPath("marker")}
     (tmp_path / "pulled.txt").write_text("then edited by the user")
     assert probe.next() == ({RelPath("pulled.txt")}, False)
+
+
+def test_a_failure_in_the_watchers_thread_is_reported_and_survived(
+    tmp_path: Path, probe: Probe
+) -> None:
+    # Whatever a tick raises (a bug here or in watchdog), the thread goes on: dead, it would
+    # leave every later change unsynced without a word.
+    raise_in("fsync-watcher", RuntimeError)
+    assert probe.next() == (set(), True)  # events may have been lost meanwhile
+    assert any("the file watcher failed (RuntimeError" in w for w in probe.warnings)
+    (tmp_path / "after.txt").write_text("still watched")
+    assert probe.paths_until({"after.txt"}) == {RelPath("after.txt")}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_observer_thread_is_restarted(tmp_path: Path, probe: Probe) -> None:
+    observer = probe.watcher._observer
+    assert observer is not None
+    raise_in(observer, RuntimeError)
+    (tmp_path / "wake.txt").write_text("an event for the observer's thread to dispatch")
+    # Raised outside the handler, it ends the thread: the health check restarts the observer.
+    # Raised inside, the event is lost: the handler says so. Either way, a full rescan.
+    while probe.next() != (set(), True):
+        pass
+    assert any("restarted" in w or "event was lost" in w for w in probe.warnings)
+    (tmp_path / "after.txt").write_text("still watched")
+    assert probe.paths_until({"after.txt"}) >= {RelPath("after.txt")}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_watcher_whose_thread_died_can_be_revived(tmp_path: Path, probe: Probe) -> None:
+    raise_in("fsync-watcher", SystemExit)  # past the tick's guard: the thread ends
+    (tmp_path / "meanwhile.txt").write_text("written while nobody watched")
+    deadline = 50
+    while probe.watcher.alive() and deadline:
+        deadline -= 1
+        threading.Event().wait(0.1)
+    assert not probe.watcher.alive()
+    probe.watcher.revive()
+    while probe.next() != (set(), True):  # the rescan finds what was written meanwhile
+        pass
+    assert any("restarted" in w for w in probe.warnings), probe.warnings
+    (tmp_path / "after.txt").write_text("seen by the new thread")
+    assert probe.paths_until({"after.txt"}) >= {RelPath("after.txt")}
