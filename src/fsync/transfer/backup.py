@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from fsync.durability import Durability
 from fsync.errors import ConfigError
 from fsync.fileops import place_new
 from fsync.model import LocalEntry, RelPath, RemoteEntry
@@ -141,6 +142,16 @@ class Backup:
         self.remote = remote
         self.store = store
         self.clock = clock
+        self._durable = Durability(place.local_dir) if place.local_dir is not None else None
+
+    def flush(self) -> None:
+        """Make the versions kept so far durable. The engine calls it with its own flush,
+        before the outcomes are recorded: a crash must not keep a file's new version and
+        lose the old one that was put aside for it."""
+        if self.store is not None:
+            self.store.flush()
+        if self._durable is not None:
+            self._durable.flush()
 
     def save_remote(self, path: RelPath, expect: RemoteEntry | None, *, deleting: bool) -> bool:
         """Keep the remote version at `path`; True when it was moved away (nothing to delete).
@@ -156,16 +167,18 @@ class Backup:
                 return True
             self.store.copy(src, dst)
             return False
-        assert self.place.local_dir is not None
         full = self._free_local(path)
         fetch_new(self.remote, path, full, expect=expect)
+        self._renamed(full)
         return False
 
     def save_local(self, path: RelPath, full: str, entry: LocalEntry) -> None:
         """Keep the local file `full` (the version `entry`): renamed into a local backup dir,
         or uploaded to one on the remote's store. `full` may be gone afterwards."""
         if self.place.local_dir is not None:
-            place_new(full, self._free_local(path))
+            kept = self._free_local(path)
+            place_new(full, kept)
+            self._renamed(kept)
             return
         assert self.store is not None
         dst = free_name(self._stamped(self.place.backup_prefix, path), self._on_store)
@@ -179,6 +192,10 @@ class Backup:
             lambda p: os.path.lexists(os.path.join(folder, *p.split("/"))),
         )
         return os.path.join(folder, *rel.split("/"))
+
+    def _renamed(self, full: str) -> None:
+        assert self._durable is not None
+        self._durable.renamed(os.path.dirname(full))
 
     def _on_store(self, path: RelPath) -> bool:
         assert self.store is not None
