@@ -144,6 +144,9 @@ class Notice:
 
     path: RelPath
     reason: str
+    deleted: bool = False
+    """The destination deleted a file the source still holds unchanged; it is not sent
+    again (the summary tells how to do either: apply the delete, or restore the file)."""
 
 
 @dataclass(frozen=True, slots=True)

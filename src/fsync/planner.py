@@ -95,6 +95,8 @@ class _Outcome:
     keep_copy: bool = False
     notice: bool = False
     """Also report the path: a change was seen that this run leaves unapplied."""
+    deleted: bool = False
+    """The notice is of a file deleted on the destination (`Notice.deleted`)."""
 
 
 def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: SyncPolicy) -> Plan:
@@ -127,7 +129,7 @@ def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: Sy
                 Action(kind, path, loc, rem, bas, out.reason, out.conflict, out.keep_copy)
             )
         if out.notice:
-            notices.append(Notice(path, out.reason))
+            notices.append(Notice(path, out.reason, out.deleted))
         unchanged += int(out.kind is None and not out.notice)
     _check_safety(actions, local, remote, base, policy)
     return Plan(tuple(actions), tuple(notices), unchanged)
@@ -237,7 +239,7 @@ def _source_unchanged(s: Sides) -> _Outcome:
     if s.src_state is State.ABSENT:
         return _Outcome(None, f"only on {s.dst} ({cmd} to {verb} it)", notice=True)
     if s.dst_state is State.DELETED:
-        return _Outcome(None, f"deleted on {s.dst} ({cmd} to apply it)", notice=True)
+        return _Outcome(None, f"deleted on {s.dst} ({cmd} to apply it)", notice=True, deleted=True)
     if STATE_CLASS[s.dst_state] is State.CHANGED:
         return _Outcome(None, f"{s.dst} change ({cmd} to {verb} it)", notice=True)
     if State.SAME_CONTENT in (s.src_state, s.dst_state):

@@ -70,11 +70,34 @@ def print_summary(
         typer.echo(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.2f} s")
     left = len(r.notices) - r.unresolved
     if left > 0 and not verbose and direction is not Direction.SYNC:
-        other = "pull" if direction is Direction.PUSH else "push"
-        typer.echo(f"{left} changes left for the other direction (fsync {other}; -v lists them)")
+        _print_left(direction, left, sum(1 for n in r.notices if n.deleted))
     if r.unresolved:
         typer.echo(
             f"{r.unresolved} conflicts left unresolved (-v lists them; the next run sees them)"
+        )
+
+
+def _print_left(direction: Direction, left: int, deleted: int) -> None:
+    """What a push or pull saw change on its destination and left alone, and how to apply it.
+
+    Files deleted on the destination get their own line: "nothing to do" after someone
+    emptied the remote would otherwise read as if the remote were complete, and the way
+    back (`--mirror`) differs from the way to apply the change (the other direction).
+    """
+    other = "pull" if direction is Direction.PUSH else "push"
+    if deleted:
+        push = direction is Direction.PUSH
+        gone, kept = ("on the remote", "here") if push else ("here", "there")
+        done, does = ("sent", "sends") if push else ("fetched", "fetches")
+        equal = "the remote equal to this folder" if push else "this folder equal to the remote"
+        typer.echo(
+            f"{deleted} files deleted {gone} since the last sync are kept {kept} and not "
+            f"{done} again (fsync {other} deletes them {kept} too; fsync {direction.value} "
+            f"--mirror {does} them again and makes {equal}; -v lists them)"
+        )
+    if left > deleted:
+        typer.echo(
+            f"{left - deleted} changes left for the other direction (fsync {other}; -v lists them)"
         )
 
 

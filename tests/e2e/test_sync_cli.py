@@ -41,6 +41,26 @@ def test_sync_conflict_left_by_skip_exits_3(fsync, tmp_path: Path) -> None:
     assert sorted(listing(a).values()) == sorted(listing(b).values()) == [b"mine", b"theirs!"]
 
 
+def test_a_push_after_the_remote_was_emptied_says_how_to_restore_it(fsync, tmp_path: Path) -> None:
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"a.txt": "alpha", "sub/b.txt": "bravo", "c.txt": "charlie"})
+    assert fsync("push", local, remote, "-q").returncode == 0
+    for name in ("a.txt", "sub/b.txt"):
+        (remote / name).unlink()
+    (local / "c.txt").write_text("changed here")
+    (remote / "new.txt").write_text("only on the remote")
+    pushed = fsync("push", local, remote)
+    assert pushed.returncode == 0, pushed.stderr
+    lines = pushed.stdout.splitlines()
+    assert "2 files deleted on the remote since the last sync are kept here" in lines[-2]
+    assert "fsync push --mirror sends them again and makes the remote equal to" in lines[-2]
+    assert lines[-1] == "1 changes left for the other direction (fsync pull; -v lists them)"
+    assert set(listing(remote)) == {"c.txt", "new.txt"}
+    restored = fsync("push", local, remote, "--mirror", "--json")
+    assert json.loads(restored.stdout)["uploaded"] == 2
+    assert listing(remote) == listing(local)
+
+
 def test_backup_dir_keeps_what_push_deletes(fsync, tmp_path: Path) -> None:
     local, remote, kept = tmp_path / "local", tmp_path / "remote", tmp_path / "kept"
     write(local, {"a.txt": "alpha", "b.txt": "bravo", "c.txt": "charlie"})

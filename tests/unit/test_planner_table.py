@@ -241,6 +241,7 @@ def test_notice_reason(
 ) -> None:
     result = run(direction, local, remote, base)
     assert [(n.path, n.reason) for n in result.notices] == [(P, text)]
+    assert [n.deleted for n in result.notices] == [text.startswith("deleted on")]
 
 
 def test_conflict_kept_remote_is_noticed() -> None:
