@@ -43,7 +43,8 @@ from fsync.remote.base import Listing, PendingUpload, Remote
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
 from fsync.transfer.download import drop_stale_partials
-from fsync.transfer.engine import EngineOptions, Outcome, execute
+from fsync.transfer.engine import execute
+from fsync.transfer.outcome import EngineOptions, Outcome
 
 E = TypeVar("E")
 _IN_PROCESS = ("file://", "memory://")

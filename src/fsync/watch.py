@@ -44,7 +44,8 @@ from fsync.model import (
 from fsync.progress import NullReporter, WatchDisplay
 from fsync.remote import open_remote
 from fsync.remote.base import Remote, same_version
-from fsync.transfer.engine import EngineOptions, Outcome, execute
+from fsync.transfer.engine import execute
+from fsync.transfer.outcome import EngineOptions, Outcome
 from fsync.watcher import Watcher
 from fsync.watchretry import Alarm, Retries
 from fsync.watchstate import KnownState

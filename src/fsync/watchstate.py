@@ -13,7 +13,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 
 from fsync.model import BaseEntry, RelPath, RemoteEntry
-from fsync.transfer.engine import Outcome
+from fsync.transfer.outcome import Outcome
 
 
 class KnownState:

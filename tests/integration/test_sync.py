@@ -25,7 +25,8 @@ from fsync.model import (
 )
 from fsync.progress import NullReporter
 from fsync.remote.local import LocalRemote
-from fsync.transfer.engine import EngineOptions, Outcome, execute
+from fsync.transfer.engine import execute
+from fsync.transfer.outcome import EngineOptions, Outcome
 from fsynctest.remotes import RemoteTree
 from fsynctest.trees import listing, write
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fsync.model import Action, ActionKind, Digest, LocalEntry, RelPath
-from fsync.transfer.engine import JOB_BYTES, STAGED_MAX, _jobs
+from fsync.transfer.engine import JOB_BYTES, _jobs
+from fsync.transfer.worker import STAGED_MAX
 
 
 def upload(name: str, size: int) -> Action:

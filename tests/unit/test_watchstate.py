@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsync.model import BaseEntry, Digest, RelPath, RemoteEntry
-from fsync.transfer.engine import Outcome
+from fsync.transfer.outcome import Outcome
 from fsync.watchstate import KnownState
 
 

@@ -1,137 +1,39 @@
-"""Carry out a plan: move bytes, check before acting, verify, and report each outcome.
+"""Carry out a plan: run its actions on worker threads and record their outcomes in batches.
 
-Actions run on a bounded pool of worker threads (`transfers`); their outcomes come back to
-the calling thread, which is the only one that hands them to the state sink, in batches. A
-failure is recorded against its path and never stops the other actions.
+Actions run on a bounded pool of threads (`transfers`), each through the shared `Worker`;
+their results come back to the calling thread, which is the only one that hands outcomes to
+the state sink, in batches. A failure is recorded against its path and never stops the other
+actions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import stat
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
 
-from fsync.durability import Durability
-from fsync.errors import (
-    FileChangedError,
-    FsyncError,
-    RemoteChanged,
-    UnsafePathError,
-    VerificationError,
-)
-from fsync.fileops import makedirs, place_new
-from fsync.hashing import CacheRecord, HashingReader, StatSig, cpu_threads, hash_file
+from fsync.hashing import cpu_threads
 from fsync.model import (
     Action,
     ActionKind,
     ActionRecord,
-    BaseEntry,
     FileError,
-    LocalEntry,
     Notice,
     Plan,
     RelPath,
-    RemoteEntry,
     RunResult,
 )
-from fsync.paths import check_name_lengths, conflict_name, parent
 from fsync.progress import Reporter
-from fsync.remote.base import ObjectMeta, Remote, Staged, Stager, same_version
-from fsync.transfer.copies import fetch_new, free_name, send_new
-from fsync.transfer.download import DownloadJournal, Fetcher
+from fsync.remote.base import Remote
+from fsync.transfer.outcome import Done, EngineOptions, Outcome, StateSink
+from fsync.transfer.worker import STAGED_MAX, Worker
 
-if TYPE_CHECKING:
-    from fsync.transfer.backup import Backup
-
-CHUNK = 1 << 20
-STAGED_MAX = 1 << 20
-"""Larger uploads to a `Stager` are `put` (an fsync each, small beside the write): a batch of
-staged ones would hold twice their size on the disk, and lose all of it to a crash."""
 JOB_FILES = 64
 JOB_BYTES = 4 << 20
 """A job of small actions for one worker thread (see `_run_all`) stops at either bound."""
-FILE_CHANGE_ATTEMPTS = 3
-"""How often an upload is restarted when its source keeps changing underneath it."""
-
-
-class StateSink(Protocol):
-    """Where outcomes become durable (the manifest, through the app)."""
-
-    def commit(self, outcomes: list[Outcome]) -> None:
-        """Persist a batch of outcomes in one transaction."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one action changed in the state: the new base and local cache entry.
-
-    `remote` is the object an action wrote at `path` (an upload or a move), and
-    `remote_deleted` says it removed the object there, so a caller that mirrors the remote in
-    memory can follow without listing it again. `moved_from` is a MOVE's old path: gone from
-    the remote, and its base entry with it.
-    """
-
-    path: RelPath
-    base: BaseEntry | None
-    forget_base: bool = False
-    cache: CacheRecord | None = None
-    drop_cache: bool = False
-    remote: RemoteEntry | None = None
-    remote_deleted: bool = False
-    moved_from: RelPath | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    """Knobs of one execution."""
-
-    transfers: int = 8
-    host: str = field(default_factory=socket.gethostname)
-    batch_size: int = 256
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    cancelled: Callable[[], bool] = field(default=lambda: False)
-    """Polled between actions: once true, no further action starts, those in flight finish
-    and their outcomes are committed (a graceful stop); the rest are left undone."""
-    on_action: Callable[[ActionRecord], None] | None = None
-    """Called on the calling thread as each action ends, with its bytes, time and outcome
-    (the `--log-file` lines); it must not raise."""
-    backup: Backup | None = None
-    """`--backup-dir`: every destination version an action overwrites or deletes is kept
-    there first (a conflict copy already keeps it, so keep-both actions do not use it)."""
-    verify_full: bool = False
-    """`--verify full`: read every uploaded object back and re-hash it (costs a download)."""
-    downloads: DownloadJournal | None = None
-    """Where large downloads are journaled so a later run resumes them; None: never."""
-
-
-@dataclass(slots=True)
-class _Done:
-    action: Action
-    outcome: Outcome | None = None
-    sent: int = 0
-    received: int = 0
-    error: str | None = None
-    skipped: bool = False
-    extra: list[str] = field(default_factory=list)
-    attempts: int = 1
-    seconds: float = 0.0
-    more: list[Outcome] = field(default_factory=list)
-    """Outcomes of paths an action wrote besides its own (conflict copies on both sides);
-    committed even when the action itself then failed."""
-    raced: str | None = None
-    """Why the action was not done: its destination changed since the plan (a conflict)."""
-    staged: Staged | None = None
-    """An upload written but not yet published: `_Batch.commit` publishes it."""
 
 
 def execute(
@@ -145,7 +47,7 @@ def execute(
 ) -> RunResult:
     """Run every action of `plan` and return the counts; never raises for one file's failure."""
     opts = options or EngineOptions()
-    worker = _Worker(os.path.abspath(local_root), remote, reporter, opts, _paths_of(plan))
+    worker = Worker(os.path.abspath(local_root), remote, reporter, opts, _paths_of(plan))
     result = RunResult(unchanged=plan.unchanged, notices=list(plan.notices))
     transfers = [a for a in plan.actions if a.kind.transfers]
     reporter.plan_ready(len(transfers), sum(_size(a) for a in transfers))
@@ -180,17 +82,17 @@ class _Batch:
     Runs on the calling thread only.
     """
 
-    def __init__(self, worker: _Worker, sink: StateSink, result: RunResult, opts: EngineOptions):
+    def __init__(self, worker: Worker, sink: StateSink, result: RunResult, opts: EngineOptions):
         self._worker = worker
         self._sink = sink
         self._result = result
         self._opts = opts
         self._outcomes: list[Outcome] = []
-        self._staged: list[_Done] = []
+        self._staged: list[Done] = []
         self._unsynced = False
         """A sync failed: the outcomes since may not be durable and are never recorded."""
 
-    def add(self, done: _Done) -> None:
+    def add(self, done: Done) -> None:
         """Take one finished action; commit once a batch is full."""
         if done.staged is not None:
             self._staged.append(done)
@@ -228,7 +130,7 @@ class _Batch:
         self._worker.flush()
         self._unsynced = False
 
-    def _finish(self, done: _Done) -> None:
+    def _finish(self, done: Done) -> None:
         # The outcome first: whatever happens in the callbacks, a published file is recorded.
         if done.outcome is not None:
             self._outcomes.append(done.outcome)
@@ -240,11 +142,11 @@ class _Batch:
 
 def _run_all(
     actions: tuple[Action, ...],
-    worker: _Worker,
+    worker: Worker,
     transfers: int,
     cancelled: Callable[[], bool],
     job_files: int = 1,
-) -> Iterator[_Done]:
+) -> Iterator[Done]:
     """Yield each action's result as it finishes, with at most `transfers` jobs in flight.
 
     A job is one action, or with `job_files` a run of up to that many consecutive small
@@ -255,13 +157,13 @@ def _run_all(
     running actions finish, and what they and the unyielded ones staged is discarded.
     """
     stop = threading.Event()
-    unyielded: deque[_Done] = deque()
-    running: set[Future[list[_Done]]] = set()
-    waiting: set[Future[list[_Done]]] = set()
+    unyielded: deque[Done] = deque()
+    running: set[Future[list[Done]]] = set()
+    waiting: set[Future[list[Done]]] = set()
     """Finished jobs whose results are not yet in `unyielded`."""
     pool = ThreadPoolExecutor(max_workers=transfers, thread_name_prefix="fsync-xfer")
 
-    def collect(finished: _Futures) -> Iterator[_Done]:
+    def collect(finished: _Futures) -> Iterator[Done]:
         waiting.update(finished)
         for f in finished:
             unyielded.extend(f.result())
@@ -290,7 +192,7 @@ def _run_all(
         _shut_down(pool, running | waiting, unyielded)
 
 
-def _shut_down(pool: ThreadPoolExecutor, left: _Futures, unyielded: Iterable[_Done]) -> None:
+def _shut_down(pool: ThreadPoolExecutor, left: _Futures, unyielded: Iterable[Done]) -> None:
     """Wait for the jobs still running, then remove whatever they and the results never
     yielded staged (nothing after a complete run)."""
     for f in left:
@@ -303,10 +205,10 @@ def _shut_down(pool: ThreadPoolExecutor, left: _Futures, unyielded: Iterable[_Do
 
 
 def _run_job(
-    worker: _Worker, job: list[Action], stop: threading.Event, cancelled: Callable[[], bool]
-) -> list[_Done]:
+    worker: Worker, job: list[Action], stop: threading.Event, cancelled: Callable[[], bool]
+) -> list[Done]:
     """Run the actions of `job` in turn until `stop` is set or the run is cancelled."""
-    out: list[_Done] = []
+    out: list[Done] = []
     try:
         for action in job:
             if stop.is_set() or cancelled():
@@ -318,7 +220,7 @@ def _run_job(
     return out
 
 
-def _discard(dones: Iterable[_Done]) -> None:
+def _discard(dones: Iterable[Done]) -> None:
     """Remove what these results staged: they will never be published."""
     for done in dones:
         if done.staged is not None:
@@ -353,7 +255,7 @@ def _jobs(actions: tuple[Action, ...], most: int) -> Iterator[list[Action]]:
         yield job
 
 
-_Futures = set[Future[list[_Done]]]
+_Futures = set[Future[list[Done]]]
 
 
 def _wait_some(running: _Futures) -> tuple[_Futures, _Futures]:
@@ -383,7 +285,7 @@ _COUNTERS = {
 }
 
 
-def _account(result: RunResult, done: _Done, reporter: Reporter) -> None:
+def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
     action = done.action
     result.bytes_sent += done.sent
     result.bytes_received += done.received
@@ -417,434 +319,7 @@ def _account(result: RunResult, done: _Done, reporter: Reporter) -> None:
         reporter.warning(line)
 
 
-class _Worker:
-    """Carries out single actions; safe to call from many threads at once."""
-
-    def __init__(
-        self,
-        root: str,
-        remote: Remote,
-        reporter: Reporter,
-        opts: EngineOptions,
-        planned: frozenset[RelPath] = frozenset(),
-    ) -> None:
-        self.root = root
-        self.real_root = os.path.realpath(root)
-        self.remote = remote
-        self.reporter = reporter
-        self.opts = opts
-        self.planned = planned
-        """Every path the plan acts on: never a new name, whatever either side holds now."""
-        self._dirs_lock = threading.Lock()
-        self.stager = remote if isinstance(remote, Stager) and remote.staging else None
-        """The remote, if uploads to it are staged (`isinstance` on a protocol is slow)."""
-        self.durability = Durability(root)
-        self.fetcher = Fetcher(
-            remote,
-            opts.downloads,
-            file_mode=_FILE_MODE,
-            on_bytes=reporter.advance,
-        )
-
-    def flush(self) -> None:
-        """Make every write of both trees (and of the backup dir) durable, before the
-        manifest records them."""
-        self.remote.flush()
-        self.durability.flush()
-        if self.opts.backup is not None:
-            self.opts.backup.flush()
-
-    def run(self, action: Action) -> _Done:
-        """Carry out `action`, turning any failure into an error message on the result."""
-        done = _Done(action)
-        started = time.monotonic()
-        try:
-            with _failure_noted(done):
-                handler = _HANDLERS[action.kind]
-                done.outcome = handler(self, action, done)
-        finally:
-            if done.outcome is None and done.staged is not None:  # failed after staging
-                done.staged.discard()
-                done.staged = None
-        done.seconds = time.monotonic() - started
-        return done
-
-    def publish(self, done: _Done) -> None:
-        """Publish a staged upload if its path is still as planned; a failure is noted."""
-        staged = done.staged
-        assert staged is not None
-        outcome, done.outcome = done.outcome, None
-        try:
-            with _failure_noted(done):
-                staged.publish(done.action.remote)
-                done.outcome = outcome
-        finally:
-            done.staged = None  # published, or removed by `publish` itself
-        if done.outcome is None:
-            done.sent = 0
-
-    # --- uploads -------------------------------------------------------------------------
-
-    def upload(self, action: Action, done: _Done) -> Outcome | None:
-        """Send the local file, verified against the planned digest before it is published."""
-        assert action.local is not None
-        path = action.path
-        expect = action.remote
-        if action.keep_copy and expect is not None:
-            copy = self._conflict_name(path, remote=True, local=action.share_copy)
-            kept = self.remote.copy(path, copy)
-            done.extra.append(f"conflict: kept the remote version of {path} as {copy}")
-            if action.share_copy:
-                done.more.append(self._fetch_copy(copy, kept, done))
-        elif expect is not None and self.opts.backup is not None:
-            self.opts.backup.save_remote(path, expect, deleting=False)
-        entry = action.local
-        for attempt in range(FILE_CHANGE_ATTEMPTS):
-            done.attempts = attempt + 1
-            try:
-                return self._upload_once(action, entry, done)
-            except FileNotFoundError as exc:
-                if exc.filename != self._local(path):
-                    raise
-                done.extra.append(f"{path} vanished before it could be sent; skipped")
-                done.skipped = True
-                return None
-            except FileChangedError:
-                if attempt == FILE_CHANGE_ATTEMPTS - 1:
-                    raise
-                digest, sig = hash_file(self._local(path))
-                entry = LocalEntry(sig.size, sig.mtime_ns, digest, sig.mode)
-        raise AssertionError("unreachable")
-
-    def _upload_once(self, action: Action, entry: LocalEntry, done: _Done) -> Outcome:
-        path = action.path
-        full = self._local(path)
-        with open(full, "rb") as raw:
-            before = StatSig.from_stat(os.fstat(raw.fileno()))
-            if (before.size, before.mtime_ns) != (entry.size, entry.mtime_ns):
-                digest, before = hash_file(full)
-                entry = LocalEntry(before.size, before.mtime_ns, digest, before.mode)
-            self.reporter.file_started(path, entry.size)
-            reader = HashingReader(raw, on_read=lambda n: self.reporter.advance(path, n))
-
-            def verify() -> None:
-                after = StatSig.from_stat(os.stat(full))
-                if after.size != before.size or after.mtime_ns != before.mtime_ns:
-                    raise FileChangedError(f"{path} changed while being uploaded")
-                if reader.bytes_read != entry.size or reader.digest() != entry.digest:
-                    raise FileChangedError(f"{path} changed while being uploaded")
-
-            meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
-            if self.stager is not None and entry.size <= STAGED_MAX and not self.opts.verify_full:
-                done.staged = self.stager.stage(path, reader, meta, before_publish=verify)
-                new = done.staged.entry
-            else:
-                new = self.remote.put(
-                    path, reader, meta, expect=action.remote, before_publish=verify
-                )
-        done.sent = entry.size
-        if self.opts.verify_full:
-            self._read_back(path, entry, new)
-        base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns)
-        return Outcome(path, base, remote=new)
-
-    def _read_back(self, path: RelPath, entry: LocalEntry, published: RemoteEntry) -> None:
-        """Download what was just published and check it hashes to what was sent.
-
-        A copy that does not is deleted, so its metadata (which names the right blake3) can
-        never make the next run adopt it as identical; the next run sends the file again.
-        """
-        with self.remote.open_read(path) as src:
-            reader = HashingReader(src)
-            while reader.read(CHUNK):
-                pass
-        if reader.bytes_read != entry.size or reader.digest() != entry.digest:
-            self.remote.delete(path, expect=published)
-            raise VerificationError(
-                f"{path}: the remote copy does not match what was sent (--verify full); "
-                "it will be sent again next run"
-            )
-
-    # --- moves ---------------------------------------------------------------------------
-
-    def move(self, action: Action, done: _Done) -> Outcome:
-        """Copy the old remote object to the new path server-side, then delete the old one.
-
-        Both remote paths are checked against what the planner saw first: the old object must
-        still be the base version (so the copy carries the content the local file has), and
-        the new path must still be as seen (absent), else `RemoteChanged`. A copy whose size
-        is not the local file's raises `VerificationError` and is not recorded.
-        """
-        old = action.moved_from
-        assert old is not None
-        assert action.local is not None
-        if not same_version(self.remote.stat(action.path), action.remote):
-            raise RemoteChanged(f"{action.path}: changed on the remote since it was listed")
-        if not same_version(self.remote.stat(old.path), old.remote):
-            raise RemoteChanged(f"{old.path}: changed on the remote since it was listed")
-        new = self.remote.copy(old.path, action.path)
-        local = action.local
-        if new.size != local.size:
-            raise VerificationError(
-                f"{action.path}: the copy of {old.path} has {new.size} bytes, expected {local.size}"
-            )
-        self.remote.delete(old.path, expect=old.remote)
-        base = BaseEntry(local.size, local.digest, new.fingerprint, local.mtime_ns)
-        return Outcome(action.path, base, remote=new, moved_from=old.path)
-
-    def move_local(self, action: Action, done: _Done) -> Outcome:
-        """Rename the local file at the old path to the new one: the remote renamed it.
-
-        The old file must still be the version the plan saw (the content the remote object
-        at the new path has) and the new path must still be free, else `RemoteChanged`;
-        nothing is fetched.
-        """
-        old = action.moved_from
-        assert old is not None
-        assert old.local is not None
-        assert action.remote is not None
-        check_name_lengths(action.path)
-        self._check_local(old)
-        self._check_local(action)
-        self._ensure_folder(action.path)
-        src, dst = self._local(old.path), self._local(action.path)
-        try:
-            place_new(src, dst)
-        except FileExistsError:
-            raise RemoteChanged(f"{action.path}: a local file appeared during the run") from None
-        self.durability.renamed(os.path.dirname(dst))
-        self._prune_empty(os.path.dirname(src))
-        sig = StatSig.from_stat(os.stat(dst))
-        digest = old.local.digest
-        base = BaseEntry(sig.size, digest, action.remote.fingerprint, sig.mtime_ns)
-        cache = CacheRecord(sig, digest, trusted=False)
-        return Outcome(action.path, base, cache=cache, moved_from=old.path)
-
-    # --- conflict copies on both sides (two-way sync) ------------------------------------
-
-    def _conflict_name(self, path: RelPath, *, remote: bool, local: bool) -> RelPath:
-        """`NAME.conflict-STAMP-HOST.EXT`, free on the sides named (`-HOST-2`... if not)."""
-        stamp, host = self._stamp(), self.opts.host
-
-        def taken(name: RelPath) -> bool:
-            # Another action may be about to write or forget that path in this run.
-            if name in self.planned or (local and os.path.lexists(self._local(name))):
-                return True
-            return remote and self.remote.stat(name) is not None
-
-        return free_name(
-            lambda n: conflict_name(path, stamp, host if n == 1 else f"{host}-{n}"), taken
-        )
-
-    def _fetch_copy(self, copy: RelPath, kept: RemoteEntry, done: _Done) -> Outcome:
-        """Download the remote conflict copy `copy` (the object `kept`) to the same name
-        locally, so both sides hold it; its outcome records it as synced."""
-        check_name_lengths(copy)
-        self._ensure_folder(copy)
-        full = self._local(copy)
-        digest, size = fetch_new(
-            self.remote, copy, full, expect=kept, on_read=lambda n: self.reporter.advance(copy, n)
-        )
-        done.received += size
-        sig = StatSig.from_stat(os.stat(full))
-        base = BaseEntry(size, digest, kept.fingerprint, sig.mtime_ns)
-        return Outcome(copy, base, cache=CacheRecord(sig, digest, trusted=False))
-
-    def _send_copy(self, copy: RelPath, entry: LocalEntry, done: _Done) -> None:
-        """Upload the local conflict copy `copy` (the version `entry`) to the same remote
-        name; a failure is reported and left for the next sync, which sends it."""
-        full = self._local(copy)
-        try:
-            sig = StatSig.from_stat(os.stat(full))
-            entry = LocalEntry(entry.size, sig.mtime_ns, entry.digest, entry.mode)
-            sent = send_new(self.remote, copy, full, entry)
-        except (FsyncError, OSError) as exc:
-            done.extra.append(f"{copy}: not copied to the remote ({_describe(exc)}); next run")
-            return
-        done.sent += entry.size
-        base = BaseEntry(entry.size, entry.digest, sent.fingerprint, sig.mtime_ns)
-        cache = CacheRecord(sig, entry.digest, trusted=False)
-        done.more.append(Outcome(copy, base, cache=cache, remote=sent))
-
-    # --- downloads -----------------------------------------------------------------------
-
-    def download(self, action: Action, done: _Done) -> Outcome:
-        """Fetch the remote file into a temporary name, verify it, then rename it into place."""
-        assert action.remote is not None
-        path = action.path
-        check_name_lengths(path)
-        full = self._local(path)
-        folder = self._ensure_folder(path)
-        self._check_local(action)
-        self.reporter.file_started(path, action.remote.size)
-        copy: RelPath | None = None
-        fetched = self.fetcher.fetch(path, folder, action.remote)
-        tmp, digest, size, served = fetched.temp, fetched.digest, fetched.size, fetched.served
-        if fetched.resumed_at:
-            done.extra.append(f"{path}: resumed a partial download at byte {fetched.resumed_at}")
-        try:
-            done.received = size - fetched.resumed_at
-            _check_download(action, digest, size, served)
-            remote_mode = served.mode if served and served.mode is not None else None
-            mode = _download_mode(action, remote_mode or self._remote_mode(action))
-            if mode is not None:
-                os.chmod(tmp, mode)
-            mtime_ns = action.remote.mtime_ns or (served.mtime_ns if served else None)
-            if mtime_ns is not None:
-                os.utime(tmp, ns=(mtime_ns, mtime_ns))
-            self._check_local(action)
-            copy = self._set_local_aside(action, full, done)
-            os.replace(tmp, full)
-        except BaseException:
-            self.fetcher.discard(path, tmp)
-            raise
-        self.durability.renamed(folder)
-        self.fetcher.finish(path)
-        if copy is not None and action.share_copy:
-            assert action.local is not None
-            self._send_copy(copy, action.local, done)
-        sig = StatSig.from_stat(os.stat(full))
-        base = BaseEntry(size, digest, action.remote.fingerprint, sig.mtime_ns)
-        return Outcome(path, base, cache=CacheRecord(sig, digest, trusted=False))
-
-    def _set_local_aside(self, action: Action, full: str, done: _Done) -> RelPath | None:
-        """Keep the local version a download replaces: as a conflict copy (returned) under
-        keep-both, else in the backup dir if there is one."""
-        if action.local is None:
-            return None
-        path = action.path
-        if action.keep_copy:
-            copy = self._conflict_name(path, remote=action.share_copy, local=True)
-            place_new(full, self._local(copy))
-            done.extra.append(f"conflict: kept the local version of {path} as {copy}")
-            return copy
-        if self.opts.backup is not None:
-            self.opts.backup.save_local(path, full, action.local)
-        return None
-
-    def _remote_mode(self, action: Action) -> int | None:
-        """The remote's permission bits for a download: from the listing, or else from the
-        object's metadata (one stat) where the backend keeps metadata; None if unknown."""
-        assert action.remote is not None
-        if action.remote.mode is not None or not self.remote.capabilities.stores_digest:
-            return action.remote.mode
-        try:
-            entry = self.remote.stat(action.path)
-        except (OSError, FsyncError):
-            return None
-        if entry is None or entry.fingerprint != action.remote.fingerprint:
-            return None
-        return entry.mode
-
-    def _ensure_folder(self, path: RelPath) -> str:
-        """Create the parent folders of `path`, refusing any that lead outside the root."""
-        folder = os.path.join(self.root, parent(path))
-        with self._dirs_lock:
-            makedirs(folder)
-        real = os.path.realpath(folder)
-        if real != self.real_root and not real.startswith(self.real_root + os.sep):
-            raise UnsafePathError(f"{path}: a parent folder leads outside the local root")
-        return folder
-
-    def _check_local(self, action: Action) -> None:
-        """Refuse to overwrite a local file that changed since the scan."""
-        try:
-            st = os.stat(self._local(action.path))
-        except FileNotFoundError:
-            current = None
-        else:
-            current = (st.st_size, st.st_mtime_ns)
-        seen = (action.local.size, action.local.mtime_ns) if action.local else None
-        if current != seen:
-            raise RemoteChanged(f"{action.path}: the local file changed during the run")
-
-    # --- deletes and state-only actions --------------------------------------------------
-
-    def delete_remote(self, action: Action, done: _Done) -> Outcome:
-        """Delete the remote object if it is still the version the plan saw (keeping it in
-        the backup dir first, if there is one)."""
-        backup = self.opts.backup
-        moved = backup is not None and backup.save_remote(action.path, action.remote, deleting=True)
-        if not moved:
-            self.remote.delete(action.path, expect=action.remote)
-        return Outcome(action.path, None, forget_base=True, remote_deleted=True)
-
-    def delete_local(self, action: Action, done: _Done) -> Outcome:
-        """Delete the local file if it is still the version the plan saw."""
-        self._check_local(action)
-        full = self._local(action.path)
-        if self.opts.backup is not None and action.local is not None:
-            self.opts.backup.save_local(action.path, full, action.local)
-        _unlink_quietly(full)
-        self.durability.renamed(os.path.dirname(full))
-        self._prune_empty(os.path.dirname(full))
-        return Outcome(action.path, None, forget_base=True, drop_cache=True)
-
-    def record(self, action: Action, done: _Done) -> Outcome:
-        """Both sides hold the same content: remember it as the base."""
-        assert action.local is not None
-        assert action.remote is not None
-        local = action.local
-        base = BaseEntry(local.size, local.digest, action.remote.fingerprint, local.mtime_ns)
-        return Outcome(action.path, base)
-
-    def forget(self, action: Action, done: _Done) -> Outcome:
-        """Drop the base entry."""
-        return Outcome(action.path, None, forget_base=True)
-
-    def nothing(self, action: Action, done: _Done) -> Outcome | None:
-        """Leave both sides alone (a kept or unresolved conflict)."""
-        return None
-
-    # --- helpers -------------------------------------------------------------------------
-
-    def _local(self, path: RelPath) -> str:
-        return os.path.join(self.root, *path.split("/"))
-
-    def _stamp(self) -> str:
-        return self.opts.clock().strftime("%Y%m%d-%H%M%S")
-
-    def _prune_empty(self, folder: str) -> None:
-        # Under the folder lock: never between another action's makedirs and its mkdir.
-        with self._dirs_lock:
-            while os.path.abspath(folder) != self.root:
-                try:
-                    os.rmdir(folder)
-                except OSError:
-                    return
-                folder = os.path.dirname(folder)
-
-
-_HANDLERS: dict[ActionKind, Callable[[_Worker, Action, _Done], Outcome | None]] = {
-    ActionKind.UPLOAD: _Worker.upload,
-    ActionKind.MOVE: _Worker.move,
-    ActionKind.MOVE_LOCAL: _Worker.move_local,
-    ActionKind.DOWNLOAD: _Worker.download,
-    ActionKind.DELETE_REMOTE: _Worker.delete_remote,
-    ActionKind.DELETE_LOCAL: _Worker.delete_local,
-    ActionKind.RECORD: _Worker.record,
-    ActionKind.FORGET: _Worker.forget,
-    ActionKind.KEEP: _Worker.nothing,
-    ActionKind.CONFLICT: _Worker.nothing,
-}
-
-
-def _download_mode(action: Action, remote_mode: int | None) -> int | None:
-    """The permission bits a downloaded file gets, or None for the default (umask) mode.
-
-    The remote's mode where it keeps one, else the mode of the local file being replaced.
-    Never setuid or setgid: those bits came from another machine's owner.
-    """
-    if remote_mode is not None:
-        mode = remote_mode
-    elif action.local is not None:
-        mode = action.local.mode
-    else:
-        return None
-    return mode & 0o7777 & ~(stat.S_ISUID | stat.S_ISGID)
-
-
-def _action_record(done: _Done) -> ActionRecord:
+def _action_record(done: Done) -> ActionRecord:
     """The log record of a finished action."""
     if done.error is not None:
         outcome = "failed"
@@ -863,59 +338,3 @@ def _action_record(done: _Done) -> ActionRecord:
         attempts=done.attempts,
         error=done.error or done.raced,
     )
-
-
-def _check_download(
-    action: Action, digest: str, size: int, served: RemoteEntry | None = None
-) -> None:
-    assert action.remote is not None
-    if served is not None and served.digest is not None and digest != served.digest:
-        raise VerificationError(f"{action.path}: content does not match its stored blake3")
-    if size != action.remote.size:
-        raise VerificationError(
-            f"{action.path}: received {size} bytes, the listing said {action.remote.size}"
-        )
-    if action.remote.digest is not None and digest != action.remote.digest:
-        raise VerificationError(f"{action.path}: content does not match its recorded blake3")
-
-
-@contextlib.contextmanager
-def _failure_noted(done: _Done) -> Iterator[None]:
-    """Turn a failure of one action into its result: a conflict (the destination changed
-    since the plan), or an error message; anything else (an interrupt) propagates."""
-    try:
-        yield
-    except RemoteChanged as exc:
-        done.raced = str(exc)
-    except FileChangedError as exc:
-        done.error = f"{exc} (not published; the next run sends it)"
-    except (FsyncError, OSError) as exc:
-        done.error = _describe(exc)
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for a failure, without a traceback."""
-    if isinstance(exc, FsyncError):
-        return str(exc)
-    if isinstance(exc, PermissionError):
-        return f"permission denied ({exc.filename or exc})"
-    if isinstance(exc, FileNotFoundError):
-        return f"no such file ({exc.filename or exc})"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower() + (f" ({exc.filename})" if exc.filename else "")
-    return str(exc) or type(exc).__name__
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _read_umask() -> int:
-    # os.umask can only be read by setting it; do it once, before any worker thread exists.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_read_umask()
