@@ -17,13 +17,14 @@ about two `fsync`s here.)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _SyncFs = Callable[[int], None]
@@ -100,11 +101,14 @@ class Durability:
 
     Thread-safe: the engine's workers call `staged` and `renamed` concurrently; `flush` is
     called by the thread that records outcomes. The root is opened by `hold`, before the
-    first staged byte (a push may create the root), and stays open, because `syncfs` reports
-    a failed write-back only if it happened after the descriptor was opened: one opened at
-    flush time would miss the kernel failing to write a staged file back in the background
-    meanwhile. `close` releases it. `syncfs` is used only where it reports such failures
-    (Linux 5.8 and later); elsewhere every staged file is fsynced on its own.
+    first staged byte (a push may create the root), because `syncfs` reports a failed
+    write-back only if it happened after the descriptor was opened: one opened at flush time
+    would miss the kernel failing to write a staged file back in the background meanwhile.
+    Writers wrap each write in `writing()`; a flush that finds none in progress and nothing
+    left to sync lets the root go, so a long `fsync watch` does not keep a disk it writes to
+    from being unmounted between its batches (the next write opens it again). `close`
+    releases it for good. `syncfs` is used only where it reports such failures (Linux 5.8 and
+    later); elsewhere every staged file is fsynced on its own.
     """
 
     def __init__(self, root: str, *, syncfs: _SyncFs | None = _SYNCFS) -> None:
@@ -116,6 +120,8 @@ class Durability:
         """Staged files not yet synced, by folder."""
         self._fd: int | None = None
         """The root, held open from before the first staged byte (see above)."""
+        self._writers = 0
+        """Writes in progress (`writing`): the root stays open while there are any."""
 
     def batches(self) -> bool:
         """True if staged files are synced with one `syncfs` per flush (see `_SYNCFS` and
@@ -137,6 +143,18 @@ class Durability:
             if self._fd is None and self._syncfs is not None:
                 self._fd = _open_folder(self._root)
             return self._fd is not None or self._syncfs is None
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """While inside, a flush keeps the root open: wrap each write (a staged file, a
+        rename) from before its `hold` until it is noted with `staged` or `renamed`."""
+        with self._lock:
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writers -= 1
 
     def staged(self, path: str) -> None:
         """Note a file written without an fsync, once written (bytes, mode and mtime): the
@@ -174,6 +192,13 @@ class Durability:
                 _fsync_file(path)
             if folder in folders:
                 _fsync_folder(folder)
+        with self._lock:
+            idle = not (self._writers or self._files or self._folders)
+            fd = self._fd if idle else None
+            if idle:
+                self._fd = None
+        if fd is not None:
+            os.close(fd)  # all synced, nothing being written: let the root go (see above)
 
     def close(self) -> None:
         """Release the root's descriptor, if held (what is staged is no longer watched)."""

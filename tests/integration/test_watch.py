@@ -188,6 +188,29 @@ def test_a_change_made_where_events_cannot_see_it_is_found_by_the_rescan(
     w.stop()
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_between_batches_the_watch_holds_nothing_open_in_a_local_remote(
+    start: Callable[..., Watching],
+) -> None:
+    # Else a disk it writes to could not be unmounted while the watch runs.
+    w = start()
+    (w.local / "a.txt").write_text("staged, synced, published")
+    w.converge()
+
+    def held() -> list[str]:
+        fds = "/proc/self/fd"
+        links = []
+        for fd in os.listdir(fds):
+            try:
+                links.append(os.readlink(f"{fds}/{fd}"))
+            except OSError:
+                continue
+        return [link for link in links if link.startswith(str(w.remote))]
+
+    eventually(lambda: held() == [], "the remote root to be let go")
+    w.stop()
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_watcher_thread_that_dies_is_revived_and_nothing_is_missed(
     start: Callable[..., Watching],

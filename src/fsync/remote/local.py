@@ -271,10 +271,11 @@ class LocalRemote:
         Errors are `put`'s.
         """
         full = self._checked(path)
-        if not self._durable.hold():
-            makedirs(self.root)  # a first push: the root must be open before the first byte
-            self._durable.hold()
-        temp, written = self._stage(full, source, meta, sync=False)
+        with self._durable.writing():
+            if not self._durable.hold():
+                makedirs(self.root)  # a first push: the root must be open before the first byte
+                self._durable.hold()
+            temp, written = self._stage(full, source, meta, sync=False)
         try:
             before_publish()
         except BaseException:
@@ -332,14 +333,16 @@ class LocalRemote:
     def _publish(self, temp: str, full: str, expect: RemoteEntry | None) -> None:
         """Rename `temp` over `full` if `full` is still the version `expect` describes;
         the next `flush` makes the rename durable."""
-        try:
-            current = self._current(full)
-            if not same_version(current, expect):
-                raise RemoteChanged(f"{full}: changed since it was listed")
-            os.replace(temp, full)
-        except OSError as err:
-            _raise_translated(err, f"writing {full}")
-        self._durable.renamed(os.path.dirname(full))
+        with self._durable.writing():
+            self._durable.hold()  # a flush since the write may have let the root go
+            try:
+                current = self._current(full)
+                if not same_version(current, expect):
+                    raise RemoteChanged(f"{full}: changed since it was listed")
+                os.replace(temp, full)
+            except OSError as err:
+                _raise_translated(err, f"writing {full}")
+            self._durable.renamed(os.path.dirname(full))
 
     def _current(self, full: str) -> RemoteEntry | None:
         """What is at `full` now; `PermanentError` if a folder, link or device is in the way."""
