@@ -46,3 +46,17 @@ def age_tree(root: Path, seconds_ago: float = 10) -> None:
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             set_mtime(Path(dirpath) / name, seconds_ago)
+
+
+def held_open(under: Path) -> list[str]:
+    """The paths at or under `under` this process holds descriptors on (Linux: /proc)."""
+    fds = "/proc/self/fd"
+    held = []
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(f"{fds}/{fd}")
+        except OSError:
+            continue  # the descriptor listdir itself used, closed since
+        if target == str(under) or target.startswith(f"{under}/"):
+            held.append(target)
+    return held

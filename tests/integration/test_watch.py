@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fsynctest.trees import held_open
 from fsynctest.watching import Watching, eventually, raise_in, tree
 
 pytestmark = pytest.mark.watch
@@ -197,17 +198,7 @@ def test_between_batches_the_watch_holds_nothing_open_in_a_local_remote(
     (w.local / "a.txt").write_text("staged, synced, published")
     w.converge()
 
-    def held() -> list[str]:
-        fds = "/proc/self/fd"
-        links = []
-        for fd in os.listdir(fds):
-            try:
-                links.append(os.readlink(f"{fds}/{fd}"))
-            except OSError:
-                continue
-        return [link for link in links if link.startswith(str(w.remote))]
-
-    eventually(lambda: held() == [], "the remote root to be let go")
+    eventually(lambda: held_open(w.remote) == [], "the remote root to be let go")
     w.stop()
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fsync.durability import _SYNCFS, Durability, _reports_errors
+from fsynctest.trees import held_open
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,19 +101,6 @@ def test_staging_is_batched_only_on_a_local_disk_filesystem(tmp_path: Path) -> N
     assert not Durability(str(tmp_path), syncfs=None).batches()
 
 
-def _open_on(folder: Path) -> int:
-    """How many of this process's descriptors are open on `folder`."""
-    fds = "/proc/self/fd"
-    return sum(1 for fd in os.listdir(fds) if _target(f"{fds}/{fd}") == str(folder))
-
-
-def _target(link: str) -> str | None:
-    try:
-        return os.readlink(link)
-    except OSError:
-        return None  # the descriptor listdir itself used, closed since
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_the_root_is_held_while_a_write_is_in_progress_and_let_go_after(tmp_path: Path) -> None:
     # A long `fsync watch` must not keep the disk it writes to from being unmounted between
@@ -123,15 +111,15 @@ def test_the_root_is_held_while_a_write_is_in_progress_and_let_go_after(tmp_path
         assert durable.hold()
         (tmp_path / "one").write_bytes(b"written while another batch is flushed")
         durable.flush()  # the previous batch's flush: this write is still in progress
-        assert _open_on(tmp_path) == 1
+        assert len(held_open(tmp_path)) == 1
         durable.staged(str(tmp_path / "one"))
-    assert _open_on(tmp_path) == 1  # staged, not synced yet
+    assert len(held_open(tmp_path)) == 1  # staged, not synced yet
     durable.flush()
     assert sync.calls == 1
-    assert _open_on(tmp_path) == 0
+    assert len(held_open(tmp_path)) == 0
     with durable.writing():
         assert durable.hold()  # the next write opens it again
-        assert _open_on(tmp_path) == 1
+        assert len(held_open(tmp_path)) == 1
         durable.renamed(str(tmp_path))
     durable.flush()
-    assert (sync.calls, _open_on(tmp_path)) == (2, 0)
+    assert (sync.calls, len(held_open(tmp_path))) == (2, 0)
