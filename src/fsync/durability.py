@@ -156,6 +156,15 @@ class Durability:
             with self._lock:
                 self._writers -= 1
 
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[bool]:
+        """`writing()` with the root held from before the change: wrap every write that a
+        later `flush` must make durable (a file, a rename, a delete) up to the `staged` or
+        `renamed` that notes it. Yields False where the root cannot be opened yet (a push
+        creates it)."""
+        with self.writing():
+            yield self.hold()
+
     def staged(self, path: str) -> None:
         """Note a file written without an fsync, once written (bytes, mode and mtime): the
         next `flush` makes it durable. (Noted earlier, a flush meanwhile could take it half
@@ -175,6 +184,7 @@ class Durability:
             files, self._files = self._files, {}
             held = self._fd
         if not folders and not files:
+            self._release_if_idle()  # a write that failed noted nothing, yet held the root
             return
         elsewhere = folders | files.keys()
         if self._syncfs is not None:
@@ -189,16 +199,20 @@ class Durability:
                 elsewhere = {f for f in elsewhere if _device(f) not in (dev, None)}
         for folder in sorted(elsewhere):
             for path in files.get(folder, ()):
-                _fsync_file(path)
+                fsync_file(path)
             if folder in folders:
-                _fsync_folder(folder)
+                fsync_folder(folder)
+        self._release_if_idle()
+
+    def _release_if_idle(self) -> None:
+        """Close the root if nothing is being written and nothing waits for a sync."""
         with self._lock:
             idle = not (self._writers or self._files or self._folders)
             fd = self._fd if idle else None
             if idle:
                 self._fd = None
         if fd is not None:
-            os.close(fd)  # all synced, nothing being written: let the root go (see above)
+            os.close(fd)
 
     def close(self) -> None:
         """Release the root's descriptor, if held (what is staged is no longer watched)."""
@@ -225,8 +239,8 @@ def _device(folder: str) -> int | None:
         return None
 
 
-def _fsync_file(path: str) -> None:
-    """fsync a staged file; one already discarded (gone) needs nothing."""
+def fsync_file(path: str) -> None:
+    """fsync a file by name; one already gone (a staged file discarded) needs nothing."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -237,7 +251,7 @@ def _fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def _fsync_folder(folder: str) -> None:
+def fsync_folder(folder: str) -> None:
     """fsync a folder (a rename in it), where the platform lets a folder be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)

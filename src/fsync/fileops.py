@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 
+from fsync.durability import fsync_file, fsync_folder
 from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX
 
 _ATTEMPTS = 3
@@ -83,13 +84,18 @@ def place_new(src: str, dst: str) -> None:
 
 
 def _copy_across(src: str, dst: str) -> None:
-    """`place_new` between filesystems: copy into a temp file beside `dst`, place, unlink."""
+    """`place_new` between filesystems: copy into a temp file beside `dst`, place, unlink.
+
+    The copy and its name are on disk before the original goes: else a crash could keep
+    the unlink and lose the copy, and with it the file."""
     tmp = _temp_beside(dst)
     try:
         shutil.copy2(src, tmp)
+        fsync_file(tmp)
         os.link(tmp, dst)
     finally:
         _unlink_quietly(tmp)
+    fsync_folder(os.path.dirname(dst))
     os.unlink(src)
 
 

@@ -141,6 +141,7 @@ class Watcher:
         self._rescan = threading.Event()
         self._warned: dict[str, float] = {}
         self._observer: BaseObserver | None = None
+        self._observer_lock = threading.Lock()
         self._root_id: tuple[int, int] | None = None
         self._track_writes = False
         self._thread: threading.Thread | None = None
@@ -198,11 +199,11 @@ class Watcher:
 
     def warn_loss(self, message: str) -> None:
         """Report a loss of events (at most once a minute per message) and rescan."""
+        self.request_rescan()  # first: a failing `on_warning` must not cost the rescan
         now = self._clock()
         if now >= self._warned.get(message, -WARN_AGAIN_AFTER) + WARN_AGAIN_AFTER:
             self._warned[message] = now
             self._on_warning(message)
-        self.request_rescan()
 
     # --- the observer --------------------------------------------------------------------
 
@@ -236,9 +237,20 @@ class Watcher:
         return observer
 
     def _stop_observer(self) -> None:
-        observer, self._observer = self._observer, None
+        with self._observer_lock:
+            observer, self._observer = self._observer, None
         if observer is not None:
             _stop_quietly(observer)
+
+    def _set_observer(self, observer: BaseObserver) -> bool:
+        """Keep `observer` as the one watching; False (and it is stopped) if `stop` came
+        meanwhile: starting one can outlast `stop`'s wait for this thread."""
+        with self._observer_lock:
+            if not self._stopping.is_set():
+                self._observer = observer
+                return True
+        _stop_quietly(observer)
+        return False
 
     def _healthy(self) -> bool:
         observer = self._observer
@@ -258,11 +270,12 @@ class Watcher:
             self.warn_loss(f"the local root {self.root} is gone; waiting for it to come back")
             return
         try:
-            self._observer = self._start_observer()
+            observer = self._start_observer()
         except OSError as err:
             self.warn_loss(f"cannot watch {self.root} ({err.strerror or err}); retrying")
             return
-        self.warn_loss("the file watcher stopped and was restarted; rescanning the whole tree")
+        if self._set_observer(observer):
+            self.warn_loss("the file watcher stopped and was restarted; rescanning the whole tree")
 
     # --- the watcher's thread ------------------------------------------------------------
 

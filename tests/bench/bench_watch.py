@@ -144,10 +144,12 @@ def main() -> None:
         try:
             lat = sorted(latency(local, remote, args.edits))
             before, after = memory(proc, local, remote, args.events)
-        except SystemExit as exc:
+        except BaseException as exc:
             code = stop_watch(proc)
             print("\n".join(["fsync watch's last lines:", *said]), file=sys.stderr)
-            raise SystemExit(f"{exc}; fsync watch exited with {code} after SIGTERM") from None
+            if isinstance(exc, SystemExit):
+                raise SystemExit(f"{exc}; fsync watch exited with {code} after SIGTERM") from None
+            raise
         code = stop_watch(proc)
     p99 = lat[min(len(lat) - 1, round(0.99 * len(lat)) - 1)]
     median = statistics.median(lat)

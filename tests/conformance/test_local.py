@@ -22,10 +22,12 @@ from tests.conformance.contract import (
     rel,
 )
 
+from fsync.durability import _SYNCFS
 from fsync.errors import ConfigError, PermanentError, RemoteChanged, UnsafePathError
 from fsync.remote import open_remote
 from fsync.remote.base import Staged, Stager
 from fsync.remote.local import LocalRemote
+from fsynctest.trees import held_open
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -316,6 +318,31 @@ class TestStaging(LocalFixtures):
         staged.publish(None)
         assert stat.S_IMODE(os.stat(root / "drop-box").st_mode) == 0o200
         assert raw.names() == {"drop-box"}
+
+    @pytest.mark.skipif(
+        _SYNCFS is None or not os.path.isdir("/proc/self/fd"),
+        reason="the root is held only where syncfs makes batches durable",
+    )
+    def test_every_write_holds_the_root_until_the_flush_that_syncs_it(
+        self, remote: Remote, root: Path
+    ) -> None:
+        """`syncfs` reports a lost write only through a descriptor opened before it; once
+        all is synced, the root is let go (a watch must not keep a disk busy)."""
+        put_bytes(remote, "a.txt", b"a")
+        remote.flush()
+        assert held_open(root) == []
+        writes = [
+            lambda: put_bytes(remote, "b.txt", b"b"),
+            lambda: remote.copy(rel("a.txt"), rel("c.txt")),
+            lambda: remote.move(rel("c.txt"), rel("d/c.txt"), expect=remote.stat(rel("c.txt"))),
+            lambda: remote.delete(rel("b.txt"), expect=remote.stat(rel("b.txt"))),
+            lambda: self.stage(remote, "e.txt", b"e").publish(None),
+        ]
+        for write in writes:
+            write()
+            assert held_open(root) == [str(root)]
+            remote.flush()
+            assert held_open(root) == []
 
 
 class TestLocalFileUrl(LocalFixtures, RemoteContract):

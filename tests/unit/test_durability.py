@@ -107,19 +107,22 @@ def test_the_root_is_held_while_a_write_is_in_progress_and_let_go_after(tmp_path
     # its batches; but a write must never outlive the descriptor its sync reports errors on.
     sync = CountingSync()
     durable = Durability(str(tmp_path), syncfs=sync)
-    with durable.writing():
-        assert durable.hold()
+    durable.renamed(str(tmp_path))  # the previous batch, to be flushed meanwhile
+    with durable.changing() as held:
+        assert held
         (tmp_path / "one").write_bytes(b"written while another batch is flushed")
-        durable.flush()  # the previous batch's flush: this write is still in progress
-        assert len(held_open(tmp_path)) == 1
+        durable.flush()
+        assert (sync.calls, len(held_open(tmp_path))) == (1, 1)  # this write still going on
         durable.staged(str(tmp_path / "one"))
     assert len(held_open(tmp_path)) == 1  # staged, not synced yet
     durable.flush()
-    assert sync.calls == 1
-    assert len(held_open(tmp_path)) == 0
-    with durable.writing():
-        assert durable.hold()  # the next write opens it again
+    assert (sync.calls, len(held_open(tmp_path))) == (2, 0)
+    with durable.changing():  # the next write opens it again
         assert len(held_open(tmp_path)) == 1
         durable.renamed(str(tmp_path))
     durable.flush()
-    assert (sync.calls, len(held_open(tmp_path))) == (2, 0)
+    assert (sync.calls, len(held_open(tmp_path))) == (3, 0)
+    with durable.changing():
+        pass  # a write that failed: nothing noted, nothing to sync
+    durable.flush()
+    assert (sync.calls, len(held_open(tmp_path))) == (3, 0)

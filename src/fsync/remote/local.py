@@ -271,8 +271,8 @@ class LocalRemote:
         Errors are `put`'s.
         """
         full = self._checked(path)
-        with self._durable.writing():
-            if not self._durable.hold():
+        with self._durable.changing() as held:
+            if not held:
                 makedirs(self.root)  # a first push: the root must be open before the first byte
                 self._durable.hold()
             temp, written = self._stage(full, source, meta, sync=False)
@@ -333,8 +333,7 @@ class LocalRemote:
     def _publish(self, temp: str, full: str, expect: RemoteEntry | None) -> None:
         """Rename `temp` over `full` if `full` is still the version `expect` describes;
         the next `flush` makes the rename durable."""
-        with self._durable.writing():
-            self._durable.hold()  # a flush since the write may have let the root go
+        with self._durable.changing():  # a flush since the write may have let the root go
             try:
                 current = self._current(full)
                 if not same_version(current, expect):
@@ -370,19 +369,20 @@ class LocalRemote:
         if the file changed since `expect` was seen.
         """
         full = self._checked(path)
-        try:
-            current = self._current(full)
-            if current is None:
+        with self._durable.changing():
+            try:
+                current = self._current(full)
+                if current is None:
+                    return
+                if not same_version(current, expect):
+                    raise RemoteChanged(f"{full}: changed since it was listed")
+                os.unlink(full)
+            except FileNotFoundError:
                 return
-            if not same_version(current, expect):
-                raise RemoteChanged(f"{full}: changed since it was listed")
-            os.unlink(full)
-        except FileNotFoundError:
-            return
-        except OSError as err:
-            _raise_translated(err, f"deleting {full}")
-        self._durable.renamed(os.path.dirname(full))
-        self._prune(os.path.dirname(full))
+            except OSError as err:
+                _raise_translated(err, f"deleting {full}")
+            self._durable.renamed(os.path.dirname(full))
+            self._prune(os.path.dirname(full))
 
     def _prune(self, folder: str) -> None:
         """Remove `folder` and its parents while empty, stopping below the root."""
@@ -406,21 +406,22 @@ class LocalRemote:
             raise FileNotFoundError(errno.ENOENT, "no such file", src_full)
         folder = os.path.dirname(dst_full)
         temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
-        try:
-            os.close(self._create(folder, temp))
-            shutil.copy2(src_full, temp, follow_symlinks=False)
-            fd = os.open(temp, _OPEN_READ_FLAGS)
+        with self._durable.changing():
             try:
-                os.fsync(fd)  # a backup must be on disk before what replaces it
-            finally:
-                os.close(fd)
-            os.replace(temp, dst_full)
-        except BaseException as err:
-            _unlink_quietly(temp)
-            if isinstance(err, OSError):
-                _raise_translated(err, f"copying {src_full} to {dst_full}")
-            raise
-        self._durable.renamed(folder)
+                os.close(self._create(folder, temp))
+                shutil.copy2(src_full, temp, follow_symlinks=False)
+                fd = os.open(temp, _OPEN_READ_FLAGS)
+                try:
+                    os.fsync(fd)  # a backup must be on disk before what replaces it
+                finally:
+                    os.close(fd)
+                os.replace(temp, dst_full)
+            except BaseException as err:
+                _unlink_quietly(temp)
+                if isinstance(err, OSError):
+                    _raise_translated(err, f"copying {src_full} to {dst_full}")
+                raise
+            self._durable.renamed(folder)
         return self._entry_after_write(dst_full)
 
     def move(self, src: RelPath, dst: RelPath, *, expect: RemoteEntry | None) -> RemoteEntry:
@@ -431,18 +432,20 @@ class LocalRemote:
         addresses may hold a sync root that must stay.
         """
         src_full, dst_full = self._checked(src), self._checked(dst)
-        try:
-            current = self._current(src_full)
-            if current is None:
-                raise FileNotFoundError(errno.ENOENT, "no such file", src_full)
-            if not same_version(current, expect):
-                raise RemoteChanged(f"{src_full}: changed since it was listed")
-            place_new(src_full, dst_full)
-        except (FileNotFoundError, FileExistsError):
-            raise
-        except OSError as err:
-            _raise_translated(err, f"moving {src_full} to {dst_full}")
-        self._durable.renamed(os.path.dirname(dst_full))
+        with self._durable.changing():
+            try:
+                current = self._current(src_full)
+                if current is None:
+                    raise FileNotFoundError(errno.ENOENT, "no such file", src_full)
+                if not same_version(current, expect):
+                    raise RemoteChanged(f"{src_full}: changed since it was listed")
+                place_new(src_full, dst_full)
+            except (FileNotFoundError, FileExistsError):
+                raise
+            except OSError as err:
+                _raise_translated(err, f"moving {src_full} to {dst_full}")
+            self._durable.renamed(os.path.dirname(src_full))
+            self._durable.renamed(os.path.dirname(dst_full))
         return self._entry_after_write(dst_full)
 
     def abort_stale_uploads(self, older_than: float | None = None) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fsync.durability import Durability
+from fsync.durability import fsync_folder
 from fsync.errors import ConfigError
 from fsync.fileops import place_new
 from fsync.model import LocalEntry, RelPath, RemoteEntry
@@ -127,7 +127,9 @@ class Backup:
 
     `store` is a remote opened at `place.store_url` (None when the backup dir is not on the
     remote's store); `remote` is the run's remote. Every method either has the version safe
-    in the backup dir when it returns or raises, leaving the original where it was.
+    in the backup dir when it returns, on disk (the caller then replaces or deletes the
+    original at once, and a crash must not keep that and lose the copy), or raises, leaving
+    the original where it was.
     """
 
     def __init__(
@@ -142,16 +144,6 @@ class Backup:
         self.remote = remote
         self.store = store
         self.clock = clock
-        self._durable = Durability(place.local_dir) if place.local_dir is not None else None
-
-    def flush(self) -> None:
-        """Make the versions kept so far durable. The engine calls it with its own flush,
-        before the outcomes are recorded: a crash must not keep a file's new version and
-        lose the old one that was put aside for it."""
-        if self.store is not None:
-            self.store.flush()
-        if self._durable is not None:
-            self._durable.flush()
 
     def save_remote(self, path: RelPath, expect: RemoteEntry | None, *, deleting: bool) -> bool:
         """Keep the remote version at `path`; True when it was moved away (nothing to delete).
@@ -163,13 +155,14 @@ class Backup:
             src = _under(self.place.remote_prefix, path)
             dst = free_name(self._stamped(self.place.backup_prefix, path), self._on_store)
             if deleting and isinstance(self.store, Mover):
-                self.store.move(src, dst, expect=expect)
+                self.store.move(src, dst, expect=expect)  # one rename: never in two places
                 return True
             self.store.copy(src, dst)
+            self.store.flush()
             return False
         full = self._free_local(path)
         fetch_new(self.remote, path, full, expect=expect)
-        self._renamed(full)
+        fsync_folder(os.path.dirname(full))
         return False
 
     def save_local(self, path: RelPath, full: str, entry: LocalEntry) -> None:
@@ -178,11 +171,12 @@ class Backup:
         if self.place.local_dir is not None:
             kept = self._free_local(path)
             place_new(full, kept)
-            self._renamed(kept)
+            fsync_folder(os.path.dirname(kept))
             return
         assert self.store is not None
         dst = free_name(self._stamped(self.place.backup_prefix, path), self._on_store)
         send_new(self.store, dst, full, entry)
+        self.store.flush()
 
     def _free_local(self, path: RelPath) -> str:
         assert self.place.local_dir is not None
@@ -192,10 +186,6 @@ class Backup:
             lambda p: os.path.lexists(os.path.join(folder, *p.split("/"))),
         )
         return os.path.join(folder, *rel.split("/"))
-
-    def _renamed(self, full: str) -> None:
-        assert self._durable is not None
-        self._durable.renamed(os.path.dirname(full))
 
     def _on_store(self, path: RelPath) -> bool:
         assert self.store is not None

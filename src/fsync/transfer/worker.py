@@ -69,12 +69,9 @@ class Worker:
         )
 
     def flush(self) -> None:
-        """Make every write of both trees (and of the backup dir) durable, before the
-        manifest records them."""
+        """Make every write of both trees durable, before the manifest records them."""
         self.remote.flush()
         self.durability.flush()
-        if self.opts.backup is not None:
-            self.opts.backup.flush()
 
     def run(self, action: Action) -> Done:
         """Carry out `action`, turning any failure into an error message on the result."""
