@@ -19,29 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
-import errno
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+
+from fsync.fileops import fsync_file, fsync_folder, libc_function
 
 _SyncFs = Callable[[int], None]
 
 
-def _libc_function(name: str) -> Any | None:
-    """The C library's function `name`; None where there is no such function or no libc."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        return getattr(libc, name)
-    except Exception:  # no libc (Windows: CDLL(None) is a TypeError), or no such function
-        return None
-
-
 def _load_syncfs() -> _SyncFs | None:
     """libc's `syncfs`, raising `OSError` on failure; None where the platform lacks it."""
-    fn = _libc_function("syncfs")
+    fn = libc_function("syncfs")
     if fn is None:
         return None
     fn.argtypes = [ctypes.c_int]
@@ -78,7 +68,7 @@ storage the way an `fsync` of each file does, so nothing is staged there."""
 def _load_fs_type() -> Callable[[str], int | None]:
     """A function giving the `statfs` type of the filesystem holding a path (None if
     unknown), through libc's `statfs`, whose struct starts with that type."""
-    fn = _libc_function("statfs")
+    fn = libc_function("statfs")
     if fn is None:
         return lambda path: None
     fn.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
@@ -237,31 +227,3 @@ def _device(folder: str) -> int | None:
         return os.stat(folder).st_dev
     except OSError:
         return None
-
-
-def fsync_file(path: str) -> None:
-    """fsync a file by name; one already gone (a staged file discarded) needs nothing."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_folder(folder: str) -> None:
-    """fsync a folder (a rename in it), where the platform lets a folder be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as err:
-        if err.errno == errno.EIO:
-            raise  # the disk lost a write: the manifest must not record it
-        # Other refusals mean this platform or filesystem cannot sync a folder at all.
-    finally:
-        os.close(fd)

@@ -290,6 +290,20 @@ class TestStaging(LocalFixtures):
         with pytest.raises(RuntimeError, match="already published or discarded"):
             staged.publish(seen)
 
+    def test_a_new_file_never_replaces_one_written_meanwhile(
+        self, remote: Remote, raw: LocalRaw
+    ) -> None:
+        staged = self.stage(remote, "new.txt", b"mine, planned as new")
+        raw.write("new.txt", b"theirs, created meanwhile")
+        with pytest.raises(RemoteChanged):
+            staged.publish(None)
+        assert read_all(remote, "new.txt") == b"theirs, created meanwhile"
+        assert raw.names() == {"new.txt"}
+        raw.write("folder/inside", b"x")
+        with pytest.raises(PermanentError):
+            self.stage(remote, "folder", b"a folder is in the way").publish(None)
+        assert raw.names() == {"new.txt", "folder/inside"}
+
     def test_discard_and_a_refusal_before_publishing_leave_nothing(
         self, remote: Remote, raw: LocalRaw
     ) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsync.fileops import create_exclusive, makedirs, place_new
+from fsync.fileops import _RENAMEAT2, create_exclusive, makedirs, place_new, rename_noreplace
 
 
 def test_place_new_moves_a_file_into_a_new_folder(tmp_path: Path) -> None:
@@ -47,3 +47,21 @@ def test_makedirs_refuses_a_file_in_the_way(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(FileExistsError):
         makedirs(str(tmp_path / "f"))
+
+
+@pytest.mark.skipif(_RENAMEAT2 is None, reason="no renameat2 here")
+def test_rename_noreplace_is_one_rename_that_never_replaces(tmp_path: Path) -> None:
+    src, dst = tmp_path / "a.txt", tmp_path / "b.txt"
+    src.write_bytes(b"mine")
+    ino = src.stat().st_ino
+    assert rename_noreplace(str(src), str(dst))
+    assert (dst.read_bytes(), dst.stat().st_ino, src.exists()) == (b"mine", ino, False)
+    src.write_bytes(b"another")
+    with pytest.raises(FileExistsError):
+        rename_noreplace(str(src), str(dst))
+    assert (src.read_bytes(), dst.read_bytes()) == (b"another", b"mine")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(FileExistsError):
+        rename_noreplace(str(src), str(tmp_path / "folder"))
+    with pytest.raises(FileNotFoundError):
+        rename_noreplace(str(tmp_path / "nothing"), str(tmp_path / "c.txt"))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from fsync.durability import Durability
 from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
-from fsync.fileops import makedirs, place_new
+from fsync.fileops import makedirs, place_new, rename_noreplace
 from fsync.model import Digest, RelPath, RemoteEntry
 from fsync.remote.base import (
     TEMP_PREFIX,
@@ -87,6 +87,17 @@ def _plain(name: str) -> bool:
 def _listed_path(key: str, plain: bool) -> RelPath:
     """`key` as a `RelPath` (`plain`: known to be one); `UnsafePathError` if it cannot be."""
     return RelPath(key) if plain else relpath_from_key(key)
+
+
+def _placed_new(temp: str, full: str) -> bool:
+    """Rename `temp` to `full` if nothing is there, in one atomic step: a file another
+    writer creates meanwhile is never replaced. False if it was not done: something is there
+    (the caller's check says what), or the platform cannot (the caller checks, then renames).
+    """
+    try:
+        return rename_noreplace(temp, full)
+    except FileExistsError:
+        return False
 
 
 def _unlink_quietly(path: str) -> None:
@@ -335,10 +346,11 @@ class LocalRemote:
         the next `flush` makes the rename durable."""
         with self._durable.changing():  # a flush since the write may have let the root go
             try:
-                current = self._current(full)
-                if not same_version(current, expect):
-                    raise RemoteChanged(f"{full}: changed since it was listed")
-                os.replace(temp, full)
+                if expect is not None or not _placed_new(temp, full):
+                    current = self._current(full)
+                    if not same_version(current, expect):
+                        raise RemoteChanged(f"{full}: changed since it was listed")
+                    os.replace(temp, full)
             except OSError as err:
                 _raise_translated(err, f"writing {full}")
             self._durable.renamed(os.path.dirname(full))
