@@ -187,14 +187,17 @@ class Debouncer:
         e = self._pending.get(path)
         if e is None or e.seq != seq:
             return False  # gone, or a new event arrived while we were looking
-        if e.writing and now - e.first < self.settle_max:
+        if e.writing:
+            if now - e.first >= self.settle_max:
+                # Written for that long without a close, and maybe still being written every
+                # few milliseconds (a log kept open): take a snapshot now, or never.
+                return True
             self._observe(e, sig, now)
             return False
         if now - e.last < self.quiet:
-            forced = now - e.first >= self.max_hold and not e.writing
             self._observe(e, sig, now)
-            return forced
-        if e.tree or (e.writing and now - e.first >= self.settle_max):
+            return now - e.first >= self.max_hold
+        if e.tree:
             return True
         if e.sig_seq != e.seq or e.sig != sig:
             e.sig, e.sig_seq, e.sig_time = sig, e.seq, now  # a new observation: wait it out

@@ -6,6 +6,7 @@ so the same matcher filters the local scan and the remote listing alike.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -87,7 +88,13 @@ class IgnoreMatcher:
             return False
         if not parents_checked and "/" in path and self._ancestor_excluded(spec, path):
             return True
-        return spec.match_file(path + "/" if is_dir else path)
+        return _excluded(spec, path + "/" if is_dir else path)
+
+    def ignores_unseen(self, path: RelPath) -> bool:
+        """True if `path` is excluded whether it is a file or a folder: what can be said of a
+        path not looked at (a watcher's event, a path that is gone). Rules such as `/*` then
+        `!/docs/` exclude `docs` as a file and keep it as a folder."""
+        return self.ignores(path) and self.ignores(path, is_dir=True)
 
     def _ancestor_excluded(self, spec: GitIgnoreSpec, path: str) -> bool:
         """True if a folder above `path` matches a pattern (checked top-down, memoised)."""
@@ -97,8 +104,44 @@ class IgnoreMatcher:
             folder = path[:end]
             excluded = memo.get(folder)
             if excluded is None:
-                excluded = memo[folder] = spec.match_file(folder + "/")
+                excluded = memo[folder] = _excluded(spec, folder + "/")
             if excluded:
                 return True
             end = path.find("/", end + 1)
         return False
+
+
+_DIR_MARK = "ps_d"
+"""The group pathspec's pattern regexes set where they matched a folder (pathspec 0.12-1.x:
+`pathspec.patterns.gitignore.spec._DIR_MARK`)."""
+
+
+def _excluded(spec: GitIgnoreSpec, path: str) -> bool:
+    """Whether the patterns exclude `path` itself (a folder ends with "/"), once no folder
+    above it is excluded (the caller checks those, top-down): the last pattern that matches
+    the path itself decides, as in git.
+
+    Not pathspec's own `match_file`: its regexes also match a path below a matching folder
+    (`*/` matches `docs/a.txt` through `docs/`), and it then ranks such matches below the
+    others, which gets "only .txt files" (`*`, `!*/`, `!*.txt`) wrong: it excludes every
+    folder, where git keeps `docs/a.txt` (checked against `git check-ignore` in the tests).
+    """
+    excluded = False
+    for pattern in spec.patterns:
+        if pattern.include is not None and _matches_itself(pattern.regex, path):
+            excluded = bool(pattern.include)
+    return excluded
+
+
+def _matches_itself(regex: re.Pattern[str], path: str) -> bool:
+    """True if `regex` (one pattern's) matches `path` itself, not only a folder above it."""
+    found = regex.search(path)
+    if found is None:
+        return False
+    if found.groupdict().get(_DIR_MARK) is None or found.end(_DIR_MARK) == len(path):
+        return True
+    if not path.endswith("/"):
+        return False  # a folder above a file matched
+    # An unanchored folder pattern (`*/`) matched the first folder; the path's own may too.
+    last = regex.search(path, len(path) - 1)
+    return last is not None and last.groupdict().get(_DIR_MARK) is not None

@@ -463,8 +463,8 @@ class _Walker:
 
     def _scan_one(self, rel: RelPath) -> bool:
         """Scan one `only=` path; True if it was a folder (now walked)."""
-        if rel.split("/", 1)[0] == STATE_DIR or self.ignore.ignores(rel):
-            return False
+        if rel.split("/", 1)[0] == STATE_DIR or self.ignore.ignores_unseen(rel):
+            return False  # (a file or a folder: both are checked again once known)
         path = self._locate(rel)
         if path is None:
             self.result.removed.append(rel)
@@ -477,14 +477,16 @@ class _Walker:
         except OSError as e:
             self.result.errors.append(FileError(rel, _describe(e)))
             return False
-        if stat.S_ISLNK(st.st_mode):
-            self._symlink(path, rel)
-            return False
         if stat.S_ISDIR(st.st_mode):
             if self.ignore.ignores(rel, is_dir=True):
                 return False
             self.walk(path, rel + "/")
             return True
+        if self.ignore.ignores(rel):
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            self._symlink(path, rel)
+            return False
         self._file(rel, st, *os.path.split(path))
         return False
 

@@ -158,7 +158,7 @@ class _Session:
             root,
             lambda paths, full: self.batches.put((paths, full)),
             on_warning=display.warning,
-            ignore=scanner.read_ignore(root, opts.excludes).ignores,
+            ignore=scanner.read_ignore(root, opts.excludes).ignores_unseen,
             quiet=opts.quiet_window,
             max_hold=opts.max_hold,
             settle_max=opts.settle_max,
@@ -417,7 +417,7 @@ class _Session:
         if fresh.patterns == self.ignore.patterns:
             return False
         self.ignore = fresh
-        self.watcher.set_ignore(scanner.read_ignore(self.root, self.opts.excludes).ignores)
+        self.watcher.set_ignore(scanner.read_ignore(self.root, self.opts.excludes).ignores_unseen)
         return True
 
     def _finish_totals(self) -> None:

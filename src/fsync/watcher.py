@@ -109,8 +109,10 @@ class Watcher:
     """Watches `root` recursively; reports batches through `on_batch` from its own thread.
 
     `ignore(path)` drops paths from batches (the scanner applies the rules again, so this
-    only spares work). `on_warning` receives one line per detected loss of events. Timing
-    knobs are in seconds; `clock` and `rng` are injectable for tests.
+    only spares work); it must be true only for a path excluded whether it is a file or a
+    folder (`IgnoreMatcher.ignores_unseen`): a batch names a moved-in folder alone.
+    `on_warning` receives one line per detected loss of events. Timing knobs are in seconds;
+    `clock` and `rng` are injectable for tests.
     """
 
     def __init__(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -296,6 +297,51 @@ def test_excluded_paths_are_not_synced(start: Callable[..., Watching]) -> None:
     eventually(lambda: tree(w.remote) == {"src.c": b"int main;"}, "the one included file")
     w.stop()
     assert tree(w.remote) == {"src.c": b"int main;"}
+
+
+def test_folders_kept_by_negated_rules_are_synced_when_moved_renamed_or_deleted(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    # `/*` then `!/docs/`: `docs` is excluded as a file and kept as a folder, and the batch
+    # of a folder moved in names the folder alone.
+    (tmp_path / "local" / ".fsyncignore").write_text("/*\n!/docs/\n!/notes/\n!/old/\n")
+    (tmp_path / "local" / "old").mkdir()
+    (tmp_path / "local" / "old" / "b.txt").write_text("b")
+    w = start()
+    w.converge()
+    outside = tmp_path / "outside" / "docs"
+    outside.mkdir(parents=True)
+    (outside / "a.txt").write_text("a")
+    os.rename(outside, w.local / "docs")
+    eventually((w.remote / "docs" / "a.txt").exists, "the folder moved in")
+    os.rename(w.local / "docs", w.local / "notes")
+    shutil.rmtree(w.local / "old")
+    w.converge("the folder renamed and the other deleted")
+    w.stop()
+
+
+def test_a_file_kept_open_and_written_all_the_time_is_synced_at_the_settle_limit(
+    start: Callable[..., Watching],
+) -> None:
+    w = start(settle_max=1.0)
+    stop = threading.Event()
+
+    def append() -> None:  # a log kept open, a line every 50 ms: never quiet, never closed
+        with (w.local / "app.log").open("a") as log:
+            while not stop.is_set():
+                log.write("line\n")
+                log.flush()
+                time.sleep(0.05)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        eventually((w.remote / "app.log").exists, "a snapshot of the open log")
+    finally:
+        stop.set()
+        writer.join()
+    w.converge("the log's last version, once closed")
+    w.stop()
 
 
 def test_a_remote_edit_by_someone_else_becomes_a_conflict_copy(

@@ -104,6 +104,23 @@ def test_a_file_left_open_is_released_at_the_settle_limit(deb: Debouncer, disk: 
     assert batches[0][0] == pytest.approx(SETTLE, abs=TICK)
 
 
+def test_a_file_kept_open_and_written_all_the_time_is_released_at_the_settle_limit(
+    deb: Debouncer, disk: Disk
+) -> None:
+    # A log appended every 50 ms, never closed: the quiet window never comes, yet it must be
+    # synced (a snapshot) at the settle limit, and again after each further limit.
+    times = []
+    for i in range(round(2.5 * SETTLE / 0.05)):
+        t = round(i * 0.05, 6)
+        disk.files["app.log"] = (i, i)
+        deb.record(RelPath("app.log"), t, writing=True)
+        if deb.take_ready(round(t + TICK, 6)):
+            times.append(t + TICK)
+    assert len(times) == 2, times
+    assert times[0] == pytest.approx(SETTLE, abs=0.1)
+    assert times[1] == pytest.approx(2 * SETTLE, abs=0.2)
+
+
 def test_a_size_change_without_events_restarts_the_quiet_window(deb: Debouncer, disk: Disk) -> None:
     disk.files["a.txt"] = (1, 1)
     deb.record(P, 0.0)

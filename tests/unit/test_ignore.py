@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from fsync.ignore import IgnoreMatcher
@@ -127,3 +132,81 @@ def test_unicode_patterns_match_nfc_paths() -> None:
     m = _m("café/")
     assert _ign(m, "café/menu.txt")
     assert _ign(m, "cafe\u0301/menu.txt")  # to_relpath makes it NFC before matching
+
+
+def test_only_some_files_the_gitignore_way() -> None:
+    """`*`, `!*/`, `!*.txt`: every folder is walked and only .txt files are kept (pathspec's
+    own matcher excludes every folder for these)."""
+    m = _m("*", "!*/", "!*.txt")
+    assert not _ign(m, "docs", is_dir=True)
+    assert not _ign(m, "docs/deep/a.txt")
+    assert _ign(m, "docs/b.bin")
+    assert not _ign(m, "a.txt")
+
+
+def test_a_path_not_looked_at_is_ignored_only_if_it_is_either_way() -> None:
+    m = _m("/*", "!/docs/")
+    assert _ign(m, "docs")
+    assert not _ign(m, "docs", is_dir=True)
+    assert not m.ignores_unseen(RelPath("docs"))  # a folder moved in: the scanner decides
+    assert m.ignores_unseen(RelPath("other"))
+
+
+RULE_SETS = [
+    ["*", "!*/", "!*.txt"],
+    ["/*", "!/docs/"],
+    ["*.d", "!conf.d/"],
+    ["build*", "!build-keep/"],
+    ["foo/", "!foo/bar"],
+    ["*.log", "!keep.log"],
+    ["a/**/b", "!a/x/b"],
+    ["docs/*", "!docs/keep/"],
+    ["**/tmp/", "!**/tmp/keep"],
+    ["*", "!/docs/", "!/docs/**"],
+    ["/node_modules", "build/", "!build/out.txt"],
+    ["[ab]", "!b"],
+    ["**/x.txt", "!/x.txt"],
+]
+TREE_FILES = [
+    "docs/a.txt", "docs/b.bin", "docs/keep/f", "docs/other", "a.txt", "x", "x.txt",
+    "conf.d/f", "other.d/f", "build-keep/f", "build1/f", "foo/bar", "keep.log", "z.log",
+    "a/b", "a/x/b", "a/y/b", "s/tmp/keep", "s/tmp/k2", "node_modules/q", "build/out.txt",
+    "sub/node_modules/q", "deep/x.txt", "b",
+]  # fmt: skip
+
+
+def _git_verdicts(tmp: Path, rules: list[str], paths: list[str]) -> dict[str, bool]:
+    """What `git check-ignore` says of each path's own match (not its folders')."""
+    subprocess.run(["git", "init", "-q", str(tmp)], check=True)
+    (tmp / ".gitignore").write_text("\n".join(rules) + "\n")
+    for rel in TREE_FILES:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / rel).write_text("")
+    out = subprocess.run(
+        ["git", "-C", str(tmp), "check-ignore", "--no-index", "--stdin", "-v", "-n"],
+        input="\n".join(paths),
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    verdicts = {}
+    for line in out.splitlines():
+        source, path = line.split("\t")
+        pattern = source.split(":", 2)[2] if source != "::" else ""
+        verdicts[path] = bool(pattern) and not pattern.startswith("!")
+    return verdicts
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is the reference")
+@pytest.mark.parametrize("rules", RULE_SETS, ids=[" ".join(r) for r in RULE_SETS])
+def test_the_same_verdicts_as_git(tmp_path: Path, rules: list[str]) -> None:
+    folders = sorted({os.path.dirname(p) for p in TREE_FILES} - {""})
+    folders = sorted({"/".join(f.split("/")[: i + 1]) for f in folders for i in range(3)})
+    paths = sorted(set(TREE_FILES) | set(folders))
+    own = _git_verdicts(tmp_path, rules, paths)
+    m = IgnoreMatcher.from_patterns(rules)
+    for path in paths:
+        parts = path.split("/")
+        # git's listing skips what lies in an excluded folder; check-ignore does not say so
+        expected = any(own["/".join(parts[:i])] for i in range(1, len(parts))) or own[path]
+        assert m.ignores(RelPath(path), path in folders) == expected, path
