@@ -26,6 +26,7 @@ from fsync.model import (
     ActionKind,
     ActionRecord,
     BaseEntry,
+    BaseSnapshot,
     Direction,
     FileError,
     LocalEntry,
@@ -33,7 +34,9 @@ from fsync.model import (
     Plan,
     RelPath,
     RemoteEntry,
+    RemoteSnapshot,
     RunResult,
+    Snapshot,
 )
 from fsync.planning import plan_sync
 from fsync.progress import Reporter
@@ -84,21 +87,10 @@ def run(
             local, listing = _scan_and_list(
                 root, manifest, ignore, remote, opts=opts, reporter=reporter
             )
-            remote_entries, refused = _sort_listing(listing, ignore, opts, reporter)
-            base = manifest.base(remote.url)
-            if local.errors or local.incomplete:
-                # An unreadable file or folder is not a deleted one: keep it out of the plan.
-                remote_entries = _known(remote_entries, local)
-                base = _known(base, local)
-            local_entries: Mapping[RelPath, LocalEntry] = local.entries
-            if opts.direction is not Direction.PUSH:
-                blocked = _unmappable(root, remote_entries, local_entries)
-                if blocked:
-                    # Names this disk cannot hold stay out of the plan on all three sides.
-                    local_entries = _without(local_entries, blocked)
-                    remote_entries = _without(remote_entries, blocked)
-                    base = _without(base, blocked)
-                    refused += [FileError(p, why) for p, why in sorted(blocked.items())]
+            remote_entries, refused = sort_listing(listing, ignore, opts, reporter)
+            local_entries, remote_entries, base = _plannable(
+                root, local, remote_entries, manifest.base(remote.url), refused=refused, opts=opts
+            )
             plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
             _log_inputs(local, remote_entries, base, plan, started)
             run_id = manifest.start_run(opts.direction.value, remote.url)
@@ -353,6 +345,37 @@ def _redacted(errors: list[FileError], opts: SyncOptions) -> list[FileError]:
     return [FileError(e.path, redactor.text(e.error)) for e in errors]
 
 
+def _plannable(
+    root: str,
+    local: scanner.ScanResult,
+    remote: RemoteSnapshot,
+    base: BaseSnapshot,
+    *,
+    refused: list[FileError],
+    opts: SyncOptions,
+) -> tuple[Snapshot, RemoteSnapshot, BaseSnapshot]:
+    """The three snapshots the planner may act on: what could not be read is left out.
+
+    An unreadable local file or folder is not a deleted one. Where the run writes locally
+    (pull, sync), so are names this disk cannot hold and remote entries fsync refuses (a
+    link, a device: `refused`, to which those names are added): they stay out of the plan on
+    all three sides, neither fetched nor taken for deleted.
+    """
+    local_entries: Snapshot = local.entries
+    if local.errors or local.incomplete:
+        remote = _known(remote, local)
+        base = _known(base, local)
+    if opts.direction is not Direction.PUSH:
+        blocked = _unmappable(root, remote, local_entries)
+        refused += [FileError(p, why) for p, why in sorted(blocked.items())]
+        left_out = {RelPath(e.path) for e in refused}
+        if left_out:
+            local_entries = _without(local_entries, left_out)
+            remote = _without(remote, left_out)
+            base = _without(base, left_out)
+    return local_entries, remote, base
+
+
 def _known(entries: Mapping[RelPath, E], scan: scanner.ScanResult) -> dict[RelPath, E]:
     return {p: e for p, e in entries.items() if not scan.is_unknown(p)}
 
@@ -362,7 +385,7 @@ def list_remote(
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
     """One listing of the remote, filtered by the ignore rules; refused keys are errors where
     the run would fetch them (pull, sync), warnings on push."""
-    return _sort_listing(fetch_listing(remote, opts), ignore, opts, reporter)
+    return sort_listing(fetch_listing(remote, opts), ignore, opts, reporter)
 
 
 def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
@@ -381,7 +404,7 @@ def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
         raise RemoteUnavailable(f"cannot list {opts.remote_url}: {exc}") from exc
 
 
-def _sort_listing(
+def sort_listing(
     listing: Listing, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
     """`listing` filtered by the ignore rules, and its refused keys as `list_remote` says."""

@@ -328,12 +328,14 @@ class _Session:
 
     def _pull(self) -> None:
         """List the remote and apply what changed there since the last look (`--pull-every`)."""
-        entries, _ = app.list_remote(self.remote, self.ignore, self.push_opts, self.once)
+        listing = app.fetch_listing(self.remote, self.push_opts)
+        entries, _ = app.sort_listing(listing, self.ignore, self.push_opts, self.once)
+        refused = {RelPath(key) for key, _ in listing.refused}  # (warned): not deleted there
         known = self.state.remote
         changed = {
             p
             for p in entries.keys() | known.keys()
-            if not same_version(entries.get(p), known.get(p))
+            if not same_version(entries.get(p), known.get(p)) and p not in refused
         }
         if not changed:
             return

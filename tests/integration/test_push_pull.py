@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,3 +171,24 @@ def test_file_modified_during_upload_is_never_published_half_old(
     fs, root = fsspec.core.url_to_fs(remote_url)
     assert fs.cat_file(f"{root}/big.bin") == new
     assert push(src, remote_url).uploaded == 0
+
+
+@pytest.mark.parametrize("direction", [Direction.PULL, Direction.SYNC])
+def test_a_remote_entry_fsync_refuses_is_not_taken_for_deleted(
+    tmp_path: Path, direction: Direction
+) -> None:
+    # The synced doc.txt becomes, on a folder remote, a link (not followed) or a FIFO: it is
+    # reported, and the local file stays; it was not deleted over there.
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"doc.txt": "v1", "other.txt": "o"})
+    assert push(local, f"file://{remote}").uploaded == 2
+    (remote / "doc.txt").unlink()
+    if direction is Direction.PULL:
+        (tmp_path / "elsewhere.txt").write_text("not part of the tree")
+        (remote / "doc.txt").symlink_to(tmp_path / "elsewhere.txt")
+    else:
+        os.mkfifo(remote / "doc.txt")
+    result = sync(local, f"file://{remote}", direction)
+    assert [e.path for e in result.errors] == ["doc.txt"]
+    assert (result.deleted, result.downloaded, result.uploaded) == (0, 0, 0)
+    assert (local / "doc.txt").read_text() == "v1"

@@ -273,6 +273,21 @@ def test_pull_every_brings_remote_changes_and_does_not_echo_them(
     assert (result.downloaded, result.deleted) == (1, 1)
 
 
+def test_a_remote_entry_fsync_refuses_is_not_pulled_as_a_delete(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    w = start(pull_every=0.2)
+    (w.local / "doc.txt").write_text("synced")
+    (w.local / "marker.txt").write_text("m")
+    w.converge()
+    (w.remote / "doc.txt").unlink()
+    (w.remote / "doc.txt").symlink_to(tmp_path / "elsewhere")  # a link: refused, not gone
+    (w.remote / "marker.txt").unlink()  # a real delete, pulled in the same look
+    eventually(lambda: not (w.local / "marker.txt").exists(), "the real delete pulled")
+    assert (w.local / "doc.txt").read_text() == "synced"
+    w.stop()
+
+
 def test_changes_made_while_not_watching_go_at_the_next_start(
     start: Callable[..., Watching],
 ) -> None:
