@@ -20,12 +20,20 @@ Digest = NewType("Digest", str)
 
 @dataclass(frozen=True, slots=True)
 class LocalEntry:
-    """A local file as the scanner last saw it."""
+    """A local file as the scanner last saw it.
+
+    `ino` and `ctime_ns` (0: not known) are the rest of its stat signature: a file rewritten
+    with the same size within one timestamp tick, or by a tool that restores the mtime, keeps
+    size and mtime, and only they tell that it changed before it is overwritten or deleted.
+    They take no part in comparisons: they say when it was seen, not what it holds.
+    """
 
     size: int
     mtime_ns: int
     digest: Digest
     mode: int = 0o644
+    ino: int = field(default=0, compare=False)
+    ctime_ns: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -388,7 +388,12 @@ class _Walker:
                 and row[5] == st.st_mode
             ):
                 self.result.entries[rel] = LocalEntry(
-                    st.st_size, st.st_mtime_ns, row[6], st.st_mode & 0o7777
+                    st.st_size,
+                    st.st_mtime_ns,
+                    row[6],
+                    st.st_mode & 0o7777,
+                    st.st_ino,
+                    st.st_ctime_ns,
                 )
                 return
         elif (
@@ -401,7 +406,12 @@ class _Walker:
             and sig.mode == st.st_mode
         ):
             self.result.entries[rel] = LocalEntry(
-                st.st_size, st.st_mtime_ns, rec.digest, st.st_mode & 0o7777
+                st.st_size,
+                st.st_mtime_ns,
+                rec.digest,
+                st.st_mode & 0o7777,
+                st.st_ino,
+                st.st_ctime_ns,
             )
             return
         self.batch.append((rel, os.path.join(folder, name), StatSig.from_stat(st)))
@@ -445,7 +455,7 @@ class _Walker:
             # moves ctime, and the write may have happened within the same tick.
             trusted = max(sig.mtime_ns, sig.ctime_ns) < self.trust_before_ns
             self.result.entries[rel] = LocalEntry(
-                sig.size, sig.mtime_ns, digest, stat.S_IMODE(sig.mode)
+                sig.size, sig.mtime_ns, digest, stat.S_IMODE(sig.mode), sig.ino, sig.ctime_ns
             )
             self.result.updates.append((rel, CacheRecord(sig, digest, trusted)))
 
@@ -513,6 +523,13 @@ class _Walker:
             if not (self.follow_links and inside):
                 return None
         return path
+
+
+def _entry(st: os.stat_result, digest: Digest) -> LocalEntry:
+    """The entry of a file whose cached digest still holds for its stat `st`."""
+    return LocalEntry(
+        st.st_size, st.st_mtime_ns, digest, st.st_mode & 0o7777, st.st_ino, st.st_ctime_ns
+    )
 
 
 _SCANDIR_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")

@@ -10,6 +10,7 @@ and the next run keeps both versions.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,6 +115,32 @@ def test_pull_meets_a_local_write_before_deleting(remote_tree: RemoteTree, tmp_p
     writer = SecondWriter(lambda: write(local, {"gone.txt": "mine, still wanted"}))
     raced(run(local, remote_tree, PULL, writer), "gone.txt")
     assert listing(local)["gone.txt"] == b"mine, still wanted"
+
+
+def rewrite_keeping_size_and_mtime(path: Path, text: str) -> None:
+    """What a write within one timestamp tick, or a tool that restores the mtime, leaves:
+    the same size and mtime, new content (ctime moves)."""
+    st = path.stat()
+    assert len(text.encode()) == st.st_size
+    path.write_text(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_pull_meets_a_same_size_same_mtime_local_write(
+    remote_tree: RemoteTree, tmp_path: Path
+) -> None:
+    local = synced(tmp_path, remote_tree)
+    remote_tree.write("doc.txt", b"version 2")
+    remote_tree.delete("gone.txt")
+
+    def both() -> None:
+        rewrite_keeping_size_and_mtime(local / "doc.txt", "MINE!!!!!")
+        rewrite_keeping_size_and_mtime(local / "gone.txt", "mine, wanted!")
+
+    result = run(local, remote_tree, PULL, SecondWriter(both))
+    assert (result.conflicts, result.unresolved, result.downloaded, result.deleted) == (2, 2, 0, 0)
+    assert listing(local)["doc.txt"] == b"MINE!!!!!"
+    assert listing(local)["gone.txt"] == b"mine, wanted!"
 
 
 def test_pull_meets_a_local_file_where_it_would_rename(

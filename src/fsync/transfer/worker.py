@@ -366,15 +366,20 @@ class Worker:
         return folder
 
     def _check_local(self, action: Action) -> None:
-        """Refuse to overwrite a local file that changed since the scan."""
+        """Refuse to overwrite or delete a local file that changed since the scan: by its
+        whole stat signature where the scan took it (see `LocalEntry`)."""
         try:
             st = os.stat(self._local(action.path))
         except FileNotFoundError:
-            current = None
+            st = None
+        seen = action.local
+        if st is None or seen is None:
+            changed = st is not None or seen is not None
         else:
-            current = (st.st_size, st.st_mtime_ns)
-        seen = (action.local.size, action.local.mtime_ns) if action.local else None
-        if current != seen:
+            changed = (st.st_size, st.st_mtime_ns) != (seen.size, seen.mtime_ns) or (
+                seen.ctime_ns != 0 and (st.st_ino, st.st_ctime_ns) != (seen.ino, seen.ctime_ns)
+            )
+        if changed:
             raise RemoteChanged(f"{action.path}: the local file changed during the run")
 
     # --- deletes and state-only actions --------------------------------------------------
