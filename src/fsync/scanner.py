@@ -387,14 +387,7 @@ class _Walker:
                 and row[4] == st.st_ctime_ns
                 and row[5] == st.st_mode
             ):
-                self.result.entries[rel] = LocalEntry(
-                    st.st_size,
-                    st.st_mtime_ns,
-                    row[6],
-                    st.st_mode & 0o7777,
-                    st.st_ino,
-                    st.st_ctime_ns,
-                )
+                self.result.entries[rel] = _entry(st, row[6])
                 return
         elif (
             (rec := self.cache.cached(rel)) is not None
@@ -405,14 +398,7 @@ class _Walker:
             and sig.ctime_ns == st.st_ctime_ns
             and sig.mode == st.st_mode
         ):
-            self.result.entries[rel] = LocalEntry(
-                st.st_size,
-                st.st_mtime_ns,
-                rec.digest,
-                st.st_mode & 0o7777,
-                st.st_ino,
-                st.st_ctime_ns,
-            )
+            self.result.entries[rel] = _entry(st, rec.digest)
             return
         self.batch.append((rel, os.path.join(folder, name), StatSig.from_stat(st)))
         self.batch_bytes += st.st_size
