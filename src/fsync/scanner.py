@@ -356,8 +356,13 @@ class _Walker:
             return
         try:
             st = os.stat(path)
-        except OSError:
-            self.result.warnings.append(f"skipping symlink {rel}: its target is missing")
+        except OSError as e:
+            # Unreadable, not gone: what was synced through the link (a file, or a folder's
+            # files) must not be taken for deleted. It may be the same file as another path
+            # (a link inside the root), deleted through that one by a pull.
+            why = f"the target of this link cannot be read ({e.strerror or e})"
+            self.result.errors.append(FileError(rel, why))
+            self.result.incomplete.append(rel)
             return
         if stat.S_ISDIR(st.st_mode):
             if (st.st_dev, st.st_ino) in self._visited_dirs or target == self.real_root:

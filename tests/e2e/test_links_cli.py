@@ -27,6 +27,22 @@ def test_links_follow_stays_inside_the_root(fsync, tmp_path: Path) -> None:
     )
 
 
+def test_a_followed_link_whose_target_is_gone_deletes_nothing(fsync, tmp_path: Path) -> None:
+    # `docs` -> `archive/docs`: one file synced under two paths. A pull that applies the
+    # remote delete of one takes the other's content too; the next push must not take the
+    # dangling link for a deleted folder and delete the last copy on the remote.
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"archive/docs/thesis.txt": "the only thesis", "a.txt": "a", "b.txt": "b"})
+    (local / "docs").symlink_to("archive/docs")
+    assert fsync("push", local, remote, "--links", "follow", "-q").returncode == 0
+    (remote / "archive" / "docs" / "thesis.txt").unlink()
+    assert fsync("pull", remote, local, "--links", "follow", "-q").returncode == 0
+    pushed = fsync("push", local, remote, "--links", "follow")
+    assert pushed.returncode == 1
+    assert "fsync: error: docs: the target of this link cannot be read" in pushed.stderr
+    assert listing(remote)["docs/thesis.txt"] == b"the only thesis"
+
+
 def test_links_takes_only_skip_or_follow(fsync, tmp_path: Path) -> None:
     write(tmp_path / "src", {"a": "a"})
     res = fsync("push", tmp_path / "src", tmp_path / "out", "--links", "copy")
