@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,27 @@ def test_refused_keys_do_not_fail_a_push(memory_root: str, tmp_path: Path) -> No
     result = app.run(opts, reporter)
     assert (result.uploaded, result.failed) == (1, 0)
     assert any("'../evil'" in line for line in reporter.lines)
+
+
+def test_a_local_name_written_decomposed_is_sent_and_updated(
+    memory_root: str, tmp_path: Path
+) -> None:
+    # macOS writes names decomposed (NFD); copied to Linux they stay so. The remote key is
+    # NFC, and the local file keeps its own form when a pull replaces it.
+    local = tmp_path / "local"
+    nfc, nfd = (unicodedata.normalize(form, "cafe\u0301.txt") for form in ("NFC", "NFD"))
+    assert nfc != nfd
+    write(local, {nfd: "v1"})
+    url = f"memory://{memory_root}"
+    first = sync(local, url, Direction.PUSH)
+    assert (first.uploaded, first.failed) == (1, 0)
+    memory = fsspec.filesystem("memory")
+    assert memory.cat(f"{memory_root}/{nfc}") == b"v1"
+    assert sync(local, url, Direction.PUSH).uploaded == 0
+    memory.pipe(f"{memory_root}/{nfc}", b"v2, theirs")
+    pulled = sync(local, url, Direction.PULL)
+    assert (pulled.downloaded, pulled.conflicts) == (1, 0)
+    assert listing(local) == {nfd: b"v2, theirs"}
 
 
 def test_case_twins_are_reported_not_merged(memory_root: str, tmp_path: Path) -> None:

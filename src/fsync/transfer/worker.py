@@ -11,6 +11,7 @@ import os
 import stat
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 
 from fsync.durability import Durability
@@ -423,7 +424,13 @@ class Worker:
     # --- helpers -------------------------------------------------------------------------
 
     def _local(self, path: RelPath) -> str:
-        return os.path.join(self.root, *path.split("/"))
+        """The on-disk name of `path`: the scan maps names to NFC, and a disk may hold them
+        decomposed (NFD, as macOS writes them); such a file was never sent nor replaced."""
+        full = os.path.join(self.root, *path.split("/"))
+        if path.isascii() or os.path.lexists(full):
+            return full
+        nfd = os.path.join(self.root, *unicodedata.normalize("NFD", path).split("/"))
+        return nfd if nfd != full and os.path.lexists(nfd) else full
 
     def _stamp(self) -> str:
         return self.opts.clock().strftime("%Y%m%d-%H%M%S")
