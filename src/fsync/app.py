@@ -269,7 +269,20 @@ def _scan_and_list(
 
 
 def _without(entries: Mapping[RelPath, E], drop: Container[RelPath]) -> dict[RelPath, E]:
-    return {p: e for p, e in entries.items() if p not in drop}
+    """`entries` without the paths in `drop` and those below them."""
+    return {p: e for p, e in entries.items() if not under_any(p, drop)}
+
+
+def under_any(path: RelPath, paths: Container[RelPath]) -> bool:
+    """True if `path` or a folder above it is in `paths`."""
+    if path in paths:
+        return True
+    end = path.find("/")
+    while end != -1:
+        if path[:end] in paths:
+            return True
+        end = path.find("/", end + 1)
+    return False
 
 
 def _unmappable(
@@ -369,7 +382,7 @@ def _plannable(
         blocked = _unmappable(root, remote, local_entries)
         refused += [FileError(p, why) for p, why in sorted(blocked.items())]
         left_out = {RelPath(e.path) for e in refused}
-        if left_out:
+        if left_out:  # (a refused folder, e.g. a link: what lies below it too)
             local_entries = _without(local_entries, left_out)
             remote = _without(remote, left_out)
             base = _without(base, left_out)

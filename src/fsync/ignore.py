@@ -128,13 +128,14 @@ def _excluded(spec: GitIgnoreSpec, path: str) -> bool:
     """
     excluded = False
     for pattern in spec.patterns:
-        if pattern.include is not None and _matches_itself(pattern.regex, path):
+        if pattern.include is not None and _matches_itself(pattern.regex, path, pattern.pattern):
             excluded = bool(pattern.include)
     return excluded
 
 
-def _matches_itself(regex: re.Pattern[str], path: str) -> bool:
-    """True if `regex` (one pattern's) matches `path` itself, not only a folder above it."""
+def _matches_itself(regex: re.Pattern[str], path: str, source: object) -> bool:
+    """True if `regex` (one pattern's, from the line `source`) matches `path` itself, not
+    only a folder above it."""
     found = regex.search(path)
     if found is None:
         return False
@@ -142,6 +143,8 @@ def _matches_itself(regex: re.Pattern[str], path: str) -> bool:
         return True
     if not path.endswith("/"):
         return False  # a folder above a file matched
+    if str(source).rstrip().endswith("/**/"):
+        return True  # `src/**/` is any folder below src: pathspec's regex ends at `src/`
     # An unanchored folder pattern (`*/`) matched the first folder; the path's own may too.
     last = regex.search(path, len(path) - 1)
     return last is not None and last.groupdict().get(_DIR_MARK) is not None

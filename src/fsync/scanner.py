@@ -297,9 +297,10 @@ class _Walker:
             return None
         # Two names that differ only in Unicode form would become one path.
         if path in self._nonascii_seen:
-            self.result.warnings.append(
-                f"skipping {rel!r}: another name in its folder has the same NFC form"
-            )
+            # Unknown, not gone: the twin's files must not be taken for deleted.
+            why = "another name in its folder has the same NFC form; rename one of them"
+            self.result.errors.append(FileError(path, why))
+            self.result.incomplete.append(path)
             return None
         self._nonascii_seen.add(path)
         return path

@@ -335,7 +335,7 @@ class _Session:
         changed = {
             p
             for p in entries.keys() | known.keys()
-            if not same_version(entries.get(p), known.get(p)) and p not in refused
+            if not same_version(entries.get(p), known.get(p)) and not app.under_any(p, refused)
         }
         if not changed:
             return

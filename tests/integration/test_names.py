@@ -124,6 +124,21 @@ def test_a_local_name_written_decomposed_is_sent_and_updated(
     assert listing(local) == {nfd: b"v2, theirs"}
 
 
+def test_a_pull_into_a_folder_named_decomposed_keeps_one_folder(
+    memory_root: str, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    nfc, nfd = (unicodedata.normalize(form, "cafe\u0301") for form in ("NFC", "NFD"))
+    write(local, {f"{nfd}/a.txt": "a", "x.txt": "x", "y.txt": "y"})
+    url = f"memory://{memory_root}"
+    assert sync(local, url, Direction.PUSH).uploaded == 3
+    fsspec.filesystem("memory").pipe(f"{memory_root}/{nfc}/b.txt", b"b, theirs")
+    assert sync(local, url, Direction.PULL).downloaded == 1
+    assert sorted(os.listdir(local)) == sorted([nfd, "x.txt", "y.txt", ".fsync"])
+    again = sync(local, url, Direction.PUSH)
+    assert (again.deleted, again.uploaded, again.failed) == (0, 0, 0)
+
+
 def test_case_twins_are_reported_not_merged(memory_root: str, tmp_path: Path) -> None:
     dst = tmp_path / "dst"
     dst.mkdir()

@@ -192,3 +192,17 @@ def test_a_remote_entry_fsync_refuses_is_not_taken_for_deleted(
     assert [e.path for e in result.errors] == ["doc.txt"]
     assert (result.deleted, result.downloaded, result.uploaded) == (0, 0, 0)
     assert (local / "doc.txt").read_text() == "v1"
+
+
+def test_a_remote_folder_that_became_a_link_keeps_the_local_files(tmp_path: Path) -> None:
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"docs/a.txt": "a", "docs/b.txt": "b", "other.txt": "o", "more.txt": "m"})
+    assert push(local, f"file://{remote}").uploaded == 4
+    (tmp_path / "elsewhere").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (remote / "docs" / name).unlink()
+    (remote / "docs").rmdir()
+    (remote / "docs").symlink_to(tmp_path / "elsewhere")  # refused, not gone
+    result = pull(local, f"file://{remote}")
+    assert result.deleted == 0
+    assert listing(local)["docs/a.txt"] == b"a"

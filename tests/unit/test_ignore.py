@@ -166,12 +166,13 @@ RULE_SETS = [
     ["/node_modules", "build/", "!build/out.txt"],
     ["[ab]", "!b"],
     ["**/x.txt", "!/x.txt"],
+    ["build/", "!src/**/"],
 ]
 TREE_FILES = [
     "docs/a.txt", "docs/b.bin", "docs/keep/f", "docs/other", "a.txt", "x", "x.txt",
     "conf.d/f", "other.d/f", "build-keep/f", "build1/f", "foo/bar", "keep.log", "z.log",
     "a/b", "a/x/b", "a/y/b", "s/tmp/keep", "s/tmp/k2", "node_modules/q", "build/out.txt",
-    "sub/node_modules/q", "deep/x.txt", "b",
+    "sub/node_modules/q", "deep/x.txt", "b", "src/build/f",
 ]  # fmt: skip
 
 

@@ -110,8 +110,10 @@ def test_names_equal_after_normalisation_are_reported(tmp_path: Path) -> None:
     result = _scan(tmp_path)
 
     assert list(result.entries) == ["caf\u00e9"]
-    assert len(result.warnings) == 1
-    assert "same NFC form" in result.warnings[0]
+    # An error, not a warning: the twin is unknown, and must not be taken for deleted.
+    (error,) = result.errors
+    assert "same NFC form" in error.error
+    assert result.is_unknown(RelPath("caf\u00e9"))
 
 
 def test_unmappable_names_are_skipped_with_a_warning(tmp_path: Path) -> None:

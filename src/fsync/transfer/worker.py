@@ -25,7 +25,7 @@ from fsync.errors import (
 from fsync.fileops import makedirs, place_new
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.model import Action, ActionKind, BaseEntry, LocalEntry, RelPath, RemoteEntry
-from fsync.paths import check_name_lengths, conflict_name, parent
+from fsync.paths import check_name_lengths, conflict_name
 from fsync.progress import Reporter
 from fsync.remote.base import ObjectMeta, Remote, Stager, same_version
 from fsync.transfer.copies import fetch_new, free_name, send_new
@@ -358,7 +358,7 @@ class Worker:
 
     def _ensure_folder(self, path: RelPath) -> str:
         """Create the parent folders of `path`, refusing any that lead outside the root."""
-        folder = os.path.join(self.root, parent(path))
+        folder = os.path.dirname(self._local(path))
         with self._dirs_lock:
             makedirs(folder)
         real = os.path.realpath(folder)
@@ -430,7 +430,12 @@ class Worker:
         if path.isascii() or os.path.lexists(full):
             return full
         nfd = os.path.join(self.root, *unicodedata.normalize("NFD", path).split("/"))
-        return nfd if nfd != full and os.path.lexists(nfd) else full
+        if nfd != full and os.path.lexists(nfd):
+            return nfd
+        folder, _, name = path.rpartition("/")
+        if not folder:
+            return full
+        return os.path.join(self._local(RelPath(folder)), name)  # a new file, its folder NFD
 
     def _stamp(self) -> str:
         return self.opts.clock().strftime("%Y%m%d-%H%M%S")
