@@ -38,6 +38,7 @@ from fsync.model import (
     RunResult,
     Snapshot,
 )
+from fsync.paths import under_any
 from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
@@ -271,18 +272,6 @@ def _scan_and_list(
 def _without(entries: Mapping[RelPath, E], drop: Container[RelPath]) -> dict[RelPath, E]:
     """`entries` without the paths in `drop` and those below them."""
     return {p: e for p, e in entries.items() if not under_any(p, drop)}
-
-
-def under_any(path: RelPath, paths: Container[RelPath]) -> bool:
-    """True if `path` or a folder above it is in `paths`."""
-    if path in paths:
-        return True
-    end = path.find("/")
-    while end != -1:
-        if path[:end] in paths:
-            return True
-        end = path.find("/", end + 1)
-    return False
 
 
 def _unmappable(

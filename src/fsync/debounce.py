@@ -21,10 +21,11 @@ so the rules are unit-tested with plain numbers. Thread-safe: `stat` runs outsid
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fsync.model import RelPath
+from fsync.paths import ancestors
 
 Sig = tuple[int, int] | None
 """What `stat` returns for a path: (size, mtime_ns) of a file, (-1, 0) for a folder, None
@@ -222,11 +223,4 @@ class Debouncer:
 
 def _fold(paths: set[RelPath]) -> set[RelPath]:
     """`paths` without those lying below another member (the scanner walks folders)."""
-    return {p for p in paths if not any(a in paths for a in _ancestors(p))}
-
-
-def _ancestors(path: str) -> Iterator[RelPath]:
-    end = path.find("/")
-    while end != -1:
-        yield RelPath(path[:end])
-        end = path.find("/", end + 1)
+    return {p for p in paths if not any(a in paths for a in ancestors(p))}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Container, Iterator
 
 from fsync.errors import UnsafePathError
 from fsync.model import RelPath
@@ -73,6 +74,19 @@ def join(root: str, path: RelPath) -> str:
     if not root:
         return path
     return f"{root.rstrip('/')}/{path}"
+
+
+def ancestors(path: str) -> Iterator[RelPath]:
+    """The folders above `path`, shortest first ("a", "a/b" for "a/b/c")."""
+    end = path.find("/")
+    while end != -1:
+        yield RelPath(path[:end])
+        end = path.find("/", end + 1)
+
+
+def under_any(path: RelPath, paths: Container[str]) -> bool:
+    """True if `path` or a folder above it is in `paths`."""
+    return path in paths or any(a in paths for a in ancestors(path))
 
 
 def parent(path: RelPath) -> str:

@@ -24,7 +24,7 @@ from fsync.errors import ConfigError, FileChangedError, UnsafePathError
 from fsync.hashing import CacheRecord, StatSig, cpu_threads, hash_file
 from fsync.ignore import IGNORE_FILE, STATE_DIR, IgnoreMatcher
 from fsync.model import Digest, FileError, LocalEntry, RelPath
-from fsync.paths import to_relpath
+from fsync.paths import ancestors, to_relpath
 
 RACY_NS = 2_000_000_000
 """A file whose mtime or ctime is this close to the scan's start is hashed again next scan.
@@ -458,7 +458,7 @@ class _Walker:
         self.only_mode = True
         walked: set[str] = set()
         for rel in sorted(set(paths)):
-            if any(folder in walked for folder in _ancestors(rel)):
+            if any(folder in walked for folder in ancestors(rel)):
                 continue
             if self._scan_one(rel):
                 walked.add(rel)
@@ -546,14 +546,6 @@ def _listing(folder: str) -> Iterator[Iterator[os.DirEntry[str]]]:
             yield it
     finally:
         os.close(fd)
-
-
-def _ancestors(rel: str) -> Iterable[str]:
-    """The folders above `rel`, shortest first ("a", "a/b" for "a/b/c")."""
-    end = rel.find("/")
-    while end != -1:
-        yield rel[:end]
-        end = rel.find("/", end + 1)
 
 
 def _find_by_nfc(root: str, rel: RelPath) -> str | None:

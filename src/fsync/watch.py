@@ -41,6 +41,7 @@ from fsync.model import (
     RelPath,
     RunResult,
 )
+from fsync.paths import under_any
 from fsync.progress import NullReporter, WatchDisplay
 from fsync.remote import open_remote
 from fsync.remote.base import Remote, same_version
@@ -335,7 +336,7 @@ class _Session:
         changed = {
             p
             for p in entries.keys() | known.keys()
-            if not same_version(entries.get(p), known.get(p)) and not app.under_any(p, refused)
+            if not same_version(entries.get(p), known.get(p)) and not under_any(p, refused)
         }
         if not changed:
             return
@@ -480,16 +481,9 @@ class _Scope:
         self._scan = scan
 
     def __call__(self, path: RelPath) -> bool:
-        if self._held and (path in self._held or any(a in self._held for a in _ancestors(path))):
+        if self._held and under_any(path, self._held):
             return False
         return not ((self._scan.errors or self._scan.incomplete) and self._scan.is_unknown(path))
-
-
-def _ancestors(path: str) -> Iterator[RelPath]:
-    end = path.find("/")
-    while end != -1:
-        yield RelPath(path[:end])
-        end = path.find("/", end + 1)
 
 
 def _without_deletes(plan: Plan) -> Plan:
