@@ -9,11 +9,10 @@ import contextlib
 import ctypes
 import errno
 import os
-import secrets
 import shutil
 from typing import Any
 
-from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX
+from fsync.paths import temp_name
 
 _ATTEMPTS = 3
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -104,7 +103,7 @@ def _copy_across(src: str, dst: str) -> None:
 
 
 def _temp_beside(dst: str) -> str:
-    return os.path.join(os.path.dirname(dst), f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+    return os.path.join(os.path.dirname(dst), temp_name())
 
 
 def _unlink_quietly(path: str) -> None:

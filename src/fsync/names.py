@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 
 from fsync.model import RelPath
-from fsync.paths import MAX_NAME_BYTES, TEMP_PREFIX, TEMP_SUFFIX
+from fsync.paths import MAX_NAME_BYTES, temp_name
 
 
 def case_key(path: str) -> str:
@@ -74,7 +73,7 @@ def is_case_insensitive(folder: str) -> bool:
     probe is removed again. An unwritable folder is assumed case-sensitive (nothing would be
     written there anyway).
     """
-    name = f"{TEMP_PREFIX}{secrets.token_hex(6)}{TEMP_SUFFIX}".lower()
+    name = temp_name()  # lower case: the probe looks for its upper-case twin
     probe = os.path.join(folder, name)
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -6,6 +6,7 @@ here, once, so nothing downstream has to think about `..`, backslashes or Unicod
 
 from __future__ import annotations
 
+import random
 import re
 import unicodedata
 from collections.abc import Container, Iterator
@@ -21,6 +22,21 @@ TEMP_SUFFIX = ".tmp"
 """Temporary names (`.fsync-<hex>.tmp`) that writers publish by rename; scans skip them."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+_temp_names = random.Random()  # seeded from os.urandom
+
+
+def temp_name() -> str:
+    """A fresh temporary name (`.fsync-<16 hex>.tmp`) to write a file under before it is
+    renamed into place.
+
+    Writers open it with `O_EXCL`, so a clash fails rather than clobbers: the name needs to
+    be unlikely to clash, not secret, and a generator seeded once from `os.urandom` gives
+    that without the system call per name that `secrets` makes (20,000 of them in a
+    20,000-file push).
+    """
+    return f"{TEMP_PREFIX}{_temp_names.getrandbits(64):016x}{TEMP_SUFFIX}"
 
 
 def is_temp_name(name: str) -> bool:

@@ -14,8 +14,6 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from fsync.errors import UnsafePathError
 from fsync.model import Digest, RelPath, RemoteEntry
-from fsync.paths import TEMP_PREFIX as TEMP_PREFIX  # re-exported for adapters
-from fsync.paths import TEMP_SUFFIX as TEMP_SUFFIX
 from fsync.paths import is_temp_name as is_temp_name
 from fsync.paths import to_relpath
 

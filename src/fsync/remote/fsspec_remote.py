@@ -12,16 +12,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
 from fsync.model import Digest, RelPath, RemoteEntry
-from fsync.paths import join
+from fsync.paths import join, temp_name
 from fsync.remote.base import (
-    TEMP_PREFIX,
-    TEMP_SUFFIX,
     Capabilities,
     Listing,
     ObjectMeta,
@@ -235,7 +232,7 @@ class FsspecRemote:
         """
         full = self._full(path)
         folder = full.rpartition("/")[0]
-        name = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+        name = temp_name()
         temp = f"{folder}/{name}" if folder else name
         doing = f"writing {self._url(path)}"
         with self._discarding(temp, doing), self._create(folder, temp) as out:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 import stat
 import time
@@ -21,9 +20,8 @@ from fsync.durability import Durability
 from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
 from fsync.fileops import makedirs, place_new, rename_noreplace
 from fsync.model import Digest, RelPath, RemoteEntry
+from fsync.paths import temp_name
 from fsync.remote.base import (
-    TEMP_PREFIX,
-    TEMP_SUFFIX,
     Capabilities,
     Listing,
     ObjectMeta,
@@ -98,6 +96,13 @@ def _placed_new(temp: str, full: str) -> bool:
         return rename_noreplace(temp, full)
     except FileExistsError:
         return False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (a single `write` may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _unlink_quietly(path: str) -> None:
@@ -303,27 +308,30 @@ class LocalRemote:
         it is noted as staged, for the next `flush` to sync.
         """
         folder = os.path.dirname(full)
-        temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        temp = os.path.join(folder, temp_name())
         try:
             fd = self._create(folder, temp)
         except OSError as err:
             _raise_translated(err, f"writing {full}")
         try:
-            with open(fd, "wb", closefd=True) as out:
+            # The descriptor itself, not a file object: `open` would add an fstat, an ioctl
+            # and an lseek to every file (a tenth of the system calls of a small-file push).
+            try:
                 while chunk := source.read(CHUNK_SIZE):
-                    out.write(chunk)
-                out.flush()
+                    _write_all(fd, chunk)
                 # Never setuid/setgid: the bits were the source machine's owner's to grant.
                 mode = meta.mode & 0o1777
-                os.fchmod(out.fileno(), mode)
+                os.fchmod(fd, mode)
                 mtime = meta.mtime_ns
-                os.utime(out.fileno(), ns=(mtime, mtime))
+                os.utime(fd, ns=(mtime, mtime))
                 # A staged file is synced by path later, so its owner must be able to open it.
                 if sync or not mode & stat.S_IRUSR:
-                    os.fsync(out.fileno())  # on disk before the rename publishes it
+                    os.fsync(fd)  # on disk before the rename publishes it
                 else:
                     self._durable.staged(temp)
-                written = _entry(os.fstat(out.fileno()))
+                written = _entry(os.fstat(fd))
+            finally:
+                os.close(fd)
         except BaseException as err:
             _unlink_quietly(temp)
             if isinstance(err, OSError):
@@ -417,7 +425,7 @@ class LocalRemote:
         if self.stat(src) is None:
             raise FileNotFoundError(errno.ENOENT, "no such file", src_full)
         folder = os.path.dirname(dst_full)
-        temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        temp = os.path.join(folder, temp_name())
         with self._durable.changing():
             try:
                 os.close(self._create(folder, temp))

@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Callable
 
 from fsync.errors import FileChangedError, VerificationError
 from fsync.fileops import create_exclusive, place_new
 from fsync.hashing import HashingReader
 from fsync.model import Digest, LocalEntry, RelPath, RemoteEntry
-from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX
+from fsync.paths import temp_name
 from fsync.remote.base import ObjectMeta, Remote
 
 CHUNK = 1 << 20
@@ -118,7 +117,7 @@ def send_new(
 
 
 def _temp_beside(dst: str) -> str:
-    return os.path.join(os.path.dirname(dst), f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+    return os.path.join(os.path.dirname(dst), temp_name())
 
 
 def _unlink_quietly(path: str) -> None:

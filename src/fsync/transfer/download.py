@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -28,7 +27,7 @@ from fsync.errors import RemoteChanged, VerificationError
 from fsync.fileops import create_exclusive
 from fsync.hashing import new_hasher
 from fsync.model import PartialDownload, RelPath, RemoteEntry
-from fsync.paths import TEMP_PREFIX, TEMP_SUFFIX, is_temp_name
+from fsync.paths import is_temp_name, temp_name
 from fsync.remote.base import Remote, served_entry
 
 if TYPE_CHECKING:
@@ -358,7 +357,7 @@ def _temp_path(folder: str, name: str) -> str | None:
 
 
 def _new_temp(folder: str) -> str:
-    return os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+    return os.path.join(folder, temp_name())
 
 
 def _unlink_quietly(path: str) -> None:

@@ -139,7 +139,9 @@ class Worker:
     def _upload_once(self, action: Action, entry: LocalEntry, done: Done) -> Outcome:
         path = action.path
         full = self._local(path)
-        with open(full, "rb") as raw:
+        # Unbuffered: every reader of an upload reads in large steps, and a buffer would
+        # cost an ioctl, an lseek and an extra read per file.
+        with open(full, "rb", buffering=0) as raw:
             before = StatSig.from_stat(os.fstat(raw.fileno()))
             if (before.size, before.mtime_ns) != (entry.size, entry.mtime_ns):
                 digest, before = hash_file(full)
