@@ -154,6 +154,18 @@ def moto_server(
 
 
 @pytest.fixture(scope="session")
+def other_moto_server(
+    aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[S3Server]:
+    """A second, separate moto server: for tests where one s3:// URL names two stores."""
+    process = _moto.start(tmp_path_factory.mktemp("moto-other"), env=aws_env)
+    try:
+        yield S3Server("moto", process.endpoint_url, MOTO_ACCESS_KEY, MOTO_SECRET_KEY)
+    finally:
+        _moto.stop(process)
+
+
+@pytest.fixture(scope="session")
 def ceph_server(aws_env: dict[str, str]) -> Iterator[S3Server]:
     """A single-node Ceph RGW (memstore) on free loopback ports, for the whole session.
 

@@ -90,17 +90,17 @@ def run(
             )
             remote_entries, refused = sort_listing(listing, ignore, opts, reporter)
             local_entries, remote_entries, base = _plannable(
-                root, local, remote_entries, manifest.base(remote.url), refused=refused, opts=opts
+                root, local, remote_entries, manifest.base(remote.key), refused=refused, opts=opts
             )
             plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
             _log_inputs(local, remote_entries, base, plan, started)
-            run_id = manifest.start_run(opts.direction.value, remote.url)
+            run_id = manifest.start_run(opts.direction.value, remote.key)
             if opts.dry_run:
                 result = _dry_run_result(plan)
                 reporter.close()
                 _report_planned(plan, on_action)
             else:
-                sink = ManifestSink(manifest, remote.url)
+                sink = ManifestSink(manifest, remote.key)
                 engine_opts = _engine_options(opts, plan, root, journal, on_action)
                 result = _execute(
                     plan,
@@ -445,16 +445,17 @@ def _dry_run_result(plan: Plan) -> RunResult:
 class ManifestSink:
     """Makes engine outcomes durable, one transaction per batch."""
 
-    def __init__(self, manifest: Manifest, remote_url: str) -> None:
+    def __init__(self, manifest: Manifest, remote: str) -> None:
         self.manifest = manifest
-        self.remote_url = remote_url
+        self.remote = remote
+        """The remote's `Remote.key`."""
 
     def commit(self, outcomes: list[Outcome]) -> None:
         """Write the bases and cache entries of `outcomes` in one transaction."""
         with self.manifest.transaction():
             changes = [(o.path, o.base) for o in outcomes if o.base is not None or o.forget_base]
             changes += [(o.moved_from, None) for o in outcomes if o.moved_from is not None]
-            self.manifest.set_base(self.remote_url, changes)
+            self.manifest.set_base(self.remote, changes)
             self.manifest.update_cache([(o.path, o.cache) for o in outcomes if o.cache])
             dropped = [o.path for o in outcomes if o.drop_cache]
             dropped += [o.moved_from for o in outcomes if o.moved_from is not None]

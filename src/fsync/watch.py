@@ -170,7 +170,7 @@ class _Session:
 
     def run(self) -> RunResult:
         """Start up, follow changes until stopped, and return the session's totals."""
-        run_id = self.manifest.start_run("watch", self.remote.url)
+        run_id = self.manifest.start_run("watch", self.remote.key)
         code = ExitCode.FAILED
         try:
             self.watcher.start()
@@ -193,7 +193,7 @@ class _Session:
 
     def _startup(self) -> None:
         """The full scan and push that every session starts with (and the last one's outbox)."""
-        leftover = self.manifest.queued(self.remote.url)
+        leftover = self.manifest.queued(self.remote.key)
         if leftover:
             self.display.warning(
                 f"{len(leftover)} changes queued by an earlier watch that did not finish; "
@@ -203,7 +203,7 @@ class _Session:
         self.total.unchanged = result.unchanged
         if not self.stopper.is_set():
             failed = {RelPath(e.path) for e in result.errors}
-            self.manifest.unqueue(self.remote.url, [p for p in leftover if p not in failed])
+            self.manifest.unqueue(self.remote.key, [p for p in leftover if p not in failed])
 
     def _loop(self) -> None:
         while not self.stopper.is_set():
@@ -275,7 +275,7 @@ class _Session:
         for line in scan.warnings:
             self.once.warning(line)
         entries, _ = app.list_remote(self.remote, self.ignore, self.push_opts, self.once)
-        self.state.reset(self.manifest.base(self.remote.url), entries)
+        self.state.reset(self.manifest.base(self.remote.key), entries)
         keep = _Scope(held, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         base = {p: e for p, e in self.state.base.items() if keep(p)}
@@ -360,7 +360,7 @@ class _Session:
         with self.manifest.transaction():
             self.manifest.update_cache(scan.updates)
             self.manifest.drop_cache(scan.removed)
-            self.manifest.queue(self.remote.url, queued)
+            self.manifest.queue(self.remote.key, queued)
         sink = _WatchSink(self)
         raced: list[FileError] = []
         options = EngineOptions(
@@ -380,7 +380,7 @@ class _Session:
             self._failed(path, errors.get(path, "failed"))
         done = [p for p in queued if p not in failed]
         if not self.stopper.is_set():
-            self.manifest.unqueue(self.remote.url, done)
+            self.manifest.unqueue(self.remote.key, done)
             self.retries.succeeded(done)
         self.retries.succeeded(sink.done)
         _accumulate(self.total, result)
@@ -404,7 +404,7 @@ class _Session:
 
     def _failed(self, path: RelPath, error: str) -> None:
         """Schedule `path` again; fire `--on-error` once its retries are spent."""
-        self.manifest.queue(self.remote.url, [path])
+        self.manifest.queue(self.remote.key, [path])
         if self.retries.failed(path, error, time.monotonic()):
             self._finish_totals()
             self.alarm.fire(self.total.as_json())
@@ -452,7 +452,7 @@ class _WatchSink:
 
     def __init__(self, session: _Session) -> None:
         self._session = session
-        self._inner = app.ManifestSink(session.manifest, session.remote.url)
+        self._inner = app.ManifestSink(session.manifest, session.remote.key)
         self.done: list[RelPath] = []
 
     def commit(self, outcomes: list[Outcome]) -> None:
@@ -461,7 +461,7 @@ class _WatchSink:
         paths = [o.path for o in outcomes] + [o.moved_from for o in outcomes if o.moved_from]
         with s.manifest.transaction():
             self._inner.commit(outcomes)
-            s.manifest.unqueue(s.remote.url, paths)
+            s.manifest.unqueue(s.remote.key, paths)
         s.state.apply(outcomes)
         self.done.extend(paths)
         for o in outcomes:

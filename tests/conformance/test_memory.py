@@ -116,3 +116,21 @@ def test_s3_url_is_an_object_store_with_the_endpoint() -> None:
     fs = remote.fs  # type: ignore[attr-defined]
     assert fs.client_kwargs == {"region_name": "eu-west-1", "endpoint_url": "http://127.0.0.1:9"}
     assert fs.dircache.use_listings_cache is False
+
+
+def test_the_state_key_of_an_s3_remote_names_its_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One URL on two stores is two remotes to the state database (their bases differ), and
+    the endpoint's password never reaches it; a remote without an endpoint is its URL."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    url = "s3://bucket/prefix"
+    assert open_remote(url, storage_options={"anon": True}).key == url
+    ceph = open_remote(url, storage_options={"anon": True}, endpoint_url="http://ceph:7480/")
+    assert ceph.key == "s3://bucket/prefix on http://ceph:7480"
+    secret = open_remote(url, storage_options={"anon": True}, endpoint_url="http://u:pw@h:9000")
+    assert "pw" not in secret.key
+    assert secret.key.startswith(f"{url} on http://")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://minio:9000")
+    assert open_remote(url, storage_options={"anon": True}).key == f"{url} on http://minio:9000"
+    local = open_remote("/some/folder")
+    assert local.key == local.url == "file:///some/folder"

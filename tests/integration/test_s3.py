@@ -562,3 +562,55 @@ def test_verify_full_reads_every_upload_back(s3_proxy: ProxiedBucket, tmp_path: 
     result = sync(src, s3_proxy, Direction.PUSH, verify_full=True)
     assert (result.uploaded, result.failed) == (2, 0)
     assert s3_proxy.proxy.counts()["GetObject"] == 2
+
+
+def test_one_url_on_two_stores_has_two_bases(
+    moto_server: S3Server, other_moto_server: S3Server, tmp_path: Path
+) -> None:
+    """What was synced with `s3://b/p` on one store says nothing of `s3://b/p` on another.
+
+    A base shared between them took the files the second store lacks for deleted there, so
+    a pull from it deleted them locally (up to the `--max-delete` cap).
+    """
+    bucket = f"fsync-test-{os.urandom(8).hex()}"
+    url = f"s3://{bucket}/{PREFIX}"
+    files = {"a.txt": "alpha", "b.txt": "bravo", "c.txt": "charlie", "d/e.txt": "echo"}
+    local = tmp_path / "local"
+    write(local, files)
+
+    def run(server: S3Server, direction: Direction) -> RunResult:
+        opts = SyncOptions(
+            local_root=str(local),
+            remote_url=url,
+            direction=direction,
+            storage_options=server.storage_options(),
+        )
+        return app.run(opts, NullReporter())
+
+    clients = [moto_server.boto3_client(), other_moto_server.boto3_client()]
+    try:
+        for client in clients:
+            client.create_bucket(Bucket=bucket)
+        assert run(moto_server, Direction.PUSH).uploaded == len(files)
+        # The second store holds three of the four files, as a half-done copy would.
+        for name in ("a.txt", "b.txt", "c.txt"):
+            clients[1].put_object(Bucket=bucket, Key=f"{PREFIX}/{name}", Body=files[name].encode())
+
+        pulled = run(other_moto_server, Direction.PULL)
+        assert (pulled.deleted, pulled.failed) == (0, 0)
+        assert listing(local) == {name: text.encode() for name, text in files.items()}
+
+        # The first store's base is intact: nothing to do there.
+        again = run(moto_server, Direction.PUSH)
+        assert (again.uploaded, again.deleted, again.unchanged) == (0, 0, len(files))
+        keys_known = [r.url for r in app.status(str(local)).remotes]
+        assert keys_known == sorted(
+            f"{url} on {s.endpoint_url}" for s in (moto_server, other_moto_server)
+        )
+    finally:
+        for client in clients:
+            listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+            for item in listed:
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+            client.delete_bucket(Bucket=bucket)
+            client.close()

@@ -280,7 +280,7 @@ def test_runs_round_trip(root: Path) -> None:
         third = m.start_run("push", "s3://b")
     with Manifest.open(str(root)) as m:
         runs = m.last_runs()
-        only_s3 = m.last_runs(remote_url="s3://b")
+        only_s3 = m.last_runs(remote="s3://b")
         newest = m.last_runs(limit=1)
 
     assert [r.id for r in runs] == [third, second, first]

@@ -1,4 +1,5 @@
-"""The three ways a watch is shown: silent, plain log lines, and the live rich display."""
+"""The three ways a watch is shown (silent, plain log lines, the live rich display), and how
+a one-shot run's plain lines reach a pipe."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import io
 import re
 
 from fsync.model import FileError, RunResult
-from fsync.progress import NullWatchDisplay, PlainWatchDisplay, RichWatchDisplay
+from fsync.progress import NullWatchDisplay, PlainReporter, PlainWatchDisplay, RichWatchDisplay
 
 
 def test_plain_lines_have_the_time_and_no_terminal_codes() -> None:
@@ -69,3 +70,41 @@ def test_the_live_display_shows_queued_in_flight_recent_and_failing() -> None:
     assert "big.iso" in text
     assert "upload a.txt" in text
     assert "failing b.txt: permission denied" in text
+
+
+class _Flushes(io.StringIO):
+    """A stream that logs what each flush hands on, into a log shared with another."""
+
+    def __init__(self, name: str, log: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self._name, self._log, self._sent = name, log, 0
+
+    def flush(self) -> None:
+        text = self.getvalue()[self._sent :]
+        self._sent += len(text)
+        if text:
+            self._log.append((self._name, text))
+
+
+def test_plain_run_lines_reach_the_pipe_in_order_with_the_warnings() -> None:
+    """A one-shot run's lines are flushed in bunches, not one by one; but before any line
+    on stderr and at the end, so a reader of both streams (`2>&1`) sees them in order."""
+    log: list[tuple[str, str]] = []
+    r = PlainReporter(_Flushes("out", log), _Flushes("err", log))
+    r.FLUSH_EVERY = 3600.0
+    r.file_done("a", "upload")
+    r.file_done("b", "upload")
+    assert log == []  # one write for both, later
+    r.warning("slow")
+    r.file_done("c", "upload", "permission denied")
+    r.file_done("d", "download")
+    r.close()
+    assert log == [
+        ("out", "upload a\nupload b\n"),
+        ("err", "fsync: warning: slow\n"),
+        ("err", "fsync: error: upload c: permission denied\n"),
+        ("out", "download d\n"),
+    ]
+    r.FLUSH_EVERY = 0.0
+    r.file_done("e", "upload")
+    assert log[-1] == ("out", "upload e\n")

@@ -238,8 +238,11 @@ class Manifest:
                     self._cache.pop(RelPath(path), None)
 
     # --- the base ------------------------------------------------------------------------
+    # Every method taking `remote` takes the remote's `Remote.key`: its URL, and the
+    # endpoint where one is given.
 
     def _remote_id(self, url: str, *, create: bool) -> int | None:
+        """The id of the remote whose `Remote.key` is `url` (the column kept its first name)."""
         known = self._remote_ids.get(url)
         if known is not None:
             return known
@@ -251,9 +254,9 @@ class Manifest:
         self._remote_ids[url] = int(row[0])
         return int(row[0])
 
-    def base(self, remote_url: str) -> dict[RelPath, BaseEntry]:
-        """The base for `remote_url`: every path both sides last agreed on ({} if none)."""
-        remote_id = self._remote_id(remote_url, create=False)
+    def base(self, remote: str) -> dict[RelPath, BaseEntry]:
+        """The base for `remote`: every path both sides last agreed on ({} if none)."""
+        remote_id = self._remote_id(remote, create=False)
         if remote_id is None:
             return {}
         rows = self._conn.execute(
@@ -265,10 +268,8 @@ class Manifest:
             path: BaseEntry(size, digest, fp, mtime_ns) for path, size, digest, fp, mtime_ns in rows
         }
 
-    def set_base(
-        self, remote_url: str, changes: Iterable[tuple[RelPath, BaseEntry | None]]
-    ) -> None:
-        """Record base entries for `remote_url`; an entry of None forgets that path."""
+    def set_base(self, remote: str, changes: Iterable[tuple[RelPath, BaseEntry | None]]) -> None:
+        """Record base entries for `remote`; an entry of None forgets that path."""
         upserts = []
         forgets = []
         for path, entry in changes:
@@ -279,7 +280,7 @@ class Manifest:
         if not upserts and not forgets:
             return
         with self.transaction():
-            remote_id = self._remote_id(remote_url, create=True)
+            remote_id = self._remote_id(remote, create=True)
             self._conn.executemany(
                 "INSERT OR REPLACE INTO base (remote_id, path, size, digest, fingerprint,"
                 f" mtime_ns) VALUES ({remote_id:d}, ?, ?, ?, ?, ?)",
@@ -291,8 +292,8 @@ class Manifest:
 
     # --- the outbox (fsync watch) ---------------------------------------------------------
 
-    def queue(self, remote_url: str, paths: Iterable[RelPath]) -> None:
-        """Record `paths` as changed but not yet carried to `remote_url`.
+    def queue(self, remote: str, paths: Iterable[RelPath]) -> None:
+        """Record `paths` as changed but not yet carried to `remote`.
 
         Call it inside the `transaction()` that stores the cache records of those paths, so
         the change and the promise to send it become durable together.
@@ -301,34 +302,34 @@ class Manifest:
         if not batch:
             return
         with self.transaction():
-            remote_id = self._remote_id(remote_url, create=True)
+            remote_id = self._remote_id(remote, create=True)
             assert remote_id is not None
             outbox.add(self._conn, remote_id, batch, time.time())
 
-    def queued(self, remote_url: str) -> list[RelPath]:
-        """The paths queued for `remote_url` and not yet done, oldest first."""
-        remote_id = self._remote_id(remote_url, create=False)
+    def queued(self, remote: str) -> list[RelPath]:
+        """The paths queued for `remote` and not yet done, oldest first."""
+        remote_id = self._remote_id(remote, create=False)
         return [] if remote_id is None else outbox.pending(self._conn, remote_id)
 
-    def unqueue(self, remote_url: str, paths: Iterable[RelPath]) -> None:
-        """Mark `paths` done for `remote_url` (call it where their outcomes are recorded)."""
+    def unqueue(self, remote: str, paths: Iterable[RelPath]) -> None:
+        """Mark `paths` done for `remote` (call it where their outcomes are recorded)."""
         batch = list(paths)
-        remote_id = self._remote_id(remote_url, create=False)
+        remote_id = self._remote_id(remote, create=False)
         if not batch or remote_id is None:
             return
         with self.transaction():
             outbox.remove(self._conn, remote_id, batch)
 
     def known_remotes(self) -> list[str]:
-        """The URLs of every remote this root has a base or a run for, sorted."""
+        """The keys (`Remote.key`) of every remote this root has a base or a run for, sorted."""
         return [url for (url,) in self._conn.execute("SELECT url FROM remotes ORDER BY url")]
 
     # --- run history ---------------------------------------------------------------------
 
-    def start_run(self, command: str, remote_url: str) -> int:
-        """Record that `command` started against `remote_url`; return the run's id."""
+    def start_run(self, command: str, remote: str) -> int:
+        """Record that `command` started against `remote`; return the run's id."""
         with self.transaction():
-            remote_id = self._remote_id(remote_url, create=True)
+            remote_id = self._remote_id(remote, create=True)
             cur = self._conn.execute(
                 "INSERT INTO runs (remote_id, command, started) VALUES (?, ?, ?)",
                 (remote_id, command, time.time()),
@@ -350,16 +351,16 @@ class Manifest:
         if cur.rowcount != 1:
             raise KeyError(f"no run with id {run_id}")
 
-    def last_runs(self, limit: int = 10, remote_url: str | None = None) -> list[RunRecord]:
-        """The most recent runs, newest first, optionally only those against `remote_url`."""
+    def last_runs(self, limit: int = 10, remote: str | None = None) -> list[RunRecord]:
+        """The most recent runs, newest first, optionally only those against `remote`."""
         sql = (
             "SELECT r.id, m.url, r.command, r.started, r.ended, r.exit_code, r.summary"
             " FROM runs AS r LEFT JOIN remotes AS m ON m.id = r.remote_id"
         )
         params: tuple[object, ...] = (limit,)
-        if remote_url is not None:
+        if remote is not None:
             sql += " WHERE m.url = ?"
-            params = (remote_url, limit)
+            params = (remote, limit)
         rows = self._conn.execute(sql + " ORDER BY r.id DESC LIMIT ?", params)
         return [
             RunRecord(rid, url, command, started, ended, code, json.loads(summary or "{}"))

@@ -139,7 +139,15 @@ class Remote(Protocol):
     """A tree of files addressed by `RelPath` under one root URL."""
 
     url: str
+    """The root's URL, without any password: what messages name the remote by."""
     capabilities: Capabilities
+
+    @property
+    def key(self) -> str:
+        """What the state database knows this remote by: its URL, and the endpoint where
+        one is given. `s3://b/p` on AWS and on a Ceph cluster are two trees: a base shared
+        between them would make a pull from the one less filled delete local files."""
+        ...
 
     def list(self) -> Listing:
         """List every object under the root in one recursive listing (no per-object calls).

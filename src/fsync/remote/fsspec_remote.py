@@ -121,6 +121,11 @@ class FsspecRemote:
 
     # -- reading -------------------------------------------------------------------------
 
+    @property
+    def key(self) -> str:
+        """The URL: it names the tree on its own (see `Remote.key`)."""
+        return self.url
+
     def list(self) -> Listing:
         """One recursive `find` under the root; temp names and `.fsync/` are skipped."""
         try:

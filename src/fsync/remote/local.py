@@ -132,6 +132,11 @@ class LocalRemote:
 
     # -- reading -------------------------------------------------------------------------
 
+    @property
+    def key(self) -> str:
+        """The URL: it names the tree on its own (see `Remote.key`)."""
+        return self.url
+
     def list(self) -> Listing:
         """Walk the root once (no symlinks followed); temp files and `.fsync/` are skipped."""
         entries: dict[RelPath, RemoteEntry] = {}

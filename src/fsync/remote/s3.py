@@ -42,6 +42,7 @@ from fsync.errors import (
 )
 from fsync.model import RelPath, RemoteEntry
 from fsync.paths import join
+from fsync.redact import redact_url
 from fsync.remote import s3_meta as sm
 from fsync.remote.base import (
     Capabilities,
@@ -134,12 +135,14 @@ class S3Remote:
         self.journal = journal
         self.clock = clock
         self.fs = _make_fs(storage_options or {}, endpoint_url, self.settings)
-        self._endpoint = str(
+        given = (
             self.fs.client_kwargs.get("endpoint_url")
             or os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL")
-            or "S3"
         )
+        self.endpoint: str | None = str(given).rstrip("/") if given else None
+        """The store's endpoint URL where one is given; None for AWS's own."""
+        self._endpoint = self.endpoint or "S3"
         self._tps = RateLimiter(self.settings.tps_limit, clock=clock)
         # A second's worth of burst: parts go in 1 MiB steps, so the rate holds within a part.
         self._bw = RateLimiter(
@@ -210,6 +213,13 @@ class S3Remote:
             nbytes -= step
 
     # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        """The URL, and the endpoint where one is given (see `Remote.key`)."""
+        if self.endpoint is None:
+            return self.url
+        return f"{self.url} on {redact_url(self.endpoint)}"
 
     def list(self) -> Listing:
         """Every object under the root from ListObjectsV2 pages: size and ETag, no metadata.
