@@ -141,16 +141,20 @@ def aws_env() -> Iterator[dict[str, str]]:
         yield dict(os.environ)
 
 
+def _moto_server(env: dict[str, str], folder: Path) -> Iterator[S3Server]:
+    process = _moto.start(folder, env=env)
+    try:
+        yield S3Server("moto", process.endpoint_url, MOTO_ACCESS_KEY, MOTO_SECRET_KEY)
+    finally:
+        _moto.stop(process)
+
+
 @pytest.fixture(scope="session")
 def moto_server(
     aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[S3Server]:
     """moto's server mode in a subprocess on a free loopback port, for the whole session."""
-    process = _moto.start(tmp_path_factory.mktemp("moto"), env=aws_env)
-    try:
-        yield S3Server("moto", process.endpoint_url, MOTO_ACCESS_KEY, MOTO_SECRET_KEY)
-    finally:
-        _moto.stop(process)
+    yield from _moto_server(aws_env, tmp_path_factory.mktemp("moto"))
 
 
 @pytest.fixture(scope="session")
@@ -158,11 +162,7 @@ def other_moto_server(
     aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[S3Server]:
     """A second, separate moto server: for tests where one s3:// URL names two stores."""
-    process = _moto.start(tmp_path_factory.mktemp("moto-other"), env=aws_env)
-    try:
-        yield S3Server("moto", process.endpoint_url, MOTO_ACCESS_KEY, MOTO_SECRET_KEY)
-    finally:
-        _moto.stop(process)
+    yield from _moto_server(aws_env, tmp_path_factory.mktemp("moto-other"))
 
 
 @pytest.fixture(scope="session")
