@@ -83,10 +83,11 @@ class NullReporter:
 class PlainReporter(NullReporter):
     """One plain line per finished action, for logs and pipes.
 
-    Lines are flushed at most every `FLUSH_EVERY` seconds, not one by one: a write per line
-    cost 0.5 s of a 20,000-file local push (a system call and a thread switch each), and a
-    reader of the pipe still sees progress several times a second. Anything written to
-    stderr, and `close`, flush first, so the two streams keep their order.
+    Lines are written out at most every `FLUSH_EVERY` seconds, in one write, not one by one:
+    a write per line cost 0.5 s of a 20,000-file local push (a system call and a thread
+    switch each, also where `PYTHONUNBUFFERED` makes every write one), and a reader of the
+    pipe still sees progress several times a second. Anything written to stderr, and
+    `close`, write them out first, so the two streams keep their order.
     """
 
     FLUSH_EVERY = 0.2
@@ -95,33 +96,40 @@ class PlainReporter(NullReporter):
         super().__init__(err)
         self._out = out
         self._lock = threading.Lock()
+        self._lines: list[str] = []
         self._flushed = time.monotonic()
 
     def file_done(self, path: str, action: str, error: str | None = None) -> None:
         """Write `ACTION PATH` (or `failed ACTION PATH: ERROR` to stderr)."""
         with self._lock:
             if error is None:
-                self._out.write(f"{action} {path}\n")
-                now = time.monotonic()
-                if now - self._flushed >= self.FLUSH_EVERY:
-                    self._out.flush()
-                    self._flushed = now
+                self._lines.append(f"{action} {path}\n")
+                if time.monotonic() - self._flushed >= self.FLUSH_EVERY:
+                    self._write_out()
             else:
                 self._err_line(f"fsync: error: {action} {path}: {error}")
 
     def warning(self, message: str) -> None:
         """Write `fsync: warning: MESSAGE` to stderr, after the lines before it."""
         with self._lock:
-            self._out.flush()
+            self._write_out()
         super().warning(message)
 
     def close(self) -> None:
-        """Flush the lines not yet written out."""
+        """Write out the lines still held."""
         with self._lock:
-            self._out.flush()
+            self._write_out()
+
+    def _write_out(self) -> None:
+        """Write the held lines in one go (call with the lock held)."""
+        if self._lines:
+            self._out.write("".join(self._lines))
+            self._lines.clear()
+        self._out.flush()
+        self._flushed = time.monotonic()
 
     def _err_line(self, line: str) -> None:
-        self._out.flush()
+        self._write_out()
         if self._err is not None:
             self._err.write(line + "\n")
             self._err.flush()
