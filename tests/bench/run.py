@@ -214,6 +214,7 @@ def _timed_steps(
     for rep in range(b.reps):
         if step is not None:
             step(rep)
+        workloads.warm(src)
         for tool in rotate(tools, rep):
             argv = local_argv(b, tool, src, dsts[tool])
             b.record(scen, tool, argv if isinstance(argv, str) else b.measure(argv))
@@ -222,6 +223,7 @@ def _timed_steps(
 def _initial(b: Bench, scen: str, tools: list[str], src: Path, reps: int) -> dict[str, Path]:
     dsts = {tool: b.work / f"local-dst-{_slug(tool)}" for tool in tools}
     for rep in range(reps):
+        workloads.warm(src)
         for tool in rotate(tools, rep):
             workloads.set_aside(dsts[tool])
             if tool == FSYNC:
@@ -378,7 +380,8 @@ def _machine(b: Bench, began: float, load_before: tuple[float, ...]) -> str:
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after (other work shares this "
         "machine: compare ratios, not absolute times)\n"
         f"- trees under {b.trees} ({'same disk as' if same_disk else 'NOT the same disk as'} "
-        "the checkout), page cache warm; `sync` before every timed run, untimed; fsync's "
+        "the checkout), page cache warm (every source tree read before each repetition); "
+        "`sync` before every timed run, untimed; fsync's "
         "modules byte-compiled first, as an installed copy is\n"
         f"- anchors: {versions}\n"
         + (

@@ -327,6 +327,7 @@ class Suite:
                 self.bench.empty(self.bench.bucket(tool))
             if tool == FSYNC:
                 shutil.rmtree(self.src / ".fsync", ignore_errors=True)
+            workloads.warm(self.src)
             sample = self.timed("initial", tool, argv)
             pushed[tool] = sample is not None and sample.ok
         expected = count_files(self.src)
@@ -338,6 +339,7 @@ class Suite:
     def step(self, step: str, change: Callable[[int], object] | None) -> None:
         """`reps` times: apply `change` to the tree, then let every tool push."""
         for _rep, tool in self.rounds(change):
+            workloads.warm(self.src)
             self.timed(step, tool, self.bench.push_argv(tool, self.src))
 
     def pull(self, pushed: dict[str, bool]) -> None:

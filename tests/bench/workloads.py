@@ -218,6 +218,20 @@ def set_aside(path: Path) -> None:
     path.rename(trash / f"{path.name}-{time.monotonic_ns()}")
 
 
+def warm(tree: Path) -> None:
+    """Read every file under `tree`, so the timed tools all read it from the page cache.
+
+    This machine's kernel reclaims page cache it finds cold (`kdamond`): a tree written or
+    read half an hour before is read from the disk again, by whichever tool comes first
+    (measured: a 20,000-file push took 23.6 s instead of 7 s).
+    """
+    for folder, _, names in os.walk(tree):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                while f.read(1 << 20):
+                    pass
+
+
 def clone(tree: Path, dest: Path) -> Path:
     """A private copy of `tree` at `dest` (times kept), for steps that change a tree in place."""
     shutil.rmtree(dest, ignore_errors=True)
