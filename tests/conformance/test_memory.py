@@ -16,6 +16,7 @@ from fsync.remote import open_remote
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from fsync.remote.base import Remote
 
@@ -118,19 +119,32 @@ def test_s3_url_is_an_object_store_with_the_endpoint() -> None:
     assert fs.dircache.use_listings_cache is False
 
 
-def test_the_state_key_of_an_s3_remote_names_its_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One URL on two stores is two remotes to the state database (their bases differ), and
-    the endpoint's password never reaches it; a remote without an endpoint is its URL."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+def test_the_state_key_of_an_s3_remote_names_its_endpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One URL on two stores is two remotes to the state database (their bases differ),
+    however the endpoint is given, and the endpoint's password never reaches it; AWS's own
+    endpoint (any region) adds nothing to the URL."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "aws-config"
+    config.write_text("[profile ceph]\nendpoint_url = http://ceph-profile:7480\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     url = "s3://bucket/prefix"
-    assert open_remote(url, storage_options={"anon": True}).key == url
-    ceph = open_remote(url, storage_options={"anon": True}, endpoint_url="http://ceph:7480/")
-    assert ceph.key == "s3://bucket/prefix on http://ceph:7480"
-    secret = open_remote(url, storage_options={"anon": True}, endpoint_url="http://u:pw@h:9000")
-    assert "pw" not in secret.key
-    assert secret.key.startswith(f"{url} on http://")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://minio:9000")
-    assert open_remote(url, storage_options={"anon": True}).key == f"{url} on http://minio:9000"
+    anon = {"anon": True}
+
+    def key(endpoint_url: str | None = None, **options: object) -> str:
+        return open_remote(url, storage_options={**anon, **options}, endpoint_url=endpoint_url).key
+
+    assert key() == url
+    assert key(client_kwargs={"region_name": "eu-west-1"}) == url
+    assert key("http://ceph:7480/") == f"{url} on http://ceph:7480"
+    assert key(endpoint_url="http://minio:9000") == f"{url} on http://minio:9000"
+    assert key(profile="ceph") == f"{url} on http://ceph-profile:7480"
+    secret = key("http://u:pw@h:9000")
+    assert "pw" not in secret
+    assert secret.startswith(f"{url} on http://")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://env:9000")
+    assert key() == f"{url} on http://env:9000"
     local = open_remote("/some/folder")
     assert local.key == local.url == "file:///some/folder"

@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import urlsplit
 
 import s3fs
 from fsspec.asyn import sync
@@ -135,14 +136,16 @@ class S3Remote:
         self.journal = journal
         self.clock = clock
         self.fs = _make_fs(storage_options or {}, endpoint_url, self.settings)
-        given = (
-            self.fs.client_kwargs.get("endpoint_url")
+        # What messages name the store by (the key below asks the client itself).
+        self._endpoint = str(
+            self.fs.endpoint_url
+            or self.fs.client_kwargs.get("endpoint_url")
             or os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL")
+            or "S3"
         )
-        self.endpoint: str | None = str(given).rstrip("/") if given else None
-        """The store's endpoint URL where one is given; None for AWS's own."""
-        self._endpoint = self.endpoint or "S3"
+        self._store: str | None = None
+        """The endpoint the client talks to, "" for AWS's own; found on first use of `key`."""
         self._tps = RateLimiter(self.settings.tps_limit, clock=clock)
         # A second's worth of burst: parts go in 1 MiB steps, so the rate holds within a part.
         self._bw = RateLimiter(
@@ -216,10 +219,24 @@ class S3Remote:
 
     @property
     def key(self) -> str:
-        """The URL, and the endpoint where one is given (see `Remote.key`)."""
-        if self.endpoint is None:
-            return self.url
-        return f"{self.url} on {redact_url(self.endpoint)}"
+        """The URL, and the endpoint unless it is AWS's own (see `Remote.key`).
+
+        The endpoint is the one the client was built with, whichever setting gave it:
+        `--endpoint-url`, `-o endpoint_url=`, a profile's `endpoint_url` in ~/.aws/config, or
+        `AWS_ENDPOINT_URL[_S3]`. Reading the settings here instead would miss some, and a
+        store reached through a missed one would share AWS's base. Building the client does
+        no network I/O.
+        """
+        if self._store is None:
+            try:
+                client = sync(self.fs.loop, self.fs.set_session)
+                url = str(client.meta.endpoint_url).rstrip("/")
+            except Exception:  # a client that cannot be built fails the run's first request
+                url = self._endpoint if self._endpoint != "S3" else ""
+            host = urlsplit(url).hostname or ""
+            aws = host == "amazonaws.com" or host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+            self._store = "" if aws else url
+        return f"{self.url} on {redact_url(self._store)}" if self._store else self.url
 
     def list(self) -> Listing:
         """Every object under the root from ListObjectsV2 pages: size and ETag, no metadata.
