@@ -91,7 +91,7 @@ def _copy_across(src: str, dst: str) -> None:
 
     The copy and its name are on disk before the original goes: else a crash could keep
     the unlink and lose the copy, and with it the file."""
-    tmp = _temp_beside(dst)
+    tmp = temp_beside(dst)
     try:
         shutil.copy2(src, tmp)
         fsync_file(tmp)
@@ -102,7 +102,8 @@ def _copy_across(src: str, dst: str) -> None:
     os.unlink(src)
 
 
-def _temp_beside(dst: str) -> str:
+def temp_beside(dst: str) -> str:
+    """A fresh temporary path in `dst`'s folder, to write it under before the rename."""
     return os.path.join(os.path.dirname(dst), temp_name())
 
 

@@ -144,6 +144,10 @@ def test_the_state_key_of_an_s3_remote_names_its_endpoint(
     secret = key("http://u:pw@h:9000")
     assert "pw" not in secret
     assert secret.startswith(f"{url} on http://")
+    # A client that cannot be built (no such profile) fails the run's first request with a
+    # clear error; asking for the key before that must not raise.
+    assert key("http://ceph:7480", profile="nosuch") == f"{url} on http://ceph:7480"
+    assert key(profile="nosuch") == url
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://env:9000")
     assert key() == f"{url} on http://env:9000"
     local = open_remote("/some/folder")

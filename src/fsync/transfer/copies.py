@@ -13,10 +13,9 @@ import os
 from collections.abc import Callable
 
 from fsync.errors import FileChangedError, VerificationError
-from fsync.fileops import create_exclusive, place_new
+from fsync.fileops import create_exclusive, place_new, temp_beside
 from fsync.hashing import HashingReader
 from fsync.model import Digest, LocalEntry, RelPath, RemoteEntry
-from fsync.paths import temp_name
 from fsync.remote.base import ObjectMeta, Remote
 
 CHUNK = 1 << 20
@@ -63,7 +62,7 @@ def fetch_new(
     the size (and the digest where known) must match it, else `VerificationError`; its
     mtime, where known, is given to the file.
     """
-    tmp = _temp_beside(dst)
+    tmp = temp_beside(dst)
     try:
         fd = create_exclusive(tmp)
         with os.fdopen(fd, "wb") as out, remote.open_read(path) as src:
@@ -114,10 +113,6 @@ def send_new(
 
         meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
         return store.put(path, reader, meta, expect=None, before_publish=verify)
-
-
-def _temp_beside(dst: str) -> str:
-    return os.path.join(os.path.dirname(dst), temp_name())
 
 
 def _unlink_quietly(path: str) -> None:
