@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from fsync.manifest import Manifest
 from fsync.manifest.journal import TransferJournal
+from fsync.model import PartialDownload, RelPath
 from fsync.remote.base import PendingUpload
 
 if TYPE_CHECKING:
@@ -82,3 +83,47 @@ def test_is_usable_from_many_threads(tmp_path: Path) -> None:
         rows = journal.all()
         assert len(rows) == 8 * 13
         assert all(int(row.upload_id[3:]) % 100 % 2 == 0 for row in rows)
+
+
+def partial(path: str) -> PartialDownload:
+    return PartialDownload(
+        RelPath(path), "s3://b", '"etag"', 10 << 20, ".fsync-tmp-x", 1 << 20, b"", 1.0
+    )
+
+
+def test_partial_downloads_survive_reopening(tmp_path: Path) -> None:
+    with TransferJournal.open(str(tmp_path)) as journal:
+        journal.begin_download(partial("a"))
+    with TransferJournal.open(str(tmp_path)) as journal:
+        assert journal.partial(RelPath("a")) == partial("a")
+        assert journal.partial(RelPath("b")) is None
+        journal.begin_download(partial("b"))
+        assert journal.partial(RelPath("b")) == partial("b")
+        journal.end_download(RelPath("a"))
+        journal.end_download(RelPath("never"))
+        assert journal.partial(RelPath("a")) is None
+    with TransferJournal.open(str(tmp_path)) as journal:
+        assert journal.partials() == [partial("b")]
+
+
+def test_forgetting_a_download_never_journaled_does_not_wait(tmp_path: Path) -> None:
+    """Every download asks for a partial to continue and forgets it once in place. For a
+    path that has none (nearly every one) neither is a statement: a DELETE would wait for
+    the engine's manifest transaction, as forgetting a real partial still does."""
+    with TransferJournal.open(str(tmp_path)) as journal:
+        journal.begin_download(partial("kept"))
+    with Manifest.open(str(tmp_path)) as manifest, TransferJournal.open(str(tmp_path)) as journal:
+        assert journal.partial(RelPath("kept")) == partial("kept")  # the rows are read now
+        forgot_kept = threading.Event()
+        with manifest.transaction():
+            manifest.start_run("pull", "s3://b")
+            journal.end_download(RelPath("small.txt"))  # returns at once, or the test hangs
+            assert journal.partial(RelPath("small.txt")) is None
+            thread = threading.Thread(
+                target=lambda: (journal.end_download(RelPath("kept")), forgot_kept.set())
+            )
+            thread.start()
+            assert not forgot_kept.wait(0.2)  # a real row: the DELETE waits its turn
+        thread.join(10)
+        assert forgot_kept.is_set()
+        assert journal.partials() == []

@@ -6,6 +6,14 @@ engine's main thread writes the manifest, so it has its own SQLite connection (W
 work on one database file) used under a lock. Every call commits on its own: a journal row
 must be durable before the transfer it names moves a byte, or a kill could leave an upload
 nobody remembers or a partial file nobody can trust.
+
+Which paths have a partial download is also kept in memory, so that the two questions every
+download asks (is there a partial to continue? forget it now that the file is in place)
+cost no SQL when the answer is no, as it is for nearly every file. Each was a statement
+under the lock, and the DELETE a write that waited for the engine's manifest transaction
+while the other transfer threads queued on the lock (a moto pull of 2,010 files, 4 runs
+each way: 12.4 s and 11.2 CPU-s against 12.8 s and 11.8). Only a pull adds rows, and it
+holds the root's lock, so what this process read at its first download question stays true.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ class TransferJournal:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self._downloads: set[str] | None = None  # paths with a row; read at first need
 
     @classmethod
     def open(cls, root: str) -> TransferJournal:
@@ -97,9 +106,18 @@ class TransferJournal:
 
     # -- partial downloads -----------------------------------------------------------------
 
+    def _download_paths(self) -> set[str]:
+        """The paths that have a download row (call under the lock)."""
+        if self._downloads is None:
+            rows = self._conn.execute("SELECT path FROM download_journal")
+            self._downloads = {path for (path,) in rows}
+        return self._downloads
+
     def partial(self, path: RelPath) -> PartialDownload | None:
         """The partial download of `path`, if one is journaled."""
         with self._lock:
+            if path not in self._download_paths():
+                return None
             row = self._conn.execute(
                 f"SELECT {_PARTIAL_COLUMNS} FROM download_journal WHERE path = ?", (path,)
             ).fetchone()
@@ -108,6 +126,7 @@ class TransferJournal:
     def begin_download(self, partial: PartialDownload) -> None:
         """Record a partial download (replacing any row of the same path)."""
         with self._lock:
+            paths = self._download_paths()
             self._conn.execute(
                 f"INSERT OR REPLACE INTO download_journal ({_PARTIAL_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -122,6 +141,7 @@ class TransferJournal:
                     partial.created,
                 ),
             )
+            paths.add(partial.path)
 
     def checkpoint(self, path: RelPath, blocks: bytes) -> None:
         """Set the digests of the blocks of `path`'s partial file that are on disk."""
@@ -133,7 +153,10 @@ class TransferJournal:
     def end_download(self, path: RelPath) -> None:
         """Forget the partial download of `path` (finished or discarded); unknown is fine."""
         with self._lock:
-            self._conn.execute("DELETE FROM download_journal WHERE path = ?", (path,))
+            paths = self._download_paths()
+            if path in paths:
+                self._conn.execute("DELETE FROM download_journal WHERE path = ?", (path,))
+                paths.discard(path)
 
     def partials(self) -> list[PartialDownload]:
         """Every journaled partial download, by path."""
