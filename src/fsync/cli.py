@@ -16,7 +16,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from fsync import cli_run, render
+from fsync import __version__, cli_run, render
 from fsync.cli_config import ConfiguredCommand
 from fsync.cli_options import (
     BackupDir,
@@ -64,6 +64,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"fsync {__version__}")
+        raise typer.Exit(int(ExitCode.OK))
+
+
+@app.callback()
+def _commands(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """The group's own options; each command does its work itself."""
 
 
 @app.command(cls=ConfiguredCommand)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -200,3 +201,9 @@ def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) 
     summary = json.loads(res.stdout)
     assert summary["deleted"] == 0
     assert listing(out) == before
+
+
+def test_version_is_the_installed_one(fsync) -> None:
+    res = fsync("--version")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == f"fsync {importlib.metadata.version('fsync-tree')}\n"
