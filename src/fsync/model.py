@@ -7,9 +7,9 @@ plan can be handed between threads without copying.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import NewType
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, NewType
 
 RelPath = NewType("RelPath", str)
 """A POSIX, NFC-normalised path relative to a sync root; only `paths.to_relpath` makes one."""
@@ -68,6 +68,67 @@ class BaseEntry:
 Snapshot = Mapping[RelPath, LocalEntry]
 RemoteSnapshot = Mapping[RelPath, RemoteEntry]
 BaseSnapshot = Mapping[RelPath, BaseEntry]
+
+
+# --- one entry per file, fast ------------------------------------------------------------
+# A frozen dataclass's generated `__init__` sets each field through `object.__setattr__`
+# (frozen forbids plain assignment): 0.74 us for a `LocalEntry` on Python 3.11, against
+# 0.38 us setting its slots directly. A no-op run builds three entries per file (the scan,
+# the listing, the base), so where a run builds one per file it calls these instead: 0.1 s
+# of a 2 s no-op of 100,000 files. Each takes every field in order, and unpacks its setters
+# by name, so a field added to the class breaks it at once (tests/unit/test_model.py).
+
+_new = object.__new__
+
+
+def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
+    """The `__set__` of each field's slot descriptor, in field order."""
+    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+
+
+_LOCAL_SETTERS = _slot_setters(LocalEntry)
+_REMOTE_SETTERS = _slot_setters(RemoteEntry)
+_BASE_SETTERS = _slot_setters(BaseEntry)
+
+
+def local_entry(  # noqa: PLR0917 - LocalEntry's fields, positional as its constructor's
+    size: int, mtime_ns: int, digest: Digest, mode: int, ino: int, ctime_ns: int
+) -> LocalEntry:
+    """`LocalEntry(size, mtime_ns, digest, mode, ino, ctime_ns)`, in half the time."""
+    entry = _new(LocalEntry)
+    set_size, set_mtime_ns, set_digest, set_mode, set_ino, set_ctime_ns = _LOCAL_SETTERS
+    set_size(entry, size)
+    set_mtime_ns(entry, mtime_ns)
+    set_digest(entry, digest)
+    set_mode(entry, mode)
+    set_ino(entry, ino)
+    set_ctime_ns(entry, ctime_ns)
+    return entry
+
+
+def remote_entry(
+    size: int, fingerprint: str, digest: Digest | None, mtime_ns: int | None, mode: int | None
+) -> RemoteEntry:
+    """`RemoteEntry(size, fingerprint, digest, mtime_ns, mode)`, in half the time."""
+    entry = _new(RemoteEntry)
+    set_size, set_fingerprint, set_digest, set_mtime_ns, set_mode = _REMOTE_SETTERS
+    set_size(entry, size)
+    set_fingerprint(entry, fingerprint)
+    set_digest(entry, digest)
+    set_mtime_ns(entry, mtime_ns)
+    set_mode(entry, mode)
+    return entry
+
+
+def base_entry(size: int, digest: Digest, fingerprint: str, mtime_ns: int) -> BaseEntry:
+    """`BaseEntry(size, digest, fingerprint, mtime_ns)`, in half the time."""
+    entry = _new(BaseEntry)
+    set_size, set_digest, set_fingerprint, set_mtime_ns = _BASE_SETTERS
+    set_size(entry, size)
+    set_digest(entry, digest)
+    set_fingerprint(entry, fingerprint)
+    set_mtime_ns(entry, mtime_ns)
+    return entry
 
 
 class Direction(enum.Enum):

@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 from fsync.errors import ConfigError, FileChangedError, UnsafePathError
 from fsync.hashing import CacheRecord, StatSig, cpu_threads, hash_file
 from fsync.ignore import IGNORE_FILE, STATE_DIR, IgnoreMatcher
-from fsync.model import Digest, FileError, LocalEntry, RelPath
+from fsync.model import Digest, FileError, LocalEntry, RelPath, local_entry
 from fsync.paths import ancestors, to_relpath
 
 RACY_NS = 2_000_000_000
@@ -519,7 +519,7 @@ class _Walker:
 
 def _entry(st: os.stat_result, digest: Digest) -> LocalEntry:
     """The entry of a file whose cached digest still holds for its stat `st`."""
-    return LocalEntry(
+    return local_entry(
         st.st_size, st.st_mtime_ns, digest, st.st_mode & 0o7777, st.st_ino, st.st_ctime_ns
     )
 

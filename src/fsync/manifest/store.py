@@ -20,7 +20,7 @@ from typing import Any
 from fsync.hashing import HASH_VERSION, CacheRecord, StatSig
 from fsync.manifest import outbox
 from fsync.manifest.db import DB_NAME, connect, state_dir
-from fsync.model import BaseEntry, Digest, RelPath
+from fsync.model import BaseEntry, Digest, RelPath, base_entry
 
 _INO_WRAP = 1 << 64
 _INO_MAX = (1 << 63) - 1
@@ -265,7 +265,8 @@ class Manifest:
         )
         # Paths and digests were RelPaths and Digests when written (see `_load_cache`).
         return {
-            path: BaseEntry(size, digest, fp, mtime_ns) for path, size, digest, fp, mtime_ns in rows
+            path: base_entry(size, digest, fp, mtime_ns)
+            for path, size, digest, fp, mtime_ns in rows
         }
 
     def set_base(self, remote: str, changes: Iterable[tuple[RelPath, BaseEntry | None]]) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn
 from fsync.durability import Durability
 from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
 from fsync.fileops import makedirs, place_new, rename_noreplace
-from fsync.model import Digest, RelPath, RemoteEntry
+from fsync.model import Digest, RelPath, RemoteEntry, remote_entry
 from fsync.paths import temp_name
 from fsync.remote.base import (
     Capabilities,
@@ -65,12 +65,8 @@ def _raise_translated(err: OSError, doing: str) -> NoReturn:
 
 def _entry(st: os.stat_result) -> RemoteEntry:
     """The entry for a regular file's stat: size and exact mtime make the fingerprint."""
-    return RemoteEntry(
-        size=st.st_size,
-        fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
-        mtime_ns=st.st_mtime_ns,
-        mode=stat.S_IMODE(st.st_mode),
-    )
+    size, mtime_ns = st.st_size, st.st_mtime_ns
+    return remote_entry(size, f"{size}:{mtime_ns}", None, mtime_ns, stat.S_IMODE(st.st_mode))
 
 
 def _plain(name: str) -> bool:
