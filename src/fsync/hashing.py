@@ -222,6 +222,12 @@ class HashingReader(io.RawIOBase):
     def seekable(self) -> bool:
         return False
 
+    def fileno(self) -> int:
+        """The descriptor of `raw` (an error if it has none): a reader that must know the
+        content before streaming it (S3's `md5chksum`) reads it ahead with `pread`, which
+        leaves this stream where it is."""
+        return self._raw.fileno()
+
     def _account(self, data: ReadableBuffer) -> None:
         self._blake3.update(data)
         if self._md5 is not None:

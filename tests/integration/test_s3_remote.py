@@ -15,7 +15,7 @@ import socket
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
 import pytest
@@ -28,6 +28,7 @@ from fsync.errors import (
     TransientError,
     VerificationError,
 )
+from fsync.hashing import HashingReader
 from fsync.manifest.journal import TransferJournal
 from fsync.model import Digest, RemoteEntry
 from fsync.paths import to_relpath
@@ -63,10 +64,12 @@ def put(
     *,
     expect: RemoteEntry | None = None,
     before_publish: Any = None,
+    source: BinaryIO | None = None,
 ) -> RemoteEntry:
+    """Upload `data` as `name`, read from `source` (default: memory, no descriptor)."""
     return remote.put(
         to_relpath(name),
-        io.BytesIO(data),
+        source or io.BytesIO(data),
         meta_for(data),
         expect=expect,
         before_publish=before_publish or (lambda: None),
@@ -138,20 +141,29 @@ def test_small_put_is_one_request_and_metadata_is_rclone_compatible(
     }
 
 
+def file_source(tmp_path: Path, data: bytes) -> HashingReader:
+    """`data` as the worker reads a local file: a hashing stream over an unbuffered file."""
+    path = tmp_path / f"source-{len(data)}"
+    path.write_bytes(data)
+    return HashingReader(path.open("rb", buffering=0))
+
+
 def test_multipart_put_requests_and_metadata(
-    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
 ) -> None:
     data = os.urandom(12 * MIB)
-    entry = put(remote, "big.bin", data)
+    with file_source(tmp_path, data) as source:
+        entry = put(remote, "big.bin", data, source=source)
+        assert source.bytes_read == len(data)  # the MD5 read-ahead left the stream alone
     counts = s3_proxy.proxy.counts()
-    # create, 3 parts, HEAD (check before publishing), complete, HEAD (verify), copy (md5chksum)
+    # create (metadata with the MD5 read ahead), 3 parts, HEAD (check before publishing),
+    # complete, HEAD (verify); no CopyObject to add the MD5 afterwards
     assert counts == Counter(
         {
             "CreateMultipartUpload": 1,
             "UploadPart": 3,
             "HeadObject": 2,
             "CompleteMultipartUpload": 1,
-            "CopyObject": 1,
         }
     )
     answer = head(direct, s3_proxy.bucket, f"{ROOT}/big.bin")
@@ -340,6 +352,46 @@ def _replace_id(s3_proxy: ProxiedBucket, data: bytes) -> PendingUpload:
         CHUNK,
         1.0,
     )
+
+
+def test_multipart_from_a_stream_without_a_descriptor_has_no_md5chksum(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    data = os.urandom(11 * MIB)
+    entry = put(remote, "stream.bin", data)
+    assert "CopyObject" not in s3_proxy.proxy.counts()
+    answer = head(direct, s3_proxy.bucket, f"{ROOT}/stream.bin")
+    assert "md5chksum" not in answer["Metadata"]
+    assert answer["Metadata"]["blake3"] == blake3.blake3(data).hexdigest()
+    assert entry.fingerprint == answer["ETag"].strip('"')
+
+
+class ChangedBehind(io.BytesIO):
+    """Streams the content that was hashed while its descriptor holds another: the file
+    was rewritten after the scan, or between the MD5 read-ahead and the send."""
+
+    def __init__(self, streamed: bytes, fd: int) -> None:
+        super().__init__(streamed)
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+@pytest.mark.parametrize("change", ["other bytes", "grown", "shrunk"])
+def test_no_md5chksum_is_read_from_content_other_than_the_hashed(
+    remote: S3Remote, s3_proxy: ProxiedBucket, journal: TransferJournal, tmp_path: Path, change: str
+) -> None:
+    """The MD5 read ahead must be of the content whose blake3 the object will carry."""
+    data = os.urandom(11 * MIB)
+    now = {"other bytes": data[::-1], "grown": data + b"x", "shrunk": data[:-1]}[change]
+    ahead = tmp_path / "ahead.bin"
+    ahead.write_bytes(now)
+    with ahead.open("rb") as file, pytest.raises(FileChangedError, match="changed"):
+        put(remote, "x.bin", data, source=ChangedBehind(data, file.fileno()))
+    assert s3_proxy.proxy.counts() == Counter()  # refused before the upload was created
+    assert journal.all() == []
+    assert remote.list().entries == {}
 
 
 def test_failed_check_before_publishing_aborts_the_upload(

@@ -13,18 +13,30 @@ Parts are read in order from the source (a hashing stream that must be read exac
 the calling thread and sent by the remote's shared pool; every buffer holds one of the
 remote's `transfers` slots until its part is sent, which bounds the memory of all uploads
 together at `transfers` x part size.
+
+The whole content's MD5 (`md5chksum`, as rclone writes it) belongs in the metadata, which
+CreateMultipartUpload fixes before the first part is read. So it is read ahead, through the
+source's descriptor without moving it, as rclone does for a local file, together with the
+blake3 that must be the one the upload publishes: the MD5 is then of the very content sent
+(which the caller checks against that blake3), not of a version the file held in between.
+It was added afterwards by copying the object onto itself, which cost a CopyObject and a
+HEAD per file, stopped at CopyObject's 5 GiB, and left two versions of every large file in
+a versioned bucket. A source without a descriptor, or content of unknown blake3, gets no
+`md5chksum`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fsync.errors import FileChangedError, RemoteChanged, TransientError, VerificationError
+from fsync.hashing import new_hasher
 from fsync.model import RemoteEntry
 from fsync.remote import s3_meta as sm
 from fsync.remote.base import ObjectMeta, PendingUpload, same_version
@@ -38,8 +50,8 @@ if TYPE_CHECKING:
 
 READ_SIZE = 1 << 20
 """Bytes asked of the source per read while filling a buffer (the engine's progress step)."""
-MAX_COPY_SIZE = 5 << 30
-"""CopyObject's limit: a bigger object would need a multipart copy, so gets no md5chksum."""
+MD5_READ = 4 << 20
+"""Bytes read per step of the MD5 read-ahead (hashlib lets go of the GIL for each)."""
 
 Parts = dict[int, tuple[str, int]]
 """Part number -> (ETag as the store gave it, size)."""
@@ -142,8 +154,8 @@ class MultipartPut:
         before_publish: Callable[[], None],
     ) -> RemoteEntry:
         """Send, check `before_publish` and `expect`, complete, verify; the new entry."""
-        upload, done = self._begin()
-        whole_md5, etags = self._send_all(upload, done, source)
+        upload, done = self._begin(_md5_ahead(source, self.meta, self.what))
+        etags = self._send_all(upload, done, source)
         try:
             before_publish()
         except BaseException:
@@ -158,14 +170,14 @@ class MultipartPut:
             raise VerificationError(
                 f"{self.what}: after completing, the object is not what was sent"
             )
-        fingerprint = self._add_md5chksum(head.fingerprint, whole_md5)
-        return sm.written_entry(meta, fingerprint)
+        return sm.written_entry(meta, head.fingerprint)
 
     # -- starting or continuing ------------------------------------------------------------
 
-    def _begin(self) -> tuple[PendingUpload, Parts]:
+    def _begin(self, md5: str | None) -> tuple[PendingUpload, Parts]:
         """The journaled upload of this very content with its parts on the store, or a new
-        upload; every other journaled upload of the key is aborted."""
+        upload (whose metadata carries `md5`, the content's); every other journaled upload
+        of the key is aborted."""
         remote, meta = self.remote, self.meta
         resumed: tuple[PendingUpload, Parts] | None = None
         journal = remote.journal
@@ -188,7 +200,7 @@ class MultipartPut:
             self.what,
             Bucket=remote.bucket,
             Key=self.key,
-            Metadata=sm.object_metadata(meta),
+            Metadata=sm.object_metadata(meta, md5),
         )
         upload = PendingUpload(
             self.target,
@@ -222,17 +234,14 @@ class MultipartPut:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _send_all(
-        self, upload: PendingUpload, done: Parts, source: BinaryIO
-    ) -> tuple[str, dict[int, str]]:
+    def _send_all(self, upload: PendingUpload, done: Parts, source: BinaryIO) -> dict[int, str]:
         """Read every part in order; send those the store lacks, `transfers` at a time.
 
-        Returns the MD5 of the whole content and each part's ETag. On a failure the sends
+        Returns each part's ETag. On a failure the sends
         already running finish, the rest are cancelled, the upload stays journaled, and the
         first error is raised.
         """
         slots = self.remote.slots
-        whole = hashlib.md5(usedforsecurity=False)
         etags: dict[int, str] = {}
         running: dict[Future[tuple[str, bool]], int] = {}
         failures: list[BaseException] = []
@@ -251,7 +260,6 @@ class MultipartPut:
                 except BaseException:
                     slots.release()
                     raise
-                whole.update(body)
                 have = done.get(number)
                 future = self.remote.pool.submit(self._send_part, upload, number, body, have)
                 running[future] = number
@@ -269,7 +277,7 @@ class MultipartPut:
             etag, sent = future.result()
             etags[number] = etag
             self.sent += sent
-        return whole.hexdigest(), etags
+        return etags
 
     def _send_part(
         self, upload: PendingUpload, number: int, body: bytearray, have: tuple[str, int] | None
@@ -279,8 +287,8 @@ class MultipartPut:
         whether it was sent.
 
         The part's MD5 is taken here, on a pool thread, not by the thread reading the file,
-        which already hashes every byte once for the whole file's MD5: the two passes then
-        run on two cores (hashlib lets go of the GIL), not one after the other.
+        which hashes every byte with blake3 as it reads: the two run on two cores (hashlib
+        lets go of the GIL), not one after the other.
         """
         md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
         if have is not None and (sm.normalise_etag(have[0]), have[1]) == (md5, len(body)):
@@ -334,33 +342,29 @@ class MultipartPut:
         if remote.journal is not None:
             remote.journal.finish(upload.upload_id)
 
-    def _add_md5chksum(self, etag: str, md5: str) -> str:
-        """Add rclone's `md5chksum` to the completed object; return its ETag afterwards.
 
-        The MD5 of the whole content is known only once every part was read, after
-        CreateMultipartUpload fixed the metadata, so it is added by copying the object onto
-        itself with the full metadata: server-side, no byte crosses the network (Ceph only
-        relinks the data: 0.05 s for 200 MiB here; moto re-hashes it). The copy is
-        conditional on the ETag just confirmed; where a store ignores the condition (moto,
-        Ceph), the result is checked.
-        """
-        remote = self.remote
-        if self.meta.size > MAX_COPY_SIZE:
-            return etag
-        answer = remote.call(
-            "copy_object",
-            self.what,
-            Bucket=remote.bucket,
-            Key=self.key,
-            CopySource={"Bucket": remote.bucket, "Key": self.key},
-            CopySourceIfMatch=etag,
-            MetadataDirective="REPLACE",
-            Metadata=sm.object_metadata(self.meta, md5),
-        )
-        copied = sm.normalise_etag((answer.get("CopyObjectResult") or {}).get("ETag"))
-        if copied in (etag, md5):
-            return copied
-        head = remote.head(self.key, self.what)
-        if head is None or not sm.is_same_write(head, self.meta, None):
-            raise RemoteChanged(f"{self.what}: replaced by another writer just after completing")
-        return head.fingerprint
+def _md5_ahead(source: BinaryIO, meta: ObjectMeta, what: str) -> str | None:
+    """The MD5 of the content `meta` describes, read from the file behind `source` without
+    moving `source`; None when `source` has no descriptor (not a file) or `meta` no digest.
+
+    Raises `FileChangedError` when the file does not hold that content any more (its blake3
+    or its size differ): the caller hashes it again and starts over.
+    """
+    if not meta.digest:
+        return None
+    try:
+        fd = source.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+    md5, hasher = hashlib.md5(usedforsecurity=False), new_hasher()
+    view = memoryview(bytearray(min(MD5_READ, meta.size + 1)))
+    offset = 0
+    # One byte past the size: a file that grew is caught here, not read to its end.
+    while offset <= meta.size and (got := os.preadv(fd, [view], offset)):
+        step = view[: min(got, meta.size - offset)]
+        md5.update(step)
+        hasher.update(step)
+        offset += got
+    if offset != meta.size or hasher.hexdigest() != meta.digest:
+        raise FileChangedError(f"{what}: the file changed since it was hashed")
+    return md5.hexdigest()
