@@ -36,6 +36,7 @@ from fsync.remote import open_remote
 from fsync.remote.base import ObjectMeta, PendingUpload
 from fsync.remote.retry import RetryPolicy
 from fsync.remote.s3_meta import format_mtime
+from fsync.remote.s3_reader import SMALL_BODY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -470,6 +471,20 @@ def test_download_resumes_after_a_reset_from_the_byte_reached(
         got = src.read()
     assert got == data
     assert s3_proxy.proxy.counts()["GetObject"] == 2
+
+
+def test_a_small_download_cut_mid_body_is_fetched_again_whole(
+    remote: S3Remote, s3_proxy: ProxiedBucket
+) -> None:
+    """A body of up to `SMALL_BODY` is read with its answer; cut short, the GET is retried."""
+    data = os.urandom(SMALL_BODY // 2)
+    put(remote, "s.bin", data)
+    s3_proxy.proxy.reset_counts()
+    s3_proxy.proxy.add_rule("GetObject", action="reset", times=1)
+    with remote.open_read(to_relpath("s.bin")) as src:
+        got = b"".join(iter(lambda: src.read(64 << 10), b""))
+    assert got == data
+    assert [(e.op, e.range) for e in s3_proxy.proxy.log] == [("GetObject", None)] * 2
 
 
 def test_download_refuses_content_not_matching_its_blake3(

@@ -57,7 +57,7 @@ from fsync.remote.base import (
 from fsync.remote.retry import REAL_CLOCK, Clock, RateLimiter, RetryPolicy, retrying
 from fsync.remote.s3_errors import Unsupported, classify
 from fsync.remote.s3_multipart import MultipartPut, SharedBody, read_part
-from fsync.remote.s3_reader import S3Reader
+from fsync.remote.s3_reader import S3Reader, read_small_body
 from fsync.transfer import chunking
 
 if TYPE_CHECKING:
@@ -198,6 +198,8 @@ class S3Remote:
     async def _request(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
         client = await self.fs.set_session()
         result: dict[str, Any] = await getattr(client, op)(**params)
+        if op == "get_object":
+            await read_small_body(result)
         return result
 
     def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
