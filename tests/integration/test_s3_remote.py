@@ -35,7 +35,7 @@ from fsync.paths import to_relpath
 from fsync.remote import open_remote
 from fsync.remote.base import ObjectMeta, PendingUpload
 from fsync.remote.retry import RetryPolicy
-from fsync.remote.s3_meta import format_mtime
+from fsync.remote.s3_meta import format_mtime, metadata_tag, object_metadata
 from fsync.remote.s3_reader import SMALL_BODY
 
 if TYPE_CHECKING:
@@ -66,12 +66,13 @@ def put(
     expect: RemoteEntry | None = None,
     before_publish: Any = None,
     source: BinaryIO | None = None,
+    meta: ObjectMeta | None = None,
 ) -> RemoteEntry:
     """Upload `data` as `name`, read from `source` (default: memory, no descriptor)."""
     return remote.put(
         to_relpath(name),
         source or io.BytesIO(data),
-        meta_for(data),
+        meta or meta_for(data),
         expect=expect,
         before_publish=before_publish or (lambda: None),
     )
@@ -343,6 +344,59 @@ def test_vanished_upload_starts_afresh(
     assert counts["UploadPart"] == 3
 
 
+@pytest.mark.parametrize("change", ["none", "mode", "mtime"])
+def test_an_upload_is_continued_only_with_the_metadata_it_was_created_with(
+    remote: S3Remote,
+    s3_proxy: ProxiedBucket,
+    direct: S3Server,
+    journal: TransferJournal,
+    tmp_path: Path,
+    *,
+    change: str,
+) -> None:
+    """CreateMultipartUpload fixed the metadata (md5chksum included): a file chmod-ed or
+    touched since the failed run gets a new upload, or the object would carry the old."""
+    data = os.urandom(11 * MIB)
+    proxy = s3_proxy.proxy
+    proxy.add_rule("UploadPart", action="drop", after=1, times=None)
+    with file_source(tmp_path, data) as source, pytest.raises(TransientError):
+        put(remote, "meta.bin", data, source=source)
+    proxy.clear_rules()
+    proxy.reset_counts()
+    meta = {
+        "none": meta_for(data),
+        "mode": meta_for(data, mode=0o100755),
+        "mtime": meta_for(data, mtime_ns=MTIME + 5 * 10**9),
+    }[change]
+    with file_source(tmp_path, data) as source:
+        put(remote, "meta.bin", data, source=source, meta=meta)
+    counts = proxy.counts()
+    continued = change == "none"
+    assert counts["CreateMultipartUpload"] == (0 if continued else 1)
+    assert counts["AbortMultipartUpload"] == (0 if continued else 1)
+    assert counts["UploadPart"] == (2 if continued else 3)
+    stored = head(direct, s3_proxy.bucket, f"{ROOT}/meta.bin")["Metadata"]
+    assert stored["mode"] == f"0{meta.mode:o}"
+    assert stored["mtime"] == format_mtime(meta.mtime_ns)
+    assert stored["md5chksum"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert journal.all() == []
+
+
+def test_md5chksum_is_read_ahead_from_a_buffered_file_too(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """`copies.send_new` reads through a buffered file: the read-ahead must not disturb it."""
+    data = os.urandom(11 * MIB)
+    path = tmp_path / "buffered.bin"
+    path.write_bytes(data)
+    with path.open("rb") as raw, HashingReader(raw) as source:
+        put(remote, "buffered.bin", data, source=source)
+        assert (source.bytes_read, source.digest()) == (len(data), meta_for(data).digest)
+    stored = head(direct, s3_proxy.bucket, f"{ROOT}/buffered.bin")["Metadata"]
+    assert stored["md5chksum"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/buffered.bin") == data
+
+
 def _replace_id(s3_proxy: ProxiedBucket, data: bytes) -> PendingUpload:
     """A journal row for an upload id the store never heard of (or forgot)."""
     return PendingUpload(
@@ -352,6 +406,7 @@ def _replace_id(s3_proxy: ProxiedBucket, data: bytes) -> PendingUpload:
         len(data),
         CHUNK,
         1.0,
+        metadata_tag(object_metadata(meta_for(data))),
     )
 
 

@@ -15,7 +15,10 @@ if TYPE_CHECKING:
 
 
 def upload(n: int, target: str = "s3://b/k", created: float = 0.0) -> PendingUpload:
-    return PendingUpload(target, f"id-{n}", "ab" * 32, 100 + n, 5 << 20, created or float(n))
+    metadata = f'{{"mode":"010064{n % 8}"}}'  # kept as given, to continue only its like
+    return PendingUpload(
+        target, f"id-{n}", "ab" * 32, 100 + n, 5 << 20, created or float(n), metadata
+    )
 
 
 def test_start_find_finish(tmp_path: Path) -> None:

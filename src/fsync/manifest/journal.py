@@ -28,7 +28,7 @@ from fsync.manifest.db import DB_NAME, connect, state_dir
 from fsync.model import PartialDownload, RelPath
 from fsync.remote.base import PendingUpload
 
-_COLUMNS = "target, upload_id, digest, size, part_size, created"
+_COLUMNS = "target, upload_id, digest, size, part_size, created, metadata"
 _PARTIAL_COLUMNS = "path, source, fingerprint, size, temp, block_size, blocks, created"
 
 
@@ -80,7 +80,7 @@ class TransferJournal:
         """Record a newly created upload (a row with the same upload id is replaced)."""
         with self._lock:
             self._conn.execute(
-                f"INSERT OR REPLACE INTO upload_journal ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO upload_journal ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     upload.target,
                     upload.upload_id,
@@ -88,6 +88,7 @@ class TransferJournal:
                     upload.size,
                     upload.part_size,
                     upload.created,
+                    upload.metadata,
                 ),
             )
 

@@ -99,8 +99,10 @@ class PendingUpload:
 
     `target` names the object (`s3://bucket/key`); `digest` and `size` the content being
     sent, so a re-run continues the upload only for the same content; `part_size` how it was
-    cut. Which parts are done is not kept here: the store's own record (S3 ListParts) is the
-    truth, and each listed part is checked against the bytes re-read before it is skipped.
+    cut; `metadata` the object metadata it was created with, in the adapter's own spelling
+    (a re-run needing other metadata starts a new upload). Which parts are done is not kept
+    here: the store's own record (S3 ListParts) is the truth, and each listed part is
+    checked against the bytes re-read before it is skipped.
     """
 
     target: str
@@ -109,6 +111,7 @@ class PendingUpload:
     size: int
     part_size: int
     created: float
+    metadata: str = ""
 
 
 class UploadJournal(Protocol):

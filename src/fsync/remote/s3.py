@@ -10,8 +10,9 @@ multipart upload aborts on any error and cannot continue). Each request goes thr
 Writes follow DESIGN.md: a file up to the chunk size is one PutObject carrying Content-MD5
 and a condition (`If-None-Match: *` for a new object, `If-Match: <etag>` for an overwrite),
 and the ETag that comes back must equal the MD5 computed while reading; nothing else is
-requested. A larger file is a multipart upload whose parts are read in order from the
-source (once) and sent in parallel; the upload is journaled so a killed run continues it.
+requested. A larger file is a multipart upload: its MD5 is read ahead from the file (for
+the `md5chksum` metadata), then its parts are read in order from the source and sent in
+parallel; the upload is journaled so a killed run continues it.
 Memory in flight is bounded by one semaphore per remote: at most `transfers` buffers of one
 part (or one whole small file) exist at once, whatever mix of files is being sent (plus,
 briefly, the read buffer of a part being filled).
@@ -313,9 +314,12 @@ class S3Remote:
     ) -> RemoteEntry:
         """Upload `source` as `path` (see the module docstring); returns the new entry.
 
+        `meta` must describe what `source` yields (the caller's `before_publish` checks
+        the blake3 of what was read): a multipart object's `md5chksum` is read ahead from
+        the file behind `source` and is the MD5 of the content whose blake3 is `meta.digest`.
         Raises `RemoteChanged` when the object is no longer `expect`, `FileChangedError`
-        when the source ends early, `VerificationError` when the store reports other bytes
-        than were read.
+        when the source ends early or no longer holds `meta`'s content, `VerificationError`
+        when the store reports other bytes than were read.
         """
         if chunking.needs_parts(meta.size, self.settings.chunk_size):
             upload = MultipartPut(self, self._key(path), meta, f"writing {self._url(path)}")

@@ -12,6 +12,7 @@ comparable.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import stat
 from collections.abc import Mapping
@@ -111,6 +112,12 @@ def object_metadata(meta: ObjectMeta, md5_hex: str | None = None) -> dict[str, s
     if md5_hex:
         out[META_MD5] = md5_base64(md5_hex)
     return out
+
+
+def metadata_tag(metadata: Mapping[str, str]) -> str:
+    """`metadata` in one canonical spelling: what the upload journal keeps of an upload's
+    metadata, to continue it only when the object still needs exactly the same."""
+    return json.dumps(dict(metadata), sort_keys=True, separators=(",", ":"))
 
 
 def digest_from_metadata(metadata: Mapping[str, str] | None) -> Digest | None:

@@ -2,12 +2,12 @@
 
 s3fs's multipart upload aborts on any error and cannot continue one, so fsync drives the
 calls itself (STYLE.md). The upload is journaled (`UploadJournal`) before its first part is
-sent; a later run with the same content (same blake3 and size) finds it, asks the store which
-parts it holds (ListParts: the store's own record), and re-sends only the parts whose bytes,
-re-read from the file in the same single pass that hashes it, do not match what the store
-has. A failed upload is never aborted (the next attempt continues it), except when the source
-changed: its parts are then worthless and the upload is aborted at once, as is any journaled
-upload of the same key with other content.
+sent; a later run with the same content and metadata (blake3, size, mtime, mode) finds it,
+asks the store which parts it holds (ListParts: the store's own record), and re-sends only
+the parts whose bytes, re-read from the file in the same single pass that hashes it, do not
+match what the store has. A failed upload is never aborted (the next attempt continues it),
+except when the source changed: its parts are then worthless and the upload is aborted at
+once, as is any journaled upload of the same key with other content or metadata.
 
 Parts are read in order from the source (a hashing stream that must be read exactly once) on
 the calling thread and sent by the remote's shared pool; every buffer holds one of the
@@ -17,12 +17,14 @@ together at `transfers` x part size.
 The whole content's MD5 (`md5chksum`, as rclone writes it) belongs in the metadata, which
 CreateMultipartUpload fixes before the first part is read. So it is read ahead, through the
 source's descriptor without moving it, as rclone does for a local file, together with the
-blake3 that must be the one the upload publishes: the MD5 is then of the very content sent
-(which the caller checks against that blake3), not of a version the file held in between.
-It was added afterwards by copying the object onto itself, which cost a CopyObject and a
+blake3 that the object will carry: the MD5 is then of the content the caller checks it sent
+against that blake3 (`before_publish`), not of a version the file held in between. It used
+to be added afterwards by copying the object onto itself, which cost a CopyObject and a
 HEAD per file, stopped at CopyObject's 5 GiB, and left two versions of every large file in
-a versioned bucket. A source without a descriptor, or content of unknown blake3, gets no
-`md5chksum`.
+a versioned bucket. A source that is not a regular file, or content of unknown blake3, gets
+no `md5chksum`. Since the metadata is fixed at creation, the journal keeps it, and an
+upload is continued only when the object still needs the same (a file touched or chmod-ed
+since gets a new upload).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -154,7 +157,9 @@ class MultipartPut:
         before_publish: Callable[[], None],
     ) -> RemoteEntry:
         """Send, check `before_publish` and `expect`, complete, verify; the new entry."""
-        upload, done = self._begin(_md5_ahead(source, self.meta, self.what))
+        upload, done = self._begin(
+            sm.object_metadata(self.meta, _md5_ahead(source, self.meta, self.what))
+        )
         etags = self._send_all(upload, done, source)
         try:
             before_publish()
@@ -174,18 +179,20 @@ class MultipartPut:
 
     # -- starting or continuing ------------------------------------------------------------
 
-    def _begin(self, md5: str | None) -> tuple[PendingUpload, Parts]:
-        """The journaled upload of this very content with its parts on the store, or a new
-        upload (whose metadata carries `md5`, the content's); every other journaled upload
-        of the key is aborted."""
+    def _begin(self, metadata: dict[str, str]) -> tuple[PendingUpload, Parts]:
+        """The journaled upload of this very content and `metadata` with its parts on the
+        store, or a new upload with `metadata`; every other journaled upload of the key is
+        aborted."""
         remote, meta = self.remote, self.meta
+        tag = sm.metadata_tag(metadata)
         resumed: tuple[PendingUpload, Parts] | None = None
         journal = remote.journal
         for old in journal.for_target(self.target) if journal is not None else ():
-            same = bool(meta.digest) and (old.digest, old.size, old.part_size) == (
+            same = bool(meta.digest) and (old.digest, old.size, old.part_size, old.metadata) == (
                 meta.digest,
                 meta.size,
                 self.part_size,
+                tag,
             )
             if resumed is None and same:
                 parts = self._list_parts(old.upload_id)
@@ -200,7 +207,7 @@ class MultipartPut:
             self.what,
             Bucket=remote.bucket,
             Key=self.key,
-            Metadata=sm.object_metadata(meta, md5),
+            Metadata=metadata,
         )
         upload = PendingUpload(
             self.target,
@@ -209,6 +216,7 @@ class MultipartPut:
             meta.size,
             self.part_size,
             time.time(),
+            tag,
         )
         if journal is not None:
             journal.start(upload)
@@ -344,8 +352,8 @@ class MultipartPut:
 
 
 def _md5_ahead(source: BinaryIO, meta: ObjectMeta, what: str) -> str | None:
-    """The MD5 of the content `meta` describes, read from the file behind `source` without
-    moving `source`; None when `source` has no descriptor (not a file) or `meta` no digest.
+    """The MD5 of the content `meta` describes, read from the regular file behind `source`
+    without moving `source`; None when there is no such file or `meta` has no digest.
 
     Raises `FileChangedError` when the file does not hold that content any more (its blake3
     or its size differ): the caller hashes it again and starts over.
@@ -354,8 +362,13 @@ def _md5_ahead(source: BinaryIO, meta: ObjectMeta, what: str) -> str | None:
         return None
     try:
         fd = source.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
         return None
+    if not regular:
+        return None  # a pipe or a device: nothing to read ahead
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     md5, hasher = hashlib.md5(usedforsecurity=False), new_hasher()
     view = memoryview(bytearray(min(MD5_READ, meta.size + 1)))
     offset = 0
