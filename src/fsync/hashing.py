@@ -22,7 +22,6 @@ raises an `OSError` that names the file (the first two were reproduced, both SIG
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import threading
@@ -197,23 +196,17 @@ def hash_stream(reader: BinaryIO, chunk: int = 1 << 20) -> Digest:
 class HashingReader(io.RawIOBase):
     """A read-only, non-seekable wrapper that hashes every byte read through it.
 
-    The transfer engine streams a file through this to learn the blake3 (and, for S3, the
-    MD5) of exactly the bytes it sent, in the same pass. `on_read(n)` is called with the
-    size of each chunk read (progress reporting). Closing the wrapper closes `raw`.
+    The transfer engine streams a file through this to learn the blake3 of exactly the bytes
+    it sent, in the same pass. `on_read(n)` is called with the size of each chunk read
+    (progress reporting). Closing the wrapper closes `raw`.
     """
 
-    def __init__(
-        self,
-        raw: BinaryIO,
-        on_read: Callable[[int], None] | None = None,
-        md5: bool = False,
-    ) -> None:
+    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None] | None = None) -> None:
         super().__init__()
         self._raw = raw
         self._on_read = on_read
         # Single-threaded: chunks arrive at network pace and many transfers run at once.
         self._blake3 = blake3()
-        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self.bytes_read = 0
 
     def readable(self) -> bool:
@@ -230,8 +223,6 @@ class HashingReader(io.RawIOBase):
 
     def _account(self, data: ReadableBuffer) -> None:
         self._blake3.update(data)
-        if self._md5 is not None:
-            self._md5.update(data)
         n = memoryview(data).nbytes
         self.bytes_read += n
         if self._on_read is not None and n:
@@ -271,7 +262,3 @@ class HashingReader(io.RawIOBase):
     def digest(self) -> Digest:
         """The blake3 of the bytes read so far."""
         return Digest(self._blake3.hexdigest())
-
-    def md5_hexdigest(self) -> str | None:
-        """The MD5 of the bytes read so far, or None when not asked for at construction."""
-        return None if self._md5 is None else self._md5.hexdigest()

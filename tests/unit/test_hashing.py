@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -129,7 +128,7 @@ def test_new_hasher_is_blake3() -> None:
 def test_hashing_reader_read_in_chunks() -> None:
     data = os.urandom(100_000)
     seen: list[int] = []
-    reader = HashingReader(io.BytesIO(data), on_read=seen.append, md5=True)
+    reader = HashingReader(io.BytesIO(data), on_read=seen.append)
 
     got = b""
     while chunk := reader.read(7_000):
@@ -137,7 +136,6 @@ def test_hashing_reader_read_in_chunks() -> None:
 
     assert got == data
     assert reader.digest() == _b3(data)
-    assert reader.md5_hexdigest() == hashlib.md5(data).hexdigest()
     assert reader.bytes_read == len(data)
     assert sum(seen) == len(data)
     assert all(n > 0 for n in seen)
@@ -153,7 +151,6 @@ def test_hashing_reader_readinto_and_copyfileobj(tmp_path: Path) -> None:
     with HashingReader(open(src, "rb")) as reader:
         shutil.copyfileobj(reader, out, 65536)
         assert reader.digest() == _b3(data)
-        assert reader.md5_hexdigest() is None
         assert reader.bytes_read == len(data)
 
     assert out.getvalue() == data
@@ -182,7 +179,7 @@ def test_hashing_reader_readinto_from_raw_without_readinto() -> None:
 
 def test_hashing_reader_readall_and_properties() -> None:
     raw = io.BytesIO(b"abc")
-    reader = HashingReader(raw, md5=True)
+    reader = HashingReader(raw)
     assert reader.readable()
     assert not reader.seekable()
     assert reader.read() == b"abc"
