@@ -97,7 +97,7 @@ def _copy_across(src: str, dst: str) -> None:
         fsync_file(tmp)
         os.link(tmp, dst)
     finally:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
     fsync_folder(os.path.dirname(dst))
     os.unlink(src)
 
@@ -107,7 +107,8 @@ def temp_beside(dst: str) -> str:
     return os.path.join(os.path.dirname(dst), temp_name())
 
 
-def _unlink_quietly(path: str) -> None:
+def unlink_quietly(path: str) -> None:
+    """Remove `path` if it is there: already gone is fine, any other error is raised."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 

@@ -7,13 +7,12 @@ sides, local renames) and by `--backup-dir` (`transfer.backup`).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 from collections.abc import Callable
 
 from fsync.errors import FileChangedError, VerificationError
-from fsync.fileops import create_exclusive, place_new, temp_beside
+from fsync.fileops import create_exclusive, place_new, temp_beside, unlink_quietly
 from fsync.hashing import HashingReader
 from fsync.model import Digest, LocalEntry, RelPath, RemoteEntry
 from fsync.remote.base import ObjectMeta, Remote
@@ -79,7 +78,7 @@ def fetch_new(
                 os.utime(tmp, ns=(expect.mtime_ns, expect.mtime_ns))
         place_new(tmp, dst)
     except BaseException:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise
     return Digest(digest), size
 
@@ -113,8 +112,3 @@ def send_new(
 
         meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
         return store.put(path, reader, meta, expect=None, before_publish=verify)
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from fsync.errors import RemoteChanged, VerificationError
-from fsync.fileops import create_exclusive
+from fsync.fileops import create_exclusive, unlink_quietly
 from fsync.hashing import new_hasher
 from fsync.model import PartialDownload, RelPath, RemoteEntry
 from fsync.paths import is_temp_name, temp_name
@@ -148,7 +148,7 @@ class Fetcher:
                     served = served_entry(src)
                 self._seal(out)
         except BaseException:
-            _unlink_quietly(temp)
+            unlink_quietly(temp)
             raise
         return Fetched(temp, hasher.hexdigest(), size, served)
 
@@ -170,7 +170,7 @@ class Fetcher:
             self.journal.begin_download(partial)
         except BaseException:
             os.close(fd)
-            _unlink_quietly(temp)
+            unlink_quietly(temp)
             raise
         with os.fdopen(fd, "wb") as out:
             return self._continue(partial, temp, out, hasher=new_hasher(), offset=0, expect=expect)
@@ -287,7 +287,7 @@ def drop_stale_partials(journal: DownloadJournal, root: str, keep: set[RelPath])
             continue
         temp = _temp_path(os.path.dirname(os.path.join(root, partial.path)), partial.temp)
         if temp is not None:
-            _unlink_quietly(temp)
+            unlink_quietly(temp)
         journal.end_download(partial.path)
         dropped += 1
     return dropped
@@ -358,8 +358,3 @@ def _temp_path(folder: str, name: str) -> str | None:
 
 def _new_temp(folder: str) -> str:
     return os.path.join(folder, temp_name())
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

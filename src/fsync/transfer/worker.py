@@ -22,7 +22,7 @@ from fsync.errors import (
     UnsafePathError,
     VerificationError,
 )
-from fsync.fileops import makedirs, place_new
+from fsync.fileops import makedirs, place_new, unlink_quietly
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.model import Action, ActionKind, BaseEntry, LocalEntry, RelPath, RemoteEntry
 from fsync.paths import check_name_lengths, conflict_name
@@ -402,7 +402,7 @@ class Worker:
         full = self._local(action.path)
         if self.opts.backup is not None and action.local is not None:
             self.opts.backup.save_local(action.path, full, action.local)
-        _unlink_quietly(full)
+        unlink_quietly(full)
         self.durability.renamed(os.path.dirname(full))
         self._prune_empty(os.path.dirname(full))
         return Outcome(action.path, None, forget_base=True, drop_cache=True)
@@ -521,11 +521,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower() + (f" ({exc.filename})" if exc.filename else "")
     return str(exc) or type(exc).__name__
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
 
 
 def _read_umask() -> int:
