@@ -31,7 +31,7 @@ from fsync.model import Direction, RunResult
 from fsync.progress import NullReporter
 from fsync.remote.s3_meta import format_mode, format_mtime
 from fsynctest.partials import leave_partial
-from fsynctest.trees import listing, write
+from fsynctest.trees import age_tree, listing, write
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -167,6 +167,52 @@ def test_small_files_cost_one_put_each(s3_proxy: ProxiedBucket, tmp_path: Path) 
     assert s3_proxy.proxy.counts() == Counter({"ListObjectsV2": 1, "PutObject": len(SMALL)})
     puts = [x for x in s3_proxy.proxy.log if x.op == "PutObject"]
     assert {x.payload for x in puts} == {"UNSIGNED-PAYLOAD"}
+
+
+class SaveAfterFirstPart(NullReporter):
+    """Rewrites `target` once the push has read its first part: a user saving the file
+    while it uploads, after the MD5 for its metadata was read ahead."""
+
+    def __init__(self, target: Path, new: bytes) -> None:
+        super().__init__()
+        self.target, self.new, self.fired = target, new, False
+
+    def advance(self, path: str, nbytes: int) -> None:
+        if not self.fired and path == self.target.name:
+            self.fired = True
+            self.target.write_bytes(self.new)
+
+
+def test_a_large_file_saved_mid_upload_is_published_whole_with_its_own_md5(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    rng = random.Random(7)
+    old, new = rng.randbytes(11 * MIB), rng.randbytes(12 * MIB + 1)
+    src = tmp_path / "src"
+    write(src, {"big.bin": old})
+    age_tree(src)
+    opts = SyncOptions(
+        local_root=str(src),
+        remote_url=f"s3://{s3_proxy.bucket}/{PREFIX}",
+        direction=Direction.PUSH,
+        storage_options=s3_proxy.server.storage_options(),
+        chunk_size=CHUNK,
+    )
+    reporter = SaveAfterFirstPart(src / "big.bin", new)
+    result = app.run(opts, reporter)
+    assert reporter.fired
+    assert (result.uploaded, result.failed) == (1, 0)
+    metadata = keys(direct, s3_proxy.bucket)[f"{PREFIX}/big.bin"]["Metadata"]
+    assert metadata["blake3"] == blake3.blake3(new).hexdigest()
+    assert metadata["md5chksum"] == base64.b64encode(hashlib.md5(new).digest()).decode()
+    client = direct.boto3_client()
+    try:
+        assert (
+            client.get_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/big.bin")["Body"].read() == new
+        )
+    finally:
+        client.close()
+    assert unfinished_uploads(direct, s3_proxy.bucket) == []  # the first attempt was aborted
 
 
 def test_second_writer_between_listing_and_overwrite_survives(
