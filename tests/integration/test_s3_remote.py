@@ -542,6 +542,30 @@ def test_a_small_download_cut_mid_body_is_fetched_again_whole(
     assert [(e.op, e.range) for e in s3_proxy.proxy.log] == [("GetObject", None)] * 2
 
 
+def test_a_small_body_read_in_small_steps_comes_out_whole(remote: S3Remote) -> None:
+    data = os.urandom(SMALL_BODY - 7)
+    put(remote, "steps.bin", data)
+    with remote.open_read(to_relpath("steps.bin")) as src:
+        got = b"".join(iter(lambda: src.read(4096), b""))
+    assert got == data
+
+
+def test_a_resumed_small_tail_cut_mid_body_is_asked_for_again_from_the_same_byte(
+    remote: S3Remote, s3_proxy: ProxiedBucket
+) -> None:
+    """A resumed download with at most `SMALL_BODY` left reads its tail with the answer;
+    cut, the same ranged, conditional request is made again."""
+    data = os.urandom(3 * MIB)
+    entry = put(remote, "tail.bin", data)
+    offset = len(data) - SMALL_BODY // 2
+    s3_proxy.proxy.reset_counts()
+    s3_proxy.proxy.add_rule("GetObject", action="reset", times=1)
+    with remote.open_read(to_relpath("tail.bin"), offset=offset, expect=entry) as src:
+        got = b"".join(iter(lambda: src.read(64 << 10), b""))
+    assert got == data[offset:]
+    assert [(e.op, e.range) for e in s3_proxy.proxy.log] == [("GetObject", f"bytes={offset}-")] * 2
+
+
 def test_download_refuses_content_not_matching_its_blake3(
     remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
 ) -> None:

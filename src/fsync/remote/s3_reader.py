@@ -1,11 +1,13 @@
 """A streaming reader of one S3 object that survives dropped connections and checks itself.
 
 `S3Reader` is what `S3Remote.open_read` returns. It issues one GetObject and hands out the
-body in the sizes asked for, never holding more than one read in memory. When the connection
-breaks mid-body it asks again from the byte it had reached (`Range: bytes=N-`) with
-`If-Match` on the ETag of the first answer, so the pieces always come from one version of
-the object: if the object was replaced in between, the store answers 412 and the read fails
-with `RemoteChanged` instead of splicing two versions together.
+body in the sizes asked for, never holding more than one read in memory, or a body of at
+most `SMALL_BODY`, read whole with the answer (a cut one is asked for again whole, by the
+request's own retries). When the connection breaks mid-body it asks again from the byte
+it had reached (`Range: bytes=N-`) with `If-Match` on the ETag of the first answer, so the
+pieces always come from one version of the object: if the object was replaced in between,
+the store answers 412 and the read fails with `RemoteChanged` instead of splicing two
+versions together.
 
 The bytes are also checked as they pass, with the best evidence the object carries: its
 `blake3` metadata (written by fsync), else its ETag where that is a plain MD5 (any single-PUT
@@ -177,10 +179,17 @@ class S3Reader(io.RawIOBase):
             answer = self._t.call_once("get_object", self._what, params)
             self._body = answer["Body"]
             self._check_range(answer, self._pos)
-        if isinstance(self._body, bytes):  # read whole with the answer (`read_small_body`)
-            data, rest = self._body[:want], self._body[want:]
-            self._body = rest or None
-            return data
+        body = self._body
+        if isinstance(body, bytes | memoryview):  # read with the answer (`read_small_body`)
+            if not body:  # a store that answered a range with nothing: as a cut connection
+                self._body = None
+                raise TransientError("the connection ended early")
+            if len(body) <= want:
+                self._body = None
+                return bytes(body)
+            view = memoryview(body)
+            self._body = view[want:]  # the rest, without copying it at every read
+            return bytes(view[:want])
         try:
             data: bytes = self._t.run_async(_read_up_to, self._body, want)
         except Exception as exc:
@@ -208,7 +217,7 @@ class S3Reader(io.RawIOBase):
 
     def _drop_body(self) -> None:
         body, self._body = self._body, None
-        if body is not None and not isinstance(body, bytes):
+        if body is not None and not isinstance(body, bytes | memoryview):
             try:
                 self._t.run_async(body.aclose)
             except Exception:
