@@ -19,12 +19,12 @@ CreateMultipartUpload fixes before the first part is read. So it is read ahead, 
 source's descriptor without moving it, as rclone does for a local file, together with the
 blake3 that the object will carry: the MD5 is then of the content the caller checks it sent
 against that blake3 (`before_publish`), not of a version the file held in between. It used
-to be added afterwards by copying the object onto itself, which cost a CopyObject and a
-HEAD per file, stopped at CopyObject's 5 GiB, and left two versions of every large file in
-a versioned bucket. A source that is not a regular file, or content of unknown blake3, gets
-no `md5chksum`. Since the metadata is fixed at creation, the journal keeps it, and an
-upload is continued only when the object still needs the same (a file touched or chmod-ed
-since gets a new upload).
+to be added afterwards by copying the object onto itself, which cost a CopyObject per file
+(moto re-hashed 64 MiB in 0.2-0.36 s), stopped at CopyObject's 5 GiB, and left two
+versions of every large file in a versioned bucket. A source that is not a regular file, or
+content of unknown blake3, gets no `md5chksum`. Since the metadata is fixed at creation, the
+journal keeps it, and an upload is continued only when the object still needs the same (a
+file touched or chmod-ed since gets a new upload).
 """
 
 from __future__ import annotations
