@@ -147,7 +147,7 @@ def hash_file(path: str, before: StatSig | None = None) -> tuple[Digest, StatSig
             read = len(data)
             digest = blake3(data).hexdigest()
         else:
-            read, digest = _hash_large(fd, before.size)
+            read, digest = hash_descriptor(fd, before.size)
     finally:
         os.close(fd)
     after = StatSig.from_stat(os.stat(path))
@@ -156,11 +156,15 @@ def hash_file(path: str, before: StatSig | None = None) -> tuple[Digest, StatSig
     return Digest(digest), after
 
 
-def _hash_large(fd: int, size: int) -> tuple[int, str]:
-    """(bytes read, hex digest) of the open file `fd`, expected to hold `size` bytes.
+def hash_descriptor(
+    fd: int, size: int, also: Callable[[memoryview], object] | None = None
+) -> tuple[int, str]:
+    """(bytes read, hex blake3) of the open file `fd`, expected to hold `size` bytes, read
+    from its start with `preadv` (the descriptor's offset does not move).
 
     Reads stop one byte past `size`: a file that keeps growing is known to have changed, and
-    is not read to its (moving) end.
+    is not read to its (moving) end. `also` is given every chunk hashed, in order, for a
+    second digest of the same pass (S3's `md5chksum`).
     """
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -176,7 +180,10 @@ def _hash_large(fd: int, size: int) -> tuple[int, str]:
             if read > size:
                 break
             pending = pool.submit(os.preadv, fd, [bufs[1 - turn]], read)
-            hasher.update(memoryview(bufs[turn])[:n])
+            chunk = memoryview(bufs[turn])[:n]
+            hasher.update(chunk)
+            if also is not None:
+                also(chunk)
             turn = 1 - turn
     finally:
         # The caller closes `fd` next: no read may still be in flight on it.

@@ -422,6 +422,25 @@ def test_multipart_from_a_stream_without_a_descriptor_has_no_md5chksum(
     assert entry.fingerprint == answer["ETag"].strip('"')
 
 
+def test_multipart_from_a_pipe_is_sent_without_md5chksum(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    """A descriptor that is not a regular file cannot be read ahead: no md5chksum, no error."""
+    data = os.urandom(11 * MIB)
+    read_end, write_end = os.pipe()
+    try:
+        writer = threading.Thread(target=lambda: (os.write(write_end, data), os.close(write_end)))
+        writer.start()
+        with open(read_end, "rb", closefd=False) as raw, HashingReader(raw) as source:
+            put(remote, "piped.bin", data, source=source)
+        writer.join(10)
+    finally:
+        os.close(read_end)
+    answer = head(direct, s3_proxy.bucket, f"{ROOT}/piped.bin")
+    assert "md5chksum" not in answer["Metadata"]
+    assert body(direct, s3_proxy.bucket, f"{ROOT}/piped.bin") == data
+
+
 class ChangedBehind(io.BytesIO):
     """Streams the content that was hashed while its descriptor holds another: the file
     was rewritten after the scan, or between the MD5 read-ahead and the send."""

@@ -39,7 +39,7 @@ from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fsync.errors import FileChangedError, RemoteChanged, TransientError, VerificationError
-from fsync.hashing import new_hasher
+from fsync.hashing import hash_descriptor
 from fsync.model import RemoteEntry
 from fsync.remote import s3_meta as sm
 from fsync.remote.base import ObjectMeta, PendingUpload, same_version
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 
 READ_SIZE = 1 << 20
 """Bytes asked of the source per read while filling a buffer (the engine's progress step)."""
-MD5_READ = 4 << 20
-"""Bytes read per step of the MD5 read-ahead (hashlib lets go of the GIL for each)."""
 
 Parts = dict[int, tuple[str, int]]
 """Part number -> (ETag as the store gave it, size)."""
@@ -367,17 +365,8 @@ def _md5_ahead(source: BinaryIO, meta: ObjectMeta, what: str) -> str | None:
         return None
     if not regular:
         return None  # a pipe or a device: nothing to read ahead
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-    md5, hasher = hashlib.md5(usedforsecurity=False), new_hasher()
-    view = memoryview(bytearray(min(MD5_READ, meta.size + 1)))
-    offset = 0
-    # One byte past the size: a file that grew is caught here, not read to its end.
-    while offset <= meta.size and (got := os.preadv(fd, [view], offset)):
-        step = view[: min(got, meta.size - offset)]
-        md5.update(step)
-        hasher.update(step)
-        offset += got
-    if offset != meta.size or hasher.hexdigest() != meta.digest:
+    md5 = hashlib.md5(usedforsecurity=False)
+    read, digest = hash_descriptor(fd, meta.size, also=md5.update)
+    if read != meta.size or digest != meta.digest:
         raise FileChangedError(f"{what}: the file changed since it was hashed")
     return md5.hexdigest()
