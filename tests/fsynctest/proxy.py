@@ -89,6 +89,8 @@ class Exchange(NamedTuple):
     """The request's `Range` header (a resumed download asks for `bytes=N-`)."""
     payload: str | None = None
     """Its `x-amz-content-sha256` header: the body's SHA-256, or `UNSIGNED-PAYLOAD`."""
+    agent: str | None = None
+    """Its `User-Agent` header."""
 
 
 @dataclass
@@ -513,7 +515,13 @@ class _Connection:
         # answer (or its error) always finds the request in the log.
         def record(status: int | None, *, forwarded: bool) -> None:
             exchange = Exchange(
-                op, method, path, status, head.get("Range"), head.get("x-amz-content-sha256")
+                op,
+                method,
+                path,
+                status,
+                head.get("Range"),
+                head.get("x-amz-content-sha256"),
+                head.get("User-Agent"),
             )
             self.proxy._record(exchange, forwarded=forwarded)
 

@@ -29,6 +29,7 @@ from fsync.config import SyncOptions
 from fsync.manifest.journal import TransferJournal
 from fsync.model import Direction, RunResult
 from fsync.progress import NullReporter
+from fsync.remote.s3 import USER_AGENT
 from fsync.remote.s3_meta import format_mode, format_mtime
 from fsynctest.partials import leave_partial
 from fsynctest.trees import age_tree, listing, write
@@ -117,6 +118,9 @@ def test_push_pull_round_trip(s3_proxy: ProxiedBucket, direct: S3Server, tmp_pat
     parts = [x for x in proxy.log if x.op == "UploadPart"]
     assert parts
     assert {x.payload for x in parts} == {"UNSIGNED-PAYLOAD"}
+    # Every request names fsync (and its botocore) to the store's logs.
+    assert USER_AGENT.startswith("fsync/")
+    assert all((x.agent or "").startswith(USER_AGENT) for x in proxy.log)
 
     objects = keys(direct, s3_proxy.bucket)
     assert set(objects) == {f"{PREFIX}/{name}" for name in files}
@@ -149,6 +153,7 @@ def test_push_pull_round_trip(s3_proxy: ProxiedBucket, direct: S3Server, tmp_pat
     assert counts["GetObject"] == len(files)
     # The engine HEADs each download for its mode (the GET answer carries it too).
     assert set(counts) <= {"ListObjectsV2", "GetObject", "HeadObject"}
+    assert all((x.agent or "").startswith(USER_AGENT) for x in proxy.log)
 
     proxy.reset_counts()
     assert sync(dst, s3_proxy, Direction.PULL).downloaded == 0
