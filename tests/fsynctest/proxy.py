@@ -52,9 +52,9 @@ __all__ = [
     "start_proxy",
 ]
 
-Action = Literal["503", "500", "429", "403", "drop", "delay", "reset", "no-range"]
+Action = Literal["503", "500", "429", "403", "drop", "delay", "reset", "no-range", "empty-body"]
 ACTIONS: frozenset[str] = frozenset(
-    {"503", "500", "429", "403", "drop", "delay", "reset", "no-range"}
+    {"503", "500", "429", "403", "drop", "delay", "reset", "no-range", "empty-body"}
 )
 
 _BLOCK = 1 << 20
@@ -375,7 +375,9 @@ class Proxy:
         "drop" reads the request and closes the connection unanswered; "reset" forwards it,
         relays part of the answer, then resets the connection (RST); "delay" waits `delay`
         seconds, then forwards; "no-range" forwards it without its Range header (a store or
-        proxy that ignores ranges answers with the whole object).
+        proxy that ignores ranges answers with the whole object); "empty-body" forwards it
+        and relays the answer's head with `Content-Length: 0` and none of its body (a store
+        that answers a read with nothing, though the object has bytes there).
         Rules are checked in the order added; the first whose window holds a request wins.
         Returns the rule, whose `seen`/`fired` counters a test can read.
         """
@@ -540,7 +542,10 @@ class _Connection:
         reset = rule is not None and rule.action == "reset"
         ranged = rule is None or rule.action != "no-range"
         drop = frozenset({"expect"} if ranged else {"expect", "range"})
-        upstream_keeps = self._forward(head, method, reset=reset, record=record, drop=drop)
+        empty = rule is not None and rule.action == "empty-body"
+        upstream_keeps = self._forward(
+            head, method, reset=reset, empty=empty, record=record, drop=drop
+        )
         return keep and upstream_keeps
 
     @staticmethod
@@ -611,10 +616,12 @@ class _Connection:
         reset: bool,
         record: Callable[..., None],
         drop: frozenset[str] = frozenset({"expect"}),
+        empty: bool = False,
     ) -> bool:
         """Send the request upstream, record and relay the answer; False: close the client.
 
-        With `reset`, only part of the answer is relayed before the connection is reset.
+        With `reset`, only part of the answer is relayed before the connection is reset; with
+        `empty`, its head says `Content-Length: 0` and its body is read and not relayed.
         """
         upstream = self._connect_upstream()
         upstream.sock.sendall(head.encode(drop=drop))
@@ -637,13 +644,22 @@ class _Connection:
             self._reset_midway(answer, framing, upstream)
             return False
         record(status, forwarded=True)
-        self.sock.sendall(answer.encode())
-        if framing == "chunked":
-            _copy_chunked(upstream.rfile, self.sock.sendall)
-        elif framing == "eof":
-            _copy_until_eof(upstream.rfile, self.sock.sendall)
+        relay: Sink = self.sock.sendall
+        if empty:
+            headers = [(k, v) for k, v in answer.headers if k.lower() != "transfer-encoding"]
+            headers = [(k, "0" if k.lower() == "content-length" else v) for k, v in headers]
+            if not any(k.lower() == "content-length" for k, _ in headers):
+                headers.append(("Content-Length", "0"))
+            self.sock.sendall(_Head(answer.start, headers).encode())
+            relay = None
         else:
-            _copy_exact(upstream.rfile, self.sock.sendall, framing)
+            self.sock.sendall(answer.encode())
+        if framing == "chunked":
+            _copy_chunked(upstream.rfile, relay)
+        elif framing == "eof":
+            _copy_until_eof(upstream.rfile, relay)
+        else:
+            _copy_exact(upstream.rfile, relay, framing)
         alive = framing != "eof" and not answer.has_token("Connection", "close")
         if not alive:
             self.close_upstream()

@@ -346,6 +346,23 @@ def test_drop_and_reset_reach_the_client_as_network_failures(echo_proxy: Proxy) 
     assert echo_proxy.forwarded_counts() == Counter({"GetObject": 1})
 
 
+def test_empty_body_relays_the_head_with_no_bytes_and_keeps_the_connection(
+    echo_proxy: Proxy,
+) -> None:
+    echo_proxy.add_rule("GetObject", action="empty-body", path="/bytes/")
+    conn = _connect(echo_proxy)
+    try:
+        conn.request("GET", f"/b/bytes/{MIB}")
+        response = conn.getresponse()
+        assert (response.status, response.getheader("Content-Length")) == (200, "0")
+        assert response.read() == b""
+        again = _json(conn, "GET", "/b/after")  # the upstream body was read, not left behind
+    finally:
+        conn.close()
+    assert again["method"] == "GET"
+    assert [(e.op, e.status) for e in echo_proxy.log] == [("GetObject", 200)] * 2
+
+
 def test_delay_holds_the_request_back(echo_proxy: Proxy) -> None:
     echo_proxy.add_rule("GetObject", action="delay", delay=0.4)
     conn = _connect(echo_proxy)

@@ -585,6 +585,35 @@ def test_a_resumed_small_tail_cut_mid_body_is_asked_for_again_from_the_same_byte
     assert [(e.op, e.range) for e in s3_proxy.proxy.log] == [("GetObject", f"bytes={offset}-")] * 2
 
 
+@pytest.mark.parametrize("resumed", [False, True], ids=["whole", "tail"])
+def test_a_read_answered_with_an_empty_body_is_asked_for_again(
+    remote: S3Remote, s3_proxy: ProxiedBucket, resumed: bool
+) -> None:
+    """A store that answers a GET with no bytes where the object has some: the read is a
+    cut connection, retried from the same byte, never a file that ends early."""
+    data = os.urandom(3 * MIB if resumed else SMALL_BODY // 2)
+    entry = put(remote, "e.bin", data)
+    offset = len(data) - SMALL_BODY // 2 if resumed else 0
+    s3_proxy.proxy.reset_counts()
+    s3_proxy.proxy.add_rule("GetObject", action="empty-body", times=1)
+    with remote.open_read(to_relpath("e.bin"), offset=offset, expect=entry) as src:
+        got = b"".join(iter(lambda: src.read(64 << 10), b""))
+    assert got == data[offset:]
+    ranged = f"bytes={offset}-" if resumed else None
+    assert [(e.op, e.range) for e in s3_proxy.proxy.log] == [("GetObject", ranged)] * 2
+
+
+def test_a_store_that_always_answers_empty_fails_the_read(
+    remote: S3Remote, s3_proxy: ProxiedBucket
+) -> None:
+    """Nothing is taken for the content: the reader gives up with what was wrong."""
+    entry = put(remote, "never.bin", os.urandom(1000))
+    s3_proxy.proxy.add_rule("GetObject", action="empty-body", times=None)
+    with pytest.raises(TransientError, match="answered with 0 bytes of an object of 1000"):
+        remote.open_read(to_relpath("never.bin"), expect=entry)
+    assert s3_proxy.proxy.counts()["GetObject"] == 1 + FAST.retries
+
+
 def test_download_refuses_content_not_matching_its_blake3(
     remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
 ) -> None:

@@ -106,13 +106,26 @@ class S3Reader(io.RawIOBase):
             first["Range"] = f"bytes={offset}-"
         if expect is not None and expect.fingerprint:
             first["IfMatch"] = expect.fingerprint
-        answer = transport.call("get_object", what, **first)
-        self._body: Any = answer["Body"]
-        if offset:
-            self._check_range(answer, offset)
-        entry = sm.entry_from_head(answer)
-        if offset:
-            entry = replace(entry, size=_total_size(answer.get("ContentRange"), entry.size))
+        self._body: Any = None
+
+        def opened() -> tuple[dict[str, Any], RemoteEntry]:
+            answer = transport.call_once("get_object", what, first)
+            self._body = answer["Body"]
+            if offset:
+                self._check_range(answer, offset)
+            entry = sm.entry_from_head(answer)
+            if offset:
+                entry = replace(entry, size=_total_size(answer.get("ContentRange"), entry.size))
+            if expect is not None and expect.fingerprint and entry.size != expect.size:
+                # If-Match held, so this is the version listed: a length other than its size
+                # is a broken answer (a store or proxy answering with nothing), not content.
+                self._drop_body()
+                raise TransientError(
+                    f"the store answered with {entry.size} bytes of an object of {expect.size}"
+                )
+            return answer, entry
+
+        answer, entry = retrying(opened, transport.retry_policy, what=what, clock=transport.clock)
         self.entry: RemoteEntry = entry
         """Size, ETag, and the digest and mtime from the metadata, as the GET answered."""
         self._pos = offset
