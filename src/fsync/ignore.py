@@ -136,15 +136,22 @@ def _excluded(spec: GitIgnoreSpec, path: str) -> bool:
 def _matches_itself(regex: re.Pattern[str], path: str, source: object) -> bool:
     """True if `regex` (one pattern's, from the line `source`) matches `path` itself, not
     only a folder above it."""
+    line = str(source).rstrip()
+    if line.endswith("/**") and path.endswith("/"):
+        # `build/**` is what lies inside build, not build itself (git keeps `build/out.txt`
+        # under `!build/out.txt`): pathspec's regex, `^build/`, also matches the folder's own
+        # "build/", so it must match the path without its slash.
+        return regex.search(path[:-1]) is not None
     found = regex.search(path)
     if found is None:
         return False
+    if line.endswith("/**/"):
+        # `src/**/` is any folder below src, not src: pathspec's regex ends at `src/`.
+        return path.endswith("/") and found.end() < len(path)
     if found.groupdict().get(_DIR_MARK) is None or found.end(_DIR_MARK) == len(path):
         return True
     if not path.endswith("/"):
         return False  # a folder above a file matched
-    if str(source).rstrip().endswith("/**/"):
-        return True  # `src/**/` is any folder below src: pathspec's regex ends at `src/`
     # An unanchored folder pattern (`*/`) matched the first folder; the path's own may too.
     last = regex.search(path, len(path) - 1)
     return last is not None and last.groupdict().get(_DIR_MARK) is not None

@@ -167,12 +167,20 @@ RULE_SETS = [
     ["[ab]", "!b"],
     ["**/x.txt", "!/x.txt"],
     ["build/", "!src/**/"],
+    ["build/**", "!build/out.txt"],
+    ["docs/**", "!docs/keep/", "!docs/keep/**"],
+    ["a/**/", "!a/x/"],
+    ["s/**/k*", "!s/tmp/"],
+    ["p/**/b/**", "!p/b/x/b/keep"],
+    ["/**", "!/docs/", "!/docs/**"],
+    ["docs/**", "!docs/**/"],
+    ["**/b/**"],
 ]
 TREE_FILES = [
     "docs/a.txt", "docs/b.bin", "docs/keep/f", "docs/other", "a.txt", "x", "x.txt",
     "conf.d/f", "other.d/f", "build-keep/f", "build1/f", "foo/bar", "keep.log", "z.log",
     "a/b", "a/x/b", "a/y/b", "s/tmp/keep", "s/tmp/k2", "node_modules/q", "build/out.txt",
-    "sub/node_modules/q", "deep/x.txt", "b", "src/build/f",
+    "sub/node_modules/q", "deep/x.txt", "b", "src/build/f", "p/b/x/b/keep",
 ]  # fmt: skip
 
 
@@ -201,8 +209,8 @@ def _git_verdicts(tmp: Path, rules: list[str], paths: list[str]) -> dict[str, bo
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is the reference")
 @pytest.mark.parametrize("rules", RULE_SETS, ids=[" ".join(r) for r in RULE_SETS])
 def test_the_same_verdicts_as_git(tmp_path: Path, rules: list[str]) -> None:
-    folders = sorted({os.path.dirname(p) for p in TREE_FILES} - {""})
-    folders = sorted({"/".join(f.split("/")[: i + 1]) for f in folders for i in range(3)})
+    parents = {os.path.dirname(p) for p in TREE_FILES} - {""}
+    folders = sorted({f.rsplit("/", i)[0] for f in parents for i in range(f.count("/") + 1)})
     paths = sorted(set(TREE_FILES) | set(folders))
     own = _git_verdicts(tmp_path, rules, paths)
     m = IgnoreMatcher.from_patterns(rules)

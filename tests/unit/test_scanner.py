@@ -159,6 +159,18 @@ def test_extra_excludes_and_nested_negation(tmp_path: Path) -> None:
     assert sorted(result.entries) == [".fsyncignore", "b.tmp", "logs/keep.log"]
 
 
+def test_a_file_brought_back_from_under_a_double_star_is_scanned(tmp_path: Path) -> None:
+    """`build/**` is what lies in build, not build: `!build/out.txt` keeps that file, as
+    in git (the folder used to be pruned whole)."""
+    for name in ("build/out.txt", "build/tmp.o", "build/sub/x.o", "keep.txt"):
+        _write(tmp_path, name, b"")
+    _write(tmp_path, ".fsyncignore", "build/**\n!build/out.txt\n")
+
+    result = _scan(tmp_path, ignore=read_ignore(str(tmp_path)))
+
+    assert sorted(result.entries) == [".fsyncignore", "build/out.txt", "keep.txt"]
+
+
 def test_read_ignore_without_file_and_with_bad_file(tmp_path: Path) -> None:
     assert read_ignore(str(tmp_path), ["x"]).patterns == ("x",)
     (tmp_path / ".fsyncignore").write_bytes(b"\xff\xfe bad\n")
