@@ -109,22 +109,6 @@ def test_pull_meets_a_local_write_before_replacing(remote_tree: RemoteTree, tmp_
     assert {b"mine, written meanwhile", b"version 2, theirs"} <= set(listing(local).values())
 
 
-def test_pull_meets_a_remote_write_before_fetching(remote_tree: RemoteTree, tmp_path: Path) -> None:
-    """The remote file changes between the listing and its download: the download asks
-    for the listed version, finds another, and leaves the local file for the next run,
-    which brings the newest."""
-    local = synced(tmp_path, remote_tree)
-    remote_tree.write("doc.txt", b"version 2")
-    writer = SecondWriter(lambda: remote_tree.write("doc.txt", b"version 3, written later"))
-    result = run(local, remote_tree, PULL, writer)
-    assert writer.fired
-    raced(result, "doc.txt")
-    assert listing(local)["doc.txt"] == b"version 1"
-    later = run(local, remote_tree, PULL)
-    assert (later.downloaded, later.failed, later.unresolved) == (1, 0, 0)
-    assert listing(local)["doc.txt"] == b"version 3, written later"
-
-
 def test_pull_meets_a_local_write_before_deleting(remote_tree: RemoteTree, tmp_path: Path) -> None:
     local = synced(tmp_path, remote_tree)
     remote_tree.delete("gone.txt")
