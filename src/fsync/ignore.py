@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from fsync.model import RelPath
 from fsync.paths import TEMP_PREFIX, is_temp_name
-
-if TYPE_CHECKING:
-    from pathspec import GitIgnoreSpec
 
 STATE_DIR = ".fsync"
 """fsync's own folder (state database, lock): never synced, at any depth."""
@@ -41,12 +38,16 @@ class IgnoreMatcher:
 
     def __init__(self, patterns: tuple[str, ...] = ()) -> None:
         self._patterns = patterns
-        self._spec: GitIgnoreSpec | None = None
+        self._spec: tuple[_Rule, ...] | None = None
         if patterns:
             # pathspec costs ~10 ms to import: a root without patterns never pays it.
             from pathspec import GitIgnoreSpec  # noqa: PLC0415
 
-            self._spec = GitIgnoreSpec.from_lines(patterns)
+            self._spec = tuple(
+                _Rule(p.regex, bool(p.include), _kind(str(p.pattern)))
+                for p in GitIgnoreSpec.from_lines(patterns).patterns
+                if p.include is not None and p.regex is not None
+            )
         # Folder -> excluded by the patterns; folders are few next to files, so the memo
         # stays small while sparing one pattern match per ancestor of every file.
         self._excluded_dirs: dict[str, bool] = {}
@@ -96,7 +97,7 @@ class IgnoreMatcher:
         `!/docs/` exclude `docs` as a file and keep it as a folder."""
         return self.ignores(path) and self.ignores(path, is_dir=True)
 
-    def _ancestor_excluded(self, spec: GitIgnoreSpec, path: str) -> bool:
+    def _ancestor_excluded(self, spec: tuple[_Rule, ...], path: str) -> bool:
         """True if a folder above `path` matches a pattern (checked top-down, memoised)."""
         memo = self._excluded_dirs
         end = path.find("/")
@@ -116,7 +117,34 @@ _DIR_MARK = "ps_d"
 `pathspec.patterns.gitignore.spec._DIR_MARK`)."""
 
 
-def _excluded(spec: GitIgnoreSpec, path: str) -> bool:
+class _Rule(NamedTuple):
+    """One pattern line: pathspec's regex for it, whether it excludes (not `!`), its kind."""
+
+    regex: re.Pattern[str]
+    include: bool
+    kind: int
+
+
+_PLAIN, _INSIDE, _BELOW = 0, 1, 2
+"""Kinds of pattern line: any other; `X/**` (what lies in X, not X); `X/**/` (the folders
+below X, not X)."""
+
+
+def _kind(line: str) -> int:
+    """The kind of a pattern line, worked out once per line, not per path matched.
+
+    `X/**/` counts only when X is a real folder pattern: pathspec's regex for `/**/` or
+    `**/**/` (every folder) is unanchored, and has no prefix to see past.
+    """
+    line = line.rstrip()
+    if line.endswith("/**"):
+        return _INSIDE
+    if line.endswith("/**/") and line.lstrip("!").lstrip("/")[:-4].replace("**", "").strip("/"):
+        return _BELOW
+    return _PLAIN
+
+
+def _excluded(spec: tuple[_Rule, ...], path: str) -> bool:
     """Whether the patterns exclude `path` itself (a folder ends with "/"), once no folder
     above it is excluded (the caller checks those, top-down): the last pattern that matches
     the path itself decides, as in git.
@@ -127,17 +155,16 @@ def _excluded(spec: GitIgnoreSpec, path: str) -> bool:
     folder, where git keeps `docs/a.txt` (checked against `git check-ignore` in the tests).
     """
     excluded = False
-    for pattern in spec.patterns:
-        if pattern.include is not None and _matches_itself(pattern.regex, path, pattern.pattern):
-            excluded = bool(pattern.include)
+    for regex, include, kind in spec:
+        if _matches_itself(regex, kind, path):
+            excluded = include
     return excluded
 
 
-def _matches_itself(regex: re.Pattern[str], path: str, source: object) -> bool:
-    """True if `regex` (one pattern's, from the line `source`) matches `path` itself, not
-    only a folder above it."""
-    line = str(source).rstrip()
-    if line.endswith("/**") and path.endswith("/"):
+def _matches_itself(regex: re.Pattern[str], kind: int, path: str) -> bool:
+    """True if `regex`, of a pattern line of `kind`, matches `path` itself, not only a
+    folder above it."""
+    if kind == _INSIDE and path.endswith("/"):
         # `build/**` is what lies inside build, not build itself (git keeps `build/out.txt`
         # under `!build/out.txt`): pathspec's regex, `^build/`, also matches the folder's own
         # "build/", so it must match the path without its slash.
@@ -145,7 +172,7 @@ def _matches_itself(regex: re.Pattern[str], path: str, source: object) -> bool:
     found = regex.search(path)
     if found is None:
         return False
-    if line.endswith("/**/"):
+    if kind == _BELOW:
         # `src/**/` is any folder below src, not src: pathspec's regex ends at `src/`.
         return path.endswith("/") and found.end() < len(path)
     if found.groupdict().get(_DIR_MARK) is None or found.end(_DIR_MARK) == len(path):
