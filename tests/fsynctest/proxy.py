@@ -52,9 +52,11 @@ __all__ = [
     "start_proxy",
 ]
 
-Action = Literal["503", "500", "429", "403", "drop", "delay", "reset", "no-range", "empty-body"]
+Action = Literal[
+    "503", "500", "429", "403", "drop", "delay", "reset", "no-range", "no-if-match", "empty-body"
+]
 ACTIONS: frozenset[str] = frozenset(
-    {"503", "500", "429", "403", "drop", "delay", "reset", "no-range", "empty-body"}
+    {"503", "500", "429", "403", "drop", "delay", "reset", "no-range", "no-if-match", "empty-body"}
 )
 
 _BLOCK = 1 << 20
@@ -375,7 +377,8 @@ class Proxy:
         "drop" reads the request and closes the connection unanswered; "reset" forwards it,
         relays part of the answer, then resets the connection (RST); "delay" waits `delay`
         seconds, then forwards; "no-range" forwards it without its Range header (a store or
-        proxy that ignores ranges answers with the whole object); "empty-body" forwards it
+        proxy that ignores ranges answers with the whole object); "no-if-match" forwards it
+        without its If-Match header (a store that ignores the condition); "empty-body" forwards it
         and relays the answer's head with `Content-Length: 0` and none of its body (a store
         that answers a read with nothing, though the object has bytes there).
         Rules are checked in the order added; the first whose window holds a request wins.
@@ -540,11 +543,14 @@ class _Connection:
         if rule is not None and rule.action == "delay":
             self.proxy._wait(rule.delay)
         reset = rule is not None and rule.action == "reset"
-        ranged = rule is None or rule.action != "no-range"
-        drop = frozenset({"expect"} if ranged else {"expect", "range"})
+        drop = {"expect"}
+        if rule is not None and rule.action == "no-range":
+            drop.add("range")
+        if rule is not None and rule.action == "no-if-match":
+            drop.add("if-match")
         empty = rule is not None and rule.action == "empty-body"
         upstream_keeps = self._forward(
-            head, method, reset=reset, empty=empty, record=record, drop=drop
+            head, method, reset=reset, empty=empty, record=record, drop=frozenset(drop)
         )
         return keep and upstream_keeps
 

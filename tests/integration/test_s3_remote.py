@@ -35,6 +35,7 @@ from fsync.paths import to_relpath
 from fsync.remote import open_remote
 from fsync.remote.base import ObjectMeta, PendingUpload
 from fsync.remote.retry import RetryPolicy
+from fsync.remote.s3 import USER_AGENT
 from fsync.remote.s3_meta import format_mtime, metadata_tag, object_metadata
 from fsync.remote.s3_reader import SMALL_BODY
 
@@ -612,6 +613,38 @@ def test_a_store_that_always_answers_empty_fails_the_read(
     with pytest.raises(TransientError, match="answered with 0 bytes of an object of 1000"):
         remote.open_read(to_relpath("never.bin"), expect=entry)
     assert s3_proxy.proxy.counts()["GetObject"] == 1 + FAST.retries
+
+
+def test_requests_name_fsync_and_keep_a_configured_application_id(
+    s3_proxy: ProxiedBucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SDK_UA_APP_ID", "backup-job-7")
+    opened = open_remote(
+        f"s3://{s3_proxy.bucket}/{ROOT}", storage_options=s3_proxy.server.storage_options()
+    )
+    try:
+        opened.list()
+    finally:
+        opened.close()
+    agents = {e.agent or "" for e in s3_proxy.proxy.log}
+    assert agents
+    assert all(a.startswith(f"{USER_AGENT} app/backup-job-7") for a in agents)
+
+
+def test_a_store_ignoring_if_match_is_caught_serving_another_version(
+    remote: S3Remote, s3_proxy: ProxiedBucket
+) -> None:
+    """The version listed was replaced (another size and ETag) and the store ignores
+    If-Match: the reader says it changed, at once, rather than retrying a "broken" answer."""
+    if s3_proxy.server.name == "ceph":
+        pytest.skip("Ceph checks SigV4: a request stripped of its signed If-Match is refused")
+    listed = put(remote, "v.bin", b"version 1")
+    put(remote, "v.bin", b"version 2, longer than the first", expect=listed)
+    s3_proxy.proxy.reset_counts()
+    s3_proxy.proxy.add_rule("GetObject", action="no-if-match", times=None)
+    with pytest.raises(RemoteChanged, match="changed since it was listed"):
+        remote.open_read(to_relpath("v.bin"), expect=listed)
+    assert s3_proxy.proxy.counts() == {"GetObject": 1}
 
 
 def test_download_refuses_content_not_matching_its_blake3(

@@ -496,7 +496,10 @@ def _make_fs(
     config_kwargs.setdefault("parameter_validation", False)
     # A fixed User-Agent names fsync in the store's logs, and spares botocore rebuilding its
     # own from a dozen sanitized parts twice per request: ~80 µs of the event loop each.
-    config_kwargs.setdefault("user_agent", USER_AGENT)
+    # botocore's own string would carry an application id (which policies may match on);
+    # one given in the options or the environment is kept.
+    app_id = config_kwargs.get("user_agent_appid") or os.environ.get("AWS_SDK_UA_APP_ID")
+    config_kwargs.setdefault("user_agent", f"{USER_AGENT} app/{app_id}" if app_id else USER_AGENT)
     # Every body we send carries a Content-MD5 that the store checks (and, over HTTPS,
     # botocore already skips the payload hash for them). Over plain HTTP (a local Ceph or
     # MinIO) botocore would otherwise SHA-256 each body on the event-loop thread: a second

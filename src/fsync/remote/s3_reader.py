@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fsync import etags
-from fsync.errors import TransientError, VerificationError
+from fsync.errors import RemoteChanged, TransientError, VerificationError
 from fsync.hashing import new_hasher
 from fsync.remote import s3_meta as sm
 from fsync.remote.retry import Clock, RetryPolicy, retrying
@@ -117,9 +117,12 @@ class S3Reader(io.RawIOBase):
             if offset:
                 entry = replace(entry, size=_total_size(answer.get("ContentRange"), entry.size))
             if expect is not None and expect.fingerprint and entry.size != expect.size:
-                # If-Match held, so this is the version listed: a length other than its size
-                # is a broken answer (a store or proxy answering with nothing), not content.
                 self._drop_body()
+                if entry.fingerprint and entry.fingerprint != expect.fingerprint:
+                    # A store that does not honour If-Match served another version.
+                    raise RemoteChanged(f"{what}: changed since it was listed")
+                # The version listed, so a length other than its size is a broken answer (a
+                # store or proxy answering with nothing), not its content: asked again.
                 raise TransientError(
                     f"the store answered with {entry.size} bytes of an object of {expect.size}"
                 )
