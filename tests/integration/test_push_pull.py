@@ -66,6 +66,17 @@ def test_push_pull_round_trip(remote_url: str, tmp_path: Path) -> None:
     assert pull(dst, remote_url).downloaded == 0
 
 
+def test_verify_full_reads_each_upload_back_as_the_version_just_written(
+    remote_url: str, tmp_path: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, TREE)
+    r = push(src, remote_url, verify_full=True)
+    assert (r.uploaded, r.failed) == (len(TREE), 0), r.errors
+    assert pull(dst, remote_url).downloaded == len(TREE)
+    assert listing(dst) == listing(src)
+
+
 def test_changes_flow_both_ways(remote_url: str, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, TREE)

@@ -615,6 +615,20 @@ def test_verify_full_reads_every_upload_back(s3_proxy: ProxiedBucket, tmp_path: 
     assert s3_proxy.proxy.counts()["GetObject"] == 2
 
 
+def test_verify_full_reads_again_after_an_empty_answer(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """One read-back answered with nothing is read again, not taken for a bad copy: the
+    upload stands and counts as done."""
+    src = tmp_path / "src"
+    write(src, {"a.txt": "alpha"})
+    s3_proxy.proxy.add_rule("GetObject", action="empty-body", times=1)
+    result = sync(src, s3_proxy, Direction.PUSH, verify_full=True)
+    assert (result.uploaded, result.failed) == (1, 0), result.errors
+    assert s3_proxy.proxy.counts()["GetObject"] == 2
+    assert f"{PREFIX}/a.txt" in keys(direct, s3_proxy.bucket)
+
+
 def test_one_url_on_two_stores_has_two_bases(
     moto_server: S3Server, other_moto_server: S3Server, tmp_path: Path
 ) -> None:

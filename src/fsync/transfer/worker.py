@@ -175,8 +175,10 @@ class Worker:
 
         A copy that does not is deleted, so its metadata (which names the right blake3) can
         never make the next run adopt it as identical; the next run sends the file again.
+        The read asks for the version just published: an answer cut short or empty is read
+        again rather than taken for that copy, and one replaced meanwhile is a race.
         """
-        with self.remote.open_read(path) as src:
+        with self.remote.open_read(path, expect=published) as src:
             reader = HashingReader(src)
             while reader.read(CHUNK):
                 pass
