@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -55,9 +55,7 @@ __all__ = [
 Action = Literal[
     "503", "500", "429", "403", "drop", "delay", "reset", "no-range", "no-if-match", "empty-body"
 ]
-ACTIONS: frozenset[str] = frozenset(
-    {"503", "500", "429", "403", "drop", "delay", "reset", "no-range", "no-if-match", "empty-body"}
-)
+ACTIONS: frozenset[str] = frozenset(get_args(Action))
 
 _BLOCK = 1 << 20
 """Bytes moved per read while streaming a body: bounded memory per connection."""
@@ -378,9 +376,9 @@ class Proxy:
         relays part of the answer, then resets the connection (RST); "delay" waits `delay`
         seconds, then forwards; "no-range" forwards it without its Range header (a store or
         proxy that ignores ranges answers with the whole object); "no-if-match" forwards it
-        without its If-Match header (a store that ignores the condition); "empty-body" forwards it
-        and relays the answer's head with `Content-Length: 0` and none of its body (a store
-        that answers a read with nothing, though the object has bytes there).
+        without its If-Match header (a store that ignores the condition); "empty-body"
+        forwards it and relays the answer's head with `Content-Length: 0` and none of its
+        body (a store that answers a read with nothing, though the object has bytes there).
         Rules are checked in the order added; the first whose window holds a request wins.
         Returns the rule, whose `seen`/`fired` counters a test can read.
         """
