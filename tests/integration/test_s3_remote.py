@@ -15,6 +15,7 @@ import socket
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
@@ -204,6 +205,39 @@ def test_listing_costs_one_request_per_thousand_keys(
     listing = remote.list()
     assert len(listing.entries) == 1005
     assert s3_proxy.proxy.counts() == Counter({"ListObjectsV2": 2})
+
+
+def test_answers_timestamps_are_the_instants_botocore_reads(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    """The client's own timestamp parser (a listing's ISO times, a HEAD's HTTP date, an
+    upload's `Initiated`) gives what botocore's would: checked against a boto3 client."""
+    key = f"{ROOT}/t"
+    client = direct.boto3_client()
+    try:
+        client.put_object(Bucket=s3_proxy.bucket, Key=key, Body=b"x")
+        client.create_multipart_upload(Bucket=s3_proxy.bucket, Key=key)
+        theirs = {
+            "listed": client.list_objects_v2(Bucket=s3_proxy.bucket)["Contents"][0],
+            "head": client.head_object(Bucket=s3_proxy.bucket, Key=key),
+            "upload": client.list_multipart_uploads(Bucket=s3_proxy.bucket)["Uploads"][0],
+        }
+    finally:
+        client.close()
+    ours = {
+        "listed": remote.call("list_objects_v2", "list", Bucket=s3_proxy.bucket)["Contents"][0],
+        "head": remote.call("head_object", "head", Bucket=s3_proxy.bucket, Key=key),
+        "upload": remote.call("list_multipart_uploads", "uploads", Bucket=s3_proxy.bucket)[
+            "Uploads"
+        ][0],
+    }
+    for what, field in (
+        ("listed", "LastModified"),
+        ("head", "LastModified"),
+        ("upload", "Initiated"),
+    ):
+        assert ours[what][field] == theirs[what][field], what
+        assert ours[what][field].tzinfo is UTC, what  # read by fsync's parser
 
 
 # -- conditional writes: a second writer is never clobbered --------------------------------

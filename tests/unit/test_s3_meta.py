@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from botocore.utils import parse_timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +25,7 @@ from fsync.remote.s3_meta import (
     object_metadata,
     parse_mode,
     parse_mtime,
+    parse_time,
     write_condition,
 )
 
@@ -150,3 +154,51 @@ def test_is_same_write() -> None:
     assert not is_same_write(mine, meta, "other")
     assert not is_same_write(RemoteEntry(3, "md5", Digest("cd" * 32), 7), meta, None)
     assert not is_same_write(RemoteEntry(3, "md5", DIGEST, 8), meta, None)
+
+
+# -- timestamps in S3 answers ------------------------------------------------------------------
+
+_UTC_TIMES = st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)
+).map(lambda t: t.replace(tzinfo=UTC))
+
+
+@given(when=_UTC_TIMES, digits=st.integers(0, 9))
+def test_iso_times_name_the_instant_botocore_reads(when: datetime, digits: int) -> None:
+    fraction = f".{when.microsecond:06d}{when.microsecond % 1000:03d}"[: digits + 1]
+    text = f"{when.year:04d}-{when:%m-%dT%H:%M:%S}" + (fraction if digits else "") + "Z"
+    parsed = parse_time(text)
+    assert parsed == parse_timestamp(text)
+    assert parsed is not None
+    assert parsed.tzinfo is UTC
+
+
+@given(when=_UTC_TIMES.filter(lambda t: t.year >= 1000).map(lambda t: t.replace(microsecond=0)))
+def test_http_dates_name_the_instant_botocore_reads(when: datetime) -> None:
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    text = (
+        f"{days[when.weekday()]}, {when.day:02d} {months[when.month - 1]} {when.year}"
+        f" {when:%H:%M:%S} GMT"
+    )
+    assert parse_time(text) == parse_timestamp(text) == when
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-26T17:33:59+00:00",  # an offset: botocore's parser reads it
+        "2026-11-26 17:33:59Z",
+        "1700000000",
+        "Thu, 26 Nov 2026 17:33:59 UTC",
+        "Thu, 26 nov 2026 17:33:59 GMT",
+        "Thu, 26 Nox 2026 17:33:59 GMT",
+        "2026-02-30T00:00:00Z",  # impossible dates and leap seconds too
+        "2016-12-31T23:59:60Z",
+        "Thu, 31 Apr 2026 00:00:00 GMT",
+        "2026-11-26T17:33:59.Z",
+        "",
+    ],
+)
+def test_other_time_forms_are_left_to_botocore(text: str) -> None:
+    assert parse_time(text) is None

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 import s3fs
+from botocore.utils import parse_timestamp as botocore_timestamp
 from fsspec.asyn import sync
 
 from fsync import __version__
@@ -148,6 +149,8 @@ class S3Remote:
             or "S3"
         )
         self._store: str | None = None
+        self._fast_times = False
+        """Whether the client's session reads timestamps with `_timestamp` yet."""
         """The endpoint the client talks to, "" for AWS's own; found on first use of `key`."""
         self._tps = RateLimiter(self.settings.tps_limit, clock=clock)
         # A second's worth of burst: parts go in 1 MiB steps, so the rate holds within a part.
@@ -198,8 +201,19 @@ class S3Remote:
             raise translated from exc
         return result
 
-    async def _request(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def _client(self) -> Any:
+        """s3fs's client, made on first use, its answers' timestamps read by `_timestamp`."""
         client = await self.fs.set_session()
+        if not self._fast_times:
+            # The session's parser factory makes a parser per answer (botocore's endpoint),
+            # so its defaults apply from the next answer on; no other session is touched.
+            factory = self.fs.session.get_component("response_parser_factory")
+            factory.set_parser_defaults(timestamp_parser=_timestamp)
+            self._fast_times = True
+        return client
+
+    async def _request(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        client = await self._client()
         result: dict[str, Any] = await getattr(client, op)(**params)
         if op == "get_object":
             await read_small_body(result)
@@ -234,7 +248,7 @@ class S3Remote:
         """
         if self._store is None:
             try:
-                client = sync(self.fs.loop, self.fs.set_session)
+                client = sync(self.fs.loop, self._client)
                 url = str(client.meta.endpoint_url).rstrip("/")
             except Exception:  # a client that cannot be built fails the run's first request
                 url = self._endpoint if self._endpoint != "S3" else ""
@@ -522,6 +536,12 @@ def _make_fs(
         raise ConfigError(f"invalid S3 options: {err}") from None
     fs.retries = 1  # s3fs's own retry loop, should anything reach it, runs once
     return fs
+
+
+def _timestamp(value: Any) -> Any:
+    """botocore's timestamp parser, an order of magnitude faster for the two forms S3 stores
+    answer with (`s3_meta.parse_time`); any other value goes to botocore's own."""
+    return (isinstance(value, str) and sm.parse_time(value)) or botocore_timestamp(value)
 
 
 def _skipped(name: str) -> bool:

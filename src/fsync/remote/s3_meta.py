@@ -16,7 +16,7 @@ import json
 import re
 import stat
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fsync.model import Digest, RemoteEntry
@@ -160,6 +160,41 @@ def entry_from_listing(item: Mapping[str, Any]) -> RemoteEntry:
     return RemoteEntry(
         size=int(item.get("Size") or 0), fingerprint=normalise_etag(item.get("ETag"))
     )
+
+
+_ISO_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z")
+_HTTP_TIME = re.compile(r"[A-Z][a-z]{2}, (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT")
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
+def parse_time(text: str) -> datetime | None:
+    """The instant an S3 answer's timestamp names, if it has one of the two forms stores use:
+    ISO 8601 in UTC as in listings (`2026-11-26T17:33:59.123Z`), or an HTTP date as in
+    headers (`Thu, 26 Nov 2026 17:33:59 GMT`). None for any other form or an impossible date.
+
+    botocore reads every timestamp with dateutil's general parser: 33 µs a time, so a third
+    of the client's CPU for a page of 1,000 listed keys, all of which carry one. This takes
+    ~3 µs; the caller falls back to botocore's parser where this returns None. Digits past
+    the microseconds are dropped, as dateutil drops them.
+    """
+    if iso := _ISO_TIME.fullmatch(text):
+        year, month, day, hour, minute, second, fraction = iso.groups()
+        micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
+        fields = (int(year), int(month), int(day), int(hour), int(minute), int(second), micros)
+    elif (http := _HTTP_TIME.fullmatch(text)) and (number := _MONTHS.get(http[2])):
+        day, _, year, hour, minute, second = http.groups()
+        fields = (int(year), number, int(day), int(hour), int(minute), int(second), 0)
+    else:
+        return None
+    try:
+        return datetime(*fields, tzinfo=UTC)
+    except ValueError:  # a 31st of April, a leap second: botocore's parser decides
+        return None
 
 
 def seconds_since(when: object, now: float) -> float | None:
