@@ -238,6 +238,12 @@ def test_answers_timestamps_are_the_instants_botocore_reads(
     ):
         assert ours[what][field] == theirs[what][field], what
         assert ours[what][field].tzinfo is UTC, what  # read by fsync's parser
+    # s3fs makes a new session when asked to refresh one it owns: that one is set up too.
+    first = remote.fs.session
+    remote.run_async(remote.fs.set_session, True)
+    assert remote.fs.session is not first
+    again = remote.call("head_object", "head", Bucket=s3_proxy.bucket, Key=key)
+    assert again["LastModified"].tzinfo is UTC
 
 
 # -- conditional writes: a second writer is never clobbered --------------------------------

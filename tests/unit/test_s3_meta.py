@@ -173,15 +173,17 @@ def test_iso_times_name_the_instant_botocore_reads(when: datetime, digits: int) 
     assert parsed.tzinfo is UTC
 
 
-@given(when=_UTC_TIMES.filter(lambda t: t.year >= 1000).map(lambda t: t.replace(microsecond=0)))
+@given(when=_UTC_TIMES.map(lambda t: t.replace(microsecond=0)))
 def test_http_dates_name_the_instant_botocore_reads(when: datetime) -> None:
     days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
     months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
     text = (
-        f"{days[when.weekday()]}, {when.day:02d} {months[when.month - 1]} {when.year}"
+        f"{days[when.weekday()]}, {when.day:02d} {months[when.month - 1]} {when.year:04d}"
         f" {when:%H:%M:%S} GMT"
     )
-    assert parse_time(text) == parse_timestamp(text) == when
+    assert parse_time(text) in (parse_timestamp(text), None)
+    if when.year >= 100:
+        assert parse_time(text) == when
 
 
 @pytest.mark.parametrize(
@@ -193,6 +195,9 @@ def test_http_dates_name_the_instant_botocore_reads(when: datetime) -> None:
         "Thu, 26 Nov 2026 17:33:59 UTC",
         "Thu, 26 nov 2026 17:33:59 GMT",
         "Thu, 26 Nox 2026 17:33:59 GMT",
+        "Xyz, 26 Nov 2026 17:33:59 GMT",  # botocore refuses these
+        "Dec, 26 Nov 2026 17:33:59 GMT",
+        "Mon, 15 Mar 0010 10:00:00 GMT",  # dateutil reads 2010
         "2026-02-30T00:00:00Z",  # impossible dates and leap seconds too
         "2016-12-31T23:59:60Z",
         "Thu, 31 Apr 2026 00:00:00 GMT",

@@ -149,9 +149,10 @@ class S3Remote:
             or "S3"
         )
         self._store: str | None = None
-        self._fast_times = False
-        """Whether the client's session reads timestamps with `_timestamp` yet."""
         """The endpoint the client talks to, "" for AWS's own; found on first use of `key`."""
+        self._timed_session: object = None
+        """The session whose answers' timestamps `_timestamp` reads (s3fs may make a new one
+        when its connections are all closed; that one is set up again)."""
         self._tps = RateLimiter(self.settings.tps_limit, clock=clock)
         # A second's worth of burst: parts go in 1 MiB steps, so the rate holds within a part.
         self._bw = RateLimiter(
@@ -204,12 +205,13 @@ class S3Remote:
     async def _client(self) -> Any:
         """s3fs's client, made on first use, its answers' timestamps read by `_timestamp`."""
         client = await self.fs.set_session()
-        if not self._fast_times:
+        session = self.fs.session
+        if session is not self._timed_session:
             # The session's parser factory makes a parser per answer (botocore's endpoint),
             # so its defaults apply from the next answer on; no other session is touched.
-            factory = self.fs.session.get_component("response_parser_factory")
+            factory = session.get_component("response_parser_factory")
             factory.set_parser_defaults(timestamp_parser=_timestamp)
-            self._fast_times = True
+            self._timed_session = session
         return client
 
     async def _request(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
