@@ -543,15 +543,15 @@ class _Connection:
             return False
         if rule is not None and rule.action == "delay":
             self.proxy._wait(rule.delay)
-        reset = rule is not None and rule.action == "reset"
-        drop = {"expect"}
-        if rule is not None and rule.action == "no-range":
-            drop.add("range")
-        if rule is not None and rule.action == "no-if-match":
-            drop.add("if-match")
-        empty = rule is not None and rule.action == "empty-body"
+        action = "" if rule is None else rule.action
+        stripped = _STRIPPED_BY_ACTION.get(action)
         upstream_keeps = self._forward(
-            head, method, reset=reset, empty=empty, record=record, drop=frozenset(drop)
+            head,
+            method,
+            reset=action == "reset",
+            empty=action == "empty-body",
+            record=record,
+            drop=frozenset({"expect", stripped} if stripped else {"expect"}),
         )
         return keep and upstream_keeps
 
@@ -696,6 +696,8 @@ class _Connection:
 
 
 _ERROR_CODES_BY_ACTION: dict[str, int] = {"503": 503, "500": 500, "429": 429, "403": 403}
+_STRIPPED_BY_ACTION: dict[str, str] = {"no-range": "range", "no-if-match": "if-match"}
+"""The request header an action forwards the request without."""
 
 
 def start_proxy(upstream_url: str) -> Proxy:

@@ -200,6 +200,20 @@ def test_keep_alive_reuses_one_upstream_connection(echo_proxy: Proxy) -> None:
     assert [entry.status for entry in echo_proxy.log] == [200, 200, 200]
 
 
+def test_client_connections_send_without_nagle_delay(echo_proxy: Proxy) -> None:
+    """An answer's head and body go out in separate writes: with Nagle's algorithm on, a
+    small body would wait for the client's delayed ACK of the head (40 ms on Linux)."""
+    conn = _connect(echo_proxy)
+    try:
+        _json(conn, "GET", "/b/one")
+        live = list(echo_proxy._live)
+        assert live
+        for sock in live:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        conn.close()
+
+
 def test_chunked_request_body_arrives_intact(echo_proxy: Proxy) -> None:
     pieces = [b"a" * 10, b"", b"b" * 70_000, bytes(range(256)) * 3]
     conn = _connect(echo_proxy)

@@ -120,15 +120,15 @@ def free_ports(count: int) -> list[int]:
 def _ceph_conf(root: Path, fsid: str, mon_v2: int, mon_v1: int, rgw_port: int) -> str:
     """ceph.conf for one mon, one memstore OSD and one radosgw, all on 127.0.0.1.
 
-    Three settings are not obvious (see the notes): the paxos intervals cut start-up from
-    ~13 s to ~2 s, because radosgw creates its pools one after another; radosgw hangs on
-    ``get_initial_auth_request returned -13`` with auth off unless its mon client mode
-    allows "crc"; and beast's ``tcp_nodelay=1``. Without it every GET of a small object took
-    44 ms instead of 3.5 ms (boto3, one at a time): beast writes an answer's head and body
-    apart, and on loopback, whose segments hold 64 KiB, the body is a small segment that
-    Nagle holds until the client's delayed ACK of the head, 40 ms later. Over a network the
-    body mostly goes in full segments that are sent at once, so the stall was this setup's,
-    and it made every pull from Ceph measure the number of requests in flight.
+    Three settings are not obvious (the first two are in the notes): the paxos intervals
+    cut start-up from ~13 s to ~2 s, because radosgw creates its pools one after another;
+    radosgw hangs on ``get_initial_auth_request returned -13`` with auth off unless its mon
+    client mode allows "crc"; and beast's ``tcp_nodelay=1``. Without it every GET of a small
+    object took 44 ms instead of 3.5 ms (boto3, one at a time): beast writes an answer's head
+    and body apart, and on loopback, whose segments hold 64 KiB, the body is a small segment
+    that Nagle holds until the client's delayed ACK of the head, 40 ms later. Over a network
+    the body mostly goes in full segments that are sent at once, so the stall was this
+    setup's, and it made every pull from Ceph measure the number of requests in flight.
     """
     return f"""\
 [global]
