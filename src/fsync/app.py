@@ -43,7 +43,7 @@ from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import open_remote
-from fsync.remote.base import Listing, PendingUpload, Remote
+from fsync.remote.base import Listing, PendingUpload, Remote, nfc_twin
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
 from fsync.transfer.download import drop_stale_partials
@@ -90,7 +90,13 @@ def run(
             )
             remote_entries, refused = sort_listing(listing, ignore, opts, reporter)
             local_entries, remote_entries, base = _plannable(
-                root, local, remote_entries, manifest.base(remote.key), refused=refused, opts=opts
+                root,
+                local,
+                remote_entries,
+                manifest.base(remote.key),
+                refused=refused,
+                twins=shadowed(listing, ignore),
+                opts=opts,
             )
             plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
             _log_inputs(local, remote_entries, base, plan, started)
@@ -354,6 +360,7 @@ def _plannable(
     base: BaseSnapshot,
     *,
     refused: list[FileError],
+    twins: set[RelPath],
     opts: SyncOptions,
 ) -> tuple[Snapshot, RemoteSnapshot, BaseSnapshot]:
     """The three snapshots the planner may act on: what could not be read is left out.
@@ -361,37 +368,43 @@ def _plannable(
     An unreadable local file or folder is not a deleted one. Where the run writes locally
     (pull, sync), so are names this disk cannot hold and remote entries fsync refuses (a
     link, a device: `refused`, to which those names are added): they stay out of the plan on
-    all three sides, neither fetched nor taken for deleted.
+    all three sides, neither fetched nor taken for deleted. In every direction so are the
+    `twins`, paths a refused key names in another Unicode form (`nfc_twin`); a push that
+    leaves out a file it would have sent says so in `refused`.
     """
     local_entries: Snapshot = local.entries
     if local.errors or local.incomplete:
         remote = _known(remote, local)
         base = _known(base, local)
-    if opts.direction is not Direction.PUSH:
+    left_out = set(twins)
+    if opts.direction is Direction.PUSH:
+        refused += [
+            FileError(p, _TWIN_NOT_SENT) for p in sorted(twins) if p in local_entries or p in base
+        ]
+    else:
         blocked = _unmappable(root, remote, local_entries)
         refused += [FileError(p, why) for p, why in sorted(blocked.items())]
-        left_out = {RelPath(e.path) for e in refused}
-        if left_out:  # (a refused folder, e.g. a link: what lies below it too)
-            local_entries = _without(local_entries, left_out)
-            remote = _without(remote, left_out)
-            base = _without(base, left_out)
+        left_out.update(RelPath(e.path) for e in refused)
+    if left_out:  # (a refused folder, e.g. a link: what lies below it too)
+        local_entries = _without(local_entries, left_out)
+        remote = _without(remote, left_out)
+        base = _without(base, left_out)
     return local_entries, remote, base
+
+
+_TWIN_LEFT_ALONE = "the path of that name in NFC form is left alone while this key exists"
+_TWIN_NOT_SENT = (
+    "not sent: the remote holds this name in another Unicode form (a key fsync cannot "
+    "address); rename or remove one of the two"
+)
 
 
 def _known(entries: Mapping[RelPath, E], scan: scanner.ScanResult) -> dict[RelPath, E]:
     return {p: e for p, e in entries.items() if not scan.is_unknown(p)}
 
 
-def list_remote(
-    remote: Remote, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
-) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
-    """One listing of the remote, filtered by the ignore rules; refused keys are errors where
-    the run would fetch them (pull, sync), warnings on push."""
-    return sort_listing(fetch_listing(remote, opts), ignore, opts, reporter)
-
-
 def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
-    """One listing of the remote as it comes (see `list_remote`).
+    """One listing of the remote as it comes (see `sort_listing`).
 
     Raises `ConfigError` for a pull from a root that does not exist, `RemoteUnavailable`
     when the remote cannot be listed.
@@ -409,15 +422,27 @@ def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
 def sort_listing(
     listing: Listing, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
-    """`listing` filtered by the ignore rules, and its refused keys as `list_remote` says."""
+    """`listing` filtered by the ignore rules, and its refused keys: errors where the run
+    would fetch them (pull, sync), warnings on push. A key whose NFC form is ignored is too."""
     entries = {p: e for p, e in listing.entries.items() if not ignore.ignores(p)}
     refused: list[FileError] = []
-    for key, why in listing.refused:
+    for key, reason in listing.refused:
+        twin = nfc_twin(key)
+        if twin is not None and ignore.ignores(twin):
+            continue
+        why = reason if twin is None else f"{reason}; {_TWIN_LEFT_ALONE}"
         if opts.direction is not Direction.PUSH:
             refused.append(FileError(key, f"refused remote key: {why}"))
         else:
             reporter.warning(f"remote key {key!r} cannot be mapped to a local name: {why}")
     return entries, refused
+
+
+def shadowed(listing: Listing, ignore: IgnoreMatcher) -> set[RelPath]:
+    """The paths refused keys of `listing` name in another Unicode form (`nfc_twin`), but
+    those the ignore rules leave out: a run leaves them alone on both sides."""
+    twins = (nfc_twin(key) for key, _ in listing.refused)
+    return {t for t in twins if t is not None and not ignore.ignores(t)}
 
 
 def _dry_run_result(plan: Plan) -> RunResult:

@@ -145,6 +145,8 @@ class _Session:
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
         self.ignore = scanner.read_ignore(root, opts.excludes)
         self.state = KnownState()
+        self.shadowed: set[RelPath] = set()
+        """Paths a refused remote key names in another Unicode form: left alone (`nfc_twin`)."""
         self.batches: queue.SimpleQueue[tuple[set[RelPath], bool]] = queue.SimpleQueue()
         self.retries = Retries(opts.retries, opts.retry_delay, opts.retry_max_delay)
         self.alarm = Alarm(opts.on_error, display.warning)
@@ -274,9 +276,11 @@ class _Session:
         scan = scanner.scan(self.root, self.manifest, self.ignore)
         for line in scan.warnings:
             self.once.warning(line)
-        entries, _ = app.list_remote(self.remote, self.ignore, self.push_opts, self.once)
+        listing = app.fetch_listing(self.remote, self.push_opts)
+        entries, _ = app.sort_listing(listing, self.ignore, self.push_opts, self.once)
+        self.shadowed = app.shadowed(listing, self.ignore)
         self.state.reset(self.manifest.base(self.remote.key), entries)
-        keep = _Scope(held, scan)
+        keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         base = {p: e for p, e in self.state.base.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
@@ -303,7 +307,7 @@ class _Session:
         scan = scanner.scan(self.root, self.manifest, self.ignore, only=paths)
         for line in scan.warnings:
             self.once.warning(line)
-        keep = _Scope(held, scan)
+        keep = _Scope(held | self.shadowed, scan)
         scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._execute(plan, queue_paths=paths, scan=scan)
@@ -331,7 +335,9 @@ class _Session:
         """List the remote and apply what changed there since the last look (`--pull-every`)."""
         listing = app.fetch_listing(self.remote, self.push_opts)
         entries, _ = app.sort_listing(listing, self.ignore, self.push_opts, self.once)
-        refused = {RelPath(key) for key, _ in listing.refused}  # (warned): not deleted there
+        self.shadowed = app.shadowed(listing, self.ignore)
+        # Refused keys (warned) are not deleted there, nor are the paths they name in NFC.
+        refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed
         known = self.state.remote
         changed = {
             p
@@ -344,7 +350,7 @@ class _Session:
             self.state.set_remote(path, entries.get(path))
         held = self.watcher.held()
         scan = scanner.scan(self.root, self.manifest, self.ignore, only=changed)
-        keep = _Scope(held, scan)
+        keep = _Scope(held | self.shadowed, scan)
         plan = self._plan_subset({p for p in changed if keep(p)}, scan, Direction.PULL)
         self._execute(plan, queue_paths=(), scan=scan)
 

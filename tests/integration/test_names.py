@@ -139,6 +139,60 @@ def test_a_pull_into_a_folder_named_decomposed_keeps_one_folder(
     assert (again.deleted, again.uploaded, again.failed) == (0, 0, 0)
 
 
+NFC_NAME, NFD_NAME = (unicodedata.normalize(form, "cafe\u0301.txt") for form in ("NFC", "NFD"))
+
+
+def test_a_key_written_decomposed_keeps_a_pull_off_its_nfc_twin(
+    memory_root: str, tmp_path: Path
+) -> None:
+    # Another tool replaces the synced key with its NFD spelling (macOS writes names so):
+    # the key cannot be addressed, and the synced NFC file must not be taken for deleted.
+    local, url = tmp_path / "local", f"memory://{memory_root}"
+    write(local, {NFC_NAME: "v1", "other.txt": "o"})
+    assert sync(local, url, Direction.PUSH).uploaded == 2
+    fs = fsspec.filesystem("memory")
+    fs.rm(f"{memory_root}/{NFC_NAME}")
+    fs.pipe(f"{memory_root}/{NFD_NAME}", b"v2, from a mac")
+    for _ in range(2):  # the second run too: nothing was recorded as gone
+        result = sync(local, url, Direction.PULL)
+        assert (result.deleted, result.downloaded, result.failed) == (0, 0, 1)
+        assert listing(local) == {NFC_NAME: b"v1", "other.txt": b"o"}
+        (error,) = result.errors
+        assert error.path == NFD_NAME
+        assert "NFC" in error.error
+        assert "left alone" in error.error
+    assert fs.cat(f"{memory_root}/{NFD_NAME}") == b"v2, from a mac"
+
+
+def test_a_push_never_sends_a_second_key_beside_a_decomposed_one(
+    memory_root: str, tmp_path: Path
+) -> None:
+    local, url = tmp_path / "local", f"memory://{memory_root}"
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/{NFD_NAME}", b"theirs")
+    write(local, {NFC_NAME: "mine", "other.txt": "o"})
+    reporter = Warnings()
+    opts = SyncOptions(local_root=str(local), remote_url=url, direction=Direction.PUSH)
+    result = app.run(opts, reporter)
+    assert (result.uploaded, result.failed) == (1, 1)
+    (error,) = result.errors
+    assert (error.path, "not sent") == (NFC_NAME, error.error[: len("not sent")])
+    assert any("left alone" in line for line in reporter.lines)
+    assert sorted(k.rpartition("/")[2] for k in fs.find(memory_root)) == [NFD_NAME, "other.txt"]
+    assert listing(local) == {NFC_NAME: b"mine", "other.txt": b"o"}
+
+
+def test_an_ignored_nfc_twin_is_no_error(memory_root: str, tmp_path: Path) -> None:
+    local, url = tmp_path / "local", f"memory://{memory_root}"
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/{NFD_NAME}", b"theirs")
+    fs.pipe(f"{memory_root}/ok.txt", b"ok")
+    for direction in (Direction.PULL, Direction.PUSH):
+        result = sync(local, url, direction, excludes=(NFC_NAME,))
+        assert (result.failed, result.errors) == (0, [])
+    assert listing(local) == {"ok.txt": b"ok"}
+
+
 def test_case_twins_are_reported_not_merged(memory_root: str, tmp_path: Path) -> None:
     dst = tmp_path / "dst"
     dst.mkdir()

@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -286,6 +287,35 @@ def test_a_remote_entry_fsync_refuses_is_not_pulled_as_a_delete(
     eventually(lambda: not (w.local / "marker.txt").exists(), "the real delete pulled")
     assert (w.local / "doc.txt").read_text() == "synced"
     w.stop()
+
+
+def test_a_remote_name_in_another_unicode_form_keeps_the_watch_off_its_twin(
+    start: Callable[..., Watching],
+) -> None:
+    nfc, nfd = (unicodedata.normalize(form, "cafe\u0301.txt") for form in ("NFC", "NFD"))
+    w = start(pull_every=0.2)
+    (w.local / nfc).write_text("synced")
+    (w.local / "marker.txt").write_text("m")
+    for n in range(4):  # (keeps two deletes under the safety cap)
+        (w.local / f"keep{n}.txt").write_text("k")
+    w.converge()
+    (w.remote / nfc).unlink()
+    (w.remote / nfd).write_text("theirs, written decomposed")  # refused, and not a delete
+    (w.remote / "marker.txt").unlink()
+    eventually(lambda: not (w.local / "marker.txt").exists(), "the real delete pulled")
+    assert (w.local / nfc).read_text() == "synced"
+    (w.local / nfc).write_text("edited")  # its batch must not send a second name beside it
+    (w.local / "later.txt").write_text("l")
+    eventually((w.remote / "later.txt").exists, "the later file pushed")
+    w.stop()
+    w2 = start()  # and neither must the full sync a session starts with
+    (w2.local / "last.txt").write_text("z")
+    eventually((w2.remote / "last.txt").exists, "the last file pushed")
+    w2.stop()
+    assert sorted(n for n in os.listdir(w.remote) if not n.startswith(".")) == sorted(
+        [nfd, "later.txt", "last.txt", *(f"keep{n}.txt" for n in range(4))]
+    )
+    assert (w.local / nfc).read_text() == "edited"
 
 
 def test_changes_made_while_not_watching_go_at_the_next_start(

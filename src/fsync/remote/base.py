@@ -35,6 +35,22 @@ def relpath_from_key(name: str) -> RelPath:
     return rel
 
 
+def nfc_twin(key: str) -> RelPath | None:
+    """The `RelPath` a refused key names once NFC-normalised; None if it names none.
+
+    Another tool may hold a file under a key that differs from a path fsync syncs only in
+    Unicode form (macOS writes names decomposed): to a user, and to macOS, the same name.
+    fsync cannot address that key, so the path it names is left alone on both sides while the
+    key exists: not fetched, not taken for deleted, not sent beside it as a second key.
+    """
+    try:
+        key.encode("utf-8")
+        rel = to_relpath(key)
+    except (UnicodeEncodeError, UnsafePathError):
+        return None
+    return rel if rel != key else None
+
+
 def served_entry(reader: object) -> RemoteEntry | None:
     """The entry a reader from `Remote.open_read` learnt while serving the bytes, if any.
 
