@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,13 +16,16 @@ from blake3 import blake3
 from fsync.errors import FileChangedError
 from fsync.hashing import (
     HASH_VERSION,
+    MAPPED_FILE,
     READ_CHUNK,
     SMALL_FILE,
     CacheRecord,
     HashingReader,
     StatSig,
     hash_file,
+    hash_mapped,
     hash_stream,
+    in_memory,
     new_hasher,
 )
 from fsync.model import Digest
@@ -94,6 +100,132 @@ def test_replaced_file_raises_file_changed(tmp_path: Path) -> None:
 
     with pytest.raises(FileChangedError):
         hash_file(str(path), before=stale)
+
+
+def _sparse(path: Path, size: int, head: bytes = b"", tail: bytes = b"") -> Digest:
+    """Make `path` a sparse file of `size` bytes (`head` and `tail` at its ends, zeros
+    between: pages that need no disk); return its blake3."""
+    with path.open("wb") as out:
+        out.write(head)
+        out.truncate(size - len(tail))
+        out.seek(0, os.SEEK_END)
+        out.write(tail)
+    hasher, zeros = blake3(head, max_threads=blake3.AUTO), bytes(16 << 20)
+    left = size - len(head) - len(tail)
+    while left:
+        hasher.update(zeros[: min(left, len(zeros))])
+        left -= min(left, len(zeros))
+    hasher.update(tail)
+    return Digest(hasher.hexdigest())
+
+
+def _needs_nowait(folder: Path) -> None:
+    """Skip where reads cannot be asked not to wait (tmpfs, overlayfs): fsync never maps
+    there, so neither the probe nor the child can be seen at work."""
+    path = folder / "probe.bin"
+    path.write_bytes(b"probe")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+    except OSError as exc:
+        pytest.skip(f"reads that do not wait are not supported here ({exc.strerror})")
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+def test_a_child_hashes_a_file_through_a_map(tmp_path: Path) -> None:
+    data = os.urandom(3 << 20)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        path.rename(tmp_path / "moved.bin")  # the child hashes the open file, not the name
+        assert hash_mapped(fd) == _b3(data)
+    finally:
+        os.close(fd)
+
+
+def test_in_memory_tells_cached_pages_from_pages_on_disk(tmp_path: Path) -> None:
+    _needs_nowait(tmp_path)
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(8 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        assert in_memory(fd, 8 << 20)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages: dropped
+        assert not in_memory(fd, 8 << 20)
+    finally:
+        os.close(fd)
+
+
+def _child_maps(path: Path) -> bool:
+    """True when a child of this process has `path` mapped (its /proc maps name it)."""
+    me = os.getpid()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                parent = int(stat.read().rpartition(")")[2].split()[1])
+            if parent == me:
+                with open(f"/proc/{pid}/maps") as maps:
+                    if str(path) in maps.read():
+                        return True
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return False
+
+
+def _hash_watching_children(
+    path: Path, then: Callable[[], object] = lambda: None
+) -> dict[str, object]:
+    """`hash_file(path)` on a thread, which this one watches for a child mapping `path`;
+    `then` runs as soon as one does. Returns the digest or error, and whether one did."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["digest"], _ = hash_file(str(path))
+        except FileChangedError as exc:
+            outcome["error"] = exc
+
+    hashing = threading.Thread(target=run)
+    hashing.start()
+    deadline = time.monotonic() + 30
+    while not (mapped := _child_maps(path)) and hashing.is_alive():
+        assert time.monotonic() < deadline, "no child mapped the file"
+        time.sleep(0.001)
+    if mapped:
+        then()
+    hashing.join()
+    return {**outcome, "mapped": mapped}
+
+
+def test_a_large_file_in_memory_is_hashed_through_a_childs_map(tmp_path: Path) -> None:
+    _needs_nowait(tmp_path)
+    path = tmp_path / "big.bin"
+    size = 2 * MAPPED_FILE + 4097  # holes: in memory, no disk; a child lives long enough
+    expected = _sparse(path, size, os.urandom(5000), os.urandom(3000))
+    assert _hash_watching_children(path) == {"digest": expected, "mapped": True}
+    path.unlink()  # (its gigabyte of cached zeros with it)
+
+
+def test_a_file_truncated_under_the_childs_map_is_a_change_not_a_crash(tmp_path: Path) -> None:
+    # The truncation kills the child with SIGBUS, as it would kill a process mapping the
+    # file itself; hash_file reads the file after it, and finds it changed.
+    _needs_nowait(tmp_path)
+    path = tmp_path / "big.bin"
+    _sparse(path, 1 << 30)
+    outcome = _hash_watching_children(path, then=lambda: os.truncate(path, 0))
+    assert outcome["mapped"], f"the file was hashed without a child: {outcome}"
+    assert isinstance(outcome.get("error"), FileChangedError)
+    small = tmp_path / "after.bin"  # and a child still hashes the next file
+    small.write_bytes(b"after")
+    fd = os.open(small, os.O_RDONLY)
+    try:
+        assert hash_mapped(fd) == _b3(b"after")
+    finally:
+        os.close(fd)
 
 
 def test_missing_file_and_directory_errors_propagate(tmp_path: Path) -> None:
