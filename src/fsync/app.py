@@ -369,17 +369,19 @@ def _plannable(
     (pull, sync), so are names this disk cannot hold and remote entries fsync refuses (a
     link, a device: `refused`, to which those names are added): they stay out of the plan on
     all three sides, neither fetched nor taken for deleted. In every direction so are the
-    `twins`, paths a refused key names in another Unicode form (`nfc_twin`); a push that
-    leaves out a file it would have sent says so in `refused`.
+    `twins`, names a refused key spells in another Unicode form (`nfc_twin`), and what lies
+    below them; a push says in `refused` which of its files it leaves out.
     """
     local_entries: Snapshot = local.entries
     if local.errors or local.incomplete:
         remote = _known(remote, local)
         base = _known(base, local)
     left_out = set(twins)
-    if opts.direction is Direction.PUSH:
+    if opts.direction is Direction.PUSH and twins:
         refused += [
-            FileError(p, _TWIN_NOT_SENT) for p in sorted(twins) if p in local_entries or p in base
+            FileError(p, _TWIN_NOT_SENT)
+            for p in sorted(local_entries.keys() | base.keys())
+            if under_any(p, twins)
         ]
     else:
         blocked = _unmappable(root, remote, local_entries)
@@ -392,7 +394,7 @@ def _plannable(
     return local_entries, remote, base
 
 
-_TWIN_LEFT_ALONE = "the path of that name in NFC form is left alone while this key exists"
+_TWIN_LEFT_ALONE = "the name spelled in NFC is left alone while this key exists"
 _TWIN_NOT_SENT = (
     "not sent: the remote holds this name in another Unicode form (a key fsync cannot "
     "address); rename or remove one of the two"
@@ -428,7 +430,7 @@ def sort_listing(
     refused: list[FileError] = []
     for key, reason in listing.refused:
         twin = nfc_twin(key)
-        if twin is not None and ignore.ignores(twin):
+        if twin is not None and ignore.ignores(twin[0]):
             continue
         why = reason if twin is None else f"{reason}; {_TWIN_LEFT_ALONE}"
         if opts.direction is not Direction.PUSH:
@@ -439,10 +441,10 @@ def sort_listing(
 
 
 def shadowed(listing: Listing, ignore: IgnoreMatcher) -> set[RelPath]:
-    """The paths refused keys of `listing` name in another Unicode form (`nfc_twin`), but
-    those the ignore rules leave out: a run leaves them alone on both sides."""
+    """The names refused keys of `listing` spell in another Unicode form (`nfc_twin`), but
+    for keys the ignore rules leave out: a run leaves them, and what lies below, alone."""
     twins = (nfc_twin(key) for key, _ in listing.refused)
-    return {t for t in twins if t is not None and not ignore.ignores(t)}
+    return {t[1] for t in twins if t is not None and not ignore.ignores(t[0])}
 
 
 def _dry_run_result(plan: Plan) -> RunResult:

@@ -28,7 +28,7 @@ from fsync.model import Digest, FileError, LocalEntry, RelPath, RemoteEntry
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import open_remote
-from fsync.remote.base import Remote
+from fsync.remote.base import Remote, nfc_twin
 
 STATE_DB = os.path.join(".fsync", DB_NAME)
 
@@ -266,8 +266,10 @@ class _Checker:
 
 
 def _ignored(ignore: IgnoreMatcher, key: str) -> bool:
-    """True if a raw remote key, taken as a path, is excluded (`.fsync/` and temp names too)."""
+    """True if a raw remote key, taken as a path (in NFC where that is all that is wrong with
+    it, as a sync takes it), is excluded (`.fsync/` and temp names too)."""
+    twin = nfc_twin(key)
     try:
-        return ignore.ignores(RelPath(key))
+        return ignore.ignores(twin[0] if twin is not None else RelPath(key))
     except ValueError:
         return False

@@ -13,10 +13,11 @@ import fsspec
 import pytest
 
 from fsync import app
-from fsync.config import SyncOptions
+from fsync.config import SyncOptions, VerifyOptions
 from fsync.model import Direction, RunResult
 from fsync.names import is_case_insensitive
 from fsync.progress import NullReporter
+from fsync.verify import verify
 from fsynctest.trees import listing, write
 
 ODD_KEYS = ["../evil", "/abs", "a/../../b", "x" * 300]
@@ -180,6 +181,42 @@ def test_a_push_never_sends_a_second_key_beside_a_decomposed_one(
     assert any("left alone" in line for line in reporter.lines)
     assert sorted(k.rpartition("/")[2] for k in fs.find(memory_root)) == [NFD_NAME, "other.txt"]
     assert listing(local) == {NFC_NAME: b"mine", "other.txt": b"o"}
+
+
+def test_a_folder_written_decomposed_gets_no_second_spelling_beside_it(
+    memory_root: str, tmp_path: Path
+) -> None:
+    # The remote folder's name is NFD: a new local file in the NFC folder would make a
+    # second folder that looks the same; a remote file's NFD name keeps the NFC folder out.
+    local, url = tmp_path / "local", f"memory://{memory_root}"
+    folder = NFC_NAME.removesuffix(".txt")
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/{NFD_NAME.removesuffix('.txt')}/x.txt", b"theirs")
+    fs.pipe(f"{memory_root}/re\u0301sume\u0301", b"a file")
+    write(local, {f"{folder}/new.txt": "n", "résumé/a.txt": "a", "résumé/b.txt": "b", "o": "o"})
+    result = sync(local, url, Direction.PUSH)
+    assert (result.uploaded, result.failed) == (1, 3)
+    assert sorted(e.path for e in result.errors) == sorted(
+        [f"{folder}/new.txt", "résumé/a.txt", "résumé/b.txt"]
+    )
+    assert sorted(fs.find(memory_root)) == sorted(
+        f"{memory_root}/{k}"
+        for k in [f"{NFD_NAME.removesuffix('.txt')}/x.txt", "re\u0301sume\u0301", "o"]
+    )
+
+
+def test_verify_passes_over_a_key_whose_nfc_name_is_excluded(
+    memory_root: str, tmp_path: Path
+) -> None:
+    local, url = tmp_path / "local", f"memory://{memory_root}"
+    write(local, {"ok.txt": "ok"})
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/ok.txt", b"ok")
+    fs.pipe(f"{memory_root}/{NFD_NAME}", b"theirs")
+    opts = VerifyOptions(local_root=str(local), remote_url=url)
+    assert [e.path for e in verify(opts, NullReporter()).errors] == [NFD_NAME]
+    excluded = VerifyOptions(local_root=str(local), remote_url=url, excludes=(NFC_NAME,))
+    assert verify(excluded, NullReporter()).ok
 
 
 def test_an_ignored_nfc_twin_is_no_error(memory_root: str, tmp_path: Path) -> None:

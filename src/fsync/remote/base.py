@@ -35,20 +35,29 @@ def relpath_from_key(name: str) -> RelPath:
     return rel
 
 
-def nfc_twin(key: str) -> RelPath | None:
-    """The `RelPath` a refused key names once NFC-normalised; None if it names none.
+def nfc_twin(key: str) -> tuple[RelPath, RelPath] | None:
+    """For a key refused only for its Unicode form: the `RelPath` it names once
+    NFC-normalised, and that path down to the first name the key spells otherwise (a folder,
+    or the file itself). None for any other key.
 
-    Another tool may hold a file under a key that differs from a path fsync syncs only in
-    Unicode form (macOS writes names decomposed): to a user, and to macOS, the same name.
-    fsync cannot address that key, so the path it names is left alone on both sides while the
-    key exists: not fetched, not taken for deleted, not sent beside it as a second key.
+    Another tool may hold files under names that differ from paths fsync syncs only in
+    Unicode form (macOS writes names decomposed): to a user, and to macOS, the same names.
+    fsync cannot address such a key, so what lies at and below that first name is left alone
+    on both sides while the key exists: not fetched, not taken for deleted, and not sent
+    beside it under a second spelling of the name.
     """
     try:
         key.encode("utf-8")
         rel = to_relpath(key)
     except (UnicodeEncodeError, UnsafePathError):
         return None
-    return rel if rel != key else None
+    if rel == key:
+        return None
+    names = rel.split("/")
+    for depth, name in enumerate(key.split("/")):
+        if name != names[depth]:
+            return rel, RelPath("/".join(names[: depth + 1]))
+    return rel, rel  # (unreachable: a key that differs has a name that does)
 
 
 def served_entry(reader: object) -> RemoteEntry | None:
