@@ -88,14 +88,14 @@ def run(
             local, listing = _scan_and_list(
                 root, manifest, ignore, remote, opts=opts, reporter=reporter
             )
-            remote_entries, refused = sort_listing(listing, ignore, opts, reporter)
+            remote_entries, refused, twins = sort_listing(listing, ignore, opts, reporter)
             local_entries, remote_entries, base = _plannable(
                 root,
                 local,
                 remote_entries,
                 manifest.base(remote.key),
                 refused=refused,
-                twins=shadowed(listing, ignore),
+                twins=twins,
                 opts=opts,
             )
             plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
@@ -377,12 +377,13 @@ def _plannable(
         remote = _known(remote, local)
         base = _known(base, local)
     left_out = set(twins)
-    if opts.direction is Direction.PUSH and twins:
-        refused += [
-            FileError(p, _TWIN_NOT_SENT)
-            for p in sorted(local_entries.keys() | base.keys())
-            if under_any(p, twins)
-        ]
+    if opts.direction is Direction.PUSH:
+        if twins:
+            refused += [
+                FileError(p, _TWIN_NOT_SENT)
+                for p in sorted(local_entries.keys() | base.keys())
+                if under_any(p, twins)
+            ]
     else:
         blocked = _unmappable(root, remote, local_entries)
         refused += [FileError(p, why) for p, why in sorted(blocked.items())]
@@ -423,28 +424,26 @@ def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
 
 def sort_listing(
     listing: Listing, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
-) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
-    """`listing` filtered by the ignore rules, and its refused keys: errors where the run
-    would fetch them (pull, sync), warnings on push. A key whose NFC form is ignored is too."""
+) -> tuple[dict[RelPath, RemoteEntry], list[FileError], set[RelPath]]:
+    """`listing` filtered by the ignore rules; its refused keys, errors where the run would
+    fetch them (pull, sync), warnings on push; and the names those keys spell in another
+    Unicode form (`nfc_twin`), which a run leaves alone with what lies below them. A key
+    whose NFC form is ignored is ignored too."""
     entries = {p: e for p, e in listing.entries.items() if not ignore.ignores(p)}
     refused: list[FileError] = []
+    twins: set[RelPath] = set()
     for key, reason in listing.refused:
         twin = nfc_twin(key)
-        if twin is not None and ignore.ignores(twin[0]):
-            continue
+        if twin is not None:
+            if ignore.ignores(twin[0]):
+                continue
+            twins.add(twin[1])
         why = reason if twin is None else f"{reason}; {_TWIN_LEFT_ALONE}"
         if opts.direction is not Direction.PUSH:
             refused.append(FileError(key, f"refused remote key: {why}"))
         else:
             reporter.warning(f"remote key {key!r} cannot be mapped to a local name: {why}")
-    return entries, refused
-
-
-def shadowed(listing: Listing, ignore: IgnoreMatcher) -> set[RelPath]:
-    """The names refused keys of `listing` spell in another Unicode form (`nfc_twin`), but
-    for keys the ignore rules leave out: a run leaves them, and what lies below, alone."""
-    twins = (nfc_twin(key) for key, _ in listing.refused)
-    return {t[1] for t in twins if t is not None and not ignore.ignores(t[0])}
+    return entries, refused, twins
 
 
 def _dry_run_result(plan: Plan) -> RunResult:

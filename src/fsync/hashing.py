@@ -204,7 +204,7 @@ _MAPPED_HASH = (
 """What the child runs (isolated: `-I -S`, no site, no environment): b3sum's way of hashing."""
 
 _BLAKE3_ROOT = _module_root()
-_map_in_child = bool(sys.executable) and hasattr(os, "RWF_NOWAIT")
+_map_in_child = bool(sys.executable)
 """Whether a child may hash for this process: False once one could not start or import."""
 
 

@@ -277,8 +277,9 @@ class _Session:
         for line in scan.warnings:
             self.once.warning(line)
         listing = app.fetch_listing(self.remote, self.push_opts)
-        entries, _ = app.sort_listing(listing, self.ignore, self.push_opts, self.once)
-        self.shadowed = app.shadowed(listing, self.ignore)
+        entries, _, self.shadowed = app.sort_listing(
+            listing, self.ignore, self.push_opts, self.once
+        )
         self.state.reset(self.manifest.base(self.remote.key), entries)
         keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
@@ -334,8 +335,9 @@ class _Session:
     def _pull(self) -> None:
         """List the remote and apply what changed there since the last look (`--pull-every`)."""
         listing = app.fetch_listing(self.remote, self.push_opts)
-        entries, _ = app.sort_listing(listing, self.ignore, self.push_opts, self.once)
-        self.shadowed = app.shadowed(listing, self.ignore)
+        entries, _, self.shadowed = app.sort_listing(
+            listing, self.ignore, self.push_opts, self.once
+        )
         # Refused keys (warned) are not deleted there, nor are the paths they name in NFC.
         refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed
         known = self.state.remote

@@ -104,6 +104,17 @@ def test_refused_keys_do_not_fail_a_push(memory_root: str, tmp_path: Path) -> No
     assert any("'../evil'" in line for line in reporter.lines)
 
 
+def test_a_remote_name_too_long_for_this_disk_does_not_fail_a_push(
+    memory_root: str, tmp_path: Path
+) -> None:
+    # Only a run that writes locally asks whether this disk can hold the remote's names.
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"{memory_root}/{'x' * 300}", b"x")
+    write(tmp_path / "src", {"a.txt": "a"})
+    result = sync(tmp_path / "src", f"memory://{memory_root}", Direction.PUSH)
+    assert (result.uploaded, result.failed, result.errors) == (1, 0, [])
+
+
 def test_a_local_name_written_decomposed_is_sent_and_updated(
     memory_root: str, tmp_path: Path
 ) -> None:

@@ -160,8 +160,8 @@ def test_in_memory_tells_cached_pages_from_pages_on_disk(tmp_path: Path) -> None
         os.close(fd)
 
 
-def _child_maps(path: Path) -> bool:
-    """True when a child of this process has `path` mapped (its /proc maps name it)."""
+def _child_maps(path: Path) -> int | None:
+    """The pid of a child of this process that has `path` mapped (its /proc maps name it)."""
     me = os.getpid()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -170,17 +170,18 @@ def _child_maps(path: Path) -> bool:
             if parent == me:
                 with open(f"/proc/{pid}/maps") as maps:
                     if str(path) in maps.read():
-                        return True
+                        return int(pid)
         except (OSError, ValueError):
             continue  # gone meanwhile
-    return False
+    return None
 
 
 def _hash_watching_children(
-    path: Path, then: Callable[[], object] = lambda: None
+    path: Path, then: Callable[[int], object] = lambda pid: None
 ) -> dict[str, object]:
     """`hash_file(path)` on a thread, which this one watches for a child mapping `path`;
-    `then` runs as soon as one does. Returns the digest or error, and whether one did."""
+    `then` runs with its pid as soon as one does. Returns the digest or error, and whether
+    one did."""
     outcome: dict[str, object] = {}
 
     def run() -> None:
@@ -192,11 +193,12 @@ def _hash_watching_children(
     hashing = threading.Thread(target=run)
     hashing.start()
     deadline = time.monotonic() + 30
-    while not (mapped := _child_maps(path)) and hashing.is_alive():
+    while (child := _child_maps(path)) is None and hashing.is_alive():
         assert time.monotonic() < deadline, "no child mapped the file"
         time.sleep(0.001)
-    if mapped:
-        then()
+    mapped = child is not None
+    if child is not None:
+        then(child)
     hashing.join()
     return {**outcome, "mapped": mapped}
 
@@ -210,13 +212,27 @@ def test_a_large_file_in_memory_is_hashed_through_a_childs_map(tmp_path: Path) -
     path.unlink()  # (its gigabyte of cached zeros with it)
 
 
+def test_the_hashing_child_runs_in_a_session_of_its_own(tmp_path: Path) -> None:
+    # A Ctrl-C for fsync's session would not stop blake3 in the child, only make it die at
+    # the end and its hash be done again; in its own session the child never gets one.
+    _needs_nowait(tmp_path)
+    path = tmp_path / "big.bin"
+    _sparse(path, 2 * MAPPED_FILE + 4097)
+    sessions: list[int] = []
+    outcome = _hash_watching_children(path, then=lambda pid: sessions.append(os.getsid(pid)))
+    assert outcome["mapped"]
+    (session,) = sessions
+    assert session != os.getsid(0)
+    path.unlink()
+
+
 def test_a_file_truncated_under_the_childs_map_is_a_change_not_a_crash(tmp_path: Path) -> None:
     # The truncation kills the child with SIGBUS, as it would kill a process mapping the
     # file itself; hash_file reads the file after it, and finds it changed.
     _needs_nowait(tmp_path)
     path = tmp_path / "big.bin"
     _sparse(path, 1 << 30)
-    outcome = _hash_watching_children(path, then=lambda: os.truncate(path, 0))
+    outcome = _hash_watching_children(path, then=lambda _pid: os.truncate(path, 0))
     assert outcome["mapped"], f"the file was hashed without a child: {outcome}"
     assert isinstance(outcome.get("error"), FileChangedError)
     small = tmp_path / "after.bin"  # and a child still hashes the next file

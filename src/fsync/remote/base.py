@@ -54,10 +54,8 @@ def nfc_twin(key: str) -> tuple[RelPath, RelPath] | None:
     if rel == key:
         return None
     names = rel.split("/")
-    for depth, name in enumerate(key.split("/")):
-        if name != names[depth]:
-            return rel, RelPath("/".join(names[: depth + 1]))
-    return rel, rel  # (unreachable: a key that differs has a name that does)
+    depth = next(i for i, name in enumerate(key.split("/")) if name != names[i])
+    return rel, RelPath("/".join(names[: depth + 1]))
 
 
 def served_entry(reader: object) -> RemoteEntry | None:
