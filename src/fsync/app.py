@@ -42,7 +42,7 @@ from fsync.paths import under_any
 from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
-from fsync.remote import open_remote
+from fsync.remote import local_path, open_remote
 from fsync.remote.base import Listing, PendingUpload, Remote, nfc_twin
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
@@ -89,11 +89,16 @@ def run(
                 root, manifest, ignore, remote, opts=opts, reporter=reporter
             )
             remote_entries, refused, twins = sort_listing(listing, ignore, opts, reporter)
+            if opts.direction is Direction.PULL:
+                for e in local.unsendable:
+                    reporter.warning(f"skipping {e.path}: {e.error}")
+            else:
+                refused += [FileError(e.path, f"not sent: {e.error}") for e in local.unsendable]
             local_entries, remote_entries, base = _plannable(
                 root,
                 local,
                 remote_entries,
-                manifest.base(remote.key),
+                unignored_base(manifest.base(remote.key), ignore, local.entries, remote_entries),
                 refused=refused,
                 twins=twins,
                 opts=opts,
@@ -213,9 +218,11 @@ def exit_status(result: RunResult) -> ExitCode:
 def prepare_root(opts: SyncOptions) -> str:
     """The absolute local root of `opts`, created for a pull or a sync if missing.
 
-    Raises `ConfigError` when it does not exist (or cannot be created) or is not a folder.
+    Raises `ConfigError` when it does not exist (or cannot be created), is not a folder, or
+    overlaps a local remote (see `_check_apart`).
     """
     root = os.path.abspath(opts.local_root)
+    _check_apart(root, opts)
     if opts.direction is not Direction.PUSH and not os.path.lexists(root):
         try:
             os.mkdir(root)
@@ -227,6 +234,28 @@ def prepare_root(opts: SyncOptions) -> str:
         what = "does not exist" if not os.path.lexists(root) else "is not a directory"
         raise ConfigError(f"local root {opts.local_root} {what} (give an existing folder)")
     return root
+
+
+def _check_apart(root: str, opts: SyncOptions) -> None:
+    """Raise `ConfigError` if the local root and a local remote are one folder, or one holds
+    the other: a push would copy the tree into itself at every run, and with `--mirror` it
+    deletes the files it is reading (their remote copies are the local files themselves)."""
+    remote = local_path(opts.remote_url)
+    if remote is None:
+        return
+    here, there = os.path.realpath(root), os.path.realpath(remote)
+    if here == there:
+        why = "are the same folder"
+    elif there.startswith(here.rstrip(os.sep) + os.sep):
+        why = "overlap: the remote is inside the local folder"
+    elif here.startswith(there.rstrip(os.sep) + os.sep):
+        why = "overlap: the local folder is inside the remote"
+    else:
+        return
+    raise ConfigError(
+        f"local root {opts.local_root} and remote {opts.remote_url} {why} "
+        "(give two separate folders)"
+    )
 
 
 def _scan(
@@ -351,6 +380,22 @@ def _redacted(errors: list[FileError], opts: SyncOptions) -> list[FileError]:
         urls=[opts.remote_url], storage_options=opts.storage_options, env=os.environ
     )
     return [FileError(e.path, redactor.text(e.error)) for e in errors]
+
+
+def unignored_base(
+    base: BaseSnapshot,
+    ignore: IgnoreMatcher,
+    local: Container[RelPath],
+    remote: Container[RelPath],
+) -> BaseSnapshot:
+    """`base` without the paths the ignore rules (and `--exclude`) leave out of this run.
+
+    Such a path is in neither listing, so the planner would take it for deleted on both
+    sides and forget it; once the rule is lifted, a change made meanwhile on one side would
+    then look like a conflict (and `--on-conflict remote` would overwrite a local edit).
+    Kept out of the plan, its base stays until it is synced again.
+    """
+    return {p: e for p, e in base.items() if p in local or p in remote or not ignore.ignores(p)}
 
 
 def _plannable(

@@ -299,7 +299,11 @@ def cleanup(
         typer.Option(
             "--older-than",
             metavar="DURATION",
-            help="Only writes started at least this long ago (90, 30s, 15m, 2h, 7d).",
+            help=(
+                "Only writes started at least this long ago (90, 30s, 15m, 2h, 7d). Without"
+                " it, a folder remote keeps temp files changed in the last 2 minutes, which"
+                " a running fsync may be writing."
+            ),
         ),
     ] = None,
     json_out: Json = False,

@@ -18,15 +18,21 @@ from __future__ import annotations
 import enum
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, get_args, get_origin
 
+import typer
 from typer.core import TyperCommand, TyperGroup
 
 try:
     from typer._coercion import build_runtime_param
 except ImportError:  # a typer without adapter-based conversion: nothing to bypass
     build_runtime_param = None
+try:
+    from typer._click.exceptions import ClickException
+except ImportError:  # a typer that uses the click package rather than its own copy
+    from click.exceptions import ClickException  # type: ignore[no-redef]
 
 MISS: Any = object()
 """What a converter returns for a value it leaves to typer."""
@@ -199,4 +205,26 @@ class QuickCommand(_QuickParameters, TyperCommand):
 
 
 class QuickGroup(_QuickParameters, TyperGroup):
-    """The typer group of the commands: its own `--help` converts without pydantic too."""
+    """The typer group of the commands: its own `--help` converts without pydantic too, and
+    its usage errors are one line, `fsync: error: WHAT (see ... --help)`, as DESIGN.md's
+    Interface has every error (typer draws a box of several lines around them)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """typer's `main`, ending the process itself with the exit status."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            status = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `fsync` alone: the help, as typer
+                e.show()
+                sys.exit(e.exit_code)
+            where = getattr(e, "ctx", None)
+            hint = f" (see {where.command_path} --help)" if where is not None else ""
+            message = " ".join(e.format_message().split())
+            sys.stderr.write(f"fsync: error: {message}{hint}\n")
+            sys.exit(e.exit_code)
+        except typer.Abort:  # end of input where one was read (fsync reads none)
+            sys.stderr.write("fsync: error: aborted\n")
+            sys.exit(1)
+        sys.exit(status if isinstance(status, int) else 0)

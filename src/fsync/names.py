@@ -94,13 +94,22 @@ def unmappable(
     limit: int,
     case_insensitive: bool,
 ) -> dict[RelPath, str]:
-    """Paths a pull must leave alone, with the reason: too long, or a case collision.
+    """Paths a pull must leave alone, with the reason: too long, a file that is also a
+    folder on the remote, or a case collision.
 
     `remote` and `local` are the paths of both snapshots (a local name colliding by case
     with a remote one is the same file on a case-insensitive disk).
     """
     remote = set(remote)
     out = {p: why for p in remote if (why := too_long(p, limit)) is not None}
+    for path in remote & _folders(remote):
+        # An object store holds keys `f` and `f/g` side by side; a disk holds one or the
+        # other. Both are left alone (a refused path takes what lies below it along).
+        out.setdefault(
+            path,
+            f"the remote holds both a file {path} and files under {path}/, which no "
+            "folder can hold; both are left alone (rename one on the remote)",
+        )
     if case_insensitive:
         for path, group in case_collisions(remote | set(local)).items():
             others = ", ".join(repr(p) for p in group if p != path)
@@ -110,3 +119,14 @@ def unmappable(
                 "cannot hold both (rename one on the remote)",
             )
     return out
+
+
+def _folders(paths: Iterable[RelPath]) -> set[str]:
+    """Every folder that holds one of `paths` (each ancestor visited once)."""
+    folders: set[str] = set()
+    for path in paths:
+        cut = path.rfind("/")
+        while cut > 0 and (folder := path[:cut]) not in folders:
+            folders.add(folder)
+            cut = folder.rfind("/")
+    return folders

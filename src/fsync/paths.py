@@ -22,6 +22,7 @@ TEMP_SUFFIX = ".tmp"
 """Temporary names (`.fsync-<hex>.tmp`) that writers publish by rename; scans skip them."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEMP = re.compile(re.escape(TEMP_PREFIX) + "[0-9a-f]{16}" + re.escape(TEMP_SUFFIX))
 
 
 _temp_names = random.Random()  # seeded from os.urandom
@@ -40,8 +41,10 @@ def temp_name() -> str:
 
 
 def is_temp_name(name: str) -> bool:
-    """True for the last segment of a path that is an fsync temporary file."""
-    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+    """True for the last segment of a path that is an fsync temporary file: exactly what
+    `temp_name` makes, as scans skip these and `cleanup` deletes them (a user's own
+    `.fsync-notes.tmp` is a file like any other)."""
+    return name.startswith(TEMP_PREFIX) and _TEMP.fullmatch(name) is not None
 
 
 def to_relpath(name: str) -> RelPath:

@@ -93,6 +93,11 @@ class ScanResult:
     errors: list[FileError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     incomplete: list[RelPath] = field(default_factory=list)
+    unsendable: list[FileError] = field(default_factory=list)
+    """Files and folders whose names no remote can hold (not UTF-8, a control character, a
+    backslash), shown as `repr` would: a push counts each as failed, since its content would
+    otherwise be on this disk alone, unnoticed (renaming a synced folder to such a name
+    deletes its remote copies, as for any folder that is gone)."""
 
     def is_unknown(self, path: RelPath) -> bool:
         """True if `path` failed to scan or lies in a folder that could not be listed."""
@@ -278,22 +283,21 @@ class _Walker:
                 self.result.incomplete.append(where)
 
     def _relpath(self, rel: str, name: str) -> RelPath | None:
-        """`rel` as a `RelPath`, or None (with a warning) when the name cannot be synced."""
+        """`rel` as a `RelPath`, or None (noted as unsendable) when the name cannot be synced."""
         if name.isascii():
             # No encoding or Unicode-form question: the common case, kept short.
             try:
                 return to_relpath(rel)
             except UnsafePathError as e:
-                self.result.warnings.append(f"skipping {e}")
+                self._unsendable(rel, str(e))
                 return None
-        try:
-            rel.encode("utf-8")
-            path = to_relpath(rel)
-        except UnicodeEncodeError:
-            self.result.warnings.append(f"skipping {rel!r}: the name is not valid UTF-8")
+        if not _utf8(rel):
+            self._unsendable(rel, f"{rel!r}: the name is not valid UTF-8")
             return None
+        try:
+            path = to_relpath(rel)
         except UnsafePathError as e:
-            self.result.warnings.append(f"skipping {e}")
+            self._unsendable(rel, str(e))
             return None
         # Two names that differ only in Unicode form would become one path.
         if path in self._nonascii_seen:
@@ -304,6 +308,11 @@ class _Walker:
             return None
         self._nonascii_seen.add(path)
         return path
+
+    def _unsendable(self, rel: str, why: str) -> None:
+        """Note a name that cannot be synced; `why` starts with the name's `repr`."""
+        shown = repr(rel)
+        self.result.unsendable.append(FileError(shown[1:-1], why.removeprefix(f"{shown}: ")))
 
     def _visit(
         self, entry: os.DirEntry[str], folder: str, prefix: str, stack: list[tuple[str, str]]
@@ -467,6 +476,10 @@ class _Walker:
         """Scan one `only=` path; True if it was a folder (now walked)."""
         if rel.split("/", 1)[0] == STATE_DIR or self.ignore.ignores_unseen(rel):
             return False  # (a file or a folder: both are checked again once known)
+        if not rel.isascii() and not _utf8(rel):
+            # A watcher's path holds what the disk does; a walk would refuse this name too.
+            self._unsendable(rel, f"{rel!r}: the name is not valid UTF-8")
+            return False
         path = self._locate(rel)
         if path is None:
             self.result.removed.append(rel)
@@ -565,3 +578,13 @@ def _find_by_nfc(root: str, rel: RelPath) -> str | None:
             return None
         path = os.path.join(path, matches[0])
     return path
+
+
+def _utf8(name: str) -> bool:
+    """True if `name` (as `os` decodes it: undecodable bytes become lone surrogates) is
+    valid UTF-8 on disk, which every remote and the manifest need."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

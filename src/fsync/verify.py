@@ -116,7 +116,8 @@ def verify(opts: VerifyOptions, reporter: Reporter) -> VerifyReport:
         report = _compare(scan, entries, remote, opts)
     finally:
         remote.close()
-    report.errors[:0] = [*scan.errors, *refused]
+    unsendable = [FileError(e.path, f"cannot be synced: {e.error}") for e in scan.unsendable]
+    report.errors[:0] = [*scan.errors, *unsendable, *refused]
     redactor = Redactor.build(
         urls=[opts.remote_url], storage_options=opts.storage_options, env=os.environ
     )

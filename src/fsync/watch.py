@@ -276,6 +276,8 @@ class _Session:
         scan = scanner.scan(self.root, self.manifest, self.ignore)
         for line in scan.warnings:
             self.once.warning(line)
+        for e in scan.unsendable:
+            self.once.warning(f"not sent: {e.path}: {e.error}")
         listing = app.fetch_listing(self.remote, self.push_opts)
         entries, _, self.shadowed = app.sort_listing(
             listing, self.ignore, self.push_opts, self.once
@@ -283,8 +285,9 @@ class _Session:
         self.state.reset(self.manifest.base(self.remote.key), entries)
         keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
-        base = {p: e for p, e in self.state.base.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
+        base = app.unignored_base(self.state.base, self.ignore, local, remote)
+        base = {p: e for p, e in base.items() if keep(p)}
         try:
             plan = app.plan_sync(self.remote, local, remote, base, self.push_policy)
         except SafetyAbort as exc:
@@ -308,6 +311,8 @@ class _Session:
         scan = scanner.scan(self.root, self.manifest, self.ignore, only=paths)
         for line in scan.warnings:
             self.once.warning(line)
+        for e in scan.unsendable:
+            self.once.warning(f"not sent: {e.path}: {e.error}")
         keep = _Scope(held | self.shadowed, scan)
         scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
@@ -316,8 +321,9 @@ class _Session:
     def _plan_subset(self, scope: set[RelPath], scan: scanner.ScanResult, d: Direction) -> Plan:
         """Plan the paths of `scope` alone; the delete cap counts against the whole base."""
         local = {p: scan.entries[p] for p in scope if p in scan.entries}
-        base = {p: self.state.base[p] for p in scope if p in self.state.base}
         remote = {p: self.state.remote[p] for p in scope if p in self.state.remote}
+        base = {p: self.state.base[p] for p in scope if p in self.state.base}
+        base = app.unignored_base(base, self.ignore, local, remote)
         policy = self.push_policy if d is Direction.PUSH else self.pull_policy
         plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
         limit = planner.delete_limit(policy, len(self.state.base))

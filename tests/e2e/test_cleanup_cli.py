@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 def test_cleanup_removes_stale_temp_files_only(fsync, tmp_path: Path) -> None:
     """A temp file written just now stays, though it carries its source's old mtime (age is
-    judged by ctime, see the local conformance tests); without an age, all go."""
+    judged by ctime, see the local conformance tests). Without an age, so do those changed
+    in the last two minutes, which a running fsync may be writing (removing one failed its
+    file); `--older-than 0` takes them all."""
     remote = tmp_path / "remote"
     (remote / "dir").mkdir(parents=True)
     (remote / "keep.txt").write_text("kept")
@@ -35,8 +37,20 @@ def test_cleanup_removes_stale_temp_files_only(fsync, tmp_path: Path) -> None:
 
     res = fsync("cleanup", remote)
     assert res.returncode == 0, res.stderr
+    assert "aborted 0 unfinished uploads" in res.stdout
+    assert staged.exists()
+
+    res = fsync("cleanup", remote, "--older-than", "0")
+    assert res.returncode == 0, res.stderr
     assert "aborted 2 unfinished uploads" in res.stdout
     assert sorted(p.name for p in remote.rglob("*") if p.is_file()) == ["keep.txt"]
+
+
+def test_cleanup_of_a_missing_folder_is_a_usage_error(fsync, tmp_path: Path) -> None:
+    res = fsync("cleanup", tmp_path / "nope")
+    assert res.returncode == 2
+    assert res.stderr.startswith("fsync: error: remote file://")
+    assert "is not an existing folder" in res.stderr
 
 
 def test_cleanup_rejects_a_bad_duration(fsync, tmp_path: Path) -> None:

@@ -111,10 +111,172 @@ def test_unknown_url_scheme(fsync, demo: Path) -> None:
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("command", "local", "remote"),
+    [
+        ("push", "t", "t/mirror"),  # each run would copy the tree into itself
+        ("push", "t/sub", "t"),  # with --mirror: deleted the local files as "remote extras"
+        ("pull", "t", "t"),
+        ("watch", "t", "t/mirror"),
+    ],
+)
+def test_overlapping_roots_are_refused(
+    fsync, tmp_path: Path, command: str, local: str, remote: str
+) -> None:
+    (tmp_path / "t" / "sub").mkdir(parents=True)
+    (tmp_path / "t" / "sub" / "keep.txt").write_text("mine")
+    args = [tmp_path / local, tmp_path / remote]
+    if command == "pull":
+        args.reverse()
+    elif command == "push":
+        args += ["--mirror", "--force"]
+    res = fsync(command, *args, timeout=30)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("fsync: error: local root")
+    assert "(give two separate folders)" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert listing(tmp_path / "t") == {"sub/keep.txt": b"mine"}
+
+
+def test_overlap_through_a_link_is_refused(fsync, demo: Path, tmp_path: Path) -> None:
+    (tmp_path / "alias").symlink_to(demo)
+    res = fsync("push", demo, f"file://{tmp_path}/alias/copy")
+    assert res.returncode == 2
+    assert "the remote is inside the local folder" in res.stderr
+
+
+def test_file_urls_name_absolute_folders(fsync, demo: Path, tmp_path: Path) -> None:
+    res = fsync("push", demo, f"file://localhost{tmp_path}/out", "-q", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert listing(tmp_path / "out") == expected(demo)
+    for url in ("file://out", "file://host/out", "file://"):
+        res = fsync("push", demo, url, cwd=tmp_path)
+        assert res.returncode == 2, url
+        assert "names no local folder" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "out"]
+
+
+def test_a_users_file_named_like_a_temp_file_is_synced(fsync, tmp_path: Path) -> None:
+    """Only names fsync makes (`.fsync-<16 hex>.tmp`) are its own to skip and delete."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / ".fsync-notes.tmp").write_text("mine")
+    res = fsync("push", tmp_path / "src", tmp_path / "out", "-q")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / ".fsync-notes.tmp").read_text() == "mine"
+    res = fsync("cleanup", tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / ".fsync-notes.tmp").read_text() == "mine"
+
+
+def test_a_file_whose_name_cannot_be_sent_fails_the_push(fsync, tmp_path: Path) -> None:
+    """Renaming a synced folder to a name no remote can hold deletes its remote copies (the
+    folder is gone); that its files now exist here alone must not pass unnoticed."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "proj").mkdir(parents=True)
+    (src / "proj" / "f").write_text("f")
+    (src / "keep").write_text("k")
+    assert fsync("push", src, out, "-q").returncode == 0
+    (src / "proj").rename(src / "proj\x01old")
+    os.close(os.open(os.fsencode(src) + b"/bad-\xff", os.O_CREAT | os.O_WRONLY))
+
+    res = fsync("push", src, out, "--json")
+
+    assert res.returncode == 1, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["failed"] == 2
+    assert {(e["path"], e["error"]) for e in summary["errors"]} == {
+        ("proj\\x01old", "not sent: contains a control character"),
+        ("bad-\\udcff", "not sent: the name is not valid UTF-8"),
+    }
+    res = fsync("verify", src, out)
+    assert res.returncode == 1
+    assert "cannot be synced: contains a control character" in res.stdout + res.stderr
+    # A pull leaves such files alone and says so, without failing.
+    res = fsync("pull", out, src)
+    assert res.returncode == 0, res.stderr
+    assert "fsync: warning: skipping bad-\\udcff: the name is not valid UTF-8" in res.stderr
+
+
+def test_far_future_and_epoch_mtimes_sync(fsync, tmp_path: Path) -> None:
+    """A file dated after 2262 overflowed the manifest's 64-bit nanoseconds and failed every
+    run on the root; one dated 1970-01-01 00:00 came back from a pull with the pull's time."""
+    src, out, back = tmp_path / "src", tmp_path / "out", tmp_path / "back"
+    src.mkdir()
+    far = 10_000_000_000 * 10**9  # the year 2286, past 2**63 ns
+    for name, mtime in (("future", far), ("epoch", 0), ("now", None)):
+        (src / name).write_text(name)
+        if mtime is not None:
+            os.utime(src / name, ns=(mtime, mtime))
+    res = fsync("push", src, out, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["uploaded"] == 3
+    again = fsync("push", src, out, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["uploaded"] == 0
+    assert fsync("status", src).returncode == 0
+    res = fsync("pull", out, back, "-q")
+    assert res.returncode == 0, res.stderr
+    assert (back / "future").stat().st_mtime_ns == far
+    assert (back / "epoch").stat().st_mtime_ns == 0
+
+
+def test_an_ignored_file_keeps_its_base_until_the_rule_is_lifted(fsync, tmp_path: Path) -> None:
+    """Ignoring a synced path once made the next run forget what both sides had agreed on:
+    an edit made while it was ignored then looked like a conflict, and a pull with
+    `--on-conflict remote` overwrote it."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    (src / "x.log").write_text("one")
+    (src / "keep").write_text("k")
+    assert fsync("push", src, out, "-q").returncode == 0
+    (src / ".fsyncignore").write_text("*.log\n")
+    res = fsync("push", src, out, "--exclude", "keep", "--json")
+    assert res.returncode == 0, res.stderr
+    (src / "x.log").write_text("precious local edit")
+    (src / ".fsyncignore").unlink()
+
+    res = fsync("pull", out, src, "--on-conflict", "remote", "--json")
+
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert (summary["conflicts"], summary["downloaded"]) == (0, 0)
+    assert (src / "x.log").read_text() == "precious local edit"
+    res = fsync("push", src, out, "--json")
+    assert json.loads(res.stdout)["uploaded"] == 1
+    assert (out / "x.log").read_text() == "precious local edit"
+
+
 def test_bad_option_is_usage_error(fsync, demo: Path, tmp_path: Path) -> None:
     res = fsync("push", demo, tmp_path / "out", "--max-delete", "lots")
     assert res.returncode == 2
     assert "--max-delete" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["push", "A", "B", "--bogus"], "No such option: --bogus"),
+        (["push", "A", "B", "C"], "unexpected extra argument"),
+        (["push", "A", "B", "--transfers", "0"], "Invalid value for '--transfers'"),
+        (["cleanup"], "Missing argument"),
+        (["nosuch"], "No such command 'nosuch'"),
+    ],
+)
+def test_usage_errors_are_one_line(fsync, tmp_path: Path, args: list[str], what: str) -> None:
+    """As every error (DESIGN.md, Interface): typer drew a box of a dozen lines."""
+    res = fsync(*args, cwd=tmp_path)
+    assert res.returncode == 2
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("fsync: error: ")
+    assert what in line
+    assert line.endswith("--help)")
+    assert res.stdout == ""
+
+
+def test_no_command_shows_the_help(fsync) -> None:
+    res = fsync()
+    assert res.returncode == 2
+    assert "push" in res.stdout + res.stderr
 
 
 def _drop_dac_caps() -> list[str]:

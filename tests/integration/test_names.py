@@ -80,6 +80,25 @@ def test_pull_refuses_keys_that_escape_and_names_too_long(memory_root: str, tmp_
     assert result.downloaded == 2
 
 
+def test_a_key_that_is_also_a_folder_is_reported_not_a_conflict(
+    memory_root: str, tmp_path: Path
+) -> None:
+    """Keys `f` and `f/g` cannot both become local files: the pull used to create folder
+    `f` for `f/g`, then call the download of `f` a conflict with a local change (exit 3)."""
+    fs = fsspec.filesystem("memory")
+    for key in ("f/g", "f", "ok"):  # (a memory:// folder takes no file of its name after it)
+        fs.pipe(f"{memory_root}/{key}", key.encode())
+
+    for _ in range(2):  # and the same on the next run: nothing half done
+        result = sync(tmp_path / "dst", f"memory://{memory_root}", Direction.PULL)
+        assert app.exit_status(result) == 1
+        assert (result.unresolved, result.conflicts) == (0, 0)
+        (error,) = result.errors
+        assert error.path == "f"
+        assert "both a file f and files under f/" in error.error
+        assert listing(tmp_path / "dst") == {"ok": b"ok"}
+
+
 def test_pull_reports_non_nfc_names(memory_root: str, tmp_path: Path) -> None:
     fs = fsspec.filesystem("memory")
     fs.pipe(f"{memory_root}/cafe\u0301.txt", b"decomposed")

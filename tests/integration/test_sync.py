@@ -150,7 +150,8 @@ def test_an_emptied_side_stops_the_run(side: str, remote_tree: RemoteTree, tmp_p
 
 
 def test_mirror_has_no_meaning_for_sync(tmp_path: Path) -> None:
-    opts = SyncOptions(str(tmp_path), f"file://{tmp_path / 'remote'}", SYNC, mirror=True)
+    (tmp_path / "local").mkdir()
+    opts = SyncOptions(str(tmp_path / "local"), f"file://{tmp_path / 'remote'}", SYNC, mirror=True)
     with pytest.raises(ConfigError, match="--mirror"):
         app.run(opts, NullReporter())
 

@@ -20,7 +20,7 @@ def _odd_tree(root: Path) -> None:
         path.write_text(rel)
     (root / ".fsync").mkdir()
     (root / ".fsync" / "state.db").write_text("not listed")
-    (root / "d" / ".fsync-0123abcd.tmp").write_text("a temp file")
+    (root / "d" / ".fsync-0123456789abcdef.tmp").write_text("a temp file")
     (root / "back\\slash").write_text("refused")
     (root / "tab\there").write_text("refused")
     (root / "e\u0301").write_text("not NFC: refused")
@@ -32,7 +32,7 @@ def _odd_tree(root: Path) -> None:
     os.symlink(root / "a", root / "link")
     os.symlink(root / "d", root / "dirlink")
     os.mkfifo(root / "fifo")
-    os.mkfifo(root / ".fsync-fifo.tmp")  # a temp name: skipped, whatever it is
+    os.mkfifo(root / ".fsync-fedcba9876543210.tmp")  # a temp name: skipped, whatever it is
     bad = os.fsencode(str(root)) + b"/bad\xffname"
     with open(bad, "wb") as f:
         f.write(b"not UTF-8: refused")

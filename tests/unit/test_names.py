@@ -49,6 +49,13 @@ def test_unmappable_reports_only_remote_names_and_case_only_when_asked() -> None
     assert "differs only by case from 'a.txt'" in insensitive[RelPath("A.txt")]
 
 
+def test_a_remote_file_that_is_also_a_folder_is_unmappable() -> None:
+    remote = rp("f", "f/g", "f-x", "d/e/h", "d/e/h/i", "d/k")
+    found = unmappable(remote, rp(), limit=255, case_insensitive=False)
+    assert set(found) == {"f", "d/e/h"}
+    assert "both a file f and files under f/" in found[RelPath("f")]
+
+
 def test_local_twin_of_a_remote_name_collides() -> None:
     found = unmappable(rp("Photo.JPG"), rp("photo.jpg"), limit=255, case_insensitive=True)
     assert set(found) == {"Photo.JPG", "photo.jpg"}

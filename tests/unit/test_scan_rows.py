@@ -143,4 +143,4 @@ def test_odd_names_take_the_full_checks(tmp_path: Path) -> None:
     assert by_rows.updates == []
     assert "\u00e9" in by_rows.entries
     assert not any("\t" in p or "\\" in p for p in by_rows.entries)
-    assert len(by_rows.warnings) == 2
+    assert len(by_rows.unsendable) == 2

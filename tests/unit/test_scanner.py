@@ -116,7 +116,7 @@ def test_names_equal_after_normalisation_are_reported(tmp_path: Path) -> None:
     assert result.is_unknown(RelPath("caf\u00e9"))
 
 
-def test_unmappable_names_are_skipped_with_a_warning(tmp_path: Path) -> None:
+def test_unmappable_names_are_noted_as_unsendable(tmp_path: Path) -> None:
     _write(tmp_path, "back\\slash", b"x")
     os.close(os.open(os.path.join(os.fsencode(tmp_path), b"bad-\xff"), os.O_CREAT | os.O_WRONLY))
     _write(tmp_path, "ok", b"ok")
@@ -124,9 +124,14 @@ def test_unmappable_names_are_skipped_with_a_warning(tmp_path: Path) -> None:
     result = _scan(tmp_path)
 
     assert list(result.entries) == ["ok"]
-    assert len(result.warnings) == 2
-    assert any("backslash" in w for w in result.warnings)
-    assert any("not valid UTF-8" in w for w in result.warnings)
+    assert not result.warnings
+    assert sorted((e.path, e.error) for e in result.unsendable) == [
+        ("back\\\\slash", "contains a backslash"),
+        ("bad-\\udcff", "the name is not valid UTF-8"),
+    ]
+    # A watcher hands the scanner such a name as the disk holds it.
+    only = _scan(tmp_path, only=[RelPath(os.fsdecode(b"bad-\xff"))])
+    assert [e.error for e in only.unsendable] == ["the name is not valid UTF-8"]
 
 
 def test_state_folder_and_ignored_folders_are_pruned(tmp_path: Path) -> None:

@@ -35,6 +35,14 @@ def _ino_from_db(ino: int) -> int:
     return ino + _INO_WRAP if ino < 0 else ino
 
 
+def _ns_to_db(ns: int) -> int:
+    """A time in nanoseconds as a signed 64-bit SQLite integer can hold it: one after 2262
+    (which `touch` can give a file) is stored at the limit rather than failing every run.
+    Such a file's cached signature then never matches, so it is hashed again at each scan:
+    slower, never wrong."""
+    return min(max(ns, -_INO_MAX - 1), _INO_MAX)
+
+
 CacheRow = tuple[RelPath, int, int, int, int, int, Digest, int]
 """One digest-cache row as the manifest keeps it in memory: path, size, mtime_ns, ino,
 ctime_ns, mode (full st_mode), digest, trusted (0 or 1). The same shape as
@@ -185,9 +193,9 @@ class Manifest:
             (
                 path,
                 r.sig.size,
-                r.sig.mtime_ns,
+                _ns_to_db(r.sig.mtime_ns),
                 _ino_to_db(r.sig.ino),
-                r.sig.ctime_ns,
+                _ns_to_db(r.sig.ctime_ns),
                 r.sig.mode,
                 r.digest,
                 int(r.trusted),
@@ -277,7 +285,8 @@ class Manifest:
             if entry is None:
                 forgets.append((path,))
             else:
-                upserts.append((path, entry.size, entry.digest, entry.fingerprint, entry.mtime_ns))
+                mtime = None if entry.mtime_ns is None else _ns_to_db(entry.mtime_ns)
+                upserts.append((path, entry.size, entry.digest, entry.fingerprint, mtime))
         if not upserts and not forgets:
             return
         with self.transaction():

@@ -93,8 +93,30 @@ def _open_local(
         raise ConfigError(
             f"storage options and --endpoint-url do not apply to a local path ({url})"
         )
-    path = url[len("file://") :] if url.lower().startswith("file://") else url
-    return LocalRemote(os.path.abspath(path or "."))
+    path = local_path(url)
+    assert path is not None
+    return LocalRemote(path)
+
+
+def local_path(url: str) -> str | None:
+    """The absolute folder that a plain path (relative to the cwd) or a `file://` URL names;
+    None for any other scheme.
+
+    `file:///p` and `file://localhost/p` both name `/p` (RFC 8089). Raises `ConfigError` for
+    a `file://` URL with no path or naming another host: `file://backup/x` would otherwise
+    write to `./backup/x` under whatever folder fsync was started in.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return os.path.abspath(url)
+    if scheme.lower() != "file":
+        return None
+    host, slash, path = rest.partition("/")
+    if not slash or host.lower() not in ("", "localhost"):
+        raise ConfigError(
+            f"{url} names no local folder (write file:///ABSOLUTE/PATH, or a plain path)"
+        )
+    return os.path.abspath("/" + path)
 
 
 def _open_memory(

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from fsync.durability import Durability
-from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
+from fsync.errors import ConfigError, PermanentError, RemoteChanged, UnsafePathError
 from fsync.fileops import makedirs, place_new, rename_noreplace
 from fsync.model import Digest, RelPath, RemoteEntry, remote_entry
 from fsync.paths import temp_name
@@ -48,6 +48,10 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXE
 
 _SYMLINK = "a symbolic link (not followed)"
 _NOT_A_FILE = "not a regular file"
+
+IN_USE_SECONDS = 120.0
+"""A temp file changed this recently may belong to a running fsync: a writer changes its
+file with every chunk, and publishes a staged one within its batch (seconds)."""
 
 
 def _raise_translated(err: OSError, doing: str) -> NoReturn:
@@ -471,8 +475,15 @@ class LocalRemote:
 
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
         """Remove fsync temporary files under the root last changed at least `older_than`
-        seconds ago (all with None): the unfinished writes a killed run leaves behind."""
-        cutoff = None if older_than is None else time.time() - older_than
+        seconds ago: the unfinished writes a killed run leaves behind.
+
+        With None, all but those changed in the last `IN_USE_SECONDS`, which a running fsync
+        may still be writing (removing one failed that run's file). Raises `ConfigError` if
+        the root is not a folder.
+        """
+        if not os.path.isdir(self.root):
+            raise ConfigError(f"remote {self.url} is not an existing folder (check the path)")
+        cutoff = time.time() - (IN_USE_SECONDS if older_than is None else older_than)
         removed = 0
         for folder, dirs, files in os.walk(self.root):
             if folder == self.root and ".fsync" in dirs:
@@ -483,7 +494,7 @@ class LocalRemote:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     # ctime: a temp file's mtime is its source's, set before it is published.
-                    if cutoff is None or os.lstat(full).st_ctime <= cutoff:
+                    if os.lstat(full).st_ctime <= cutoff:
                         os.unlink(full)
                         removed += 1
         return removed

@@ -48,7 +48,8 @@ def format_mtime(mtime_ns: int) -> str:
 
 
 def parse_mtime(text: str | None) -> int | None:
-    """rclone's `mtime` metadata as nanoseconds, or None when absent or not in that format.
+    """rclone's `mtime` metadata as nanoseconds, or None when absent, not in that format, or
+    beyond what a file's time can be (signed 64-bit nanoseconds).
 
     Exact for up to nine fractional digits; further digits are cut, as rclone does.
     """
@@ -59,6 +60,8 @@ def parse_mtime(text: str | None) -> int | None:
         return None
     sign, whole, fraction = match.groups()
     ns = int(whole) * _NS_PER_S + int(((fraction or "")[:9]).ljust(9, "0"))
+    if ns >= 1 << 63:
+        return None  # past 2262: no file can be given it (another tool's nonsense)
     return -ns if sign else ns
 
 

@@ -24,6 +24,7 @@ from fsync.errors import ConfigError
 from fsync.fileops import place_new
 from fsync.model import LocalEntry, RelPath, RemoteEntry
 from fsync.paths import to_relpath
+from fsync.remote import local_path
 from fsync.remote.base import Mover, Remote
 from fsync.transfer.copies import fetch_new, free_name, send_new
 
@@ -82,13 +83,11 @@ def locate(backup_url: str, remote_url: str, local_root: str) -> BackupPlace:
 
 def _split(url: str) -> tuple[str, str]:
     """(scheme, path): an absolute path for local folders, `bucket/key` style otherwise."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "file", os.path.abspath(url)
-    scheme = _SCHEME_ALIASES.get(scheme.lower(), scheme.lower())
-    if scheme == "file":
-        return "file", os.path.abspath(rest or ".")
-    return scheme, rest.strip("/")
+    folder = local_path(url)
+    if folder is not None:
+        return "file", folder
+    scheme, _, rest = url.partition("://")
+    return _SCHEME_ALIASES.get(scheme.lower(), scheme.lower()), rest.strip("/")
 
 
 def _inside(backup: str, tree: str, url: str, what: str, sep: str) -> list[str]:

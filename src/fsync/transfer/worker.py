@@ -313,7 +313,9 @@ class Worker:
             mode = _download_mode(action, remote_mode or self._remote_mode(action))
             if mode is not None:
                 os.chmod(tmp, mode)
-            mtime_ns = action.remote.mtime_ns or (served.mtime_ns if served else None)
+            mtime_ns = action.remote.mtime_ns
+            if mtime_ns is None and served is not None:
+                mtime_ns = served.mtime_ns  # (1970's 0 is a time, not a missing one)
             if mtime_ns is not None:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns))
             self._check_local(action)
