@@ -7,8 +7,10 @@ adapters together and holds no sync rule of its own: the rules live in the plann
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping
@@ -37,12 +39,13 @@ from fsync.model import (
     RemoteSnapshot,
     RunResult,
     Snapshot,
+    SyncPolicy,
 )
 from fsync.paths import under_any
 from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
-from fsync.remote import local_path, open_remote
+from fsync.remote import local_path, missing_root, open_remote
 from fsync.remote.base import Listing, PendingUpload, Remote, nfc_twin
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
@@ -76,6 +79,34 @@ def run(
     policy = opts.policy()
     place = locate(opts.backup_dir, opts.remote_url, root) if opts.backup_dir else None
     excludes = opts.excludes + (place.excludes if place is not None else ())
+    with contextlib.ExitStack() as stack:
+        if not os.path.isdir(root):  # a dry pull into a folder it must not create
+            root = stack.enter_context(tempfile.TemporaryDirectory(prefix="fsync-dry-run-"))
+        return _run_in(
+            root,
+            opts,
+            policy=policy,
+            place=place,
+            excludes=excludes,
+            reporter=reporter,
+            on_action=on_action,
+            started=started,
+        )
+
+
+def _run_in(
+    root: str,
+    opts: SyncOptions,
+    *,
+    policy: SyncPolicy,
+    place: BackupPlace | None,
+    excludes: tuple[str, ...],
+    reporter: Reporter,
+    on_action: Callable[[ActionRecord], None] | None,
+    started: float,
+) -> RunResult:
+    """`run` in the local folder `root` (an empty stand-in, for a dry pull into a folder
+    that does not exist yet: its name checks then judge the stand-in's filesystem)."""
     journal = TransferJournal.open(root)
     try:
         remote = open_sync_remote(opts, journal)
@@ -222,7 +253,9 @@ def prepare_root(opts: SyncOptions) -> str:
     overlaps a local remote (see `_check_apart`).
     """
     root = os.path.abspath(opts.local_root)
-    _check_apart(root, opts)
+    _check_local_remote(root, opts)
+    if opts.dry_run and opts.direction is not Direction.PUSH and not os.path.lexists(root):
+        return root  # a dry run changes nothing: `run` plans against an empty stand-in
     if opts.direction is not Direction.PUSH and not os.path.lexists(root):
         try:
             os.mkdir(root)
@@ -236,13 +269,16 @@ def prepare_root(opts: SyncOptions) -> str:
     return root
 
 
-def _check_apart(root: str, opts: SyncOptions) -> None:
-    """Raise `ConfigError` if the local root and a local remote are one folder, or one holds
-    the other: a push would copy the tree into itself at every run, and with `--mirror` it
-    deletes the files it is reading (their remote copies are the local files themselves)."""
+def _check_local_remote(root: str, opts: SyncOptions) -> None:
+    """Raise `ConfigError` if the remote is a local path that is a file, or if the local root
+    and the remote are one folder or one holds the other: a push would copy the tree into
+    itself at every run, and with `--mirror` delete the files it is reading (their remote
+    copies are the local files themselves)."""
     remote = local_path(opts.remote_url)
     if remote is None:
         return
+    if os.path.lexists(remote) and not os.path.isdir(remote):
+        raise ConfigError(f"remote {opts.remote_url} is not a folder (give a folder)")
     here, there = os.path.realpath(root), os.path.realpath(remote)
     if here == there:
         why = "are the same folder"
@@ -458,7 +494,7 @@ def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
     when the remote cannot be listed.
     """
     if opts.direction is Direction.PULL and not remote.root_exists():
-        raise ConfigError(f"remote {opts.remote_url} does not exist (check the path)")
+        raise ConfigError(missing_root(opts.remote_url))
     try:
         return remote.list()
     except FsyncError:

@@ -27,7 +27,7 @@ from fsync.manifest.db import DB_NAME
 from fsync.model import Digest, FileError, LocalEntry, RelPath, RemoteEntry
 from fsync.progress import Reporter
 from fsync.redact import Redactor
-from fsync.remote import open_remote
+from fsync.remote import missing_root, open_remote
 from fsync.remote.base import Remote, nfc_twin
 
 STATE_DB = os.path.join(".fsync", DB_NAME)
@@ -155,7 +155,7 @@ def _list(
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
     """The remote's files under the ignore rules, and the keys that map to no local name."""
     if not remote.root_exists():
-        raise ConfigError(f"remote {opts.remote_url} does not exist (check the path)")
+        raise ConfigError(missing_root(opts.remote_url))
     try:
         listing = remote.list()
     except FsyncError:

@@ -331,7 +331,8 @@ class _Session:
         if deletes > limit:
             self.display.warning(
                 f"not deleting {deletes} files at once, more than the limit of {limit} (a "
-                "wrong path or an unmounted disk?); run fsync push --force if it is meant"
+                "wrong path or an unmounted disk?); if it is meant, stop this watch and run "
+                "fsync push --force"
             )
             plan = _without_deletes(plan)
         return plan

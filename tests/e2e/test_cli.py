@@ -87,6 +87,14 @@ def test_dry_run_changes_nothing(fsync, demo: Path, tmp_path: Path) -> None:
     assert not out.exists() or listing(out) == {}
 
 
+def test_a_dry_pull_into_a_new_folder_creates_nothing(fsync, demo: Path, tmp_path: Path) -> None:
+    assert fsync("push", demo, tmp_path / "remote", "-q").returncode == 0
+    res = fsync("pull", tmp_path / "remote", tmp_path / "new", "--dry-run", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["downloaded"] == len(expected(demo))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "remote"]
+
+
 def test_missing_local_root_is_a_usage_error(fsync, tmp_path: Path) -> None:
     res = fsync("push", tmp_path / "nope", tmp_path / "out")
     assert res.returncode == 2
@@ -102,6 +110,28 @@ def test_local_root_that_is_a_file(fsync, tmp_path: Path) -> None:
     res = fsync("push", f, tmp_path / "out")
     assert res.returncode == 2
     assert "is not a directory" in res.stderr
+
+
+@pytest.mark.parametrize("command", ["push", "pull", "verify"])
+def test_a_remote_that_is_a_file_is_a_usage_error(
+    fsync, demo: Path, tmp_path: Path, command: str
+) -> None:
+    """push said "is not a folder" with exit 1, pull and verify "does not exist" (exit 2)."""
+    (tmp_path / "file").write_text("x")
+    args = [tmp_path / "file", tmp_path / "new"] if command == "pull" else [demo, tmp_path / "file"]
+    res = fsync(command, *args)
+    assert res.returncode == 2
+    file = tmp_path / "file"
+    assert res.stderr == f"fsync: error: remote {file} is not a folder (give a folder)\n"
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("endpoint", ["notaurl", "http://", "ftp://host", "http://host:port"])
+def test_a_malformed_endpoint_is_a_usage_error(fsync, demo: Path, endpoint: str) -> None:
+    res = fsync("push", demo, "s3://bucket/x", "--endpoint-url", endpoint)
+    assert res.returncode == 2
+    assert "is not an http(s) URL" in res.stderr
+    assert len(res.stderr.splitlines()) == 1
 
 
 def test_unknown_url_scheme(fsync, demo: Path) -> None:

@@ -91,6 +91,34 @@ def test_changes_flow_both_ways(remote_url: str, tmp_path: Path) -> None:
     assert listing(a) == listing(b)
 
 
+@pytest.mark.parametrize("swap", ["folder to file", "file to folder"])
+def test_a_folder_and_a_file_swapped_sync_in_one_run(
+    remote_url: str, tmp_path: Path, swap: str
+) -> None:
+    """Run at once, the download of `f` met folder `f` before the deletes had emptied it,
+    and was left as a conflict with a local change (exit 3) until the next run."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    before, after = {"f/in": "in", "k": "k"}, {"f": "file now", "k": "k"}
+    if swap == "file to folder":
+        before, after = after, before
+    write(src, before)
+    assert push(src, remote_url).failed == 0
+    assert pull(dst, remote_url).downloaded == 2
+    for name in before:
+        (src / name).unlink()
+    if (src / "f").is_dir():
+        (src / "f").rmdir()
+    write(src, after)
+
+    pushed = push(src, remote_url)
+    pulled = pull(dst, remote_url)
+
+    for r in (pushed, pulled):
+        assert (r.failed, r.conflicts, r.unresolved) == (0, 0, 0), r.errors
+        assert app.exit_status(r) == 0
+    assert listing(dst) == listing(src) == {k: v.encode() for k, v in after.items()}
+
+
 def test_conflict_keep_both_loses_nothing(remote_url: str, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, {"doc.txt": "original"})

@@ -119,6 +119,14 @@ def local_path(url: str) -> str | None:
     return os.path.abspath("/" + path)
 
 
+def missing_root(url: str) -> str:
+    """What to say of a remote root that is not there (or, for a local path, is a file)."""
+    path = local_path(url)
+    if path is not None and os.path.lexists(path):
+        return f"remote {url} is not a folder (give a folder)"
+    return f"remote {url} does not exist (check the path)"
+
+
 def _open_memory(
     url: str, options: dict[str, Any], endpoint_url: str | None, settings: TransferSettings
 ) -> Remote:

@@ -502,6 +502,9 @@ def _make_fs(
     client_kwargs = dict(opts.pop("client_kwargs", None) or {})
     if endpoint_url:
         client_kwargs["endpoint_url"] = endpoint_url
+    given = client_kwargs.get("endpoint_url") or opts.get("endpoint_url")
+    if given is not None:
+        _check_endpoint(str(given))
     config_kwargs = dict(opts.pop("config_kwargs", None) or {})
     config_kwargs.setdefault("request_checksum_calculation", "when_required")
     config_kwargs.setdefault("response_checksum_validation", "when_required")
@@ -538,6 +541,20 @@ def _make_fs(
         raise ConfigError(f"invalid S3 options: {err}") from None
     fs.retries = 1  # s3fs's own retry loop, should anything reach it, runs once
     return fs
+
+
+def _check_endpoint(url: str) -> None:
+    """Raise `ConfigError` for an endpoint that is not an http(s) URL with a host: botocore
+    refuses it only when the first request is built, which made it a run-time failure."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"endpoint {redact_url(url)} is not an http(s) URL (expected e.g. http://127.0.0.1:9000)"
+        )
 
 
 def _timestamp(value: Any) -> Any:

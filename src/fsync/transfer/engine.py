@@ -63,7 +63,7 @@ def execute(
         threads, job_files = max(1, cpu_threads(threads + 1) - 1), JOB_FILES
     elif worker.stager is not None and not opts.verify_full:
         job_files = JOB_FILES
-    dones = _run_all(plan.actions, worker, threads, opts.cancelled, job_files)
+    dones = _in_waves(_waves(plan.actions), worker, threads, opts.cancelled, job_files)
     try:
         with contextlib.closing(dones):  # its cleanup runs before the last commit
             for done in dones:
@@ -193,6 +193,63 @@ def _run_all(
     finally:
         stop.set()
         _shut_down(pool, running | waiting, unyielded)
+
+
+def _in_waves(
+    waves: Iterable[tuple[Action, ...]],
+    worker: Worker,
+    transfers: int,
+    cancelled: Callable[[], bool],
+    job_files: int,
+) -> Iterator[Done]:
+    """`_run_all` of each wave in turn: the next starts once the last has finished."""
+    for wave in waves:
+        if wave:
+            yield from _run_all(wave, worker, transfers, cancelled, job_files)
+
+
+def _waves(actions: tuple[Action, ...]) -> list[tuple[Action, ...]]:
+    """`actions` in two waves: last, those that put a file where this plan empties a folder,
+    or into a folder where it removes a file (a folder and a file of one name swapped on one
+    side, and what the other side then writes there).
+
+    Run at once, the download of `f` found folder `f` not yet emptied by the deletes of the
+    files in it, and was left as a conflict with a local change (exit 3) until the next run.
+    """
+    gone: dict[ActionKind, set[str]] = {ActionKind.DOWNLOAD: set(), ActionKind.UPLOAD: set()}
+    for a in actions:
+        if a.kind in (ActionKind.DELETE_LOCAL, ActionKind.DELETE_REMOTE):
+            path = a.path
+        elif a.kind in (ActionKind.MOVE_LOCAL, ActionKind.MOVE) and a.moved_from is not None:
+            path = a.moved_from.path
+        else:
+            continue
+        here = a.kind in (ActionKind.DELETE_LOCAL, ActionKind.MOVE_LOCAL)
+        gone[ActionKind.DOWNLOAD if here else ActionKind.UPLOAD].add(path)
+    if not any(gone.values()):
+        return [actions]
+    emptied = {kind: {f for p in paths for f in _folders_of(p)} for kind, paths in gone.items()}
+
+    def waits(a: Action) -> bool:
+        # A file where a folder is emptied, or in a folder where a file is removed.
+        removed = gone.get(a.kind)
+        return removed is not None and (
+            a.path in emptied[a.kind] or any(f in removed for f in _folders_of(a.path))
+        )
+
+    last = tuple(a for a in actions if waits(a))
+    if not last:
+        return [actions]
+    return [tuple(a for a in actions if not waits(a)), last]
+
+
+def _folders_of(path: str) -> Iterator[str]:
+    """The folders holding `path`, deepest first."""
+    cut = path.rfind("/")
+    while cut > 0:
+        path = path[:cut]
+        yield path
+        cut = path.rfind("/")
 
 
 def _shut_down(pool: ThreadPoolExecutor, left: _Futures, unyielded: Iterable[Done]) -> None:

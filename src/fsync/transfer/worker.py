@@ -386,6 +386,8 @@ class Worker:
             changed = (st.st_size, st.st_mtime_ns) != (seen.size, seen.mtime_ns) or (
                 seen.ctime_ns != 0 and (st.st_ino, st.st_ctime_ns) != (seen.ino, seen.ctime_ns)
             )
+        if changed and st is not None and stat.S_ISDIR(st.st_mode):
+            raise RemoteChanged(f"{action.path}: a local folder of that name is in the way")
         if changed:
             raise RemoteChanged(f"{action.path}: the local file changed during the run")
 
