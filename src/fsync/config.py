@@ -59,8 +59,9 @@ class SyncOptions:
     bw_limit: float = 0
     """`--bw-limit` bytes per second; 0 is unlimited."""
     backup_dir: str | None = None
-    verify_full: bool = False
     """`--backup-dir`: a folder or URL where versions go before being overwritten or deleted."""
+    verify_full: bool = False
+    """`--verify full`: read each upload back and hash it before it counts as sent."""
 
     def policy(self) -> SyncPolicy:
         """The planner's view of these options; raises `ConfigError` on a bad `--max-delete`
@@ -91,10 +92,18 @@ class WatchOptions:
     local_root: str
     remote_url: str
     on_conflict: ConflictPolicy = ConflictPolicy.KEEP_BOTH
+    mirror: bool = False
+    """`--mirror` for the pushes (never for the `--pull-every` pulls: it would delete here)."""
+    max_delete: str | None = None
+    force: bool = False
     excludes: tuple[str, ...] = ()
     transfers: int = 8
     storage_options: Mapping[str, object] = field(default_factory=dict)
     endpoint_url: str | None = None
+    chunk_size: int | None = None
+    timeout: float | None = None
+    tps_limit: float = 0
+    bw_limit: float = 0
     on_error: str | None = None
     rescan_every: float = 3600.0
     pull_every: float | None = None
@@ -121,10 +130,17 @@ class WatchOptions:
             remote_url=self.remote_url,
             direction=direction,
             on_conflict=self.on_conflict,
+            mirror=self.mirror and direction is Direction.PUSH,
+            max_delete=self.max_delete,
+            force=self.force,
             excludes=self.excludes,
             transfers=self.transfers,
             storage_options=self.storage_options,
             endpoint_url=self.endpoint_url,
+            chunk_size=self.chunk_size,
+            timeout=self.timeout,
+            tps_limit=self.tps_limit,
+            bw_limit=self.bw_limit,
         )
 
 

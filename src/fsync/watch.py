@@ -31,6 +31,7 @@ from fsync.config import WatchOptions
 from fsync.errors import ExitCode, FsyncError, SafetyAbort, exit_code_for
 from fsync.ignore import IGNORE_FILE
 from fsync.manifest import Manifest, RootLock
+from fsync.manifest.journal import TransferJournal
 from fsync.model import (
     Action,
     ActionKind,
@@ -43,7 +44,6 @@ from fsync.model import (
 )
 from fsync.paths import under_any
 from fsync.progress import NullReporter, WatchDisplay
-from fsync.remote import open_remote
 from fsync.remote.base import Remote, same_version
 from fsync.transfer.engine import execute
 from fsync.transfer.outcome import EngineOptions, Outcome
@@ -83,9 +83,14 @@ def watch(
     """
     push = opts.sync_options(Direction.PUSH)
     root = app.prepare_root(push)
-    remote = open_remote(
-        opts.remote_url, storage_options=opts.storage_options, endpoint_url=opts.endpoint_url
-    )
+    push.policy()  # a bad --max-delete is a usage error before anything starts
+    # The journal lets a chunked upload cut short (a stop, a crash) go on where it was.
+    journal = TransferJournal.open(root)
+    try:
+        remote = app.open_sync_remote(push, journal)
+    except BaseException:
+        journal.close()
+        raise
     stopper = StopRequest(stop)
     try:
         with RootLock(root), Manifest.open(root) as manifest, _stop_on_signals(stopper):
@@ -95,6 +100,7 @@ def watch(
             return session.run()
     finally:
         remote.close()
+        journal.close()
 
 
 @contextlib.contextmanager
@@ -328,7 +334,7 @@ class _Session:
         plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
         limit = planner.delete_limit(policy, len(self.state.base))
         deletes = plan.count(ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
-        if deletes > limit:
+        if deletes > limit and not policy.force:
             self.display.warning(
                 f"not deleting {deletes} files at once, more than the limit of {limit} (a "
                 "wrong path or an unmounted disk?); if it is meant, stop this watch and run "

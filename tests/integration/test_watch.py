@@ -274,6 +274,36 @@ def test_pull_every_brings_remote_changes_and_does_not_echo_them(
     assert (result.downloaded, result.deleted) == (1, 1)
 
 
+def test_mirror_deletes_remote_extras_but_never_local_ones(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """`--mirror` is for the pushes: the `--pull-every` pulls must not take it to mean
+    "delete local files the remote lacks"."""
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / "extra.txt").write_text("only there")
+    (tmp_path / "local" / "mine.txt").write_text("only here")
+    w = start(mirror=True, pull_every=0.2)
+    w.converge()
+    assert not (w.remote / "extra.txt").exists()
+    (w.local / "new.txt").write_text("sent")
+    w.converge()
+    time.sleep(0.5)  # pulls ran meanwhile
+    assert (w.local / "mine.txt").read_text() == "only here"
+    assert w.stop().deleted == 1
+
+
+def test_force_lets_a_batch_delete_past_the_limit(start: Callable[..., Watching]) -> None:
+    """Without `--force`, a batch deleting more than `--max-delete` deletes nothing."""
+    w = start(max_delete="2", force=True)
+    for i in range(6):
+        (w.local / f"f{i}").write_text(str(i))
+    w.converge()
+    for i in range(6):
+        (w.local / f"f{i}").unlink()
+    w.converge("the six deletes, past --max-delete 2")
+    assert not any("not deleting" in m for m in w.display.warnings)
+
+
 def test_a_remote_entry_fsync_refuses_is_not_pulled_as_a_delete(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:
