@@ -352,6 +352,7 @@ def watch(
     timeout: Timeout = None,
     tps_limit: TpsLimit = 0,
     bw_limit: BwLimit = None,
+    log_file: LogFile = None,
     on_error: WatchOnError = None,
     rescan_every: RescanEvery = 3600.0,
     pull_every: PullEvery = None,
@@ -359,14 +360,33 @@ def watch(
 ) -> None:
     """Push local changes to REMOTE as they happen, until Ctrl-C or SIGTERM."""
     from fsync.config import WatchOptions
-    from fsync.runlog import configure_console
+    from fsync.runlog import RunMonitor, configure_console
     from fsync.watch import watch as run_watch
 
     opts, redactor = cli_run.options("watch", WatchOptions, locals())
     configure_console(verbose, redactor)
     display = cli_run.watch_display(json_out or quiet)
+
+    def monitor() -> RunMonitor:
+        # The log alone: the watch raises its alarm itself, per path (`WatchOnError`).
+        return RunMonitor(
+            command="watch",
+            local=os.path.abspath(opts.local_root),
+            remote=opts.remote_url,
+            redactor=redactor,
+            log_file=log_file,
+            warn=display.warning,
+        )
+
     try:
-        result = guard(verbose, lambda: run_watch(opts, display), redactor)
+        with guard(verbose, monitor, redactor) as log:
+            result = guard(
+                verbose,
+                lambda: run_watch(opts, display, on_action=log.action_done),
+                redactor,
+                on_fail=log.stopped,
+            )
+            log.finished(result.as_json(), int(ExitCode.OK))
     finally:
         display.stop()
     if json_out:

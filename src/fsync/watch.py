@@ -71,9 +71,15 @@ class StopRequest:
 
 
 def watch(
-    opts: WatchOptions, display: WatchDisplay, *, stop: threading.Event | None = None
+    opts: WatchOptions,
+    display: WatchDisplay,
+    *,
+    stop: threading.Event | None = None,
+    on_action: Callable[[ActionRecord], None] | None = None,
 ) -> RunResult:
     """Push the local root to the remote, then follow local changes until told to stop.
+
+    `on_action` receives a record of every action as it ends (for `--log-file`).
 
     Ctrl-C and SIGTERM (when called on the main thread), or `stop` being set, end the
     session gracefully; a second Ctrl-C raises `KeyboardInterrupt`. Raises what `app.run`
@@ -95,7 +101,13 @@ def watch(
     try:
         with RootLock(root), Manifest.open(root) as manifest, _stop_on_signals(stopper):
             session = _Session(
-                opts, root, remote=remote, manifest=manifest, display=display, stopper=stopper
+                opts,
+                root,
+                remote=remote,
+                manifest=manifest,
+                display=display,
+                stopper=stopper,
+                on_action=on_action,
             )
             return session.run()
     finally:
@@ -139,6 +151,7 @@ class _Session:
         manifest: Manifest,
         display: WatchDisplay,
         stopper: StopRequest,
+        on_action: Callable[[ActionRecord], None] | None = None,
     ) -> None:
         self.opts = opts
         self.root = root
@@ -148,6 +161,8 @@ class _Session:
         self.stopper = stopper
         self.push_opts = opts.sync_options(Direction.PUSH)
         self.push_policy = self.push_opts.policy()
+        self.on_action = on_action
+        """Hears each action's record as it ends (`--log-file`)."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
         self.ignore = scanner.read_ignore(root, opts.excludes)
         self.state = KnownState()
@@ -371,6 +386,11 @@ class _Session:
 
     # --- carrying plans out --------------------------------------------------------------
 
+    def _action_done(self, record: ActionRecord, raced: list[FileError]) -> None:
+        _note_raced(record, raced)
+        if self.on_action is not None:
+            self.on_action(record)
+
     def _execute(
         self, plan: Plan, *, queue_paths: Iterable[RelPath], scan: scanner.ScanResult
     ) -> RunResult:
@@ -387,7 +407,7 @@ class _Session:
         options = EngineOptions(
             transfers=self.opts.transfers,
             cancelled=self.stopper.is_set,
-            on_action=lambda r: _note_raced(r, raced),
+            on_action=lambda r: self._action_done(r, raced),
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
         _uncount_raced(result, plan, raced)

@@ -193,6 +193,25 @@ def test_ctrl_c_is_a_clean_stop_with_a_json_summary(roots: tuple[Path, Path]) ->
     assert (summary["uploaded"], summary["failed"], summary["moved"]) == (1, 0, 0)
 
 
+def test_log_file_gets_each_action_and_the_session_summary(
+    roots: tuple[Path, Path], tmp_path: Path
+) -> None:
+    local, remote = roots
+    log = tmp_path / "watch.jsonl"
+    proc = spawn(local, remote, "--log-file", str(log))
+    (local / "a.txt").write_text("a")
+    eventually((remote / "a.txt").exists, "the upload")
+    proc.proc.send_signal(signal.SIGINT)
+    assert proc.finish() == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    actions = [(r["path"], r["action"], r["outcome"]) for r in lines if r["type"] == "action"]
+    assert actions == [("a.txt", "upload", "done")]
+    (summary,) = [r for r in lines if r["type"] == "summary"]
+    assert (summary["command"], summary["exit_code"]) == ("watch", 0)
+    assert summary["summary"]["uploaded"] == 1
+    assert len({r["run_id"] for r in lines}) == 1
+
+
 def _can_limit_watches() -> bool:
     unshare = shutil.which("unshare")
     if unshare is None or not sys.platform.startswith("linux"):
