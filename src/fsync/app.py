@@ -13,9 +13,10 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from fsync import names, scanner
@@ -196,20 +197,34 @@ def _execute(
     place: BackupPlace | None,
     opts: SyncOptions,
 ) -> RunResult:
-    """Run `plan` with the engine, keeping versions in the backup dir of `place` (if any).
+    """Run `plan` with the engine, keeping versions in the backup dir of `place` (if any)."""
+    with backup_for(place, remote, opts, clock=engine_opts.clock) as backup:
+        engine_opts = replace(engine_opts, backup=backup)
+        return execute(plan, root, remote, sink, reporter, options=engine_opts)
+
+
+@contextlib.contextmanager
+def backup_for(
+    place: BackupPlace | None,
+    remote: Remote,
+    opts: SyncOptions,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Iterator[Backup | None]:
+    """The `Backup` of `place` for runs against `remote` (None without a backup dir).
 
     The backup dir on the remote's store is reached through the remote itself when it lies
-    inside the remote root, else through a second remote opened at a tree holding both.
+    inside the remote root, else through a second remote opened at a tree holding both,
+    closed on leaving.
     """
     if place is None:
-        return execute(plan, root, remote, sink, reporter, options=engine_opts)
+        yield None
+        return
     store: Remote | None = None
     if place.store_url is not None:
         store = remote if not place.remote_prefix else _open_url(place.store_url, opts)
     try:
-        backup = Backup(place, remote, store, clock=engine_opts.clock)
-        engine_opts = replace(engine_opts, backup=backup)
-        return execute(plan, root, remote, sink, reporter, options=engine_opts)
+        yield Backup(place, remote, store, clock=clock)
     finally:
         if store is not None and store is not remote:
             store.close()

@@ -104,6 +104,7 @@ class WatchOptions:
     timeout: float | None = None
     tps_limit: float = 0
     bw_limit: float = 0
+    backup_dir: str | None = None
     on_error: str | None = None
     rescan_every: float = 3600.0
     pull_every: float | None = None
@@ -141,6 +142,7 @@ class WatchOptions:
             timeout=self.timeout,
             tps_limit=self.tps_limit,
             bw_limit=self.bw_limit,
+            backup_dir=self.backup_dir,
         )
 
 

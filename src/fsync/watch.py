@@ -45,6 +45,7 @@ from fsync.model import (
 from fsync.paths import under_any
 from fsync.progress import NullReporter, WatchDisplay
 from fsync.remote.base import Remote, same_version
+from fsync.transfer.backup import Backup, locate
 from fsync.transfer.engine import execute
 from fsync.transfer.outcome import EngineOptions, Outcome
 from fsync.watcher import Watcher
@@ -90,6 +91,9 @@ def watch(
     push = opts.sync_options(Direction.PUSH)
     root = app.prepare_root(push)
     push.policy()  # a bad --max-delete is a usage error before anything starts
+    place = locate(opts.backup_dir, opts.remote_url, root) if opts.backup_dir else None
+    if place is not None:  # a backup dir inside a synced tree is never synced itself
+        opts = replace(opts, excludes=opts.excludes + place.excludes)
     # The journal lets a chunked upload cut short (a stop, a crash) go on where it was.
     journal = TransferJournal.open(root)
     try:
@@ -99,7 +103,12 @@ def watch(
         raise
     stopper = StopRequest(stop)
     try:
-        with RootLock(root), Manifest.open(root) as manifest, _stop_on_signals(stopper):
+        with (
+            RootLock(root),
+            Manifest.open(root) as manifest,
+            app.backup_for(place, remote, push) as backup,
+            _stop_on_signals(stopper),
+        ):
             session = _Session(
                 opts,
                 root,
@@ -108,6 +117,7 @@ def watch(
                 display=display,
                 stopper=stopper,
                 on_action=on_action,
+                backup=backup,
             )
             return session.run()
     finally:
@@ -152,6 +162,7 @@ class _Session:
         display: WatchDisplay,
         stopper: StopRequest,
         on_action: Callable[[ActionRecord], None] | None = None,
+        backup: Backup | None = None,
     ) -> None:
         self.opts = opts
         self.root = root
@@ -163,6 +174,8 @@ class _Session:
         self.push_policy = self.push_opts.policy()
         self.on_action = on_action
         """Hears each action's record as it ends (`--log-file`)."""
+        self.backup = backup
+        """Where versions go before being overwritten or deleted (`--backup-dir`)."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
         self.ignore = scanner.read_ignore(root, opts.excludes)
         self.state = KnownState()
@@ -408,6 +421,7 @@ class _Session:
             transfers=self.opts.transfers,
             cancelled=self.stopper.is_set,
             on_action=lambda r: self._action_done(r, raced),
+            backup=self.backup,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
         _uncount_raced(result, plan, raced)

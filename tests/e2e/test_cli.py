@@ -278,8 +278,9 @@ def test_an_ignored_file_keeps_its_base_until_the_rule_is_lifted(fsync, tmp_path
 
 def test_watch_takes_the_transfer_options(fsync, demo: Path, tmp_path: Path) -> None:
     res = fsync("watch", "--help")
-    for option in ("--mirror", "--max-delete", "--force", "--chunk-size", "--timeout"):
+    for option in ("--mirror", "--max-delete", "--force", "--chunk-size", "--log-file"):
         assert option in res.stdout
+    assert "--backup-dir" in res.stdout
     res = fsync("watch", demo, tmp_path / "out", "--max-delete", "lots", timeout=30)
     assert res.returncode == 2
     assert "--max-delete" in res.stderr

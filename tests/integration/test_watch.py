@@ -292,6 +292,21 @@ def test_mirror_deletes_remote_extras_but_never_local_ones(
     assert w.stop().deleted == 1
 
 
+def test_backup_dir_keeps_what_the_watch_overwrites_and_deletes(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    (tmp_path / "local" / "a.txt").write_text("v1")
+    (tmp_path / "local" / "b.txt").write_text("b")
+    kept = tmp_path / "kept"
+    w = start(backup_dir=str(kept))
+    w.converge()
+    (w.local / "a.txt").write_text("v2")
+    (w.local / "b.txt").unlink()
+    w.converge()
+    assert tree(kept) == {"a.txt": b"v1", "b.txt": b"b"}
+    w.stop()
+
+
 def test_force_lets_a_batch_delete_past_the_limit(start: Callable[..., Watching]) -> None:
     """Without `--force`, a batch deleting more than `--max-delete` deletes nothing."""
     w = start(max_delete="2", force=True)
