@@ -298,14 +298,20 @@ def _check_local_remote(root: str, opts: SyncOptions) -> None:
     if here == there:
         why = "are the same folder"
     elif there.startswith(here.rstrip(os.sep) + os.sep):
-        why = "overlap: the remote is inside the local folder"
+        why, inner = "overlap: the remote is inside the local folder", there[len(here) :]
     elif here.startswith(there.rstrip(os.sep) + os.sep):
-        why = "overlap: the local folder is inside the remote"
+        why, inner = "overlap: the local folder is inside the remote", here[len(there) :]
     else:
         return
+    if here != there:
+        # Left out by the ignore rules (which filter both sides), the inner tree is never
+        # listed by the outer one: a mirror kept inside the tree it copies, for instance.
+        rel = inner.strip(os.sep).replace(os.sep, "/")
+        if scanner.read_ignore(root, opts.excludes).ignores(RelPath(rel), True):
+            return
     raise ConfigError(
         f"local root {opts.local_root} and remote {opts.remote_url} {why} "
-        "(give two separate folders)"
+        "(give two separate folders, or exclude the inner one)"
     )
 
 
@@ -619,11 +625,15 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
     if not os.path.exists(os.path.join(root, ".fsync", "state.db")):
         raise ConfigError(f"{local_root} has never been synced (no .fsync/state.db)")
     with Manifest.open(root) as manifest:
-        scan = scanner.scan(root, manifest, scanner.read_ignore(root, excludes))
+        ignore = scanner.read_ignore(root, excludes)
+        scan = scanner.scan(root, manifest, ignore)
         with manifest.transaction():
             manifest.update_cache(scan.updates)
         remotes = [
-            _pending(url, scan.entries, manifest.base(url)) for url in manifest.known_remotes()
+            _pending(
+                url, scan.entries, unignored_base(manifest.base(url), ignore, scan.entries, ())
+            )
+            for url in manifest.known_remotes()
         ]
         for remote in remotes:
             remote.queued = list(manifest.queued(remote.url))

@@ -217,7 +217,8 @@ class QuickGroup(_QuickParameters, TyperGroup):
             status = super().main(*args, standalone_mode=False, **kwargs)
         except ClickException as e:
             if type(e).__name__ == "NoArgsIsHelpError":  # `fsync` alone: the help, as typer
-                e.show()
+                if e.format_message():  # (typer's rich help printed itself, leaving "")
+                    e.show()
                 sys.exit(e.exit_code)
             where = getattr(e, "ctx", None)
             hint = f" (see {where.command_path} --help)" if where is not None else ""

@@ -282,22 +282,22 @@ class _Walker:
                 self.result.errors.append(FileError(where, _describe(e)))
                 self.result.incomplete.append(where)
 
-    def _relpath(self, rel: str, name: str) -> RelPath | None:
+    def _relpath(self, rel: str, name: str, entry: os.DirEntry[str]) -> RelPath | None:
         """`rel` as a `RelPath`, or None (noted as unsendable) when the name cannot be synced."""
         if name.isascii():
             # No encoding or Unicode-form question: the common case, kept short.
             try:
                 return to_relpath(rel)
             except UnsafePathError as e:
-                self._unsendable(rel, str(e))
+                self._unsendable(rel, str(e), entry)
                 return None
         if not _utf8(rel):
-            self._unsendable(rel, f"{rel!r}: the name is not valid UTF-8")
+            self._unsendable(rel, f"{rel!r}: the name is not valid UTF-8", entry)
             return None
         try:
             path = to_relpath(rel)
         except UnsafePathError as e:
-            self._unsendable(rel, str(e))
+            self._unsendable(rel, str(e), entry)
             return None
         # Two names that differ only in Unicode form would become one path.
         if path in self._nonascii_seen:
@@ -309,10 +309,24 @@ class _Walker:
         self._nonascii_seen.add(path)
         return path
 
-    def _unsendable(self, rel: str, why: str) -> None:
-        """Note a name that cannot be synced; `why` starts with the name's `repr`."""
-        shown = repr(rel)
-        self.result.unsendable.append(FileError(shown[1:-1], why.removeprefix(f"{shown}: ")))
+    def _unsendable(self, rel: str, why: str, entry: os.DirEntry[str] | None) -> None:
+        """Note a name that cannot be synced (`why` starts with its `repr`), unless the ignore
+        rules leave it out anyway (then nothing), or it is a link or a device, which a scan
+        skips whatever its name (then a warning). `entry` is None for a watcher's path."""
+        try:
+            is_dir = entry is not None and entry.is_dir(follow_symlinks=False)
+            other = entry is not None and not is_dir and not entry.is_file(follow_symlinks=False)
+        except OSError:
+            is_dir = other = False
+        # Patterns match such a name as they would a valid one: `*.log` leaves `bad\xff.log` out.
+        if self.ignore.ignores(RelPath(rel), is_dir, parents_checked=entry is not None):
+            return
+        shown = repr(rel)[1:-1]
+        reason = why.removeprefix(f"{rel!r}: ")
+        if other:
+            self.result.warnings.append(f"skipping {shown}: {reason}")
+        else:
+            self.result.unsendable.append(FileError(shown, reason))
 
     def _visit(
         self, entry: os.DirEntry[str], folder: str, prefix: str, stack: list[tuple[str, str]]
@@ -325,7 +339,7 @@ class _Walker:
             # check here, and such a name is its own NFC form (one check per file, not two).
             rel = RelPath(prefix + name)
         else:
-            checked = self._relpath(prefix + name, name)
+            checked = self._relpath(prefix + name, name, entry)
             if checked is None:
                 return
             rel = checked
@@ -478,7 +492,7 @@ class _Walker:
             return False  # (a file or a folder: both are checked again once known)
         if not rel.isascii() and not _utf8(rel):
             # A watcher's path holds what the disk does; a walk would refuse this name too.
-            self._unsendable(rel, f"{rel!r}: the name is not valid UTF-8")
+            self._unsendable(rel, f"{rel!r}: the name is not valid UTF-8", None)
             return False
         path = self._locate(rel)
         if path is None:

@@ -174,6 +174,9 @@ class _Session:
         self.push_policy = self.push_opts.policy()
         self.on_action = on_action
         """Hears each action's record as it ends (`--log-file`)."""
+        self.ignored_in_base = 0
+        """Base entries the ignore rules leave out, at the last full sync: not counted in
+        the delete limit (a batch never touches them; a new ignore file brings a full sync)."""
         self.backup = backup
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
@@ -321,6 +324,7 @@ class _Session:
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
+        self.ignored_in_base = len(self.state.base) - len(base)
         base = {p: e for p, e in base.items() if keep(p)}
         try:
             plan = app.plan_sync(self.remote, local, remote, base, self.push_policy)
@@ -360,7 +364,7 @@ class _Session:
         base = app.unignored_base(base, self.ignore, local, remote)
         policy = self.push_policy if d is Direction.PUSH else self.pull_policy
         plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
-        limit = planner.delete_limit(policy, len(self.state.base))
+        limit = planner.delete_limit(policy, len(self.state.base) - self.ignored_in_base)
         deletes = plan.count(ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
         if deletes > limit and not policy.force:
             self.display.warning(

@@ -46,6 +46,22 @@ def test_cleanup_removes_stale_temp_files_only(fsync, tmp_path: Path) -> None:
     assert sorted(p.name for p in remote.rglob("*") if p.is_file()) == ["keep.txt"]
 
 
+def test_cleanup_through_fsspec_keeps_fresh_temp_files_too(fsync, tmp_path: Path) -> None:
+    """`local://` goes through fsspec (as sftp would): the same in-use window applies."""
+    (tmp_path / "r").mkdir()
+    fresh = tmp_path / "r" / ".fsync-0123456789abcdef.tmp"
+    fresh.write_text("being written by a running push")
+    url = f"local://{tmp_path}/r"
+    res = fsync("cleanup", url, "--json")
+    assert (res.returncode, json.loads(res.stdout)) == (0, {"aborted": 0})
+    res = fsync("cleanup", url, "--older-than", "0", "--json")
+    assert (res.returncode, json.loads(res.stdout)) == (0, {"aborted": 1})
+    assert not fresh.exists()
+    res = fsync("cleanup", f"local://{tmp_path}/nope")
+    assert res.returncode == 2
+    assert "does not exist" in res.stderr
+
+
 def test_cleanup_of_a_missing_folder_is_a_usage_error(fsync, tmp_path: Path) -> None:
     res = fsync("cleanup", tmp_path / "nope")
     assert res.returncode == 2

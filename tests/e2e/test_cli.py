@@ -163,9 +163,24 @@ def test_overlapping_roots_are_refused(
     res = fsync(command, *args, timeout=30)
     assert res.returncode == 2, res.stderr
     assert res.stderr.startswith("fsync: error: local root")
-    assert "(give two separate folders)" in res.stderr
+    assert "(give two separate folders, or exclude the inner one)" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert listing(tmp_path / "t") == {"sub/keep.txt": b"mine"}
+
+
+def test_a_mirror_kept_inside_the_tree_it_copies_is_fine_when_excluded(
+    fsync, tmp_path: Path
+) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a").write_text("a")
+    res = fsync("push", tmp_path / "t", tmp_path / "t" / "mirror", "--exclude", "/mirror/")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "t" / "mirror" / "a").read_text() == "a"
+    assert not (tmp_path / "t" / "mirror" / "mirror").exists()
+    # The same through fsspec's local:// is no way around the check.
+    res = fsync("push", tmp_path / "t", f"local://{tmp_path}/t/other", "--mirror", "--force")
+    assert res.returncode == 2
+    assert "the remote is inside the local folder" in res.stderr
 
 
 def test_overlap_through_a_link_is_refused(fsync, demo: Path, tmp_path: Path) -> None:
@@ -225,6 +240,12 @@ def test_a_file_whose_name_cannot_be_sent_fails_the_push(fsync, tmp_path: Path) 
     res = fsync("pull", out, src)
     assert res.returncode == 0, res.stderr
     assert "fsync: warning: skipping bad-\\udcff: the name is not valid UTF-8" in res.stderr
+    # Ignored, or a link (skipped whatever its name), such a name is nothing to report.
+    (src / ".fsyncignore").write_text("proj*\nbad-*\n")
+    os.symlink("keep", os.fsencode(src) + b"/link-\xff")
+    res = fsync("push", src, out, "--json")
+    assert res.returncode == 0, res.stdout
+    assert "skipping link-\\udcff" in res.stderr
 
 
 def test_far_future_and_epoch_mtimes_sync(fsync, tmp_path: Path) -> None:
@@ -274,6 +295,12 @@ def test_an_ignored_file_keeps_its_base_until_the_rule_is_lifted(fsync, tmp_path
     res = fsync("push", src, out, "--json")
     assert json.loads(res.stdout)["uploaded"] == 1
     assert (out / "x.log").read_text() == "precious local edit"
+    # Nor does status take an ignored path for deleted.
+    (src / ".fsyncignore").write_text("*.log\n")
+    assert fsync("push", src, out, "-q").returncode == 0
+    status = json.loads(fsync("status", src, "--json").stdout)
+    (remote,) = status["remotes"]
+    assert (remote["new"], remote["changed"], remote["deleted"]) == ([], [], [])
 
 
 def test_watch_takes_the_transfer_options(fsync, demo: Path, tmp_path: Path) -> None:

@@ -307,6 +307,28 @@ def test_backup_dir_keeps_what_the_watch_overwrites_and_deletes(
     w.stop()
 
 
+def test_ignored_files_do_not_loosen_the_delete_limit(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """They keep their base (to sync again when the rule goes), but a watch deletes
+    nothing of them: counted, eight of them let all three files go at once (half of the four
+    synced files, the ignore file too, is the limit)."""
+    local = tmp_path / "local"
+    for name in ["a", "b", "c", *(f"x{i}.log" for i in range(8))]:
+        (local / name).write_text(name)
+    w = start()
+    w.converge()
+    w.stop()
+    (local / ".fsyncignore").write_text("*.log\n")
+    w = start()
+    eventually((w.remote / ".fsyncignore").exists, "the ignore file sent")
+    for name in "abc":
+        (local / name).unlink()
+    eventually(lambda: any("not deleting 3 files" in m for m in w.display.warnings), "refusal")
+    assert (w.remote / "a").exists()
+    w.stop()
+
+
 def test_force_lets_a_batch_delete_past_the_limit(start: Callable[..., Watching]) -> None:
     """Without `--force`, a batch deleting more than `--max-delete` deletes nothing."""
     w = start(max_delete="2", force=True)

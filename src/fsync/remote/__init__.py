@@ -99,8 +99,8 @@ def _open_local(
 
 
 def local_path(url: str) -> str | None:
-    """The absolute folder that a plain path (relative to the cwd) or a `file://` URL names;
-    None for any other scheme.
+    """The absolute folder that a plain path (relative to the cwd), a `file://` or a
+    `local://` URL names; None for any other scheme.
 
     `file:///p` and `file://localhost/p` both name `/p` (RFC 8089). Raises `ConfigError` for
     a `file://` URL with no path or naming another host: `file://backup/x` would otherwise
@@ -109,7 +109,7 @@ def local_path(url: str) -> str | None:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return os.path.abspath(url)
-    if scheme.lower() != "file":
+    if scheme.lower() not in ("file", "local"):  # (fsspec's `local://` is this disk too)
         return None
     host, slash, path = rest.partition("/")
     if not slash or host.lower() not in ("", "localhost"):

@@ -17,6 +17,11 @@ from fsync.model import Digest, RelPath, RemoteEntry
 from fsync.paths import is_temp_name as is_temp_name
 from fsync.paths import to_relpath
 
+IN_USE_SECONDS = 120.0
+"""A temp file changed this recently may belong to a running fsync, so `cleanup` without
+`--older-than` leaves it: a writer changes its file with every chunk, and publishes a staged
+one within its batch (seconds)."""
+
 
 def relpath_from_key(name: str) -> RelPath:
     """Map one listed name (relative to the root) to a `RelPath`; raise `UnsafePathError` if not.

@@ -15,10 +15,11 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
-from fsync.errors import PermanentError, RemoteChanged, UnsafePathError
+from fsync.errors import ConfigError, PermanentError, RemoteChanged, UnsafePathError
 from fsync.model import Digest, RelPath, RemoteEntry
 from fsync.paths import join, temp_name
 from fsync.remote.base import (
+    IN_USE_SECONDS,
     Capabilities,
     Listing,
     ObjectMeta,
@@ -333,20 +334,30 @@ class FsspecRemote:
 
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
         """Remove fsync temporary objects under the root written at least `older_than`
-        seconds ago (all with None, or where the backend keeps no time)."""
+        seconds ago; with None, all but those written in the last `IN_USE_SECONDS`, which a
+        running fsync may own. Where the backend keeps no time, all of them.
+
+        Raises `ConfigError` if the root of a filesystem (not an object store) is missing.
+        """
         try:
             found = self.fs.find(self.root, detail=True, withdirs=False)
         except FileNotFoundError:
-            return 0
+            found = {}
+        if not found and not self.root_exists():
+            raise ConfigError(f"remote {self.url} does not exist (check the path)")
         now = datetime.now(UTC)
+        window = timedelta(seconds=IN_USE_SECONDS if older_than is None else older_than)
         removed = 0
         for key, info in found.items():
             if not is_temp_name(key.rpartition("/")[2]):
                 continue
+            # `created` first: a local temp file's mtime is its source's (see LocalRemote).
             when = info.get("created") or info.get("mtime") or info.get("LastModified")
-            if older_than is not None and isinstance(when, datetime):
+            if isinstance(when, (int, float)):
+                when = datetime.fromtimestamp(when, UTC)
+            if isinstance(when, datetime):
                 age = now - (when if when.tzinfo else when.replace(tzinfo=UTC))
-                if age < timedelta(seconds=older_than):
+                if age < window:
                     continue
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(key)

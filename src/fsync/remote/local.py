@@ -22,6 +22,7 @@ from fsync.fileops import makedirs, place_new, rename_noreplace
 from fsync.model import Digest, RelPath, RemoteEntry, remote_entry
 from fsync.paths import temp_name
 from fsync.remote.base import (
+    IN_USE_SECONDS,
     Capabilities,
     Listing,
     ObjectMeta,
@@ -48,10 +49,6 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXE
 
 _SYMLINK = "a symbolic link (not followed)"
 _NOT_A_FILE = "not a regular file"
-
-IN_USE_SECONDS = 120.0
-"""A temp file changed this recently may belong to a running fsync: a writer changes its
-file with every chunk, and publishes a staged one within its batch (seconds)."""
 
 
 def _raise_translated(err: OSError, doing: str) -> NoReturn:
