@@ -622,8 +622,14 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
     root = os.path.abspath(local_root)
     if not os.path.isdir(root):
         raise ConfigError(f"local root {local_root} does not exist or is not a directory")
-    if not os.path.exists(os.path.join(root, ".fsync", "state.db")):
-        raise ConfigError(f"{local_root} has never been synced (no .fsync/state.db)")
+    try:
+        os.stat(os.path.join(root, STATE_DIR, "state.db"))
+    except PermissionError:
+        raise ConfigError(
+            f"{local_root}/{STATE_DIR} cannot be read (permission denied); check its permissions"
+        ) from None
+    except OSError:
+        raise ConfigError(f"{local_root} has never been synced (no .fsync/state.db)") from None
     with Manifest.open(root) as manifest:
         ignore = scanner.read_ignore(root, excludes)
         scan = scanner.scan(root, manifest, ignore)

@@ -416,6 +416,34 @@ def test_memory_remote_through_the_command(fsync, demo: Path) -> None:
     assert json.loads(res.stdout)["uploaded"] == len(expected(demo))
 
 
+def test_a_state_database_it_may_not_write_is_a_permission_error(
+    fsync, demo: Path, tmp_path: Path
+) -> None:
+    """Not "move it aside, it is not a usable database": the file is fine, its mode is not.
+    A read-only one failed mid-run (exit 1, SQLite's own words)."""
+    out = tmp_path / "out"
+    assert fsync("push", demo, out, "-q").returncode == 0
+    db = demo / ".fsync" / "state.db"
+    db.chmod(0o444)
+    try:
+        res = fsync("push", demo, out, prefix=_drop_dac_caps())
+    finally:
+        db.chmod(0o644)
+    assert res.returncode == 2
+    assert res.stderr == (
+        f"fsync: error: {db} cannot be written (permission denied); check the permissions "
+        "of that file and its folder\n"
+    )
+    (demo / ".fsync").chmod(0)
+    try:
+        res = fsync("status", demo, prefix=_drop_dac_caps())
+    finally:
+        (demo / ".fsync").chmod(0o700)
+    assert res.returncode == 2
+    assert "cannot be read (permission denied)" in res.stderr
+    assert "never been synced" not in res.stderr
+
+
 def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert fsync("push", demo, out).returncode == 0

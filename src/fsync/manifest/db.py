@@ -95,6 +95,10 @@ def _make_private_file(path: str) -> None:
         os.close(fd)
 
 
+_DENIED = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")
+"""SQLite's names for a database it may not write: a permission to fix, not a bad file."""
+
+
 def connect(path: str) -> sqlite3.Connection:
     """Open (creating if needed) the database at `path`, migrated to the latest schema.
 
@@ -105,8 +109,15 @@ def connect(path: str) -> sqlite3.Connection:
     """
     if sqlite3.sqlite_version_info < _MIN_SQLITE:
         raise ConfigError(f"SQLite {sqlite3.sqlite_version} is too old; fsync needs 3.37 or newer")
-    _make_private_dir(os.path.dirname(path) or ".")
+    folder = os.path.dirname(path) or "."
+    _make_private_dir(folder)
     _make_private_file(path)
+    if not (os.access(path, os.R_OK | os.W_OK) and os.access(folder, os.W_OK | os.X_OK)):
+        # SQLite would open it read-only and fail at the first write, mid-run.
+        raise ConfigError(
+            f"{path} cannot be written (permission denied); check the permissions of that "
+            "file and its folder"
+        )
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -115,6 +126,10 @@ def connect(path: str) -> sqlite3.Connection:
         migrate(conn, path)
     except sqlite3.DatabaseError as e:
         conn.close()
+        if getattr(e, "sqlite_errorname", "").startswith(_DENIED):
+            raise ConfigError(
+                f"{path} cannot be written ({e}); check the permissions of that file and its folder"
+            ) from None
         raise ConfigError(
             f"{path} is not a usable fsync state database ({e}); move it aside and fsync "
             "will start a new one (no data is lost, identical files are adopted)"
