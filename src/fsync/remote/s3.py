@@ -50,6 +50,7 @@ from fsync.paths import join
 from fsync.redact import redact_url
 from fsync.remote import s3_meta as sm
 from fsync.remote.base import (
+    IN_USE_SECONDS,
     Capabilities,
     Listing,
     ObjectMeta,
@@ -441,9 +442,11 @@ class S3Remote:
 
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
         """Abort unfinished multipart uploads under the root started at least `older_than`
-        seconds ago (all of them with None); return how many were aborted.
+        seconds ago; return how many were aborted.
 
-        What `fsync cleanup REMOTE` runs. Journal rows of aborted uploads are dropped.
+        With None, all but those a running fsync may be sending: started, or given a part,
+        in the last `IN_USE_SECONDS` (one ListParts per upload older than that). What `fsync
+        cleanup REMOTE` runs. Journal rows of aborted uploads are dropped.
         """
         prefix = f"{self.prefix}/" if self.prefix else ""
         what = f"listing unfinished uploads of {self.url}"
@@ -456,13 +459,34 @@ class S3Remote:
                 age = sm.seconds_since(item.get("Initiated"), now)
                 if older_than is not None and (age is None or age < older_than):
                     continue
-                key = str(item["Key"])
-                self.abort_upload(key, str(item["UploadId"]), f"aborting an upload of {key}")
+                key, upload_id = str(item["Key"]), str(item["UploadId"])
+                if older_than is None and self._in_use(key, upload_id, age, now):
+                    continue
+                self.abort_upload(key, upload_id, f"aborting an upload of {key}")
                 aborted += 1
             if not page.get("IsTruncated"):
                 return aborted
             params["KeyMarker"] = page.get("NextKeyMarker")
             params["UploadIdMarker"] = page.get("NextUploadIdMarker")
+
+    def _in_use(self, key: str, upload_id: str, age: float | None, now: float) -> bool:
+        """True if the upload started, or got its last part, in the last `IN_USE_SECONDS`."""
+        if age is not None and age < IN_USE_SECONDS:
+            return True
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+        while True:
+            try:
+                page = self.call("list_parts", f"listing the parts of {key}", **params)
+            except FileNotFoundError:
+                return False  # aborted meanwhile
+            for part in page.get("Parts") or ():
+                since = sm.seconds_since(part.get("LastModified"), now)
+                if since is not None and since < IN_USE_SECONDS:
+                    return True
+            marker = page.get("NextPartNumberMarker")
+            if not page.get("IsTruncated") or not marker:
+                return False
+            params["PartNumberMarker"] = marker
 
     def flush(self) -> None:
         """Nothing to do: S3 has stored an object durably when its PUT or Complete returns."""
