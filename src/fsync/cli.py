@@ -353,6 +353,7 @@ def watch(
     tps_limit: TpsLimit = 0,
     bw_limit: BwLimit = None,
     log_file: LogFile = None,
+    verify: VerifyFull = None,
     backup_dir: BackupDir = None,
     on_error: WatchOnError = None,
     rescan_every: RescanEvery = 3600.0,

@@ -105,6 +105,7 @@ class WatchOptions:
     tps_limit: float = 0
     bw_limit: float = 0
     backup_dir: str | None = None
+    verify_full: bool = False
     on_error: str | None = None
     rescan_every: float = 3600.0
     pull_every: float | None = None
@@ -143,6 +144,7 @@ class WatchOptions:
             tps_limit=self.tps_limit,
             bw_limit=self.bw_limit,
             backup_dir=self.backup_dir,
+            verify_full=self.verify_full,
         )
 
 

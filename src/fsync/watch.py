@@ -425,6 +425,7 @@ class _Session:
             transfers=self.opts.transfers,
             cancelled=self.stopper.is_set,
             on_action=lambda r: self._action_done(r, raced),
+            verify_full=self.opts.verify_full,
             backup=self.backup,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)

@@ -308,6 +308,7 @@ def test_watch_takes_the_transfer_options(fsync, demo: Path, tmp_path: Path) -> 
     for option in ("--mirror", "--max-delete", "--force", "--chunk-size", "--log-file"):
         assert option in res.stdout
     assert "--backup-dir" in res.stdout
+    assert "--verify" in res.stdout
     res = fsync("watch", demo, tmp_path / "out", "--max-delete", "lots", timeout=30)
     assert res.returncode == 2
     assert "--max-delete" in res.stderr

@@ -219,6 +219,7 @@ def test_every_watch_option_reaches_watch_options() -> None:
         "tps_limit",
         "bw_limit",
         "backup_dir",
+        "verify_full",
         "on_error",
         "rescan_every",
         "pull_every",
