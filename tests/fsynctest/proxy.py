@@ -53,7 +53,17 @@ __all__ = [
 ]
 
 Action = Literal[
-    "503", "500", "429", "403", "drop", "delay", "reset", "no-range", "no-if-match", "empty-body"
+    "503",
+    "500",
+    "429",
+    "403",
+    "not-s3",
+    "drop",
+    "delay",
+    "reset",
+    "no-range",
+    "no-if-match",
+    "empty-body",
 ]
 ACTIONS: frozenset[str] = frozenset(get_args(Action))
 
@@ -372,6 +382,7 @@ class Proxy:
         the fault. Actions: "503"/"500"/"429"/"403" answer that status with an S3 XML error
         body (code SlowDown for 503 and 429, InternalError for 500, AccessDenied for 403, or
         `code`) and a Retry-After header when `retry_after` is given, without forwarding;
+        "not-s3" answers 404 with an HTML page, as a web server that is not S3 would;
         "drop" reads the request and closes the connection unanswered; "reset" forwards it,
         relays part of the answer, then resets the connection (RST); "delay" waits `delay`
         seconds, then forwards; "no-range" forwards it without its Range header (a store or
@@ -536,6 +547,16 @@ class _Connection:
             status = _ERROR_CODES_BY_ACTION[rule.action]
             record(status, forwarded=False)
             self.sock.sendall(self._error_response(status, rule, method, path, keep))
+            return keep
+        if rule is not None and rule.action == "not-s3":
+            self._drain_body(head)
+            record(404, forwarded=False)
+            page = b"<html><body><h1>404 Not Found</h1></body></html>"
+            self.sock.sendall(
+                b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\n"
+                + f"Content-Length: {len(page)}\r\n\r\n".encode()
+                + page
+            )
             return keep
         if rule is not None and rule.action == "drop":
             self._drain_body(head)

@@ -373,6 +373,24 @@ def test_identical_objects_from_other_tools_are_adopted_not_resent(
     assert (second.uploaded, second.conflicts) == (0, 0)
 
 
+def test_an_endpoint_that_is_not_s3_is_named_so(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
+    """A web server at the endpoint answers a listing 404 with a page: it read "no such
+    object: 'listing s3://...'", with an errno."""
+    s3_proxy.proxy.add_rule("ListObjectsV2", action="not-s3", times=None)
+    done = subprocess.run(
+        [sys.executable, "-m", "fsync", "pull", f"s3://{s3_proxy.bucket}/x", str(tmp_path)],
+        env=s3_proxy.server.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("fsync: error: listing s3://")
+    assert line.endswith("404 without an S3 error (is it an S3 server? check --endpoint-url)")
+
+
 def test_access_denied_exits_1_with_one_clear_line(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
     s3_proxy.proxy.add_rule("ListObjectsV2", action="403", times=None)
     done = subprocess.run(

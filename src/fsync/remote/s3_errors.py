@@ -127,6 +127,13 @@ def _from_response(response: Mapping[str, Any], what: str) -> BaseException:
         return RemoteUnavailable(f"{what}: no such bucket{named} (create it, or check the URL)")
     if code == "NotImplemented" or status == 501:
         return Unsupported(f"{what}: not supported by this store ({code or status})")
+    if status == 404 and (not code or code.isdigit()) and what.startswith("listing"):
+        # An S3 store answers a listing of a missing bucket with NoSuchBucket; a bare 404 to
+        # a GET with a body to parse is some other web server at the endpoint.
+        return RemoteUnavailable(
+            f"{what}: the endpoint answered 404 without an S3 error (is it an S3 server? "
+            "check --endpoint-url)"
+        )
     if code in _NOT_FOUND or (status == 404 and not code):
         return FileNotFoundError(errno.ENOENT, "no such object", what)
     if code in _DENIED or status == 403:
