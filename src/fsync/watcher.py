@@ -348,7 +348,16 @@ class Watcher:
             return None
         try:
             return to_relpath(rel)
-        except UnsafePathError:
+        except UnsafePathError as e:
+            # Not sent: said at once (a scan says it too, at the next rescan), once a minute
+            # at most, as a file being written sends an event per write.
+            ignore = self._ignore
+            if ignore is None or not ignore(RelPath(rel)):
+                now = self._clock()
+                message = f"not sent: {e} (a name no remote can hold)"
+                if now >= self._warned.get(message, -WARN_AGAIN_AFTER) + WARN_AGAIN_AFTER:
+                    self._warned[message] = now
+                    self._on_warning(message)
             return None
 
     def on_event(self, event: FileSystemEvent) -> None:

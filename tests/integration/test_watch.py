@@ -329,6 +329,21 @@ def test_ignored_files_do_not_loosen_the_delete_limit(
     w.stop()
 
 
+def test_a_name_no_remote_can_hold_is_said_at_once(start: Callable[..., Watching]) -> None:
+    """It was dropped without a word until the hourly rescan."""
+    w = start()
+    (w.local / "tab\there").write_text("x")
+    (w.local / "fine").write_text("y")
+    eventually((w.remote / "fine").exists, "the file with a fine name")
+    eventually(
+        lambda: any(
+            "not sent: 'tab\\there': contains a control character" in m for m in w.display.warnings
+        ),
+        "the warning",
+    )
+    w.stop()
+
+
 def test_force_lets_a_batch_delete_past_the_limit(start: Callable[..., Watching]) -> None:
     """Without `--force`, a batch deleting more than `--max-delete` deletes nothing."""
     w = start(max_delete="2", force=True)
