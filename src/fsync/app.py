@@ -265,7 +265,7 @@ def prepare_root(opts: SyncOptions) -> str:
     """The absolute local root of `opts`, created for a pull or a sync if missing.
 
     Raises `ConfigError` when it does not exist (or cannot be created), is not a folder, or
-    overlaps a local remote (see `_check_apart`).
+    is given a local remote it overlaps or that is a file (see `_check_local_remote`).
     """
     root = os.path.abspath(opts.local_root)
     _check_local_remote(root, opts)
