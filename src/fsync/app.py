@@ -269,11 +269,14 @@ def prepare_root(opts: SyncOptions) -> str:
     """
     root = os.path.abspath(opts.local_root)
     _check_local_remote(root, opts)
-    if opts.dry_run and opts.direction is not Direction.PUSH and not os.path.lexists(root):
-        return root  # a dry run changes nothing: `run` plans against an empty stand-in
     if opts.direction is not Direction.PUSH and not os.path.lexists(root):
         try:
-            os.mkdir(root)
+            if not opts.dry_run:
+                os.mkdir(root)
+            elif not os.path.isdir(os.path.dirname(root)):
+                raise FileNotFoundError(root)  # as the real run would find
+            else:
+                return root  # a dry run changes nothing: `run` plans against an empty stand-in
         except FileNotFoundError:
             raise ConfigError(
                 f"local root {opts.local_root} cannot be created: its parent folder does not exist"

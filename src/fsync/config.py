@@ -93,7 +93,8 @@ class WatchOptions:
     remote_url: str
     on_conflict: ConflictPolicy = ConflictPolicy.KEEP_BOTH
     mirror: bool = False
-    """`--mirror` for the pushes (never for the `--pull-every` pulls: it would delete here)."""
+    """`--mirror` for the pushes (never for the `--pull-every` pulls: it would delete here);
+    so is `force` (a remote emptied or unmounted must not empty this folder)."""
     max_delete: str | None = None
     force: bool = False
     excludes: tuple[str, ...] = ()
@@ -134,7 +135,7 @@ class WatchOptions:
             on_conflict=self.on_conflict,
             mirror=self.mirror and direction is Direction.PUSH,
             max_delete=self.max_delete,
-            force=self.force,
+            force=self.force and direction is Direction.PUSH,
             excludes=self.excludes,
             transfers=self.transfers,
             storage_options=self.storage_options,

@@ -369,8 +369,8 @@ class _Session:
         if deletes > limit and not policy.force:
             self.display.warning(
                 f"not deleting {deletes} files at once, more than the limit of {limit} (a "
-                "wrong path or an unmounted disk?); if it is meant, stop this watch and run "
-                "fsync push --force"
+                f"wrong path or an unmounted disk?); if it is meant, stop this watch and run "
+                f"fsync {d.value} --force"
             )
             plan = _without_deletes(plan)
         return plan

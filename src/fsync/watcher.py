@@ -55,6 +55,9 @@ except (ImportError, OSError):  # pragma: no cover - not Linux
     InotifyObserver = None  # type: ignore[assignment,misc]
 
 OnBatch = Callable[[set[RelPath], bool], None]
+
+_WARNED_MAX = 10_000
+"""Distinct warnings remembered for rate limiting; beyond, the record starts afresh."""
 """Receives a batch of settled paths, or `full_rescan=True` (paths may then be empty)."""
 
 EVENT_TYPES: list[type[FileSystemEvent]] = [
@@ -348,17 +351,33 @@ class Watcher:
             return None
         try:
             return to_relpath(rel)
-        except UnsafePathError as e:
-            # Not sent: said at once (a scan says it too, at the next rescan), once a minute
-            # at most, as a file being written sends an event per write.
-            ignore = self._ignore
-            if ignore is None or not ignore(RelPath(rel)):
-                now = self._clock()
-                message = f"not sent: {e} (a name no remote can hold)"
-                if now >= self._warned.get(message, -WARN_AGAIN_AFTER) + WARN_AGAIN_AFTER:
-                    self._warned[message] = now
-                    self._on_warning(message)
+        except UnsafePathError:
+            self._warn_unsafe(rel)
             return None
+
+    def _warn_unsafe(self, rel: str) -> None:
+        """Say that `rel` is not sent: at once (a scan says it too, at the next rescan), for
+        its first bad name only (not for each file in a folder so named), and once a minute
+        at most (a file being written sends an event per write)."""
+        ignore = self._ignore
+        if ignore is not None and ignore(RelPath(rel)):
+            return
+        head = ""
+        for part in rel.split("/"):
+            head = f"{head}/{part}" if head else part
+            try:
+                to_relpath(head)
+            except UnsafePathError as e:
+                message = f"not sent: {e} (a name no remote can hold)"
+                break
+        else:
+            return
+        now = self._clock()
+        if len(self._warned) > _WARNED_MAX:
+            self._warned.clear()  # (a long watch meeting ever new such names)
+        if now >= self._warned.get(message, -WARN_AGAIN_AFTER) + WARN_AGAIN_AFTER:
+            self._warned[message] = now
+            self._on_warning(message)
 
     def on_event(self, event: FileSystemEvent) -> None:
         """Record one watchdog event (runs on watchdog's dispatch thread: keep it cheap)."""

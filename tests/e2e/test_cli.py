@@ -93,6 +93,10 @@ def test_a_dry_pull_into_a_new_folder_creates_nothing(fsync, demo: Path, tmp_pat
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["downloaded"] == len(expected(demo))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "remote"]
+    # And where the real run could not create the folder, neither can the dry one.
+    res = fsync("pull", tmp_path / "remote", tmp_path / "no" / "new", "--dry-run")
+    assert res.returncode == 2
+    assert "its parent folder does not exist" in res.stderr
 
 
 def test_missing_local_root_is_a_usage_error(fsync, tmp_path: Path) -> None:

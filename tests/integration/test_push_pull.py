@@ -119,6 +119,26 @@ def test_a_folder_and_a_file_swapped_sync_in_one_run(
     assert listing(dst) == listing(src) == {k: v.encode() for k, v in after.items()}
 
 
+def test_a_file_renamed_onto_an_emptied_folders_name_syncs_in_one_run(
+    remote_url: str, tmp_path: Path
+) -> None:
+    """The move (a rename, not a transfer) waits for the delete that clears its way too."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, {"d/y": "y", "a/f": "f", "k": "k"})
+    assert push(src, remote_url).failed == 0
+    assert pull(dst, remote_url).downloaded == 3
+    (src / "d" / "y").unlink()
+    (src / "d").rmdir()
+    (src / "a" / "f").rename(src / "d")
+
+    pushed = push(src, remote_url)
+    pulled = pull(dst, remote_url)
+
+    for r in (pushed, pulled):
+        assert (r.failed, r.conflicts, r.unresolved) == (0, 0, 0), r.errors
+    assert listing(dst) == listing(src) == {"d": b"f", "k": b"k"}
+
+
 def test_conflict_keep_both_loses_nothing(remote_url: str, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, {"doc.txt": "original"})

@@ -329,9 +329,31 @@ def test_ignored_files_do_not_loosen_the_delete_limit(
     w.stop()
 
 
+def test_force_never_lets_a_pull_empty_this_folder(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """`--force` is for the pushes, as `--mirror` is: an emptied (or unmounted) remote
+    deleted every local file through the `--pull-every` pulls."""
+    for i in range(6):
+        (tmp_path / "local" / f"f{i}").write_text(str(i))
+    w = start(pull_every=0.2, force=True)
+    w.converge()
+    for i in range(6):
+        (w.remote / f"f{i}").unlink()
+    eventually(
+        lambda: any("run fsync pull --force" in m for m in w.display.warnings), "the refusal"
+    )
+    assert len(list(w.local.glob("f*"))) == 6
+    w.stop()
+
+
 def test_a_name_no_remote_can_hold_is_said_at_once(start: Callable[..., Watching]) -> None:
-    """It was dropped without a word until the hourly rescan."""
+    """It was dropped without a word until the hourly rescan; a folder so named is said
+    once, not once per file in it."""
     w = start()
+    (w.local / "bad\\dir").mkdir()
+    for i in range(20):
+        (w.local / "bad\\dir" / f"f{i}").write_text("x")
     (w.local / "tab\there").write_text("x")
     (w.local / "fine").write_text("y")
     eventually((w.remote / "fine").exists, "the file with a fine name")
@@ -341,6 +363,8 @@ def test_a_name_no_remote_can_hold_is_said_at_once(start: Callable[..., Watching
         ),
         "the warning",
     )
+    bad = [m for m in w.display.warnings if "bad" in m]
+    assert bad == ["not sent: 'bad\\\\dir': contains a backslash (a name no remote can hold)"]
     w.stop()
 
 

@@ -216,7 +216,8 @@ def _waves(actions: tuple[Action, ...]) -> list[tuple[Action, ...]]:
     Run at once, the download of `f` found folder `f` not yet emptied by the deletes of the
     files in it, and was left as a conflict with a local change (exit 3) until the next run.
     """
-    gone: dict[ActionKind, set[str]] = {ActionKind.DOWNLOAD: set(), ActionKind.UPLOAD: set()}
+    gone: dict[bool, set[str]] = {True: set(), False: set()}
+    """Paths that stop being files, here (True) and on the remote (False)."""
     for a in actions:
         if a.kind in (ActionKind.DELETE_LOCAL, ActionKind.DELETE_REMOTE):
             path = a.path
@@ -224,23 +225,31 @@ def _waves(actions: tuple[Action, ...]) -> list[tuple[Action, ...]]:
             path = a.moved_from.path
         else:
             continue
-        here = a.kind in (ActionKind.DELETE_LOCAL, ActionKind.MOVE_LOCAL)
-        gone[ActionKind.DOWNLOAD if here else ActionKind.UPLOAD].add(path)
+        gone[a.kind in (ActionKind.DELETE_LOCAL, ActionKind.MOVE_LOCAL)].add(path)
     if not any(gone.values()):
         return [actions]
-    emptied = {kind: {f for p in paths for f in _folders_of(p)} for kind, paths in gone.items()}
+    emptied = {here: {f for p in paths for f in _folders_of(p)} for here, paths in gone.items()}
 
     def waits(a: Action) -> bool:
-        # A file where a folder is emptied, or in a folder where a file is removed.
-        removed = gone.get(a.kind)
-        return removed is not None and (
-            a.path in emptied[a.kind] or any(f in removed for f in _folders_of(a.path))
+        # A file written where a folder is emptied, or in a folder where a file is removed.
+        here = _WRITES_HERE.get(a.kind)
+        return here is not None and (
+            a.path in emptied[here] or any(f in gone[here] for f in _folders_of(a.path))
         )
 
     last = tuple(a for a in actions if waits(a))
     if not last:
         return [actions]
     return [tuple(a for a in actions if not waits(a)), last]
+
+
+_WRITES_HERE = {
+    ActionKind.DOWNLOAD: True,
+    ActionKind.MOVE_LOCAL: True,
+    ActionKind.UPLOAD: False,
+    ActionKind.MOVE: False,
+}
+"""The actions that write a file at their path: here (True) or on the remote (False)."""
 
 
 def _folders_of(path: str) -> Iterator[str]:
