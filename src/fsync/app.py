@@ -40,7 +40,6 @@ from fsync.model import (
     RemoteSnapshot,
     RunResult,
     Snapshot,
-    SyncPolicy,
 )
 from fsync.paths import under_any
 from fsync.planning import plan_sync
@@ -81,40 +80,10 @@ def run(
     place = locate(opts.backup_dir, opts.remote_url, root) if opts.backup_dir else None
     excludes = opts.excludes + (place.excludes if place is not None else ())
     with contextlib.ExitStack() as stack:
-        if not os.path.isdir(root):  # a dry pull into a folder it must not create
+        if not os.path.isdir(root):  # a dry pull into a folder it must not create: plan
+            # against an empty stand-in (its name checks then judge the stand-in's disk)
             root = stack.enter_context(tempfile.TemporaryDirectory(prefix="fsync-dry-run-"))
-        return _run_in(
-            root,
-            opts,
-            policy=policy,
-            place=place,
-            excludes=excludes,
-            reporter=reporter,
-            on_action=on_action,
-            started=started,
-        )
-
-
-def _run_in(
-    root: str,
-    opts: SyncOptions,
-    *,
-    policy: SyncPolicy,
-    place: BackupPlace | None,
-    excludes: tuple[str, ...],
-    reporter: Reporter,
-    on_action: Callable[[ActionRecord], None] | None,
-    started: float,
-) -> RunResult:
-    """`run` in the local folder `root` (an empty stand-in, for a dry pull into a folder
-    that does not exist yet: its name checks then judge the stand-in's filesystem)."""
-    journal = TransferJournal.open(root)
-    try:
-        remote = open_sync_remote(opts, journal)
-    except BaseException:
-        journal.close()
-        raise
-    try:
+        journal, remote = stack.enter_context(journaled_remote(opts, root))
         with RootLock(root), Manifest.open(root) as manifest:
             ignore = scanner.read_ignore(root, excludes)
             local, listing = _scan_and_list(
@@ -162,9 +131,18 @@ def _run_in(
             result.seconds = time.monotonic() - started
             manifest.finish_run(run_id, int(exit_status(result)), result.as_json())
             return result
-    finally:
-        remote.close()
-        journal.close()
+
+
+@contextlib.contextmanager
+def journaled_remote(opts: SyncOptions, root: str) -> Iterator[tuple[TransferJournal, Remote]]:
+    """The transfer journal of `root` and the remote of `opts` recording chunked uploads in
+    it (so a run cut short continues them next time); both closed on leaving."""
+    with TransferJournal.open(root) as journal:
+        remote = open_sync_remote(opts, journal)
+        try:
+            yield journal, remote
+        finally:
+            remote.close()
 
 
 def _engine_options(

@@ -301,8 +301,8 @@ def cleanup(
             metavar="DURATION",
             help=(
                 "Only writes started at least this long ago (90, 30s, 15m, 2h, 7d). Without"
-                " it, a folder remote keeps temp files changed in the last 2 minutes, which"
-                " a running fsync may be writing."
+                " it, all but those written to in the last 2 minutes, which a running fsync"
+                " may own."
             ),
         ),
     ] = None,

@@ -31,7 +31,6 @@ from fsync.config import WatchOptions
 from fsync.errors import ExitCode, FsyncError, SafetyAbort, exit_code_for
 from fsync.ignore import IGNORE_FILE
 from fsync.manifest import Manifest, RootLock
-from fsync.manifest.journal import TransferJournal
 from fsync.model import (
     Action,
     ActionKind,
@@ -94,35 +93,26 @@ def watch(
     place = locate(opts.backup_dir, opts.remote_url, root) if opts.backup_dir else None
     if place is not None:  # a backup dir inside a synced tree is never synced itself
         opts = replace(opts, excludes=opts.excludes + place.excludes)
-    # The journal lets a chunked upload cut short (a stop, a crash) go on where it was.
-    journal = TransferJournal.open(root)
-    try:
-        remote = app.open_sync_remote(push, journal)
-    except BaseException:
-        journal.close()
-        raise
     stopper = StopRequest(stop)
-    try:
-        with (
-            RootLock(root),
-            Manifest.open(root) as manifest,
-            app.backup_for(place, remote, push) as backup,
-            _stop_on_signals(stopper),
-        ):
-            session = _Session(
-                opts,
-                root,
-                remote=remote,
-                manifest=manifest,
-                display=display,
-                stopper=stopper,
-                on_action=on_action,
-                backup=backup,
-            )
-            return session.run()
-    finally:
-        remote.close()
-        journal.close()
+    # The journal lets a chunked upload cut short (a stop, a crash) go on where it was.
+    with (
+        app.journaled_remote(push, root) as (_, remote),
+        RootLock(root),
+        Manifest.open(root) as manifest,
+        app.backup_for(place, remote, push) as backup,
+        _stop_on_signals(stopper),
+    ):
+        session = _Session(
+            opts,
+            root,
+            remote=remote,
+            manifest=manifest,
+            display=display,
+            stopper=stopper,
+            on_action=on_action,
+            backup=backup,
+        )
+        return session.run()
 
 
 @contextlib.contextmanager

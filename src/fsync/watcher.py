@@ -55,10 +55,10 @@ except (ImportError, OSError):  # pragma: no cover - not Linux
     InotifyObserver = None  # type: ignore[assignment,misc]
 
 OnBatch = Callable[[set[RelPath], bool], None]
+"""Receives a batch of settled paths, or `full_rescan=True` (paths may then be empty)."""
 
 _WARNED_MAX = 10_000
 """Distinct warnings remembered for rate limiting; beyond, the record starts afresh."""
-"""Receives a batch of settled paths, or `full_rescan=True` (paths may then be empty)."""
 
 EVENT_TYPES: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
@@ -205,7 +205,13 @@ class Watcher:
     def warn_loss(self, message: str) -> None:
         """Report a loss of events (at most once a minute per message) and rescan."""
         self.request_rescan()  # first: a failing `on_warning` must not cost the rescan
+        self._warn_once(message)
+
+    def _warn_once(self, message: str) -> None:
+        """Pass `message` on, unless it was passed on less than `WARN_AGAIN_AFTER` ago."""
         now = self._clock()
+        if len(self._warned) > _WARNED_MAX:
+            self._warned.clear()  # (a long watch meeting ever new messages)
         if now >= self._warned.get(message, -WARN_AGAIN_AFTER) + WARN_AGAIN_AFTER:
             self._warned[message] = now
             self._on_warning(message)
@@ -368,16 +374,8 @@ class Watcher:
             try:
                 to_relpath(head)
             except UnsafePathError as e:
-                message = f"not sent: {e} (a name no remote can hold)"
-                break
-        else:
-            return
-        now = self._clock()
-        if len(self._warned) > _WARNED_MAX:
-            self._warned.clear()  # (a long watch meeting ever new such names)
-        if now >= self._warned.get(message, -WARN_AGAIN_AFTER) + WARN_AGAIN_AFTER:
-            self._warned[message] = now
-            self._on_warning(message)
+                self._warn_once(f"not sent: {e} (a name no remote can hold)")
+                return
 
     def on_event(self, event: FileSystemEvent) -> None:
         """Record one watchdog event (runs on watchdog's dispatch thread: keep it cheap)."""

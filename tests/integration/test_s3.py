@@ -373,18 +373,23 @@ def test_identical_objects_from_other_tools_are_adopted_not_resent(
     assert (second.uploaded, second.conflicts) == (0, 0)
 
 
-def test_an_endpoint_that_is_not_s3_is_named_so(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
-    """A web server at the endpoint answers a listing 404 with a page: it read "no such
-    object: 'listing s3://...'", with an errno."""
-    s3_proxy.proxy.add_rule("ListObjectsV2", action="not-s3", times=None)
-    done = subprocess.run(
-        [sys.executable, "-m", "fsync", "pull", f"s3://{s3_proxy.bucket}/x", str(tmp_path)],
-        env=s3_proxy.server.env(),
+def _fsync(target: ProxiedBucket, *args: str) -> subprocess.CompletedProcess[str]:
+    """`fsync ARGS` in a child process, reaching the store through the proxy."""
+    return subprocess.run(
+        [sys.executable, "-m", "fsync", *args],
+        env=target.server.env(),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_an_endpoint_that_is_not_s3_is_named_so(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
+    """A web server at the endpoint answers a listing 404 with a page: it read "no such
+    object: 'listing s3://...'", with an errno."""
+    s3_proxy.proxy.add_rule("ListObjectsV2", action="not-s3", times=None)
+    done = _fsync(s3_proxy, "pull", f"s3://{s3_proxy.bucket}/x", str(tmp_path))
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("fsync: error: listing s3://")
@@ -393,14 +398,7 @@ def test_an_endpoint_that_is_not_s3_is_named_so(s3_proxy: ProxiedBucket, tmp_pat
 
 def test_access_denied_exits_1_with_one_clear_line(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
     s3_proxy.proxy.add_rule("ListObjectsV2", action="403", times=None)
-    done = subprocess.run(
-        [sys.executable, "-m", "fsync", "push", str(tmp_path), f"s3://{s3_proxy.bucket}/x"],
-        env=s3_proxy.server.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _fsync(s3_proxy, "push", str(tmp_path), f"s3://{s3_proxy.bucket}/x")
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -95,10 +95,6 @@ def _make_private_file(path: str) -> None:
         os.close(fd)
 
 
-_DENIED = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")
-"""SQLite's names for a database it may not write: a permission to fix, not a bad file."""
-
-
 def connect(path: str) -> sqlite3.Connection:
     """Open (creating if needed) the database at `path`, migrated to the latest schema.
 
@@ -126,10 +122,6 @@ def connect(path: str) -> sqlite3.Connection:
         migrate(conn, path)
     except sqlite3.DatabaseError as e:
         conn.close()
-        if getattr(e, "sqlite_errorname", "").startswith(_DENIED):
-            raise ConfigError(
-                f"{path} cannot be written ({e}); check the permissions of that file and its folder"
-            ) from None
         raise ConfigError(
             f"{path} is not a usable fsync state database ({e}); move it aside and fsync "
             "will start a new one (no data is lost, identical files are adopted)"

@@ -23,12 +23,12 @@ from fsync.manifest.db import DB_NAME, connect, state_dir
 from fsync.model import BaseEntry, Digest, RelPath, base_entry
 
 _INO_WRAP = 1 << 64
-_INO_MAX = (1 << 63) - 1
+_I64_MAX = (1 << 63) - 1
 
 
 def _ino_to_db(ino: int) -> int:
     """st_ino is unsigned 64-bit; SQLite integers are signed, so large inodes wrap."""
-    return ino - _INO_WRAP if ino > _INO_MAX else ino
+    return ino - _INO_WRAP if ino > _I64_MAX else ino
 
 
 def _ino_from_db(ino: int) -> int:
@@ -40,7 +40,7 @@ def _ns_to_db(ns: int) -> int:
     (which `touch` can give a file) is stored at the limit rather than failing every run.
     Such a file's cached signature then never matches, so it is hashed again at each scan:
     slower, never wrong."""
-    return min(max(ns, -_INO_MAX - 1), _INO_MAX)
+    return min(max(ns, -_I64_MAX - 1), _I64_MAX)
 
 
 CacheRow = tuple[RelPath, int, int, int, int, int, Digest, int]

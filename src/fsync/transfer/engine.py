@@ -26,6 +26,7 @@ from fsync.model import (
     RelPath,
     RunResult,
 )
+from fsync.paths import ancestors
 from fsync.progress import Reporter
 from fsync.remote.base import Remote
 from fsync.transfer.outcome import Done, EngineOptions, Outcome, StateSink
@@ -228,19 +229,20 @@ def _waves(actions: tuple[Action, ...]) -> list[tuple[Action, ...]]:
         gone[a.kind in (ActionKind.DELETE_LOCAL, ActionKind.MOVE_LOCAL)].add(path)
     if not any(gone.values()):
         return [actions]
-    emptied = {here: {f for p in paths for f in _folders_of(p)} for here, paths in gone.items()}
+    emptied = {here: {f for p in paths for f in ancestors(p)} for here, paths in gone.items()}
 
     def waits(a: Action) -> bool:
         # A file written where a folder is emptied, or in a folder where a file is removed.
         here = _WRITES_HERE.get(a.kind)
         return here is not None and (
-            a.path in emptied[here] or any(f in gone[here] for f in _folders_of(a.path))
+            a.path in emptied[here] or any(f in gone[here] for f in ancestors(a.path))
         )
 
-    last = tuple(a for a in actions if waits(a))
-    if not last:
-        return [actions]
-    return [tuple(a for a in actions if not waits(a)), last]
+    first: list[Action] = []
+    last: list[Action] = []
+    for a in actions:
+        (last if waits(a) else first).append(a)
+    return [tuple(first), tuple(last)] if last else [actions]
 
 
 _WRITES_HERE = {
@@ -250,15 +252,6 @@ _WRITES_HERE = {
     ActionKind.MOVE: False,
 }
 """The actions that write a file at their path: here (True) or on the remote (False)."""
-
-
-def _folders_of(path: str) -> Iterator[str]:
-    """The folders holding `path`, deepest first."""
-    cut = path.rfind("/")
-    while cut > 0:
-        path = path[:cut]
-        yield path
-        cut = path.rfind("/")
 
 
 def _shut_down(pool: ThreadPoolExecutor, left: _Futures, unyielded: Iterable[Done]) -> None:
