@@ -67,7 +67,8 @@ def detect_moves(plan: Plan) -> Plan:
     new one; when the remote still holds the old path's base version (its fingerprint has not
     moved) and that version's digest equals the new file's, the remote can copy the object
     server-side instead of receiving the bytes again. Only plain uploads to a path that is
-    absent on the remote are paired, never conflicts, so a MOVE never overwrites anything.
+    absent on the remote are paired, never conflicts, so a MOVE never overwrites anything;
+    nor a path and one under it (`n` to `n/x`), which no rename can do in place.
     Among several deletes of the same content, one with the same file name is preferred (a
     folder rename), then the first by path, so the result is deterministic. Actions stay
     ordered by path, a MOVE at its new path; a plan with nothing to pair is returned as is.
@@ -129,7 +130,11 @@ def _source(
     content = how.brings(action)
     if content is None or not how.lands_on_nothing(action):
         return None
-    candidates = [d for d in deletes.get(content, ()) if d.path not in used]
+    candidates = [
+        d
+        for d in deletes.get(content, ())
+        if d.path not in used and not _nested(d.path, action.path)
+    ]
     if not candidates:
         return None
     name = action.path.rpartition("/")[2]
@@ -137,3 +142,13 @@ def _source(
         if candidate.path.rpartition("/")[2] == name:
             return candidate
     return candidates[0]
+
+
+def _nested(a: RelPath, b: RelPath) -> bool:
+    """One path is a folder above the other (`n` and `n/x`).
+
+    No rename can take a file into a folder of its own name, or out of it to that name: the
+    file is in the way of the folder (or the folder's other files of the file). Such a pair
+    stays a delete and a create, which the engine runs in that order.
+    """
+    return b.startswith(a + "/") or a.startswith(b + "/")

@@ -139,6 +139,38 @@ def test_a_file_renamed_onto_an_emptied_folders_name_syncs_in_one_run(
     assert listing(dst) == listing(src) == {"d": b"f", "k": b"k"}
 
 
+@pytest.mark.parametrize("into", [True, False], ids=["into its folder", "out of its folder"])
+def test_a_file_moved_into_a_folder_of_its_own_name_syncs_in_one_run(
+    remote_url: str, tmp_path: Path, into: bool
+) -> None:
+    """`n` renamed to `n/x` (or back) cannot be one rename on the other side: the file is in
+    the way of its own new folder. It failed on every run, push and pull alike."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    before, after = {"n": "moved content", "k": "k"}, {"n/x": "moved content", "k": "k"}
+    if not into:
+        before, after = after, before
+    write(src, before)
+    assert push(src, remote_url).failed == 0
+    assert pull(dst, remote_url).downloaded == 2
+    hold = tmp_path / "hold"
+    if into:  # mkdir t; mv n t/x; mv t n
+        hold.mkdir()
+        (src / "n").rename(hold / "x")
+        hold.rename(src / "n")
+    else:  # mv n/x t; rmdir n; mv t n
+        (src / "n" / "x").rename(hold)
+        (src / "n").rmdir()
+        hold.rename(src / "n")
+
+    pushed = push(src, remote_url)
+    pulled = pull(dst, remote_url)
+
+    for r in (pushed, pulled):
+        assert (r.failed, r.conflicts, r.unresolved) == (0, 0, 0), r.errors
+    assert listing(dst) == listing(src) == {k: v.encode() for k, v in after.items()}
+    assert (push(src, remote_url).unchanged, pull(dst, remote_url).unchanged) == (2, 2)
+
+
 def test_conflict_keep_both_loses_nothing(remote_url: str, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, {"doc.txt": "original"})

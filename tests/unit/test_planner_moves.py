@@ -83,6 +83,14 @@ def test_each_delete_feeds_at_most_one_move() -> None:
     assert moves(moved) == [("copy1", K.MOVE, "old"), ("copy2", K.UPLOAD, None)]
 
 
+def test_a_file_moved_into_or_out_of_a_folder_of_its_name_is_not_a_move() -> None:
+    # `n` -> `n/x`: no rename can do it, the file is in the way of its own new folder.
+    for old, new in (("n", "n/x"), ("n/x", "n")):
+        _, remote, base = synced({old: "hello"}, known=False)
+        moved = detect_moves(plan({RelPath(new): loc("hello")}, remote, base, PUSH))
+        assert {a.kind for a in moved.actions} == {K.UPLOAD, K.DELETE_REMOTE}
+
+
 def test_a_plan_without_pairs_is_returned_unchanged() -> None:
     _, remote, base = synced({"a": "1"}, known=False)
     local = {RelPath("a"): loc("2"), RelPath("b"): loc("3")}
