@@ -108,7 +108,7 @@ def run(
             _log_inputs(local, remote_entries, base, plan, started)
             run_id = manifest.start_run(opts.direction.value, remote.key)
             if opts.dry_run:
-                result = _dry_run_result(plan)
+                result = dry_run_result(plan)
                 reporter.close()
                 _report_planned(plan, on_action)
             else:
@@ -529,7 +529,7 @@ def sort_listing(
     return entries, refused, twins
 
 
-def _dry_run_result(plan: Plan) -> RunResult:
+def dry_run_result(plan: Plan) -> RunResult:
     """The counts a real run of `plan` would report, without running it."""
     result = RunResult(unchanged=plan.unchanged, notices=list(plan.notices), dry_run=True)
     for a in plan.actions:

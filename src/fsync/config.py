@@ -86,7 +86,8 @@ class WatchOptions:
     The timing knobs have the defaults DESIGN.md gives (a full rescan every hour, events
     coalesced over 150 ms); tests shrink them. `retries` failed attempts of one path, spaced
     `retry_delay` doubling up to `retry_max_delay` seconds, fire `on_error`; the path keeps
-    being retried at `retry_max_delay` after that. `pull_every` None means push only.
+    being retried at `retry_max_delay` after that (`--retries` also sets each request's
+    retries, as in a push). `pull_every` None means push only.
     """
 
     local_root: str
@@ -107,6 +108,9 @@ class WatchOptions:
     bw_limit: float = 0
     backup_dir: str | None = None
     verify_full: bool = False
+    dry_run: bool = False
+    """Say what each change would do; change nothing in either tree, queue nothing."""
+    follow_links: bool = False
     on_error: str | None = None
     rescan_every: float = 3600.0
     pull_every: float | None = None
@@ -146,6 +150,9 @@ class WatchOptions:
             bw_limit=self.bw_limit,
             backup_dir=self.backup_dir,
             verify_full=self.verify_full,
+            dry_run=self.dry_run,
+            follow_links=self.follow_links,
+            retries=self.retries,
         )
 
 

@@ -116,15 +116,15 @@ def _transfer_parts(direction: Direction, r: RunResult) -> list[str]:
 def print_watch_summary(r: RunResult) -> None:
     """The end of `fsync watch`: what it did in all, and what kept failing."""
     print_errors(r.errors, None)
-    parts = [
-        f"{r.uploaded} uploaded ({human_bytes(r.bytes_sent)})",
-        f"{r.moved} moved",
-        f"{r.deleted} deleted",
+    parts = _transfer_parts(Direction.SYNC if r.downloaded else Direction.PUSH, r)
+    parts += [
+        f"{r.moved} {'to move' if r.dry_run else 'moved'}",
+        f"{r.deleted} {'to delete' if r.dry_run else 'deleted'}",
+        f"{r.conflicts} conflicts",
+        f"{r.failed} failing",
     ]
-    if r.downloaded:
-        parts.append(f"{r.downloaded} downloaded ({human_bytes(r.bytes_received)})")
-    parts += [f"{r.conflicts} conflicts", f"{r.failed} failing"]
-    typer.echo("watch: " + ", ".join(parts) + f" in {r.seconds:.1f} s")
+    label = "watch (dry run, nothing changed)" if r.dry_run else "watch"
+    typer.echo(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.1f} s")
 
 
 def status_json(report: StatusReport) -> dict[str, object]:

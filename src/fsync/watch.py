@@ -54,6 +54,9 @@ from fsync.watchstate import KnownState
 POLL_SECONDS = 0.1
 """Longest wait of the main loop between checks of the stop request."""
 
+_STATE_ONLY = frozenset({ActionKind.RECORD, ActionKind.FORGET, ActionKind.KEEP})
+"""Actions that write only the base: a dry run has nothing to say of them."""
+
 KEEP_NOTICES = 100
 """The session summary keeps the latest this many notices (a watch may run for months)."""
 
@@ -90,7 +93,9 @@ def watch(
     push = opts.sync_options(Direction.PUSH)
     root = app.prepare_root(push)
     push.policy()  # a bad --max-delete is a usage error before anything starts
-    place = locate(opts.backup_dir, opts.remote_url, root) if opts.backup_dir else None
+    # A dry run keeps nothing: nothing is overwritten or deleted to keep.
+    keep = opts.backup_dir and not opts.dry_run
+    place = locate(opts.backup_dir, opts.remote_url, root) if keep else None
     if place is not None:  # a backup dir inside a synced tree is never synced itself
         opts = replace(opts, excludes=opts.excludes + place.excludes)
     stopper = StopRequest(stop)
@@ -171,6 +176,7 @@ class _Session:
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
         self.ignore = scanner.read_ignore(root, opts.excludes)
+        self.links = opts.follow_links
         self.state = KnownState()
         self.shadowed: set[RelPath] = set()
         """Paths a refused remote key names in another Unicode form: left alone (`nfc_twin`)."""
@@ -228,9 +234,14 @@ class _Session:
                 f"{len(leftover)} changes queued by an earlier watch that did not finish; "
                 "sending them now"
             )
+        if self.links:
+            self.display.warning(
+                "--links follow: a file changed through a link is sent under the link's name "
+                "at the next rescan (--rescan-every), under its own name at once"
+            )
         result = self._full_sync(startup=True)
         self.total.unchanged = result.unchanged
-        if not self.stopper.is_set():
+        if not self.stopper.is_set() and not self.opts.dry_run:
             failed = {RelPath(e.path) for e in result.errors}
             self.manifest.unqueue(self.remote.key, [p for p in leftover if p not in failed])
 
@@ -300,7 +311,7 @@ class _Session:
         """Scan everything, list the remote, push; the start of a session and every rescan."""
         self._reload_ignore(quiet=startup)
         held = self.watcher.held()
-        scan = scanner.scan(self.root, self.manifest, self.ignore)
+        scan = scanner.scan(self.root, self.manifest, self.ignore, follow_links=self.links)
         for line in scan.warnings:
             self.once.warning(line)
         for e in scan.unsendable:
@@ -336,7 +347,7 @@ class _Session:
         if IGNORE_FILE in paths and self._reload_ignore():
             self.full_due = time.monotonic()
         held = self.watcher.held()
-        scan = scanner.scan(self.root, self.manifest, self.ignore, only=paths)
+        scan = self._scan_only(paths)
         for line in scan.warnings:
             self.once.warning(line)
         for e in scan.unsendable:
@@ -345,6 +356,11 @@ class _Session:
         scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._execute(plan, queue_paths=paths, scan=scan)
+
+    def _scan_only(self, paths: set[RelPath]) -> scanner.ScanResult:
+        return scanner.scan(
+            self.root, self.manifest, self.ignore, only=paths, follow_links=self.links
+        )
 
     def _plan_subset(self, scope: set[RelPath], scan: scanner.ScanResult, d: Direction) -> Plan:
         """Plan the paths of `scope` alone; the delete cap counts against the whole base."""
@@ -386,7 +402,7 @@ class _Session:
         for path in changed:
             self.state.set_remote(path, entries.get(path))
         held = self.watcher.held()
-        scan = scanner.scan(self.root, self.manifest, self.ignore, only=changed)
+        scan = self._scan_only(changed)
         keep = _Scope(held | self.shadowed, scan)
         plan = self._plan_subset({p for p in changed if keep(p)}, scan, Direction.PULL)
         self._execute(plan, queue_paths=(), scan=scan)
@@ -404,6 +420,8 @@ class _Session:
         """Queue, execute and account for one plan; failed paths are scheduled for retry."""
         if self.stopper.is_set():
             return RunResult()
+        if self.opts.dry_run:
+            return self._dry_run(plan)
         queued = list(queue_paths)
         with self.manifest.transaction():
             self.manifest.update_cache(scan.updates)
@@ -436,6 +454,18 @@ class _Session:
         _accumulate(self.total, result)
         failing = {str(p): e for p, e in self.retries.failing().items()}
         self.display.totals(self.total, failing)
+        return result
+
+    def _dry_run(self, plan: Plan) -> RunResult:
+        """`--dry-run`: report what each action would do, as it would be done; the trees,
+        the base and the outbox stay as they are, so a path is reported at each change."""
+        result = app.dry_run_result(plan)
+        for action in plan.actions:
+            if action.kind not in _STATE_ONLY:
+                self.display.file_done(action.path, f"would {action.kind.value}")
+        _accumulate(self.total, result)
+        self.total.dry_run = True
+        self.display.totals(self.total, {})
         return result
 
     def _refresh_remote(self, paths: Iterable[RelPath]) -> None:

@@ -307,6 +307,51 @@ def test_backup_dir_keeps_what_the_watch_overwrites_and_deletes(
     w.stop()
 
 
+def test_a_dry_run_reports_each_change_and_changes_nothing(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    (local / "there.txt").write_text("before the watch")
+    remote.mkdir()
+    (remote / "old.txt").write_text("only on the remote")
+    w = start(dry_run=True, mirror=True, backup_dir=str(tmp_path / "kept"))
+    eventually(lambda: w.display.actions("there.txt") == ["would upload"], "the startup plan")
+    assert w.display.actions("old.txt") == ["would delete-remote"]
+    (local / "new.txt").write_text("made while watching")
+    eventually(lambda: w.display.actions("new.txt") == ["would upload"], "the new file")
+    (local / "new.txt").write_text("and changed again")
+    eventually(lambda: len(w.display.actions("new.txt")) == 2, "the change reported again")
+    result = w.stop()
+    assert result.dry_run
+    assert (result.uploaded, result.deleted, result.failed) == (3, 1, 0)
+    assert tree(remote) == {"old.txt": b"only on the remote"}
+    assert not (tmp_path / "kept").exists()
+    # Nothing was recorded either: a real watch still has all of it to do.
+    w = start(mirror=True)
+    w.converge()
+    assert w.stop().uploaded == 2
+
+
+def test_followed_links_are_sent_as_a_push_would_send_them(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    local = tmp_path / "local"
+    (local / "real").mkdir()
+    (local / "real" / "f.txt").write_text("v1")
+    (local / "alias").symlink_to("real")
+    w = start(follow_links=True, rescan_every=0.5)
+    eventually(
+        lambda: tree(w.remote) == {"real/f.txt": b"v1", "alias/f.txt": b"v1"}, "both names sent"
+    )
+    assert any("--links follow" in m for m in w.display.warnings)
+    (local / "real" / "f.txt").write_text("v2")
+    eventually(
+        lambda: tree(w.remote) == {"real/f.txt": b"v2", "alias/f.txt": b"v2"},
+        "the change under both names (the link's at the rescan)",
+    )
+    w.stop()
+
+
 def test_ignored_files_do_not_loosen_the_delete_limit(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:
