@@ -34,6 +34,7 @@ from fsync.model import (
     FileError,
     LocalEntry,
     PartialDownload,
+    PendingUpload,
     Plan,
     RelPath,
     RemoteEntry,
@@ -46,7 +47,7 @@ from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import local_path, missing_root, open_remote
-from fsync.remote.base import Listing, PendingUpload, Remote, nfc_twin
+from fsync.remote.base import Listing, Remote, nfc_twin
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
 from fsync.transfer.download import drop_stale_partials
@@ -534,20 +535,17 @@ def dry_run_result(plan: Plan) -> RunResult:
     result = RunResult(unchanged=plan.unchanged, notices=list(plan.notices), dry_run=True)
     for a in plan.actions:
         result.conflicts += a.conflict
-        if a.kind is ActionKind.UPLOAD:
-            result.uploaded += 1
-            result.bytes_sent += a.local.size if a.local else 0
-        elif a.kind is ActionKind.DOWNLOAD:
-            result.downloaded += 1
-            result.bytes_received += a.remote.size if a.remote else 0
-        elif a.kind.deletes:
-            result.deleted += 1
-        elif a.kind in (ActionKind.MOVE, ActionKind.MOVE_LOCAL):
-            result.moved += 1
+        counter = a.kind.counter
+        if counter is not None:
+            setattr(result, counter, getattr(result, counter) + 1)
         elif a.kind is ActionKind.CONFLICT:
             result.unresolved += 1
         elif a.kind in (ActionKind.RECORD, ActionKind.KEEP):
             result.unchanged += 1
+        if a.kind is ActionKind.UPLOAD and a.local is not None:
+            result.bytes_sent += a.local.size
+        elif a.kind is ActionKind.DOWNLOAD and a.remote is not None:
+            result.bytes_received += a.remote.size
     return result
 
 

@@ -15,8 +15,8 @@ import typer
 from typer.core import TyperCommand
 
 from fsync.cli_params import QuickCommand
-from fsync.cli_run import fail, one_line
-from fsync.errors import FsyncError, exit_code_for
+from fsync.cli_run import fail
+from fsync.errors import FsyncError, exit_code_for, one_line
 
 if TYPE_CHECKING:
     from fsync.config import ConfigFile

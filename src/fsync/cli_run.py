@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar, cast
 import typer
 
 from fsync.cli_options import LinkMode, VerifyMode
-from fsync.errors import ExitCode, exit_code_for
+from fsync.errors import ExitCode, exit_code_for, one_line
 from fsync.redact import NO_SECRETS, Redactor
 
 if TYPE_CHECKING:
@@ -176,9 +176,3 @@ def fail(message: str, status: int) -> NoReturn:
     """Say `fsync: error: MESSAGE` on stderr and exit with `status`."""
     sys.stderr.write(f"fsync: error: {message}\n")
     raise typer.Exit(int(status)) from None
-
-
-def one_line(exc: BaseException) -> str:
-    """The exception's message on one line (its type's name when it has none)."""
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())

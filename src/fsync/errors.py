@@ -83,3 +83,10 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
 class RemoteChanged(FsyncError):
     """The destination no longer holds the version the plan saw; acting would clobber it."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (its type's name when it has none): errors are
+    one line on stderr and in logs, whatever a library put in its message."""
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())

@@ -182,6 +182,23 @@ class ActionKind(enum.Enum):
         """True for kinds that remove a file from a tree."""
         return self in (ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
 
+    @property
+    def counter(self) -> str | None:
+        """The `RunResult` count one done action of this kind adds to (None: none of the
+        file counts; RECORD and KEEP count as unchanged): one table for a real run's counts
+        and a dry run's, which must agree."""
+        return _COUNTERS.get(self)
+
+
+_COUNTERS = {
+    ActionKind.MOVE: "moved",
+    ActionKind.MOVE_LOCAL: "moved",
+    ActionKind.UPLOAD: "uploaded",
+    ActionKind.DOWNLOAD: "downloaded",
+    ActionKind.DELETE_REMOTE: "deleted",
+    ActionKind.DELETE_LOCAL: "deleted",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Action:
@@ -235,11 +252,6 @@ class Plan:
         """Actions that arose from a conflict, resolved or not."""
         return tuple(a for a in self.actions if a.conflict)
 
-    @property
-    def is_noop(self) -> bool:
-        """True when running the plan would change neither tree nor the base."""
-        return all(a.kind in (ActionKind.KEEP, ActionKind.CONFLICT) for a in self.actions)
-
 
 @dataclass(frozen=True, slots=True)
 class SyncPolicy:
@@ -260,6 +272,27 @@ class FileError:
 
     path: str
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUpload:
+    """An unfinished chunked upload as the transfer journal remembers it.
+
+    `target` names the object (`s3://bucket/key`); `digest` and `size` the content being
+    sent, so a re-run continues the upload only for the same content; `part_size` how it was
+    cut; `metadata` the object metadata it was created with, in the adapter's own spelling
+    (a re-run needing other metadata starts a new upload). Which parts are done is not kept
+    here: the store's own record (S3 ListParts) is the truth, and each listed part is
+    checked against the bytes re-read before it is skipped.
+    """
+
+    target: str
+    upload_id: str
+    digest: str
+    size: int
+    part_size: int
+    created: float
+    metadata: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,10 +372,6 @@ class RunResult:
             "errors": [{"path": e.path, "error": e.error} for e in self.errors],
             "skipped": [{"path": n.path, "reason": n.reason} for n in self.notices],
         }
-
-
-EMPTY_BASE: BaseSnapshot = {}
-"""A convenience for callers and tests: the base of a never-synced pair."""
 
 
 def digest_equal(a: Digest | None, b: Digest | None) -> bool:

@@ -108,21 +108,21 @@ def under_any(path: RelPath, paths: Container[str]) -> bool:
     return path in paths or any(a in paths for a in ancestors(path))
 
 
-def parent(path: RelPath) -> str:
-    """The folder part of `path` (`""` for a top-level name)."""
-    head, _, _ = path.rpartition("/")
-    return head
-
-
 def conflict_name(path: RelPath, stamp: str, host: str) -> RelPath:
     """`NAME.conflict-STAMP-HOST.EXT` beside `path`, keeping the extension last.
 
     `stamp` is `YYYYMMDD-HHMMSS`. A leading-dot name (`.bashrc`) has no extension.
     """
-    folder, _, base = path.rpartition("/")
-    stem, dot, ext = base.rpartition(".")
-    if not dot or not stem:
-        stem, ext = base, ""
     host = "".join(c if c.isalnum() or c in "-_" else "-" for c in host) or "host"
-    name = f"{stem}.conflict-{stamp}-{host}" + (f".{ext}" if ext else "")
-    return RelPath(f"{folder}/{name}" if folder else name)
+    return stamped_name(path, f"conflict-{stamp}-{host}")
+
+
+def stamped_name(path: RelPath, stamp: str) -> RelPath:
+    """`NAME.STAMP.EXT` beside `path`: the stamp before the extension (none for `.bashrc`),
+    so the copy still opens with the program the original opens with."""
+    folder, _, name = path.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    new = f"{stem}.{stamp}" + (f".{ext}" if ext else "")
+    return RelPath(f"{folder}/{new}" if folder else new)

@@ -28,7 +28,7 @@ from types import FrameType
 
 from fsync import app, planner, scanner
 from fsync.config import WatchOptions
-from fsync.errors import ExitCode, FsyncError, SafetyAbort, exit_code_for
+from fsync.errors import ExitCode, FsyncError, SafetyAbort, exit_code_for, one_line
 from fsync.ignore import IGNORE_FILE
 from fsync.manifest import Manifest, RootLock
 from fsync.model import (
@@ -273,9 +273,9 @@ class _Session:
         try:
             step()
         except (FsyncError, OSError) as exc:
-            self.once.warning(f"{_one_line(exc)} (will retry)")
+            self.once.warning(f"{one_line(exc)} (will retry)")
             for path in paths:
-                self._failed(path, _one_line(exc))
+                self._failed(path, one_line(exc))
             return False
         return True
 
@@ -610,7 +610,3 @@ def _accumulate(total: RunResult, r: RunResult) -> None:
     total.bytes_sent += r.bytes_sent
     total.bytes_received += r.bytes_received
     total.notices = (total.notices + r.notices)[-KEEP_NOTICES:]
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join((str(exc) or type(exc).__name__).split())

@@ -126,7 +126,5 @@ class TestS3(RemoteContract):
     def test_capabilities(self, remote: Remote) -> None:
         caps = remote.capabilities
         assert caps.stores_digest
-        assert caps.conditional_writes
-        assert caps.resumable_uploads
         assert caps.server_side_copy
         assert not caps.sets_mtime

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from fsync.manifest import Manifest
 from fsync.manifest.journal import TransferJournal
-from fsync.model import PartialDownload, RelPath
-from fsync.remote.base import PendingUpload
+from fsync.model import PartialDownload, PendingUpload, RelPath
 from fsynctest.caps import drop_dac_caps
 from fsynctest.trees import write
 

@@ -31,10 +31,10 @@ from fsync.errors import (
 )
 from fsync.hashing import HashingReader
 from fsync.manifest.journal import TransferJournal
-from fsync.model import Digest, RemoteEntry
+from fsync.model import Digest, PendingUpload, RemoteEntry
 from fsync.paths import to_relpath
 from fsync.remote import open_remote
-from fsync.remote.base import ObjectMeta, PendingUpload
+from fsync.remote.base import ObjectMeta
 from fsync.remote.retry import RetryPolicy
 from fsync.remote.s3 import USER_AGENT
 from fsync.remote.s3_meta import format_mtime, metadata_tag, object_metadata

@@ -1,4 +1,4 @@
-"""`transfer.backup.locate` and `stamped_name`: where a `--backup-dir` is, from URLs alone."""
+"""`transfer.backup.locate` and `paths.stamped_name`: where a `--backup-dir` is, from URLs alone."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from fsync.errors import ConfigError
 from fsync.model import RelPath
-from fsync.transfer.backup import BackupPlace, locate, stamped_name
+from fsync.paths import stamped_name
+from fsync.transfer.backup import BackupPlace, locate
 
 ROOT = "/data/photos"
 

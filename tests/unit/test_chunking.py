@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsync.transfer.chunking import (
+from fsync.remote.chunking import (
     MAX_PART_SIZE,
     MAX_PARTS,
     MIB,

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 from fsync.manifest import Manifest
 from fsync.manifest.journal import TransferJournal
-from fsync.model import PartialDownload, RelPath
-from fsync.remote.base import PendingUpload
+from fsync.model import PartialDownload, PendingUpload, RelPath
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -25,8 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from fsync.manifest.db import DB_NAME, connect, state_dir
-from fsync.model import PartialDownload, RelPath
-from fsync.remote.base import PendingUpload
+from fsync.model import PartialDownload, PendingUpload, RelPath
 
 _COLUMNS = "target, upload_id, digest, size, part_size, created, metadata"
 _PARTIAL_COLUMNS = "path, source, fingerprint, size, temp, block_size, blocks, created"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsync.errors import ConfigError
 from fsync.redact import redact_url
-from fsync.remote.base import Capabilities, Remote, UploadJournal
+from fsync.remote.base import Remote, UploadJournal
 from fsync.remote.fsspec_remote import FsspecRemote, MemoryRemote
 from fsync.remote.local import LocalRemote
 
@@ -132,12 +132,7 @@ def _open_memory(
 ) -> Remote:
     _no_endpoint(url, endpoint_url)
     fs, root = _make_fs(url, options)
-    return MemoryRemote(
-        fs,
-        root,
-        url,
-        capabilities=Capabilities(stores_digest=False, sets_mtime=False, server_side_copy=True),
-    )
+    return MemoryRemote(fs, root, url)
 
 
 def _open_s3(

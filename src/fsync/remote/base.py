@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from fsync.errors import UnsafePathError
-from fsync.model import Digest, RelPath, RemoteEntry
+from fsync.model import Digest, PendingUpload, RelPath, RemoteEntry
 from fsync.paths import is_temp_name as is_temp_name
 from fsync.paths import to_relpath
 
@@ -94,8 +94,6 @@ class Capabilities:
     sets_mtime: bool = False
     """A written file takes the local mtime, so `RemoteEntry.mtime_ns` round-trips."""
     server_side_copy: bool = True
-    resumable_uploads: bool = False
-    conditional_writes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,27 +117,6 @@ class Listing:
 
     entries: dict[RelPath, RemoteEntry]
     refused: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PendingUpload:
-    """An unfinished chunked upload as the transfer journal remembers it.
-
-    `target` names the object (`s3://bucket/key`); `digest` and `size` the content being
-    sent, so a re-run continues the upload only for the same content; `part_size` how it was
-    cut; `metadata` the object metadata it was created with, in the adapter's own spelling
-    (a re-run needing other metadata starts a new upload). Which parts are done is not kept
-    here: the store's own record (S3 ListParts) is the truth, and each listed part is
-    checked against the bytes re-read before it is skipped.
-    """
-
-    target: str
-    upload_id: str
-    digest: str
-    size: int
-    part_size: int
-    created: float
-    metadata: str = ""
 
 
 class UploadJournal(Protocol):

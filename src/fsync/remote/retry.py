@@ -21,9 +21,7 @@ from fsync.errors import TransientError
 
 __all__ = [
     "REAL_CLOCK",
-    "UNLIMITED",
     "Clock",
-    "Limiter",
     "RateLimiter",
     "RetryPolicy",
     "backoff_delay",
@@ -165,14 +163,6 @@ def _gave_up(exc: TransientError, what: str, attempts: int) -> TransientError:
     return final
 
 
-class Limiter(Protocol):
-    """Anything that paces work by tokens: a `RateLimiter` or `UNLIMITED`."""
-
-    def acquire(self, n: float = 1) -> None:
-        """Block until `n` tokens may be spent, then spend them."""
-        ...
-
-
 class RateLimiter:
     """A thread-safe token bucket: `rate` tokens a second, at most `burst` saved up while idle.
 
@@ -211,7 +201,3 @@ class RateLimiter:
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
         if wait > 0:
             self._clock.sleep(wait)
-
-
-UNLIMITED: Limiter = RateLimiter(0)
-"""A limiter that never waits: the default when no limit was asked for."""

@@ -48,6 +48,7 @@ from fsync.errors import (
 from fsync.model import RelPath, RemoteEntry
 from fsync.paths import join
 from fsync.redact import redact_url
+from fsync.remote import chunking
 from fsync.remote import s3_meta as sm
 from fsync.remote.base import (
     IN_USE_SECONDS,
@@ -63,7 +64,6 @@ from fsync.remote.retry import REAL_CLOCK, Clock, RateLimiter, RetryPolicy, retr
 from fsync.remote.s3_errors import Unsupported, classify
 from fsync.remote.s3_multipart import MultipartPut, SharedBody, read_part
 from fsync.remote.s3_reader import S3Reader, read_small_body
-from fsync.transfer import chunking
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -76,8 +76,6 @@ CAPABILITIES = Capabilities(
     stores_digest=True,
     sets_mtime=False,
     server_side_copy=True,
-    resumable_uploads=True,
-    conditional_writes=True,
 )
 
 

@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fsync.errors import FileChangedError, RemoteChanged, TransientError, VerificationError
 from fsync.hashing import hash_descriptor
-from fsync.model import RemoteEntry
+from fsync.model import PendingUpload, RemoteEntry
+from fsync.remote import chunking
 from fsync.remote import s3_meta as sm
-from fsync.remote.base import ObjectMeta, PendingUpload, same_version
+from fsync.remote.base import ObjectMeta, same_version
 from fsync.remote.retry import retrying
-from fsync.transfer import chunking
 
 if TYPE_CHECKING:
     from collections.abc import Callable

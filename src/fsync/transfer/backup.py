@@ -23,7 +23,7 @@ from fsync.durability import fsync_folder
 from fsync.errors import ConfigError
 from fsync.fileops import place_new
 from fsync.model import LocalEntry, RelPath, RemoteEntry
-from fsync.paths import to_relpath
+from fsync.paths import stamped_name, to_relpath
 from fsync.remote import local_path
 from fsync.remote.base import Mover, Remote
 from fsync.transfer.copies import fetch_new, free_name, send_new
@@ -200,16 +200,6 @@ class Backup:
             return _under(prefix, stamped_name(path, stamp if n == 2 else f"{stamp}-{n - 1}"))
 
         return make
-
-
-def stamped_name(path: RelPath, stamp: str) -> RelPath:
-    """`NAME.STAMP.EXT` beside `path`: the stamp before the extension (none for `.bashrc`)."""
-    folder, _, name = path.rpartition("/")
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, ext = name, ""
-    new = f"{stem}.{stamp}" + (f".{ext}" if ext else "")
-    return RelPath(f"{folder}/{new}" if folder else new)
 
 
 def _under(prefix: str, path: RelPath) -> RelPath:

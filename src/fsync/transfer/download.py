@@ -142,7 +142,7 @@ class Fetcher:
         temp = _new_temp(folder)
         try:
             with os.fdopen(create_exclusive(temp), "wb") as out:
-                with self.remote.open_read(path) as src:
+                with self.remote.open_read(path, expect=expect) as src:
                     hasher = new_hasher()
                     size = self._copy(path, src, out, hasher, None)
                     served = served_entry(src)

@@ -337,16 +337,6 @@ def _size(action: Action) -> int:
     return entry.size if entry is not None else 0
 
 
-_COUNTERS = {
-    ActionKind.MOVE: "moved",
-    ActionKind.MOVE_LOCAL: "moved",
-    ActionKind.UPLOAD: "uploaded",
-    ActionKind.DOWNLOAD: "downloaded",
-    ActionKind.DELETE_REMOTE: "deleted",
-    ActionKind.DELETE_LOCAL: "deleted",
-}
-
-
 def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
     action = done.action
     result.bytes_sent += done.sent
@@ -369,7 +359,7 @@ def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
         result.errors.append(FileError(action.path, done.error))
         reporter.file_done(action.path, action.kind.value, done.error)
         return
-    counter = _COUNTERS.get(action.kind)
+    counter = action.kind.counter
     if done.skipped or done.raced is not None:
         pass
     elif counter is not None:

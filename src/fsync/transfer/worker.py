@@ -488,9 +488,9 @@ def _download_mode(action: Action, remote_mode: int | None) -> int | None:
     return mode & 0o7777 & ~(stat.S_ISUID | stat.S_ISGID)
 
 
-def _check_download(
-    action: Action, digest: str, size: int, served: RemoteEntry | None = None
-) -> None:
+def _check_download(action: Action, digest: str, size: int, served: RemoteEntry | None) -> None:
+    """Refuse what does not match the object's stored blake3 or the listing's size and
+    blake3: it is never renamed into place."""
     assert action.remote is not None
     if served is not None and served.digest is not None and digest != served.digest:
         raise VerificationError(f"{action.path}: content does not match its stored blake3")
