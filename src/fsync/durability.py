@@ -99,11 +99,23 @@ class Durability:
     from being unmounted between its batches (the next write opens it again). `close`
     releases it for good. `syncfs` is used only where it reports such failures (Linux 5.8 and
     later); elsewhere every staged file is fsynced on its own.
+
+    The sync calls are parameters so that a test can see which of them a flush makes (the
+    disk's state after a sync cannot tell).
     """
 
-    def __init__(self, root: str, *, syncfs: _SyncFs | None = _SYNCFS) -> None:
+    def __init__(
+        self,
+        root: str,
+        *,
+        syncfs: _SyncFs | None = _SYNCFS,
+        sync_file: Callable[[str], None] = fsync_file,
+        sync_folder: Callable[[str], None] = fsync_folder,
+    ) -> None:
         self._root = root
         self._syncfs = syncfs
+        self._sync_file = sync_file
+        self._sync_folder = sync_folder
         self._lock = threading.Lock()
         self._folders: set[str] = set()
         self._files: dict[str, list[str]] = {}
@@ -189,9 +201,9 @@ class Durability:
                 elsewhere = {f for f in elsewhere if _device(f) not in (dev, None)}
         for folder in sorted(elsewhere):
             for path in files.get(folder, ()):
-                fsync_file(path)
+                self._sync_file(path)
             if folder in folders:
-                fsync_folder(folder)
+                self._sync_folder(folder)
         self._release_if_idle()
 
     def _release_if_idle(self) -> None:

@@ -2,8 +2,10 @@
 
 The partial state is made the way a crash leaves it: a temp file holding the first blocks
 of the download beside its destination, and the journal row vouching for the blocks that
-reached the disk. A kill of a real process is tested against S3 in test_s3.py; here the
-remote is a plain folder (no stored hashes) and memory:// (blake3 metadata).
+reached the disk. A kill of a real process is tested against S3 in test_s3.py (where the
+resumed file is checked against the object's stored blake3); here the remote is a plain
+folder and memory://, an fsspec filesystem: neither stores hashes, so a resumed file is
+checked by the version it was listed as and its size, as any download from them is.
 """
 
 from __future__ import annotations
@@ -151,8 +153,8 @@ def test_a_partial_nobody_will_continue_is_removed(
         assert journal.partials() == []
 
 
-def test_memory_remote_resumes_and_checks_the_whole_file(tmp_path: Path, data: bytes) -> None:
-    """memory:// keeps blake3 metadata: the resumed file is checked whole before the rename."""
+def test_memory_remote_resumes_through_fsspec(tmp_path: Path, data: bytes) -> None:
+    """The ranged read of an fsspec filesystem continues the file, byte for byte."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(data)

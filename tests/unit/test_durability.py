@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fsync.durability import _SYNCFS, Durability, _reports_errors
+from fsync.fileops import fsync_file, fsync_folder
 from fsynctest.trees import held_open
 
 if TYPE_CHECKING:
@@ -24,6 +25,25 @@ class CountingSync:
         self.calls += 1
         if _SYNCFS is not None:
             _SYNCFS(fd)
+
+
+class Synced:
+    """The real per-file and per-folder syncs, recording what they were given."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.folders: list[str] = []
+
+    def file(self, path: str) -> None:
+        self.files.append(path)
+        fsync_file(path)
+
+    def folder(self, path: str) -> None:
+        self.folders.append(path)
+        fsync_folder(path)
+
+    def durability(self, root: Path, syncfs: CountingSync | None) -> Durability:
+        return Durability(str(root), syncfs=syncfs, sync_file=self.file, sync_folder=self.folder)
 
 
 def test_one_sync_per_flush_for_all_folders_and_none_without_changes(tmp_path: Path) -> None:
@@ -44,23 +64,36 @@ def test_one_sync_per_flush_for_all_folders_and_none_without_changes(tmp_path: P
 
 
 def test_a_root_that_vanished_still_flushes_folder_by_folder(tmp_path: Path) -> None:
-    sync = CountingSync()
-    durable = Durability(str(tmp_path / "gone"), syncfs=sync)
+    sync, synced = CountingSync(), Synced()
+    durable = synced.durability(tmp_path / "gone", sync)
     durable.renamed(str(tmp_path))
     durable.flush()
-    assert sync.calls == 0
+    assert (sync.calls, synced.folders, synced.files) == (0, [str(tmp_path)], [])
 
 
-def test_without_syncfs_each_touched_folder_is_synced(tmp_path: Path) -> None:
-    durable = Durability(str(tmp_path), syncfs=None)
-    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, b"data")
-    finally:
-        os.close(fd)
+def test_without_syncfs_each_staged_file_and_touched_folder_is_synced(tmp_path: Path) -> None:
+    synced = Synced()
+    durable = synced.durability(tmp_path, None)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "f").write_bytes(b"data")
+    durable.staged(str(tmp_path / "sub" / "f"))
+    durable.renamed(str(tmp_path))
+    durable.renamed(str(tmp_path / "sub"))
+    durable.flush()
+    assert synced.files == [str(tmp_path / "sub" / "f")]
+    assert synced.folders == [str(tmp_path), str(tmp_path / "sub")]
+    durable.flush()  # each once
+    assert (len(synced.files), len(synced.folders)) == (1, 2)
+
+
+def test_with_syncfs_only_another_filesystem_is_synced_on_its_own(tmp_path: Path) -> None:
+    sync, synced = CountingSync(), Synced()
+    durable = synced.durability(tmp_path, sync)
+    (tmp_path / "f").write_bytes(b"data")
+    durable.staged(str(tmp_path / "f"))
     durable.renamed(str(tmp_path))
     durable.flush()
-    assert (tmp_path / "f").read_bytes() == b"data"
+    assert (sync.calls, synced.files, synced.folders) == (1, [], [])
 
 
 def test_a_staged_file_alone_takes_a_sync(tmp_path: Path) -> None:

@@ -70,6 +70,11 @@ def test_a_failing_alarm_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_no_command_no_alarm() -> None:
-    alarm = Alarm(None, lambda m: None)
-    alarm.fire({"failed": 1})
-    alarm.wait()
+    warnings: list[str] = []
+    before = set(threading.enumerate())
+    for command in (None, ""):
+        alarm = Alarm(command, warnings.append)
+        alarm.fire({"failed": 1})
+        assert set(threading.enumerate()) == before  # no command started, not even a shell
+        alarm.wait()
+    assert warnings == []
