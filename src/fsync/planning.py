@@ -77,11 +77,13 @@ def _fill_digests(
 ) -> dict[RelPath, RemoteEntry]:
     """Learn the content digest of remote entries where it decides the plan.
 
-    That is where a path has no base but exists on both sides, or where its fingerprint moved
-    while its size did not: only the content can tell an identical rewrite from a change. A
-    different size already proves a change, so it costs nothing. With `renames` (a run that
-    fetches), also where a new remote path has the size of a synced path gone from the
-    remote: a rename, if the content matches, costs a local rename instead of a download.
+    That is where a path has no base but exists on both sides, or where its fingerprint
+    moved while its size did not (only the content can tell an identical rewrite from a
+    change), or moved to the size of a local change (the same change on both sides: a record,
+    not a conflict). Any other size proves a change from both, so it costs nothing. With
+    `renames` (a run that fetches), also where a new remote path has the size of a synced
+    path gone from the remote: a rename, if the content matches, costs a local rename
+    instead of a download.
     Where the backend stores no digest, the content is read and hashed; that happens only in
     those cases. Where it stores metadata (one HEAD each), paths changed on both sides are
     looked at too, for the mtime a conflict may be decided by; an object with no stored
@@ -178,8 +180,14 @@ def _needs_digest(
     local: Mapping[RelPath, LocalEntry],
     base: Mapping[RelPath, BaseEntry],
 ) -> bool:
-    b = base.get(path)
+    """True where only the content tells the plan apart: an identical rewrite of the base
+    (same size), or the same change as the local one (the local size, where both changed;
+    a new size proves a change from the base, not one from the local side)."""
+    b, here = base.get(path), local.get(path)
     if b is not None:
-        return entry.fingerprint != b.fingerprint and entry.size == b.size
-    here = local.get(path)
+        if entry.fingerprint == b.fingerprint:
+            return False
+        if entry.size == b.size:
+            return True
+        return here is not None and here.digest != b.digest and here.size == entry.size
     return here is not None and here.size == entry.size

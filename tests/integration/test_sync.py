@@ -33,11 +33,11 @@ from fsynctest.trees import listing, write
 SYNC = Direction.SYNC
 
 
-def sync(local: Path, tree: RemoteTree, **knobs: object) -> RunResult:
+def sync(local: Path, tree: RemoteTree, direction: Direction = SYNC, **knobs: object) -> RunResult:
     opts = SyncOptions(
         local_root=str(local),
         remote_url=tree.url,
-        direction=SYNC,
+        direction=direction,
         storage_options=tree.storage_options,
         **knobs,  # type: ignore[arg-type]
     )
@@ -97,6 +97,32 @@ def test_changes_on_both_sides_flow_in_one_run(remote_tree: RemoteTree, tmp_path
             "new-here.txt": b"n",
             "c.txt": b"c, edited there",
             "d/new-there.txt": b"m",
+        }
+    )
+    assert planned(local, remote_tree) == []
+
+
+@pytest.mark.parametrize("direction", [SYNC, Direction.PUSH, Direction.PULL])
+def test_the_same_change_on_both_sides_is_recorded_not_a_conflict(
+    remote_tree: RemoteTree, tmp_path: Path, direction: Direction
+) -> None:
+    """Both sides edited to the same bytes (a copy made by hand, or a run killed after its
+    copy and before its record) is DESIGN's "record only". A new size proves a change from
+    the base, not a change from the other side: on a remote without stored hashes the
+    content must still be compared, else each such file was a conflict with a copy."""
+    local = tmp_path / "local"
+    write(local, {"a.txt": "orig", "b.txt": "b"})
+    sync(local, remote_tree)
+    write(local, {"a.txt": "the same new, longer content"})
+    remote_tree.write("a.txt", b"the same new, longer content")
+    result = sync(local, remote_tree, direction=direction)
+    assert (result.conflicts, result.uploaded, result.downloaded) == (0, 0, 0)
+    assert (
+        files(local)
+        == remote_tree.tree()
+        == {
+            "a.txt": b"the same new, longer content",
+            "b.txt": b"b",
         }
     )
     assert planned(local, remote_tree) == []
