@@ -10,9 +10,11 @@ keeps the longest prefix that still matches (a torn or tampered block and everyt
 it is fetched again), and asks the remote only for the rest, with the version pinned
 (`If-Match` on S3) so two versions are never spliced together. The whole file is then still
 checked against the object's blake3 before the rename, so a resumed file is trusted no
-more than a fresh one; where that blake3 is unknown but a fresh read would have been checked
-by other means (an S3 object another tool wrote: its MD5 ETag), the partial is dropped and
-the file fetched whole.
+more than a fresh one. Where that blake3 is unknown (a plain folder, memory://, an S3 object
+another tool wrote), the partial is dropped and the file fetched whole: only a hash of the
+whole object can tell a spliced file, and a version token (size and mtime) rewritten with
+the same value, by `touch -r` or within a coarse clock's tick, let the prefix of one version
+be completed with the rest of another.
 """
 
 from __future__ import annotations
@@ -113,7 +115,9 @@ class Fetcher:
         journaled = expect.size > self.block_size and bool(expect.fingerprint)
         partial = self.journal.partial(path)
         if partial is not None:
-            if journaled and self._same_download(partial, expect):
+            # A store without hashes can never check a resumed file whole (`_checkable`).
+            resumable = journaled and self.remote.capabilities.stores_digest
+            if resumable and self._same_download(partial, expect):
                 resumed = self._resume(partial, folder, expect)
                 if resumed is not None:
                     return resumed
@@ -261,11 +265,8 @@ class Fetcher:
         os.fsync(out.fileno())
 
     def _checkable(self, expect: RemoteEntry, served: RemoteEntry | None) -> bool:
-        """Whether a resumed file can be checked as well as a fresh one would be: against a
-        known blake3, or, where the backend keeps no hashes (a plain folder), by its version
-        and size as any download from it is."""
-        known = expect.digest or (served.digest if served is not None else None)
-        return bool(known) or not self.remote.capabilities.stores_digest
+        """Whether a resumed file can be checked whole: against the object's known blake3."""
+        return bool(expect.digest or (served.digest if served is not None else None))
 
     def _same_download(self, partial: PartialDownload, expect: RemoteEntry) -> bool:
         return (
