@@ -72,6 +72,12 @@ class UnsafePathError(FsyncError, ValueError):
     """A name that cannot be mapped into a sync root (`..`, absolute, backslash, NUL)."""
 
 
+class Halted(FsyncError):
+    """The run is being abandoned (Ctrl-C): a transfer in flight stops at its next chunk
+    instead of finishing a file that may take minutes; what it sent stays journaled where
+    the store can continue it."""
+
+
 def exit_code_for(exc: BaseException) -> ExitCode:
     """The exit status for an exception that ended a whole run."""
     if isinstance(exc, KeyboardInterrupt):

@@ -473,6 +473,54 @@ def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """Ctrl-C waited for the file in flight to finish: 20 s for 100 MiB at 5 MiB/s. Now the
+    upload stops at its next part, exit 130, and the next push sends only what is missing."""
+    size, parts_total = 100 * MIB, 20
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(random.Random(7).randbytes(size))
+    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    command = [sys.executable, "-m", "fsync", "push", str(src), url, "--chunk-size", "5MiB"]
+    command += ["--transfers", "2", "--quiet"]
+    env = s3_proxy.server.env()
+    key = f"{PREFIX}/big.bin"
+    first = subprocess.Popen(
+        [*command, "--bw-limit", "5MiB/s"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    client = direct.boto3_client()
+    try:
+        _wait_for_parts(client, s3_proxy.bucket, key, first, at_least=3)
+        interrupted = time.monotonic()
+        os.kill(first.pid, signal.SIGINT)
+        _, stderr = first.communicate(timeout=60)
+        took = time.monotonic() - interrupted
+        assert first.returncode == 130, stderr
+        assert took < 8, f"Ctrl-C took {took:.1f} s"  # a part or two in flight, not the file
+        _, done = _settled_parts(client, s3_proxy.bucket, key)
+    finally:
+        client.close()
+    assert 3 <= done < parts_total
+
+    s3_proxy.proxy.reset_counts()
+    second = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert second.returncode == 0, second.stderr
+    counts = s3_proxy.proxy.counts()
+    assert (counts["CreateMultipartUpload"], counts["ListParts"]) == (0, 1)
+    assert counts["UploadPart"] == parts_total - done
+    assert keys(direct, s3_proxy.bucket)[key]["ContentLength"] == size
+    assert unfinished_uploads(direct, s3_proxy.bucket) == []
+
+
+@pytest.mark.slow
 def test_killed_download_resumes_from_its_verified_prefix(
     s3_proxy: ProxiedBucket, tmp_path: Path
 ) -> None:

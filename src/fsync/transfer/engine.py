@@ -157,8 +157,9 @@ def _run_all(
     ones: for staged local writes, handing each small file to a thread and back cost more
     than writing it (measured: 3 s of a 20,000-file push to a local folder). Once
     `cancelled()` is true nothing new starts: queued actions are dropped, and the results of
-    those already running are still yielded. If the caller stops early (an interrupt), the
-    running actions finish, and what they and the unyielded ones staged is discarded.
+    those already running are still yielded (a watch's stop). If the caller stops early (an
+    interrupt), the running transfers are halted at their next chunk (`Worker.halt`), and
+    what they and the unyielded ones staged is discarded.
     """
     stop = threading.Event()
     unyielded: deque[Done] = deque()
@@ -191,6 +192,9 @@ def _run_all(
                     break
             finished, running = _wait_some(running)
             yield from collect(finished)
+    except BaseException:  # an interrupt here, or the caller closing this early
+        worker.halt()
+        raise
     finally:
         stop.set()
         _shut_down(pool, running | waiting, unyielded)

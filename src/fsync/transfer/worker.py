@@ -18,6 +18,7 @@ from fsync.durability import Durability
 from fsync.errors import (
     FileChangedError,
     FsyncError,
+    Halted,
     RemoteChanged,
     UnsafePathError,
     VerificationError,
@@ -59,6 +60,8 @@ class Worker:
         self.planned = planned
         """Every path the plan acts on: never a new name, whatever either side holds now."""
         self._dirs_lock = threading.Lock()
+        self.halted = threading.Event()
+        """Set when the run is abandoned (`halt`): transfers stop at their next chunk."""
         self.stager = remote if isinstance(remote, Stager) and remote.staging else None
         """The remote, if uploads to it are staged (`isinstance` on a protocol is slow)."""
         self.durability = Durability(root)
@@ -66,8 +69,20 @@ class Worker:
             remote,
             opts.downloads,
             file_mode=_FILE_MODE,
-            on_bytes=reporter.advance,
+            on_bytes=self._advance,
         )
+
+    def halt(self) -> None:
+        """Abandon the transfers in flight: each raises `Halted` at its next chunk (Ctrl-C
+        must not wait for a large file to finish; an upload or download cut there is
+        journaled where the store can continue it, and otherwise its temp file goes)."""
+        self.halted.set()
+
+    def _advance(self, path: str, nbytes: int) -> None:
+        """Progress of a transfer, and the point where an abandoned run stops it."""
+        if self.halted.is_set():
+            raise Halted(f"{path}: interrupted")
+        self.reporter.advance(path, nbytes)
 
     def flush(self) -> None:
         """Make every write of both trees durable, before the manifest records them."""
@@ -147,7 +162,7 @@ class Worker:
                 digest, before = hash_file(full)
                 entry = LocalEntry(before.size, before.mtime_ns, digest, before.mode)
             self.reporter.file_started(path, entry.size)
-            reader = HashingReader(raw, on_read=lambda n: self.reporter.advance(path, n))
+            reader = HashingReader(raw, on_read=lambda n: self._advance(path, n))
 
             def verify() -> None:
                 after = StatSig.from_stat(os.stat(full))
