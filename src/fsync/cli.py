@@ -232,8 +232,11 @@ def _transfer(direction: Direction, args: Mapping[str, object]) -> NoReturn:
         watch.finished(result.as_json(), int(use_cases.exit_status(result)))
     if json_out:
         render.echo_json(redactor.value(result.as_json()))
-    elif not quiet:
-        render.print_summary(direction, result, verbose, redactor)
+    elif quiet:
+        render.print_errors(result.errors, redactor)  # DESIGN: errors go to stderr even so
+    else:
+        shown = getattr(reporter, "shown_errors", ())
+        render.print_summary(direction, result, verbose, redactor, shown)
     raise typer.Exit(int(use_cases.exit_status(result)))
 
 

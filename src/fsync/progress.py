@@ -55,6 +55,10 @@ class Reporter(Protocol):
 class NullReporter:
     """Shows nothing but warnings, which still go to stderr."""
 
+    shows_errors = False
+    """Whether `file_done` puts a failure on stderr as it happens (the summary then does
+    not repeat it)."""
+
     def __init__(self, err: TextIO | None = None) -> None:
         self._err = err
 
@@ -91,6 +95,7 @@ class PlainReporter(NullReporter):
     """
 
     FLUSH_EVERY = 0.2
+    shows_errors = True
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
         super().__init__(err)

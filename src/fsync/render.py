@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING
 
 import typer
@@ -47,14 +47,19 @@ def print_errors(errors: Iterable[FileError], redactor: Redactor | None) -> None
 
 
 def print_summary(
-    direction: Direction, r: RunResult, verbose: bool, redactor: Redactor = NO_SECRETS
+    direction: Direction,
+    r: RunResult,
+    verbose: bool,
+    redactor: Redactor = NO_SECRETS,
+    shown: Container[str] = (),
 ) -> None:
-    """The end of a push, pull or sync: the counts, and what is left for another run."""
+    """The end of a push, pull or sync: the counts, the errors not `shown` as they
+    happened (each is said once), and what is left for another run."""
     moved = r.uploaded + r.downloaded + r.deleted + r.moved
     if verbose:
         for n in r.notices:
             typer.echo(f"skipped {n.path}: {n.reason}")
-    print_errors(r.errors, redactor)
+    print_errors([e for e in r.errors if e.path not in shown], redactor)
     if moved == 0 and not r.failed and not r.conflicts:
         typer.echo(f"{direction.value}: nothing to do ({r.unchanged} files unchanged)")
     else:

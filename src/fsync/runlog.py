@@ -264,6 +264,8 @@ class RedactingReporter:
     def __init__(self, inner: Reporter, redactor: Redactor) -> None:
         self._inner = inner
         self._redactor = redactor
+        self.shown_errors: set[str] = set()
+        """The paths whose failure the wrapped reporter has put on stderr already."""
 
     def plan_ready(self, files: int, total_bytes: int) -> None:
         """Passed through."""
@@ -280,6 +282,8 @@ class RedactingReporter:
     def file_done(self, path: str, action: str, error: str | None = None) -> None:
         """Passed through with `error` scrubbed."""
         self._inner.file_done(path, action, self._redactor.text(error) if error else error)
+        if error and getattr(self._inner, "shows_errors", False):
+            self.shown_errors.add(path)
 
     def warning(self, message: str) -> None:
         """Passed through scrubbed."""

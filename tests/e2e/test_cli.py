@@ -318,6 +318,24 @@ def test_watch_takes_the_transfer_options(fsync, demo: Path, tmp_path: Path) -> 
     assert "--max-delete" in res.stderr
 
 
+@pytest.mark.parametrize("mode", ["plain", "quiet"])
+def test_a_failed_file_is_said_once_on_stderr(fsync, tmp_path: Path, mode: str) -> None:
+    """Said as it failed, and the summary did not repeat it; with -q it was not said at all,
+    though DESIGN keeps errors on stderr under -q."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "x").write_text("x")
+    (src / "bad\\name").write_text("a name no remote takes")
+    out.mkdir()
+    (out / "d").write_text("a file where the folder must go")
+    res = fsync("push", src, out, *(["-q"] if mode == "quiet" else []))
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("fsync: error:")]
+    assert len(errors) == 2, res.stderr
+    assert sum("d/x" in line for line in errors) == 1
+    assert sum("bad" in line for line in errors) == 1
+
+
 def test_bad_option_is_usage_error(fsync, demo: Path, tmp_path: Path) -> None:
     res = fsync("push", demo, tmp_path / "out", "--max-delete", "lots")
     assert res.returncode == 2
