@@ -119,10 +119,25 @@ def conflict_name(path: RelPath, stamp: str, host: str) -> RelPath:
 
 def stamped_name(path: RelPath, stamp: str) -> RelPath:
     """`NAME.STAMP.EXT` beside `path`: the stamp before the extension (none for `.bashrc`),
-    so the copy still opens with the program the original opens with."""
+    so the copy still opens with the program the original opens with.
+
+    NAME is shortened to keep the whole within `MAX_NAME_BYTES`: a name near the limit made
+    a copy no disk could hold, and the conflict failed at every run.
+    """
     folder, _, name = path.rpartition("/")
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         stem, ext = name, ""
-    new = f"{stem}.{stamp}" + (f".{ext}" if ext else "")
+    tail = f".{stamp}" + (f".{ext}" if ext else "")
+    if len(tail.encode()) >= MAX_NAME_BYTES:  # an extension too long to keep
+        stem, tail = name, f".{stamp}"
+    new = _clipped(stem, MAX_NAME_BYTES - len(tail.encode())) + tail
     return RelPath(f"{folder}/{new}" if folder else new)
+
+
+def _clipped(text: str, limit: int) -> str:
+    """The longest start of `text` within `limit` UTF-8 bytes, cut between characters."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return unicodedata.normalize("NFC", data[:limit].decode(errors="ignore"))

@@ -9,7 +9,7 @@ import pytest
 
 from fsync.errors import ConfigError
 from fsync.model import RelPath
-from fsync.paths import stamped_name
+from fsync.paths import MAX_NAME_BYTES, conflict_name, stamped_name
 from fsync.transfer.backup import BackupPlace, locate
 
 ROOT = "/data/photos"
@@ -94,3 +94,21 @@ def test_refused(backup: str, remote: str, message: str) -> None:
 )
 def test_stamped_name(path: str, want: str) -> None:
     assert stamped_name(RelPath(path), "20250102-030405") == want
+
+
+@pytest.mark.parametrize(
+    "name", ["x" * 236 + ".txt", "é" * 126 + ".txt", "y" * 255, "z." + "e" * 250]
+)
+def test_a_stamped_name_near_the_limit_is_shortened_to_fit(name: str) -> None:
+    """A copy of a 240-byte name took 28 bytes more: no disk could hold it, and the
+    conflict failed at every run."""
+    for made in (
+        stamped_name(RelPath(f"d/{name}"), "20250102-030405"),
+        conflict_name(RelPath(f"d/{name}"), "20250102-030405", "host"),
+    ):
+        folder, _, new = made.rpartition("/")
+        assert folder == "d"
+        assert len(new.encode()) <= MAX_NAME_BYTES
+        assert "20250102-030405" in new
+        assert new.encode().decode() == new  # cut between characters
+        assert new.startswith(name[:50])
