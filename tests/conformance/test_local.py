@@ -381,6 +381,10 @@ def test_options_for_a_local_path_are_a_config_error(tmp_path: Path) -> None:
         open_remote(str(tmp_path), storage_options={"anon": True})
     with pytest.raises(ConfigError, match="endpoint-url"):
         open_remote(f"file://{tmp_path}", endpoint_url="http://localhost:9000")
+    # Not ignored: a backup to a disk or a NAS took the whole link it was meant to spare.
+    for limits in ({"bw_limit": 1 << 20}, {"tps_limit": 10.0}):
+        with pytest.raises(ConfigError, match="s3:// remotes only"):
+            open_remote(str(tmp_path), **limits)  # type: ignore[arg-type]
 
 
 def test_local_remote_does_not_import_fsspec(tmp_path: Path) -> None:

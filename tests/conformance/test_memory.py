@@ -100,9 +100,11 @@ def test_scheme_with_missing_package_names_the_package() -> None:
         open_remote("gcs://bucket/x")
 
 
-def test_endpoint_url_only_for_s3(memory_root: str) -> None:
+def test_endpoint_url_and_rate_limits_only_for_s3(memory_root: str) -> None:
     with pytest.raises(ConfigError, match="s3://"):
         open_remote(f"memory://{memory_root}", endpoint_url="http://localhost:9000")
+    with pytest.raises(ConfigError, match="s3:// remotes only"):
+        open_remote(f"memory://{memory_root}", bw_limit=1 << 20)
 
 
 def test_s3_url_is_an_object_store_with_the_endpoint() -> None:

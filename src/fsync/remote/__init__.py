@@ -64,19 +64,25 @@ def open_remote(
     """The `Remote` for `url`: a plain path, `file://`, `memory://`, `s3://` or any fsspec URL.
 
     `storage_options` are handed to the fsspec filesystem (the `-o KEY=VALUE` options);
-    `endpoint_url` applies to `s3://` only. The transfer knobs (`--chunk-size`,
-    `--transfers`, `--retries`, `--timeout`, `--tps-limit`, `--bw-limit`) and the upload
-    `journal` are used by the backends that can (s3://) and ignored by the others; None keeps
-    a backend's default. Raises `ConfigError` for an unknown scheme, a scheme whose package
-    is not installed, or options the target cannot take. No I/O is done beyond constructing
+    `endpoint_url` applies to `s3://` only, and so do the rate limits (`--tps-limit`,
+    `--bw-limit`: `ConfigError` for another remote). The other transfer knobs
+    (`--chunk-size`, `--transfers`, `--retries`, `--timeout`) and the upload `journal` are
+    used by the backends that can (s3://) and ignored by the others; None keeps a backend's
+    default. Raises `ConfigError` for an unknown scheme, a scheme whose package is not
+    installed, or options the target cannot take. No I/O is done beyond constructing
     the filesystem.
     """
     options = dict(storage_options or {})
     settings = TransferSettings(chunk_size, transfers, retry, timeout, tps_limit, bw_limit, journal)
     scheme, sep, _ = url.partition("://")
+    factory = _FACTORIES.get(scheme.lower(), _open_fsspec) if sep else _open_local
+    if factory is not _open_s3 and (tps_limit or bw_limit):
+        # Ignored, they let a backup saturate the link it was meant to spare.
+        raise ConfigError(
+            f"--tps-limit and --bw-limit apply to s3:// remotes only, not {redact_url(url)}"
+        )
     if not sep:
         return _open_local(url, options, endpoint_url, settings)
-    factory = _FACTORIES.get(scheme.lower(), _open_fsspec)
     remote = factory(url, options, endpoint_url, settings)
     shown = redact_url(remote.url)
     if shown != remote.url:
