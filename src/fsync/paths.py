@@ -22,6 +22,7 @@ TEMP_SUFFIX = ".tmp"
 """Temporary names (`.fsync-<hex>.tmp`) that writers publish by rename; scans skip them."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TEMP = re.compile(re.escape(TEMP_PREFIX) + "[0-9a-f]{16}" + re.escape(TEMP_SUFFIX))
 
 
@@ -52,7 +53,8 @@ def to_relpath(name: str) -> RelPath:
 
     The result is NFC-normalised and has no empty, `.` or `..` segments. Raises
     `UnsafePathError` for an empty, absolute or escaping name, a backslash (a separator on
-    Windows, so it would mean a different file there), a NUL or another control character.
+    Windows, so it would mean a different file there), a NUL or another control character,
+    or bytes that were not UTF-8.
     """
     if name.isascii() and name.isprintable() and "\\" not in name and name[:1] not in ("", "/"):
         # The common case, in a few C-level scans (every scanned and listed name comes here):
@@ -69,6 +71,9 @@ def to_relpath(name: str) -> RelPath:
         raise UnsafePathError(f"{name!r}: contains a backslash")
     if _CONTROL.search(name):
         raise UnsafePathError(f"{name!r}: contains a control character")
+    if _SURROGATE.search(name):  # bytes that were not UTF-8 (`os.fsdecode`): nothing can
+        # store or send the name (the state database included, where a watch queued it)
+        raise UnsafePathError(f"{name!r}: the name is not valid UTF-8")
     if name.startswith("/"):
         raise UnsafePathError(f"{name!r}: is absolute")
     parts = name.split("/")

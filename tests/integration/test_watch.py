@@ -307,6 +307,18 @@ def test_backup_dir_keeps_what_the_watch_overwrites_and_deletes(
     w.stop()
 
 
+def test_a_name_that_is_not_utf8_is_reported_and_the_watch_goes_on(
+    start: Callable[..., Watching],
+) -> None:
+    """Its event reached the outbox, which SQLite cannot store: the watch died (exit 1)."""
+    w = start()
+    os.close(os.open(os.path.join(os.fsencode(w.local), b"bad-\xff"), os.O_CREAT | os.O_WRONLY))
+    eventually(lambda: any("not valid UTF-8" in m for m in w.display.warnings), "the warning")
+    (w.local / "after.txt").write_text("sent all the same")
+    eventually(lambda: tree(w.remote) == {"after.txt": b"sent all the same"}, "the next file")
+    assert w.stop().failed == 0
+
+
 def test_a_dry_run_reports_each_change_and_changes_nothing(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:
