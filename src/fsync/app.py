@@ -244,10 +244,10 @@ def prepare_root(opts: SyncOptions) -> str:
     """The absolute local root of `opts`, created for a pull or a sync if missing.
 
     Raises `ConfigError` when it does not exist (or cannot be created), is not a folder, or
-    is given a local remote it overlaps or that is a file (see `_check_local_remote`).
+    is given a local remote it overlaps or that is a file (see `check_local_remote`).
     """
     root = os.path.abspath(opts.local_root)
-    _check_local_remote(root, opts)
+    check_local_remote(root, opts)
     if opts.direction is not Direction.PUSH and not os.path.lexists(root):
         try:
             if not opts.dry_run:
@@ -266,7 +266,7 @@ def prepare_root(opts: SyncOptions) -> str:
     return root
 
 
-def _check_local_remote(root: str, opts: SyncOptions) -> None:
+def check_local_remote(root: str, opts: SyncOptions) -> None:
     """Raise `ConfigError` if the remote is a local path that is a file, or if the local root
     and the remote are one folder or one holds the other: a push would copy the tree into
     itself at every run, and with `--mirror` delete the files it is reading (their remote

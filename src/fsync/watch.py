@@ -490,9 +490,13 @@ class _Session:
             self.alarm.fire(self.total.as_json())
 
     def _reload_ignore(self, *, quiet: bool = False) -> bool:
-        """Re-read `.fsyncignore`; True if the rules changed. A broken file keeps the old rules."""
+        """Re-read `.fsyncignore`; True if the rules changed. A broken file keeps the old
+        rules, and so do rules that no longer leave out a remote kept inside the tree (the
+        start refuses that: each push would copy the tree into itself, one level deeper)."""
         try:
             fresh = scanner.read_ignore(self.root, self.opts.excludes)
+            if fresh.patterns != self.ignore.patterns:
+                app.check_local_remote(self.root, self.push_opts)
         except FsyncError as exc:
             if not quiet:
                 self.display.warning(f"{exc}; keeping the previous rules")

@@ -319,6 +319,27 @@ def test_a_name_that_is_not_utf8_is_reported_and_the_watch_goes_on(
     assert w.stop().failed == 0
 
 
+def test_rules_that_stop_leaving_out_a_remote_inside_the_tree_are_not_taken(
+    tmp_path: Path,
+) -> None:
+    """Allowed at the start because `.fsyncignore` leaves the inner remote out; when that
+    line went mid-watch, each push copied the tree into itself one level deeper."""
+    local = tmp_path / "local"
+    (local / "mirror").mkdir(parents=True)
+    (local / "a.txt").write_text("a")
+    (local / ".fsyncignore").write_text("mirror/\n")
+    w = Watching(local, local / "mirror", **FAST)
+    try:
+        eventually(lambda: (local / "mirror" / "a.txt").exists(), "the first push")
+        (local / ".fsyncignore").write_text("# nothing left out now\n")
+        eventually(lambda: any("previous rules" in m for m in w.display.warnings), "refusal")
+        (local / "b.txt").write_text("b")
+        eventually(lambda: (local / "mirror" / "b.txt").exists(), "the watch going on")
+        assert not (local / "mirror" / "mirror").exists()
+    finally:
+        w.stop()
+
+
 def test_a_dry_run_reports_each_change_and_changes_nothing(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:
