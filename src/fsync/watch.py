@@ -54,6 +54,9 @@ from fsync.watchstate import KnownState
 POLL_SECONDS = 0.1
 """Longest wait of the main loop between checks of the stop request."""
 
+DELETE_SETTLE = 0.5
+"""A batch that deletes waits this long for more batches (a delete going on) to join it."""
+
 _STATE_ONLY = frozenset({ActionKind.RECORD, ActionKind.FORGET, ActionKind.KEEP})
 """Actions that write only the base: a dry run has nothing to say of them."""
 
@@ -169,9 +172,14 @@ class _Session:
         self.push_policy = self.push_opts.policy()
         self.on_action = on_action
         """Hears each action's record as it ends (`--log-file`)."""
-        self.ignored_in_base = 0
-        """Base entries the ignore rules leave out, at the last full sync: not counted in
-        the delete limit (a batch never touches them; a new ignore file brings a full sync)."""
+        self.synced_at_full = 0
+        """The synced files the ignore rules leave in, at the last full sync: what the delete
+        limit is a share of until the next one (base entries the rules leave out are never
+        touched by a batch; a new ignore file brings a full sync)."""
+        self.deleted_since_full = 0
+        """Deletions made since the last full sync, either side: the limit holds for them
+        all together (an `rm -rf` reaches the watcher in several batches; judged one batch at
+        a time against a base shrinking with each, all of them went through)."""
         self.backup = backup
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
@@ -325,7 +333,7 @@ class _Session:
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
-        self.ignored_in_base = len(self.state.base) - len(base)
+        self.synced_at_full, self.deleted_since_full = len(base), 0
         base = {p: e for p, e in base.items() if keep(p)}
         try:
             plan = app.plan_sync(self.remote, local, remote, base, self.push_policy)
@@ -343,11 +351,20 @@ class _Session:
     # --- batches -------------------------------------------------------------------------
 
     def _sync_batch(self, paths: set[RelPath]) -> None:
-        """Scan `paths` alone, plan them against what is known, and carry the plan out."""
-        if IGNORE_FILE in paths and self._reload_ignore():
-            self.full_due = time.monotonic()
-        held = self.watcher.held()
-        scan = self._scan_only(paths)
+        """Scan `paths` alone, plan them against what is known, and carry the plan out.
+
+        A batch in which files are gone first takes in the batches that follow within
+        `DELETE_SETTLE`: deletions that go on (an `rm -rf` walking the tree, an unmount) are
+        judged by the delete limit together, not a slice at a time.
+        """
+        while True:
+            if IGNORE_FILE in paths and self._reload_ignore():
+                self.full_due = time.monotonic()
+            held = self.watcher.held()
+            scan = self._scan_only(paths)
+            if not scan.removed or not (more := self._more_soon() - paths):
+                break
+            paths = paths | more
         for line in scan.warnings:
             self.once.warning(line)
         for e in scan.unsendable:
@@ -356,6 +373,20 @@ class _Session:
         scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._execute(plan, queue_paths=paths, scan=scan)
+
+    def _more_soon(self) -> set[RelPath]:
+        """The paths of the batches that arrive before the watcher has been quiet for
+        `DELETE_SETTLE` seconds (a full sync asked for meanwhile is made due)."""
+        more: set[RelPath] = set()
+        while not self.stopper.is_set():
+            try:
+                paths, full = self.batches.get(timeout=DELETE_SETTLE)
+            except queue.Empty:
+                break
+            more |= paths
+            if full:
+                self.full_due = time.monotonic()
+        return more
 
     def _scan_only(self, paths: set[RelPath]) -> scanner.ScanResult:
         return scanner.scan(
@@ -370,12 +401,13 @@ class _Session:
         base = app.unignored_base(base, self.ignore, local, remote)
         policy = self.push_policy if d is Direction.PUSH else self.pull_policy
         plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
-        limit = planner.delete_limit(policy, len(self.state.base) - self.ignored_in_base)
+        limit = planner.delete_limit(policy, self.synced_at_full)
         deletes = plan.count(ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
-        if deletes > limit and not policy.force:
+        if deletes and self.deleted_since_full + deletes > limit and not policy.force:
             self.display.warning(
-                f"not deleting {deletes} files at once, more than the limit of {limit} (a "
-                f"wrong path or an unmounted disk?); if it is meant, stop this watch and run "
+                f"not deleting {deletes} files ({self.deleted_since_full} deleted since the "
+                f"last full scan), more than the limit of {limit} (a wrong path or an "
+                f"unmounted disk?); if it is meant, stop this watch and run "
                 f"fsync {d.value} --force"
             )
             plan = _without_deletes(plan)
@@ -437,6 +469,7 @@ class _Session:
             backup=self.backup,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
+        self.deleted_since_full += result.deleted
         _uncount_raced(result, plan, raced)
         failed = _failed_paths(plan, [*result.errors, *raced])
         self._refresh_remote(failed)

@@ -340,6 +340,30 @@ def test_rules_that_stop_leaving_out_a_remote_inside_the_tree_are_not_taken(
         w.stop()
 
 
+def test_the_delete_limit_holds_for_a_delete_that_comes_in_slices(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """`rm -rf` of 60 % of the tree, a folder at a time: each slice stayed under a limit
+    taken of a base that shrank with every slice, and all 60 files went from the remote."""
+    local = tmp_path / "local"
+    for d in "abcde":
+        for i in range(20):
+            (local / d).mkdir(exist_ok=True)
+            (local / d / f"f{i}").write_text(f"{d}{i}")
+    w = start()
+    w.converge()
+    for d in "abc":
+        shutil.rmtree(local / d)
+        time.sleep(0.3)
+    eventually(lambda: any("not deleting" in m for m in w.display.warnings), "the refusal")
+    time.sleep(1.0)  # anything still to come has come
+    assert len(tree(w.remote)) >= 60
+    assert {k for k in tree(w.remote) if k[0] in "de"} == {
+        f"{d}/f{i}" for d in "de" for i in range(20)
+    }
+    w.stop()
+
+
 def test_a_dry_run_reports_each_change_and_changes_nothing(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:
