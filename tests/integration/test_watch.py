@@ -330,11 +330,11 @@ def test_rules_that_stop_leaving_out_a_remote_inside_the_tree_are_not_taken(
     (local / ".fsyncignore").write_text("mirror/\n")
     w = Watching(local, local / "mirror", **FAST)
     try:
-        eventually(lambda: (local / "mirror" / "a.txt").exists(), "the first push")
+        eventually((local / "mirror" / "a.txt").exists, "the first push")
         (local / ".fsyncignore").write_text("# nothing left out now\n")
         eventually(lambda: any("previous rules" in m for m in w.display.warnings), "refusal")
         (local / "b.txt").write_text("b")
-        eventually(lambda: (local / "mirror" / "b.txt").exists(), "the watch going on")
+        eventually((local / "mirror" / "b.txt").exists, "the watch going on")
         assert not (local / "mirror" / "mirror").exists()
     finally:
         w.stop()
