@@ -132,7 +132,9 @@ class Watcher:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        self.root = os.path.abspath(root)
+        # watchdog names events by the folder a link leads to: a root given as a link (or
+        # under one) is followed here too, or no event would fall under it.
+        self.root = os.path.realpath(root)
         self._prefix = self.root.rstrip(os.sep) + os.sep
         self._on_batch = on_batch
         self._on_warning = on_warning

@@ -364,6 +364,20 @@ def test_the_delete_limit_holds_for_a_delete_that_comes_in_slices(
     w.stop()
 
 
+def test_a_local_root_given_as_a_link_is_watched(tmp_path: Path) -> None:
+    """watchdog names events by the real folder: none fell under the link's path, and only
+    the hourly rescan sent anything."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "local").symlink_to(real)
+    w = Watching(tmp_path / "local", tmp_path / "remote", **FAST)
+    try:
+        (real / "new.txt").write_text("seen through the link")
+        eventually(lambda: tree(w.remote) == {"new.txt": b"seen through the link"}, "the push")
+    finally:
+        w.stop()
+
+
 def test_a_dry_run_reports_each_change_and_changes_nothing(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:
