@@ -49,6 +49,8 @@ class _Pending:
     partner: RelPath | None = None
     writing: set[RelPath] = field(default_factory=set)
     """Files at or below this path modified and not yet closed (close-reporting platforms)."""
+    closed: bool = False
+    """A writer closed a file of this hold: its coalescing restarted then (once per hold)."""
     sig: Sig = None
     sig_seq: int = -1
     sig_time: float = 0.0
@@ -110,8 +112,12 @@ class Debouncer:
                 entry.writing.add(path)
             elif writing is False and path in entry.writing:
                 entry.writing.discard(path)
-                if not entry.writing:
-                    entry.first = now  # the writer is done: coalescing starts from here
+                if not entry.writing and not entry.closed:
+                    # The writer is done: coalescing starts from here. Only at the hold's
+                    # first close: a file appended to and closed every 100 ms, its hold
+                    # restarted at each, was held for as long as the appends went on.
+                    entry.first = now
+                    entry.closed = True
             if tree and owner is None:
                 # Events already held below a new tree entry now ride along with it.
                 entry.writing.update(self._absorb(path))

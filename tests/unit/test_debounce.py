@@ -79,6 +79,23 @@ def test_continuous_events_are_released_at_the_longest_hold(deb: Debouncer, disk
     assert released[0] == pytest.approx(HOLD, abs=0.06)
 
 
+def test_a_file_appended_and_closed_every_100_ms_is_released_at_the_longest_hold(
+    deb: Debouncer, disk: Disk
+) -> None:
+    """As inotify reports a log appended to by `echo >>`: each close restarted the hold, so
+    the file was not sent for as long as the appends went on."""
+    t, size, released = 0.0, 0, []
+    while t < 3.0:
+        size += 10
+        disk.files["a.txt"] = (size, int(t * 1e9))
+        deb.record(P, t, writing=True)
+        deb.record(P, t + 0.001, writing=False)
+        released += [round(t, 2) for _ in range(len(deb.take_ready(t + 0.002)))]
+        t += 0.1
+    assert released
+    assert released[0] == pytest.approx(HOLD, abs=0.11)
+
+
 def test_a_file_being_written_is_held_until_it_is_closed(deb: Debouncer, disk: Disk) -> None:
     # Written every 400 ms (longer than the quiet window) for 3 s, then closed.
     t = 0.0
