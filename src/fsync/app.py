@@ -449,18 +449,19 @@ def _plannable(
 ) -> tuple[Snapshot, RemoteSnapshot, BaseSnapshot]:
     """The three snapshots the planner may act on: what could not be read is left out.
 
-    An unreadable local file or folder is not a deleted one. Where the run writes locally
-    (pull, sync), so are names this disk cannot hold and remote entries fsync refuses (a
-    link, a device: `refused`, to which those names are added): they stay out of the plan on
-    all three sides, neither fetched nor taken for deleted. In every direction so are the
-    `twins`, names a refused key spells in another Unicode form (`nfc_twin`), and what lies
-    below them; a push says in `refused` which of its files it leaves out.
+    An unreadable local file or folder is not a deleted one, nor is a path this disk holds
+    something else at (a link not followed, a device: `ScanResult.skipped`). Where the run
+    writes locally (pull, sync), so are names this disk cannot hold and remote entries fsync
+    refuses (a link, a device: `refused`, to which those names are added): they stay out of
+    the plan on all three sides, neither fetched nor taken for deleted. In every direction so
+    are the `twins`, names a refused key spells in another Unicode form (`nfc_twin`), and
+    what lies below them; a push says in `refused` which of its files it leaves out.
     """
     local_entries: Snapshot = local.entries
     if local.errors or local.incomplete:
         remote = _known(remote, local)
         base = _known(base, local)
-    left_out = set(twins)
+    left_out = set(twins) | set(local.skipped)
     if opts.direction is Direction.PUSH:
         if twins:
             refused += [

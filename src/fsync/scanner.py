@@ -93,6 +93,11 @@ class ScanResult:
     errors: list[FileError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     incomplete: list[RelPath] = field(default_factory=list)
+    skipped: list[RelPath] = field(default_factory=list)
+    """Paths here that are no synced file (a link not followed, a device, a socket): left
+    out of every plan, on both sides. Taken for gone, a file replaced by a link had its
+    remote copy deleted, and a remote edit of it met the link at every run (a conflict that
+    no run resolved)."""
     unsendable: list[FileError] = field(default_factory=list)
     """Files and folders whose names no remote can hold (not UTF-8, a control character, a
     backslash), shown as `repr` would: a push counts each as failed, since its content would
@@ -373,10 +378,12 @@ class _Walker:
             return
         if not self.follow_links:
             self.result.warnings.append(f"skipping symlink {rel} (use --links follow)")
+            self.result.skipped.append(rel)
             return
         target = os.path.realpath(path)
         if target != self.real_root and not target.startswith(self.real_root + os.sep):
             self.result.warnings.append(f"skipping symlink {rel}: it leads outside the root")
+            self.result.skipped.append(rel)
             return
         try:
             st = os.stat(path)
@@ -391,6 +398,7 @@ class _Walker:
         if stat.S_ISDIR(st.st_mode):
             if (st.st_dev, st.st_ino) in self._visited_dirs or target == self.real_root:
                 self.result.warnings.append(f"skipping symlink {rel}: it makes a loop")
+                self.result.skipped.append(rel)
                 return
             self._visited_dirs.add((st.st_dev, st.st_ino))
             self.walk(path, rel + "/")
@@ -403,6 +411,7 @@ class _Walker:
         """Take the file `rel` (`name` in `folder`) from the cache if unchanged, else hash it."""
         if not stat.S_ISREG(st.st_mode):
             self.result.warnings.append(f"skipping {rel}: not a regular file")
+            self.result.skipped.append(rel)
             return
         rows = self.rows
         if rows is not None:

@@ -329,7 +329,7 @@ class _Session:
             listing, self.ignore, self.push_opts, self.once
         )
         self.state.reset(self.manifest.base(self.remote.key), entries)
-        keep = _Scope(held | self.shadowed, scan)
+        keep = _Scope(held | self.shadowed | set(scan.skipped), scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
@@ -369,7 +369,7 @@ class _Session:
             self.once.warning(line)
         for e in scan.unsendable:
             self.once.warning(f"not sent: {e.path}: {e.error}")
-        keep = _Scope(held | self.shadowed, scan)
+        keep = _Scope(held | self.shadowed | set(scan.skipped), scan)
         scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._execute(plan, queue_paths=paths, scan=scan)
@@ -435,7 +435,7 @@ class _Session:
             self.state.set_remote(path, entries.get(path))
         held = self.watcher.held()
         scan = self._scan_only(changed)
-        keep = _Scope(held | self.shadowed, scan)
+        keep = _Scope(held | self.shadowed | set(scan.skipped), scan)
         plan = self._plan_subset({p for p in changed if keep(p)}, scan, Direction.PULL)
         self._execute(plan, queue_paths=(), scan=scan)
 

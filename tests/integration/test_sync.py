@@ -128,6 +128,27 @@ def test_the_same_change_on_both_sides_is_recorded_not_a_conflict(
     assert planned(local, remote_tree) == []
 
 
+@pytest.mark.parametrize("direction", [SYNC, Direction.PUSH, Direction.PULL])
+def test_a_file_replaced_here_by_a_link_is_left_alone_on_both_sides(
+    remote_tree: RemoteTree, tmp_path: Path, direction: Direction
+) -> None:
+    """fsync does not follow the link (by default), so the path holds nothing it syncs: taken
+    for deleted, a push deleted the remote copy, and a remote edit met the link at every run
+    as "the local file changed during the run" (exit 3, which no policy resolved)."""
+    local = tmp_path / "local"
+    write(local, {"a": "v0", "b": "B"})
+    sync(local, remote_tree)
+    (local / "a").unlink()
+    (local / "a").symlink_to("b")
+    remote_tree.write("a", b"edited there")
+    for _ in range(2):
+        result = sync(local, remote_tree, direction=direction)
+        assert (result.failed, result.conflicts, result.unresolved) == (0, 0, 0), result.errors
+        assert app.exit_status(result) == 0
+    assert (local / "a").is_symlink()
+    assert remote_tree.tree()["a"] == b"edited there"
+
+
 def test_renames_on_either_side_move_instead_of_copying(
     remote_tree: RemoteTree, tmp_path: Path
 ) -> None:
