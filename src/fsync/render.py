@@ -204,7 +204,10 @@ def print_status(report: StatusReport, redactor: Redactor = NO_SECRETS) -> None:
     for u in report.uploads:
         typer.echo(f"  {say(u.target)}: {human_bytes(u.size)}, started {when(u.created)}")
     if report.downloads:
-        typer.echo("partial downloads (the next pull of the same version continues them):")
+        typer.echo(
+            "partial downloads (the next pull of the same version continues them where the "
+            "store keeps the file's blake3, else fetches it whole):"
+        )
     for d in report.downloads:
         kept = human_bytes(len(d.blocks) // 32 * d.block_size)
         typer.echo(
@@ -223,8 +226,9 @@ def _print_runs(
     for run in report.runs:
         s = run.summary
         ended = "unfinished" if run.exit_code is None else f"exit {run.exit_code}"
+        command = f"{run.command} (dry run)" if s.get("dry_run") else run.command
         typer.echo(
-            f"  {when(run.started)} {run.command} {say(run.remote_url or '?')} {ended}: "
+            f"  {when(run.started)} {command} {say(run.remote_url or '?')} {ended}: "
             f"{s.get('uploaded', 0)} up, {s.get('downloaded', 0)} down, "
             f"{s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed"
         )

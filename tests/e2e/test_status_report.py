@@ -32,6 +32,16 @@ def test_failed_runs_show_their_errors(fsync, tmp_path: Path) -> None:
     assert [e["path"] for e in run["summary"]["errors"]] == ["locked.txt"]
 
 
+def test_a_dry_run_shows_as_one(fsync, tmp_path: Path) -> None:
+    """It read like a real run that had sent the files."""
+    src = tmp_path / "src"
+    write(src, {"a.txt": "a"})
+    assert fsync("push", src, tmp_path / "out", "--dry-run").returncode == 0
+    human = fsync("status", src)
+    assert "push (dry run) " in human.stdout
+    assert "exit 0: 1 up" in human.stdout
+
+
 def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
     src = tmp_path / "src"
     write(src, {"a.txt": "a"})
