@@ -510,12 +510,14 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
 
     s3_proxy.proxy.reset_counts()
     second = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=300, check=False
+        [*command, "--json"], env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert second.returncode == 0, second.stderr
     counts = s3_proxy.proxy.counts()
     assert (counts["CreateMultipartUpload"], counts["ListParts"]) == (0, 1)
     assert counts["UploadPart"] == parts_total - done
+    # The summary counts the bytes this run sent, not the parts the store already held.
+    assert json.loads(second.stdout)["bytes_sent"] == (parts_total - done) * 5 * MIB
     assert keys(direct, s3_proxy.bucket)[key]["ContentLength"] == size
     assert unfinished_uploads(direct, s3_proxy.bucket) == []
 

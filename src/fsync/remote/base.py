@@ -193,6 +193,7 @@ class Remote(Protocol):
         *,
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
+        on_held: Callable[[int], None] | None = None,
     ) -> RemoteEntry:
         """Write `source` to `path` atomically and return the new entry.
 
@@ -200,7 +201,9 @@ class Remote(Protocol):
         under `path` only after `before_publish()` returns; if it raises, the staged bytes are
         discarded and the exception propagates. Just before publishing, the current object must
         still match `expect` (None: must be absent), else `RemoteChanged` is raised and nothing
-        is overwritten.
+        is overwritten. `on_held` hears how many bytes of `source` the store already held and
+        were not sent again (an upload continued from an earlier run), for the run's count of
+        bytes sent; a remote that never continues an upload never calls it.
         """
         ...
 

@@ -229,6 +229,7 @@ class FsspecRemote:
         *,
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
+        on_held: Callable[[int], None] | None = None,
     ) -> RemoteEntry:
         """Stream `source` to a temp name beside `path`, then move it into place.
 

@@ -251,6 +251,7 @@ class LocalRemote:
         *,
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
+        on_held: Callable[[int], None] | None = None,
     ) -> RemoteEntry:
         """Write `source` to a temp file beside `path`, then rename it into place.
 

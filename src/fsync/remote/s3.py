@@ -328,6 +328,7 @@ class S3Remote:
         *,
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
+        on_held: Callable[[int], None] | None = None,
     ) -> RemoteEntry:
         """Upload `source` as `path` (see the module docstring); returns the new entry.
 
@@ -340,7 +341,10 @@ class S3Remote:
         """
         if chunking.needs_parts(meta.size, self.settings.chunk_size):
             upload = MultipartPut(self, self._key(path), meta, f"writing {self._url(path)}")
-            return upload.run(source, expect, before_publish)
+            entry = upload.run(source, expect, before_publish)
+            if on_held is not None and upload.held:
+                on_held(upload.held)
+            return entry
         return self._put_whole(path, source, meta, expect, before_publish)
 
     def _put_whole(

@@ -145,8 +145,8 @@ class MultipartPut:
         self.what = what
         self.target = f"s3://{remote.bucket}/{key}"
         self.part_size = chunking.part_size_for(meta.size, remote.settings.chunk_size)
-        self.sent = 0
-        """Parts sent by this run (the others were found on the store)."""
+        self.held = 0
+        """Bytes of the parts the store already held (sent by an earlier run), not sent."""
 
     def run(
         self,
@@ -282,7 +282,8 @@ class MultipartPut:
         for future, number in running.items():
             etag, sent = future.result()
             etags[number] = etag
-            self.sent += sent
+            if not sent:
+                self.held += done[number][1]
         return etags
 
     def _send_part(

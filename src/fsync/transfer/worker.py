@@ -172,14 +172,20 @@ class Worker:
                     raise FileChangedError(f"{path} changed while being uploaded")
 
             meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
+            held: list[int] = []
             if self.stager is not None and entry.size <= STAGED_MAX and not self.opts.verify_full:
                 done.staged = self.stager.stage(path, reader, meta, before_publish=verify)
                 new = done.staged.entry
             else:
                 new = self.remote.put(
-                    path, reader, meta, expect=action.remote, before_publish=verify
+                    path,
+                    reader,
+                    meta,
+                    expect=action.remote,
+                    before_publish=verify,
+                    on_held=held.append,
                 )
-        done.sent = entry.size
+        done.sent = entry.size - sum(held)  # parts an earlier run sent are not counted again
         if self.opts.verify_full:
             self._read_back(path, entry, new)
         base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns)
