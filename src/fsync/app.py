@@ -615,9 +615,17 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
         scan = scanner.scan(root, manifest, ignore)
         with manifest.transaction():
             manifest.update_cache(scan.updates)
+        # What a run leaves alone is not pending: a path a skipped link holds, or one that
+        # could not be read (not a deleted file either way; see `_plannable`).
+        alone = set(scan.skipped)
         remotes = [
             _pending(
-                url, scan.entries, unignored_base(manifest.base(url), ignore, scan.entries, ())
+                url,
+                scan.entries,
+                _without(
+                    _known(unignored_base(manifest.base(url), ignore, scan.entries, ()), scan),
+                    alone,
+                ),
             )
             for url in manifest.known_remotes()
         ]

@@ -42,6 +42,18 @@ def test_a_dry_run_shows_as_one(fsync, tmp_path: Path) -> None:
     assert "exit 0: 1 up" in human.stdout
 
 
+def test_a_file_a_skipped_link_replaced_is_not_pending(fsync, tmp_path: Path) -> None:
+    """A push leaves it alone (its remote copy stays); status listed it as deleted."""
+    src = tmp_path / "src"
+    write(src, {"a": "v0", "b": "b"})
+    assert fsync("push", src, tmp_path / "out").returncode == 0
+    (src / "a").unlink()
+    (src / "a").symlink_to("b")
+    report = json.loads(fsync("status", src, "--json").stdout)
+    (remote,) = report["remotes"]
+    assert (remote["new"], remote["changed"], remote["deleted"]) == ([], [], [])
+
+
 def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
     src = tmp_path / "src"
     write(src, {"a.txt": "a"})
