@@ -618,17 +618,10 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
         # What a run leaves alone is not pending: a path a skipped link holds, or one that
         # could not be read (not a deleted file either way; see `_plannable`).
         alone = set(scan.skipped)
-        remotes = [
-            _pending(
-                url,
-                scan.entries,
-                _without(
-                    _known(unignored_base(manifest.base(url), ignore, scan.entries, ()), scan),
-                    alone,
-                ),
-            )
-            for url in manifest.known_remotes()
-        ]
+        remotes = []
+        for url in manifest.known_remotes():
+            base = _known(unignored_base(manifest.base(url), ignore, scan.entries, ()), scan)
+            remotes.append(_pending(url, scan.entries, _without(base, alone)))
         for remote in remotes:
             remote.queued = list(manifest.queued(remote.url))
         with TransferJournal.open(root) as journal:

@@ -329,7 +329,7 @@ class _Session:
             listing, self.ignore, self.push_opts, self.once
         )
         self.state.reset(self.manifest.base(self.remote.key), entries)
-        keep = _Scope(held | self.shadowed | set(scan.skipped), scan)
+        keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
@@ -369,7 +369,7 @@ class _Session:
             self.once.warning(line)
         for e in scan.unsendable:
             self.once.warning(f"not sent: {e.path}: {e.error}")
-        keep = _Scope(held | self.shadowed | set(scan.skipped), scan)
+        keep = _Scope(held | self.shadowed, scan)
         scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._execute(plan, queue_paths=paths, scan=scan)
@@ -435,7 +435,7 @@ class _Session:
             self.state.set_remote(path, entries.get(path))
         held = self.watcher.held()
         scan = self._scan_only(changed)
-        keep = _Scope(held | self.shadowed | set(scan.skipped), scan)
+        keep = _Scope(held | self.shadowed, scan)
         plan = self._plan_subset({p for p in changed if keep(p)}, scan, Direction.PULL)
         self._execute(plan, queue_paths=(), scan=scan)
 
@@ -587,14 +587,16 @@ class _WatchSink:
 
 
 class _Scope:
-    """Which paths a plan may touch: none that is held by the watcher or failed to scan.
+    """Which paths a plan may touch: none that is held by the watcher, failed to scan, or
+    holds something fsync does not sync (a skipped link, a device).
 
     A held path is still changing (it gets its own batch once settled), so acting on it now
-    could send a file half-written; an unreadable one is not a deleted one.
+    could send a file half-written; an unreadable one is not a deleted one, nor is a file
+    replaced by a link (`ScanResult.skipped`).
     """
 
     def __init__(self, held: set[RelPath], scan: scanner.ScanResult) -> None:
-        self._held = held
+        self._held = held | set(scan.skipped)
         self._scan = scan
 
     def __call__(self, path: RelPath) -> bool:

@@ -418,10 +418,7 @@ def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
         rng = random.Random(42)
         for _ in range(size // (8 * MIB)):
             out.write(rng.randbytes(8 * MIB))
-    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
-    command = [sys.executable, "-m", "fsync", "push", str(src), url, "--chunk-size", "5MiB"]
-    command += ["--transfers", "2", "--quiet"]
-    env = s3_proxy.server.env()
+    command, env = _push_command(s3_proxy, src)
     key = f"{PREFIX}/huge.bin"
 
     first = subprocess.Popen(
@@ -482,10 +479,7 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(random.Random(7).randbytes(size))
-    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
-    command = [sys.executable, "-m", "fsync", "push", str(src), url, "--chunk-size", "5MiB"]
-    command += ["--transfers", "2", "--quiet"]
-    env = s3_proxy.server.env()
+    command, env = _push_command(s3_proxy, src)
     key = f"{PREFIX}/big.bin"
     first = subprocess.Popen(
         [*command, "--bw-limit", "5MiB/s"],
@@ -606,6 +600,13 @@ def test_a_store_ignoring_range_never_splices_a_resumed_download(
     again = sync(dst, s3_proxy, Direction.PULL)
     assert (again.downloaded, again.failed, again.bytes_received) == (1, 0, size)
     assert (dst / "big.bin").read_bytes() == data
+
+
+def _push_command(target: ProxiedBucket, src: Path) -> tuple[list[str], dict[str, str]]:
+    """`fsync push SRC` to the bucket in 5 MiB parts, two at a time, and its environment."""
+    url = f"s3://{target.bucket}/{PREFIX}"
+    command = [sys.executable, "-m", "fsync", "push", str(src), url, "--chunk-size", "5MiB"]
+    return [*command, "--transfers", "2", "--quiet"], target.server.env()
 
 
 def _wait_for_blocks(dst: Path, process: subprocess.Popen[bytes], at_least: int) -> int:
