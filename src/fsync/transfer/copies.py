@@ -58,13 +58,15 @@ def fetch_new(
 
     The bytes go to a temp file beside `dst`, hashed as they arrive and flushed to disk,
     then `place_new` puts it in place (`FileExistsError` if `dst` appeared). With `expect`,
-    the size (and the digest where known) must match it, else `VerificationError`; its
-    mtime, where known, is given to the file.
+    only that version is read (`RemoteChanged` when the object was replaced since: a
+    replacement of the same size would pass the size check where the digest is unknown),
+    its size and digest (where known) must match, else `VerificationError`, and its mtime,
+    where known, is given to the file.
     """
     tmp = temp_beside(dst)
     try:
         fd = create_exclusive(tmp)
-        with os.fdopen(fd, "wb") as out, remote.open_read(path) as src:
+        with os.fdopen(fd, "wb") as out, remote.open_read(path, expect=expect) as src:
             reader = HashingReader(src, on_read=on_read)
             while chunk := reader.read(CHUNK):
                 out.write(chunk)
