@@ -194,6 +194,11 @@ class _Session:
         self.total = RunResult()
         self.started = time.monotonic()
         self.next_pull = self.started if opts.pull_every else None
+        self.pull_again: set[RelPath] = set()
+        """Remote changes a push saw and left alone (its plan's notices: a change made there
+        while the watch was off, a file deleted here but changed there): the next pull
+        applies them, as it would have had it seen them first. Each pull looks only at what
+        changed since the last listing, and a push's listing or stat is such a look."""
         self.full_due: float | None = None
         """When a full sync is due outside the watcher's schedule (a retry, new rules)."""
         self.full_failures = 0
@@ -343,6 +348,7 @@ class _Session:
             self.display.warning(f"{exc}; deleting nothing")
             policy = replace(self.push_policy, force=True)
             plan = _without_deletes(app.plan_sync(self.remote, local, remote, base, policy))
+        self._leave_for_pull(plan)
         with self.manifest.transaction():
             self.manifest.update_cache(scan.updates)
             self.manifest.prune_cache(scan.entries.keys())
@@ -372,7 +378,13 @@ class _Session:
         keep = _Scope(held | self.shadowed, scan)
         scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
+        self._leave_for_pull(plan)
         self._execute(plan, queue_paths=paths, scan=scan)
+
+    def _leave_for_pull(self, plan: Plan) -> None:
+        """Keep the remote changes a push plan leaves alone for the `--pull-every` pulls."""
+        if self.next_pull is not None:
+            self.pull_again.update(notice.path for notice in plan.notices)
 
     def _more_soon(self) -> set[RelPath]:
         """The paths of the batches that arrive before the watcher has been quiet for
@@ -424,12 +436,15 @@ class _Session:
         # Refused keys (warned) are not deleted there, nor are the paths they name in NFC.
         refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed
         known = self.state.remote
+        again = set(self.pull_again)
         changed = {
             p
-            for p in entries.keys() | known.keys()
-            if not same_version(entries.get(p), known.get(p)) and not under_any(p, refused)
+            for p in entries.keys() | known.keys() | again
+            if (p in again or not same_version(entries.get(p), known.get(p)))
+            and not under_any(p, refused)
         }
         if not changed:
+            self.pull_again -= again
             return
         for path in changed:
             self.state.set_remote(path, entries.get(path))
@@ -438,6 +453,7 @@ class _Session:
         keep = _Scope(held | self.shadowed, scan)
         plan = self._plan_subset({p for p in changed if keep(p)}, scan, Direction.PULL)
         self._execute(plan, queue_paths=(), scan=scan)
+        self.pull_again -= again
 
     # --- carrying plans out --------------------------------------------------------------
 

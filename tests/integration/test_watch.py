@@ -274,6 +274,48 @@ def test_pull_every_brings_remote_changes_and_does_not_echo_them(
     assert (result.downloaded, result.deleted) == (1, 1)
 
 
+def test_pull_every_brings_what_changed_there_while_the_watch_was_off(
+    start: Callable[..., Watching],
+) -> None:
+    """The session's first listing (its full sync, a push) sees these changes first; the
+    pulls, which look for changes since the last listing, must still apply them."""
+    w = start()
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        (w.local / name).write_text(f"{name}, synced")
+    w.converge()
+    w.stop()
+    (w.remote / "a.txt").write_text("a.txt, rewritten there")
+    (w.remote / "new.txt").write_text("made there")
+    (w.remote / "c.txt").unlink()
+    w2 = start(pull_every=0.2)
+    w2.converge("the remote's changes pulled")
+    assert (w2.local / "a.txt").read_text() == "a.txt, rewritten there"
+    result = w2.stop()
+    assert (result.downloaded, result.deleted, result.uploaded) == (2, 1, 0)
+
+
+def test_pull_every_brings_back_a_file_deleted_here_but_changed_there(
+    start: Callable[..., Watching],
+) -> None:
+    """The push of the delete meets the remote's change: the conflict keeps the remote's
+    version, and the next pull brings it here (as `fsync pull` would)."""
+    w = start(pull_every=1.0)
+    for name in ("doc.txt", "b.txt", "c.txt"):
+        (w.local / name).write_text(f"{name}, synced")
+    w.converge()
+    (w.local / "doc.txt").unlink()
+    (w.remote / "doc.txt").write_text("doc.txt, changed there meanwhile")
+    eventually(
+        lambda: (
+            (w.local / "doc.txt").exists()
+            and (w.local / "doc.txt").read_text() == "doc.txt, changed there meanwhile"
+        ),
+        "the remote's version pulled",
+    )
+    w.converge()
+    w.stop()
+
+
 def test_mirror_deletes_remote_extras_but_never_local_ones(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:
