@@ -547,6 +547,14 @@ def dry_run_result(plan: Plan) -> RunResult:
             result.bytes_sent += a.local.size
         elif a.kind is ActionKind.DOWNLOAD and a.remote is not None:
             result.bytes_received += a.remote.size
+        if a.share_copy and a.local is not None and a.remote is not None:
+            # The version set aside goes to the other side too (`Worker`'s shared copies).
+            if a.kind is ActionKind.UPLOAD:
+                result.downloaded += 1
+                result.bytes_received += a.remote.size
+            elif a.kind is ActionKind.DOWNLOAD:
+                result.uploaded += 1
+                result.bytes_sent += a.local.size
     return result
 
 

@@ -66,9 +66,13 @@ def test_a_first_run_deletes_nothing_adopts_twins_and_keeps_both_of_a_clash(
     remote_tree.write("only-there.txt", b"theirs")
     remote_tree.write("twin.txt", b"same")
     remote_tree.write("clash.txt", b"theirs, longer")
+    dry = sync(local, remote_tree, dry_run=True)
     result = sync(local, remote_tree)
-    # Two copies one way or the other, and the clash's winner (the newer, else the local).
-    assert (result.uploaded + result.downloaded, result.deleted) == (3, 0)
+    # Two copies one way or the other, the clash's winner (the newer, else the local), and
+    # the loser's conflict copy, sent or fetched to the other side.
+    assert (result.uploaded + result.downloaded, result.deleted) == (4, 0)
+    assert (dry.uploaded, dry.downloaded) == (result.uploaded, result.downloaded)
+    assert (dry.bytes_sent, dry.bytes_received) == (result.bytes_sent, result.bytes_received)
     assert (result.conflicts, result.failed, result.unresolved) == (1, 0, 0)
     assert files(local) == remote_tree.tree()
     assert [k for k in files(local) if k.startswith("twin")] == ["twin.txt"]

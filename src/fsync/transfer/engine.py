@@ -358,6 +358,11 @@ def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
         result.notices.append(Notice(action.path, reason))
         reporter.file_done(action.path, "conflict")
         reporter.warning(reason)
+    for copy in done.more:  # a conflict copy made on both sides: sent, or fetched
+        if copy.remote is not None:
+            result.uploaded += 1
+        else:
+            result.downloaded += 1
     if done.error is not None:
         result.failed += 1
         result.errors.append(FileError(action.path, done.error))

@@ -88,7 +88,8 @@ class Done:
     seconds: float = 0.0
     more: list[Outcome] = field(default_factory=list)
     """Outcomes of paths an action wrote besides its own (conflict copies on both sides);
-    committed even when the action itself then failed."""
+    committed even when the action itself then failed. One with a `remote` entry was sent,
+    one without was fetched: each counts as an upload or a download."""
     raced: str | None = None
     """Why the action was not done: its destination changed since the plan (a conflict)."""
     staged: Staged | None = None
