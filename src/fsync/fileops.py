@@ -10,6 +10,7 @@ import ctypes
 import errno
 import os
 import shutil
+import stat
 from typing import Any
 
 from fsync.paths import temp_name
@@ -154,6 +155,7 @@ def fsync_folder(folder: str) -> None:
 
 
 RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
@@ -176,9 +178,54 @@ def rename_noreplace(src: str, dst: str) -> bool:
     as `os.rename` would. False where the platform or the filesystem cannot do it (no
     `renameat2`, or a filesystem without `RENAME_NOREPLACE`): nothing was done.
     """
+    return _renameat2(src, dst, RENAME_NOREPLACE)
+
+
+def rename_exchange(src: str, dst: str) -> bool:
+    """Swap the files named `src` and `dst` in one atomic step: each name then holds what the
+    other held, and neither is ever missing or replaced.
+
+    Replacing a file by `os.replace` after checking it leaves a window in which an edit of
+    it is lost with it; swapped instead, the replaced version stays at `src`, to be checked
+    after the fact and kept if it changed. Raises `FileNotFoundError` when either is
+    missing, and other errors as `os.rename` would. False where the platform or the
+    filesystem cannot do it: nothing was done.
+    """
+    return _renameat2(src, dst, RENAME_EXCHANGE)
+
+
+def swap_into_place(src: str, dst: str) -> os.stat_result | None:
+    """Rename the file `src` to `dst`; return the stat of the file it displaced, which is
+    then at `src` for the caller to check and delete or keep, or None if there was none.
+
+    A check of `dst` followed by a rename over it leaves a window in which an edit or an
+    editor's save of `dst` is replaced unseen; swapped (`rename_exchange`), the displaced
+    version is checked after the fact. Where nothing is at `dst`, the rename refuses to
+    replace a file that appears meanwhile (`FileExistsError`). A folder at `dst` is left
+    there (`IsADirectoryError`). Where the platform can do neither, `os.replace`.
+    """
+    try:
+        swapped = rename_exchange(src, dst)
+    except FileNotFoundError:
+        if not os.path.lexists(src):
+            raise
+        if rename_noreplace(src, dst):
+            return None
+        swapped = False
+    if not swapped:
+        os.replace(src, dst)
+        return None
+    displaced = os.lstat(src)
+    if stat.S_ISDIR(displaced.st_mode):
+        rename_exchange(src, dst)  # give the folder its name back
+        raise IsADirectoryError(errno.EISDIR, "a folder is in the way", dst)
+    return displaced
+
+
+def _renameat2(src: str, dst: str, flags: int) -> bool:
     if _RENAMEAT2 is None:
         return False
-    if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), RENAME_NOREPLACE) == 0:
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):

@@ -11,6 +11,8 @@ and the next run keeps both versions.
 from __future__ import annotations
 
 import os
+import random
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from fsync import app
 from fsync.config import SyncOptions
 from fsync.model import Direction, RunResult
 from fsync.progress import NullReporter, Reporter
-from fsynctest.remotes import RemoteTree
+from fsynctest.remotes import FolderTree, RemoteTree
 from fsynctest.trees import listing, write
 
 PUSH, PULL, SYNC = Direction.PUSH, Direction.PULL, Direction.SYNC
@@ -174,3 +176,52 @@ def test_sync_meets_writers_on_both_sides(remote_tree: RemoteTree, tmp_path: Pat
     assert {b"mine, to send", b"theirs, written meanwhile", b"mine, written meanwhile"} <= set(
         remote_tree.tree().values()
     )
+
+
+class Editor(NullReporter):
+    """Saves each file the way editors do (write beside, rename over) at a random moment
+    just after its download's last bytes arrive: around fsync's check of the local file
+    and its rename of the download over it."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        self.random = random.Random(7)
+        self.left: dict[str, int] = {}
+        self.timers: list[threading.Timer] = []
+
+    def file_started(self, path: str, size: int) -> None:
+        self.left[path] = size
+
+    def advance(self, path: str, nbytes: int) -> None:
+        self.left[path] -= nbytes
+        if self.left[path] == 0:
+            timer = threading.Timer(self.random.uniform(0, 0.003), self.save, (path,))
+            self.timers.append(timer)
+            timer.start()
+
+    def save(self, path: str) -> None:
+        tmp = self.folder / f".{path}.swp"
+        tmp.write_text(f"edited here: {path}")
+        tmp.rename(self.folder / path)
+
+
+def test_a_pull_never_replaces_an_edit_made_while_it_runs(tmp_path: Path) -> None:
+    """A save landing between the check before each replacement and the rename (a window of
+    microseconds to milliseconds) must be kept too, as a conflict copy: every edit
+    survives, in the file or beside it."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    names = [f"f{i}.txt" for i in range(300)]
+    write(local, {name: f"synced {name} " * 3000 for name in names})
+    assert run(local, FolderTree(remote), PUSH).failed == 0
+    write(remote, {name: f"changed there {name} " * 3000 for name in names})
+    editor = Editor(local)
+    result = run(local, FolderTree(remote), PULL, editor)
+    for timer in editor.timers:
+        timer.join()
+    assert result.failed == 0, result.errors
+    kept = {name: (local / name).read_text() for name in os.listdir(local) if name[0] == "f"}
+    for name in names:
+        stem = name.removesuffix(".txt")
+        versions = {text for kept_name, text in kept.items() if kept_name.split(".")[0] == stem}
+        assert f"edited here: {name}" in versions, f"the edit of {name} is lost"

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from fsync.fileops import _RENAMEAT2, create_exclusive, makedirs, place_new, rename_noreplace
+from fsync.fileops import (
+    _RENAMEAT2,
+    create_exclusive,
+    makedirs,
+    place_new,
+    rename_noreplace,
+    swap_into_place,
+)
 
 
 def test_place_new_moves_a_file_into_a_new_folder(tmp_path: Path) -> None:
@@ -65,3 +72,33 @@ def test_rename_noreplace_is_one_rename_that_never_replaces(tmp_path: Path) -> N
         rename_noreplace(str(src), str(tmp_path / "folder"))
     with pytest.raises(FileNotFoundError):
         rename_noreplace(str(tmp_path / "nothing"), str(tmp_path / "c.txt"))
+
+
+@pytest.mark.skipif(_RENAMEAT2 is None, reason="no renameat2 here")
+def test_swap_into_place_hands_back_the_displaced_version(tmp_path: Path) -> None:
+    """What was at the name, edited after any check of it, is never replaced unseen."""
+    new, dst = tmp_path / ".tmp", tmp_path / "f.txt"
+    dst.write_bytes(b"edited after the check")
+    ino = dst.stat().st_ino
+    new.write_bytes(b"downloaded")
+    displaced = swap_into_place(str(new), str(dst))
+    assert displaced is not None
+    assert (displaced.st_ino, displaced.st_size) == (ino, len(b"edited after the check"))
+    assert (dst.read_bytes(), new.read_bytes()) == (b"downloaded", b"edited after the check")
+
+
+@pytest.mark.skipif(_RENAMEAT2 is None, reason="no renameat2 here")
+def test_swap_into_place_of_a_free_name_and_of_a_folder(tmp_path: Path) -> None:
+    new, dst = tmp_path / ".tmp", tmp_path / "f.txt"
+    new.write_bytes(b"downloaded")
+    assert swap_into_place(str(new), str(dst)) is None
+    assert (dst.read_bytes(), new.exists()) == (b"downloaded", False)
+    new.write_bytes(b"again")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError):
+        swap_into_place(str(new), str(tmp_path / "d"))
+    assert (tmp_path / "d").is_dir()
+    assert new.read_bytes() == b"again"
+    with pytest.raises(FileNotFoundError):
+        swap_into_place(str(tmp_path / "nothing"), str(dst))
+    assert dst.read_bytes() == b"downloaded"

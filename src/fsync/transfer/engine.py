@@ -345,7 +345,7 @@ def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
     action = done.action
     result.bytes_sent += done.sent
     result.bytes_received += done.received
-    if action.conflict:
+    if action.conflict or done.kept_aside:
         result.conflicts += 1
     if action.kind is ActionKind.CONFLICT:
         result.unresolved += 1

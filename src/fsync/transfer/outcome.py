@@ -92,5 +92,8 @@ class Done:
     one without was fetched: each counts as an upload or a download."""
     raced: str | None = None
     """Why the action was not done: its destination changed since the plan (a conflict)."""
+    kept_aside: bool = False
+    """The action was done, but the local version it replaced had changed since the plan
+    (an edit during the run): kept as a conflict copy, and counted as a conflict."""
     staged: Staged | None = None
     """An upload written but not yet published: `_Batch.commit` publishes it."""

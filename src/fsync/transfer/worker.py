@@ -23,7 +23,12 @@ from fsync.errors import (
     UnsafePathError,
     VerificationError,
 )
-from fsync.fileops import makedirs, place_new, unlink_quietly
+from fsync.fileops import (
+    makedirs,
+    place_new,
+    swap_into_place,
+    temp_beside,
+)
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.model import Action, ActionKind, BaseEntry, LocalEntry, RelPath, RemoteEntry
 from fsync.paths import check_name_lengths, conflict_name
@@ -341,7 +346,7 @@ class Worker:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns))
             self._check_local(action)
             copy = self._set_local_aside(action, full, done)
-            os.replace(tmp, full)
+            self._place(action, tmp, full, done)
         except BaseException:
             self.fetcher.discard(path, tmp)
             raise
@@ -353,6 +358,37 @@ class Worker:
         sig = StatSig.from_stat(os.stat(full))
         base = BaseEntry(size, digest, action.remote.fingerprint, sig.mtime_ns)
         return Outcome(path, base, cache=CacheRecord(sig, digest, trusted=False))
+
+    def _place(self, action: Action, tmp: str, full: str, done: Done) -> None:
+        """Rename the verified download `tmp` to `full` without ever losing a local version
+        the plan did not see.
+
+        `_check_local` has just found the planned version there, but a check then a rename
+        leaves a window (milliseconds, with transfer threads sharing the interpreter) in
+        which an edit or an editor's save would be replaced unseen. `swap_into_place` hands
+        back the version it displaced instead: the planned one is deleted, any other kept as
+        a conflict copy. (A write through a descriptor opened before the swap still goes to
+        the displaced file, as with any tool that replaces files by rename.)
+        """
+        try:
+            displaced = swap_into_place(tmp, full)
+        except FileExistsError:
+            raise RemoteChanged(f"{action.path}: a local file appeared during the run") from None
+        except IsADirectoryError:
+            raise RemoteChanged(
+                f"{action.path}: a local folder of that name is in the way"
+            ) from None
+        if displaced is None:
+            return
+        if action.local is not None and _still(displaced, action.local):
+            os.unlink(tmp)
+            return
+        copy = self._conflict_name(action.path, remote=False, local=True)
+        place_new(tmp, self._local(copy))
+        done.kept_aside = True
+        done.extra.append(
+            f"conflict: {action.path} changed here during the run; kept the local version as {copy}"
+        )
 
     def _set_local_aside(self, action: Action, full: str, done: Done) -> RelPath | None:
         """Keep the local version a download replaces: as a conflict copy (returned) under
@@ -429,10 +465,32 @@ class Worker:
         full = self._local(action.path)
         if self.opts.backup is not None and action.local is not None:
             self.opts.backup.save_local(action.path, full, action.local)
-        unlink_quietly(full)
+        self._remove(action, full)
         self.durability.renamed(os.path.dirname(full))
         self._prune_empty(os.path.dirname(full))
         return Outcome(action.path, None, forget_base=True, drop_cache=True)
+
+    def _remove(self, action: Action, full: str) -> None:
+        """Delete `full` if it is still the version the plan saw, by the same means as
+        `_place`: renamed aside in one step, checked, and put back if it changed since
+        `_check_local` (a version that appeared at its name meanwhile keeps the name, and
+        the changed one becomes a conflict copy); then the delete is refused."""
+        aside = temp_beside(full)
+        try:
+            os.rename(full, aside)
+        except FileNotFoundError:
+            return  # already gone (or moved to the backup dir)
+        displaced = os.lstat(aside)
+        if action.local is not None and _still(displaced, action.local):
+            os.unlink(aside)
+            return
+        try:
+            place_new(aside, full)
+        except FileExistsError:
+            place_new(
+                aside, self._local(self._conflict_name(action.path, remote=False, local=True))
+            )
+        raise RemoteChanged(f"{action.path}: the local file changed during the run")
 
     def record(self, action: Action, done: Done) -> Outcome:
         """Both sides hold the same content: remember it as the base."""
@@ -492,6 +550,15 @@ _HANDLERS: dict[ActionKind, Callable[[Worker, Action, Done], Outcome | None]] = 
     ActionKind.KEEP: Worker.nothing,
     ActionKind.CONFLICT: Worker.nothing,
 }
+
+
+def _still(st: os.stat_result, seen: LocalEntry) -> bool:
+    """Whether the file renamed aside (`st`) is the version the scan saw: the rename changed
+    its ctime, so size, mtime and inode tell (`_check_local` compared the ctime before)."""
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    same = (st.st_size, st.st_mtime_ns) == (seen.size, seen.mtime_ns)
+    return same and seen.ino in (0, st.st_ino)  # (0: the scan did not take it)
 
 
 def _download_mode(action: Action, remote_mode: int | None) -> int | None:
