@@ -135,8 +135,8 @@ def _learn(
             seen = remote.stat(path)
             if seen is None or seen.fingerprint != listed.fingerprint:
                 return None  # changed since the listing: the plan works from the listing
-            if seen.digest is None and local_root is not None:
-                seen = replace(seen, digest=_by_md5(local_root, path, seen, here))
+            if local_root is not None and _unproven(seen, here):
+                seen = replace(seen, digest=_by_md5(local_root, path, seen, here) or seen.digest)
             return replace(
                 listed,
                 digest=listed.digest or seen.digest,
@@ -150,6 +150,17 @@ def _learn(
     except (OSError, FsyncError):
         return None
     return replace(listed, digest=Digest(digest))
+
+
+def _unproven(seen: RemoteEntry, here: LocalEntry | None) -> bool:
+    """Whether the object's stored digest leaves open that it holds the local content: it
+    has none, or one that differs where its ETag (the MD5 the store computed) may still
+    match. A `blake3` written by another tool, or left by one that rewrote the object and
+    kept its metadata, is wrong: believed against the ETag, each sync made a conflict copy
+    of identical content."""
+    if seen.digest is None:
+        return True
+    return here is not None and here.digest != seen.digest and etags.is_plain_md5(seen.fingerprint)
 
 
 def _by_md5(root: str, path: RelPath, entry: RemoteEntry, here: LocalEntry | None) -> Digest | None:

@@ -133,10 +133,10 @@ def test_push_pull_round_trip(s3_proxy: ProxiedBucket, direct: S3Server, tmp_pat
         assert metadata["blake3"] == blake3.blake3(data).hexdigest()
         assert metadata["mtime"] == format_mtime(st.st_mtime_ns)  # rclone's format, exact
         assert metadata["mode"] == format_mode(st.st_mode)
-        if len(data) > CHUNK:
-            assert metadata["md5chksum"] == base64.b64encode(hashlib.md5(data).digest()).decode()
-        else:
-            assert "md5chksum" not in metadata
+        # rclone's whole-content MD5, on every object (on a single-part one it ties the
+        # metadata to the ETag the store computed)
+        assert metadata["md5chksum"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+        if len(data) <= CHUNK:
             assert answer["ETag"].strip('"') == hashlib.md5(data).hexdigest()
 
     proxy.reset_counts()
@@ -296,7 +296,8 @@ def test_objects_from_other_tools_are_pulled_and_verified(
     s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
 ) -> None:
     """No blake3 metadata: a single-PUT object is checked against its MD5 ETag, a multipart
-    one (boto3's managed upload) by size; an object whose MD5 claim is false fails."""
+    one (boto3's managed upload) by size. A wrong blake3 gives way to a plain ETag, the MD5
+    the store computed (the metadata is wrong, not the bytes); without one it fails."""
     from boto3.s3.transfer import TransferConfig
 
     single = b"written by another tool"
@@ -312,18 +313,26 @@ def test_objects_from_other_tools_are_pulled_and_verified(
         )
         client.put_object(
             Bucket=s3_proxy.bucket,
-            Key=f"{PREFIX}/lying.bin",
+            Key=f"{PREFIX}/wrong-blake3.bin",
             Body=multi[:100],
             Metadata={"blake3": "0" * 64},
+        )
+        client.upload_fileobj(
+            __import__("io").BytesIO(multi),
+            s3_proxy.bucket,
+            f"{PREFIX}/lying.bin",
+            ExtraArgs={"Metadata": {"blake3": "0" * 64}},
+            Config=TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK),
         )
     finally:
         client.close()
     result = sync(tmp_path, s3_proxy, Direction.PULL)
-    assert (result.downloaded, result.failed) == (2, 1)
+    assert (result.downloaded, result.failed) == (3, 1)
     assert result.errors[0].path == "lying.bin"
     assert "does not match its blake3 metadata" in result.errors[0].error
     assert (tmp_path / "single.txt").read_bytes() == single
     assert (tmp_path / "multi.bin").read_bytes() == multi
+    assert (tmp_path / "wrong-blake3.bin").read_bytes() == multi[:100]
     assert not (tmp_path / "lying.bin").exists()
 
 
@@ -368,6 +377,55 @@ def test_identical_objects_from_other_tools_are_adopted_not_resent(
     assert {name.split(".")[0] for name in written} == {"changed"}  # it and its conflict copy
     second = sync(src, s3_proxy, Direction.PUSH)
     assert (second.uploaded, second.conflicts) == (0, 0)
+
+
+def test_a_rewrite_that_keeps_fsyncs_metadata_is_seen_as_a_change(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """A tool that rewrites an object keeping its user metadata (as some FUSE mounts do)
+    leaves fsync's `blake3` on other bytes. The `md5chksum` beside it no longer matches the
+    ETag, so none of that metadata is believed: the edit is pulled, not taken for an
+    identical rewrite (and overwritten by the next local change)."""
+    local = tmp_path / "local"
+    write(local, {"doc.txt": "version one\n", "other.txt": "o"})
+    assert sync(local, s3_proxy, Direction.PUSH).failed == 0
+    key = f"{PREFIX}/doc.txt"
+    client = direct.boto3_client()
+    try:
+        kept = client.head_object(Bucket=s3_proxy.bucket, Key=key)["Metadata"]
+        client.put_object(Bucket=s3_proxy.bucket, Key=key, Body=b"VERSION ONE\n", Metadata=kept)
+    finally:
+        client.close()
+    result = sync(local, s3_proxy, Direction.SYNC)
+    assert (result.downloaded, result.failed, result.conflicts) == (1, 0, 0), result.errors
+    assert (local / "doc.txt").read_bytes() == b"VERSION ONE\n"
+
+
+def test_a_wrong_blake3_from_another_tool_gives_way_to_the_etag(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """An object whose `blake3` metadata is wrong but whose ETag is the MD5 of its bytes:
+    the same bytes here are adopted (each sync made a conflict copy of them), and other
+    bytes are pulled (each pull failed, calling the object corrupted)."""
+    client = direct.boto3_client()
+    try:
+        for name, body in (("same.txt", b"x\n"), ("new.txt", b"theirs\n")):
+            client.put_object(
+                Bucket=s3_proxy.bucket,
+                Key=f"{PREFIX}/{name}",
+                Body=body,
+                Metadata={"blake3": "0" * 64},
+            )
+    finally:
+        client.close()
+    local = tmp_path / "local"
+    write(local, {"same.txt": "x\n"})
+    for _ in range(2):
+        result = sync(local, s3_proxy, Direction.SYNC)
+        assert (result.failed, result.conflicts, result.uploaded) == (0, 0, 0), result.errors
+    assert sorted(os.listdir(local)) == [".fsync", "new.txt", "same.txt"]
+    assert (local / "new.txt").read_bytes() == b"theirs\n"
+    assert sorted(keys(direct, s3_proxy.bucket)) == [f"{PREFIX}/new.txt", f"{PREFIX}/same.txt"]
 
 
 def _fsync(target: ProxiedBucket, *args: str) -> subprocess.CompletedProcess[str]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
 import pytest
+from boto3.s3.transfer import TransferConfig
 
 from fsync.errors import (
     FileChangedError,
@@ -142,6 +143,7 @@ def test_small_put_is_one_request_and_metadata_is_rclone_compatible(
         "blake3": blake3.blake3(data).hexdigest(),
         "mtime": "1700000000.123456789",
         "mode": "0100644",
+        "md5chksum": base64.b64encode(bytes.fromhex(md5)).decode(),
     }
 
 
@@ -688,7 +690,7 @@ def test_a_store_ignoring_if_match_is_caught_serving_another_version(
     assert s3_proxy.proxy.counts() == {"GetObject": 1}
 
 
-def test_download_refuses_content_not_matching_its_blake3(
+def test_download_checks_a_blake3_where_the_etag_cannot_disprove_it(
     remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
 ) -> None:
     client = direct.boto3_client()
@@ -701,7 +703,22 @@ def test_download_refuses_content_not_matching_its_blake3(
         )
     finally:
         client.close()
-    with remote.open_read(to_relpath("lie.txt")) as src, pytest.raises(VerificationError):
+    with remote.open_read(to_relpath("lie.txt")) as src:
+        # The ETag is the MD5 the store computed from these bytes: the metadata is wrong.
+        assert src.read() == b"real content"
+        assert src.entry.digest is None
+    client = direct.boto3_client()
+    try:  # without a plain ETag, the blake3 is all there is to check against
+        client.upload_fileobj(
+            io.BytesIO(os.urandom(6 * MIB)),
+            s3_proxy.bucket,
+            f"{ROOT}/lie.bin",
+            ExtraArgs={"Metadata": {"blake3": blake3.blake3(b"other content").hexdigest()}},
+            Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB),
+        )
+    finally:
+        client.close()
+    with remote.open_read(to_relpath("lie.bin")) as src, pytest.raises(VerificationError):
         src.read()
 
 

@@ -364,7 +364,7 @@ class S3Remote:
                 "Bucket": self.bucket,
                 "Key": key,
                 "ContentMD5": sm.md5_base64(md5),
-                "Metadata": sm.object_metadata(meta),
+                "Metadata": sm.object_metadata(meta, md5),
             }
             params.update(sm.write_condition(expect))
             unconditional = expect is not None and not expect.fingerprint

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from fsync.etags import is_plain_md5
 from fsync.model import Digest, RemoteEntry
 from fsync.remote.base import ObjectMeta
 
@@ -107,7 +108,9 @@ def object_metadata(meta: ObjectMeta, md5_hex: str | None = None) -> dict[str, s
     """The user metadata fsync writes for content described by `meta`.
 
     `blake3` is left out when `meta.digest` is empty (a caller that does not know it);
-    `md5chksum` only when `md5_hex` is given (multipart objects, whose ETag is not an MD5).
+    `md5chksum` only when `md5_hex` is given. rclone reads it on multipart objects, whose
+    ETag is not an MD5; on a single-part one it ties the metadata to the content
+    (`entry_from_head`).
     """
     out = {META_MTIME: format_mtime(meta.mtime_ns), META_MODE: format_mode(meta.mode)}
     if meta.digest:
@@ -137,14 +140,27 @@ def entry_from_head(response: Mapping[str, Any]) -> RemoteEntry:
     written, in whole seconds on some stores, not when the file was modified.
     """
     metadata = response.get("Metadata") or {}
+    etag = normalise_etag(response.get("ETag"))
+    size = int(response.get("ContentLength") or 0)
+    if _stale(metadata, etag, response):
+        return RemoteEntry(size=size, fingerprint=etag)
     mode = parse_mode(metadata.get(META_MODE))
     return RemoteEntry(
-        size=int(response.get("ContentLength") or 0),
-        fingerprint=normalise_etag(response.get("ETag")),
+        size=size,
+        fingerprint=etag,
         digest=digest_from_metadata(metadata),
         mtime_ns=parse_mtime(metadata.get(META_MTIME)),
         mode=None if mode is None else stat.S_IMODE(mode),
     )
+
+
+def _stale(metadata: Mapping[str, str], etag: str, response: Mapping[str, Any]) -> bool:
+    """True when the metadata describes other content than the object holds: its
+    `md5chksum` is not the MD5 the store computed (a plain ETag, unencrypted). A tool that
+    rewrites an object keeping its user metadata (as some FUSE mounts do) leaves fsync's
+    `blake3` on other bytes; believed, it would make the new content pass for the old."""
+    md5 = md5_hex_from_base64(metadata.get(META_MD5))
+    return md5 is not None and is_plain_md5(etag) and etag_is_md5(response) and md5 != etag
 
 
 def written_entry(meta: ObjectMeta, fingerprint: str) -> RemoteEntry:

@@ -241,11 +241,16 @@ class S3Reader(io.RawIOBase):
 
     def _verify(self) -> None:
         check, self._check = self._check, None
-        if check is not None and not check.matches():
+        if check is None:
+            return
+        failed = check.failure()
+        if failed is not None:
             raise VerificationError(
-                f"{self._what}: the content does not match its {check.label} "
+                f"{self._what}: the content does not match its {failed} "
                 "(corrupted in transit or at rest; nothing was written)"
             )
+        if check.stale_metadata():  # the metadata is of other bytes: none of it holds
+            self.entry = replace(self.entry, digest=None, mtime_ns=None, mode=None)
 
 
 def _total_size(content_range: str | None, fallback: int) -> int:
@@ -288,30 +293,47 @@ async def _read_up_to(body: Any, want: int) -> bytes:
 
 
 class _Check:
-    """A running hash of the bytes read and the value the object says it should reach."""
+    """Running hashes of the bytes read, and the values the object says they should reach:
+    its `blake3` metadata, and the MD5 the store computed (a plain, unencrypted ETag) or
+    else rclone's `md5chksum` metadata."""
 
-    def __init__(self, label: str, expected: str, hasher: Any) -> None:
-        self.label = label
-        self.expected = expected
-        self._hasher = hasher
+    def __init__(self, blake3: str | None, md5: str | None, md5_label: str) -> None:
+        self._blake3 = (blake3, new_hasher()) if blake3 else None
+        self._md5 = (md5, hashlib.md5(usedforsecurity=False)) if md5 else None
+        self._md5_label = md5_label
 
     @classmethod
     def for_object(cls, answer: dict[str, Any], entry: RemoteEntry) -> _Check | None:
-        """The strongest check the object allows, or None when it carries no usable hash."""
-        if entry.digest is not None:
-            return cls("blake3 metadata", entry.digest, new_hasher())
+        """The checks the object allows, or None when it carries no usable hash."""
         encrypted = answer.get("ServerSideEncryption") == "aws:kms" or answer.get(
             "SSECustomerAlgorithm"
         )
         if etags.is_plain_md5(entry.fingerprint) and not encrypted:
-            return cls("MD5 ETag", entry.fingerprint, hashlib.md5(usedforsecurity=False))
+            return cls(entry.digest, entry.fingerprint, "MD5 ETag")
+        if entry.digest is not None:
+            return cls(entry.digest, None, "")
         md5 = sm.md5_hex_from_base64((answer.get("Metadata") or {}).get(sm.META_MD5))
-        if md5 is not None:
-            return cls("md5chksum metadata", md5, hashlib.md5(usedforsecurity=False))
-        return None
+        return cls(None, md5, "md5chksum metadata") if md5 is not None else None
 
     def update(self, data: bytes) -> None:
-        self._hasher.update(data)
+        for check in (self._blake3, self._md5):
+            if check is not None:
+                check[1].update(data)
 
-    def matches(self) -> bool:
-        return bool(self._hasher.hexdigest() == self.expected)
+    def failure(self) -> str | None:
+        """The hash the bytes read do not match (None: all match, or only a `blake3`
+        metadata the store's own MD5 contradicts: see `stale_metadata`)."""
+        if self._md5 is not None and self._md5[1].hexdigest() != self._md5[0]:
+            return self._md5_label
+        if self._blake3 is not None and self._md5 is None and not self._blake3_matches():
+            return "blake3 metadata"
+        return None
+
+    def stale_metadata(self) -> bool:
+        """True when the bytes match the store's MD5 but not the `blake3` metadata: the
+        object was rewritten by a tool that kept fsync's metadata, which is then stale."""
+        return self._blake3 is not None and self._md5 is not None and not self._blake3_matches()
+
+    def _blake3_matches(self) -> bool:
+        assert self._blake3 is not None
+        return bool(self._blake3[1].hexdigest() == self._blake3[0])

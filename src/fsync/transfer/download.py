@@ -226,6 +226,7 @@ class Fetcher:
                     raise _Unverifiable
                 checkpoints = _Checkpoints(self.journal, partial)
                 size = offset + self._copy(partial.path, src, out, hasher, checkpoints)
+                served = served_entry(src)  # as the whole read found it (stale metadata)
             self._seal(out)
         except (_Unverifiable, RemoteChanged, VerificationError, FileNotFoundError):
             self.discard(partial.path, temp)  # this version cannot be finished from here
