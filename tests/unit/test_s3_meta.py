@@ -74,6 +74,16 @@ def test_mtime_parse_refuses_times_no_file_can_have(text: str) -> None:
     assert parse_mtime(text) is None
 
 
+@pytest.mark.parametrize("text", ["9" * 4400, "-" + "1" * 4400, "1" * 4400 + ".5"])
+def test_mtime_parse_refuses_thousands_of_digits(text: str) -> None:
+    # int() refuses more than 4300 decimal digits: its ValueError ended the whole pull.
+    assert parse_mtime(text) is None
+
+
+def test_mtime_parse_takes_leading_zeros() -> None:
+    assert parse_mtime("0" * 4400 + "1600000000.5") == 1_600_000_000_500_000_000
+
+
 @given(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1))
 def test_mtime_round_trips_every_nanosecond(ns: int) -> None:
     text = format_mtime(ns)
@@ -91,6 +101,16 @@ def test_mode_is_octal_unix_style() -> None:
     assert parse_mode("100664") == 0o100664
     assert parse_mode("rwx") is None
     assert parse_mode(None) is None
+    assert parse_mode("0177777") == 0o177777
+
+
+@pytest.mark.parametrize("text", ["-1", "-0100644", "7" * 22, "0200000", "37777777777"])
+def test_mode_parse_refuses_what_no_file_can_have(text: str) -> None:
+    # stat.S_IMODE raised OverflowError for these (negative, or past 32 bits) and ended the
+    # whole pull; they say no more than "rwx" does.
+    assert parse_mode(text) is None
+    head = {"ContentLength": 1, "ETag": '"x"', "Metadata": {"mode": text, "mtime": "9" * 4400}}
+    assert entry_from_head(head) == RemoteEntry(1, "x")
 
 
 def test_etags_are_normalised() -> None:

@@ -32,6 +32,10 @@ META_MD5 = "md5chksum"
 _NS_PER_S = 1_000_000_000
 _BLAKE3_HEX = re.compile(r"^[0-9a-f]{64}$")
 _MTIME = re.compile(r"^(-?)(\d+)(?:\.(\d*))?$")
+_MTIME_WHOLE_DIGITS = len(str((1 << 63) // _NS_PER_S))
+"""Digits of the whole seconds of the latest time a file can have (2**63 ns, in 2262)."""
+_MODE_MAX = 0o177777
+"""The largest `st_mode`: four bits of file type, twelve of permissions."""
 
 
 def format_mtime(mtime_ns: int) -> str:
@@ -60,6 +64,9 @@ def parse_mtime(text: str | None) -> int | None:
     if match is None:
         return None
     sign, whole, fraction = match.groups()
+    whole = whole.lstrip("0") or "0"
+    if len(whole) > _MTIME_WHOLE_DIGITS:
+        return None  # int() of thousands of digits is slow, and refused past 4300
     ns = int(whole) * _NS_PER_S + int(((fraction or "")[:9]).ljust(9, "0"))
     if ns >= 1 << 63:
         return None  # past 2262: no file can be given it (another tool's nonsense)
@@ -72,13 +79,18 @@ def format_mode(mode: int) -> str:
 
 
 def parse_mode(text: str | None) -> int | None:
-    """The `mode` metadata as an integer, or None when absent or not octal."""
+    """The `mode` metadata as an integer, or None when absent, not octal, or no file's mode.
+
+    Another tool's `-1` or 22 sevens would reach `stat.S_IMODE`, which raises OverflowError
+    beyond 32 bits and ended the whole run: such a value says as little as "rwx" does.
+    """
     if not text:
         return None
     try:
-        return int(text.strip(), 8)
+        mode = int(text.strip(), 8)
     except ValueError:
         return None
+    return mode if 0 <= mode <= _MODE_MAX else None
 
 
 def normalise_etag(etag: object) -> str:
