@@ -54,6 +54,7 @@ from fsync.cli_run import guard
 from fsync.errors import ExitCode
 from fsync.model import ConflictPolicy, Direction
 from fsync.redact import Redactor
+from fsync.terminal import say
 
 app = typer.Typer(
     name="fsync",
@@ -68,7 +69,7 @@ app = typer.Typer(
 
 def _show_version(asked: bool) -> None:
     if asked:
-        typer.echo(f"fsync {__version__}")
+        say(f"fsync {__version__}")
         raise typer.Exit(int(ExitCode.OK))
 
 
@@ -332,7 +333,7 @@ def cleanup(
     if json_out:
         render.echo_json({"aborted": aborted})
     else:
-        typer.echo(f"cleanup: aborted {aborted} unfinished uploads under {redactor.text(remote)}")
+        say(f"cleanup: aborted {aborted} unfinished uploads under {redactor.text(remote)}")
     raise typer.Exit(int(ExitCode.OK))
 
 

@@ -25,6 +25,8 @@ from typing import Any, get_args, get_origin
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from fsync.terminal import complain
+
 try:
     from typer._coercion import build_runtime_param
 except ImportError:  # a typer without adapter-based conversion: nothing to bypass
@@ -223,9 +225,9 @@ class QuickGroup(_QuickParameters, TyperGroup):
             where = getattr(e, "ctx", None)
             hint = f" (see {where.command_path} --help)" if where is not None else ""
             message = " ".join(e.format_message().split())
-            sys.stderr.write(f"fsync: error: {message}{hint}\n")
+            complain(f"fsync: error: {message}{hint}")
             sys.exit(e.exit_code)
         except typer.Abort:  # end of input where one was read (fsync reads none)
-            sys.stderr.write("fsync: error: aborted\n")
+            complain("fsync: error: aborted")
             sys.exit(1)
         sys.exit(status if isinstance(status, int) else 0)

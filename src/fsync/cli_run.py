@@ -22,6 +22,7 @@ import typer
 from fsync.cli_options import LinkMode, VerifyMode
 from fsync.errors import ExitCode, exit_code_for, one_line
 from fsync.redact import NO_SECRETS, Redactor
+from fsync.terminal import complain
 
 if TYPE_CHECKING:
     from fsync.progress import Reporter, WatchDisplay
@@ -161,18 +162,19 @@ def guard(
     except KeyboardInterrupt:
         if on_fail is not None:
             on_fail("interrupted", int(ExitCode.INTERRUPTED))
-        sys.stderr.write("fsync: interrupted\n")
+        complain("fsync: interrupted")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except Exception as exc:
         message = redactor.text(one_line(exc))
         if on_fail is not None:
             on_fail(message, int(exit_code_for(exc)))
         if verbose:
-            sys.stderr.write(redactor.text(traceback.format_exc()))
+            for line in redactor.text(traceback.format_exc()).rstrip("\n").split("\n"):
+                complain(line)
         fail(message, exit_code_for(exc))
 
 
 def fail(message: str, status: int) -> NoReturn:
     """Say `fsync: error: MESSAGE` on stderr and exit with `status`."""
-    sys.stderr.write(f"fsync: error: {message}\n")
+    complain(f"fsync: error: {message}")
     raise typer.Exit(int(status)) from None

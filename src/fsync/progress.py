@@ -4,7 +4,8 @@ The core calls a `Reporter`; it never imports rich. `RichReporter` draws a live 
 terminal, `PlainReporter` writes one line per finished file (no ANSI codes, no carriage
 returns), `NullReporter` is silent (`--quiet`, `--json`). rich is imported only when a
 terminal display is actually built, which keeps start-up cheap for scripted runs. `fsync
-watch` reports through a `WatchDisplay`, shown the same three ways.
+watch` reports through a `WatchDisplay`, shown the same three ways. Every name and line shown
+passes through `fsync.terminal.printable`: paths come from whoever wrote the remote.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Protocol, TextIO
+
+from fsync.terminal import printable, write_line
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -77,8 +80,7 @@ class NullReporter:
     def warning(self, message: str) -> None:
         """Write `fsync: warning: MESSAGE` to stderr."""
         if self._err is not None:
-            self._err.write(f"fsync: warning: {message}\n")
-            self._err.flush()
+            write_line(self._err, f"fsync: warning: {message}")
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -108,7 +110,7 @@ class PlainReporter(NullReporter):
         """Write `ACTION PATH` (or `failed ACTION PATH: ERROR` to stderr)."""
         with self._lock:
             if error is None:
-                self._lines.append(f"{action} {path}\n")
+                self._lines.append(printable(f"{action} {path}") + "\n")
                 if time.monotonic() - self._flushed >= self.FLUSH_EVERY:
                     self._write_out()
             else:
@@ -136,8 +138,7 @@ class PlainReporter(NullReporter):
     def _err_line(self, line: str) -> None:
         self._write_out()
         if self._err is not None:
-            self._err.write(line + "\n")
-            self._err.flush()
+            write_line(self._err, line)
 
 
 class RichReporter(PlainReporter):
@@ -201,20 +202,26 @@ class RichReporter(PlainReporter):
             if self._total is not None:
                 self._progress.update(self._total, description=f"{self._done}/{self._files} files")
         if error is None:
-            self._console.print(f"{action} {path}", markup=False, highlight=False)
+            self._print(f"{action} {path}")
         else:
-            self._console.print(f"fsync: error: {action} {path}: {error}", markup=False)
+            self._print(f"fsync: error: {action} {path}: {error}", highlight=True)
 
     def warning(self, message: str) -> None:
         """Print the warning above the live display."""
-        self._console.print(f"fsync: warning: {message}", markup=False, highlight=False)
+        self._print(f"fsync: warning: {message}")
 
     def close(self) -> None:
         """Stop the live display."""
         self._progress.stop()
 
+    def _print(self, line: str, highlight: bool = False) -> None:
+        """One line above the live display, as it reads: escaped, no markup."""
+        self._console.print(printable(line), markup=False, highlight=highlight)
+
 
 def _short(path: str, width: int = 40) -> str:
+    """`path` escaped (`printable`) and cut to its last `width` characters, for a bar."""
+    path = printable(path)
     return path if len(path) <= width else "…" + path[-(width - 1) :]
 
 
@@ -273,8 +280,7 @@ class PlainWatchDisplay(PlainReporter):
         stamp = time.strftime("%H:%M:%S")
         with self._lock:
             if error is None:
-                self._out.write(f"{stamp} {action} {path}\n")
-                self._out.flush()
+                write_line(self._out, f"{stamp} {action} {path}")
             else:
                 self._err_line(f"fsync: error: {stamp} {action} {path}: {error} (will retry)")
 
@@ -368,7 +374,7 @@ class RichWatchDisplay(NullWatchDisplay):
 
     def warning(self, message: str) -> None:
         """Print the warning above the live display."""
-        self._console.print(f"fsync: warning: {message}", markup=False, highlight=False)
+        self._console.print(printable(f"fsync: warning: {message}"), markup=False, highlight=False)
 
     def queued(self, count: int) -> None:
         """Show how many changes wait."""
@@ -407,12 +413,13 @@ class RichWatchDisplay(NullWatchDisplay):
                 f"moved {t.get('moved', 0)} · deleted {t.get('deleted', 0)} · "
                 f"{_binary(t.get('bytes', 0))} ({rate}/s) · failed {len(self._failing)}"
             )
-            lines: list[RenderableType] = [Text(self._where, style="bold"), Text(head)]
+            where = Text(printable(self._where), style="bold")
+            lines: list[RenderableType] = [where, Text(head)]
             if self._tasks:
                 lines.append(self._progress)
-            lines += [Text(f"  {s} {a} {p}", style="dim") for s, a, p in self._recent]
+            lines += [Text(printable(f"  {s} {a} {p}"), style="dim") for s, a, p in self._recent]
             failing = sorted(self._failing.items())[: self.FAILING]
-            lines += [Text(f"  failing {p}: {e}", style="red") for p, e in failing]
+            lines += [Text(printable(f"  failing {p}: {e}"), style="red") for p, e in failing]
         return Group(*lines)
 
 

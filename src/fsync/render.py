@@ -2,20 +2,18 @@
 
 Human lines go to stdout, errors and warnings to stderr as `fsync: error: ...`; with `--json`
 stdout carries one JSON object instead (`echo_json`), whose field names scripts depend on
-(DESIGN.md, Interface: extend, never rename). Secrets are scrubbed by the caller's redactor.
+(DESIGN.md, Interface: extend, never rename). Secrets are scrubbed by the caller's redactor;
+control characters by `fsync.terminal`, which every line goes out through.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING
 
-import typer
-
 from fsync.model import Direction
 from fsync.redact import NO_SECRETS, Redactor
+from fsync.terminal import complain, json_line, say
 
 if TYPE_CHECKING:
     from fsync.app import StatusReport
@@ -25,7 +23,7 @@ if TYPE_CHECKING:
 
 def echo_json(value: object) -> None:
     """`value` as one line of JSON on stdout (non-ASCII kept as is)."""
-    typer.echo(json.dumps(value, ensure_ascii=False))
+    say(json_line(value))
 
 
 def human_bytes(n: int) -> str:
@@ -43,7 +41,7 @@ def print_errors(errors: Iterable[FileError], redactor: Redactor | None) -> None
     (None: as the run reported it)."""
     for e in errors:
         why = e.error if redactor is None else redactor.text(e.error)
-        sys.stderr.write(f"fsync: error: {e.path}: {why}\n")
+        complain(f"fsync: error: {e.path}: {why}")
 
 
 def print_summary(
@@ -58,10 +56,10 @@ def print_summary(
     moved = r.uploaded + r.downloaded + r.deleted + r.moved
     if verbose:
         for n in r.notices:
-            typer.echo(f"skipped {n.path}: {n.reason}")
+            say(f"skipped {n.path}: {n.reason}")
     print_errors([e for e in r.errors if e.path not in shown], redactor)
     if moved == 0 and not r.failed and not r.conflicts:
-        typer.echo(f"{direction.value}: nothing to do ({r.unchanged} files unchanged)")
+        say(f"{direction.value}: nothing to do ({r.unchanged} files unchanged)")
     else:
         parts = _transfer_parts(direction, r)
         parts += [
@@ -72,14 +70,12 @@ def print_summary(
             f"{r.unchanged} unchanged",
         ]
         label = f"{direction.value} (dry run)" if r.dry_run else direction.value
-        typer.echo(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.2f} s")
+        say(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.2f} s")
     left = len(r.notices) - r.unresolved
     if left > 0 and not verbose and direction is not Direction.SYNC:
         _print_left(direction, left, sum(1 for n in r.notices if n.deleted))
     if r.unresolved:
-        typer.echo(
-            f"{r.unresolved} conflicts left unresolved (-v lists them; the next run sees them)"
-        )
+        say(f"{r.unresolved} conflicts left unresolved (-v lists them; the next run sees them)")
 
 
 def _print_left(direction: Direction, left: int, deleted: int) -> None:
@@ -95,15 +91,13 @@ def _print_left(direction: Direction, left: int, deleted: int) -> None:
         gone, kept = ("on the remote", "here") if push else ("here", "there")
         done, does = ("sent", "sends") if push else ("fetched", "fetches")
         equal = "the remote equal to this folder" if push else "this folder equal to the remote"
-        typer.echo(
+        say(
             f"{deleted} files deleted {gone} since the last sync are kept {kept} and not "
             f"{done} again (fsync {other} deletes them {kept} too; fsync {direction.value} "
             f"--mirror {does} them again and makes {equal}; -v lists them)"
         )
     if left > deleted:
-        typer.echo(
-            f"{left - deleted} changes left for the other direction (fsync {other}; -v lists them)"
-        )
+        say(f"{left - deleted} changes left for the other direction (fsync {other}; -v lists them)")
 
 
 def _transfer_parts(direction: Direction, r: RunResult) -> list[str]:
@@ -129,7 +123,7 @@ def print_watch_summary(r: RunResult) -> None:
         f"{r.failed} failing",
     ]
     label = "watch (dry run, nothing changed)" if r.dry_run else "watch"
-    typer.echo(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.1f} s")
+    say(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.1f} s")
 
 
 def status_json(report: StatusReport) -> dict[str, object]:
@@ -189,74 +183,72 @@ def print_status(report: StatusReport, redactor: Redactor = NO_SECRETS) -> None:
     def when(t: float) -> str:
         return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
-    say = redactor.text
-    typer.echo(f"{report.root}")
+    scrub = redactor.text
+    say(f"{report.root}")
     for r in report.remotes:
         pending = len(r.changed) + len(r.new) + len(r.deleted)
-        typer.echo(f"  {say(r.url)}: {pending} pending local changes")
+        say(f"  {scrub(r.url)}: {pending} pending local changes")
         for label, paths in (("changed", r.changed), ("new", r.new), ("deleted", r.deleted)):
             for p in paths:
-                typer.echo(f"    {label:8} {p}")
+                say(f"    {label:8} {p}")
         if r.queued:
-            typer.echo(f"    {len(r.queued)} queued by fsync watch, not sent yet")
+            say(f"    {len(r.queued)} queued by fsync watch, not sent yet")
     if report.uploads:
-        typer.echo("unfinished uploads (the next push of the same content continues them):")
+        say("unfinished uploads (the next push of the same content continues them):")
     for u in report.uploads:
-        typer.echo(f"  {say(u.target)}: {human_bytes(u.size)}, started {when(u.created)}")
+        say(f"  {scrub(u.target)}: {human_bytes(u.size)}, started {when(u.created)}")
     if report.downloads:
-        typer.echo(
+        say(
             "partial downloads (the next pull of the same version continues them where the "
             "store keeps the file's blake3, else fetches it whole):"
         )
     for d in report.downloads:
         kept = human_bytes(len(d.blocks) // 32 * d.block_size)
-        typer.echo(
-            f"  {d.path}: {kept} of {human_bytes(d.size)} on disk, started {when(d.created)}"
-        )
-    _print_runs(report, when, say)
+        say(f"  {d.path}: {kept} of {human_bytes(d.size)} on disk, started {when(d.created)}")
+    _print_runs(report, when, scrub)
     for e in report.errors:
-        sys.stderr.write(f"fsync: warning: {e.path}: {say(e.error)}\n")
+        complain(f"fsync: warning: {e.path}: {scrub(e.error)}")
 
 
 def _print_runs(
-    report: StatusReport, when: Callable[[float], str], say: Callable[[str], str]
+    report: StatusReport, when: Callable[[float], str], scrub: Callable[[str], str]
 ) -> None:
     if report.runs:
-        typer.echo("last runs:")
+        say("last runs:")
     for run in report.runs:
         s = run.summary
         ended = "unfinished" if run.exit_code is None else f"exit {run.exit_code}"
         command = f"{run.command} (dry run)" if s.get("dry_run") else run.command
-        typer.echo(
-            f"  {when(run.started)} {command} {say(run.remote_url or '?')} {ended}: "
+        say(
+            f"  {when(run.started)} {command} {scrub(run.remote_url or '?')} {ended}: "
             f"{s.get('uploaded', 0)} up, {s.get('downloaded', 0)} down, "
             f"{s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed"
         )
         errors: list[dict[str, str]] = s.get("errors", [])  # type: ignore[assignment]
         for err in errors[:5]:
-            typer.echo(f"    error {err['path']}: {say(err['error'])}")
+            say(f"    error {err['path']}: {scrub(err['error'])}")
         if len(errors) > 5:
-            typer.echo(f"    ... and {len(errors) - 5} more (fsync status --json lists all)")
+            say(f"    ... and {len(errors) - 5} more (fsync status --json lists all)")
 
 
 def print_verify(report: VerifyReport, redactor: Redactor) -> None:
     """The differences `fsync verify` found, both sides' totals and the verdict."""
     for path in report.missing:
-        typer.echo(f"missing    {path}  (local only)")
+        say(f"missing    {path}  (local only)")
     for path in report.extra:
-        typer.echo(f"extra      {path}  (remote only)")
+        say(f"extra      {path}  (remote only)")
     for d in report.different:
-        typer.echo(f"different  {d.path}  ({d.reason})")
+        say(f"different  {d.path}  ({d.reason})")
     print_errors(report.errors, redactor)
-    typer.echo(f"local:  {report.local_files} files, {human_bytes(report.local_bytes)}")
-    typer.echo(f"remote: {report.remote_files} files, {human_bytes(report.remote_bytes)}")
+    say(f"local:  {report.local_files} files, {human_bytes(report.local_bytes)}")
+    say(f"remote: {report.remote_files} files, {human_bytes(report.remote_bytes)}")
     how = []
     if report.from_metadata:
         how.append(f"{report.from_metadata} blake3 from metadata")
     if report.hashed_files:
         how.append(f"{report.hashed_files} re-hashed ({human_bytes(report.hashed_bytes)} read)")
     verdict = "OK" if report.ok else "DIFFERENT"
-    typer.echo(
+    say(
         f"verify: {verdict}: {report.matched} match, {len(report.missing)} missing, "
         f"{len(report.extra)} extra, {len(report.different)} different, "
         f"{len(report.errors)} unreadable"

@@ -35,6 +35,7 @@ from fsync.errors import ConfigError, ExitCode
 from fsync.model import ActionRecord
 from fsync.progress import Reporter
 from fsync.redact import Redactor
+from fsync.terminal import complain, printable
 
 LOGGER = "fsync"
 """The logger every fsync module logs under; `-v` shows its DEBUG records on stderr."""
@@ -205,8 +206,7 @@ class RunMonitor:
 
 
 def _stderr_warning(message: str) -> None:
-    sys.stderr.write(f"fsync: warning: {message}\n")
-    sys.stderr.flush()
+    complain(f"fsync: warning: {message}")
 
 
 class _RedactingFilter(logging.Filter):
@@ -248,11 +248,14 @@ def configure_console(verbose: bool, redactor: Redactor, stream: TextIO | None =
 
 
 class _Formatter(logging.Formatter):
-    """`fsync: debug: ...`, in the lower case of fsync's other stderr lines."""
+    """`fsync: debug: ...`, in the lower case of fsync's other stderr lines, the message
+    made `printable` as every line for a person is (a traceback keeps its lines)."""
 
     def format(self, record: logging.LogRecord) -> str:
         record.levelname = record.levelname.lower()
-        return super().format(record)
+        record.msg = printable(record.getMessage())
+        record.args = None
+        return "\n".join(map(printable, super().format(record).split("\n")))
 
 
 class RedactingReporter:

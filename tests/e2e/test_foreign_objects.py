@@ -1,11 +1,13 @@
-"""Objects another tool wrote, with metadata fsync cannot use, pulled through the command.
+"""Objects another tool wrote, with metadata or names fsync cannot use, through the command.
 
 A store holds whatever its other writers put there; one object's nonsense must cost that
-object's metadata at most, never the rest of the pull.
+object at most, never the rest of the pull, and its name must not act on the terminal of
+the person reading fsync's output.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -42,3 +44,51 @@ def test_absurd_metadata_is_ignored_and_the_pull_goes_on(
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     assert listing(tmp_path / "local") == {"bad.txt": b"bad", "good.txt": b"good"}
+
+
+CONTROL_KEYS = {
+    "esc": "p/esc\x1b[2J\x1b]0;pwned\x07.txt",  # clear the screen, retitle the window
+    "c1": "p/csi\x9b31m.txt",  # the one-byte CSI: a name fsync takes, and shows
+    "del-tab": "p/del\x7f\ttab.txt",
+}
+FORGED = "fsync: pull: 0 failed, all OK"
+
+
+def test_names_with_control_characters_reach_no_terminal_raw(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """Every line fsync prints shows a remote key's control characters escaped: the raw
+    ones cleared the user's screen, and a newline (Ceph takes one in a key; moto does not)
+    forged a line of fsync's own."""
+    server, bucket = s3_bucket
+    keys = dict(CONTROL_KEYS)
+    if server.name == "ceph":
+        keys["newline"] = f"p/nl\n{FORGED}.txt"
+    client = server.boto3_client()
+    try:
+        for key in [*keys.values(), "p/ok.txt"]:
+            client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    finally:
+        client.close()
+    url, local, env = f"s3://{bucket}/p", tmp_path / "local", server.env()
+    runs = {
+        "pull": fsync("pull", url, local, env=env),
+        "pull -v": fsync("pull", url, local, "-v", env=env),
+        "push": fsync("push", local, url, env=env),
+        "status": fsync("status", local, env=env),
+        "verify": fsync("verify", local, url, env=env),
+        "pull --json": fsync("pull", url, local, "--json", env=env),
+    }
+    for name, res in runs.items():
+        for stream in (res.stdout, res.stderr):
+            raw = {c for c in stream if c != "\n" and (c < " " or "\x7f" <= c <= "\x9f")}
+            assert not raw, (name, stream)
+            assert not any(line.startswith(FORGED) for line in stream.splitlines()), name
+    assert runs["pull"].returncode == 1  # the keys that map to no local name failed
+    assert "download csi\\x9b31m.txt" in runs["pull"].stdout.splitlines()
+    refused = runs["pull"].stderr.splitlines()
+    shown = "fsync: error: esc\\x1b[2J\\x1b]0;pwned\\x07.txt: refused remote key: "
+    assert any(line.startswith(shown) for line in refused)
+    assert all(line.startswith("fsync: error: ") for line in refused)
+    assert len(refused) == len(keys) - 1  # each refused key on one line of its own
+    assert json.loads(runs["pull --json"].stdout)["errors"]

@@ -1,0 +1,110 @@
+"""Control characters in what fsync prints: escaped on the way out, on every display.
+
+Names come from whoever wrote the remote; an ESC in one acted on the user's terminal and a
+newline forged a line of fsync's own. `tests/e2e/test_foreign_objects.py` checks the same
+through the command, against S3 keys.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+
+from fsync import render
+from fsync.model import Direction, FileError, RunResult
+from fsync.progress import (
+    NullReporter,
+    PlainReporter,
+    PlainWatchDisplay,
+    RichReporter,
+    RichWatchDisplay,
+)
+from fsync.terminal import json_line, printable
+
+HOSTILE = "esc\x1b[2J\x1b]0;pwned\x07\nfsync: push: all OK\t\x7f\x9b31m.txt"
+SHOWN = "esc\\x1b[2J\\x1b]0;pwned\\x07\\nfsync: push: all OK\\t\\x7f\\x9b31m.txt"
+RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+"""A control character other than the newline that ends a line."""
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (HOSTILE, SHOWN),
+        ("plain/ünï ç.txt", "plain/ünï ç.txt"),
+        ("\x00\x1f\r", "\\x00\\x1f\\r"),
+        ("no\u00a0break", "no\u00a0break"),  # not printable to Python, no control either
+        ("back\\slash", "back\\slash"),
+    ],
+)
+def test_printable_escapes_c0_del_and_c1_only(text: str, shown: str) -> None:
+    assert printable(text) == shown
+
+
+def test_json_lines_escape_what_json_leaves_raw_and_read_back_the_same() -> None:
+    value = {"path": HOSTILE, "n": 1}
+    line = json_line(value)
+    assert not RAW.search(line)
+    assert "\n" not in line
+    assert "ünï" in json_line({"p": "ünï"})  # non-ASCII is kept as it is
+    assert json.loads(line) == value
+
+
+def test_plain_lines_are_escaped_one_line_each() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    r = PlainReporter(out, err)
+    r.file_done(HOSTILE, "download")
+    r.file_done(HOSTILE, "download", f"refused {HOSTILE}")
+    r.warning(HOSTILE)
+    r.close()
+    w = PlainWatchDisplay(out, err)
+    w.watching(HOSTILE, HOSTILE)
+    w.file_done(HOSTILE, "upload")
+    w.file_done(HOSTILE, "upload", "denied")
+    NullReporter(err).warning(HOSTILE)
+    assert out.getvalue().count("\n") == 2
+    assert err.getvalue().count("\n") == 5
+    for line in (out.getvalue() + err.getvalue()).splitlines():
+        assert SHOWN in line
+        assert not RAW.search(line)
+        assert not line.startswith("fsync: push")
+
+
+def test_the_live_displays_escape_too() -> None:
+    err = io.StringIO()
+    r = RichReporter(io.StringIO(), err)
+    r.plan_ready(1, 10)
+    r.file_started(HOSTILE, 10)
+    r.file_done(HOSTILE, "download")
+    r.file_done(HOSTILE, "download", "denied")
+    r.warning(HOSTILE)
+    r.close()
+    w = RichWatchDisplay(err)
+    w.watching(HOSTILE, "memory://x")
+    w.file_started(HOSTILE, 3)
+    w.file_done(HOSTILE, "upload")
+    w.file_done(HOSTILE, "upload", HOSTILE)
+    w.warning(HOSTILE)
+    from rich.console import Console
+
+    screen = Console(file=io.StringIO(), width=400, color_system=None)
+    screen.print(w._render())
+    w.stop()
+    shown = err.getvalue() + screen.file.getvalue()  # type: ignore[attr-defined]
+    assert not RAW.search(shown)
+    assert SHOWN in shown
+    assert not any(line.startswith("fsync: push") for line in shown.splitlines())
+
+
+def test_summaries_and_errors_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    result = RunResult(downloaded=1, failed=1, errors=[FileError(HOSTILE, HOSTILE)])
+    render.print_summary(Direction.PULL, result, verbose=False)
+    render.print_errors([FileError(HOSTILE, "x")], None)
+    render.echo_json({"errors": [{"path": HOSTILE}]})
+    out, err = capsys.readouterr()
+    assert not RAW.search(out + err)
+    assert f"fsync: error: {SHOWN}: {SHOWN}" in err.splitlines()
+    assert json.loads(out.splitlines()[-1]) == {"errors": [{"path": HOSTILE}]}
