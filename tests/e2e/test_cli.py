@@ -6,6 +6,8 @@ import importlib.metadata
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -465,6 +467,62 @@ def test_a_state_database_it_may_not_write_is_a_permission_error(
     assert res.returncode == 2
     assert "cannot be read (permission denied)" in res.stderr
     assert "never been synced" not in res.stderr
+
+
+_PRIVATE_MOUNTS = ["unshare", "--user", "--map-root-user", "--mount"]
+"""A command prefix: a mount namespace of its own, whose mounts end with the process."""
+
+
+def _can_mount_tmpfs() -> bool:
+    """Whether a private mount namespace with a tmpfs of its own can be made here (as root,
+    or as a user where unprivileged user namespaces are allowed); nothing stays mounted."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return False
+    probe = subprocess.run(
+        [*_PRIVATE_MOUNTS, "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare and a tmpfs mount")
+def test_a_full_disk_under_the_state_database_is_said_so(fsync, tmp_path: Path) -> None:
+    """SQLite meets a full disk as "disk I/O error" (its shared-memory index cannot grow):
+    that was reported as a database that is not usable, exit 2, with the advice to move it
+    aside, which throws the sync history away for nothing. Once there is room again, the
+    same database serves: only the new file is fetched."""
+    src, disk = tmp_path / "src", tmp_path / "disk"
+    disk.mkdir()
+    src.mkdir()
+    (src / "a").write_text("a")
+    # One private namespace holds the 1 MiB tmpfs for all three runs, and unmounts it.
+    script = (
+        'mount -t tmpfs -o size=1m tmpfs "$DISK" || exit 99\n'
+        '"$@" -q || exit 98\n'
+        'echo b > "$SRC/b"\n'
+        'dd if=/dev/zero of="$DISK/filler" bs=1k 2>/dev/null\n'
+        '"$@"; echo "full: $?"\n'
+        'rm "$DISK/filler"\n'
+        '"$@" --json; echo "room: $?"\n'
+    )
+    res = fsync(
+        "pull",
+        src,
+        disk / "local",
+        env={"DISK": str(disk), "SRC": str(src)},
+        prefix=[*_PRIVATE_MOUNTS, "sh", "-c", script, "sh"],
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    db = disk / "local" / ".fsync" / "state.db"
+    assert res.stderr.splitlines() == [
+        f"fsync: error: {db} cannot be written: no space left on device (disk I/O error; "
+        "free some space on that disk and run again)"
+    ]
+    full, summary, room = res.stdout.splitlines()
+    assert (full, room) == ("full: 1", "room: 0")
+    assert (json.loads(summary)["downloaded"], json.loads(summary)["unchanged"]) == (1, 1)
 
 
 def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ previous version intact. A database written by a newer fsync is refused, never d
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sqlite3
@@ -14,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from importlib import resources
 
-from fsync.errors import ConfigError
+from fsync.errors import ConfigError, FsyncError, PermanentError
 from fsync.ignore import STATE_DIR
 
 DB_NAME = "state.db"
@@ -23,6 +24,21 @@ DB_NAME = "state.db"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _MIN_SQLITE = (3, 37, 0)
 """STRICT tables need SQLite 3.37."""
+_IO_FAILURES = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL}
+_AROUND_THE_FILE = _IO_FAILURES | {
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_NOMEM,
+    sqlite3.SQLITE_PERM,
+    sqlite3.SQLITE_READONLY,
+}
+"""SQLite's primary codes for a failure of the disk or the system, not of the file's
+content: a new database in its place would meet the same."""
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_LOW_SPACE = 1 << 20
+"""Free bytes below which an I/O failure of SQLite is taken for a full disk: SQLite gives
+no errno, and a WAL database needs room for its 32 KiB index and the pages of a commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +92,8 @@ def _make_private_dir(folder: str) -> None:
     except FileExistsError:
         return
     except OSError as e:
+        if e.errno in _NO_SPACE:
+            raise _no_space(folder, e.strerror or str(e)) from None
         raise ConfigError(f"cannot create {folder} ({e.strerror or e})") from None
     # mkdir's mode passes through the umask; the state is private whatever the umask.
     os.chmod(folder, 0o700)
@@ -88,6 +106,8 @@ def _make_private_file(path: str) -> None:
     except FileExistsError:
         return
     except OSError as e:
+        if e.errno in _NO_SPACE:
+            raise _no_space(path, e.strerror or str(e)) from None
         raise ConfigError(f"cannot create {path} ({e.strerror or e})") from None
     try:
         os.fchmod(fd, 0o600)
@@ -101,7 +121,8 @@ def connect(path: str) -> sqlite3.Connection:
     The parent folder is created with mode 0700 and the file with 0600. The connection is
     in autocommit mode (`isolation_level=None`): callers open transactions explicitly.
     Raises `ConfigError` when the file is not a database, was written by a newer fsync, or
-    SQLite is too old for the schema.
+    SQLite is too old for the schema; `PermanentError` when SQLite cannot read or write it
+    (a full disk, a failing one, a lock held past the timeout).
     """
     if sqlite3.sqlite_version_info < _MIN_SQLITE:
         raise ConfigError(f"SQLite {sqlite3.sqlite_version} is too old; fsync needs 3.37 or newer")
@@ -122,14 +143,54 @@ def connect(path: str) -> sqlite3.Connection:
         migrate(conn, path)
     except sqlite3.DatabaseError as e:
         conn.close()
-        raise ConfigError(
-            f"{path} is not a usable fsync state database ({e}); move it aside and fsync "
-            "will start a new one (no data is lost, identical files are adopted)"
-        ) from None
+        raise _unusable(path, e) from None
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _unusable(path: str, err: sqlite3.DatabaseError) -> FsyncError:
+    """The error for a state database SQLite could not open or migrate, with the advice
+    that fits what went wrong.
+
+    Moving the file aside costs the sync history (every base, the unfinished transfers), so
+    it is advised only where the file's content is at fault: no database, a damaged one, a
+    schema fsync cannot build on. A full disk makes SQLite fail with "disk I/O error" (its
+    shared-memory index cannot grow) or "database or disk is full": that advice threw away
+    a sound database for nothing.
+    """
+    code = getattr(err, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    if code in _IO_FAILURES and _free_bytes(os.path.dirname(path) or ".") < _LOW_SPACE:
+        return _no_space(path, str(err))
+    if code in _AROUND_THE_FILE:
+        return PermanentError(
+            f"{path} cannot be read or written now ({err}); it is kept as it is (run again "
+            "once that is resolved)"
+        )
+    return ConfigError(
+        f"{path} is not a usable fsync state database ({err}); move it aside and fsync "
+        "will start a new one (no data is lost, identical files are adopted)"
+    )
+
+
+def _free_bytes(folder: str) -> int:
+    """The bytes an unprivileged writer may still use on `folder`'s filesystem; where that
+    cannot be told, `_LOW_SPACE`, which claims no full disk."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return _LOW_SPACE
+    return st.f_bavail * st.f_frsize
+
+
+def _no_space(path: str, why: str) -> PermanentError:
+    """The error for a full disk under `path`: a run-time failure (exit 1), as a full disk
+    under a downloaded file is, with nothing to move aside."""
+    return PermanentError(
+        f"{path} cannot be written: no space left on device ({why}; free some space on that "
+        "disk and run again)"
+    )
 
 
 def _statements(sql: str) -> list[str]:
