@@ -93,10 +93,16 @@ def _config_defaults(
             param.process_value(ctx, value)
         except typer.BadParameter as exc:
             raise file.error(f"{name.replace('_', '-')}: {exc.message}", name, table) from None
-        if name in _PATH_SETTINGS and isinstance(value, str) and "://" not in value:
+        if name in _PATH_SETTINGS and isinstance(value, str) and not _is_url(value):
             value = os.path.join(base, os.path.expanduser(value))
         defaults[name] = value
     return defaults
+
+
+def _is_url(value: str) -> bool:
+    """Whether a path setting is a URL, `file:/p` (RFC 8089's short form) included, which
+    `fsync.remote.local_path` reads as `/p`: joined to the root it named a folder `file:`."""
+    return "://" in value or value[:5].lower() == "file:"
 
 
 def _all_parameter_names(ctx: typer.Context) -> set[str]:

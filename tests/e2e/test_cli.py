@@ -207,6 +207,25 @@ def test_file_urls_name_absolute_folders(fsync, demo: Path, tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "out"]
 
 
+def test_the_short_file_url_names_an_absolute_folder(fsync, demo: Path, tmp_path: Path) -> None:
+    """`file:/p` (RFC 8089, no authority) is `/p`: taken for a plain path, it pushed into
+    `./file:/p` under the current folder, and passed the check for a remote inside the tree."""
+    res = fsync("push", demo, f"file:{tmp_path}/out", "-q", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert listing(tmp_path / "out") == expected(demo)
+    back = tmp_path / "back"
+    res = fsync("pull", f"FILE:{tmp_path}/out", back, "-q", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert listing(back) == expected(demo)
+    res = fsync("push", demo, f"file:{demo}/inner", "--mirror", "--force", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "the remote is inside the local folder" in res.stderr
+    res = fsync("push", demo, "file:out", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "names no local folder" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["back", "demo", "out"]
+
+
 def test_a_users_file_named_like_a_temp_file_is_synced(fsync, tmp_path: Path) -> None:
     """Only names fsync makes (`.fsync-<16 hex>.tmp`) are its own to skip and delete."""
     (tmp_path / "src").mkdir()

@@ -39,6 +39,15 @@ def test_push_with_just_local(fsync, src: Path, tmp_path: Path) -> None:
     assert set(listing(tmp_path / "out")) == {"a.txt", "b.log", "dir/c.txt"}
 
 
+def test_a_short_file_url_is_not_taken_from_the_root(fsync, src: Path, tmp_path: Path) -> None:
+    """`file:/p` is a URL (RFC 8089's short form), not a path relative to the root."""
+    configure(src, f'remote = "file:{tmp_path / "out"}"\n')
+    res = fsync("push", src, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert set(listing(tmp_path / "out")) == {"a.txt", "b.log", "dir/c.txt"}
+    assert not (src / "file:").exists()
+
+
 def test_flags_override_the_file(fsync, src: Path, tmp_path: Path) -> None:
     configure(src, 'remote = "../out"\ntransfers = 2\n\n[push]\ndry-run = true\n')
     dry = fsync("push", src, "--json")

@@ -74,14 +74,14 @@ def open_remote(
     """
     options = dict(storage_options or {})
     settings = TransferSettings(chunk_size, transfers, retry, timeout, tps_limit, bw_limit, journal)
-    scheme, sep, _ = url.partition("://")
-    factory = _FACTORIES.get(scheme.lower(), _open_fsspec) if sep else _open_local
+    scheme, _ = _split(url)
+    factory = _FACTORIES.get(scheme.lower(), _open_fsspec) if scheme else _open_local
     if factory is not _open_s3 and (tps_limit or bw_limit):
         # Ignored, they let a backup saturate the link it was meant to spare.
         raise ConfigError(
             f"--tps-limit and --bw-limit apply to s3:// remotes only, not {redact_url(url)}"
         )
-    if not sep:
+    if not scheme:
         return _open_local(url, options, endpoint_url, settings)
     remote = factory(url, options, endpoint_url, settings)
     shown = redact_url(remote.url)
@@ -108,12 +108,12 @@ def local_path(url: str) -> str | None:
     """The absolute folder that a plain path (relative to the cwd), a `file://` or a
     `local://` URL names; None for any other scheme.
 
-    `file:///p` and `file://localhost/p` both name `/p` (RFC 8089). Raises `ConfigError` for
-    a `file://` URL with no path or naming another host: `file://backup/x` would otherwise
-    write to `./backup/x` under whatever folder fsync was started in.
+    `file:///p`, `file://localhost/p` and `file:/p` all name `/p` (RFC 8089). Raises
+    `ConfigError` for a `file:` URL with no path or naming another host: `file://backup/x`
+    would otherwise write to `./backup/x` under whatever folder fsync was started in.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    scheme, rest = _split(url)
+    if not scheme:
         return os.path.abspath(url)
     if scheme.lower() not in ("file", "local"):  # (fsspec's `local://` is this disk too)
         return None
@@ -123,6 +123,22 @@ def local_path(url: str) -> str | None:
             f"{url} names no local folder (write file:///ABSOLUTE/PATH, or a plain path)"
         )
     return os.path.abspath("/" + path)
+
+
+def _split(url: str) -> tuple[str, str]:
+    """(scheme, what follows `://`) of `url`; the scheme is "" for a plain path.
+
+    RFC 8089's short form `file:/p` (no authority, as some tools write it) is `file:///p`:
+    read as a plain path it was a folder named `file:` in the current one. `file:` followed
+    by no slash at all is split the same way, so it is refused as naming no folder rather
+    than taken for `./file:...`.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        return scheme, rest
+    if url[:5].lower() == "file:":
+        return url[:4], url[5:]
+    return "", url
 
 
 def missing_root(url: str) -> str:
