@@ -158,7 +158,7 @@ class RichReporter(PlainReporter):
 
         self._console = Console(file=err)
         self._progress: Progress = Progress(
-            TextColumn("{task.description}", justify="left"),
+            TextColumn("{task.description}", justify="left", markup=False),
             BarColumn(),
             DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
@@ -309,7 +309,7 @@ class RichWatchDisplay(NullWatchDisplay):
 
         self._console = Console(file=err)
         self._progress = Progress(
-            TextColumn("  {task.description}"),
+            TextColumn("  {task.description}", markup=False),
             BarColumn(),
             DownloadColumn(binary_units=True),
             console=self._console,

@@ -108,3 +108,23 @@ def test_summaries_and_errors_are_escaped(capsys: pytest.CaptureFixture[str]) ->
     assert not RAW.search(out + err)
     assert f"fsync: error: {SHOWN}: {SHOWN}" in err.splitlines()
     assert json.loads(out.splitlines()[-1]) == {"errors": [{"path": HOSTILE}]}
+
+
+def test_the_live_displays_show_brackets_in_names_as_they_are() -> None:
+    """A file name is not rich markup: `a[/b]c.txt` made the display raise MarkupError, and
+    `[bold]x` would have lost its brackets."""
+    from rich.console import Console
+
+    name = "a[/b]c [bold]x.txt"
+    err = io.StringIO()
+    r = RichReporter(io.StringIO(), err)
+    r.plan_ready(1, 10)
+    r.file_started(name, 10)
+    screen = Console(file=io.StringIO(), width=400, color_system=None)
+    screen.print(r._progress)
+    r.close()
+    w = RichWatchDisplay(err)
+    w.file_started(name, 3)
+    screen.print(w._render())
+    w.stop()
+    assert screen.file.getvalue().count(name) == 2  # type: ignore[attr-defined]
