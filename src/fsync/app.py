@@ -260,6 +260,10 @@ def prepare_root(opts: SyncOptions) -> str:
             raise ConfigError(
                 f"local root {opts.local_root} cannot be created: its parent folder does not exist"
             ) from None
+        except NotADirectoryError:
+            raise ConfigError(
+                f"local root {opts.local_root} cannot be created: a file is in its path"
+            ) from None
     if not os.path.isdir(root):
         what = "does not exist" if not os.path.lexists(root) else "is not a directory"
         raise ConfigError(f"local root {opts.local_root} {what} (give an existing folder)")
@@ -541,7 +545,7 @@ def dry_run_result(plan: Plan) -> RunResult:
             setattr(result, counter, getattr(result, counter) + 1)
         elif a.kind is ActionKind.CONFLICT:
             result.unresolved += 1
-        elif a.kind in (ActionKind.RECORD, ActionKind.KEEP):
+        elif a.kind is ActionKind.RECORD:
             result.unchanged += 1
         if a.kind is ActionKind.UPLOAD and a.local is not None:
             result.bytes_sent += a.local.size

@@ -101,6 +101,16 @@ def test_a_dry_pull_into_a_new_folder_creates_nothing(fsync, demo: Path, tmp_pat
     assert "its parent folder does not exist" in res.stderr
 
 
+def test_a_pull_into_a_path_under_a_file_is_a_usage_error(fsync, tmp_path: Path) -> None:
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "afile").write_text("x")
+    res = fsync("pull", tmp_path / "remote", tmp_path / "afile" / "sub")
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        f"fsync: error: local root {tmp_path}/afile/sub cannot be created: a file is in its path"
+    ]
+
+
 def test_missing_local_root_is_a_usage_error(fsync, tmp_path: Path) -> None:
     res = fsync("push", tmp_path / "nope", tmp_path / "out")
     assert res.returncode == 2
