@@ -185,8 +185,8 @@ class ActionKind(enum.Enum):
     @property
     def counter(self) -> str | None:
         """The `RunResult` count one done action of this kind adds to (None: none of the
-        file counts; RECORD and KEEP count as unchanged): one table for a real run's counts
-        and a dry run's, which must agree."""
+        file counts; RECORD counts as unchanged, KEEP only as the conflict it is): one table
+        for a real run's counts and a dry run's, which must agree."""
         return _COUNTERS.get(self)
 
 

@@ -125,6 +125,7 @@ def test_policy(
     result = run(local, remote_tree, direction, on_conflict=policy)
     want = expected(direction, policy, newer)
     assert (result.conflicts, result.failed) == (1, 0), result.errors
+    assert result.unchanged == 1  # other.txt; doc.txt is the conflict, whichever side won
     assert int(app.exit_status(result)) == want.status
     here = split({k: v for k, v in listing(local).items() if isinstance(v, bytes)})
     there = split(remote_tree.tree())

@@ -374,7 +374,7 @@ def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
     elif counter is not None:
         setattr(result, counter, getattr(result, counter) + 1)
         reporter.file_done(action.path, action.kind.value)
-    elif action.kind in (ActionKind.RECORD, ActionKind.KEEP):
+    elif action.kind is ActionKind.RECORD:
         result.unchanged += 1
     for line in done.extra:
         reporter.warning(line)
