@@ -463,6 +463,10 @@ def _plannable(
     """
     local_entries: Snapshot = local.entries
     if local.errors or local.incomplete:
+        # (the scan may hold a file at such a path: the first of two names in one folder
+        # with the same NFC form; sending it, whichever the listing gave first, made a
+        # conflict with the remote copy that no run resolved)
+        local_entries = _known(local_entries, local)
         remote = _known(remote, local)
         base = _known(base, local)
     left_out = set(twins) | set(local.skipped)

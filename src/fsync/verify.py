@@ -176,7 +176,9 @@ def _compare(
     remote: Remote,
     opts: VerifyOptions,
 ) -> VerifyReport:
-    local = scan.entries
+    # What could not be read (or is named twice, in two Unicode forms) is an error already,
+    # on both sides: neither missing nor extra.
+    local = {p: e for p, e in scan.entries.items() if not scan.is_unknown(p)}
     remote_entries = {p: e for p, e in remote_entries.items() if not scan.is_unknown(p)}
     report = VerifyReport(
         local_files=len(local),

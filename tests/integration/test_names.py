@@ -173,6 +173,32 @@ def test_a_pull_into_a_folder_named_decomposed_keeps_one_folder(
 NFC_NAME, NFD_NAME = (unicodedata.normalize(form, "cafe\u0301.txt") for form in ("NFC", "NFD"))
 
 
+def test_two_local_names_of_one_nfc_form_are_left_alone_on_both_sides(
+    memory_root: str, tmp_path: Path
+) -> None:
+    """`café` written composed and decomposed in one folder: one path for every remote.
+    Neither is sent (which one went depended on the listing's order), the remote copy of
+    the path is not taken for changed or deleted, and the next runs do the same."""
+    local, url = tmp_path / "local", f"memory://{memory_root}"
+    write(local, {NFC_NAME: "synced", "other.txt": "o"})
+    assert sync(local, url, Direction.PUSH).uploaded == 2
+    write(local, {NFD_NAME: "a second file of that name"})
+    for direction in (Direction.PUSH, Direction.SYNC, Direction.PUSH):
+        result = sync(local, url, direction)
+        assert (result.uploaded, result.downloaded, result.deleted) == (0, 0, 0)
+        assert (result.conflicts, result.failed) == (0, 1)
+        assert "same NFC form" in result.errors[0].error
+    assert fsspec.filesystem("memory").cat(f"{memory_root}/{NFC_NAME}") == b"synced"
+    checked = verify(VerifyOptions(str(local), url), NullReporter())
+    assert (checked.missing, checked.extra, checked.different) == ([], [], [])
+    assert [e.path for e in checked.errors] == [NFC_NAME]
+    assert listing(local) == {
+        NFC_NAME: b"synced",
+        NFD_NAME: b"a second file of that name",
+        "other.txt": b"o",
+    }
+
+
 def test_a_key_written_decomposed_keeps_a_pull_off_its_nfc_twin(
     memory_root: str, tmp_path: Path
 ) -> None:
