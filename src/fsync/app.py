@@ -162,6 +162,7 @@ def _engine_options(
         on_action=on_action,
         verify_full=opts.verify_full,
         downloads=journal,
+        follow_links=opts.follow_links,
     )
 
 

@@ -483,6 +483,7 @@ class _Session:
             on_action=lambda r: self._action_done(r, raced),
             verify_full=self.opts.verify_full,
             backup=self.backup,
+            follow_links=self.links,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
         self.deleted_since_full += result.deleted

@@ -361,6 +361,26 @@ def test_followed_links_never_leave_the_root(tmp_path: Path) -> None:
     assert len(outside) == 2
 
 
+def test_a_pull_writes_through_a_followed_link_and_keeps_it(tmp_path: Path) -> None:
+    """With `--links follow` a link is its target's other name: a remote edit of the link's
+    path goes to the target (replaced by a plain file, the link no longer showed the
+    target's edits), and a remote delete of it removes the link, not the target."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"a.txt": "a", "b.txt": "b", "c.txt": "c", "d.txt": "d"})
+    (local / "link.txt").symlink_to("a.txt")
+    (local / "other-link.txt").symlink_to("b.txt")
+    assert sync(local, str(remote), Direction.PUSH, follow_links=True).uploaded == 6
+    (remote / "link.txt").write_text("edited through the link")
+    (remote / "other-link.txt").unlink()
+    result = sync(local, str(remote), Direction.PULL, follow_links=True)
+    assert (result.downloaded, result.deleted, result.failed) == (1, 1, 0), result.errors
+    assert os.readlink(local / "link.txt") == "a.txt"
+    assert (local / "a.txt").read_text() == "edited through the link"
+    assert not (local / "other-link.txt").is_symlink()
+    assert not (local / "other-link.txt").exists()
+    assert (local / "b.txt").read_text() == "b"
+
+
 # --- permission bits -----------------------------------------------------------------------
 
 

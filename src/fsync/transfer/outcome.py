@@ -71,6 +71,9 @@ class EngineOptions:
     """`--verify full`: read every uploaded object back and re-hash it (costs a download)."""
     downloads: DownloadJournal | None = None
     """Where large downloads are journaled so a later run resumes them; None: never."""
+    follow_links: bool = False
+    """`--links follow`: a download to a path the scan saw through a link writes the link's
+    target (inside the root, as the scan checked); the link stays a link."""
 
 
 @dataclass(slots=True)

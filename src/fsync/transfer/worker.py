@@ -325,6 +325,9 @@ class Worker:
         check_name_lengths(path)
         full = self._local(path)
         folder = self._ensure_folder(path)
+        if self.opts.follow_links and os.path.islink(full):
+            full = self._link_target(path, full)
+            folder = os.path.dirname(full)
         self._check_local(action)
         self.reporter.file_started(path, action.remote.size)
         copy: RelPath | None = None
@@ -389,6 +392,14 @@ class Worker:
         done.extra.append(
             f"conflict: {action.path} changed here during the run; kept the local version as {copy}"
         )
+
+    def _link_target(self, path: RelPath, link: str) -> str:
+        """The file a followed link at `path` leads to: a download writes there, so the link
+        stays a link (replaced by a plain file, it no longer showed its target's edits)."""
+        target = os.path.realpath(link)
+        if not target.startswith(self.real_root + os.sep):
+            raise UnsafePathError(f"{path}: the link leads outside the local root")
+        return target
 
     def _set_local_aside(self, action: Action, full: str, done: Done) -> RelPath | None:
         """Keep the local version a download replaces: as a conflict copy (returned) under
@@ -480,9 +491,12 @@ class Worker:
             os.rename(full, aside)
         except FileNotFoundError:
             return  # already gone (or moved to the backup dir)
-        displaced = os.lstat(aside)
-        if action.local is not None and _still(displaced, action.local):
-            os.unlink(aside)
+        try:
+            displaced = os.stat(aside)  # (a followed link: its target, which the scan saw)
+        except OSError:
+            displaced = None
+        if displaced is not None and action.local is not None and _still(displaced, action.local):
+            os.unlink(aside)  # (a link: the link, never its target)
             return
         try:
             place_new(aside, full)
