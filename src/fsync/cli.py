@@ -149,6 +149,7 @@ def pull(
     timeout: Timeout = None,
     tps_limit: TpsLimit = 0,
     bw_limit: BwLimit = None,
+    verify: VerifyFull = None,
     backup_dir: BackupDir = None,
     config: ConfigPath = None,
 ) -> None:

@@ -67,7 +67,8 @@ VerifyFull = Annotated[
     VerifyMode | None,
     typer.Option(
         "--verify",
-        help="`full`: read every uploaded file back from the remote and re-hash it.",
+        help="`full`: re-hash every file sent as the remote holds it, and every file "
+        "received as the disk holds it.",
     ),
 ]
 Exclude = Annotated[

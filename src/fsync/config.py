@@ -61,7 +61,8 @@ class SyncOptions:
     backup_dir: str | None = None
     """`--backup-dir`: a folder or URL where versions go before being overwritten or deleted."""
     verify_full: bool = False
-    """`--verify full`: read each upload back and hash it before it counts as sent."""
+    """`--verify full`: read each upload back and hash it before it counts as sent, and
+    each download as the disk holds it before it takes its name."""
 
     def policy(self) -> SyncPolicy:
         """The planner's view of these options; raises `ConfigError` on a bad `--max-delete`

@@ -338,6 +338,41 @@ def test_an_ignored_file_keeps_its_base_until_the_rule_is_lifted(fsync, tmp_path
     assert (remote["new"], remote["changed"], remote["deleted"]) == ([], [], [])
 
 
+DESIGN_OPTIONS = [
+    "--dry-run",
+    "--json",
+    "--quiet",
+    "--verbose",
+    "--log-file",
+    "--on-error",
+    "--endpoint-url",
+    "--option",
+    "--exclude",
+    "--transfers",
+    "--chunk-size",
+    "--retries",
+    "--timeout",
+    "--tps-limit",
+    "--bw-limit",
+    "--on-conflict",
+    "--mirror",
+    "--max-delete",
+    "--force",
+    "--backup-dir",
+    "--verify",
+    "--links",
+]
+
+
+@pytest.mark.parametrize("command", ["push", "pull", "sync", "watch"])
+def test_every_transfer_command_takes_designs_options(fsync, command: str) -> None:
+    """DESIGN.md, Interface: "Options on every transfer command" (`pull` lacked `--verify`);
+    `sync` has no `--mirror`, which would delete on both sides."""
+    shown = fsync(command, "--help").stdout
+    wanted = [o for o in DESIGN_OPTIONS if not (command == "sync" and o == "--mirror")]
+    assert [o for o in wanted if o not in shown] == []
+
+
 def test_watch_takes_the_transfer_options(fsync, demo: Path, tmp_path: Path) -> None:
     res = fsync("watch", "--help")
     for option in ("--mirror", "--max-delete", "--force", "--chunk-size", "--log-file"):

@@ -77,6 +77,28 @@ def test_verify_full_reads_each_upload_back_as_the_version_just_written(
     assert listing(dst) == listing(src)
 
 
+def _bytes_read() -> int:
+    """What this process has read through system calls so far (`rchar`)."""
+    with open("/proc/self/io") as io:
+        return int(next(line for line in io if line.startswith("rchar:")).split()[1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="no /proc/self/io here")
+def test_verify_full_reads_each_download_back_from_the_disk(tmp_path: Path) -> None:
+    size = 8 << 20
+    write(tmp_path / "src", {"big.bin": os.urandom(size)})
+    remote = str(tmp_path / "remote")
+    assert push(tmp_path / "src", remote).uploaded == 1
+    read: dict[bool, int] = {}
+    for verify_full in (False, True):
+        before = _bytes_read()
+        result = pull(tmp_path / f"dst-{verify_full}", remote, verify_full=verify_full)
+        read[verify_full] = _bytes_read() - before
+        assert (result.downloaded, result.failed) == (1, 0), result.errors
+        assert listing(tmp_path / f"dst-{verify_full}") == listing(tmp_path / "src")
+    assert read[True] - read[False] >= size  # the file was read once more, whole
+
+
 def test_changes_flow_both_ways(remote_url: str, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, TREE)

@@ -338,6 +338,8 @@ class Worker:
         try:
             done.received = size - fetched.resumed_at
             _check_download(action, digest, size, served)
+            if self.opts.verify_full:
+                _check_on_disk(path, tmp, digest)
             remote_mode = served.mode if served and served.mode is not None else None
             mode = _download_mode(action, remote_mode or self._remote_mode(action))
             if mode is not None:
@@ -588,6 +590,20 @@ def _download_mode(action: Action, remote_mode: int | None) -> int | None:
     else:
         return None
     return mode & 0o7777 & ~(stat.S_ISUID | stat.S_ISGID)
+
+
+def _check_on_disk(path: RelPath, tmp: str, digest: str) -> None:
+    """`--verify full` for a download: hash the file as the disk holds it, its cached pages
+    dropped first (it was fsync'ed, so they are clean), and refuse it if that is not what
+    was received: a write lost or garbled below the page cache is never renamed into place."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    if hash_file(tmp)[0] != digest:
+        raise VerificationError(f"{path}: the file written does not read back as received")
 
 
 def _check_download(action: Action, digest: str, size: int, served: RemoteEntry | None) -> None:
