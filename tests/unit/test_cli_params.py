@@ -180,8 +180,8 @@ def test_every_push_option_reaches_sync_options() -> None:
     assert opts.verify_full
 
 
-def test_pull_and_sync_take_the_same_options_less_one() -> None:
-    assert params_of("pull") == params_of("push") - {"verify"}
+def test_pull_takes_the_push_options_and_sync_all_but_mirror() -> None:
+    assert params_of("pull") == params_of("push")
     assert params_of("sync") == params_of("push") - {"mirror"}
     sync_args = {k: v for k, v in PUSH_ARGS.items() if k != "mirror"}
     opts = build_options(
