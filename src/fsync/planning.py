@@ -112,7 +112,9 @@ def _fill_digests(
         return entries
 
     def learn(path: RelPath) -> RemoteEntry | None:
-        return _learn(remote, path, entries[path], local.get(path), local_root)
+        return _learn(
+            remote, path, entries[path], here=local.get(path), b=base_get(path), root=local_root
+        )
 
     out = dict(entries)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync-digest") as pool:
@@ -126,8 +128,10 @@ def _learn(
     remote: Remote,
     path: RelPath,
     listed: RemoteEntry,
+    *,
     here: LocalEntry | None,
-    local_root: str | None,
+    b: BaseEntry | None,
+    root: str | None,
 ) -> RemoteEntry | None:
     """`listed` with what one look at the object tells (None: nothing, or it changed)."""
     try:
@@ -135,8 +139,8 @@ def _learn(
             seen = remote.stat(path)
             if seen is None or seen.fingerprint != listed.fingerprint:
                 return None  # changed since the listing: the plan works from the listing
-            if local_root is not None and _unproven(seen, here):
-                seen = replace(seen, digest=_by_md5(local_root, path, seen, here) or seen.digest)
+            digest = _proven_digest(remote, path, seen, here=here, b=b, root=root)
+            seen = replace(seen, digest=digest)
             return replace(
                 listed,
                 digest=listed.digest or seen.digest,
@@ -152,24 +156,57 @@ def _learn(
     return replace(listed, digest=Digest(digest))
 
 
-def _unproven(seen: RemoteEntry, here: LocalEntry | None) -> bool:
-    """Whether the object's stored digest leaves open that it holds the local content: it
-    has none, or one that differs where its ETag (the MD5 the store computed) may still
-    match. A `blake3` written by another tool, or left by one that rewrote the object and
-    kept its metadata, is wrong: believed against the ETag, each sync made a conflict copy
-    of identical content."""
-    if seen.digest is None:
-        return True
-    return here is not None and here.digest != seen.digest and etags.is_plain_md5(seen.fingerprint)
+def _proven_digest(
+    remote: Remote,
+    path: RelPath,
+    seen: RemoteEntry,
+    *,
+    here: LocalEntry | None,
+    b: BaseEntry | None,
+    root: str | None,
+) -> Digest | None:
+    """The object's content digest as far as the evidence goes: its stored `blake3`, unless
+    the store's own MD5s (plain ETags) contradict it.
+
+    A `blake3` written by another tool, or left by one that rewrote the object and kept its
+    metadata, is wrong. Believed, a rewrite kept the digest of the base (taken for an
+    identical one, then overwritten by the next push), and a wrong value made each sync a
+    conflict copy of identical content. So: an ETag that moved from the base's plain MD5 to
+    another plain MD5 is other bytes, whatever the metadata says (the content is read and
+    hashed; on a KMS bucket, whose ETags are no MD5, this costs a read of an identical
+    rewrite); and a stored digest that differs from a local change of the same size is
+    checked against the local file's MD5, which proves it equal, or leaves it unknown.
+    """
+    digest = seen.digest
+    plain = etags.is_plain_md5(seen.fingerprint)
+    if digest is not None and b is not None and digest == b.digest:
+        if plain and etags.is_plain_md5(b.fingerprint) and seen.fingerprint != b.fingerprint:
+            with remote.open_read(path, expect=seen) as src:
+                return Digest(hash_stream(src))
+        return digest
+    if root is None or here is None or here.size != seen.size:
+        return digest
+    if digest is not None and (digest == here.digest or not plain):
+        return digest
+    if digest is not None and b is not None and here.digest == b.digest:
+        return digest  # no local change: its equality with the remote is not the question
+    same = _md5_matches(root, path, seen, here)
+    if same is None:
+        return digest  # the local file could not be read: the stored one stands
+    return here.digest if same else None
 
 
-def _by_md5(root: str, path: RelPath, entry: RemoteEntry, here: LocalEntry | None) -> Digest | None:
-    """The local file's digest if the object's ETag (plain or multipart MD5) was made from
-    the same content (`fsync.etags`), else None."""
-    if here is None or here.size != entry.size or not etags.is_md5_etag(entry.fingerprint):
+def _md5_matches(root: str, path: RelPath, entry: RemoteEntry, here: LocalEntry) -> bool | None:
+    """Whether the local file holds the content the object's ETag (plain or multipart MD5)
+    was made from (`fsync.etags`); None where that cannot be told (no such ETag, or the
+    file unreadable: gone since the scan, or named in another Unicode form on disk)."""
+    if not etags.is_md5_etag(entry.fingerprint):
         return None
     full = os.path.join(root, *path.split("/"))
-    return here.digest if etags.matches(full, here.size, entry.fingerprint) else None
+    try:
+        return etags.matches(full, here.size, entry.fingerprint)
+    except OSError:
+        return None
 
 
 def _both_changed(

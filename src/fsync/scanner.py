@@ -385,6 +385,13 @@ class _Walker:
             self.result.warnings.append(f"skipping symlink {rel}: it leads outside the root")
             self.result.skipped.append(rel)
             return
+        state = os.path.join(self.real_root, STATE_DIR)
+        if target == state or target.startswith(state + os.sep):
+            # fsync's own state is never synced: pushed, it published the manifest; pulled
+            # through, a remote wrote the local config and replaced the lock.
+            self.result.warnings.append(f"skipping symlink {rel}: it leads into {STATE_DIR}/")
+            self.result.skipped.append(rel)
+            return
         try:
             st = os.stat(path)
         except OSError as e:

@@ -381,6 +381,23 @@ def test_a_pull_writes_through_a_followed_link_and_keeps_it(tmp_path: Path) -> N
     assert (local / "b.txt").read_text() == "b"
 
 
+def test_links_into_the_state_folder_are_never_followed(tmp_path: Path) -> None:
+    """Pushed, such a link published the manifest; pulled through, a remote wrote the local
+    config (its `remote =`) and replaced the lock of the very run."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"a.txt": "a", ".fsync/config.toml": ""})
+    (local / "cfg").symlink_to(".fsync/config.toml")
+    (local / "lk").symlink_to(".fsync")
+    pushed = sync(local, str(remote), Direction.PUSH, follow_links=True)
+    assert (pushed.uploaded, pushed.failed) == (1, 0)
+    assert listing(remote) == {"a.txt": b"a"}
+    write(remote, {"cfg": 'remote = "/etc"'})
+    pulled = sync(local, str(remote), Direction.PULL, follow_links=True)
+    assert pulled.downloaded == 0
+    assert (local / ".fsync" / "config.toml").read_text() == ""
+    assert os.readlink(local / "cfg") == ".fsync/config.toml"
+
+
 # --- permission bits -----------------------------------------------------------------------
 
 

@@ -401,6 +401,38 @@ def test_a_rewrite_that_keeps_fsyncs_metadata_is_seen_as_a_change(
     assert (local / "doc.txt").read_bytes() == b"VERSION ONE\n"
 
 
+def test_a_rewrite_keeping_metadata_without_md5chksum_is_caught_by_the_etags(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """Objects written before fsync wrote `md5chksum` on single-part uploads carry only the
+    `blake3`: a rewrite keeping it moves the ETag from one plain MD5 to another, which
+    other bytes alone can do. The content is read to tell; and a folder whose own version
+    differs gets the rewrite with a conflict copy (the download checked against the stale
+    `blake3` failed at every run)."""
+    local = tmp_path / "local"
+    write(local, {"doc.txt": "version one\n", "other.txt": "o"})
+    assert sync(local, s3_proxy, Direction.PUSH).failed == 0
+    key = f"{PREFIX}/doc.txt"
+    client = direct.boto3_client()
+    try:
+        kept = client.head_object(Bucket=s3_proxy.bucket, Key=key)["Metadata"]
+        kept.pop("md5chksum")
+        client.put_object(Bucket=s3_proxy.bucket, Key=key, Body=b"version one\n", Metadata=kept)
+        assert sync(local, s3_proxy, Direction.SYNC).failed == 0  # as an older fsync left it
+        client.put_object(Bucket=s3_proxy.bucket, Key=key, Body=b"version TWO\n", Metadata=kept)
+    finally:
+        client.close()
+    result = sync(local, s3_proxy, Direction.SYNC)
+    assert (result.downloaded, result.failed, result.conflicts) == (1, 0, 0), result.errors
+    assert (local / "doc.txt").read_bytes() == b"version TWO\n"
+    fresh = tmp_path / "fresh"
+    write(fresh, {"doc.txt": "mine, 12 b\n"})
+    pulled = sync(fresh, s3_proxy, Direction.PULL)
+    assert (pulled.downloaded, pulled.failed, pulled.conflicts) == (2, 0, 1), pulled.errors
+    assert (fresh / "doc.txt").read_bytes() == b"version TWO\n"
+    assert b"mine, 12 b\n" in {p.read_bytes() for p in fresh.glob("doc.conflict-*")}
+
+
 def test_a_wrong_blake3_from_another_tool_gives_way_to_the_etag(
     s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fsync import etags
 from fsync.errors import RemoteChanged, TransientError, VerificationError
 from fsync.hashing import new_hasher
+from fsync.model import Digest
 from fsync.remote import s3_meta as sm
 from fsync.remote.retry import Clock, RetryPolicy, retrying
 
@@ -250,7 +251,7 @@ class S3Reader(io.RawIOBase):
                 "(corrupted in transit or at rest; nothing was written)"
             )
         if check.stale_metadata():  # the metadata is of other bytes: none of it holds
-            self.entry = replace(self.entry, digest=None, mtime_ns=None, mode=None)
+            self.entry = replace(self.entry, digest=check.blake3(), mtime_ns=None, mode=None)
 
 
 def _total_size(content_range: str | None, fallback: int) -> int:
@@ -328,6 +329,10 @@ class _Check:
         if self._blake3 is not None and self._md5 is None and not self._blake3_matches():
             return "blake3 metadata"
         return None
+
+    def blake3(self) -> Digest | None:
+        """The blake3 of the bytes read, where it was computed."""
+        return Digest(self._blake3[1].hexdigest()) if self._blake3 is not None else None
 
     def stale_metadata(self) -> bool:
         """True when the bytes match the store's MD5 but not the `blake3` metadata: the

@@ -23,13 +23,9 @@ from fsync.errors import (
     UnsafePathError,
     VerificationError,
 )
-from fsync.fileops import (
-    makedirs,
-    place_new,
-    swap_into_place,
-    temp_beside,
-)
+from fsync.fileops import makedirs, place_new, rename_exchange, swap_into_place
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
+from fsync.ignore import STATE_DIR
 from fsync.model import Action, ActionKind, BaseEntry, LocalEntry, RelPath, RemoteEntry
 from fsync.paths import check_name_lengths, conflict_name
 from fsync.progress import Reporter
@@ -351,10 +347,10 @@ class Worker:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns))
             self._check_local(action)
             copy = self._set_local_aside(action, full, done)
-            self._place(action, tmp, full, done)
         except BaseException:
             self.fetcher.discard(path, tmp)
             raise
+        self._place(action, tmp, full, done)
         self.durability.renamed(folder)
         self.fetcher.finish(path)
         if copy is not None and action.share_copy:
@@ -366,33 +362,49 @@ class Worker:
 
     def _place(self, action: Action, tmp: str, full: str, done: Done) -> None:
         """Rename the verified download `tmp` to `full` without ever losing a local version
-        the plan did not see.
+        the plan did not see; on failure the download is discarded.
 
         `_check_local` has just found the planned version there, but a check then a rename
         leaves a window (milliseconds, with transfer threads sharing the interpreter) in
         which an edit or an editor's save would be replaced unseen. `swap_into_place` hands
         back the version it displaced instead: the planned one is deleted, any other kept as
         a conflict copy. (A write through a descriptor opened before the swap still goes to
-        the displaced file, as with any tool that replaces files by rename.)
+        the displaced file, as with any tool that replaces files by rename; where the
+        platform cannot swap, the check alone stands.)
         """
+        path = action.path
         try:
             displaced = swap_into_place(tmp, full)
-        except FileExistsError:
-            raise RemoteChanged(f"{action.path}: a local file appeared during the run") from None
-        except IsADirectoryError:
-            raise RemoteChanged(
-                f"{action.path}: a local folder of that name is in the way"
-            ) from None
+        except BaseException as exc:
+            self.fetcher.discard(path, tmp)
+            if isinstance(exc, FileExistsError):
+                raise RemoteChanged(f"{path}: a local file appeared during the run") from None
+            if isinstance(exc, IsADirectoryError):
+                raise RemoteChanged(f"{path}: a local folder of that name is in the way") from None
+            raise
         if displaced is None:
             return
-        if action.local is not None and _still(displaced, action.local):
-            os.unlink(tmp)
-            return
-        copy = self._conflict_name(action.path, remote=False, local=True)
-        place_new(tmp, self._local(copy))
+        try:  # `tmp` now holds the local version, never to be discarded with a download
+            if action.local is not None and _still(displaced, action.local):
+                os.unlink(tmp)
+                return
+            copy = self._conflict_name(path, remote=False, local=True)
+            place_new(tmp, self._local(copy))
+        except BaseException as exc:
+            try:
+                back = rename_exchange(tmp, full)  # the local version back under its name
+            except OSError:
+                back = False
+            if not back:
+                raise FsyncError(
+                    f"{path}: the local version, changed during the run, could not be kept "
+                    f"({exc}); it is at {tmp}: rename it before running fsync cleanup"
+                ) from exc
+            self.fetcher.discard(path, tmp)
+            raise
         done.kept_aside = True
         done.extra.append(
-            f"conflict: {action.path} changed here during the run; kept the local version as {copy}"
+            f"conflict: {path} changed here during the run; kept the local version as {copy}"
         )
 
     def _link_target(self, path: RelPath, link: str) -> str:
@@ -401,6 +413,8 @@ class Worker:
         target = os.path.realpath(link)
         if not target.startswith(self.real_root + os.sep):
             raise UnsafePathError(f"{path}: the link leads outside the local root")
+        if target.startswith(os.path.join(self.real_root, STATE_DIR) + os.sep):
+            raise UnsafePathError(f"{path}: the link leads into {STATE_DIR}/, fsync's own state")
         return target
 
     def _set_local_aside(self, action: Action, full: str, done: Done) -> RelPath | None:
@@ -486,9 +500,10 @@ class Worker:
     def _remove(self, action: Action, full: str) -> None:
         """Delete `full` if it is still the version the plan saw, by the same means as
         `_place`: renamed aside in one step, checked, and put back if it changed since
-        `_check_local` (a version that appeared at its name meanwhile keeps the name, and
-        the changed one becomes a conflict copy); then the delete is refused."""
-        aside = temp_beside(full)
+        `_check_local`; then the delete is refused. The name aside is a conflict copy's, so
+        a version that cannot be put back (another took its name meanwhile, or the disk
+        refuses) stays in sight as one, never under a temp name that `cleanup` removes."""
+        aside = self._local(self._conflict_name(action.path, remote=False, local=True))
         try:
             os.rename(full, aside)
         except FileNotFoundError:
@@ -500,12 +515,8 @@ class Worker:
         if displaced is not None and action.local is not None and _still(displaced, action.local):
             os.unlink(aside)  # (a link: the link, never its target)
             return
-        try:
+        with contextlib.suppress(OSError):  # else it stays beside, as a conflict copy
             place_new(aside, full)
-        except FileExistsError:
-            place_new(
-                aside, self._local(self._conflict_name(action.path, remote=False, local=True))
-            )
         raise RemoteChanged(f"{action.path}: the local file changed during the run")
 
     def record(self, action: Action, done: Done) -> Outcome:
@@ -608,7 +619,11 @@ def _check_on_disk(path: RelPath, tmp: str, digest: str) -> None:
 
 def _check_download(action: Action, digest: str, size: int, served: RemoteEntry | None) -> None:
     """Refuse what does not match the object's stored blake3 or the listing's size and
-    blake3: it is never renamed into place."""
+    blake3: it is never renamed into place.
+
+    Where the read itself vouched for the version's blake3 (the object's metadata, checked
+    against the bytes or, where the store's MD5 showed that metadata stale, recomputed),
+    that is the word on it: the plan's may be the stale one, which failed every run."""
     assert action.remote is not None
     if served is not None and served.digest is not None and digest != served.digest:
         raise VerificationError(f"{action.path}: content does not match its stored blake3")
@@ -616,7 +631,9 @@ def _check_download(action: Action, digest: str, size: int, served: RemoteEntry 
         raise VerificationError(
             f"{action.path}: received {size} bytes, the listing said {action.remote.size}"
         )
-    if action.remote.digest is not None and digest != action.remote.digest:
+    vouched = served is not None and served.digest is not None
+    vouched = vouched and served.fingerprint == action.remote.fingerprint
+    if not vouched and action.remote.digest is not None and digest != action.remote.digest:
         raise VerificationError(f"{action.path}: content does not match its recorded blake3")
 
 
