@@ -451,9 +451,12 @@ class _Session:
         held = self.watcher.held()
         scan = self._scan_only(changed)
         keep = _Scope(held | self.shadowed, scan)
-        plan = self._plan_subset({p for p in changed if keep(p)}, scan, Direction.PULL)
+        scope = {p for p in changed if keep(p)}
+        plan = self._plan_subset(scope, scan, Direction.PULL)
         self._execute(plan, queue_paths=(), scan=scan)
-        self.pull_again -= again
+        # A path left out now (being written here, or unreadable) is known as it is there
+        # from this listing on: only a later pull that looks at it again will bring it.
+        self.pull_again = (self.pull_again - again) | (changed - scope)
 
     # --- carrying plans out --------------------------------------------------------------
 
