@@ -21,7 +21,14 @@ from typing import TypeVar
 
 from fsync import names, scanner
 from fsync.config import SyncOptions
-from fsync.errors import ConfigError, ExitCode, FsyncError, RemoteUnavailable
+from fsync.errors import (
+    ConfigError,
+    ExitCode,
+    FsyncError,
+    RemoteUnavailable,
+    exit_code_for,
+    one_line,
+)
 from fsync.ignore import STATE_DIR, IgnoreMatcher
 from fsync.manifest import Manifest, RootLock, RunRecord
 from fsync.manifest.journal import TransferJournal
@@ -85,7 +92,11 @@ def run(
             # against an empty stand-in (its name checks then judge the stand-in's disk)
             root = stack.enter_context(tempfile.TemporaryDirectory(prefix="fsync-dry-run-"))
         journal, remote = stack.enter_context(journaled_remote(opts, root))
-        with RootLock(root), Manifest.open(root) as manifest:
+        with (
+            RootLock(root),
+            Manifest.open(root) as manifest,
+            recorded_run(manifest, opts.direction.value, remote.key, _redactor(opts)) as run_id,
+        ):
             ignore = scanner.read_ignore(root, excludes)
             local, listing = _scan_and_list(
                 root, manifest, ignore, remote, opts=opts, reporter=reporter
@@ -107,7 +118,6 @@ def run(
             )
             plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
             _log_inputs(local, remote_entries, base, plan, started)
-            run_id = manifest.start_run(opts.direction.value, remote.key)
             if opts.dry_run:
                 result = dry_run_result(plan)
                 reporter.close()
@@ -132,6 +142,31 @@ def run(
             result.seconds = time.monotonic() - started
             manifest.finish_run(run_id, int(exit_status(result)), result.as_json())
             return result
+
+
+@contextlib.contextmanager
+def recorded_run(
+    manifest: Manifest, command: str, remote: str, redactor: Redactor
+) -> Iterator[int]:
+    """A run of `command` against `remote` (its `Remote.key`) in the run history; yields
+    its id, for the caller's `finish_run` when the run ends with a result.
+
+    A run stopped whole by an exception (a remote that cannot be listed, a safety stop,
+    Ctrl-C) is recorded ended here, with the exit status it gives and its one-line error
+    scrubbed by `redactor`: `fsync status` is where a cron job's failure is seen, and an entry
+    left without an end reads as a run still going. A failure to record it is only logged:
+    it must not hide the error that stopped the run.
+    """
+    run_id = manifest.start_run(command, remote)
+    try:
+        yield run_id
+    except BaseException as exc:
+        stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
+        try:
+            manifest.finish_run(run_id, int(exit_code_for(exc)), {"error": redactor.text(stopped)})
+        except Exception as failure:  # the manifest itself may be what failed
+            _log.debug("cannot record the end of run %d: %s", run_id, failure)
+        raise
 
 
 @contextlib.contextmanager
@@ -420,10 +455,15 @@ def _report_unreadable(
 
 def _redacted(errors: list[FileError], opts: SyncOptions) -> list[FileError]:
     """`errors` with every secret of `opts` (and of the environment) masked."""
-    redactor = Redactor.build(
+    redactor = _redactor(opts)
+    return [FileError(e.path, redactor.text(e.error)) for e in errors]
+
+
+def _redactor(opts: SyncOptions) -> Redactor:
+    """Masks every secret of `opts` (and of the environment)."""
+    return Redactor.build(
         urls=[opts.remote_url], storage_options=opts.storage_options, env=os.environ
     )
-    return [FileError(e.path, redactor.text(e.error)) for e in errors]
 
 
 def unignored_base(

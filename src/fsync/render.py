@@ -219,11 +219,14 @@ def _print_runs(
         s = run.summary
         ended = "unfinished" if run.exit_code is None else f"exit {run.exit_code}"
         command = f"{run.command} (dry run)" if s.get("dry_run") else run.command
-        say(
-            f"  {when(run.started)} {command} {scrub(run.remote_url or '?')} {ended}: "
-            f"{s.get('uploaded', 0)} up, {s.get('downloaded', 0)} down, "
+        stopped = s.get("error")  # the run stopped whole (`app.recorded_run`): no counts
+        outcome = (
+            scrub(str(stopped))
+            if stopped
+            else f"{s.get('uploaded', 0)} up, {s.get('downloaded', 0)} down, "
             f"{s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed"
         )
+        say(f"  {when(run.started)} {command} {scrub(run.remote_url or '?')} {ended}: {outcome}")
         errors: list[dict[str, str]] = s.get("errors", [])  # type: ignore[assignment]
         for err in errors[:5]:
             say(f"    error {err['path']}: {scrub(err['error'])}")

@@ -32,6 +32,34 @@ def test_failed_runs_show_their_errors(fsync, tmp_path: Path) -> None:
     assert [e["path"] for e in run["summary"]["errors"]] == ["locked.txt"]
 
 
+def test_runs_that_stop_whole_are_in_the_history(fsync, tmp_path: Path) -> None:
+    """A run that failed as a whole (a remote it cannot list: exit 1) or stopped before
+    acting (a safety stop: exit 2) was never recorded, so a cron job's failure did not show
+    in `status`. Now each is there, ended, with its exit status and its error."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    write(src, {"a.txt": "a", "b.txt": "b"})
+    out.mkdir()
+    out.chmod(0)
+    try:
+        assert fsync("push", src, out, prefix=drop_dac_caps()).returncode == 1
+    finally:
+        out.chmod(0o755)
+    assert fsync("push", src, out).returncode == 0
+    (src / "a.txt").unlink()
+    assert fsync("push", src, out, "--max-delete", "0").returncode == 2
+    human = fsync("status", src)
+    assert human.returncode == 0, human.stderr
+    assert " exit 2: the plan deletes 1 files, more than the limit of 0" in human.stdout
+    assert f" exit 1: cannot list {out}: [Errno 13] Permission denied" in human.stdout
+    report = json.loads(fsync("status", src, "--json").stdout)
+    stopped, done, failed = report["runs"]
+    assert [run["exit_code"] for run in (stopped, done, failed)] == [2, 0, 1]
+    assert all(run["ended"] is not None for run in (stopped, done, failed))
+    assert "--max-delete 0" in stopped["summary"]["error"]
+    assert "Permission denied" in failed["summary"]["error"]
+    assert "error" not in done["summary"]
+
+
 def test_a_dry_run_shows_as_one(fsync, tmp_path: Path) -> None:
     """It read like a real run that had sent the files."""
     src = tmp_path / "src"

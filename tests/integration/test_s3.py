@@ -564,7 +564,8 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
     s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
 ) -> None:
     """Ctrl-C waited for the file in flight to finish: 20 s for 100 MiB at 5 MiB/s. Now the
-    upload stops at its next part, exit 130, and the next push sends only what is missing."""
+    upload stops at its next part, exit 130 (so recorded in the run history), and the next
+    push sends only what is missing."""
     size, parts_total = 100 * MIB, 20
     src = tmp_path / "src"
     src.mkdir()
@@ -591,6 +592,10 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
     finally:
         client.close()
     assert 3 <= done < parts_total
+    # The history has the run ended, as interrupted; it stayed "unfinished" (ended: null).
+    (stopped,) = app.status(str(src)).runs
+    assert (stopped.exit_code, stopped.summary) == (130, {"error": "interrupted"})
+    assert stopped.ended is not None
 
     s3_proxy.proxy.reset_counts()
     second = subprocess.run(
