@@ -612,6 +612,55 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_a_bandwidth_limited_upload_whose_parts_are_all_read(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """A file of fewer parts than `--transfers` is read whole at once, so no further read
+    noticed the halt: under `--bw-limit` Ctrl-C went on sending it all (some 15 s for 30 MiB at
+    2 MiB/s), completed the upload, then exited 130 without recording it. Now the parts
+    waiting on the limit stop at once: exit 130, nothing published, the upload journaled for
+    the next push to continue."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(random.Random(9).randbytes(30 * MIB))
+    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    command = [sys.executable, "-m", "fsync", "push", str(src), url, "--chunk-size", "5MiB"]
+    env, key = s3_proxy.server.env(), f"{PREFIX}/big.bin"
+    first = subprocess.Popen(
+        [*command, "--transfers", "8", "--bw-limit", "2MiB/s", "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    client = direct.boto3_client()
+    try:
+        _wait_for_parts(client, s3_proxy.bucket, key, first, at_least=0)  # the upload began
+        threading.Event().wait(1)  # its six parts are all read, each waiting on the limit
+        interrupted = time.monotonic()
+        os.kill(first.pid, signal.SIGINT)
+        _, stderr = first.communicate(timeout=60)
+        took = time.monotonic() - interrupted
+    finally:
+        client.close()
+    assert first.returncode == 130, stderr
+    assert took < 5, f"Ctrl-C took {took:.1f} s"  # one part at 2 MiB/s is 2.5 s
+    assert key not in keys(direct, s3_proxy.bucket)
+    with TransferJournal.open(str(src)) as journal:
+        assert [u.target for u in journal.all()] == [f"s3://{s3_proxy.bucket}/{key}"]
+
+    s3_proxy.proxy.reset_counts()
+    second = subprocess.run(
+        [*command, "--quiet"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert second.returncode == 0, second.stderr
+    counts = s3_proxy.proxy.counts()
+    assert (counts["CreateMultipartUpload"], counts["ListParts"]) == (0, 1)
+    assert keys(direct, s3_proxy.bucket)[key]["ContentLength"] == 30 * MIB
+    assert unfinished_uploads(direct, s3_proxy.bucket) == []
+
+
+@pytest.mark.slow
 def test_killed_download_resumes_from_its_verified_prefix(
     s3_proxy: ProxiedBucket, tmp_path: Path
 ) -> None:
@@ -721,7 +770,8 @@ def _wait_for_blocks(dst: Path, process: subprocess.Popen[bytes], at_least: int)
 def _wait_for_parts(
     client: Any, bucket: str, key: str, process: subprocess.Popen[bytes], at_least: int
 ) -> int:
-    """Poll ListParts until the upload of `key` holds `at_least` parts; their number."""
+    """Poll ListParts until the upload of `key` holds `at_least` parts (0: until it exists);
+    their number."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the push ended (status {process.returncode}) too soon"
@@ -729,7 +779,7 @@ def _wait_for_parts(
             if upload["Key"] == key:
                 parts = client.list_parts(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
                 if len(parts.get("Parts", [])) >= at_least:
-                    return len(parts["Parts"])
+                    return len(parts.get("Parts", []))
         threading.Event().wait(0.05)
     raise AssertionError("the upload never got its first parts")
 

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
-from fsync.errors import FsyncError, PermanentError, TransientError
+from fsync.errors import FsyncError, Halted, PermanentError, TransientError
 from fsync.remote.retry import (
+    HALT_POLL,
     REAL_CLOCK,
     RateLimiter,
     RetryPolicy,
@@ -314,6 +315,23 @@ def test_zero_tokens_cost_nothing() -> None:
     limiter.acquire()
     limiter.acquire(0)
     assert clock.sleeps == []
+
+
+def test_a_halted_wait_stops_at_its_next_look_and_gives_its_tokens_back() -> None:
+    """A part waiting its turn under --bw-limit waited it out after Ctrl-C."""
+    clock = FakeClock()
+    limiter = RateLimiter(1, clock=clock)
+    halted = threading.Event()
+    limiter.acquire(10, halted)  # 9 s in debt, waited in steps of HALT_POLL
+    assert max(clock.sleeps) == pytest.approx(HALT_POLL)
+    assert sum(clock.sleeps) == pytest.approx(9)
+    clock.sleeps.clear()
+    halted.set()
+    with pytest.raises(Halted):
+        limiter.acquire(5, halted)
+    assert clock.sleeps == []
+    limiter.acquire(1)  # the 5 tokens were given back: 1 s to wait, not 6
+    assert clock.sleeps == [pytest.approx(1)]
 
 
 def _hammer(limiter: RateLimiter, count: int, errors: list[BaseException]) -> Callable[[], None]:

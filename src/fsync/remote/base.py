@@ -8,6 +8,7 @@ on `Remote.capabilities`. Adapters raise builtin `FileNotFoundError`/`Permission
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -194,6 +195,7 @@ class Remote(Protocol):
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
         on_held: Callable[[int], None] | None = None,
+        halted: threading.Event | None = None,
     ) -> RemoteEntry:
         """Write `source` to `path` atomically and return the new entry.
 
@@ -203,7 +205,10 @@ class Remote(Protocol):
         still match `expect` (None: must be absent), else `RemoteChanged` is raised and nothing
         is overwritten. `on_held` hears how many bytes of `source` the store already held and
         were not sent again (an upload continued from an earlier run), for the run's count of
-        bytes sent; a remote that never continues an upload never calls it.
+        bytes sent; a remote that never continues an upload never calls it. Once `halted` is
+        set (the run is abandoned), a remote that waits other than on reads of `source` (parts
+        in flight, `--bw-limit`) stops waiting and raises `Halted`, publishing nothing; one
+        that only reads `source` stops where reading it raises.
         """
         ...
 

@@ -29,6 +29,7 @@ from fsync.remote.base import (
 )
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator, Mapping
 
     from fsspec import AbstractFileSystem
@@ -230,12 +231,14 @@ class FsspecRemote:
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
         on_held: Callable[[int], None] | None = None,
+        halted: threading.Event | None = None,
     ) -> RemoteEntry:
         """Stream `source` to a temp name beside `path`, then move it into place.
 
         `before_publish()` runs once every byte is staged; the destination is then checked
         against `expect` from a fresh `info` (`RemoteChanged` if it moved). Any failure
-        removes the temp name. `meta` is not stored: this adapter keeps no metadata.
+        removes the temp name. `meta` is not stored: this adapter keeps no metadata. Only
+        reading `source` waits, so it is what stops a halted run (`halted` is unused).
         """
         full = self._full(path)
         folder = full.rpartition("/")[0]

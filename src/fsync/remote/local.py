@@ -33,6 +33,7 @@ from fsync.remote.base import (
 )
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
 
 CHUNK_SIZE = 1 << 20
@@ -252,6 +253,7 @@ class LocalRemote:
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
         on_held: Callable[[int], None] | None = None,
+        halted: threading.Event | None = None,
     ) -> RemoteEntry:
         """Write `source` to a temp file beside `path`, then rename it into place.
 
@@ -260,6 +262,7 @@ class LocalRemote:
         and replaced atomically; `flush` makes the rename durable. Any failure removes the
         temp file. Raises `PermanentError` for a full disk, `PermissionError` for access
         denied, `UnsafePathError` when a parent folder is a link leading outside the root.
+        Only reading `source` waits, so it is what stops a halted run (`halted` is unused).
         """
         full = self._checked(path)
         temp, written = self._stage(full, source, meta, sync=True)

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from fsync.errors import TransientError
+from fsync.errors import Halted, TransientError
 
 __all__ = [
+    "HALT_POLL",
     "REAL_CLOCK",
     "Clock",
     "RateLimiter",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+HALT_POLL = 0.1
+"""Seconds between looks at a run's halt while waiting on its behalf (`RateLimiter.acquire`,
+a multipart upload's parts): how late Ctrl-C may be noticed."""
 
 _MAX_EXPONENT = 62
 """Backoff doubling stops here: 2**62 x any sane base is far past every `max_delay`, and a
@@ -187,8 +192,13 @@ class RateLimiter:
         self._tokens = capacity
         self._stamp = clock.monotonic()
 
-    def acquire(self, n: float = 1) -> None:
-        """Block until `n` tokens are available and spend them; raises ValueError if `n` < 0."""
+    def acquire(self, n: float = 1, halted: threading.Event | None = None) -> None:
+        """Block until `n` tokens are available and spend them; raises ValueError if `n` < 0.
+
+        With `halted`, the wait looks at it every `HALT_POLL` seconds and raises `Halted`
+        once it is set, giving the tokens back: a part queued behind others under
+        `--bw-limit` may otherwise wait for all of them to be sent first.
+        """
         if n < 0:
             raise ValueError(f"cannot acquire a negative number of tokens ({n})")
         if self.rate == 0 or n == 0:
@@ -199,5 +209,15 @@ class RateLimiter:
             self._stamp = now
             self._tokens -= n
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
+        if wait <= 0:
+            return
+        if halted is None:
             self._clock.sleep(wait)
+            return
+        end = self._clock.monotonic() + wait
+        while (left := end - self._clock.monotonic()) > 0:
+            if halted.is_set():
+                with self._lock:
+                    self._tokens = min(self.burst, self._tokens + n)
+                raise Halted("interrupted")
+            self._clock.sleep(min(left, HALT_POLL))

@@ -165,18 +165,25 @@ class S3Remote:
     # -- requests --------------------------------------------------------------------------
 
     def call(
-        self, op: str, what: str, *, body: bytes | bytearray | None = None, **params: Any
+        self,
+        op: str,
+        what: str,
+        *,
+        body: bytes | bytearray | None = None,
+        halted: threading.Event | None = None,
+        **params: Any,
     ) -> dict[str, Any]:
         """One S3 operation with rate limits, error classification and retries.
 
-        `body` is sent as the request body, from a fresh stream on every attempt.
+        `body` is sent as the request body, from a fresh stream on every attempt; its wait
+        for `--bw-limit` ends in `Halted` once `halted` is set.
         """
 
         def attempt() -> dict[str, Any]:
             self._tps.acquire()
             if body is None:
                 return self._once(op, what, params)
-            self.throttle(len(body))
+            self.throttle(len(body), halted)
             return self._once(op, what, dict(params, Body=SharedBody(body)))
 
         return retrying(attempt, self.settings.retry, what=what, clock=self.clock)
@@ -228,11 +235,12 @@ class S3Remote:
         """`s3_errors.classify` with this remote's endpoint in the messages."""
         return classify(exc, what, self._endpoint)
 
-    def throttle(self, nbytes: int) -> None:
-        """Wait until `--bw-limit` allows `nbytes` more bytes (no-op without a limit)."""
+    def throttle(self, nbytes: int, halted: threading.Event | None = None) -> None:
+        """Wait until `--bw-limit` allows `nbytes` more bytes (no-op without a limit); raise
+        `Halted` instead once `halted` is set (see `RateLimiter.acquire`)."""
         while nbytes > 0:
             step = min(nbytes, MIB)
-            self._bw.acquire(step)
+            self._bw.acquire(step, halted)
             nbytes -= step
 
     # -- reading ---------------------------------------------------------------------------
@@ -329,6 +337,7 @@ class S3Remote:
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
         on_held: Callable[[int], None] | None = None,
+        halted: threading.Event | None = None,
     ) -> RemoteEntry:
         """Upload `source` as `path` (see the module docstring); returns the new entry.
 
@@ -337,15 +346,17 @@ class S3Remote:
         the file behind `source` and is the MD5 of the content whose blake3 is `meta.digest`.
         Raises `RemoteChanged` when the object is no longer `expect`, `FileChangedError`
         when the source ends early or no longer holds `meta`'s content, `VerificationError`
-        when the store reports other bytes than were read.
+        when the store reports other bytes than were read, `Halted` when `halted` is set
+        before the object is published (a multipart upload stays journaled for the next run).
         """
         if chunking.needs_parts(meta.size, self.settings.chunk_size):
-            upload = MultipartPut(self, self._key(path), meta, f"writing {self._url(path)}")
+            what = f"writing {self._url(path)}"
+            upload = MultipartPut(self, self._key(path), meta, what, halted)
             entry = upload.run(source, expect, before_publish)
             if on_held is not None and upload.held:
                 on_held(upload.held)
             return entry
-        return self._put_whole(path, source, meta, expect, before_publish)
+        return self._put_whole(path, source, meta, expect, before_publish, halted=halted)
 
     def _put_whole(
         self,
@@ -354,6 +365,8 @@ class S3Remote:
         meta: ObjectMeta,
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
+        *,
+        halted: threading.Event | None,
     ) -> RemoteEntry:
         key, what = self._key(path), f"writing {self._url(path)}"
         with self._slot():
@@ -371,7 +384,7 @@ class S3Remote:
             if unconditional and not same_version(self.head(key, what), expect):
                 raise RemoteChanged(f"{what}: changed since it was listed")
             try:
-                answer = self.call("put_object", what, body=body, **params)
+                answer = self.call("put_object", what, body=body, halted=halted, **params)
             except (RemoteChanged, FileNotFoundError) as exc:
                 # A retry after a lost answer meets its own write; anything else is a race.
                 mine = self.head(key, what)

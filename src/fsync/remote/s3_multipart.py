@@ -33,21 +33,28 @@ import hashlib
 import io
 import os
 import stat
+import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from fsync.errors import FileChangedError, RemoteChanged, TransientError, VerificationError
+from fsync.errors import (
+    FileChangedError,
+    Halted,
+    RemoteChanged,
+    TransientError,
+    VerificationError,
+)
 from fsync.hashing import hash_descriptor
 from fsync.model import PendingUpload, RemoteEntry
 from fsync.remote import chunking
 from fsync.remote import s3_meta as sm
 from fsync.remote.base import ObjectMeta, same_version
-from fsync.remote.retry import retrying
+from fsync.remote.retry import HALT_POLL, retrying
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from fsync.remote.s3 import S3Remote
 
@@ -138,11 +145,23 @@ class SharedBody(io.BytesIO):
 class MultipartPut:
     """Uploads one file in parts to `key` of `remote`'s bucket; use `run` once."""
 
-    def __init__(self, remote: S3Remote, key: str, meta: ObjectMeta, what: str) -> None:
+    def __init__(
+        self,
+        remote: S3Remote,
+        key: str,
+        meta: ObjectMeta,
+        what: str,
+        halted: threading.Event | None = None,
+    ) -> None:
         self.remote = remote
         self.key = key
         self.meta = meta
         self.what = what
+        self.halted = halted
+        """Set when the run is abandoned (Ctrl-C): no part is sent or waited for after it,
+        and the upload is left journaled, not completed. Reading the source stops too, but
+        only while parts are read: a file of a few parts is read whole at once, and its
+        sends then took minutes under `--bw-limit`, with the upload completed at the end."""
         self.target = f"s3://{remote.bucket}/{key}"
         self.part_size = chunking.part_size_for(meta.size, remote.settings.chunk_size)
         self.held = 0
@@ -159,6 +178,7 @@ class MultipartPut:
             sm.object_metadata(self.meta, _md5_ahead(source, self.meta, self.what))
         )
         etags = self._send_all(upload, done, source)
+        self._stop_if_halted()
         try:
             before_publish()
         except BaseException:
@@ -260,7 +280,7 @@ class MultipartPut:
 
         try:
             for number, _, length in chunking.parts(upload.size, upload.part_size):
-                slots.acquire()
+                self._take_slot()
                 try:
                     body = read_part(source, length, self.what)
                 except BaseException:
@@ -272,7 +292,7 @@ class MultipartPut:
                 future.add_done_callback(finished)
                 if failures:
                     raise failures[0]
-            wait_futures(running)
+            self._wait_for(running)
             if failures:
                 raise failures[0]
         except BaseException:
@@ -311,7 +331,8 @@ class MultipartPut:
         }
 
         def attempt() -> str:
-            remote.throttle(len(body))
+            self._stop_if_halted()
+            remote.throttle(len(body), self.halted)
             answer = remote.call_once("upload_part", what, dict(params, Body=SharedBody(body)))
             etag = str(answer.get("ETag") or "")
             if sm.etag_is_md5(answer) and sm.normalise_etag(etag) not in ("", md5):
@@ -319,6 +340,25 @@ class MultipartPut:
             return etag or f'"{md5}"'
 
         return retrying(attempt, remote.retry_policy, what=what, clock=remote.clock), True
+
+    def _take_slot(self) -> None:
+        """One of the remote's `transfers` slots, once a part in flight frees one."""
+        poll = None if self.halted is None else HALT_POLL
+        while not self.remote.slots.acquire(timeout=poll):
+            self._stop_if_halted()
+
+    def _wait_for(self, sends: Iterable[Future[tuple[str, bool]]]) -> None:
+        """Until every one of `sends` is done (`Halted` once the run is abandoned)."""
+        poll = None if self.halted is None else HALT_POLL
+        left = set(sends)
+        while left:
+            self._stop_if_halted()
+            left = wait_futures(left, timeout=poll).not_done
+
+    def _stop_if_halted(self) -> None:
+        """Raise `Halted` if the run is abandoned."""
+        if self.halted is not None and self.halted.is_set():
+            raise Halted(f"{self.what}: interrupted")
 
     # -- publishing ------------------------------------------------------------------------
 

@@ -185,6 +185,7 @@ class Worker:
                     expect=action.remote,
                     before_publish=verify,
                     on_held=held.append,
+                    halted=self.halted,
                 )
         done.sent = entry.size - sum(held)  # parts an earlier run sent are not counted again
         if self.opts.verify_full:
