@@ -165,8 +165,13 @@ class Redactor:
         return {k: MASK if is_secret_name(k) else self.value(v) for k, v in options.items()}
 
 
+_PLACEHOLDERS = frozenset({MASK, "VALUE"})
+"""Values of `name=value` text that are no secret: the mask itself, and the `VALUE` of the
+`-o KEY=VALUE` that fsync's own messages spell out (`KEY` looks like a secret's name)."""
+
+
 def _mask_assignment(m: re.Match[str]) -> str:
-    if not is_secret_name(m.group("name")) or m.group("value") == MASK:
+    if not is_secret_name(m.group("name")) or m.group("value") in _PLACEHOLDERS:
         return m.group(0)
     return f"{m.group('name')}{m.group('sep')}{m.group('quote')}{MASK}"
 

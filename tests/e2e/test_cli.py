@@ -199,6 +199,28 @@ def test_a_mirror_kept_inside_the_tree_it_copies_is_fine_when_excluded(
     assert "the remote is inside the local folder" in res.stderr
 
 
+def test_bad_storage_options_are_usage_errors_in_one_line(
+    fsync, demo: Path, tmp_path: Path
+) -> None:
+    """s3fs checks none of its options: an unknown one, a table given as text, or a count
+    given as a word failed with a raw Python message (`AioSession.__init__() got an
+    unexpected keyword argument`), mostly with exit 1. And the help of `-o noequals` was
+    masked as a secret (`KEY=***`). Nothing reaches the network: the endpoint is unused."""
+    url, endpoint = "s3://bkt/p", "http://127.0.0.1:9"
+    cases = {
+        "bogus_option=1": "unknown -o option 'bogus_option' for s3:// (s3fs takes no such",
+        'client_kwargs={"endpoint_url":"x"}': "invalid -o client_kwargs (s3fs takes a table",
+        "max_concurrency=abc": "invalid -o max_concurrency (expected a whole number such as 10",
+        "anon=maybe": "invalid -o anon (expected true or false, not 'maybe')",
+        "noequals": "invalid -o 'noequals' (expected KEY=VALUE)",
+    }
+    for option, message in cases.items():
+        res = fsync("push", demo, url, "--endpoint-url", endpoint, "-o", option, cwd=tmp_path)
+        assert res.returncode == 2, (option, res.stderr)
+        assert res.stderr.startswith(f"fsync: error: {message}"), res.stderr
+        assert res.stderr.count("\n") == 1, res.stderr
+
+
 def test_overlap_through_a_link_is_refused(fsync, demo: Path, tmp_path: Path) -> None:
     (tmp_path / "alias").symlink_to(demo)
     res = fsync("push", demo, f"file://{tmp_path}/alias/copy")

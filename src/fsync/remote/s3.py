@@ -21,17 +21,21 @@ briefly, the read buffer of a part being filled).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 import s3fs
+from aiobotocore.session import AioSession
 from botocore.utils import parse_timestamp as botocore_timestamp
 from fsspec.asyn import sync
 
@@ -537,6 +541,7 @@ def _make_fs(
     No `region_name` is added for a custom endpoint: botocore then signs for us-east-1,
     which S3-compatible stores accept (RGW rejects the LocationConstraint a region implies).
     """
+    _check_options(options)
     opts = dict(options)
     client_kwargs = dict(opts.pop("client_kwargs", None) or {})
     if endpoint_url:
@@ -577,9 +582,71 @@ def _make_fs(
             **opts,
         )
     except (TypeError, ValueError, KeyError) as err:
-        raise ConfigError(f"invalid S3 options: {err}") from None
+        raise ConfigError(f"invalid S3 options ({err}; check the -o options)") from None
     fs.retries = 1  # s3fs's own retry loop, should anything reach it, runs once
     return fs
+
+
+_TABLES = frozenset(
+    {"client_kwargs", "config_kwargs", "s3_additional_kwargs", "session_vars", "event_hooks"}
+)
+"""s3fs options that take a table of settings, which `-o KEY=VALUE` cannot give."""
+
+_PASSED_ON = ("use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache")
+"""Options s3fs takes through `**kwargs` and hands to fsspec rather than to its session."""
+
+
+@functools.cache
+def _known_options() -> dict[str, object]:
+    """Every storage option s3fs takes, with its default (`inspect.Parameter.empty`: none).
+
+    s3fs hands a name it does not know to the aiobotocore session it builds at the first
+    request, so that session's parameters count too; asked of the installed versions, the
+    list follows them.
+    """
+    known: dict[str, object] = dict.fromkeys(_PASSED_ON, inspect.Parameter.empty)
+    for fn in (s3fs.S3FileSystem.__init__, AioSession.__init__):
+        for name, param in inspect.signature(fn).parameters.items():
+            if name != "self" and param.kind is not inspect.Parameter.VAR_KEYWORD:
+                known[name] = param.default
+    return known
+
+
+def _check_options(options: Mapping[str, object]) -> None:
+    """Raise `ConfigError` for a storage option s3fs does not take, or a value of the wrong
+    kind where its default tells the kind (a flag, a count).
+
+    s3fs checks neither: an unknown name failed the first request (`AioSession.__init__() got
+    an unexpected keyword argument`), a table given as text or a count as a word failed
+    deep inside it with a bare Python message.
+    """
+    known = _known_options()
+    for name, value in options.items():
+        if name not in known:
+            raise ConfigError(
+                f"unknown -o option {name!r} for s3:// "
+                "(s3fs takes no such option; check the name against s3fs's S3FileSystem)"
+            )
+        why = _wrong_kind(name, value, known[name])
+        if why is not None:
+            raise ConfigError(f"invalid -o {name} ({why})")
+
+
+def _wrong_kind(name: str, value: object, default: object) -> str | None:
+    """Why `value` cannot be s3fs's option `name`, whose default is `default`; None if it can
+    (or its kind is unknown: s3fs then judges it)."""
+    if name in _TABLES:
+        if isinstance(value, Mapping):
+            return None
+        return (
+            "s3fs takes a table of settings there, which -o cannot give; "
+            "use --endpoint-url for the endpoint, ~/.aws/config for the rest"
+        )
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"expected true or false, not {value!r}"
+    if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"expected a whole number such as {default}, not {value!r}"
+    return None
 
 
 def _check_endpoint(url: str) -> None:
