@@ -16,7 +16,7 @@ from typer.core import TyperCommand
 
 from fsync.cli_params import QuickCommand
 from fsync.cli_run import fail
-from fsync.errors import FsyncError, exit_code_for, one_line
+from fsync.errors import ConfigError, FsyncError, exit_code_for, one_line
 
 if TYPE_CHECKING:
     from fsync.config import ConfigFile
@@ -78,7 +78,10 @@ def apply_config(command: TyperCommand, ctx: typer.Context, args: list[str]) -> 
 def _config_defaults(
     command: TyperCommand, ctx: typer.Context, file: ConfigFile, base: str
 ) -> dict[str, object]:
-    """The file's settings for `command`, checked against its parameters (`ConfigError`)."""
+    """The file's settings for `command`, checked against its parameters and, for those fsync
+    parses itself, its parsers (`ConfigError`)."""
+    from fsync.config import PARSED_SETTINGS  # noqa: PLC0415
+
     params = {p.name: p for p in command.get_params(ctx) if p.name not in _NOT_SETTINGS}
     known = _all_parameter_names(ctx) - _NOT_SETTINGS
     defaults: dict[str, object] = {}
@@ -90,9 +93,15 @@ def _config_defaults(
             continue  # a setting for other commands (e.g. `remote` for status)
         value = [raw] if param.multiple and isinstance(raw, str) else raw
         try:
-            param.process_value(ctx, value)
+            given = param.process_value(ctx, value)
         except typer.BadParameter as exc:
             raise file.error(f"{name.replace('_', '-')}: {exc.message}", name, table) from None
+        parse = PARSED_SETTINGS.get(name)
+        if parse is not None and given is not None:
+            try:
+                parse(str(given))
+            except ConfigError as exc:
+                raise file.error(str(exc), name, table) from None
         if name in _PATH_SETTINGS and isinstance(value, str) and not _is_url(value):
             value = os.path.join(base, os.path.expanduser(value))
         defaults[name] = value

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from fsync.errors import ConfigError
@@ -216,6 +216,16 @@ def parse_rate(text: str) -> int:
         raise ConfigError(
             f"invalid rate {text!r} (expected bytes per second: 10MiB/s, 500k/s)"
         ) from None
+
+
+PARSED_SETTINGS: Mapping[str, Callable[[str], object]] = {
+    "max_delete": parse_max_delete,
+    "chunk_size": parse_size,
+    "bw_limit": parse_rate,
+}
+"""Options typer takes as text and fsync parses itself (`ConfigError` on a bad value), by
+setting name: a config file's value goes through the parser when the file is read, so that
+its error names the file and line as every other bad setting's does."""
 
 
 def parse_storage_options(pairs: list[str]) -> dict[str, object]:

@@ -97,6 +97,10 @@ def test_no_remote_anywhere_is_a_usage_error(fsync, src: Path) -> None:
         ("push", '[push]\non-conflict = "sometimes"\n', ":2:", "on-conflict"),
         ("push", '[pushh]\nremote = "x"\n', ":1:", "unknown table [pushh]"),
         ("status", '[status]\nremote = "x"\n', ":2:", "unknown setting 'remote'"),
+        # Values fsync parses itself, not typer: their errors lacked the file and line.
+        ("push", 'remote = "x"\nmax-delete = "150%"\n', ":2:", "invalid --max-delete '150%'"),
+        ("push", 'remote = "x"\n[push]\nchunk-size = "1x"\n', ":3:", "invalid size '1x'"),
+        ("watch", 'remote = "x"\nbw-limit = "fast"\n', ":2:", "invalid rate 'fast'"),
     ],
 )
 def test_invalid_config_exits_2_naming_file_and_line(
