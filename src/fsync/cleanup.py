@@ -2,16 +2,24 @@
 
 On S3 these are multipart uploads (which the store bills for until they are aborted); on
 filesystem remotes, fsync's temporary files. Each adapter knows its own kind through
-`Remote.abort_stale_uploads`; this module only parses the age and opens the remote.
+`Remote.abort_stale_uploads`; this module parses the age, opens the remote, and makes the
+transfer journals that named what was discarded forget it, so `fsync status` does not go on
+listing it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Mapping
 
 from fsync.errors import ConfigError
-from fsync.remote import open_remote
+from fsync.ignore import STATE_DIR
+from fsync.manifest.db import DB_NAME
+from fsync.manifest.journal import TransferJournal
+from fsync.remote import local_path, open_remote
+from fsync.transfer.download import drop_missing_partials
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -24,19 +32,42 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+def is_synced_root(folder: str) -> bool:
+    """True if fsync has synced `folder` (it holds a state database)."""
+    return os.path.isfile(os.path.join(folder, STATE_DIR, DB_NAME))
+
+
 def cleanup(
     url: str,
     *,
     older_than: float | None = None,
     storage_options: Mapping[str, object] | None = None,
     endpoint_url: str | None = None,
+    local_root: str | None = None,
 ) -> int:
     """Abort unfinished writes under `url` at least `older_than` seconds old (all with None).
 
-    Returns how many were discarded. Finished files are never touched.
+    Returns how many were discarded. Finished files are never touched. The transfer journal
+    of `local_root` (a folder fsync has synced) forgets the multipart uploads aborted; when
+    `url` is itself such a folder, its journal forgets the partial downloads whose temporary
+    files are gone. Raises `ConfigError` when `local_root` has never been synced.
     """
-    remote = open_remote(url, storage_options=storage_options, endpoint_url=endpoint_url)
-    try:
-        return remote.abort_stale_uploads(older_than)
-    finally:
-        remote.close()
+    if local_root is not None and not is_synced_root(local_root):
+        raise ConfigError(
+            f"{local_root} has never been synced (no {STATE_DIR}/{DB_NAME}; "
+            "give the local folder that pushes to this remote with --local)"
+        )
+    with contextlib.ExitStack() as stack:
+        journal = None
+        if local_root is not None:
+            journal = stack.enter_context(TransferJournal.open(local_root))
+        remote = open_remote(
+            url, storage_options=storage_options, endpoint_url=endpoint_url, journal=journal
+        )
+        stack.callback(remote.close)
+        removed = remote.abort_stale_uploads(older_than)
+    folder = local_path(url)
+    if folder is not None and is_synced_root(folder):
+        with TransferJournal.open(folder) as own:
+            drop_missing_partials(own, folder)
+    return removed

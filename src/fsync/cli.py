@@ -311,6 +311,18 @@ def cleanup(
             ),
         ),
     ] = None,
+    local: Annotated[
+        str | None,
+        typer.Option(
+            "--local",
+            metavar="LOCAL",
+            help=(
+                "The local folder that pushes to REMOTE: its record of unfinished uploads"
+                " forgets those aborted, so fsync status stops listing them. Default: the"
+                " current folder, if fsync has synced it."
+            ),
+        ),
+    ] = None,
     json_out: Json = False,
     verbose: Verbose = False,
     endpoint_url: EndpointUrl = None,
@@ -318,7 +330,7 @@ def cleanup(
 ) -> None:
     """Abort unfinished uploads (S3 multipart uploads, temporary files) under REMOTE."""
     from fsync.cleanup import cleanup as run_cleanup
-    from fsync.cleanup import parse_duration
+    from fsync.cleanup import is_synced_root, parse_duration
     from fsync.config import parse_storage_options
 
     redactor = Redactor.build(urls=[remote], env=os.environ)
@@ -326,8 +338,13 @@ def cleanup(
     def run() -> int:
         age = parse_duration(older_than) if older_than is not None else None
         options = parse_storage_options(list(option or ()))
+        root = local if local is not None or not is_synced_root(".") else "."
         return run_cleanup(
-            remote, older_than=age, storage_options=options, endpoint_url=endpoint_url
+            remote,
+            older_than=age,
+            storage_options=options,
+            endpoint_url=endpoint_url,
+            local_root=root,
         )
 
     aborted = guard(verbose, run, redactor)

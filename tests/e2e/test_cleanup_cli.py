@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fsync.manifest.journal import TransferJournal
+from fsync.model import PartialDownload, PendingUpload, RelPath
+from fsynctest.trees import write
+
 if TYPE_CHECKING:
     from conftest import S3Server
 
@@ -44,6 +48,31 @@ def test_cleanup_removes_stale_temp_files_only(fsync, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "aborted 2 unfinished uploads" in res.stdout
     assert sorted(p.name for p in remote.rglob("*") if p.is_file()) == ["keep.txt"]
+
+
+def test_status_forgets_the_partial_downloads_cleanup_removed(fsync, tmp_path: Path) -> None:
+    """`cleanup LOCAL` removed a killed pull's temp file, and `status LOCAL` still listed the
+    partial download as on disk."""
+    local = tmp_path / "local"
+    write(local, {"a.txt": "a"})
+    assert fsync("push", local, tmp_path / "out").returncode == 0
+    (local / "sub").mkdir()
+    temp = ".fsync-00000000deadbeef.tmp"
+    (local / "sub" / temp).write_bytes(b"x" * 1000)
+    row = PartialDownload(
+        RelPath("sub/big.bin"), "s3://b/p", "etag-1", 100 << 20, temp, 16 << 20, b"", time.time()
+    )
+    with TransferJournal.open(str(local)) as journal:
+        journal.begin_download(row)
+    assert "sub/big.bin: " in fsync("status", local).stdout
+
+    res = fsync("cleanup", local, "--older-than", "0")
+    assert res.returncode == 0, res.stderr
+    assert "aborted 1 unfinished uploads" in res.stdout
+    shown = fsync("status", local)
+    assert "partial downloads" not in shown.stdout
+    assert "sub/big.bin" not in shown.stdout
+    assert json.loads(fsync("status", local, "--json").stdout)["partial_downloads"] == []
 
 
 def test_cleanup_through_fsspec_keeps_fresh_temp_files_too(fsync, tmp_path: Path) -> None:
@@ -105,3 +134,42 @@ def test_cleanup_aborts_unfinished_multipart_uploads(
         assert client.get_object(Bucket=bucket, Key="tree/done.txt")["Body"].read() == b"done"
     finally:
         client.close()
+
+
+@pytest.mark.s3
+def test_status_forgets_the_uploads_cleanup_aborted(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """`cleanup s3://...` aborted a killed push's multipart upload, and `status LOCAL` still
+    listed it as unfinished. Run in LOCAL, or given `--local LOCAL`, cleanup makes LOCAL's
+    journal forget the uploads it aborts, and those the store no longer holds."""
+    server, bucket = s3_bucket
+    local, other = tmp_path / "local", tmp_path / "other"
+    client = server.boto3_client()
+    try:
+        ids = [
+            client.create_multipart_upload(Bucket=bucket, Key=f"tree/{name}")["UploadId"]
+            for name in ("big.bin", "huge.bin")
+        ]
+    finally:
+        client.close()
+    for root, name, upload_id in ((local, "big.bin", ids[0]), (other, "huge.bin", ids[1])):
+        write(root, {"a.txt": "a"})
+        with TransferJournal.open(str(root)) as journal:
+            journal.start(
+                PendingUpload(f"s3://{bucket}/tree/{name}", upload_id, "ab" * 32, 1, 1, 0.0)
+            )
+    assert f"s3://{bucket}/tree/big.bin" in fsync("status", local).stdout
+
+    res = fsync("cleanup", f"s3://{bucket}/tree", "--older-than", "0", cwd=local, env=server.env())
+    assert res.returncode == 0, res.stderr
+    assert "aborted 2 unfinished uploads" in res.stdout
+    assert "unfinished uploads" not in fsync("status", local).stdout
+    assert json.loads(fsync("status", local, "--json").stdout)["unfinished_uploads"] == []
+    assert f"s3://{bucket}/tree/huge.bin" in fsync("status", other).stdout
+    res = fsync(
+        "cleanup", f"s3://{bucket}/tree", "--older-than", "0", "--local", other, env=server.env()
+    )
+    assert res.returncode == 0, res.stderr
+    assert "aborted 0 unfinished uploads" in res.stdout  # gone from the store already
+    assert "unfinished uploads" not in fsync("status", other).stdout

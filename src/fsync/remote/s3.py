@@ -465,16 +465,20 @@ class S3Remote:
 
         With None, all but those a running fsync may be sending: started, or given a part,
         in the last `IN_USE_SECONDS` (one ListParts per upload older than that). What `fsync
-        cleanup REMOTE` runs. Journal rows of aborted uploads are dropped.
+        cleanup REMOTE` runs. The journal forgets the uploads aborted, and those under the
+        root that it recorded before the listing and the store no longer holds (aborted by
+        an earlier cleanup, or by a lifecycle rule): `fsync status` would list them.
         """
         prefix = f"{self.prefix}/" if self.prefix else ""
         what = f"listing unfinished uploads of {self.url}"
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
         aborted = 0
         now = time.time()
+        held: set[str] = set()
         while True:
             page = self.call("list_multipart_uploads", what, **params)
             for item in page.get("Uploads") or ():
+                held.add(str(item["UploadId"]))
                 age = sm.seconds_since(item.get("Initiated"), now)
                 if older_than is not None and (age is None or age < older_than):
                     continue
@@ -484,9 +488,22 @@ class S3Remote:
                 self.abort_upload(key, upload_id, f"aborting an upload of {key}")
                 aborted += 1
             if not page.get("IsTruncated"):
+                self._forget_gone_uploads(held, now)
                 return aborted
             params["KeyMarker"] = page.get("NextKeyMarker")
             params["UploadIdMarker"] = page.get("NextUploadIdMarker")
+
+    def _forget_gone_uploads(self, held: set[str], listed: float) -> None:
+        """Drop the journal rows of uploads under the root that the store does not hold
+        (`held` is every upload id it listed). Only rows older than the listing (`listed`):
+        a push may have created its upload after the listing passed its key."""
+        if self.journal is None:
+            return
+        root = f"s3://{self.bucket}/{self.prefix}/" if self.prefix else f"s3://{self.bucket}/"
+        for upload in self.journal.all():
+            gone = upload.upload_id not in held and upload.created < listed
+            if gone and upload.target.startswith(root):
+                self.journal.finish(upload.upload_id)
 
     def _in_use(self, key: str, upload_id: str, age: float | None, now: float) -> bool:
         """True if the upload started, or got its last part, in the last `IN_USE_SECONDS`."""

@@ -295,6 +295,20 @@ def drop_stale_partials(journal: DownloadJournal, root: str, keep: set[RelPath])
     return dropped
 
 
+def drop_missing_partials(journal: DownloadJournal, root: str) -> int:
+    """Forget the partial downloads whose temp file is gone (`fsync cleanup` removed it, or
+    a person did): nothing is left to continue, and `fsync status` would list the bytes as
+    on disk. A temp file is created before its row is written, so a download starting
+    meanwhile is never forgotten. Returns how many were forgotten."""
+    dropped = 0
+    for partial in journal.partials():
+        temp = _temp_path(os.path.dirname(os.path.join(root, partial.path)), partial.temp)
+        if temp is None or not os.path.lexists(temp):
+            journal.end_download(partial.path)
+            dropped += 1
+    return dropped
+
+
 class _Unverifiable(Exception):
     """A resumed read whose whole content could not be checked: fetch the file whole."""
 
