@@ -224,12 +224,13 @@ def _transfer(direction: Direction, args: Mapping[str, object]) -> NoReturn:
             warn=reporter.warning,
         )
 
-    with guard(verbose, monitor, redactor) as watch:
+    with guard(verbose, monitor, redactor, json_out=json_out) as watch:
         result = guard(
             verbose,
             lambda: use_cases.run(opts, reporter, on_action=watch.action_done),
             redactor,
             on_fail=watch.stopped,
+            json_out=json_out,
         )
         watch.finished(result.as_json(), int(use_cases.exit_status(result)))
     if json_out:

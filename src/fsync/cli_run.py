@@ -22,7 +22,7 @@ import typer
 from fsync.cli_options import LinkMode, VerifyMode
 from fsync.errors import ExitCode, exit_code_for, one_line
 from fsync.redact import NO_SECRETS, Redactor
-from fsync.terminal import complain
+from fsync.terminal import complain, json_line, say
 
 if TYPE_CHECKING:
     from fsync.progress import Reporter, WatchDisplay
@@ -151,11 +151,15 @@ def guard(
     fn: Callable[[], T],
     redactor: Redactor = NO_SECRETS,
     on_fail: Callable[[str, int], object] | None = None,
+    *,
+    json_out: bool = False,
 ) -> T:
     """Run `fn`; turn any escaping exception into one error line and its exit status.
 
     The line (and, with `verbose`, the traceback) is scrubbed by `redactor`; `on_fail` hears
-    the message and status first (the run's log and alarm).
+    the message and status first (the run's log and alarm). With `json_out`, stdout still
+    carries its one JSON object (DESIGN.md): `{"error": MESSAGE, "exit_code": STATUS}`, so
+    a script reading it finds why, not nothing.
     """
     try:
         return fn()
@@ -163,6 +167,8 @@ def guard(
         if on_fail is not None:
             on_fail("interrupted", int(ExitCode.INTERRUPTED))
         complain("fsync: interrupted")
+        if json_out:
+            say(json_line({"error": "interrupted", "exit_code": int(ExitCode.INTERRUPTED)}))
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except Exception as exc:
         message = redactor.text(one_line(exc))
@@ -171,6 +177,8 @@ def guard(
         if verbose:
             for line in redactor.text(traceback.format_exc()).rstrip("\n").split("\n"):
                 complain(line)
+        if json_out:
+            say(json_line({"error": message, "exit_code": int(exit_code_for(exc))}))
         fail(message, exit_code_for(exc))
 
 

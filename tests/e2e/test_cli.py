@@ -101,6 +101,18 @@ def test_a_dry_pull_into_a_new_folder_creates_nothing(fsync, demo: Path, tmp_pat
     assert "its parent folder does not exist" in res.stderr
 
 
+def test_json_output_of_a_run_stopped_as_a_whole_is_still_one_object(fsync, tmp_path: Path) -> None:
+    """DESIGN.md: with --json, stdout carries one JSON object; a run that stops before or
+    instead of its transfers printed nothing there, and `jq` read an empty stream."""
+    res = fsync("push", tmp_path / "nope", tmp_path / "out", "--json")
+    assert res.returncode == 2
+    assert json.loads(res.stdout) == {
+        "error": f"local root {tmp_path}/nope does not exist (give an existing folder)",
+        "exit_code": 2,
+    }
+    assert len(res.stdout.splitlines()) == 1
+
+
 def test_a_pull_into_a_path_under_a_file_is_a_usage_error(fsync, tmp_path: Path) -> None:
     (tmp_path / "remote").mkdir()
     (tmp_path / "afile").write_text("x")
