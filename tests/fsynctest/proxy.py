@@ -59,6 +59,7 @@ Action = Literal[
     "403",
     "not-s3",
     "drop",
+    "silent",
     "delay",
     "reset",
     "no-range",
@@ -383,7 +384,8 @@ class Proxy:
         body (code SlowDown for 503 and 429, InternalError for 500, AccessDenied for 403, or
         `code`) and a Retry-After header when `retry_after` is given, without forwarding;
         "not-s3" answers 404 with an HTML page, as a web server that is not S3 would;
-        "drop" reads the request and closes the connection unanswered; "reset" forwards it,
+        "drop" reads the request and closes the connection unanswered; "silent" answers
+        nothing, not even `100 Continue`, and keeps the connection open; "reset" forwards it,
         relays part of the answer, then resets the connection (RST); "delay" waits `delay`
         seconds, then forwards; "no-range" forwards it without its Range header (a store or
         proxy that ignores ranges answers with the whole object); "no-if-match" forwards it
@@ -516,6 +518,19 @@ class _Connection:
             if head is None or not self._exchange(head):
                 return
 
+    def _hold(self) -> None:
+        """Answer nothing, not even `100 Continue`: drop what the client sends until it
+        hangs up or the proxy closes (a store that went silent mid-request)."""
+        self.sock.settimeout(0.2)
+        while not self.proxy._closing.is_set():
+            try:
+                if not self.sock.recv(_BLOCK):
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
     def _exchange(self, head: _Head) -> bool:
         """Handle one request; return whether the client connection stays open."""
         method, target, *_ = [*head.start.split(" ", 2), "", ""]
@@ -524,6 +539,11 @@ class _Connection:
         copy_source = head.get("x-amz-copy-source") is not None
         op = classify(method, split.path, split.query, copy_source=copy_source)
         rule = self.proxy._match(op, path)
+        if rule is not None and rule.action == "silent":
+            exchange = Exchange(op, method, path, None, None, None, head.get("User-Agent"))
+            self.proxy._record(exchange, forwarded=False)
+            self._hold()
+            return False
         if (head.get("Expect") or "").lower() == "100-continue":
             self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         keep = self._client_keeps_alive(head)

@@ -483,6 +483,38 @@ def test_an_endpoint_that_is_not_s3_is_named_so(s3_proxy: ProxiedBucket, tmp_pat
     assert line.endswith("404 without an S3 error (is it an S3 server? check --endpoint-url)")
 
 
+def test_a_write_the_store_never_answers_times_out(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
+    """A store that goes silent on a PUT, not even sending `100 Continue`: botocore's
+    `Expect: 100-continue` made aiohttp wait for it with no timeout, and the push (or a
+    watch's SIGTERM) hung forever whatever --timeout said."""
+    s3_proxy.proxy.add_rule("PutObject", action="silent", times=None)
+    write(tmp_path / "src", {"a.txt": "a"})
+    started = time.monotonic()
+    url = f"s3://{s3_proxy.bucket}/x"
+    done = _fsync(s3_proxy, "push", str(tmp_path / "src"), url, "--timeout", "2", "--retries", "1")
+    assert done.returncode == 1, done.stderr
+    assert time.monotonic() - started < 60
+    assert "a.txt" in done.stderr
+
+
+def test_cleanup_that_cannot_abort_an_upload_says_so(
+    s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    """Aborts the store refuses were counted as done: `{"aborted": 1}`, exit 0, and the
+    upload (its parts billed) still there."""
+    client = direct.boto3_client()
+    try:
+        client.create_multipart_upload(Bucket=s3_proxy.bucket, Key="x/big.bin")
+        s3_proxy.proxy.add_rule("AbortMultipartUpload", action="403", times=None)
+        done = _fsync(s3_proxy, "cleanup", f"s3://{s3_proxy.bucket}/x", "--older-than", "0")
+        assert done.returncode == 1, done.stdout
+        assert "1 unfinished uploads could not be aborted" in done.stderr
+        assert "0 were" in done.stderr
+        assert len(client.list_multipart_uploads(Bucket=s3_proxy.bucket)["Uploads"]) == 1
+    finally:
+        client.close()
+
+
 def test_access_denied_exits_1_with_one_clear_line(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
     s3_proxy.proxy.add_rule("ListObjectsV2", action="403", times=None)
     done = _fsync(s3_proxy, "push", str(tmp_path), f"s3://{s3_proxy.bucket}/x")

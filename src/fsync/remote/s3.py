@@ -48,6 +48,7 @@ from fsync.errors import (
     TransientError,
     UnsafePathError,
     VerificationError,
+    one_line,
 )
 from fsync.model import RelPath, RemoteEntry
 from fsync.paths import join
@@ -156,6 +157,8 @@ class S3Remote:
         self._timed_session: object = None
         """The session whose answers' timestamps `_timestamp` reads (s3fs may make a new one
         when its connections are all closed; that one is set up again)."""
+        self._set_up_client: object = None
+        """The client whose writes go without `Expect: 100-continue` (`_client`)."""
         self._tps = RateLimiter(self.settings.tps_limit, clock=clock)
         # A second's worth of burst: parts go in 1 MiB steps, so the rate holds within a part.
         self._bw = RateLimiter(
@@ -222,6 +225,9 @@ class S3Remote:
             factory = session.get_component("response_parser_factory")
             factory.set_parser_defaults(timestamp_parser=_timestamp)
             self._timed_session = session
+        if client is not self._set_up_client:
+            client.meta.events.register_last("before-call.s3", _without_expect_continue)
+            self._set_up_client = client
         return client
 
     async def _request(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -400,12 +406,18 @@ class S3Remote:
             raise VerificationError(f"{what}: the store holds other bytes than were sent")
         return sm.written_entry(meta, etag or md5)
 
-    def abort_upload(self, key: str, upload_id: str, what: str) -> None:
-        """Abort a multipart upload (best effort: a gone upload is fine) and forget it."""
-        with contextlib.suppress(FileNotFoundError, TransientError, PermanentError):
+    def abort_upload(self, key: str, upload_id: str, what: str, *, strict: bool = False) -> None:
+        """Abort a multipart upload and forget it: best effort (a gone upload is fine, any
+        failure is ignored), or with `strict` a failure is raised and the journal keeps it."""
+        try:
             self.call(
                 "abort_multipart_upload", what, Bucket=self.bucket, Key=key, UploadId=upload_id
             )
+        except FileNotFoundError:
+            pass
+        except (TransientError, PermanentError):
+            if strict:
+                raise
         if self.journal is not None:
             self.journal.finish(upload_id)
 
@@ -473,6 +485,7 @@ class S3Remote:
         what = f"listing unfinished uploads of {self.url}"
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
         aborted = 0
+        failures: list[str] = []
         now = time.time()
         held: set[str] = set()
         while True:
@@ -485,10 +498,19 @@ class S3Remote:
                 key, upload_id = str(item["Key"]), str(item["UploadId"])
                 if older_than is None and self._in_use(key, upload_id, age, now):
                     continue
-                self.abort_upload(key, upload_id, f"aborting an upload of {key}")
+                try:
+                    self.abort_upload(key, upload_id, f"aborting an upload of {key}", strict=True)
+                except (TransientError, PermanentError) as exc:
+                    failures.append(one_line(exc))  # counted as aborted, it was not
+                    continue
                 aborted += 1
             if not page.get("IsTruncated"):
                 self._forget_gone_uploads(held, now)
+                if failures:
+                    raise TransientError(
+                        f"{len(failures)} unfinished uploads could not be aborted ({failures[0]}; "
+                        f"{aborted} were); run fsync cleanup again"
+                    )
                 return aborted
             params["KeyMarker"] = page.get("NextKeyMarker")
             params["UploadIdMarker"] = page.get("NextUploadIdMarker")
@@ -664,6 +686,19 @@ def _wrong_kind(name: str, value: object, default: object) -> str | None:
     if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
         return f"expected a whole number such as {default}, not {value!r}"
     return None
+
+
+def _without_expect_continue(params: dict[str, Any], **_: Any) -> None:
+    """Drop the `Expect: 100-continue` botocore puts on every write with a file-like body.
+
+    aiohttp then waits for the store's `100 Continue` with no timeout: a store or proxy
+    that never answers held a push (and a watch's SIGTERM) forever, whatever `--timeout`
+    said. Without it the body is sent at once and the read timeout covers the answer; all
+    it saved was the body of a request refused outright.
+    """
+    headers = params.get("headers")
+    if headers is not None:
+        headers.pop("Expect", None)
 
 
 def _check_endpoint(url: str) -> None:
