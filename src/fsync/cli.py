@@ -396,13 +396,15 @@ def watch(
     display = cli_run.watch_display(json_out or quiet)
 
     def monitor() -> RunMonitor:
-        # The log alone: the watch raises its alarm itself, per path (`WatchOnError`).
+        # The watch raises its alarm itself, per path (`WatchOnError`); this one fires only
+        # when the session itself fails (its start, say: the remote unreachable).
         return RunMonitor(
             command="watch",
             local=os.path.abspath(opts.local_root),
             remote=opts.remote_url,
             redactor=redactor,
             log_file=log_file,
+            on_error=opts.on_error,
             warn=display.warning,
         )
 

@@ -540,7 +540,8 @@ class _Session:
         self.manifest.queue(self.remote.key, [path])
         if self.retries.failed(path, error, time.monotonic()):
             self._finish_totals()
-            self.alarm.fire(self.total.as_json())
+            where = {"command": "watch", "local": self.root, "remote": self.remote.url}
+            self.alarm.fire(where | self.total.as_json())
 
     def _reload_ignore(self, *, quiet: bool = False) -> bool:
         """Re-read `.fsyncignore`; True if the rules changed. A broken file keeps the old

@@ -129,6 +129,30 @@ def test_on_error_receives_the_summary(fsync, failing_src: Path, tmp_path: Path)
     assert json.loads(res.stdout)["failed"] == 1
 
 
+def test_a_watch_that_cannot_start_raises_the_alarm(fsync, tmp_path: Path) -> None:
+    """A watch fires `--on-error` per path that keeps failing; one whose start failed (the
+    remote unreachable) ended, exit 1, and told no one."""
+    write(tmp_path / "src", {"a.txt": "a"})
+    alarm = tmp_path / "alarm.json"
+    res = fsync(
+        "watch",
+        tmp_path / "src",
+        "s3://no-such-bucket/p",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "--retries",
+        "0",
+        "--on-error",
+        f"cat > '{alarm}'",
+        timeout=60,
+        env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"},
+    )
+    assert res.returncode == 1, res.stderr
+    summary = json.loads(alarm.read_text())
+    assert (summary["command"], summary["exit_code"]) == ("watch", 1)
+    assert "cannot reach http://127.0.0.1:9" in summary["error"]
+
+
 def test_on_error_is_silent_when_nothing_fails(fsync, tmp_path: Path) -> None:
     write(tmp_path / "src", {"a.txt": "a"})
     fired = tmp_path / "fired"

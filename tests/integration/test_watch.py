@@ -234,6 +234,9 @@ def test_a_persistent_failure_fires_the_alarm_and_the_watch_goes_on(
         return [e["path"] for e in summary["errors"]] == ["blocked.txt"]
 
     eventually(alarmed, "the --on-error command")
+    summary = json.loads(alarm.read_text())
+    assert (summary["command"], summary["local"]) == ("watch", str(w.local))
+    assert summary["remote"].endswith(str(w.remote))
     (w.local / "fine.txt").write_text("still syncing")
     eventually((w.remote / "fine.txt").exists, "a later change")
     assert w.display.actions("blocked.txt")[:3] == ["upload!", "upload!", "upload!"]
