@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fsync.etags import is_plain_md5
 from fsync.model import Digest, RemoteEntry
+from fsync.remote import s3_meta as sm
 from fsync.remote.base import ObjectMeta
 from fsync.remote.s3_meta import (
     digest_from_metadata,
@@ -233,3 +234,29 @@ def test_http_dates_name_the_instant_botocore_reads(when: datetime) -> None:
 )
 def test_other_time_forms_are_left_to_botocore(text: str) -> None:
     assert parse_time(text) is None
+
+
+def test_an_etag_under_kms_or_customer_keys_is_no_md5() -> None:
+    """DSSE-KMS too: checked as an MD5, every read of such an object failed."""
+    assert sm.etag_is_md5({})
+    assert sm.etag_is_md5({"ServerSideEncryption": "AES256"})
+    for answer in (
+        {"ServerSideEncryption": "aws:kms"},
+        {"ServerSideEncryption": "aws:kms:dsse"},
+        {"SSECustomerAlgorithm": "AES256"},
+    ):
+        assert not sm.etag_is_md5(answer)
+
+
+def test_metadata_whose_md5chksum_is_not_the_etag_is_not_believed() -> None:
+    """Unless the ETag is no MD5 (KMS): then the two cannot be compared."""
+    digest = "ab" * 32
+    answer = {
+        "ContentLength": 3,
+        "ETag": '"' + "0" * 32 + '"',
+        "Metadata": {"blake3": digest, "md5chksum": sm.md5_base64("1" * 32), "mode": "0100644"},
+    }
+    assert sm.entry_from_head(answer).digest is None
+    assert sm.entry_from_head(answer).mode is None
+    encrypted = {**answer, "ServerSideEncryption": "aws:kms:dsse"}
+    assert sm.entry_from_head(encrypted).digest == digest

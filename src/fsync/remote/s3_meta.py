@@ -254,11 +254,11 @@ def write_condition(expect: RemoteEntry | None) -> dict[str, str]:
 
 
 def etag_is_md5(answer: Mapping[str, Any]) -> bool:
-    """False when a write's answer shows KMS or customer-key encryption: its ETag is then
-    not the MD5 of the content, so it proves nothing about the bytes."""
-    return answer.get("ServerSideEncryption") != "aws:kms" and not answer.get(
-        "SSECustomerAlgorithm"
-    )
+    """False when an answer shows KMS (`aws:kms`, `aws:kms:dsse`) or customer-key
+    encryption: its ETag is then not the MD5 of the content, so it proves nothing about the
+    bytes (and checked as one, every read of such an object failed)."""
+    kms = str(answer.get("ServerSideEncryption") or "").startswith("aws:kms")
+    return not kms and not answer.get("SSECustomerAlgorithm")
 
 
 def is_same_write(entry: RemoteEntry, meta: ObjectMeta, md5: str | None) -> bool:

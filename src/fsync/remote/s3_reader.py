@@ -306,10 +306,7 @@ class _Check:
     @classmethod
     def for_object(cls, answer: dict[str, Any], entry: RemoteEntry) -> _Check | None:
         """The checks the object allows, or None when it carries no usable hash."""
-        encrypted = answer.get("ServerSideEncryption") == "aws:kms" or answer.get(
-            "SSECustomerAlgorithm"
-        )
-        if etags.is_plain_md5(entry.fingerprint) and not encrypted:
+        if etags.is_plain_md5(entry.fingerprint) and sm.etag_is_md5(answer):
             return cls(entry.digest, entry.fingerprint, "MD5 ETag")
         if entry.digest is not None:
             return cls(entry.digest, None, "")
