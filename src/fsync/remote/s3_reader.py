@@ -319,13 +319,19 @@ class _Check:
                 check[1].update(data)
 
     def failure(self) -> str | None:
-        """The hash the bytes read do not match (None: all match, or only a `blake3`
-        metadata the store's own MD5 contradicts: see `stale_metadata`)."""
-        if self._md5 is not None and self._md5[1].hexdigest() != self._md5[0]:
-            return self._md5_label
-        if self._blake3 is not None and self._md5 is None and not self._blake3_matches():
-            return "blake3 metadata"
-        return None
+        """The hash the bytes read do not match (None: they match one of the two).
+
+        Either match vouches for the bytes: a `blake3` the store's MD5 contradicts is stale
+        metadata (`stale_metadata`), and an ETag that only looks like an MD5 where the
+        `blake3` matches is a store's own kind of ETag (some encrypt without saying so).
+        """
+        md5_ok = self._md5 is None or self._md5[1].hexdigest() == self._md5[0]
+        blake3_ok = self._blake3 is None or self._blake3_matches()
+        if md5_ok and (blake3_ok or self._md5 is not None):
+            return None
+        if not md5_ok and self._blake3 is not None and blake3_ok:
+            return None
+        return self._md5_label if not md5_ok else "blake3 metadata"
 
     def blake3(self) -> Digest | None:
         """The blake3 of the bytes read, where it was computed."""
