@@ -255,7 +255,12 @@ def status(
     from fsync import app as use_cases
 
     redactor = Redactor.build(env=os.environ)
-    report = guard(verbose, lambda: use_cases.status(local or ".", tuple(exclude or ())), redactor)
+    report = guard(
+        verbose,
+        lambda: use_cases.status(local or ".", tuple(exclude or ())),
+        redactor,
+        json_out=json_out,
+    )
     if json_out:
         render.echo_json(redactor.value(render.status_json(report)))
     else:
@@ -289,7 +294,7 @@ def verify(
 
     opts, redactor = cli_run.options("verify", VerifyOptions, locals())
     reporter = cli_run.reporting(verbose, json_out, redactor)
-    report = guard(verbose, lambda: run_verify(opts, reporter), redactor)
+    report = guard(verbose, lambda: run_verify(opts, reporter), redactor, json_out=json_out)
     if json_out:
         render.echo_json(redactor.value(report.as_json()))
     else:
@@ -348,7 +353,7 @@ def cleanup(
             local_root=root,
         )
 
-    aborted = guard(verbose, run, redactor)
+    aborted = guard(verbose, run, redactor, json_out=json_out)
     if json_out:
         render.echo_json({"aborted": aborted})
     else:
@@ -409,12 +414,13 @@ def watch(
         )
 
     try:
-        with guard(verbose, monitor, redactor) as log:
+        with guard(verbose, monitor, redactor, json_out=json_out) as log:
             result = guard(
                 verbose,
                 lambda: run_watch(opts, display, on_action=log.action_done),
                 redactor,
                 on_fail=log.stopped,
+                json_out=json_out,
             )
             log.finished(result.as_json(), int(ExitCode.OK))
     finally:

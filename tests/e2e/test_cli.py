@@ -111,6 +111,14 @@ def test_json_output_of_a_run_stopped_as_a_whole_is_still_one_object(fsync, tmp_
         "exit_code": 2,
     }
     assert len(res.stdout.splitlines()) == 1
+    for command in (
+        ("status", tmp_path / "nope"),
+        ("verify", tmp_path / "nope", tmp_path / "out"),
+        ("cleanup", tmp_path / "nope"),
+    ):
+        res = fsync(*command, "--json")
+        assert res.returncode == 2
+        assert json.loads(res.stdout)["exit_code"] == 2, command
 
 
 def test_a_pull_into_a_path_under_a_file_is_a_usage_error(fsync, tmp_path: Path) -> None:
