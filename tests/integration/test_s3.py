@@ -27,7 +27,7 @@ import pytest
 from fsync import app
 from fsync.config import SyncOptions
 from fsync.manifest.journal import TransferJournal
-from fsync.model import Direction, RunResult
+from fsync.model import ActionRecord, Direction, RunResult
 from fsync.progress import NullReporter
 from fsync.remote.s3 import USER_AGENT
 from fsync.remote.s3_meta import format_mode, format_mtime
@@ -513,6 +513,26 @@ def test_cleanup_that_cannot_abort_an_upload_says_so(
         assert len(client.list_multipart_uploads(Bucket=s3_proxy.bucket)["Uploads"]) == 1
     finally:
         client.close()
+
+
+def test_a_retried_request_counts_in_the_actions_attempts(
+    s3_proxy: ProxiedBucket, tmp_path: Path
+) -> None:
+    """The `attempts` of an action (the `--log-file` field) was 1 whatever its requests'
+    retries: it counted only the re-reads of a file that changed while being sent."""
+    s3_proxy.proxy.add_rule("PutObject", action="503", times=2)
+    write(tmp_path / "src", {"a.txt": "a", "b.txt": "b"})
+    records: list[ActionRecord] = []
+    opts = SyncOptions(
+        local_root=str(tmp_path / "src"),
+        remote_url=f"s3://{s3_proxy.bucket}/{PREFIX}",
+        direction=Direction.PUSH,
+        storage_options=s3_proxy.server.storage_options(),
+        transfers=1,
+    )
+    result = app.run(opts, NullReporter(), on_action=records.append)
+    assert (result.uploaded, result.failed) == (2, 0)
+    assert sorted((r.path, r.attempts) for r in records) == [("a.txt", 3), ("b.txt", 1)]
 
 
 def test_access_denied_exits_1_with_one_clear_line(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:

@@ -118,6 +118,20 @@ _SHARED_RNG = random.Random()
 """Jitter source when the caller gives none; jitter needs spread, not secrecy."""
 
 
+_here = threading.local()
+
+
+def retries_here() -> int:
+    """The retries `retrying` has made on this thread since `reset_retries_here`: a
+    transfer counts its requests' retries in its `attempts` (the `--log-file` field)."""
+    return int(getattr(_here, "retries", 0))
+
+
+def reset_retries_here() -> None:
+    """Start counting this thread's retries afresh (`retries_here`)."""
+    _here.retries = 0
+
+
 def retrying(
     fn: Callable[[], T],
     policy: RetryPolicy,
@@ -150,6 +164,7 @@ def retrying(
                 raise _gave_up(exc, what, attempt + 1) from exc
             delay = backoff_delay(policy, attempt, jitter, exc.retry_after)
             attempt += 1
+            _here.retries = retries_here() + 1
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
             clock.sleep(delay)

@@ -30,6 +30,7 @@ from fsync.model import Action, ActionKind, BaseEntry, LocalEntry, RelPath, Remo
 from fsync.paths import check_name_lengths, conflict_name
 from fsync.progress import Reporter
 from fsync.remote.base import ObjectMeta, Remote, Stager, same_version
+from fsync.remote.retry import reset_retries_here, retries_here
 from fsync.transfer.copies import fetch_new, free_name, send_new
 from fsync.transfer.download import Fetcher
 from fsync.transfer.outcome import Done, EngineOptions, Outcome
@@ -94,6 +95,7 @@ class Worker:
         """Carry out `action`, turning any failure into an error message on the result."""
         done = Done(action)
         started = time.monotonic()
+        reset_retries_here()
         try:
             with _failure_noted(done):
                 handler = _HANDLERS[action.kind]
@@ -102,6 +104,9 @@ class Worker:
             if done.outcome is None and done.staged is not None:  # failed after staging
                 done.staged.discard()
                 done.staged = None
+            # (the retries of requests made on this thread: a multipart upload's parts go
+            # out on the remote's own threads, and theirs are not counted)
+            done.attempts += retries_here()
         done.seconds = time.monotonic() - started
         return done
 
