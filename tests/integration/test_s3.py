@@ -563,18 +563,12 @@ def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
     command, env = _push_command(s3_proxy, src)
     key = f"{PREFIX}/huge.bin"
 
-    first = subprocess.Popen(
-        [*command, "--bw-limit", "20MiB/s"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    first = _start([*command, "--bw-limit", "20MiB/s"], env)
     client = direct.boto3_client()
     try:
         done = _wait_for_parts(client, s3_proxy.bucket, key, first, at_least=6)
         os.kill(first.pid, signal.SIGKILL)
-        first.wait(30)
+        first.communicate(timeout=30)  # (and closes its stderr pipe)
         upload_id, done = _settled_parts(client, s3_proxy.bucket, key)
     finally:
         client.close()
@@ -582,12 +576,7 @@ def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
     with TransferJournal.open(str(src)) as journal:
         assert [(row.upload_id, row.size) for row in journal.all()] == [(upload_id, size)]
 
-    s3_proxy.proxy.reset_counts()
-    second = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert second.returncode == 0, second.stderr
-    counts = s3_proxy.proxy.counts()
+    counts, _ = _push_again(s3_proxy, command, env)
     assert counts["CreateMultipartUpload"] == 0
     assert counts["ListParts"] == 1
     assert counts["UploadPart"] == parts_total - done
@@ -624,20 +613,11 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
     (src / "big.bin").write_bytes(random.Random(7).randbytes(size))
     command, env = _push_command(s3_proxy, src)
     key = f"{PREFIX}/big.bin"
-    first = subprocess.Popen(
-        [*command, "--bw-limit", "5MiB/s"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    first = _start([*command, "--bw-limit", "5MiB/s"], env)
     client = direct.boto3_client()
     try:
         _wait_for_parts(client, s3_proxy.bucket, key, first, at_least=3)
-        interrupted = time.monotonic()
-        os.kill(first.pid, signal.SIGINT)
-        _, stderr = first.communicate(timeout=60)
-        took = time.monotonic() - interrupted
+        stderr, took = _interrupt(first)
         assert first.returncode == 130, stderr
         assert took < 8, f"Ctrl-C took {took:.1f} s"  # a part or two in flight, not the file
         _, done = _settled_parts(client, s3_proxy.bucket, key)
@@ -649,16 +629,11 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
     assert (stopped.exit_code, stopped.summary) == (130, {"error": "interrupted"})
     assert stopped.ended is not None
 
-    s3_proxy.proxy.reset_counts()
-    second = subprocess.run(
-        [*command, "--json"], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert second.returncode == 0, second.stderr
-    counts = s3_proxy.proxy.counts()
+    counts, stdout = _push_again(s3_proxy, [*command, "--json"], env)
     assert (counts["CreateMultipartUpload"], counts["ListParts"]) == (0, 1)
     assert counts["UploadPart"] == parts_total - done
     # The summary counts the bytes this run sent, not the parts the store already held.
-    assert json.loads(second.stdout)["bytes_sent"] == (parts_total - done) * 5 * MIB
+    assert json.loads(stdout)["bytes_sent"] == (parts_total - done) * 5 * MIB
     assert keys(direct, s3_proxy.bucket)[key]["ContentLength"] == size
     assert unfinished_uploads(direct, s3_proxy.bucket) == []
 
@@ -675,24 +650,14 @@ def test_ctrl_c_stops_a_bandwidth_limited_upload_whose_parts_are_all_read(
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(random.Random(9).randbytes(30 * MIB))
-    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
-    command = [sys.executable, "-m", "fsync", "push", str(src), url, "--chunk-size", "5MiB"]
-    env, key = s3_proxy.server.env(), f"{PREFIX}/big.bin"
-    first = subprocess.Popen(
-        [*command, "--transfers", "8", "--bw-limit", "2MiB/s", "--quiet"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    command, env = _push_command(s3_proxy, src, transfers=8)
+    key = f"{PREFIX}/big.bin"
+    first = _start([*command, "--bw-limit", "2MiB/s"], env)
     client = direct.boto3_client()
     try:
         _wait_for_parts(client, s3_proxy.bucket, key, first, at_least=0)  # the upload began
         threading.Event().wait(1)  # its six parts are all read, each waiting on the limit
-        interrupted = time.monotonic()
-        os.kill(first.pid, signal.SIGINT)
-        _, stderr = first.communicate(timeout=60)
-        took = time.monotonic() - interrupted
+        stderr, took = _interrupt(first)
     finally:
         client.close()
     assert first.returncode == 130, stderr
@@ -701,12 +666,7 @@ def test_ctrl_c_stops_a_bandwidth_limited_upload_whose_parts_are_all_read(
     with TransferJournal.open(str(src)) as journal:
         assert [u.target for u in journal.all()] == [f"s3://{s3_proxy.bucket}/{key}"]
 
-    s3_proxy.proxy.reset_counts()
-    second = subprocess.run(
-        [*command, "--quiet"], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert second.returncode == 0, second.stderr
-    counts = s3_proxy.proxy.counts()
+    counts, _ = _push_again(s3_proxy, command, env)
     assert (counts["CreateMultipartUpload"], counts["ListParts"]) == (0, 1)
     assert keys(direct, s3_proxy.bucket)[key]["ContentLength"] == 30 * MIB
     assert unfinished_uploads(direct, s3_proxy.bucket) == []
@@ -729,18 +689,12 @@ def test_killed_download_resumes_from_its_verified_prefix(
     command = [sys.executable, "-m", "fsync", "pull", url, str(dst), "--quiet", "--json"]
     env = s3_proxy.server.env()
 
-    first = subprocess.Popen(
-        [*command, "--bw-limit", "20MiB/s"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    first = _start([*command, "--bw-limit", "20MiB/s"], env)
     try:
         blocks = _wait_for_blocks(dst, first, at_least=3)
     finally:
         os.kill(first.pid, signal.SIGKILL)
-        first.wait(30)
+        first.communicate(timeout=30)  # (and closes its stderr pipe)
     with TransferJournal.open(str(dst)) as journal:
         (partial,) = journal.partials()
     assert len(partial.blocks) // 32 >= blocks
@@ -798,11 +752,45 @@ def test_a_store_ignoring_range_never_splices_a_resumed_download(
     assert (dst / "big.bin").read_bytes() == data
 
 
-def _push_command(target: ProxiedBucket, src: Path) -> tuple[list[str], dict[str, str]]:
-    """`fsync push SRC` to the bucket in 5 MiB parts, two at a time, and its environment."""
+def _push_command(
+    target: ProxiedBucket, src: Path, *, transfers: int = 2
+) -> tuple[list[str], dict[str, str]]:
+    """`fsync push SRC` to the bucket in 5 MiB parts, `transfers` at a time, and its
+    environment."""
     url = f"s3://{target.bucket}/{PREFIX}"
     command = [sys.executable, "-m", "fsync", "push", str(src), url, "--chunk-size", "5MiB"]
-    return [*command, "--transfers", "2", "--quiet"], target.server.env()
+    return [*command, "--transfers", str(transfers), "--quiet"], target.server.env()
+
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`command` in a child process of its own session, its stderr kept for the asserts."""
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _interrupt(process: subprocess.Popen[bytes]) -> tuple[str, float]:
+    """Ctrl-C `process`; its stderr and the seconds it took to end."""
+    interrupted = time.monotonic()
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    return stderr.decode(), time.monotonic() - interrupted
+
+
+def _push_again(
+    target: ProxiedBucket, command: list[str], env: dict[str, str]
+) -> tuple[Counter[str], str]:
+    """Run `command` once more, to its end (exit 0): the requests it made, and its stdout."""
+    target.proxy.reset_counts()
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return target.proxy.counts(), done.stdout
 
 
 def _wait_for_blocks(dst: Path, process: subprocess.Popen[bytes], at_least: int) -> int:

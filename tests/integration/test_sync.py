@@ -58,6 +58,15 @@ def files(local: Path) -> dict[str, bytes]:
     return {k: v for k, v in listing(local).items() if isinstance(v, bytes)}
 
 
+def in_step(local: Path, tree: RemoteTree) -> dict[str, bytes]:
+    """The files both sides hold, after checking they hold the same and nothing is left to
+    do."""
+    here = files(local)
+    assert here == tree.tree()
+    assert planned(local, tree) == []
+    return here
+
+
 def test_a_first_run_deletes_nothing_adopts_twins_and_keeps_both_of_a_clash(
     remote_tree: RemoteTree, tmp_path: Path
 ) -> None:
@@ -93,17 +102,12 @@ def test_changes_on_both_sides_flow_in_one_run(remote_tree: RemoteTree, tmp_path
     result = sync(local, remote_tree)
     assert (result.uploaded, result.downloaded, result.deleted) == (2, 2, 2)
     assert (result.conflicts, result.failed) == (0, 0)
-    assert (
-        files(local)
-        == remote_tree.tree()
-        == {
-            "a.txt": b"a, edited here",
-            "new-here.txt": b"n",
-            "c.txt": b"c, edited there",
-            "d/new-there.txt": b"m",
-        }
-    )
-    assert planned(local, remote_tree) == []
+    assert in_step(local, remote_tree) == {
+        "a.txt": b"a, edited here",
+        "new-here.txt": b"n",
+        "c.txt": b"c, edited there",
+        "d/new-there.txt": b"m",
+    }
 
 
 @pytest.mark.parametrize("direction", [SYNC, Direction.PUSH, Direction.PULL])
@@ -121,15 +125,7 @@ def test_the_same_change_on_both_sides_is_recorded_not_a_conflict(
     remote_tree.write("a.txt", b"the same new, longer content")
     result = sync(local, remote_tree, direction=direction)
     assert (result.conflicts, result.uploaded, result.downloaded) == (0, 0, 0)
-    assert (
-        files(local)
-        == remote_tree.tree()
-        == {
-            "a.txt": b"the same new, longer content",
-            "b.txt": b"b",
-        }
-    )
-    assert planned(local, remote_tree) == []
+    assert in_step(local, remote_tree) == {"a.txt": b"the same new, longer content", "b.txt": b"b"}
 
 
 @pytest.mark.parametrize("direction", [SYNC, Direction.PUSH, Direction.PULL])
@@ -164,9 +160,7 @@ def test_renames_on_either_side_move_instead_of_copying(
     result = sync(local, remote_tree)
     assert (result.moved, result.uploaded, result.downloaded, result.deleted) == (2, 0, 0, 0)
     assert (result.bytes_sent, result.bytes_received) == (0, 0)
-    assert files(local) == remote_tree.tree()
-    assert set(files(local)) == {"papers/a.txt", "archive/b.txt", "k.txt"}
-    assert planned(local, remote_tree) == []
+    assert set(in_step(local, remote_tree)) == {"papers/a.txt", "archive/b.txt", "k.txt"}
 
 
 def test_skip_leaves_a_conflict_for_later(remote_tree: RemoteTree, tmp_path: Path) -> None:
