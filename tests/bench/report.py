@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from measure import Row, Sample
 
 FSYNC = "fsync"
+S3_FLOOR = "S3 client floor (reference)"
+"""tests/bench/client_floor.py: only the requests of an S3 initial push or pull, made with
+fsync's S3 client; no tool built on that client can be faster."""
 
 
 class Results:

@@ -105,6 +105,24 @@ _MMAP_HASH = (
     "print(f'{time.perf_counter() - t:.4f} {h.hexdigest()}')\n"
 )
 
+_WALK = (
+    "import os, sys\n"
+    "def walk(folder):\n"
+    "    n = 0\n"
+    "    with os.scandir(folder) as entries:\n"
+    "        for e in entries:\n"
+    "            if e.is_dir(follow_symlinks=False):\n"
+    "                n += walk(e.path) if e.name != '.fsync' else 0\n"
+    "            else:\n"
+    "                e.stat(follow_symlinks=False)\n"
+    "                n += 1\n"
+    "    return n\n"
+    "print(walk(sys.argv[1]), walk(sys.argv[2]))\n"
+)
+WALK = targets.WALK
+"""The least a Python no-op between two folders does: start, and stat every entry of both
+trees (os.scandir); nothing compared, nothing recorded. No Python tool's no-op is faster."""
+
 
 def hash_suite(b: Bench) -> None:
     """blake3 of a 1 GiB file (in the page cache): fsync's `hash_file` against b3sum."""
@@ -119,7 +137,7 @@ def hash_suite(b: Bench) -> None:
         "b3sum": [p, "--no-names", str(path)]
         if (p := b.anchors.get("b3sum"))
         else b.anchors.missing_note("b3sum"),
-        "python blake3 update_mmap (reference)": [sys.executable, "-c", _MMAP_HASH, str(path)],
+        targets.MMAP: [sys.executable, "-c", _MMAP_HASH, str(path)],
     }
     digests: dict[str, str] = {}
     for rep in range(b.reps):
@@ -159,6 +177,8 @@ def local_argv(b: Bench, tool: str, src: Path, dst: Path) -> list[str] | str:
     """The command that makes `dst` a copy of `src` with `tool` (`.fsync/` left out)."""
     if tool == FSYNC:
         return [b.fsync, "push", str(src), str(dst), "-q"]
+    if tool == WALK:
+        return [sys.executable, "-c", _WALK, str(src), str(dst)]
     if tool == "cp -a":
         cp = b.anchors.get("cp")
         dst.mkdir(parents=True, exist_ok=True)
@@ -277,7 +297,8 @@ def local_suite(b: Bench) -> tuple[str, str, str]:
     for tool in tools:
         _check_copy(b, f"{scen} initial", tool, src, dsts[tool])
     incremental = [FSYNC, "rsync -a", "rclone sync"]
-    _timed_steps(b, f"{scen} noop", incremental, src, dsts)
+    dsts[WALK] = dsts[FSYNC]
+    _timed_steps(b, f"{scen} noop", [*incremental, WALK], src, dsts)
     with_delete = [FSYNC, "rsync -a --delete", "rclone sync"]
     dsts["rsync -a --delete"] = dsts["rsync -a"]
     _timed_steps(
@@ -306,7 +327,8 @@ def local_suite(b: Bench) -> tuple[str, str, str]:
     scen = f"local {huge.name}"
     tools = [FSYNC, "rsync -a"]
     dsts = _initial(b, f"{scen} initial", tools, tree, 1)
-    _timed_steps(b, f"{scen} noop", tools, tree, dsts)
+    dsts[WALK] = dsts[FSYNC]
+    _timed_steps(b, f"{scen} noop", [*tools, WALK], tree, dsts)
     for tool in tools:
         workloads.set_aside(dsts[tool])
     shutil.rmtree(tree / ".fsync", ignore_errors=True)

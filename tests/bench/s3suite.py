@@ -25,6 +25,7 @@ from typing import Any
 
 import workloads
 from measure import Sample
+from report import S3_FLOOR
 
 TESTS = Path(__file__).resolve().parent.parent
 PREFIX = "data"
@@ -34,6 +35,8 @@ RCLONE = "rclone sync"
 RCLONE_FAST = "rclone sync --checksum --fast-list"
 AWS = "aws s3 sync"
 S3CMD = "s3cmd sync"
+FLOOR = S3_FLOOR
+"""Timed for `initial` and `pull` only: it does no sync, so it has no other step to take."""
 TOOLS = (FSYNC, RCLONE, RCLONE_FAST, AWS, S3CMD)
 ANCHOR_OF = {RCLONE: "rclone", RCLONE_FAST: "rclone", AWS: "aws", S3CMD: "s3cmd"}
 """The anchor program each tool but fsync runs."""
@@ -181,7 +184,7 @@ class S3Bench:
     def bucket(self, tool: str) -> str:
         """The bucket of `tool`, created on first use."""
         if tool not in self.buckets:
-            name = f"bench-{_slug(tool)}"[:63]
+            name = f"bench-{_slug(tool)}".lower()[:63]
             self.client.create_bucket(Bucket=name)
             self.buckets[tool] = name
         return self.buckets[tool]
@@ -234,13 +237,17 @@ class S3Bench:
         A push makes the prefix equal to `folder` (deleting extra objects, leaving `.fsync/`
         out); a pull brings the prefix into `folder`.
         """
+        url = f"s3://{bucket}/{PREFIX}"
+        if tool == FLOOR:
+            script = str(Path(__file__).with_name("client_floor.py"))
+            verb, ends = ("put", [str(folder), url]) if push else ("get", [url, str(folder)])
+            return [sys.executable, script, verb, *ends]
         if tool == FSYNC:
             program: str | None = self.fsync
         else:
             program = self.anchors.get(ANCHOR_OF[tool])
             if program is None:
                 return self.anchors.missing_note(ANCHOR_OF[tool])
-        url = f"s3://{bucket}/{PREFIX}"
         if tool == FSYNC:
             verb, ends = ("push", [str(folder), url]) if push else ("pull", [url, str(folder)])
             return [program, verb, *ends, "-q", "--endpoint-url", self.url]
@@ -291,7 +298,9 @@ class Suite:
         """Record `result` (a sample, or a note) in the row of `step` for `tool`."""
         self.record(f"{self.scen} {step}", tool, result)
 
-    def rounds(self, start: Callable[[int], object] | None = None) -> Iterator[tuple[int, str]]:
+    def rounds(
+        self, start: Callable[[int], object] | None = None, tools: tuple[str, ...] = TOOLS
+    ) -> Iterator[tuple[int, str]]:
         """(rep, tool) for `reps` rounds, every tool once a round in the round's rotated order.
 
         `start(rep)` runs as a round begins, before its first tool.
@@ -299,7 +308,7 @@ class Suite:
         for rep in range(self.reps):
             if start is not None:
                 start(rep)
-            for tool in self.rotate(list(TOOLS), rep):
+            for tool in self.rotate(list(tools), rep):
                 yield rep, tool
 
     def timed(self, step: str, tool: str, argv: list[str] | str) -> Sample | None:
@@ -321,7 +330,7 @@ class Suite:
     def initial(self) -> dict[str, bool]:
         """Push into empty buckets `reps` times; return which tools' last push worked."""
         pushed: dict[str, bool] = {}
-        for _rep, tool in self.rounds():
+        for _rep, tool in self.rounds(tools=(*TOOLS, FLOOR)):
             argv = self.bench.push_argv(tool, self.src)
             if not isinstance(argv, str):
                 self.bench.empty(self.bench.bucket(tool))
@@ -344,15 +353,17 @@ class Suite:
 
     def pull(self, pushed: dict[str, bool]) -> None:
         """Every tool pulls one filled bucket (fsync's if it worked) into an empty folder."""
-        source = FSYNC if pushed.get(FSYNC) else next((t for t, ok in pushed.items() if ok), None)
+        filled = (t for t, ok in pushed.items() if ok and t != FLOOR)  # no metadata in FLOOR's
+        source = FSYNC if pushed.get(FSYNC) else next(filled, None)
         if source is None:
             for tool in TOOLS:
                 self.note("pull", tool, "no bucket was filled: nothing to pull")
             return
         bucket = self.bench.bucket(source)
         expected = self.bench.count(bucket)
-        dsts = {tool: self.bench.work / f"s3-pull-{_slug(tool)}" for tool in TOOLS}
-        for rep, tool in self.rounds():
+        tools = (*TOOLS, FLOOR)
+        dsts = {tool: self.bench.work / f"s3-pull-{_slug(tool)}" for tool in tools}
+        for rep, tool in self.rounds(tools=tools):
             workloads.set_aside(dsts[tool])
             dsts[tool].mkdir(parents=True)
             sample = self.timed("pull", tool, self.bench.pull_argv(tool, bucket, dsts[tool]))

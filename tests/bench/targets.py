@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import statistics
 
-from report import FSYNC, Results, Verdict, format_requests
+from report import FSYNC, S3_FLOOR, Results, Verdict, format_requests
 
 HASH = "hash 1 GiB"
+WALK = "Python stat walk (reference)"
+MMAP = "python blake3 update_mmap (reference)"
 
 
 def _ratio(results: Results, scenario: str, anchor: str) -> float | None:
@@ -28,9 +30,13 @@ def _hash(results: Results) -> list[Verdict]:
     """
     label = "hashing 1 GiB: throughput >= 0.9x b3sum (time <= 1.11x)"
     r = _ratio(results, HASH, "b3sum")
+    bare = _ratio(results, HASH, MMAP)  # fsync's time over bare Python's: inverted below
+    floor = "" if r is None or not bare else f"; bare Python blake3 alone: {r / bare:.2f}x"
     out = [
         Verdict(
-            f"{label}, whole process", _fmt(r, "b3sum time"), None if r is None else r <= 1 / 0.9
+            f"{label}, whole process",
+            _fmt(r, "b3sum time") + floor,
+            None if r is None else r <= 1 / 0.9,
         )
     ]
     row, theirs = results.get(HASH, FSYNC), results.median(HASH, "b3sum")
@@ -67,10 +73,13 @@ def _local(results: Results, small: str, large: str, huge: str) -> list[Verdict]
         )
     )
     r = _ratio(results, f"local {small} noop", "rsync -a")
+    walk = results.median(f"local {small} noop", WALK)
+    rsync = results.median(f"local {small} noop", "rsync -a")
+    floor = "" if walk is None or not rsync else f"; a Python stat walk alone: {walk / rsync:.2f}x"
     out.append(
         Verdict(
             f"local {small} noop <= 1.0x rsync -a",
-            _fmt(r, "rsync -a"),
+            _fmt(r, "rsync -a") + floor,
             None if r is None else r <= 1.0,
         )
     )
@@ -94,6 +103,15 @@ def _local(results: Results, small: str, large: str, huge: str) -> list[Verdict]
     return out
 
 
+def _floor(results: Results, scenario: str, anchor: str) -> str:
+    """`; the S3 client alone: 1.20x rclone sync`: what the floor run (only the requests, with
+    fsync's client) took against `anchor`, the limit of any Python tool on that client."""
+    floor, theirs = results.median(scenario, S3_FLOOR), results.median(scenario, anchor)
+    if floor is None or theirs is None:
+        return ""
+    return f"; the S3 client alone: {floor / theirs:.2f}x {anchor}"
+
+
 def _s3(results: Results, scen: str, small_files: int) -> list[Verdict]:
     out = []
     initial = f"{scen} initial"
@@ -103,7 +121,8 @@ def _s3(results: Results, scen: str, small_files: int) -> list[Verdict]:
     out.append(
         Verdict(
             f"{initial} <= 1.0x aws s3 sync and <= 0.7x rclone sync",
-            f"{_fmt(r_aws, 'aws')}, {_fmt(r_rclone, 'rclone')}",
+            f"{_fmt(r_aws, 'aws')}, {_fmt(r_rclone, 'rclone')}"
+            + _floor(results, initial, "rclone sync"),
             met,
         )
     )
@@ -156,7 +175,7 @@ def _s3(results: Results, scen: str, small_files: int) -> list[Verdict]:
     out.append(
         Verdict(
             f"{pull} <= 1.0x the best anchor",
-            "–" if best is None else _fmt(best[0], best[1]),
+            "–" if best is None else _fmt(best[0], best[1]) + _floor(results, pull, best[1]),
             None if best is None else best[0] <= 1.0,
         )
     )
