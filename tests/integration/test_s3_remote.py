@@ -816,3 +816,17 @@ def test_permanent_errors_fail_at_once(remote: S3Remote, s3_proxy: ProxiedBucket
     with pytest.raises(PermanentError, match="access denied"):
         put(remote, "denied.txt", b"x")
     assert s3_proxy.proxy.counts()["PutObject"] == 1
+
+
+def test_a_reset_while_sending_a_part_says_the_connection_failed_not_unreachable(
+    remote: S3Remote, s3_proxy: ProxiedBucket
+) -> None:
+    """The store was reached and reset the connection while a part's body was going out
+    (aiobotocore wraps that in `EndpointConnectionError`): "cannot reach" would send the
+    user to check an endpoint that answers."""
+    s3_proxy.proxy.add_rule("UploadPart", action="reset", times=None)
+    with pytest.raises(TransientError) as raised:
+        put(remote, "cut.bin", os.urandom(3 * CHUNK))
+    message = str(raised.value)
+    assert "cannot reach" not in message
+    assert f"connection to {s3_proxy.proxy.endpoint_url} failed (ECONNRESET" in message

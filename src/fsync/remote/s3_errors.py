@@ -99,6 +99,8 @@ def classify(exc: BaseException, what: str, endpoint: str) -> BaseException:
             "AWS_SECRET_ACCESS_KEY, or a profile)"
         )
     if isinstance(exc, BotoConnectionError) and not isinstance(exc, HTTPClientError):
+        if _reached(exc):
+            return TransientError(f"connection to {endpoint} failed ({_cause(exc)})")
         return TransientError(f"cannot reach {endpoint} ({type(exc).__name__})")
     if isinstance(
         exc,
@@ -112,6 +114,24 @@ def classify(exc: BaseException, what: str, endpoint: str) -> BaseException:
     if isinstance(exc, BotoCoreError):
         return PermanentError(f"{what}: {exc}")
     return exc
+
+
+def _reached(exc: BotoConnectionError) -> bool:
+    """True when the endpoint was reached and the connection broke later (a reset in the
+    middle of an answer): aiobotocore wraps every aiohttp connection error, whenever it
+    happened, in `EndpointConnectionError`, which would otherwise read "cannot reach"."""
+    cause = exc.kwargs.get("error")
+    return isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(
+        cause, aiohttp.ClientConnectorError
+    )
+
+
+def _cause(exc: BotoConnectionError) -> str:
+    """The wrapped error's errno name (`ECONNRESET`), else its type's name."""
+    cause = exc.kwargs.get("error")
+    if isinstance(cause, OSError) and cause.errno is not None:
+        return errno.errorcode.get(cause.errno, type(cause).__name__)
+    return type(cause).__name__ if cause is not None else type(exc).__name__
 
 
 def _from_response(response: Mapping[str, Any], what: str) -> BaseException:
