@@ -525,6 +525,33 @@ def test_failed_check_before_publishing_aborts_the_upload(
     assert remote.list().entries == {}
 
 
+def test_an_abort_that_fails_keeps_the_upload_journaled_for_the_next_run(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server, journal: TransferJournal
+) -> None:
+    """The upload of a file that changed is aborted best effort; when the store refused
+    the abort, the journal forgot it anyway, and only `fsync cleanup` ever found it."""
+
+    def changed() -> None:
+        raise FileChangedError("the file changed while being sent")
+
+    s3_proxy.proxy.add_rule("AbortMultipartUpload", action="503", times=None)
+    with pytest.raises(FileChangedError):
+        put(remote, "x.bin", os.urandom(11 * MIB), before_publish=changed)
+    left = journal.all()
+    assert len(left) == 1
+    s3_proxy.proxy.clear_rules()
+    s3_proxy.proxy.reset_counts()
+    data = os.urandom(11 * MIB)
+    put(remote, "x.bin", data)  # the next run for the path aborts it
+    assert s3_proxy.proxy.counts()["AbortMultipartUpload"] == 1
+    assert journal.all() == []
+    client = direct.boto3_client()
+    try:
+        assert client.list_multipart_uploads(Bucket=s3_proxy.bucket).get("Uploads", []) == []
+    finally:
+        client.close()
+
+
 def test_cleanup_aborts_unfinished_uploads_under_the_root(
     remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
 ) -> None:

@@ -407,8 +407,10 @@ class S3Remote:
         return sm.written_entry(meta, etag or md5)
 
     def abort_upload(self, key: str, upload_id: str, what: str, *, strict: bool = False) -> None:
-        """Abort a multipart upload and forget it: best effort (a gone upload is fine, any
-        failure is ignored), or with `strict` a failure is raised and the journal keeps it."""
+        """Abort a multipart upload and forget it (a gone upload is fine). Best effort: a
+        failure is not raised, unless `strict`. Either way the journal then keeps the upload,
+        so it is not left on the store (its parts billed) unknown: the next run for the path
+        aborts it again, and `fsync status` lists it until then."""
         try:
             self.call(
                 "abort_multipart_upload", what, Bucket=self.bucket, Key=key, UploadId=upload_id
@@ -418,6 +420,7 @@ class S3Remote:
         except (TransientError, PermanentError):
             if strict:
                 raise
+            return
         if self.journal is not None:
             self.journal.finish(upload_id)
 
