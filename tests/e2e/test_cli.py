@@ -278,6 +278,27 @@ def test_the_short_file_url_names_an_absolute_folder(fsync, demo: Path, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["back", "demo", "out"]
 
 
+def test_a_url_without_its_slashes_is_refused_not_made_a_local_folder(
+    fsync, demo: Path, tmp_path: Path
+) -> None:
+    """`s3:bucket/x` (a lost `//`, or rclone's `remote:path`) pushed into a new folder
+    `./s3:bucket/x` and said it succeeded; an existing folder of such a name still works,
+    and `./` makes a new one."""
+    for verb, ends in (("push", (demo, "s3:bucket/x")), ("pull", ("mys3:bucket/x", "back"))):
+        res = fsync(verb, *ends, cwd=tmp_path)
+        assert res.returncode == 2, res.stderr
+        url = ends[1] if verb == "push" else ends[0]
+        scheme, _, rest = str(url).partition(":")
+        assert f"did you mean {scheme}://{rest}?" in res.stderr
+        assert res.stderr.count("\n") == 1, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    (tmp_path / "notes:2024").mkdir()
+    for url in ("notes:2024", "./new:folder"):
+        res = fsync("push", demo, url, "-q", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert listing(tmp_path / url) == expected(demo)
+
+
 def test_a_users_file_named_like_a_temp_file_is_synced(fsync, tmp_path: Path) -> None:
     """Only names fsync makes (`.fsync-<16 hex>.tmp`) are its own to skip and delete."""
     (tmp_path / "src").mkdir()

@@ -10,6 +10,7 @@ backend, not from a cache fsspec shares between callers.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -138,7 +139,21 @@ def _split(url: str) -> tuple[str, str]:
         return scheme, rest
     if url[:5].lower() == "file:":
         return url[:4], url[5:]
+    typo = _SCHEME_WITHOUT_SLASHES.match(url)
+    if typo and not os.path.lexists(url):
+        # `s3:bucket/x` (rclone's `remote:path` habit, or a lost `//`) was a new local
+        # folder `./s3:bucket/x`: the push "succeeded" and nothing reached the store.
+        name, after = typo.group(1), url[typo.end() :].lstrip("/")
+        raise ConfigError(
+            f"{url} is neither a URL nor an existing path: did you mean {name}://{after}? "
+            f"(for a new local folder of that name, write ./{url})"
+        )
     return "", url
+
+
+_SCHEME_WITHOUT_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+"""A URL scheme (RFC 3986; two characters at least, so a drive letter is not one) and its
+colon, with no `//` after them."""
 
 
 def missing_root(url: str) -> str:
