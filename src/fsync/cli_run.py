@@ -22,7 +22,7 @@ import typer
 from fsync.cli_options import LinkMode, VerifyMode
 from fsync.errors import ExitCode, exit_code_for, one_line
 from fsync.redact import NO_SECRETS, Redactor
-from fsync.terminal import complain, json_line, say
+from fsync.terminal import complain, say_json
 
 if TYPE_CHECKING:
     from fsync.progress import Reporter, WatchDisplay
@@ -168,7 +168,7 @@ def guard(
             on_fail("interrupted", int(ExitCode.INTERRUPTED))
         complain("fsync: interrupted")
         if json_out:
-            say(json_line({"error": "interrupted", "exit_code": int(ExitCode.INTERRUPTED)}))
+            say_json({"error": "interrupted", "exit_code": int(ExitCode.INTERRUPTED)})
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except Exception as exc:
         message = redactor.text(one_line(exc))
@@ -178,7 +178,7 @@ def guard(
             for line in redactor.text(traceback.format_exc()).rstrip("\n").split("\n"):
                 complain(line)
         if json_out:
-            say(json_line({"error": message, "exit_code": int(exit_code_for(exc))}))
+            say_json({"error": message, "exit_code": int(exit_code_for(exc))})
         fail(message, exit_code_for(exc))
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from fsync.model import Direction
 from fsync.redact import NO_SECRETS, Redactor
-from fsync.terminal import complain, json_line, say
+from fsync.terminal import complain, say, say_json
 
 if TYPE_CHECKING:
     from fsync.app import StatusReport
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def echo_json(value: object) -> None:
     """`value` as one line of JSON on stdout (non-ASCII kept as is)."""
-    say(json_line(value))
+    say_json(value)
 
 
 def human_bytes(n: int) -> str:

@@ -2,11 +2,13 @@
 
 Paths in those lines come from whoever wrote the remote, and a store takes any key: one
 holding ESC sequences would clear the screen or retitle the window of the user reading
-fsync's output, and one holding a newline would forge a line (`fsync: pull: 0 failed`).
-Control characters (C0, DEL, C1) are therefore shown escaped, `\\x1b`, `\\n`, on every line
-for a person: errors, warnings, per-file lines, summaries. It is done here, where the text
-leaves the process, not where each message is made: a message added later cannot forget
-it. The one exception is the alarm's own output, which is the user's command talking.
+fsync's output, one holding a newline would forge a line (`fsync: pull: 0 failed`), and one
+holding a RIGHT-TO-LEFT OVERRIDE would show the rest of the line reversed (`a\\u202etxt.exe`
+shows as `aexe.txt`). So the characters a terminal acts on, or that change a line without
+showing themselves, are shown escaped, `\\x1b`, `\\x0a`, `\\u202e`, on every line for a
+person: errors, warnings, per-file lines, summaries. It is done here, where the text leaves
+the process, not where each message is made: a message added later cannot forget it. The
+one exception is the alarm's own output, which is the user's command talking.
 
 stdlib only: the progress displays and the run log use it, and they stay cheap to import.
 """
@@ -16,27 +18,64 @@ from __future__ import annotations
 import json
 import re
 import sys
+import unicodedata
 from typing import TextIO
 
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f]")
-"""C0 (newline and tab included), DEL and C1: what a terminal may act on or break a line at."""
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""The Unicode categories shown escaped: controls (C0, DEL, C1: what a terminal acts on or
+breaks a line at), format characters (bidi overrides and isolates, zero-width spaces and
+joiners, soft hyphen: invisible, and some reorder the line), lone surrogates (an undecodable
+byte in a local name; no terminal encoding holds them) and the line and paragraph
+separators. Spaces (no-break, ideographic), private-use and unassigned characters are not:
+they show as themselves, and two names alike to the eye are no more than the homoglyphs no
+escaping can tell apart."""
 
-_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_LOOKS_ESCAPED = re.compile(r"\\(?:\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+"""A backslash that a reader would take for the start of one of `printable`'s escapes."""
 
-_JSON_UNESCAPED = re.compile("[\x7f-\x9f]")
-"""What `json.dumps` leaves raw (it escapes C0 itself): DEL and C1."""
+_MAY_CHANGE = re.compile(r"[^\x20-\x5b\x5d-\x7e]")
+"""What an escaped line may show otherwise: all but printable ASCII other than the backslash."""
+
+_JSON_MAY_CHANGE = re.compile(r"[^\x00-\x7e]")
+"""What `json.dumps` may leave raw (it escapes C0 itself): DEL and beyond."""
+
+
+def _hidden(char: str) -> bool:
+    return unicodedata.category(char) in _HIDDEN
 
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
-    return _SHORT.get(char) or f"\\x{ord(char):02x}"
+    if char == "\\":
+        return "\\\\"
+    if not _hidden(char):
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
-    """`text` with every control character escaped, so it is one line that does only what
-    it says. The common case, nothing to escape, costs one `str.isprintable` call: plain
-    output of a 20,000-file run prints 20,000 lines."""
-    return text if text.isprintable() else _UNPRINTABLE.sub(_escape, text)
+    """`text` as one line that does only what it says, and says it unambiguously.
+
+    A line is shown as it is unless it holds a hidden character (`_HIDDEN`) or a backslash
+    that reads as an escape (`\\\\`, `\\x1b`, `\\u202e`, `\\U000e0001`); then the whole
+    line is shown escaped: each hidden character as `\\xHH`, `\\uHHHH` or `\\UHHHHHHHH`, each
+    backslash doubled. So a name with the four characters `\\x1b` never prints as one with an
+    ESC in it, and a reader can undo it: a line with no such sequence is literal, and one
+    with any is escaped throughout. Everything else is left alone, so `C:\\Users\\me\\notes`
+    and `dir\\temp.txt` print as they are. There are no short forms such as `\\n`: each
+    escape letter would turn a backslash name (`dir\\new.txt`) into an escaped line too.
+
+    The common case, nothing to escape, costs one `str.isprintable` call and one search for
+    a backslash: plain output of a 20,000-file run prints 20,000 lines.
+    """
+    if "\\" in text and _LOOKS_ESCAPED.search(text):
+        return _MAY_CHANGE.sub(_escape, text)
+    if text.isprintable() or not any(map(_hidden, text)):
+        return text
+    return _MAY_CHANGE.sub(_escape, text)
 
 
 def write_line(stream: TextIO, text: str) -> None:
@@ -56,11 +95,31 @@ def complain(text: str) -> None:
     write_line(sys.stderr, text)
 
 
+def say_json(value: object) -> None:
+    """`value` as one line of JSON on stdout: `json_line` makes it safe, and it must not pass
+    through `printable`, whose doubled backslashes would change the values a reader gets."""
+    stream = sys.stdout
+    stream.write(json_line(value) + "\n")
+    stream.flush()
+
+
 def json_line(value: object) -> str:
     """`value` as one line of JSON (non-ASCII kept as is) that is safe on a terminal too.
 
-    `json.dumps` escapes C0 but, with `ensure_ascii=False`, leaves DEL and C1 raw; they get
-    `\\u` escapes here, which any JSON reader reads back as the same characters.
+    `json.dumps` escapes C0 but, with `ensure_ascii=False`, leaves the rest of `_HIDDEN`
+    raw; those get `\\u` escapes here (a pair for one beyond the BMP), which any JSON reader
+    reads back as the same characters. JSON escapes every backslash, so it is unambiguous.
     """
     text = json.dumps(value, ensure_ascii=False)
-    return _JSON_UNESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text if text.isprintable() else _JSON_MAY_CHANGE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if not _hidden(char):
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

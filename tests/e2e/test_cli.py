@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -328,7 +329,7 @@ def test_a_file_whose_name_cannot_be_sent_fails_the_push(fsync, tmp_path: Path) 
     summary = json.loads(res.stdout)
     assert summary["failed"] == 2
     assert {(e["path"], e["error"]) for e in summary["errors"]} == {
-        ("proj\\x01old", "not sent: contains a control character"),
+        ("proj\x01old", "not sent: contains a control character"),
         ("bad-\\udcff", "not sent: the name is not valid UTF-8"),
     }
     res = fsync("verify", src, out)
@@ -337,13 +338,40 @@ def test_a_file_whose_name_cannot_be_sent_fails_the_push(fsync, tmp_path: Path) 
     # A pull leaves such files alone and says so, without failing.
     res = fsync("pull", out, src)
     assert res.returncode == 0, res.stderr
-    assert "fsync: warning: skipping bad-\\udcff: the name is not valid UTF-8" in res.stderr
+    assert "fsync: warning: skipping proj\\x01old: contains a control character" in res.stderr
+    # Undecodable bytes are named as Python spells them, and that text printed as any is.
+    assert "fsync: warning: skipping bad-\\\\udcff: the name is not valid UTF-8" in res.stderr
     # Ignored, or a link (skipped whatever its name), such a name is nothing to report.
     (src / ".fsyncignore").write_text("proj*\nbad-*\n")
     os.symlink("keep", os.fsencode(src) + b"/link-\xff")
     res = fsync("push", src, out, "--json")
     assert res.returncode == 0, res.stdout
-    assert "skipping link-\\udcff" in res.stderr
+    assert "skipping link-\\\\udcff" in res.stderr
+
+
+def test_names_print_unambiguously_and_in_order(fsync, tmp_path: Path) -> None:
+    """A RIGHT-TO-LEFT OVERRIDE in a remote name was printed raw (`invoice<RLO>txt.exe`
+    showed as `invoiceexe.txt`), and a name holding the four characters `\\x1b` printed
+    exactly as one holding an ESC. `--json` carries the names themselves."""
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    names = {"rlo": "invoice\u202etxt.exe", "literal": "lit\\x1b.txt", "esc": "esc\x1b.txt"}
+    for name in names.values():
+        (remote / name).write_text("x")
+
+    res = fsync("pull", remote, tmp_path / "local")
+
+    assert res.returncode == 1  # a backslash or an ESC maps to no local name
+    for stream in (res.stdout, res.stderr):
+        assert not {c for c in stream if unicodedata.category(c) in ("Cc", "Cf") and c != "\n"}
+    assert "download invoice\\u202etxt.exe" in res.stdout.splitlines()
+    errors = res.stderr.splitlines()
+    assert any(line.startswith("fsync: error: lit\\\\x1b.txt: ") for line in errors), errors
+    assert any(line.startswith("fsync: error: esc\\x1b.txt: ") for line in errors), errors
+    res = fsync("pull", remote, tmp_path / "again", "--json")
+    summary = json.loads(res.stdout)
+    assert {e["path"] for e in summary["errors"]} == {names["literal"], names["esc"]}
+    assert "\u202e" not in res.stdout
 
 
 def test_far_future_and_epoch_mtimes_sync(fsync, tmp_path: Path) -> None:

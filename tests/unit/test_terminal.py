@@ -1,8 +1,9 @@
 """Control characters in what fsync prints: escaped on the way out, on every display.
 
-Names come from whoever wrote the remote; an ESC in one acted on the user's terminal and a
-newline forged a line of fsync's own. `tests/e2e/test_foreign_objects.py` checks the same
-through the command, against S3 keys.
+Names come from whoever wrote the remote; an ESC in one acted on the user's terminal, a
+newline forged a line of fsync's own, and a bidi override showed a line
+reordered. `tests/e2e/test_foreign_objects.py` checks the same through the command, against
+S3 keys.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import unicodedata
 
 import pytest
 
@@ -25,7 +27,7 @@ from fsync.progress import (
 from fsync.terminal import json_line, printable
 
 HOSTILE = "esc\x1b[2J\x1b]0;pwned\x07\nfsync: push: all OK\t\x7f\x9b31m.txt"
-SHOWN = "esc\\x1b[2J\\x1b]0;pwned\\x07\\nfsync: push: all OK\\t\\x7f\\x9b31m.txt"
+SHOWN = "esc\\x1b[2J\\x1b]0;pwned\\x07\\x0afsync: push: all OK\\x09\\x7f\\x9b31m.txt"
 RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 """A control character other than the newline that ends a line."""
 
@@ -35,19 +37,84 @@ RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
     [
         (HOSTILE, SHOWN),
         ("plain/ünï ç.txt", "plain/ünï ç.txt"),
-        ("\x00\x1f\r", "\\x00\\x1f\\r"),
-        ("no\u00a0break", "no\u00a0break"),  # not printable to Python, no control either
+        ("\x00\x1f\r", "\\x00\\x1f\\x0d"),
+        ("no\u00a0break\u3000\ue000", "no\u00a0break\u3000\ue000"),  # not printable, shown
         ("back\\slash", "back\\slash"),
+        ("C:\\Users\\me\\new\\temp.txt", "C:\\Users\\me\\new\\temp.txt"),
+        ("\\xyz\\u12\\U0001f6", "\\xyz\\u12\\U0001f6"),  # no escape: too few hex digits
+        (
+            "\u0627\u0644\u0639\u0631\u0628\u064a\u0629.txt",
+            "\u0627\u0644\u0639\u0631\u0628\u064a\u0629.txt",
+        ),
     ],
 )
-def test_printable_escapes_c0_del_and_c1_only(text: str, shown: str) -> None:
+def test_printable_leaves_text_alone_unless_it_must(text: str, shown: str) -> None:
     assert printable(text) == shown
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("invoice\u202etxt.exe", "invoice\\u202etxt.exe"),  # showed as invoiceexe.txt
+        ("\u2066a\u2069 \u200b\u200d\ufeff\u00ad", "\\u2066a\\u2069 \\u200b\\u200d\\ufeff\\xad"),
+        ("para\u2028graph\u2029", "para\\u2028graph\\u2029"),
+        ("tag\U000e0041", "tag\\U000e0041"),
+        ("bad-\udcff", "bad-\\udcff"),
+    ],
+)
+def test_printable_escapes_format_characters_and_separators(text: str, shown: str) -> None:
+    """Bidi overrides and isolates reorder a line, zero-width characters make two names
+    look one, a lone surrogate has no encoding: none of them may reach a terminal raw."""
+    assert printable(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("lit\\x1b.txt", "lit\\\\x1b.txt"),  # was shown as the ESC below is
+        ("esc\x1b.txt", "esc\\x1b.txt"),
+        ("lit\\u202E", "lit\\\\u202E"),
+        ("lit\\U0001F600", "lit\\\\U0001F600"),
+        ("two\\\\back", "two\\\\\\\\back"),
+        ("dir\\new\x1b", "dir\\\\new\\x1b"),  # once escaped, every backslash is doubled
+    ],
+)
+def test_printable_escapes_backslashes_that_would_read_as_escapes(text: str, shown: str) -> None:
+    """A key holding the four characters `\\x1b` printed exactly as one holding an ESC."""
+    assert printable(text) == shown
+
+
+def _unescape(line: str) -> str:
+    """What a reader of `printable`'s rule makes of a line: literal unless escaped."""
+    if not re.search(r"\\(?:\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})", line):
+        return line
+    return line.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
+def test_printable_lines_read_back_as_the_text_they_show() -> None:
+    samples = [
+        "lit\\x1b.txt",
+        "esc\x1b.txt",
+        "both \\x1b \x1b",
+        "dir\\new\x1b\\",
+        "\\",
+        "\\\\",
+        "\\u202e\u202e",
+        "plain",
+        "ünï\\temp",
+        "bad-\udcff \\xff",
+        "tag\U000e0041 \u00a0",
+    ]
+    shown = [printable(text) for text in samples]
+    assert len(set(shown)) == len(samples)
+    assert [_unescape(line) for line in shown] == samples
+
+
 def test_json_lines_escape_what_json_leaves_raw_and_read_back_the_same() -> None:
-    value = {"path": HOSTILE, "n": 1}
+    value = {"path": HOSTILE + "\u202e\u2028\U000e0041\udcff", "n": 1}
     line = json_line(value)
     assert not RAW.search(line)
+    assert not any(unicodedata.category(c) in ("Cf", "Cs", "Zl") for c in line)
     assert "\n" not in line
     assert "ünï" in json_line({"p": "ünï"})  # non-ASCII is kept as it is
     assert json.loads(line) == value
