@@ -95,7 +95,7 @@ def run(
         with (
             RootLock(root),
             Manifest.open(root) as manifest,
-            recorded_run(manifest, opts.direction.value, remote.key, _redactor(opts)) as run_id,
+            recorded_run(manifest, opts.direction.value, remote.key, sync_redactor(opts)) as entry,
         ):
             ignore = scanner.read_ignore(root, excludes)
             local, listing = _scan_and_list(
@@ -125,6 +125,7 @@ def run(
             else:
                 sink = ManifestSink(manifest, remote.key)
                 engine_opts = _engine_options(opts, plan, root, journal, on_action)
+                entry.done = RunResult()
                 result = _execute(
                     plan,
                     root,
@@ -134,38 +135,58 @@ def run(
                     engine_opts=engine_opts,
                     place=place,
                     opts=opts,
+                    result=entry.done,
                 )
             result.errors[:0] = [*local.errors, *refused]
             result.failed += len(local.errors) + len(refused)
             _report_unreadable(local.errors, refused, on_action)
             result.errors = _redacted(result.errors, opts)
             result.seconds = time.monotonic() - started
-            manifest.finish_run(run_id, int(exit_status(result)), result.as_json())
+            manifest.finish_run(entry.run_id, int(exit_status(result)), result.as_json())
             return result
+
+
+@dataclass(slots=True)
+class RunEntry:
+    """A run in the run history, while it runs: its id, and what it has done so far."""
+
+    run_id: int
+    done: RunResult | None = None
+    """The counts of the run's actions once they have begun, filled in as each ends."""
+    started: float = field(default_factory=time.monotonic)
 
 
 @contextlib.contextmanager
 def recorded_run(
     manifest: Manifest, command: str, remote: str, redactor: Redactor
-) -> Iterator[int]:
+) -> Iterator[RunEntry]:
     """A run of `command` against `remote` (its `Remote.key`) in the run history; yields
-    its id, for the caller's `finish_run` when the run ends with a result.
+    its entry, for the caller's `finish_run` when the run ends with a result.
 
     A run stopped whole by an exception (a remote that cannot be listed, a safety stop,
     Ctrl-C) is recorded ended here, with the exit status it gives and its one-line error
-    scrubbed by `redactor`: `fsync status` is where a cron job's failure is seen, and an entry
-    left without an end reads as a run still going. A failure to record it is only logged:
-    it must not hide the error that stopped the run.
+    scrubbed by `redactor`, beside the counts of what it did before the stop if its actions
+    had begun (`RunEntry.done`): `fsync status` is where a cron job's failure is seen, and an
+    entry left without an end reads as a run still going. A failure to record it is only
+    logged: it must not hide the error that stopped the run.
     """
-    run_id = manifest.start_run(command, remote)
+    entry = RunEntry(manifest.start_run(command, remote))
     try:
-        yield run_id
+        yield entry
     except BaseException as exc:
         stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
+        summary: dict[str, object] = {}
+        if entry.done is not None:
+            if not entry.done.seconds:  # a watch's totals have their own
+                entry.done.seconds = time.monotonic() - entry.started
+            summary = entry.done.as_json()
+        summary["error"] = stopped
+        clean = redactor.value(summary)
+        assert isinstance(clean, dict)
         try:
-            manifest.finish_run(run_id, int(exit_code_for(exc)), {"error": redactor.text(stopped)})
+            manifest.finish_run(entry.run_id, int(exit_code_for(exc)), clean)
         except Exception as failure:  # the manifest itself may be what failed
-            _log.debug("cannot record the end of run %d: %s", run_id, failure)
+            _log.debug("cannot record the end of run %d: %s", entry.run_id, failure)
         raise
 
 
@@ -211,11 +232,13 @@ def _execute(
     engine_opts: EngineOptions,
     place: BackupPlace | None,
     opts: SyncOptions,
+    result: RunResult,
 ) -> RunResult:
-    """Run `plan` with the engine, keeping versions in the backup dir of `place` (if any)."""
+    """Run `plan` with the engine, keeping versions in the backup dir of `place` (if any);
+    the counts go into `result` as actions end (`execute`)."""
     with backup_for(place, remote, opts, clock=engine_opts.clock) as backup:
         engine_opts = replace(engine_opts, backup=backup)
-        return execute(plan, root, remote, sink, reporter, options=engine_opts)
+        return execute(plan, root, remote, sink, reporter, options=engine_opts, result=result)
 
 
 @contextlib.contextmanager
@@ -455,11 +478,11 @@ def _report_unreadable(
 
 def _redacted(errors: list[FileError], opts: SyncOptions) -> list[FileError]:
     """`errors` with every secret of `opts` (and of the environment) masked."""
-    redactor = _redactor(opts)
+    redactor = sync_redactor(opts)
     return [FileError(e.path, redactor.text(e.error)) for e in errors]
 
 
-def _redactor(opts: SyncOptions) -> Redactor:
+def sync_redactor(opts: SyncOptions) -> Redactor:
     """Masks every secret of `opts` (and of the environment)."""
     return Redactor.build(
         urls=[opts.remote_url], storage_options=opts.storage_options, env=os.environ

@@ -219,13 +219,16 @@ def _print_runs(
         s = run.summary
         ended = "unfinished" if run.exit_code is None else f"exit {run.exit_code}"
         command = f"{run.command} (dry run)" if s.get("dry_run") else run.command
-        stopped = s.get("error")  # the run stopped whole (`app.recorded_run`): no counts
-        outcome = (
-            scrub(str(stopped))
-            if stopped
-            else f"{s.get('uploaded', 0)} up, {s.get('downloaded', 0)} down, "
+        stopped = s.get("error")  # the run stopped whole (`app.recorded_run`)
+        counts = (
+            f"{s.get('uploaded', 0)} up, {s.get('downloaded', 0)} down, "
             f"{s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed"
         )
+        if stopped:
+            # Counts only if its actions had begun: a stop before them did nothing.
+            outcome = scrub(str(stopped)) + (f"; {counts}" if "uploaded" in s else "")
+        else:
+            outcome = counts
         say(f"  {when(run.started)} {command} {scrub(run.remote_url or '?')} {ended}: {outcome}")
         errors: list[dict[str, str]] = s.get("errors", [])  # type: ignore[assignment]
         for err in errors[:5]:

@@ -28,7 +28,7 @@ from types import FrameType
 
 from fsync import app, planner, scanner
 from fsync.config import WatchOptions
-from fsync.errors import ExitCode, FsyncError, SafetyAbort, exit_code_for, one_line
+from fsync.errors import ExitCode, FsyncError, SafetyAbort, one_line
 from fsync.ignore import IGNORE_FILE
 from fsync.manifest import Manifest, RootLock
 from fsync.model import (
@@ -217,26 +217,27 @@ class _Session:
     # --- the session ---------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        """Start up, follow changes until stopped, and return the session's totals."""
-        run_id = self.manifest.start_run("watch", self.remote.key)
-        code = ExitCode.FAILED
-        try:
-            self.watcher.start()
+        """Start up, follow changes until stopped, and return the session's totals.
+
+        The session goes into the run history with its totals, and one that fails or is
+        interrupted with its error as well (`app.recorded_run`).
+        """
+        redactor = app.sync_redactor(self.push_opts)
+        with app.recorded_run(self.manifest, "watch", self.remote.key, redactor) as entry:
+            entry.done = self.total
             try:
-                self._startup()
-                self.display.watching(self.root, self.remote.url)
-                self._loop()
-                code = ExitCode.OK
+                self.watcher.start()
+                try:
+                    self._startup()
+                    self.display.watching(self.root, self.remote.url)
+                    self._loop()
+                finally:
+                    self.watcher.stop()
+                    self.alarm.wait()
             finally:
-                self.watcher.stop()
-                self.alarm.wait()
-        except BaseException as exc:
-            code = exit_code_for(exc)
-            raise
-        finally:
-            self._finish_totals()
-            self.manifest.finish_run(run_id, int(code), self.total.as_json())
-            self.display.stop()
+                self._finish_totals()
+                self.display.stop()
+            self.manifest.finish_run(entry.run_id, int(ExitCode.OK), self.total.as_json())
         return self.total
 
     def _startup(self) -> None:

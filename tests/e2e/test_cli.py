@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import unicodedata
@@ -586,6 +587,65 @@ def test_status_lists_pending_changes(fsync, demo: Path, tmp_path: Path) -> None
     assert entry["changed"] == ["README.txt"]
     assert report["runs"][0]["command"] == "push"
     assert report["runs"][0]["exit_code"] == 0
+
+
+def test_an_interrupted_push_is_recorded_with_what_it_did(fsync, tmp_path: Path) -> None:
+    """Ctrl-C during a push was recorded as `{"error": "interrupted"}` alone: the history
+    lost the files the run had already sent. It keeps their counts beside the error now."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6000):
+        (src / f"f{i:04}").write_bytes(os.urandom(1000))
+    push = subprocess.Popen(
+        [sys.executable, "-m", "fsync", "push", str(src), str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert push.stdout is not None
+    first = push.stdout.readline()  # an `upload NAME` line: the actions have begun
+    os.kill(push.pid, signal.SIGINT)
+    rest, stderr = push.communicate(timeout=60)
+    assert first.startswith("upload "), stderr
+    assert push.returncode == 130, stderr
+    # Distinct: a line written as the SIGINT lands may be written again at the close.
+    sent = len(set((first + rest).splitlines()))
+
+    res = fsync("status", src, "--json")
+
+    (run,) = json.loads(res.stdout)["runs"]
+    assert run["exit_code"] == 130
+    assert run["summary"]["error"] == "interrupted"
+    assert 1 <= run["summary"]["uploaded"] < 6000
+    assert run["summary"]["uploaded"] == sent  # each file counted is one printed
+    human = fsync("status", src).stdout
+    assert f"exit 130: interrupted; {sent} up, 0 down" in human
+
+
+def test_a_failed_watch_is_recorded_with_its_error(fsync, tmp_path: Path) -> None:
+    """A watch session that failed was recorded with its exit status and totals but not
+    why it failed, which a push's or pull's entry says."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_text("a")
+    env = {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    unreachable = ("--endpoint-url", "http://127.0.0.1:9", "--retries", "0")
+    watch = fsync("watch", src, "s3://bucket/p", *unreachable, env=env, timeout=60)
+    assert watch.returncode == 1, watch.stderr
+
+    res = fsync("status", src, "--json")
+
+    (run,) = json.loads(res.stdout)["runs"]
+    assert (run["command"], run["exit_code"]) == ("watch", 1)
+    assert "cannot reach http://127.0.0.1:9" in run["summary"]["error"]
+    assert run["summary"]["error"] in watch.stderr
+    assert run["summary"]["uploaded"] == 0
 
 
 def test_memory_remote_through_the_command(fsync, demo: Path) -> None:

@@ -626,7 +626,8 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
     assert 3 <= done < parts_total
     # The history has the run ended, as interrupted; it stayed "unfinished" (ended: null).
     (stopped,) = app.status(str(src)).runs
-    assert (stopped.exit_code, stopped.summary) == (130, {"error": "interrupted"})
+    assert (stopped.exit_code, stopped.summary["error"]) == (130, "interrupted")
+    assert stopped.summary["uploaded"] == 0  # its one file was cut short
     assert stopped.ended is not None
 
     counts, stdout = _push_again(s3_proxy, [*command, "--json"], env)

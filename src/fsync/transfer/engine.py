@@ -45,11 +45,18 @@ def execute(
     reporter: Reporter,
     *,
     options: EngineOptions | None = None,
+    result: RunResult | None = None,
 ) -> RunResult:
-    """Run every action of `plan` and return the counts; never raises for one file's failure."""
+    """Run every action of `plan` and return the counts; never raises for one file's failure.
+
+    The counts go into `result` when one is given (and it is returned), as each action ends:
+    a caller holding it still knows what the run did when Ctrl-C ends it with
+    `KeyboardInterrupt`, for the run history.
+    """
     opts = options or EngineOptions()
     worker = Worker(os.path.abspath(local_root), remote, reporter, opts, _paths_of(plan))
-    result = RunResult(unchanged=plan.unchanged, notices=list(plan.notices))
+    result = result if result is not None else RunResult()
+    result.unchanged, result.notices = plan.unchanged, list(plan.notices)
     transfers = [a for a in plan.actions if a.kind.transfers]
     reporter.plan_ready(len(transfers), sum(_size(a) for a in transfers))
     batch = _Batch(worker, sink, result, opts)
