@@ -595,11 +595,14 @@ def sort_listing(
             if ignore.ignores(twin[0]):
                 continue
             twins.add(twin[1])
-        why = reason if twin is None else f"{reason}; {_TWIN_LEFT_ALONE}"
+        # The reason starts with the key's repr (`UnsafePathError`); the line names the key
+        # already, and `fsync.terminal` escapes it there: a repr would be escaped twice.
+        bare = reason.removeprefix(f"{key!r}: ")
+        why = bare if twin is None else f"{bare}; {_TWIN_LEFT_ALONE}"
         if opts.direction is not Direction.PUSH:
             refused.append(FileError(key, f"refused remote key: {why}"))
         else:
-            reporter.warning(f"remote key {key!r} cannot be mapped to a local name: {why}")
+            reporter.warning(f"remote key {key} cannot be mapped to a local name: {why}")
     return entries, refused, twins
 
 
