@@ -91,6 +91,11 @@ def _config_defaults(
             if table is not None or name not in known:
                 raise file.error(f"unknown setting '{name.replace('_', '-')}'", name, table)
             continue  # a setting for other commands (e.g. `remote` for status)
+        if isinstance(raw, bool) and not getattr(param, "is_flag", False):
+            # A TOML boolean is a Python int: `transfers = true` was read as 1.
+            key, word = name.replace("_", "-"), "true" if raw else "false"
+            why = f"{key}: {word} is not a valid value (the setting is not on/off)"
+            raise file.error(why, name, table)
         value = [raw] if param.multiple and isinstance(raw, str) else raw
         try:
             given = param.process_value(ctx, value)

@@ -99,7 +99,10 @@ Retries = Annotated[
 ]
 Timeout = Annotated[
     float | None,
-    typer.Option("--timeout", min=0.001, metavar="SECONDS", help="Connect and read timeout."),
+    # Bounded: `inf` (which a float takes) failed every request as an "HTTPClientError".
+    typer.Option(
+        "--timeout", min=0.001, max=86_400, metavar="SECONDS", help="Connect and read timeout."
+    ),
 ]
 TpsLimit = Annotated[
     float,

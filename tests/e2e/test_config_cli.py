@@ -101,6 +101,10 @@ def test_no_remote_anywhere_is_a_usage_error(fsync, src: Path) -> None:
         ("push", 'remote = "x"\nmax-delete = "150%"\n', ":2:", "invalid --max-delete '150%'"),
         ("push", 'remote = "x"\n[push]\nchunk-size = "1x"\n', ":3:", "invalid size '1x'"),
         ("watch", 'remote = "x"\nbw-limit = "fast"\n', ":2:", "invalid rate 'fast'"),
+        # A TOML boolean is a Python int, and a float may be infinite: both were taken.
+        ("push", 'remote = "x"\ntransfers = true\n', ":2:", "transfers: true is not a valid"),
+        ("pull", 'remote = "x"\ntimeout = false\n', ":2:", "timeout: false is not a valid"),
+        ("push", 'remote = "x"\ntimeout = inf\n', ":2:", "less than or equal to 86400"),
     ],
 )
 def test_invalid_config_exits_2_naming_file_and_line(
