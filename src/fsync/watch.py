@@ -173,13 +173,20 @@ class _Session:
         self.on_action = on_action
         """Hears each action's record as it ends (`--log-file`)."""
         self.synced_at_full = 0
-        """The synced files the ignore rules leave in, at the last full sync: what the delete
-        limit is a share of until the next one (base entries the rules leave out are never
-        touched by a batch; a new ignore file brings a full sync)."""
+        """The files the ignore rules leave in at the last full sync, synced or found there
+        (the larger count): what the delete limit is a share of until the next one (base
+        entries the rules leave out are never touched by a batch; a new ignore file brings a
+        full sync). Taken from the base alone, a first watch of a tree had a limit of 1 for
+        the whole session."""
         self.deleted_since_full = 0
-        """Deletions made since the last full sync, either side: the limit holds for them
-        all together (an `rm -rf` reaches the watcher in several batches; judged one batch at
-        a time against a base shrinking with each, all of them went through)."""
+        """Deletions made since the last full sync, either side, of files that were there at
+        it: the limit holds for them all together (an `rm -rf` reaches the watcher in several
+        batches; judged one batch at a time against a base shrinking with each, all of them
+        went through)."""
+        self.new_since_full: set[RelPath] = set()
+        """Paths first synced since the last full sync: their deletions are not counted (a
+        build's temporary files, made and removed while watching, used up the limit and then
+        blocked every deletion until the hourly rescan)."""
         self.backup = backup
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
@@ -339,7 +346,7 @@ class _Session:
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
-        self.synced_at_full, self.deleted_since_full = len(base), 0
+        self.synced_at_full, self.deleted_since_full = max(len(base), len(local)), 0
         base = {p: e for p, e in base.items() if keep(p)}
         try:
             plan = app.plan_sync(self.remote, local, remote, base, self.push_policy)
@@ -353,7 +360,9 @@ class _Session:
         with self.manifest.transaction():
             self.manifest.update_cache(scan.updates)
             self.manifest.prune_cache(scan.entries.keys())
-        return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
+        result = self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
+        self.new_since_full.clear()  # what this sync sent was there at its scan
+        return result
 
     # --- batches -------------------------------------------------------------------------
 
@@ -415,7 +424,10 @@ class _Session:
         policy = self.push_policy if d is Direction.PUSH else self.pull_policy
         plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
         limit = planner.delete_limit(policy, self.synced_at_full)
-        deletes = plan.count(ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
+        deleting = ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL
+        deletes = sum(
+            1 for a in plan.actions if a.kind in deleting and a.path not in self.new_since_full
+        )
         if deletes and self.deleted_since_full + deletes > limit and not policy.force:
             self.display.warning(
                 f"not deleting {deletes} files ({self.deleted_since_full} deleted since the "
@@ -490,7 +502,6 @@ class _Session:
             follow_links=self.links,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
-        self.deleted_since_full += result.deleted
         _uncount_raced(result, plan, raced)
         failed = _failed_paths(plan, [*result.errors, *raced])
         self._refresh_remote(failed)
@@ -601,6 +612,18 @@ class _WatchSink:
         with s.manifest.transaction():
             self._inner.commit(outcomes)
             s.manifest.unqueue(s.remote.key, paths)
+        for o in outcomes:  # the delete limit's accounts (`_Session.new_since_full`)
+            if o.moved_from is not None:  # new where it went only if it was new where it was
+                if o.moved_from in s.new_since_full:
+                    s.new_since_full.discard(o.moved_from)
+                    s.new_since_full.add(o.path)
+            elif o.base is not None and o.path not in s.state.base:
+                s.new_since_full.add(o.path)
+            elif o.forget_base and (o.remote_deleted or o.drop_cache):
+                if o.path in s.new_since_full:
+                    s.new_since_full.discard(o.path)
+                else:
+                    s.deleted_since_full += 1
         s.state.apply(outcomes)
         self.done.extend(paths)
         for o in outcomes:

@@ -409,6 +409,46 @@ def test_the_delete_limit_holds_for_a_delete_that_comes_in_slices(
     w.stop()
 
 
+def test_a_first_watch_deletes_as_a_push_would(start: Callable[..., Watching]) -> None:
+    """The limit was a share of the base before the start's sync: 0 files on a first watch,
+    so a limit of 1 for the whole session, and the second deletion stayed on the remote."""
+    w = start()
+    for i in range(10):
+        (w.local / f"f{i}").write_text(str(i))
+    w.converge()
+    for i in range(3):
+        (w.local / f"f{i}").unlink()
+        w.converge(f"deletion {i + 1}")
+    assert not any("not deleting" in m for m in w.display.warnings)
+
+
+def test_files_made_and_removed_while_watching_do_not_use_up_the_limit(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """A build's temporary files, made and deleted while watching, counted against the
+    limit and then blocked every deletion until the hourly rescan; files that were there at
+    the start are still guarded."""
+    local = tmp_path / "local"
+    for i in range(10):
+        (local / f"old{i}").write_text(str(i))
+    w = start()
+    w.converge()
+    (local / "tmp").mkdir()
+    for round_ in range(3):
+        for i in range(20):
+            (local / "tmp" / f"t{i}").write_text(f"{round_}.{i}")
+        w.converge(f"round {round_}: the temporary files sent")
+        for i in range(20):
+            (local / "tmp" / f"t{i}").unlink()
+        w.converge(f"round {round_}: the temporary files deleted")
+    assert not any("not deleting" in m for m in w.display.warnings)
+    for i in range(6):  # more than half of the ten there at the start
+        (local / f"old{i}").unlink()
+    eventually(lambda: any("not deleting" in m for m in w.display.warnings), "the refusal")
+    assert (w.remote / "old0").exists()
+    w.stop()
+
+
 def test_a_local_root_given_as_a_link_is_watched(tmp_path: Path) -> None:
     """watchdog names events by the real folder: none fell under the link's path, and only
     the hourly rescan sent anything."""
