@@ -467,6 +467,10 @@ class _Session:
         scope = {p for p in changed if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PULL)
         self._execute(plan, queue_paths=(), scan=scan)
+        if any(a.path == IGNORE_FILE for a in plan.actions) and self._reload_ignore():
+            # Written by fsync, so the watcher takes it for an echo: its rules (files now
+            # left out: a secret one not to send) would wait for the hourly rescan.
+            self.full_due = time.monotonic()
         # A path left out now (being written here, or unreadable) is known as it is there
         # from this listing on: only a later pull that looks at it again will bring it.
         self.pull_again = (self.pull_again - again) | (changed - scope)

@@ -449,6 +449,25 @@ def test_files_made_and_removed_while_watching_do_not_use_up_the_limit(
     w.stop()
 
 
+def test_an_ignore_file_a_pull_brings_applies_at_once(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """fsync wrote it, so the watcher took it for an echo: its rules waited for the hourly
+    rescan, and a file they leave out (a secret) was uploaded meanwhile."""
+    w = start(pull_every=0.2)
+    (w.local / "a.txt").write_text("a")
+    w.converge()
+    (w.remote / ".fsyncignore").write_text("secret*\n")
+    eventually((w.local / ".fsyncignore").exists, "the ignore file pulled")
+    time.sleep(0.5)
+    (w.local / "secret.txt").write_text("password")
+    (w.local / "b.txt").write_text("b")
+    eventually((w.remote / "b.txt").exists, "the file after it")
+    time.sleep(0.5)
+    assert not (w.remote / "secret.txt").exists()
+    w.stop()
+
+
 def test_a_local_root_given_as_a_link_is_watched(tmp_path: Path) -> None:
     """watchdog names events by the real folder: none fell under the link's path, and only
     the hourly rescan sent anything."""
