@@ -11,6 +11,7 @@ so `fsync --help` and argument errors stay fast.
 
 import gc
 import os
+import sys
 from collections.abc import Mapping
 from typing import Annotated, NoReturn
 
@@ -432,6 +433,16 @@ def watch(
     raise typer.Exit(int(ExitCode.OK))
 
 
+PATH_DEPTH_MAX = 2_048
+"""The most folders a path can name: the kernel takes paths of up to 4,096 bytes."""
+
+
 def main() -> None:
-    """Entry point of the `fsync` console script."""
+    """Entry point of the `fsync` console script.
+
+    Python's recursion limit (1,000) is raised above `PATH_DEPTH_MAX`: code that goes one
+    call deeper per folder (`os.walk` in watchdog, `os.makedirs`) ended a run on a tree 1,000
+    folders deep, a legal one, with "maximum recursion depth exceeded".
+    """
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2 * PATH_DEPTH_MAX + 1_000))
     app()

@@ -30,7 +30,7 @@ def makedirs(folder: str) -> None:
     """
     for _ in range(_ATTEMPTS):
         try:
-            os.makedirs(folder, exist_ok=True)
+            _make_folders(folder)
         except FileExistsError:
             if os.path.lexists(folder):
                 raise
@@ -38,7 +38,27 @@ def makedirs(folder: str) -> None:
             pass
         else:
             return
-    os.makedirs(folder, exist_ok=True)
+    _make_folders(folder)
+
+
+def _make_folders(folder: str) -> None:
+    """`os.makedirs(folder, exist_ok=True)` without recursion: it calls itself once per
+    missing parent, and a tree 1,000 folders deep (a legal 2,000-character path) ended the
+    whole run with "maximum recursion depth exceeded"."""
+    missing = []
+    head = folder
+    while head and not os.path.isdir(head):
+        missing.append(head)
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
 
 
 def create_exclusive(path: str) -> int:

@@ -301,6 +301,29 @@ def test_a_url_without_its_slashes_is_refused_not_made_a_local_folder(
         assert listing(tmp_path / url) == expected(demo)
 
 
+def test_a_tree_a_thousand_folders_deep_is_pushed_and_pulled(fsync, tmp_path: Path) -> None:
+    """`os.makedirs` recurses once per missing folder: such a tree (a 2,000-character path,
+    legal on Linux) ended the whole run with "maximum recursion depth exceeded", exit 1."""
+    src, out, back = tmp_path / "src", tmp_path / "out", tmp_path / "back"
+    deep = src
+    deep.mkdir()
+    for _ in range(1000):  # (`Path.mkdir(parents=True)` recurses too)
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "f").write_text("deep")
+    (src / "top").write_text("top")
+    try:
+        res = fsync("push", src, out, "-q")
+        assert res.returncode == 0, res.stderr[-300:]
+        res = fsync("pull", out, back, "-q")
+        assert res.returncode == 0, res.stderr[-300:]
+        assert (back / "top").read_text() == "top"
+        assert (back / deep.relative_to(src) / "f").read_text() == "deep"
+    finally:
+        # `rm` walks with openat; pytest's own clean-up (`shutil.rmtree`) recurses too.
+        subprocess.run(["rm", "-rf", str(src), str(out), str(back)], check=True)
+
+
 def test_a_users_file_named_like_a_temp_file_is_synced(fsync, tmp_path: Path) -> None:
     """Only names fsync makes (`.fsync-<16 hex>.tmp`) are its own to skip and delete."""
     (tmp_path / "src").mkdir()

@@ -193,6 +193,31 @@ def test_ctrl_c_is_a_clean_stop_with_a_json_summary(roots: tuple[Path, Path]) ->
     assert (summary["uploaded"], summary["failed"], summary["moved"]) == (1, 0, 0)
 
 
+def test_a_tree_a_thousand_folders_deep_made_while_watching_is_sent(
+    roots: tuple[Path, Path],
+) -> None:
+    """watchdog adds a watch to each new folder through `os.walk`, one call deeper per
+    folder: the watcher thread died of "maximum recursion depth exceeded", with a traceback
+    on the terminal, and the file was not sent."""
+    local, remote = roots
+    proc = spawn(local, remote)
+    try:
+        deep = local
+        for _ in range(1200):
+            deep = deep / "d"
+            deep.mkdir()
+        (deep / "f").write_text("deep")
+        target = remote / deep.relative_to(local) / "f"
+        eventually(target.exists, "the deep file sent", timeout=30)
+    finally:
+        proc.proc.send_signal(signal.SIGINT)
+        code = proc.finish()
+        # `rm` walks with openat; pytest's own clean-up (`shutil.rmtree`) recurses too.
+        subprocess.run(["rm", "-rf", str(local), str(remote)], check=True)
+    assert code == 0
+    assert not any("Traceback" in line or "recursion" in line for line in proc.err)
+
+
 def test_log_file_gets_each_action_and_the_session_summary(
     roots: tuple[Path, Path], tmp_path: Path
 ) -> None:
