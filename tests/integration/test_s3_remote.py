@@ -857,3 +857,20 @@ def test_a_reset_while_sending_a_part_says_the_connection_failed_not_unreachable
     message = str(raised.value)
     assert "cannot reach" not in message
     assert f"connection to {s3_proxy.proxy.endpoint_url} failed (ECONNRESET" in message
+
+
+def test_a_key_ending_in_a_slash_that_holds_data_is_refused_not_skipped(
+    remote: S3Remote, s3_proxy: ProxiedBucket, direct: S3Server
+) -> None:
+    """Skipped like an (empty) folder marker, its bytes were in no listing, count or error."""
+    client = direct.boto3_client()
+    try:
+        client.put_object(Bucket=s3_proxy.bucket, Key=f"{ROOT}/trail/", Body=b"sixteen bytes...")
+        client.put_object(Bucket=s3_proxy.bucket, Key=f"{ROOT}/marker/", Body=b"")
+    finally:
+        client.close()
+    listing = remote.list()
+    assert listing.entries == {}
+    assert [(key, why) for key, why in listing.refused] == [
+        ("trail/", "'trail/': ends in '/' but holds 16 bytes")
+    ]

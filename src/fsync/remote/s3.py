@@ -296,6 +296,12 @@ class S3Remote:
                 raise RemoteUnavailable(str(exc)) from exc
             for item in page.get("Contents") or ():
                 name = str(item["Key"])[len(prefix) :]
+                if name.endswith("/") and item.get("Size"):
+                    # Not a folder marker (those are empty): data that no file name can
+                    # hold. Skipped with the markers, it was in no listing, count or error.
+                    why = f"{name!r}: ends in '/' but holds {item['Size']} bytes"
+                    refused.append((name, why))
+                    continue
                 if _skipped(name):
                     continue
                 try:
