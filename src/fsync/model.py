@@ -53,6 +53,11 @@ class RemoteEntry:
     mode: int | None = None
     """Permission bits (`0o644`) where the backend keeps them (a filesystem's stat, the `mode`
     metadata on S3); None where unknown. Not part of the version: only content is compared."""
+    written_ns: int | None = field(default=None, compare=False)
+    """When the store wrote this version (S3's `LastModified`), where a look at the object
+    told it. Never an mtime to restore; `--on-conflict newer` goes by it where `mtime_ns` is
+    unknown (an object another tool wrote), or a push and a pull each kept their own side as
+    "as new" and never converged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +111,24 @@ def local_entry(  # noqa: PLR0917 - LocalEntry's fields, positional as its const
     return entry
 
 
-def remote_entry(
-    size: int, fingerprint: str, digest: Digest | None, mtime_ns: int | None, mode: int | None
+def remote_entry(  # noqa: PLR0917 - RemoteEntry's fields, positional as its constructor's
+    size: int,
+    fingerprint: str,
+    digest: Digest | None,
+    mtime_ns: int | None,
+    mode: int | None,
+    written_ns: int | None = None,
 ) -> RemoteEntry:
-    """`RemoteEntry(size, fingerprint, digest, mtime_ns, mode)`, in half the time."""
+    """`RemoteEntry(size, fingerprint, digest, mtime_ns, mode, written_ns)`, in half the
+    time."""
     entry = _new(RemoteEntry)
-    set_size, set_fingerprint, set_digest, set_mtime_ns, set_mode = _REMOTE_SETTERS
+    set_size, set_fingerprint, set_digest, set_mtime_ns, set_mode, set_written = _REMOTE_SETTERS
     set_size(entry, size)
     set_fingerprint(entry, fingerprint)
     set_digest(entry, digest)
     set_mtime_ns(entry, mtime_ns)
     set_mode(entry, mode)
+    set_written(entry, written_ns)
     return entry
 
 

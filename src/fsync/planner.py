@@ -207,7 +207,7 @@ def sides(
     if rstate is State.UNCHANGED and bas is not None:
         rdigest = bas.digest  # an unmoved fingerprint: the remote still holds the base's content
     lmtime = loc.mtime_ns if loc is not None else None
-    rmtime = rem.mtime_ns if rem is not None else None
+    rmtime = None if rem is None else rem.mtime_ns if rem.mtime_ns is not None else rem.written_ns
     if direction is Direction.PUSH:
         return Sides(direction, lstate, rstate, ldigest, rdigest, lmtime, rmtime)
     return Sides(direction, rstate, lstate, rdigest, ldigest, rmtime, lmtime, "remote", "local")

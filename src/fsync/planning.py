@@ -146,6 +146,7 @@ def _learn(
                 digest=listed.digest or seen.digest,
                 mtime_ns=listed.mtime_ns if listed.mtime_ns is not None else seen.mtime_ns,
                 mode=listed.mode if listed.mode is not None else seen.mode,
+                written_ns=listed.written_ns or seen.written_ns,
             )
         digest = remote.read_digest(path)
         if digest is None:

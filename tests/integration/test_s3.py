@@ -497,6 +497,39 @@ def test_a_write_the_store_never_answers_times_out(s3_proxy: ProxiedBucket, tmp_
     assert "a.txt" in done.stderr
 
 
+@pytest.mark.parametrize("newer", ["local", "remote"])
+def test_newer_wins_against_an_object_another_tool_wrote(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path, newer: str
+) -> None:
+    """The object has no `mtime` metadata: `newer` took it for a tie, so a push kept the
+    remote and a pull the local version, each exit 0 pointing at the other command, and
+    neither change ever crossed. The store's `LastModified` now stands in for its mtime."""
+    local, url = tmp_path / "src", f"s3://{s3_proxy.bucket}/{PREFIX}"
+    write(local, {"f.txt": "base"})
+    assert _fsync(s3_proxy, "push", str(local), url, "-q").returncode == 0
+    client = direct.boto3_client()
+    try:
+        edits = [
+            lambda: (local / "f.txt").write_text("local edit"),
+            lambda: client.put_object(
+                Bucket=s3_proxy.bucket, Key=f"{PREFIX}/f.txt", Body=b"remote edit"
+            ),
+        ]
+        if newer == "local":
+            edits.reverse()
+        edits[0]()
+        time.sleep(1.1)  # LastModified has whole seconds on some stores
+        edits[1]()
+        for verb, ends in (("push", (str(local), url)), ("pull", (url, str(local)))):
+            done = _fsync(s3_proxy, verb, *ends, "--on-conflict", "newer")
+            assert done.returncode == 0, done.stderr
+        stored = client.get_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/f.txt")["Body"].read()
+    finally:
+        client.close()
+    assert (local / "f.txt").read_text() == f"{newer} edit"
+    assert stored == f"{newer} edit".encode()
+
+
 def test_cleanup_that_cannot_abort_an_upload_says_so(
     s3_proxy: ProxiedBucket, direct: S3Server
 ) -> None:

@@ -8,7 +8,7 @@ all the planner needs, as it only compares them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -180,6 +180,25 @@ def test_content_conflict(
     result = run(direction, local, remote, bas(D0) if with_base else None, on_conflict=policy)
     check(result, want)
     assert result.actions[0].reason.startswith("conflict")
+
+
+@pytest.mark.parametrize(
+    ("direction", "written", "want"),
+    [
+        (PUSH, 1, Expect(K.UPLOAD, conflict=True)),
+        (PUSH, 3, KEEP_C),
+        (PULL, 3, Expect(K.DOWNLOAD, conflict=True)),
+        (PULL, 1, KEEP_C),
+    ],
+)
+def test_newer_goes_by_when_the_store_wrote_a_version_without_an_mtime(
+    direction: Direction, written: int, want: Expect
+) -> None:
+    """An object another tool wrote has no `mtime` metadata: taken for a tie, a push kept
+    the remote and a pull the local version, and neither change ever crossed."""
+    local = loc(D1, mtime=2)
+    remote = replace(rem(D2, mtime=None), written_ns=written)
+    check(run(direction, local, remote, bas(D0), on_conflict=NEW), want)
 
 
 @pytest.mark.parametrize(

@@ -154,8 +154,10 @@ def entry_from_head(response: Mapping[str, Any]) -> RemoteEntry:
     metadata = response.get("Metadata") or {}
     etag = normalise_etag(response.get("ETag"))
     size = int(response.get("ContentLength") or 0)
+    written = response.get("LastModified")
+    written_ns = int(written.timestamp() * 1e9) if isinstance(written, datetime) else None
     if _stale(metadata, etag, response):
-        return RemoteEntry(size=size, fingerprint=etag)
+        return RemoteEntry(size=size, fingerprint=etag, written_ns=written_ns)
     mode = parse_mode(metadata.get(META_MODE))
     return RemoteEntry(
         size=size,
@@ -163,6 +165,7 @@ def entry_from_head(response: Mapping[str, Any]) -> RemoteEntry:
         digest=digest_from_metadata(metadata),
         mtime_ns=parse_mtime(metadata.get(META_MTIME)),
         mode=None if mode is None else stat.S_IMODE(mode),
+        written_ns=written_ns,
     )
 
 
