@@ -306,6 +306,12 @@ def delete_limit(policy: SyncPolicy, denominator: int) -> int:
     return max(1, math.floor(policy.max_delete_ratio * denominator + 1e-9))
 
 
+def share(ratio: float) -> str:
+    """`ratio` as the percentage a user wrote (`--max-delete 59.9%`): `{:.0%}` showed 60 %,
+    which did not add up with the limit beside it."""
+    return f"{ratio * 100:.4g}%"
+
+
 def check_safety(
     plan: Plan,
     local: Snapshot,
@@ -342,7 +348,7 @@ def _check_safety(
     denominator = len(base) if base else len(remote if push else local)
     limit = delete_limit(policy, denominator)
     if deletes > limit:
-        why = f"{policy.max_delete_ratio:.0%} of {denominator} "
+        why = f"{share(policy.max_delete_ratio)} of {denominator} "
         why += "synced files" if base else f"files on the {dst} side"
         if policy.max_delete is not None:
             why = f"--max-delete {policy.max_delete}"

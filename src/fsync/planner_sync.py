@@ -29,7 +29,7 @@ from fsync.model import (
     digest_equal,
     mapping_paths,
 )
-from fsync.planner import STATE_CLASS, Sides, State, delete_limit, sides
+from fsync.planner import STATE_CLASS, Sides, State, delete_limit, share, sides
 
 K = ActionKind
 
@@ -109,7 +109,7 @@ def check_safety(
     deletes = plan.count(K.DELETE_LOCAL, K.DELETE_REMOTE)
     limit = delete_limit(policy, len(base))
     if deletes > limit:
-        why = f"{policy.max_delete_ratio:.0%} of {len(base)} synced files"
+        why = f"{share(policy.max_delete_ratio)} of {len(base)} synced files"
         if policy.max_delete is not None:
             why = f"--max-delete {policy.max_delete}"
         raise SafetyAbort(

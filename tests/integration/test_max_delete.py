@@ -38,9 +38,10 @@ def run(local: Path, tree: RemoteTree, direction: Direction, **knobs: object) ->
         ({}, r"limit of 5 \(50% of 10 synced files\)"),
         ({"max_delete": "5"}, r"limit of 5 \(--max-delete 5\)"),
         ({"max_delete": "60%"}, None),
+        ({"max_delete": "59.9%"}, r"limit of 5 \(59.9% of 10 synced files\)"),
         ({"force": True}, None),
     ],
-    ids=["default", "count", "percent-allows", "force"],
+    ids=["default", "count", "percent-allows", "percent-exact", "force"],
 )
 def test_max_delete(
     direction: Direction,
