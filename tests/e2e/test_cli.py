@@ -324,6 +324,26 @@ def test_a_tree_a_thousand_folders_deep_is_pushed_and_pulled(fsync, tmp_path: Pa
         subprocess.run(["rm", "-rf", str(src), str(out), str(back)], check=True)
 
 
+def test_a_folder_remote_version_of_the_same_size_and_mtime_is_still_seen(
+    fsync, tmp_path: Path
+) -> None:
+    """Two machines share a folder remote. B's edit kept the size and the mtime (`touch -r`,
+    `exiftool -P`), and fsync sets the remote file's mtime from B's copy: A's pull said
+    "nothing to do", and A's next push overwrote B's version with no conflict."""
+    a, b, remote = tmp_path / "a", tmp_path / "b", tmp_path / "remote"
+    a.mkdir()
+    (a / "doc.txt").write_text("hello world\n")
+    assert fsync("push", a, remote, "-q").returncode == 0
+    assert fsync("pull", remote, b, "-q").returncode == 0
+    before = (b / "doc.txt").stat()
+    (b / "doc.txt").write_text("HELLO WORLD\n")
+    os.utime(b / "doc.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert fsync("push", b, remote, "-q").returncode == 0
+    res = fsync("pull", remote, a, "-q")
+    assert res.returncode == 0, res.stderr
+    assert (a / "doc.txt").read_text() == "HELLO WORLD\n"
+
+
 def test_a_users_file_named_like_a_temp_file_is_synced(fsync, tmp_path: Path) -> None:
     """Only names fsync makes (`.fsync-<16 hex>.tmp`) are its own to skip and delete."""
     (tmp_path / "src").mkdir()

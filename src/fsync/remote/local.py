@@ -66,9 +66,18 @@ def _raise_translated(err: OSError, doing: str) -> NoReturn:
 
 
 def _entry(st: os.stat_result) -> RemoteEntry:
-    """The entry for a regular file's stat: size and exact mtime make the fingerprint."""
+    """The entry for a regular file's stat: size, exact mtime and inode make the fingerprint.
+
+    Size and mtime alone (rsync's quick check) missed a file replaced by one of the same
+    size with the same mtime: another fsync pushing into the same folder (it sets the mtime
+    from its own copy), or `rsync -a`, `exiftool -P`; the next push then overwrote that
+    version with no conflict. Each of those writes a new file and renames it over the old,
+    so the inode tells. (A base recorded without it reads as moved once: the file is hashed,
+    found the same, and recorded again.)
+    """
     size, mtime_ns = st.st_size, st.st_mtime_ns
-    return remote_entry(size, f"{size}:{mtime_ns}", None, mtime_ns, stat.S_IMODE(st.st_mode))
+    token = f"{size}:{mtime_ns}:{st.st_ino}"
+    return remote_entry(size, token, None, mtime_ns, stat.S_IMODE(st.st_mode))
 
 
 def _plain(name: str) -> bool:
@@ -112,7 +121,7 @@ def _unlink_quietly(path: str) -> None:
 class LocalRemote:
     """A remote tree rooted at a local folder.
 
-    The fingerprint is `"{size}:{mtime_ns}"`; writes set the mtime and permission bits from
+    The fingerprint is `"{size}:{mtime_ns}:{inode}"`; writes set the mtime and permission bits from
     `ObjectMeta`, so a push then a pull round-trips them. Symbolic links are never followed:
     listings report them as refused, and a path whose parent folder resolves outside the root
     raises `UnsafePathError`.
