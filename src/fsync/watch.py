@@ -179,14 +179,16 @@ class _Session:
         full sync). Taken from the base alone, a first watch of a tree had a limit of 1 for
         the whole session."""
         self.deleted_since_full = 0
-        """Deletions made since the last full sync, either side, of files that were there at
-        it: the limit holds for them all together (an `rm -rf` reaches the watcher in several
-        batches; judged one batch at a time against a base shrinking with each, all of them
-        went through)."""
-        self.new_since_full: set[RelPath] = set()
-        """Paths first synced since the last full sync: their deletions are not counted (a
-        build's temporary files, made and removed while watching, used up the limit and then
-        blocked every deletion until the hourly rescan)."""
+        """Deletions made since the last full sync, either side: the limit holds for them
+        all together (an `rm -rf` reaches the watcher in several batches; judged one batch at
+        a time against a base shrinking with each, all of them went through)."""
+        self.added_since_full = 0
+        """Files first synced since the last full sync: the limit's share grows with them, as
+        a push's base does. Without them, 8 deletions among 30 files made while watching a
+        10-file tree were refused, and a build's temporary files used up the limit."""
+        self.in_full_sync = False
+        """True while the full sync carries out its plan: what it sends was counted at its
+        scan (`synced_at_full`), not added since."""
         self.backup = backup
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
@@ -360,9 +362,11 @@ class _Session:
         with self.manifest.transaction():
             self.manifest.update_cache(scan.updates)
             self.manifest.prune_cache(scan.entries.keys())
-        result = self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
-        self.new_since_full.clear()  # what this sync sent was there at its scan
-        return result
+        self.added_since_full, self.in_full_sync = 0, True
+        try:
+            return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
+        finally:
+            self.in_full_sync = False
 
     # --- batches -------------------------------------------------------------------------
 
@@ -423,11 +427,8 @@ class _Session:
         base = app.unignored_base(base, self.ignore, local, remote)
         policy = self.push_policy if d is Direction.PUSH else self.pull_policy
         plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
-        limit = planner.delete_limit(policy, self.synced_at_full)
-        deleting = ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL
-        deletes = sum(
-            1 for a in plan.actions if a.kind in deleting and a.path not in self.new_since_full
-        )
+        limit = planner.delete_limit(policy, self.synced_at_full + self.added_since_full)
+        deletes = plan.count(ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
         if deletes and self.deleted_since_full + deletes > limit and not policy.force:
             self.display.warning(
                 f"not deleting {deletes} files ({self.deleted_since_full} deleted since the "
@@ -506,6 +507,7 @@ class _Session:
             follow_links=self.links,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
+        self.deleted_since_full += result.deleted
         _uncount_raced(result, plan, raced)
         failed = _failed_paths(plan, [*result.errors, *raced])
         self._refresh_remote(failed)
@@ -616,18 +618,12 @@ class _WatchSink:
         with s.manifest.transaction():
             self._inner.commit(outcomes)
             s.manifest.unqueue(s.remote.key, paths)
-        for o in outcomes:  # the delete limit's accounts (`_Session.new_since_full`)
-            if o.moved_from is not None:  # new where it went only if it was new where it was
-                if o.moved_from in s.new_since_full:
-                    s.new_since_full.discard(o.moved_from)
-                    s.new_since_full.add(o.path)
-            elif o.base is not None and o.path not in s.state.base:
-                s.new_since_full.add(o.path)
-            elif o.forget_base and (o.remote_deleted or o.drop_cache):
-                if o.path in s.new_since_full:
-                    s.new_since_full.discard(o.path)
-                else:
-                    s.deleted_since_full += 1
+        if not s.in_full_sync:  # the delete limit's share (`_Session.added_since_full`)
+            s.added_since_full += sum(
+                1
+                for o in outcomes
+                if o.base is not None and o.moved_from is None and o.path not in s.state.base
+            )
         s.state.apply(outcomes)
         self.done.extend(paths)
         for o in outcomes:

@@ -409,12 +409,15 @@ def test_the_delete_limit_holds_for_a_delete_that_comes_in_slices(
     w.stop()
 
 
-def test_a_first_watch_deletes_as_a_push_would(start: Callable[..., Watching]) -> None:
-    """The limit was a share of the base before the start's sync: 0 files on a first watch,
-    so a limit of 1 for the whole session, and the second deletion stayed on the remote."""
-    w = start()
+def test_a_first_watch_deletes_as_a_push_would(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """The limit was a share of the base before the start's sync: 0 files on a first watch
+    of a tree, so a limit of 1 for the whole session; the second deletion stayed on the
+    remote."""
     for i in range(10):
-        (w.local / f"f{i}").write_text(str(i))
+        (tmp_path / "local" / f"f{i}").write_text(str(i))
+    w = start()
     w.converge()
     for i in range(3):
         (w.local / f"f{i}").unlink()
@@ -422,30 +425,29 @@ def test_a_first_watch_deletes_as_a_push_would(start: Callable[..., Watching]) -
     assert not any("not deleting" in m for m in w.display.warnings)
 
 
-def test_files_made_and_removed_while_watching_do_not_use_up_the_limit(
+def test_files_added_while_watching_raise_the_limit_and_are_guarded_too(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:
-    """A build's temporary files, made and deleted while watching, counted against the
-    limit and then blocked every deletion until the hourly rescan; files that were there at
-    the start are still guarded."""
+    """The limit stayed a share of the files there at the start: 8 deletions among 30 files
+    made while watching a 10-file tree were refused, where a push deletes them. Files made
+    while watching count in the share as in the deletions: removing all of them at once is
+    still refused."""
     local = tmp_path / "local"
     for i in range(10):
         (local / f"old{i}").write_text(str(i))
     w = start()
     w.converge()
-    (local / "tmp").mkdir()
-    for round_ in range(3):
-        for i in range(20):
-            (local / "tmp" / f"t{i}").write_text(f"{round_}.{i}")
-        w.converge(f"round {round_}: the temporary files sent")
-        for i in range(20):
-            (local / "tmp" / f"t{i}").unlink()
-        w.converge(f"round {round_}: the temporary files deleted")
+    (local / "new").mkdir()
+    for i in range(30):
+        (local / "new" / f"n{i}").write_text(str(i))
+    w.converge("the new files sent")
+    for i in range(8):
+        (local / "new" / f"n{i}").unlink()
+    w.converge("8 of them deleted")
     assert not any("not deleting" in m for m in w.display.warnings)
-    for i in range(6):  # more than half of the ten there at the start
-        (local / f"old{i}").unlink()
+    shutil.rmtree(local / "new")  # 22 more: 30 of 40, past half
     eventually(lambda: any("not deleting" in m for m in w.display.warnings), "the refusal")
-    assert (w.remote / "old0").exists()
+    assert (w.remote / "new" / "n29").exists()
     w.stop()
 
 
