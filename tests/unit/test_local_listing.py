@@ -9,7 +9,7 @@ import pytest
 
 from fsync.errors import PermanentError
 from fsync.model import RelPath
-from fsync.remote.local import LocalRemote
+from fsync.remote.local import STABLE_INODES, LocalRemote, filesystem_type
 
 
 def _odd_tree(root: Path) -> None:
@@ -77,3 +77,31 @@ def test_a_root_that_is_a_file_fails_as_in_process(tmp_path: Path) -> None:
     remote = LocalRemote(str(tmp_path / "f"))
     with pytest.raises(PermanentError, match="is not a folder"):
         remote.list()
+
+
+MOUNTS = (
+    "22 27 0:21 / /proc rw,relatime - proc proc rw\n"
+    "1 0 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+    "36 1 8:17 / /media/usb\\040drive rw,relatime - vfat /dev/sdb1 rw\n"
+    "37 1 0:50 / /mnt/box rw - fuse.sshfs me@box: rw\n"
+    "38 37 0:51 / /mnt/box rw - nfs4 box:/ rw\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "inodes"),
+    [
+        ("/home/me/backup", "ext4", True),
+        ("/media/usb drive/backup", "vfat", False),
+        ("/media/usb drivers", "ext4", True),
+        ("/mnt/box/x", "nfs4", True),  # the later of two mounts on one point is on top
+    ],
+)
+def test_the_inode_is_in_the_fingerprint_only_where_the_filesystem_keeps_it(
+    path: str, kind: str, inodes: bool
+) -> None:
+    """FAT and most FUSE mounts number files anew after a remount: with the inode in the
+    fingerprint, every run would re-read the whole remote."""
+    found = filesystem_type(path, MOUNTS)
+    assert found == kind
+    assert (found in STABLE_INODES) is inodes

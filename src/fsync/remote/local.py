@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import time
@@ -65,8 +66,9 @@ def _raise_translated(err: OSError, doing: str) -> NoReturn:
     raise PermanentError(f"{doing}: {err.strerror or err}") from err
 
 
-def _entry(st: os.stat_result) -> RemoteEntry:
-    """The entry for a regular file's stat: size, exact mtime and inode make the fingerprint.
+def _entry(st: os.stat_result, inodes: bool) -> RemoteEntry:
+    """The entry for a regular file's stat: size, exact mtime and, where `inodes` (the
+    filesystem keeps inode numbers), the inode make the fingerprint.
 
     Size and mtime alone (rsync's quick check) missed a file replaced by one of the same
     size with the same mtime: another fsync pushing into the same folder (it sets the mtime
@@ -76,8 +78,56 @@ def _entry(st: os.stat_result) -> RemoteEntry:
     found the same, and recorded again.)
     """
     size, mtime_ns = st.st_size, st.st_mtime_ns
-    token = f"{size}:{mtime_ns}:{st.st_ino}"
+    token = f"{size}:{mtime_ns}:{st.st_ino}" if inodes else f"{size}:{mtime_ns}"
     return remote_entry(size, token, None, mtime_ns, stat.S_IMODE(st.st_mode))
+
+
+STABLE_INODES = frozenset(
+    {
+        "ext2",
+        "ext3",
+        "ext4",
+        "xfs",
+        "btrfs",
+        "tmpfs",
+        "zfs",
+        "f2fs",
+        "jfs",
+        "bcachefs",
+        "nfs",
+        "nfs4",
+        "overlay",
+    }
+)
+"""Filesystems whose inode numbers last as long as the file (NFS: the server's file ids;
+overlay: the upper layer's, which a file gets when first written, as it changes anyway)."""
+
+
+def filesystem_type(path: str, mountinfo: str | None = None) -> str | None:
+    """The type of the filesystem that holds `path` (or would: the mount of its nearest
+    existing folder), from `mountinfo` (default: /proc/self/mountinfo); None if unknown."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                mountinfo = f.read()
+        except OSError:
+            return None
+    real = os.path.realpath(path)
+    best, kind = -1, None
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, after = left.split(), right.split()
+        if not sep or len(fields) < 5 or not after:
+            continue
+        point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= best:  # the last of two mounts on one point is on top
+            best, kind = len(point), after[0]
+    return kind
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+"""mountinfo's escapes (`\\040` for a space in a mount point)."""
 
 
 def _plain(name: str) -> bool:
@@ -129,6 +179,11 @@ class LocalRemote:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        self.inodes = filesystem_type(self.root) in STABLE_INODES
+        """Whether the inode is part of the fingerprint: only where the filesystem keeps
+        inode numbers. FAT, exFAT, most FUSE mounts (sshfs, rclone mount) and CIFS with
+        `noserverino` number files anew after a remount or a cache drop: there every
+        fingerprint would move, and every run would re-read the whole remote."""
         self.url = "file://" + self.root
         self.capabilities = Capabilities(
             stores_digest=False, sets_mtime=True, server_side_copy=True
@@ -206,7 +261,7 @@ class LocalRemote:
         except FileNotFoundError:
             pass  # deleted between readdir and stat: it is gone, as the listing says
         else:
-            entries[rel] = _entry(st)
+            entries[rel] = _entry(st, self.inodes)
 
     def root_exists(self) -> bool:
         """True if the root is an existing folder."""
@@ -221,7 +276,7 @@ class LocalRemote:
             return None
         except OSError as err:
             _raise_translated(err, f"reading {full}")
-        return _entry(st) if stat.S_ISREG(st.st_mode) else None
+        return _entry(st, self.inodes) if stat.S_ISREG(st.st_mode) else None
 
     def read_digest(self, path: RelPath) -> Digest | None:
         """Always None: plain files carry no stored digest."""
@@ -242,7 +297,7 @@ class LocalRemote:
                 ) from err
             _raise_translated(err, f"reading {full}")
         try:
-            if expect is not None and not same_version(_entry(os.fstat(fd)), expect):
+            if expect is not None and not same_version(_entry(os.fstat(fd), self.inodes), expect):
                 raise RemoteChanged(f"{full}: changed since it was listed")
             if offset:
                 os.lseek(fd, offset, os.SEEK_SET)
@@ -344,7 +399,7 @@ class LocalRemote:
                     os.fsync(fd)  # on disk before the rename publishes it
                 else:
                     self._durable.staged(temp)
-                written = _entry(os.fstat(fd))
+                written = _entry(os.fstat(fd), self.inodes)
             finally:
                 os.close(fd)
         except BaseException as err:
@@ -385,7 +440,7 @@ class LocalRemote:
         except (FileNotFoundError, NotADirectoryError):
             return None
         if stat.S_ISREG(st.st_mode):
-            return _entry(st)
+            return _entry(st, self.inodes)
         raise PermanentError(
             f"{full}: a folder, link or special file is in the way; fsync does not replace it"
         )
@@ -393,7 +448,7 @@ class LocalRemote:
     def _entry_after_write(self, full: str) -> RemoteEntry:
         """The entry of a file this remote just wrote."""
         try:
-            return _entry(os.lstat(full))
+            return _entry(os.lstat(full), self.inodes)
         except OSError as err:
             _raise_translated(err, f"reading {full}")
 
