@@ -115,8 +115,12 @@ def _config_defaults(
 
 def _is_url(value: str) -> bool:
     """Whether a path setting is a URL, `file:/p` (RFC 8089's short form) included, which
-    `fsync.remote.local_path` reads as `/p`: joined to the root it named a folder `file:`."""
-    return "://" in value or value[:5].lower() == "file:"
+    `fsync.remote.local_path` reads as `/p`: joined to the root it named a folder `file:`.
+    A URL missing its `//` (`s3:bucket/x`) counts too, so that opening it refuses it, as on
+    the command line: joined to the file's folder, it was a new local folder."""
+    from fsync.remote import url_meant  # noqa: PLC0415 - fsync.remote is not cheap to import
+
+    return "://" in value or value[:5].lower() == "file:" or url_meant(value) is not None
 
 
 def _all_parameter_names(ctx: typer.Context) -> set[str]:

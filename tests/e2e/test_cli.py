@@ -285,18 +285,25 @@ def test_a_url_without_its_slashes_is_refused_not_made_a_local_folder(
     fsync, demo: Path, tmp_path: Path
 ) -> None:
     """`s3:bucket/x` (a lost `//`, or rclone's `remote:path`) pushed into a new folder
-    `./s3:bucket/x` and said it succeeded; an existing folder of such a name still works,
-    and `./` makes a new one."""
-    for verb, ends in (("push", (demo, "s3:bucket/x")), ("pull", ("mys3:bucket/x", "back"))):
+    `./s3:bucket/x` and said it succeeded, also as `remote` in a config file. An existing
+    folder of such a name still works, `./` makes a new one, and a name whose prefix is no
+    URL scheme (a timestamp) is a folder."""
+    for verb, ends in (("push", (demo, "s3:bucket/x")), ("pull", ("gs:bucket/x", "back"))):
         res = fsync(verb, *ends, cwd=tmp_path)
         assert res.returncode == 2, res.stderr
         url = ends[1] if verb == "push" else ends[0]
         scheme, _, rest = str(url).partition(":")
         assert f"did you mean {scheme}://{rest}?" in res.stderr
         assert res.stderr.count("\n") == 1, res.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    (demo / ".fsync").mkdir(exist_ok=True)
+    (demo / ".fsync" / "config.toml").write_text('remote = "s3:bucket/x"\n')
+    res = fsync("push", demo, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "did you mean s3://bucket/x?" in res.stderr
+    (demo / ".fsync" / "config.toml").unlink()
+    assert not list(tmp_path.rglob("s3:*"))
     (tmp_path / "notes:2024").mkdir()
-    for url in ("notes:2024", "./new:folder"):
+    for url in ("notes:2024", "./new:folder", "snap-2026-11-27T12:00"):
         res = fsync("push", demo, url, "-q", cwd=tmp_path)
         assert res.returncode == 0, res.stderr
         assert listing(tmp_path / url) == expected(demo)

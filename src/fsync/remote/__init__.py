@@ -139,21 +139,35 @@ def _split(url: str) -> tuple[str, str]:
         return scheme, rest
     if url[:5].lower() == "file:":
         return url[:4], url[5:]
-    typo = _SCHEME_WITHOUT_SLASHES.match(url)
-    if typo and not os.path.lexists(url):
+    meant = url_meant(url)
+    if meant is not None:
         # `s3:bucket/x` (rclone's `remote:path` habit, or a lost `//`) was a new local
         # folder `./s3:bucket/x`: the push "succeeded" and nothing reached the store.
-        name, after = typo.group(1), url[typo.end() :].lstrip("/")
         raise ConfigError(
-            f"{url} is neither a URL nor an existing path: did you mean {name}://{after}? "
+            f"{url} is neither a URL nor an existing path: did you mean {meant}? "
             f"(for a new local folder of that name, write ./{url})"
         )
     return "", url
 
 
+def url_meant(text: str) -> str | None:
+    """The URL `text` probably meant when it is one without its `//` (`s3:bucket/x`: an
+    fsspec scheme, a colon, and no existing path of that name); None for anything else, a
+    folder named like `snap-2026-11-27T12:00` or `notes:draft` included."""
+    typo = _SCHEME_WITHOUT_SLASHES.match(text)
+    if typo is None or "://" in text or os.path.lexists(text):
+        return None
+    from fsspec.registry import known_implementations  # noqa: PLC0415 - this case only
+
+    name = typo.group(1)
+    if name.lower() not in known_implementations:
+        return None
+    return f"{name}://{text[typo.end() :].lstrip('/')}"
+
+
 _SCHEME_WITHOUT_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 """A URL scheme (RFC 3986; two characters at least, so a drive letter is not one) and its
-colon, with no `//` after them."""
+colon."""
 
 
 def missing_root(url: str) -> str:
