@@ -8,9 +8,11 @@ leanest way it can be used: one event loop, no threads, 8 requests in flight (fs
 `--transfers` default); `put` sends every file under LOCAL (`.fsync/` left out) with one
 PutObject, `get` lists the prefix and writes every object under LOCAL with one GetObject.
 It does none of what makes a sync: no listing of the other side, no hashing, no metadata, no
-checks, no durability, no state. So no tool built on this client can do an initial push or
-a pull in less time, and the bench's row for it says how much of the gap to rclone (Go) and
-the AWS CLI is the client's CPU per request rather than fsync's own work.
+checks, no durability, no state. So its row says how much of the gap to rclone (Go) and the
+AWS CLI is the client's CPU per request rather than fsync's own work: no tool on this client
+makes the same requests in less time. That bounds a pull (one GET per object, as every tool
+here makes them) and the small files of a push; a push's big files it sends in one PutObject
+each, where fsync sends 16 MiB parts side by side, so there fsync can be the faster.
 
 The endpoint comes from `AWS_ENDPOINT_URL_S3`, the keys from the environment, as for the
 other tools. Prints the number of objects moved.

@@ -16,7 +16,7 @@ from measure import Row, Sample
 FSYNC = "fsync"
 S3_FLOOR = "S3 client floor (reference)"
 """tests/bench/client_floor.py: only the requests of an S3 initial push or pull, made with
-fsync's S3 client; no tool built on that client can be faster."""
+fsync's S3 client, one request per file (see its docstring for what that bounds)."""
 
 
 class Results:

@@ -105,7 +105,7 @@ def _local(results: Results, small: str, large: str, huge: str) -> list[Verdict]
 
 def _floor(results: Results, scenario: str, anchor: str) -> str:
     """`; the S3 client alone: 1.20x rclone sync`: what the floor run (only the requests, with
-    fsync's client) took against `anchor`, the limit of any Python tool on that client."""
+    fsync's client, one per file) took against `anchor`."""
     floor, theirs = results.median(scenario, S3_FLOOR), results.median(scenario, anchor)
     if floor is None or theirs is None:
         return ""
