@@ -123,9 +123,9 @@ def run(
                 reporter.close()
                 _report_planned(plan, on_action)
             else:
-                sink = ManifestSink(manifest, remote.key)
-                engine_opts = _engine_options(opts, plan, root, journal, on_action)
                 entry.done = RunResult()
+                sink = ManifestSink(manifest, remote.key, entry)
+                engine_opts = _engine_options(opts, plan, root, journal, on_action)
                 result = _execute(
                     plan,
                     root,
@@ -636,14 +636,22 @@ def dry_run_result(plan: Plan) -> RunResult:
 class ManifestSink:
     """Makes engine outcomes durable, one transaction per batch."""
 
-    def __init__(self, manifest: Manifest, remote: str) -> None:
+    def __init__(self, manifest: Manifest, remote: str, run: RunEntry | None = None) -> None:
         self.manifest = manifest
         self.remote = remote
         """The remote's `Remote.key`."""
+        self.run = run
+        """The run in the history whose counts each batch records (`Manifest.note_progress`)."""
 
     def commit(self, outcomes: list[Outcome]) -> None:
-        """Write the bases and cache entries of `outcomes` in one transaction."""
+        """Write the bases and cache entries of `outcomes` in one transaction (with the run's
+        counts so far, if it has a `run`)."""
         with self.manifest.transaction():
+            if self.run is not None and self.run.done is not None:
+                # The counts only: the lists (errors, skipped) grow with the run, once a batch.
+                done = self.run.done.as_json()
+                counts = {k: v for k, v in done.items() if not isinstance(v, list | dict)}
+                self.manifest.note_progress(self.run.run_id, counts)
             changes = [(o.path, o.base) for o in outcomes if o.base is not None or o.forget_base]
             changes += [(o.moved_from, None) for o in outcomes if o.moved_from is not None]
             self.manifest.set_base(self.remote, changes)

@@ -677,6 +677,34 @@ def test_an_interrupted_push_is_recorded_with_what_it_did(fsync, tmp_path: Path)
     assert f"exit 130: interrupted; {sent} up, 0 down" in human
 
 
+def test_a_killed_push_is_in_the_history_with_what_it_had_committed(fsync, tmp_path: Path) -> None:
+    """`kill -9` leaves no chance to record anything at the end: the run showed as
+    "unfinished: 0 up" whatever it had done. Each committed batch now records its counts."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"f{i:04}").write_bytes(os.urandom(1000))
+    push = subprocess.Popen(
+        [sys.executable, "-m", "fsync", "push", str(src), str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert push.stdout is not None
+    for _ in range(600):  # past the first batch's commit (256 files)
+        assert push.stdout.readline().startswith("upload ")
+    os.kill(push.pid, signal.SIGKILL)
+    push.communicate(timeout=60)
+
+    res = fsync("status", src, "--json")
+
+    (run,) = json.loads(res.stdout)["runs"]
+    assert run["exit_code"] is None
+    assert 256 <= run["summary"]["uploaded"] < 3000
+    assert "unfinished: 0 up" not in fsync("status", src).stdout
+
+
 def test_a_failed_watch_is_recorded_with_its_error(fsync, tmp_path: Path) -> None:
     """A watch session that failed was recorded with its exit status and totals but not
     why it failed, which a push's or pull's entry says."""

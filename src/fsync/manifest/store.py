@@ -361,6 +361,16 @@ class Manifest:
         if cur.rowcount != 1:
             raise KeyError(f"no run with id {run_id}")
 
+    def note_progress(self, run_id: int, summary: Mapping[str, Any]) -> None:
+        """Record what run `run_id` has done so far, while it runs (call in the transaction
+        that commits those outcomes): a run killed outright (`kill -9`, a power cut) shows
+        in the history with the counts of its last committed batch, not as having done
+        nothing."""
+        text = json.dumps(dict(summary), separators=(",", ":"))
+        self._conn.execute(
+            "UPDATE runs SET summary = ? WHERE id = ? AND ended IS NULL", (text, run_id)
+        )
+
     def last_runs(self, limit: int = 10, remote: str | None = None) -> list[RunRecord]:
         """The most recent runs, newest first, optionally only those against `remote`."""
         sql = (
