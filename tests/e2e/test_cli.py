@@ -643,20 +643,25 @@ def test_status_lists_pending_changes(fsync, demo: Path, tmp_path: Path) -> None
     assert report["runs"][0]["exit_code"] == 0
 
 
-def test_an_interrupted_push_is_recorded_with_what_it_did(fsync, tmp_path: Path) -> None:
-    """Ctrl-C during a push was recorded as `{"error": "interrupted"}` alone: the history
-    lost the files the run had already sent. It keeps their counts beside the error now."""
-    src = tmp_path / "src"
+def _push_of_many_files(src: Path, out: Path, count: int) -> subprocess.Popen[str]:
+    """`fsync push SRC OUT` started on `count` new files of 1,000 bytes, its output piped."""
     src.mkdir()
-    for i in range(6000):
+    for i in range(count):
         (src / f"f{i:04}").write_bytes(os.urandom(1000))
-    push = subprocess.Popen(
-        [sys.executable, "-m", "fsync", "push", str(src), str(tmp_path / "out")],
+    return subprocess.Popen(
+        [sys.executable, "-m", "fsync", "push", str(src), str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def test_an_interrupted_push_is_recorded_with_what_it_did(fsync, tmp_path: Path) -> None:
+    """Ctrl-C during a push was recorded as `{"error": "interrupted"}` alone: the history
+    lost the files the run had already sent. It keeps their counts beside the error now."""
+    src = tmp_path / "src"
+    push = _push_of_many_files(src, tmp_path / "out", 6000)
     assert push.stdout is not None
     first = push.stdout.readline()  # an `upload NAME` line: the actions have begun
     os.kill(push.pid, signal.SIGINT)
@@ -681,16 +686,7 @@ def test_a_killed_push_is_in_the_history_with_what_it_had_committed(fsync, tmp_p
     """`kill -9` leaves no chance to record anything at the end: the run showed as
     "unfinished: 0 up" whatever it had done. Each committed batch now records its counts."""
     src = tmp_path / "src"
-    src.mkdir()
-    for i in range(3000):
-        (src / f"f{i:04}").write_bytes(os.urandom(1000))
-    push = subprocess.Popen(
-        [sys.executable, "-m", "fsync", "push", str(src), str(tmp_path / "out")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    push = _push_of_many_files(src, tmp_path / "out", 3000)
     assert push.stdout is not None
     for _ in range(600):  # past the first batch's commit (256 files)
         assert push.stdout.readline().startswith("upload ")
