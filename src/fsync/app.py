@@ -648,10 +648,7 @@ class ManifestSink:
         counts so far, if it has a `run`)."""
         with self.manifest.transaction():
             if self.run is not None and self.run.done is not None:
-                # The counts only: the lists (errors, skipped) grow with the run, once a batch.
-                done = self.run.done.as_json()
-                counts = {k: v for k, v in done.items() if not isinstance(v, list | dict)}
-                self.manifest.note_progress(self.run.run_id, counts)
+                self.manifest.note_progress(self.run.run_id, self.run.done.counts())
             changes = [(o.path, o.base) for o in outcomes if o.base is not None or o.forget_base]
             changes += [(o.moved_from, None) for o in outcomes if o.moved_from is not None]
             self.manifest.set_base(self.remote, changes)

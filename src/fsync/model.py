@@ -369,6 +369,15 @@ class RunResult:
     def as_json(self) -> dict[str, object]:
         """The summary object printed by `--json` and handed to `--on-error`."""
         return {
+            **self.counts(),
+            "errors": [{"path": e.path, "error": e.error} for e in self.errors],
+            "skipped": [{"path": n.path, "reason": n.reason} for n in self.notices],
+        }
+
+    def counts(self) -> dict[str, object]:
+        """`as_json` without its lists: what a run records after each batch (its lists grow
+        with the run, and building them every batch made that cost grow with it too)."""
+        return {
             "uploaded": self.uploaded,
             "downloaded": self.downloaded,
             "deleted": self.deleted,
@@ -381,8 +390,6 @@ class RunResult:
             "bytes_received": self.bytes_received,
             "seconds": round(self.seconds, 3),
             "dry_run": self.dry_run,
-            "errors": [{"path": e.path, "error": e.error} for e in self.errors],
-            "skipped": [{"path": n.path, "reason": n.reason} for n in self.notices],
         }
 
 
