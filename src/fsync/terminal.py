@@ -81,7 +81,11 @@ def printable(text: str) -> str:
 def write_line(stream: TextIO, text: str) -> None:
     """`text` made printable, then a newline, on `stream`, flushed (stderr and stdout
     interleave in a terminal; each line must be whole when the other stream writes)."""
-    stream.write(printable(text) + "\n")
+    _write(stream, printable(text))
+
+
+def _write(stream: TextIO, line: str) -> None:
+    stream.write(line + "\n")
     stream.flush()
 
 
@@ -98,9 +102,7 @@ def complain(text: str) -> None:
 def say_json(value: object) -> None:
     """`value` as one line of JSON on stdout: `json_line` makes it safe, and it must not pass
     through `printable`, whose doubled backslashes would change the values a reader gets."""
-    stream = sys.stdout
-    stream.write(json_line(value) + "\n")
-    stream.flush()
+    _write(sys.stdout, json_line(value))
 
 
 def json_line(value: object) -> str:

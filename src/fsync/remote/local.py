@@ -171,10 +171,11 @@ def _unlink_quietly(path: str) -> None:
 class LocalRemote:
     """A remote tree rooted at a local folder.
 
-    The fingerprint is `"{size}:{mtime_ns}:{inode}"`; writes set the mtime and permission bits from
-    `ObjectMeta`, so a push then a pull round-trips them. Symbolic links are never followed:
-    listings report them as refused, and a path whose parent folder resolves outside the root
-    raises `UnsafePathError`.
+    The fingerprint is `"{size}:{mtime_ns}:{inode}"` (no inode where the filesystem renumbers
+    files: `inodes`); writes set the mtime and permission bits from `ObjectMeta`, so a push
+    then a pull round-trips them. Symbolic links are never followed: listings report them as
+    refused, and a path whose parent folder resolves outside the root raises
+    `UnsafePathError`.
     """
 
     def __init__(self, root: str) -> None:
