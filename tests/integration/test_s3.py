@@ -379,6 +379,13 @@ def test_identical_objects_from_other_tools_are_adopted_not_resent(
     assert (second.uploaded, second.conflicts) == (0, 0)
 
 
+def _pushed_doc(local: Path, s3_proxy: ProxiedBucket) -> str:
+    """`doc.txt` ("version one") and another file pushed from `local`; the key of `doc.txt`."""
+    write(local, {"doc.txt": "version one\n", "other.txt": "o"})
+    assert sync(local, s3_proxy, Direction.PUSH).failed == 0
+    return f"{PREFIX}/doc.txt"
+
+
 def test_a_rewrite_that_keeps_fsyncs_metadata_is_seen_as_a_change(
     s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
 ) -> None:
@@ -387,9 +394,7 @@ def test_a_rewrite_that_keeps_fsyncs_metadata_is_seen_as_a_change(
     ETag, so none of that metadata is believed: the edit is pulled, not taken for an
     identical rewrite (and overwritten by the next local change)."""
     local = tmp_path / "local"
-    write(local, {"doc.txt": "version one\n", "other.txt": "o"})
-    assert sync(local, s3_proxy, Direction.PUSH).failed == 0
-    key = f"{PREFIX}/doc.txt"
+    key = _pushed_doc(local, s3_proxy)
     client = direct.boto3_client()
     try:
         kept = client.head_object(Bucket=s3_proxy.bucket, Key=key)["Metadata"]
@@ -410,9 +415,7 @@ def test_a_rewrite_keeping_metadata_without_md5chksum_is_caught_by_the_etags(
     differs gets the rewrite with a conflict copy (the download checked against the stale
     `blake3` failed at every run)."""
     local = tmp_path / "local"
-    write(local, {"doc.txt": "version one\n", "other.txt": "o"})
-    assert sync(local, s3_proxy, Direction.PUSH).failed == 0
-    key = f"{PREFIX}/doc.txt"
+    key = _pushed_doc(local, s3_proxy)
     client = direct.boto3_client()
     try:
         kept = client.head_object(Bucket=s3_proxy.bucket, Key=key)["Metadata"]
