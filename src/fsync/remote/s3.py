@@ -365,6 +365,7 @@ class S3Remote:
         when the store reports other bytes than were read, `Halted` when `halted` is set
         before the object is published (a multipart upload stays journaled for the next run).
         """
+        self._check_key(path, f"writing {self._url(path)}")
         if chunking.needs_parts(meta.size, self.settings.chunk_size):
             what = f"writing {self._url(path)}"
             upload = MultipartPut(self, self._key(path), meta, what, halted)
@@ -465,6 +466,7 @@ class S3Remote:
         Objects over 5 GiB are refused (they would need a multipart copy).
         """
         what = f"copying {self._url(src)} to {self._url(dst)}"
+        self._check_key(dst, what)
         self.call(
             "copy_object",
             what,
@@ -575,6 +577,20 @@ class S3Remote:
     def _url(self, path: RelPath) -> str:
         return f"s3://{self.bucket}/{self._key(path)}"
 
+    def _check_key(self, path: RelPath, what: str) -> None:
+        """Refuse to write `path` where its key would exceed S3's length limit, before any
+        request: stores differ (Ceph answers a bare InvalidObjectName, moto takes the key),
+        and a tree one store holds should not fail only on the next one."""
+        size = len(self._key(path).encode())
+        if size > MAX_KEY_BYTES:
+            raise PermanentError(
+                f"{what}: the key would have {size:,} bytes, and S3 keys hold at most "
+                f"{MAX_KEY_BYTES:,}"
+            )
+
+
+MAX_KEY_BYTES = 1024
+"""The most bytes an S3 key's UTF-8 spelling may have (AWS's documented limit)."""
 
 USER_AGENT = f"fsync/{__version__} python/{'.'.join(map(str, sys.version_info[:3]))}"
 """How every S3 request fsync makes begins its User-Agent (unless the S3 options set their
