@@ -49,12 +49,12 @@ from fsync.model import (
     RunResult,
     Snapshot,
 )
-from fsync.paths import under_any
+from fsync.paths import ancestors, under_any
 from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import local_path, missing_root, open_remote
-from fsync.remote.base import Listing, Remote, nfc_twin
+from fsync.remote.base import Listing, Remote, nfc_twin, skipped_warning
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
 from fsync.transfer.download import drop_stale_partials
@@ -101,7 +101,7 @@ def run(
             local, listing = _scan_and_list(
                 root, manifest, ignore, remote, opts=opts, reporter=reporter
             )
-            remote_entries, refused, twins = sort_listing(listing, ignore, opts, reporter)
+            remote_entries, refused, twins, skipped = sort_listing(listing, ignore, opts, reporter)
             if opts.direction is Direction.PULL:
                 for e in local.unsendable:
                     reporter.warning(f"skipping {e.path}: {e.error}")
@@ -113,7 +113,7 @@ def run(
                 remote_entries,
                 unignored_base(manifest.base(remote.key), ignore, local.entries, remote_entries),
                 refused=refused,
-                twins=twins,
+                alone=(twins, skipped),
                 opts=opts,
             )
             plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
@@ -512,7 +512,7 @@ def _plannable(
     base: BaseSnapshot,
     *,
     refused: list[FileError],
-    twins: set[RelPath],
+    alone: tuple[set[RelPath], Mapping[RelPath, str]],
     opts: SyncOptions,
 ) -> tuple[Snapshot, RemoteSnapshot, BaseSnapshot]:
     """The three snapshots the planner may act on: what could not be read is left out.
@@ -522,9 +522,12 @@ def _plannable(
     writes locally (pull, sync), so are names this disk cannot hold and remote entries fsync
     refuses (a link, a device: `refused`, to which those names are added): they stay out of
     the plan on all three sides, neither fetched nor taken for deleted. In every direction so
-    are the `twins`, names a refused key spells in another Unicode form (`nfc_twin`), and
-    what lies below them; a push says in `refused` which of its files it leaves out.
+    are the paths `alone` names, and what lies below them: the `twins`, names a refused key
+    spells in another Unicode form (`nfc_twin`), and the remote's skipped paths (a link, a
+    device: `Listing.skipped`, with what each is). A push says in `refused` which of its
+    files it leaves out: under a twin all, under a skipped path those it would send.
     """
+    twins, skipped = alone
     local_entries: Snapshot = local.entries
     if local.errors or local.incomplete:
         # (the scan may hold a file at such a path: the first of two names in one folder
@@ -533,7 +536,9 @@ def _plannable(
         local_entries = _known(local_entries, local)
         remote = _known(remote, local)
         base = _known(base, local)
-    left_out = set(twins) | set(local.skipped)
+    left_out = set(twins) | set(local.skipped) | skipped.keys()
+    if opts.direction is not Direction.PULL:
+        refused += _not_sendable(local_entries, base, skipped)
     if opts.direction is Direction.PUSH:
         if twins:
             refused += [
@@ -550,6 +555,31 @@ def _plannable(
         remote = _without(remote, left_out)
         base = _without(base, left_out)
     return local_entries, remote, base
+
+
+def _not_sendable(
+    local: Snapshot, base: BaseSnapshot, skipped: Mapping[RelPath, str]
+) -> list[FileError]:
+    """Errors for the local files a run would send (new, or changed since the base) to a
+    path at or below one the remote skips (`Listing.skipped`): sending one would replace
+    that link or device, or write through the link. The rest under it are left alone."""
+    if not skipped:
+        return []
+    errors = []
+    for path, entry in sorted(local.items()):
+        b = base.get(path)
+        if b is not None and b.digest == entry.digest:
+            continue
+        at = next((p for p in (path, *ancestors(path)) if p in skipped), None)
+        if at is not None:
+            errors.append(
+                FileError(
+                    path,
+                    f"not sent: on the remote, {at} is {skipped[at]}, which fsync neither "
+                    "follows nor replaces (remove it there, or rename this file)",
+                )
+            )
+    return errors
 
 
 _TWIN_LEFT_ALONE = "the name spelled in NFC is left alone while this key exists"
@@ -581,12 +611,19 @@ def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
 
 def sort_listing(
     listing: Listing, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
-) -> tuple[dict[RelPath, RemoteEntry], list[FileError], set[RelPath]]:
+) -> tuple[dict[RelPath, RemoteEntry], list[FileError], set[RelPath], dict[RelPath, str]]:
     """`listing` filtered by the ignore rules; its refused keys, errors where the run would
-    fetch them (pull, sync), warnings on push; and the names those keys spell in another
+    fetch them (pull, sync), warnings on push; the names those keys spell in another
     Unicode form (`nfc_twin`), which a run leaves alone with what lies below them. A key
-    whose NFC form is ignored is ignored too."""
+    whose NFC form is ignored is ignored too. Last, the remote's skipped paths with what each
+    is (`Listing.skipped`), each warned about as a local link is: also left alone."""
     entries = {p: e for p, e in listing.entries.items() if not ignore.ignores(p)}
+    skipped: dict[RelPath, str] = {}
+    for path, what in listing.skipped:
+        # (what a link leads to is not looked at: only a rule for both kinds leaves it out)
+        if not ignore.ignores_unseen(path):
+            reporter.warning(skipped_warning(path, what))
+            skipped[path] = what
     refused: list[FileError] = []
     twins: set[RelPath] = set()
     for key, reason in listing.refused:
@@ -603,7 +640,7 @@ def sort_listing(
             refused.append(FileError(key, f"refused remote key: {why}"))
         else:
             reporter.warning(f"remote key {key} cannot be mapped to a local name: {why}")
-    return entries, refused, twins
+    return entries, refused, twins, skipped
 
 
 def dry_run_result(plan: Plan) -> RunResult:

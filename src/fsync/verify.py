@@ -28,7 +28,7 @@ from fsync.model import Digest, FileError, LocalEntry, RelPath, RemoteEntry
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import missing_root, open_remote
-from fsync.remote.base import Remote, nfc_twin
+from fsync.remote.base import Remote, nfc_twin, skipped_warning
 
 STATE_DB = os.path.join(".fsync", DB_NAME)
 
@@ -112,7 +112,7 @@ def verify(opts: VerifyOptions, reporter: Reporter) -> VerifyReport:
     )
     try:
         scan = _scan(root, ignore, opts, reporter)
-        entries, refused = _list(remote, ignore, opts)
+        entries, refused = _list(remote, ignore, opts, reporter)
         report = _compare(scan, entries, remote, opts)
     finally:
         remote.close()
@@ -151,9 +151,13 @@ def _scan(
 
 
 def _list(
-    remote: Remote, ignore: IgnoreMatcher, opts: VerifyOptions
+    remote: Remote, ignore: IgnoreMatcher, opts: VerifyOptions, reporter: Reporter
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
-    """The remote's files under the ignore rules, and the keys that map to no local name."""
+    """The remote's files under the ignore rules, and the keys that map to no local name.
+
+    What the remote skips (a link, a device) is warned about, as the scanner warns about a
+    local link: a run leaves it alone, so it is no difference.
+    """
     if not remote.root_exists():
         raise ConfigError(missing_root(opts.remote_url))
     try:
@@ -167,6 +171,9 @@ def _list(
         FileError(key, f"remote key has no local name: {why}") for key, why in listing.refused
     ]
     refused = [e for e in refused if not _ignored(ignore, e.path)]
+    for path, what in listing.skipped:
+        if not ignore.ignores_unseen(path):
+            reporter.warning(skipped_warning(path, what))
     return entries, refused
 
 

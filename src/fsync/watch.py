@@ -196,7 +196,9 @@ class _Session:
         self.links = opts.follow_links
         self.state = KnownState()
         self.shadowed: set[RelPath] = set()
-        """Paths a refused remote key names in another Unicode form: left alone (`nfc_twin`)."""
+        """Paths left alone with what lies below them: those a refused remote key names in
+        another Unicode form (`nfc_twin`), and the remote's links and devices
+        (`Listing.skipped`)."""
         self.batches: queue.SimpleQueue[tuple[set[RelPath], bool]] = queue.SimpleQueue()
         self.retries = Retries(opts.retries, opts.retry_delay, opts.retry_max_delay)
         self.alarm = Alarm(opts.on_error, display.warning)
@@ -340,9 +342,10 @@ class _Session:
         for e in scan.unsendable:
             self.once.warning(f"not sent: {e.path}: {e.error}")
         listing = app.fetch_listing(self.remote, self.push_opts)
-        entries, _, self.shadowed = app.sort_listing(
+        entries, _, twins, skipped = app.sort_listing(
             listing, self.ignore, self.push_opts, self.once
         )
+        self.shadowed = twins | skipped.keys()
         self.state.reset(self.manifest.base(self.remote.key), entries)
         keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
@@ -444,10 +447,12 @@ class _Session:
     def _pull(self) -> None:
         """List the remote and apply what changed there since the last look (`--pull-every`)."""
         listing = app.fetch_listing(self.remote, self.push_opts)
-        entries, _, self.shadowed = app.sort_listing(
+        entries, _, twins, skipped = app.sort_listing(
             listing, self.ignore, self.push_opts, self.once
         )
-        # Refused keys (warned) are not deleted there, nor are the paths they name in NFC.
+        self.shadowed = twins | skipped.keys()
+        # Refused keys (warned) are not deleted there, nor are the paths they name in NFC,
+        # nor what the remote skips.
         refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed
         known = self.state.remote
         again = set(self.pull_again)

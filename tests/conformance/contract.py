@@ -128,6 +128,7 @@ class RemoteContract:
         listing = remote.list()
         assert listing.entries == {}
         assert listing.refused == ()
+        assert listing.skipped == ()
         assert remote.root_exists()
 
     def test_missing_root_lists_empty(self, make_remote: MakeRemote) -> None:

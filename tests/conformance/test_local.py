@@ -111,7 +111,7 @@ class TestLocal(LocalFixtures, RemoteContract):
         assert root.is_dir()
         assert list(root.iterdir()) == []
 
-    def test_symlinks_are_refused_not_followed(self, remote: Remote, tmp_path: Path) -> None:
+    def test_symlinks_are_skipped_not_followed(self, remote: Remote, tmp_path: Path) -> None:
         outside = tmp_path / "outside"
         outside.mkdir()
         (outside / "secret.txt").write_bytes(b"outside")
@@ -121,10 +121,11 @@ class TestLocal(LocalFixtures, RemoteContract):
         put_bytes(remote, "real.txt", b"r")
         listing = remote.list()
         assert set(listing.entries) == {rel("real.txt")}
-        assert {k for k, why in listing.refused if "symbolic link" in why} == {
-            "dirlink",
-            "filelink",
-        }
+        assert listing.skipped == (
+            ("dirlink", "a symbolic link"),
+            ("filelink", "a symbolic link"),
+        )
+        assert listing.refused == ()
         assert remote.stat(rel("filelink")) is None
 
     def test_symlinked_parent_cannot_lead_outside_root(
@@ -190,11 +191,12 @@ class TestLocal(LocalFixtures, RemoteContract):
             put_bytes(remote, "plain/child.txt", b"y")
         assert read_all(remote, "plain") == b"x"
 
-    def test_special_files_are_refused(self, remote: Remote, root: Path) -> None:
+    def test_special_files_are_skipped(self, remote: Remote, root: Path) -> None:
         os.mkfifo(root / "pipe")
         listing = remote.list()
         assert listing.entries == {}
-        assert listing.refused == (("pipe", "not a regular file"),)
+        assert listing.skipped == (("pipe", "a special file"),)
+        assert listing.refused == ()
 
     def test_undecodable_name_is_refused(self, remote: Remote, root: Path) -> None:
         with open(os.path.join(os.fsencode(root), b"bad\xff.txt"), "wb") as f:

@@ -47,3 +47,36 @@ def test_links_takes_only_skip_or_follow(fsync, tmp_path: Path) -> None:
     write(tmp_path / "src", {"a": "a"})
     res = fsync("push", tmp_path / "src", tmp_path / "out", "--links", "copy")
     assert res.returncode == 2
+
+
+def test_a_link_in_a_folder_remote_is_skipped_and_never_replaced(fsync, tmp_path: Path) -> None:
+    # Links on the remote, as in the local tree, are skipped with a warning: a run whose
+    # only odd entry is a link exits 0. A file sent where a link is fails, and the link,
+    # what it leads to (outside the remote), and the local file are all kept.
+    local, remote, outside = tmp_path / "local", tmp_path / "remote", tmp_path / "outside"
+    write(local, {"kept.txt": "k"})
+    write(remote, {"real.txt": "r"})
+    write(outside, {"secret.txt": "precious"})
+    (remote / "a").symlink_to(outside / "secret.txt")
+    (remote / "d").symlink_to(outside, target_is_directory=True)
+    skip = "on the remote: it is a symbolic link (fsync neither follows nor replaces it)"
+
+    for args in (("push", local, remote), ("pull", remote, local)):
+        run = fsync(*args)
+        assert run.returncode == 0, run.stderr
+        assert f"fsync: warning: skipping a {skip}" in run.stderr
+        assert f"fsync: warning: skipping d {skip}" in run.stderr
+    assert listing(local) == {"kept.txt": b"k", "real.txt": b"r"}
+
+    write(local, {"a": "mine", "d/new.txt": "new"})
+    pushed = fsync("push", local, remote)
+    assert pushed.returncode == 1
+    blocked = "is a symbolic link, which fsync neither follows nor replaces"
+    assert f"fsync: error: a: not sent: on the remote, a {blocked}" in pushed.stderr
+    assert f"fsync: error: d/new.txt: not sent: on the remote, d {blocked}" in pushed.stderr
+    pulled = fsync("pull", remote, local)
+    assert pulled.returncode == 0, pulled.stderr
+    assert listing(outside) == {"secret.txt": b"precious"}
+    assert (remote / "a").is_symlink()
+    assert (remote / "d").is_symlink()
+    assert listing(local) == {"kept.txt": b"k", "real.txt": b"r", "a": b"mine", "d/new.txt": b"new"}

@@ -36,6 +36,17 @@ def sync(local: Path, url: str, direction: Direction, **kw: object) -> app.RunRe
     return app.run(opts, NullReporter())
 
 
+class Warnings(NullReporter):
+    """Keeps the run's warnings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.lines.append(message)
+
+
 def push(local: Path, url: str, **kw: object) -> app.RunResult:
     return sync(local, url, Direction.PUSH, **kw)
 
@@ -286,25 +297,63 @@ def test_file_modified_during_upload_is_never_published_half_old(
     assert push(src, remote_url).uploaded == 0
 
 
-@pytest.mark.parametrize("direction", [Direction.PULL, Direction.SYNC])
-def test_a_remote_entry_fsync_refuses_is_not_taken_for_deleted(
-    tmp_path: Path, direction: Direction
+@pytest.mark.parametrize("direction", list(Direction))
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_remote_entry_fsync_skips_is_not_taken_for_deleted(
+    tmp_path: Path, direction: Direction, kind: str
 ) -> None:
     # The synced doc.txt becomes, on a folder remote, a link (not followed) or a FIFO: it is
-    # reported, and the local file stays; it was not deleted over there.
+    # skipped with a warning, as a local link is, and both stay; it was not deleted over
+    # there, and an unchanged local copy is nothing to send.
     local, remote = tmp_path / "local", tmp_path / "remote"
     write(local, {"doc.txt": "v1", "other.txt": "o"})
     assert push(local, f"file://{remote}").uploaded == 2
     (remote / "doc.txt").unlink()
-    if direction is Direction.PULL:
+    if kind == "link":
         (tmp_path / "elsewhere.txt").write_text("not part of the tree")
         (remote / "doc.txt").symlink_to(tmp_path / "elsewhere.txt")
     else:
         os.mkfifo(remote / "doc.txt")
-    result = sync(local, f"file://{remote}", direction)
-    assert [e.path for e in result.errors] == ["doc.txt"]
+    reporter = Warnings()
+    opts = SyncOptions(local_root=str(local), remote_url=f"file://{remote}", direction=direction)
+    result = app.run(opts, reporter)
+    assert result.errors == []
     assert (result.deleted, result.downloaded, result.uploaded) == (0, 0, 0)
+    what = "a symbolic link" if kind == "link" else "a special file"
+    assert reporter.lines == [
+        f"skipping doc.txt on the remote: it is {what} (fsync neither follows nor replaces it)"
+    ]
     assert (local / "doc.txt").read_text() == "v1"
+    assert (remote / "doc.txt").is_symlink() or (remote / "doc.txt").is_fifo()
+    if kind == "link":
+        assert (tmp_path / "elsewhere.txt").read_text() == "not part of the tree"
+
+
+@pytest.mark.parametrize("direction", [Direction.PUSH, Direction.SYNC])
+def test_a_local_change_a_remote_link_blocks_fails_and_leaves_the_link(
+    tmp_path: Path, direction: Direction
+) -> None:
+    # Sending doc.txt would replace the link (or write through it): the file fails, saying
+    # why, and the link and what it leads to are as they were.
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"doc.txt": "v1", "other.txt": "o"})
+    assert push(local, f"file://{remote}").uploaded == 2
+    (remote / "doc.txt").unlink()
+    (tmp_path / "elsewhere.txt").write_text("not part of the tree")
+    (remote / "doc.txt").symlink_to(tmp_path / "elsewhere.txt")
+    (local / "doc.txt").write_text("v2, edited here")
+    result = sync(local, f"file://{remote}", direction)
+    assert [(e.path, e.error) for e in result.errors] == [
+        (
+            "doc.txt",
+            "not sent: on the remote, doc.txt is a symbolic link, which fsync neither "
+            "follows nor replaces (remove it there, or rename this file)",
+        )
+    ]
+    assert (result.failed, result.uploaded, result.downloaded) == (1, 0, 0)
+    assert (remote / "doc.txt").is_symlink()
+    assert (tmp_path / "elsewhere.txt").read_text() == "not part of the tree"
+    assert (local / "doc.txt").read_text() == "v2, edited here"
 
 
 def test_a_remote_folder_that_became_a_link_keeps_the_local_files(tmp_path: Path) -> None:

@@ -113,11 +113,21 @@ class Listing:
 
     `entries` holds every regular object under the root by `RelPath`; `refused` holds the
     raw keys that cannot be mapped to a `RelPath` (e.g. `../x`) with the reason, so a pull can
-    report them instead of writing outside the root.
+    report them instead of writing outside the root. `skipped` holds the paths where the
+    remote has something other than a file or folder, with what it is, a noun phrase ("a
+    symbolic link", "a special file"): as a local tree's links, they are left alone, neither
+    fetched nor followed, and not replaced or taken for deleted.
     """
 
     entries: dict[RelPath, RemoteEntry]
     refused: tuple[tuple[str, str], ...] = ()
+    skipped: tuple[tuple[RelPath, str], ...] = ()
+
+
+def skipped_warning(path: RelPath, what: str) -> str:
+    """The warning for a path the remote skips (`Listing.skipped`), `what` saying what is
+    there: the remote's counterpart of the scanner's "skipping symlink PATH"."""
+    return f"skipping {path} on the remote: it is {what} (fsync neither follows nor replaces it)"
 
 
 class UploadJournal(Protocol):

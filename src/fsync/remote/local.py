@@ -49,8 +49,9 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 """How `list` opens a folder to list it by descriptor."""
 
-_SYMLINK = "a symbolic link (not followed)"
-_NOT_A_FILE = "not a regular file"
+_SYMLINK = "a symbolic link"
+_NOT_A_FILE = "a special file"
+"""What `Listing.skipped` says is at a path that is neither a file nor a folder."""
 
 
 def _raise_translated(err: OSError, doing: str) -> NoReturn:
@@ -173,9 +174,9 @@ class LocalRemote:
 
     The fingerprint is `"{size}:{mtime_ns}:{inode}"` (no inode where the filesystem renumbers
     files: `inodes`); writes set the mtime and permission bits from `ObjectMeta`, so a push
-    then a pull round-trips them. Symbolic links are never followed: listings report them as
-    refused, and a path whose parent folder resolves outside the root raises
-    `UnsafePathError`.
+    then a pull round-trips them. Symbolic links are never followed: listings report them
+    (and special files) as skipped, and a path whose parent folder resolves outside the root
+    raises `UnsafePathError`.
     """
 
     def __init__(self, root: str) -> None:
@@ -201,9 +202,11 @@ class LocalRemote:
         return self.url
 
     def list(self) -> Listing:
-        """Walk the root once (no symlinks followed); temp files and `.fsync/` are skipped."""
+        """Walk the root once (no symlinks followed); temp files and `.fsync/` are left out,
+        links and special files are `Listing.skipped`."""
         entries: dict[RelPath, RemoteEntry] = {}
         refused: list[tuple[str, str]] = []
+        skipped: list[tuple[RelPath, str]] = []
         stack: list[tuple[str, str]] = [("", self.root)]
         while stack:
             prefix, folder = stack.pop()
@@ -220,10 +223,11 @@ class LocalRemote:
             try:
                 with os.scandir(fd) as scan:
                     for item in scan:
-                        self._visit(item, (prefix, folder, _plain(prefix)), stack, entries, refused)
+                        where = (prefix, folder, _plain(prefix))
+                        self._visit(item, where, stack, entries, (refused, skipped))
             finally:
                 os.close(fd)
-        return Listing(entries, tuple(sorted(refused)))
+        return Listing(entries, tuple(sorted(refused)), tuple(sorted(skipped)))
 
     def _visit(
         self,
@@ -231,9 +235,10 @@ class LocalRemote:
         where: tuple[str, str, bool],
         stack: list[tuple[str, str]],
         entries: dict[RelPath, RemoteEntry],
-        refused: list[tuple[str, str]],
+        left: tuple[list[tuple[str, str]], list[tuple[RelPath, str]]],
     ) -> None:
-        """Sort one entry into the listing, the folders to visit, or `refused`.
+        """Sort one entry into the listing, the folders to visit, or `left`: the keys
+        refused (no `RelPath`) and the paths skipped (a link, a special file), with why.
 
         `where` is the entry's folder: its key prefix, its path and whether the prefix is
         plain (`_plain`). `item` comes from a listing by descriptor: its `stat` resolves one
@@ -241,21 +246,26 @@ class LocalRemote:
         bare name.
         """
         prefix, folder, plain = where
+        refused, skipped = left
         name = item.name
         key = prefix + name
+        other: str | None = None
         if not item.is_file(follow_symlinks=False):
             if item.is_symlink():
-                refused.append((key, _SYMLINK))
+                other = _SYMLINK
             elif item.is_dir(follow_symlinks=False):
                 if key != ".fsync":
                     stack.append((key + "/", os.path.join(folder, name)))
-            elif not is_temp_name(name):
-                refused.append((key, _NOT_A_FILE))
-            return
-        if is_temp_name(name):
+                return
+            else:
+                other = _NOT_A_FILE
+        if is_temp_name(name) and other != _SYMLINK:
             return
         try:
             rel = _listed_path(key, plain and _plain(name))
+            if other is not None:
+                skipped.append((rel, other))
+                return
             st = item.stat(follow_symlinks=False)
         except UnsafePathError as err:
             refused.append((key, str(err)))
