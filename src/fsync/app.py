@@ -117,6 +117,8 @@ def run(
                 opts=opts,
             )
             plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
+            if opts.direction is Direction.PUSH and plan.notices:
+                plan = _unpullable_noticed(plan, root, remote_entries, local_entries)
             _log_inputs(local, remote_entries, base, plan, started)
             if opts.dry_run:
                 result = dry_run_result(plan)
@@ -423,6 +425,22 @@ def _unmappable(
     )
 
 
+def _unpullable_noticed(
+    plan: Plan, root: str, remote: Mapping[RelPath, RemoteEntry], local: Snapshot
+) -> Plan:
+    """`plan` (a push's) with its notices at or below a remote name this disk cannot hold
+    marked `Notice.unmappable`, with the reason a pull gives for refusing it: they are not
+    left for a pull to apply, as every other notice is."""
+    blocked = _unmappable(root, remote, local)
+    if not blocked:
+        return plan
+    notices = []
+    for n in plan.notices:
+        at = next((p for p in (n.path, *ancestors(n.path)) if p in blocked), None)
+        notices.append(n if at is None else replace(n, reason=blocked[at], unmappable=True))
+    return replace(plan, notices=tuple(notices))
+
+
 def _log_inputs(
     scan: scanner.ScanResult,
     remote: Mapping[RelPath, RemoteEntry],
@@ -448,7 +466,7 @@ def _log_inputs(
         time.monotonic() - started,
         summary,
         plan.unchanged,
-        len(plan.notices),
+        sum(1 for n in plan.notices if not n.unmappable),
     )
 
 

@@ -245,6 +245,10 @@ class Notice:
     deleted: bool = False
     """The destination deleted a file the source still holds unchanged; it is not sent
     again (the summary tells how to do either: apply the delete, or restore the file)."""
+    unmappable: bool = False
+    """A push's remote change at a name the local side cannot hold (`reason` says why, in
+    the words of the pull that refuses it): not left for the other direction, which leaves
+    it alone too."""
 
 
 @dataclass(frozen=True, slots=True)

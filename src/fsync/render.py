@@ -71,9 +71,16 @@ def print_summary(
         ]
         label = f"{direction.value} (dry run)" if r.dry_run else direction.value
         say(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.2f} s")
-    left = len(r.notices) - r.unresolved
+    unmappable = sum(1 for n in r.notices if n.unmappable)
+    left = len(r.notices) - r.unresolved - unmappable
     if left > 0 and not verbose and direction is not Direction.SYNC:
-        _print_left(direction, left, sum(1 for n in r.notices if n.deleted))
+        deleted = sum(1 for n in r.notices if n.deleted and not n.unmappable)
+        _print_left(direction, left, deleted)
+    if unmappable and not verbose:
+        say(
+            f"{unmappable} remote changes have names this folder cannot hold, and are left "
+            "alone (fsync pull refuses them; -v lists why)"
+        )
     if r.unresolved:
         say(f"{r.unresolved} conflicts left unresolved (-v lists them; the next run sees them)")
 

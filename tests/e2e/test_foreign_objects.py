@@ -92,3 +92,43 @@ def test_names_with_control_characters_reach_no_terminal_raw(
     assert all(line.startswith("fsync: error: ") for line in refused)
     assert len(refused) == len(keys) - 1  # each refused key on one line of its own
     assert json.loads(runs["pull --json"].stdout)["errors"]
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_push_says_which_remote_names_a_pull_refuses(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """A file and a folder of one name, and a 300-byte name, are names this folder cannot
+    hold: the push counted them as changes left for `fsync pull`, which refuses them."""
+    server, bucket = s3_bucket
+    long = "x" * 300
+    client = server.boto3_client()
+    try:
+        for key in ("p/a", "p/a/b", f"p/{long}"):
+            client.put_object(Bucket=bucket, Key=key, Body=b"theirs")
+    finally:
+        client.close()
+    url, local, env = f"s3://{bucket}/p", tmp_path / "local", server.env()
+    (local / "mine.txt").parent.mkdir()
+    (local / "mine.txt").write_text("mine")
+
+    pushed = fsync("push", local, url, env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "left for the other direction" not in pushed.stdout
+    assert pushed.stdout.splitlines()[-1] == (
+        "3 remote changes have names this folder cannot hold, and are left alone "
+        "(fsync pull refuses them; -v lists why)"
+    )
+    pulled = fsync("pull", url, local, env=env)
+    assert pulled.returncode == 1
+    both = "the remote holds both a file a and files under a/, which no folder can hold"
+    too_long = "a name of 300 bytes is longer than the 255 the local filesystem holds"
+    assert f"fsync: error: a: {both}" in pulled.stderr
+    assert f"fsync: error: {long}: {too_long}" in pulled.stderr
+    verbose = fsync("push", local, url, "-v", env=env)
+    assert f"skipped a/b: {both}; both are left alone (rename one on the remote)" in (
+        verbose.stdout
+    )
+    assert f"skipped {long}: {too_long}" in verbose.stdout
+    summary = json.loads(fsync("push", local, url, "--json", env=env).stdout)
+    assert {s["path"]: s["reason"] for s in summary["skipped"]}[long] == too_long

@@ -134,6 +134,24 @@ def test_a_remote_name_too_long_for_this_disk_does_not_fail_a_push(
     assert (result.uploaded, result.failed, result.errors) == (1, 0, [])
 
 
+def test_a_push_marks_the_remote_names_a_pull_refuses(memory_root: str, tmp_path: Path) -> None:
+    # They are not changes left for a pull: it refuses them. (A file and a folder of one
+    # name, which memory:// cannot hold, are in tests/e2e/test_foreign_objects.py.)
+    fs = fsspec.filesystem("memory")
+    long, folder = "x" * 300, "y" * 300
+    for key in (long, f"{folder}/in.txt", "ok.txt"):
+        fs.pipe(f"{memory_root}/{key}", b"theirs")
+    write(tmp_path / "src", {"mine.txt": "m"})
+    result = sync(tmp_path / "src", f"memory://{memory_root}", Direction.PUSH)
+    assert (result.uploaded, result.failed) == (1, 0)
+    why = "a name of 300 bytes is longer than the 255 the local filesystem holds"
+    assert {n.path: (n.unmappable, n.reason) for n in result.notices if n.unmappable} == {
+        long: (True, why),
+        f"{folder}/in.txt": (True, why),
+    }
+    assert [n.path for n in result.notices if not n.unmappable] == ["ok.txt"]
+
+
 def test_a_local_name_written_decomposed_is_sent_and_updated(
     memory_root: str, tmp_path: Path
 ) -> None:
