@@ -43,9 +43,10 @@ class IgnoreMatcher:
             # pathspec costs ~10 ms to import: a root without patterns never pays it.
             from pathspec import GitIgnoreSpec  # noqa: PLC0415
 
+            lines = [_for_pathspec(git_trimmed(line)) for line in patterns]
             self._spec = tuple(
                 _Rule(p.regex, bool(p.include), _kind(str(p.pattern)))
-                for p in GitIgnoreSpec.from_lines(patterns).patterns
+                for p in GitIgnoreSpec.from_lines(lines).patterns
                 if p.include is not None and p.regex is not None
             )
         # Folder -> excluded by the patterns; folders are few next to files, so the memo
@@ -54,12 +55,13 @@ class IgnoreMatcher:
 
     @classmethod
     def from_patterns(cls, lines: Iterable[str]) -> IgnoreMatcher:
-        """A matcher for gitignore-syntax `lines`; blank lines and `#` comments are dropped."""
+        """A matcher for gitignore-syntax `lines`; blank lines and `#` comments are dropped,
+        and trailing spaces as git drops them (`git_trimmed`)."""
         kept = []
         for line in lines:
-            stripped = line.rstrip("\r\n")
-            if stripped.strip() and not stripped.startswith("#"):
-                kept.append(stripped)
+            pattern = git_trimmed(line.rstrip("\r\n"))
+            if pattern and not pattern.startswith("#"):
+                kept.append(pattern)
         return cls(tuple(kept))
 
     @property
@@ -110,6 +112,48 @@ class IgnoreMatcher:
                 return True
             end = path.find("/", end + 1)
         return False
+
+
+def git_trimmed(line: str) -> str:
+    """`line` without its trailing spaces, as git reads a pattern line (`trim_trailing_spaces`
+    in git's dir.c): only spaces, not tabs, and not a space escaped with a backslash."""
+    last_space: int | None = None
+    i, end = 0, len(line)
+    while i < end:
+        char = line[i]
+        if char == " ":
+            if last_space is None:
+                last_space = i
+        else:
+            if char == "\\":
+                i += 1  # the escaped character, whatever it is, is kept
+                if i == end:
+                    return line
+            last_space = None
+        i += 1
+    return line if last_space is None else line[:last_space]
+
+
+def _for_pathspec(pattern: str) -> str:
+    """`pattern` (trimmed as git trims it) spelled so that pathspec keeps its end.
+
+    pathspec strips all whitespace from the end of a line unless it ends with an escaped
+    space, where git has already dropped all it drops (`git_trimmed`) and keeps the rest: a
+    trailing tab, say. Each whitespace character at the end, escaped or not, is written as
+    a bracket expression of its own (`[\\t]`), which matches just that character.
+    """
+    tokens: list[str] = []
+    i, end = 0, len(pattern)
+    while i < end:
+        step = 2 if pattern[i] == "\\" and i + 1 < end else 1
+        tokens.append(pattern[i : i + step])
+        i += step
+    cut = len(tokens)
+    while cut and tokens[cut - 1][-1].isspace():
+        cut -= 1
+    if cut == len(tokens):
+        return pattern
+    return "".join(tokens[:cut]) + "".join(f"[{t[-1]}]" for t in tokens[cut:])
 
 
 _DIR_MARK = "ps_d"

@@ -229,3 +229,49 @@ def test_the_same_verdicts_as_git(tmp_path: Path, rules: list[str]) -> None:
         # git's listing skips what lies in an excluded folder; check-ignore does not say so
         expected = any(own["/".join(parts[:i])] for i in range(1, len(parts))) or own[path]
         assert m.ignores(RelPath(path), path in folders) == expected, path
+
+
+TRAILING_WHITESPACE = [
+    # (pattern line, path, excluded): git drops a line's trailing spaces, unless escaped
+    # with a backslash, and keeps every other character, a tab included.
+    ("*.log\t", "a.log", False),
+    ("*.log\t", "a.log\t", True),
+    ("tab\t", "tab", False),
+    ("tab\t", "tab\t", True),
+    ("\t", "\t", True),
+    ("sp  ", "sp", True),
+    ("sp  ", "sp  ", False),
+    ("esc\\ ", "esc ", True),
+    ("esc\\ ", "esc", False),
+    ("esc\\  ", "esc ", True),
+    ("two\\ \\ ", "two  ", True),
+    ("mix \t", "mix \t", True),
+    ("mix \t", "mix", False),
+    ("tabsp\t ", "tabsp\t", True),
+    ("tabsp\t ", "tabsp", False),
+    ("bs\\\t", "bs\t", True),
+    ("lit\\\\ ", "lit\\", True),
+]
+
+
+@pytest.mark.parametrize(("line", "path", "excluded"), TRAILING_WHITESPACE)
+def test_trailing_whitespace_the_git_way(line: str, path: str, excluded: bool) -> None:
+    assert IgnoreMatcher.from_patterns([line]).ignores(RelPath(path)) == excluded
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is the reference")
+def test_the_trailing_whitespace_table_is_git_s(tmp_path: Path) -> None:
+    for n, (line, path, excluded) in enumerate(TRAILING_WHITESPACE):
+        repo = tmp_path / str(n)
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        (repo / ".gitignore").write_text(line + "\n")
+        out = subprocess.run(
+            ["git", "-C", str(repo), "check-ignore", "--no-index", "--stdin", "-z", "-v", "-n"],
+            input=path + "\0",
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        _source, _line_number, pattern, listed, _ = out.split("\0")
+        assert listed == path
+        assert (bool(pattern) and not pattern.startswith("!")) == excluded, (line, path)
