@@ -356,6 +356,21 @@ def test_a_local_change_a_remote_link_blocks_fails_and_leaves_the_link(
     assert (local / "doc.txt").read_text() == "v2, edited here"
 
 
+@pytest.mark.parametrize("direction", [Direction.PUSH, Direction.SYNC])
+def test_a_remote_link_to_a_folder_inside_the_root_is_not_written_through(
+    tmp_path: Path, direction: Direction
+) -> None:
+    # `d` -> `s`: a file sent as d/new.txt landed in s/, where no listing saw it again.
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(remote, {"s/theirs.txt": "t"})
+    (remote / "d").symlink_to("s", target_is_directory=True)
+    write(local, {"d/new.txt": "n", "s/theirs.txt": "t"})
+    result = sync(local, f"file://{remote}", direction)
+    assert [e.path for e in result.errors] == ["d/new.txt"]
+    assert listing(remote / "s") == {"theirs.txt": b"t"}
+    assert os.readlink(remote / "d") == "s"
+
+
 def test_a_remote_folder_that_became_a_link_keeps_the_local_files(tmp_path: Path) -> None:
     local, remote = tmp_path / "local", tmp_path / "remote"
     write(local, {"docs/a.txt": "a", "docs/b.txt": "b", "other.txt": "o", "more.txt": "m"})

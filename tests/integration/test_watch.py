@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fsynctest.trees import held_open
+from fsynctest.trees import held_open, write
 from fsynctest.watching import Watching, eventually, raise_in, tree
 
 pytestmark = pytest.mark.watch
@@ -615,6 +615,26 @@ def test_a_remote_entry_fsync_refuses_is_not_pulled_as_a_delete(
     eventually(lambda: not (w.local / "marker.txt").exists(), "the real delete pulled")
     assert (w.local / "doc.txt").read_text() == "synced"
     w.stop()
+
+
+def test_a_remote_link_is_left_alone_with_a_warning(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    # `d` -> `s` in the remote: a file made here as d/new.txt is not sent through it (it
+    # landed in s/), nor is the link replaced or deleted.
+    remote = tmp_path / "remote"
+    write(remote, {"s/theirs.txt": "t"})
+    (remote / "d").symlink_to("s", target_is_directory=True)
+    w = start()
+    (w.local / "d").mkdir()
+    (w.local / "d" / "new.txt").write_text("n")
+    (w.local / "later.txt").write_text("l")
+    eventually((remote / "later.txt").exists, "the later file pushed")
+    w.stop()
+    assert sorted(p.name for p in (remote / "s").iterdir()) == ["theirs.txt"]
+    assert os.readlink(remote / "d") == "s"
+    skip = "skipping d on the remote: it is a symbolic link (fsync neither follows nor replaces it)"
+    assert skip in w.display.warnings
 
 
 def test_a_remote_name_in_another_unicode_form_keeps_the_watch_off_its_twin(
