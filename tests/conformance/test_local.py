@@ -147,6 +147,21 @@ class TestLocal(LocalFixtures, RemoteContract):
         assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
         assert (outside / "victim.txt").read_bytes() == b"precious"
 
+    def test_symlinked_parent_inside_the_root_is_not_followed_either(
+        self, remote: Remote, root: Path
+    ) -> None:
+        """A listing does not follow `d` -> `s`: a file written as d/new.txt landed in s/,
+        where no listing saw it under the name it was written by."""
+        put_bytes(remote, "s/theirs.txt", b"t")
+        (root / "d").symlink_to("s", target_is_directory=True)
+        with pytest.raises(UnsafePathError, match="symbolic link"):
+            put_bytes(remote, "d/new.txt", b"n")
+        with pytest.raises(UnsafePathError):
+            remote.delete(rel("d/theirs.txt"), expect=None)
+        with pytest.raises(UnsafePathError):
+            remote.open_read(rel("d/theirs.txt"))
+        assert sorted(p.name for p in (root / "s").iterdir()) == ["theirs.txt"]
+
     def test_a_folder_swapped_for_a_link_is_refused_after_a_flush(
         self, remote: Remote, tmp_path: Path
     ) -> None:

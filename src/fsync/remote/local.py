@@ -175,8 +175,8 @@ class LocalRemote:
     The fingerprint is `"{size}:{mtime_ns}:{inode}"` (no inode where the filesystem renumbers
     files: `inodes`); writes set the mtime and permission bits from `ObjectMeta`, so a push
     then a pull round-trips them. Symbolic links are never followed: listings report them
-    (and special files) as skipped, and a path whose parent folder resolves outside the root
-    raises `UnsafePathError`.
+    (and special files) as skipped, and a path with a link among its parent folders raises
+    `UnsafePathError`.
     """
 
     def __init__(self, root: str) -> None:
@@ -592,12 +592,15 @@ class LocalRemote:
     # -- paths ---------------------------------------------------------------------------
 
     def _checked(self, path: RelPath) -> str:
-        """The absolute name of `path`, refusing a parent folder that resolves outside the root.
+        """The absolute name of `path`, refusing a symbolic link among its parent folders.
 
-        `RelPath` already excludes `..`; this catches a symbolic link among the parent folders
-        (the file itself is handled by lstat and O_NOFOLLOW).
+        `RelPath` already excludes `..`; this catches a link among the parent folders (the
+        file itself is handled by lstat and O_NOFOLLOW). One leading inside the root is
+        refused too: listings do not follow links, so a file written through one was never
+        seen again there (and its path was taken for deleted).
         """
-        full = os.path.join(self.root, *path.split("/"))
+        parts = path.split("/")
+        full = os.path.join(self.root, *parts)
         folder = os.path.dirname(full)
         if folder in self._inside:
             return full
@@ -606,6 +609,10 @@ class LocalRemote:
         if os.path.commonpath([real_root, real_parent]) != real_root:
             raise UnsafePathError(
                 f"{path!r}: a parent folder is a link leading outside {self.root}"
+            )
+        if real_parent != os.path.join(real_root, *parts[:-1]):
+            raise UnsafePathError(
+                f"{path!r}: a parent folder is a symbolic link; fsync does not follow it"
             )
         if os.path.isdir(folder):
             # Resolving a folder costs a stat per level, per file; one that resolved inside
