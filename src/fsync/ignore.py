@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fsync.model import RelPath
 from fsync.paths import TEMP_PREFIX, is_temp_name
@@ -44,9 +44,16 @@ class IgnoreMatcher:
             from pathspec import GitIgnoreSpec  # noqa: PLC0415
 
             lines = [_for_pathspec(git_trimmed(line)) for line in patterns]
+            try:
+                compiled = GitIgnoreSpec.from_lines(lines).patterns
+            except ValueError:
+                # A line git takes as matching nothing (`!`, or one ending in a lone
+                # backslash) stops pathspec, and stopped every run: each line is compiled
+                # alone then, and those are left out, as git leaves them.
+                compiled = [p for line in lines for p in _compiled_alone(line)]
             self._spec = tuple(
                 _Rule(p.regex, bool(p.include), _kind(str(p.pattern)))
-                for p in GitIgnoreSpec.from_lines(lines).patterns
+                for p in compiled
                 if p.include is not None and p.regex is not None
             )
         # Folder -> excluded by the patterns; folders are few next to files, so the memo
@@ -112,6 +119,16 @@ class IgnoreMatcher:
                 return True
             end = path.find("/", end + 1)
         return False
+
+
+def _compiled_alone(line: str) -> list[Any]:
+    """pathspec's pattern for one line, or none where it refuses the line."""
+    from pathspec import GitIgnoreSpec  # noqa: PLC0415 - see IgnoreMatcher.__init__
+
+    try:
+        return list(GitIgnoreSpec.from_lines([line]).patterns)
+    except ValueError:
+        return []
 
 
 def git_trimmed(line: str) -> str:

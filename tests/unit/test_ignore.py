@@ -254,14 +254,35 @@ TRAILING_WHITESPACE = [
 ]
 
 
+MATCHING_NOTHING = [
+    # (pattern line, path, excluded): lines pathspec refuses, which git takes as matching
+    # nothing; they stopped every run ("Invalid git pattern").
+    ("foo\\", "foo", False),
+    ("foo\\", "foo\\", False),
+    ("odd\\\\\\", "odd\\", False),
+    ("\\", "\\", False),
+    ("!", "!", False),
+]
+
+
 @pytest.mark.parametrize(("line", "path", "excluded"), TRAILING_WHITESPACE)
 def test_trailing_whitespace_the_git_way(line: str, path: str, excluded: bool) -> None:
     assert IgnoreMatcher.from_patterns([line]).ignores(RelPath(path)) == excluded
 
 
+@pytest.mark.parametrize(("line", "path", "excluded"), MATCHING_NOTHING)
+def test_a_line_git_reads_as_matching_nothing_leaves_the_others_working(
+    line: str, path: str, excluded: bool
+) -> None:
+    m = IgnoreMatcher.from_patterns(["*.log", line, "!keep.log"])
+    assert m.ignores(RelPath(path)) == excluded
+    assert m.ignores(RelPath("a.log"))
+    assert not m.ignores(RelPath("keep.log"))
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is the reference")
 def test_the_trailing_whitespace_table_is_git_s(tmp_path: Path) -> None:
-    for n, (line, path, excluded) in enumerate(TRAILING_WHITESPACE):
+    for n, (line, path, excluded) in enumerate(TRAILING_WHITESPACE + MATCHING_NOTHING):
         repo = tmp_path / str(n)
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
         (repo / ".gitignore").write_text(line + "\n")
