@@ -413,10 +413,11 @@ def _without(entries: Mapping[RelPath, E], drop: Container[RelPath]) -> dict[Rel
     return {p: e for p, e in entries.items() if not under_any(p, drop)}
 
 
-def _unmappable(
-    root: str, remote: Mapping[RelPath, RemoteEntry], local: Mapping[RelPath, LocalEntry]
+def unmappable(
+    root: str, remote: Mapping[RelPath, RemoteEntry], local: Mapping[RelPath, object]
 ) -> dict[RelPath, str]:
-    """Remote paths this root's disk cannot hold (too long, case twins), with the reason."""
+    """Remote paths this root's disk cannot hold (too long, a file that is also a folder,
+    case twins), with the reason: what a pull leaves alone."""
     return names.unmappable(
         remote,
         local,
@@ -431,7 +432,7 @@ def _unpullable_noticed(
     """`plan` (a push's) with its notices at or below a remote name this disk cannot hold
     marked `Notice.unmappable`, with the reason a pull gives for refusing it: they are not
     left for a pull to apply, as every other notice is."""
-    blocked = _unmappable(root, remote, local)
+    blocked = unmappable(root, remote, local)
     if not blocked:
         return plan
     notices = []
@@ -565,7 +566,7 @@ def _plannable(
                 if under_any(p, twins)
             ]
     else:
-        blocked = _unmappable(root, remote, local_entries)
+        blocked = unmappable(root, remote, local_entries)
         refused += [FileError(p, why) for p, why in sorted(blocked.items())]
         left_out.update(RelPath(e.path) for e in refused)
     if left_out:  # (a refused folder, e.g. a link: what lies below it too)

@@ -451,9 +451,14 @@ class _Session:
             listing, self.ignore, self.push_opts, self.once
         )
         self.shadowed = twins | skipped.keys()
+        # Names this disk cannot hold are left alone, as a pull leaves them: fetched every
+        # time, they failed, or made a conflict with what was fetched of them, every pull.
+        blocked = app.unmappable(self.root, entries, self.state.base)
+        for path, why in sorted(blocked.items()):
+            self.once.warning(f"not pulled: {path}: {why}")
         # Refused keys (warned) are not deleted there, nor are the paths they name in NFC,
         # nor what the remote skips.
-        refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed
+        refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed | blocked.keys()
         known = self.state.remote
         again = set(self.pull_again)
         changed = {

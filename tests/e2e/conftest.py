@@ -5,22 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
+from fsynctest.commands import fsync_command
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-
-
-def fsync_command() -> str:
-    """The `fsync` script installed next to the interpreter running the tests."""
-    script = Path(sys.executable).with_name("fsync")
-    found = str(script) if script.exists() else shutil.which("fsync")
-    if found is None:
-        pytest.fail("the fsync command is not installed (pip install -e '.[test]')")
-    return found
 
 
 Run = Callable[..., subprocess.CompletedProcess[str]]

@@ -8,11 +8,17 @@ the person reading fsync's output.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
+from fsynctest.commands import fsync_command
 from fsynctest.trees import listing
+from fsynctest.watching import eventually
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -132,3 +138,44 @@ def test_a_push_says_which_remote_names_a_pull_refuses(
     assert f"skipped {long}: {too_long}" in verbose.stdout
     summary = json.loads(fsync("push", local, url, "--json", env=env).stdout)
     assert {s["path"]: s["reason"] for s in summary["skipped"]}[long] == too_long
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_watch_leaves_names_this_folder_cannot_hold_alone_and_says_so_once(
+    s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """`--pull-every` fetched them each pull: the long name failed ("cannot read") and `a`
+    made a conflict with the folder `a/b` had made, both again on every pull."""
+    server, bucket = s3_bucket
+    long = "x" * 300
+    client = server.boto3_client()
+    try:
+        for key in ("p/a", "p/a/b", f"p/{long}", "p/ok.txt"):
+            client.put_object(Bucket=bucket, Key=key, Body=b"theirs")
+    finally:
+        client.close()
+    local = tmp_path / "local"
+    local.mkdir()
+    command = [fsync_command(), "watch", str(local), f"s3://{bucket}/p", "--pull-every", "0.2"]
+    with subprocess.Popen(
+        command,
+        env={**os.environ, **server.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as watching:
+        eventually((local / "ok.txt").exists, "the file it can hold pulled")
+        time.sleep(1.5)  # several more pulls
+        watching.send_signal(signal.SIGINT)
+        out, err = watching.communicate(timeout=60)
+    assert watching.returncode == 0, err
+    assert listing(local) == {"ok.txt": b"theirs"}
+    both = "the remote holds both a file a and files under a/, which no folder can hold"
+    too_long = "a name of 300 bytes is longer than the 255 the local filesystem holds"
+    warnings = [line for line in err.splitlines() if line.startswith("fsync: warning")]
+    assert warnings == [
+        f"fsync: warning: not pulled: a: {both}; both are left alone (rename one on the remote)",
+        f"fsync: warning: not pulled: {long}: {too_long}",
+    ]
+    assert "conflict a" not in out
+    assert ": conflict:" not in err

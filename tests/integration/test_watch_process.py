@@ -22,18 +22,10 @@ import pytest
 
 from fsync.manifest import Manifest
 from fsync.remote.local import LocalRemote
+from fsynctest.commands import fsync_command
 from fsynctest.watching import eventually, tree
 
 pytestmark = [pytest.mark.watch, pytest.mark.slow]
-
-
-def fsync_command() -> str:
-    """The `fsync` script installed next to the interpreter running the tests."""
-    script = Path(sys.executable).with_name("fsync")
-    found = str(script) if script.exists() else shutil.which("fsync")
-    if found is None:
-        pytest.fail("the fsync command is not installed (pip install -e '.[test]')")
-    return found
 
 
 class WatchProcess:
