@@ -18,20 +18,10 @@ from fsync.model import Direction, RunResult
 from fsync.names import is_case_insensitive
 from fsync.progress import NullReporter
 from fsync.verify import verify
+from fsynctest.reporting import Warnings
 from fsynctest.trees import listing, write
 
 ODD_KEYS = ["../evil", "/abs", "a/../../b", "x" * 300]
-
-
-class Warnings(NullReporter):
-    """Keeps the run's warnings."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def warning(self, message: str) -> None:
-        self.lines.append(message)
 
 
 def sync(local: Path, url: str, direction: Direction, **kw: object) -> RunResult:

@@ -15,6 +15,7 @@ from fsync.config import SyncOptions
 from fsync.errors import SafetyAbort
 from fsync.model import ConflictPolicy, Direction
 from fsync.progress import NullReporter
+from fsynctest.reporting import Warnings
 from fsynctest.trees import age_tree, listing, write
 
 
@@ -34,17 +35,6 @@ def remote_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def sync(local: Path, url: str, direction: Direction, **kw: object) -> app.RunResult:
     opts = SyncOptions(local_root=str(local), remote_url=url, direction=direction, **kw)  # type: ignore[arg-type]
     return app.run(opts, NullReporter())
-
-
-class Warnings(NullReporter):
-    """Keeps the run's warnings."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def warning(self, message: str) -> None:
-        self.lines.append(message)
 
 
 def push(local: Path, url: str, **kw: object) -> app.RunResult:
