@@ -164,6 +164,7 @@ def pull(
                 "no LOCAL given (fsync pull REMOTE LOCAL; LOCAL alone takes "
                 f"REMOTE from LOCAL/{CONFIG_FILE})",
                 ExitCode.USAGE,
+                json_out=json_out,
             )
     _transfer(Direction.PULL, locals())
 

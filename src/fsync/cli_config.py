@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 from typer.core import TyperCommand
 
-from fsync.cli_params import QuickCommand
+from fsync.cli_params import QuickCommand, json_asked
 from fsync.cli_run import fail
 from fsync.errors import ConfigError, FsyncError, exit_code_for, one_line
 
@@ -39,7 +39,7 @@ class ConfiguredCommand(QuickCommand):
         try:
             args = apply_config(self, ctx, list(args))
         except FsyncError as exc:
-            fail(one_line(exc), exit_code_for(exc))
+            fail(one_line(exc), exit_code_for(exc), json_out=json_asked(args))
         return super().parse_args(ctx, args)
 
 

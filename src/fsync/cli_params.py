@@ -19,13 +19,13 @@ import enum
 import math
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, get_args, get_origin
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from fsync.terminal import complain
+from fsync.terminal import complain, say_json
 
 try:
     from typer._coercion import build_runtime_param
@@ -226,8 +226,22 @@ class QuickGroup(_QuickParameters, TyperGroup):
             hint = f" (see {where.command_path} --help)" if where is not None else ""
             message = " ".join(e.format_message().split())
             complain(f"fsync: error: {message}{hint}")
+            if json_asked(args[0] if args else kwargs.get("args")):
+                say_json({"error": message, "exit_code": e.exit_code})
             sys.exit(e.exit_code)
         except typer.Abort:  # end of input where one was read (fsync reads none)
             complain("fsync: error: aborted")
             sys.exit(1)
         sys.exit(status if isinstance(status, int) else 0)
+
+
+def json_asked(args: Sequence[str] | None) -> bool:
+    """Whether the command line has `--json` (before any `--`): a usage or config error then
+    puts its one JSON object on stdout too, as every other stop does (DESIGN.md), so a
+    script reading stdout finds why, not nothing."""
+    for token in sys.argv[1:] if args is None else args:
+        if token == "--":
+            return False
+        if token == "--json":
+            return True
+    return False

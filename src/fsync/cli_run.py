@@ -51,14 +51,16 @@ def options(
     exits with its one-line error, scrubbed of the URL's password and the environment's
     secrets.
     """
+    json_out = bool(args.get("json_out"))
     root, url = roots(
-        cast("str | None", args["local"]), cast("str | None", args["remote"]), command
+        cast("str | None", args["local"]), cast("str | None", args["remote"]), command, json_out
     )
 
     def build() -> OptionsT:
         return build_options(kind, args, local_root=root, remote_url=url, **fixed)
 
-    built = guard(bool(args["verbose"]), build, Redactor.build(urls=[url], env=os.environ))
+    redactor = Redactor.build(urls=[url], env=os.environ)
+    built = guard(bool(args["verbose"]), build, redactor, json_out=json_out)
     return built, redactor_for(url, built.storage_options)
 
 
@@ -90,7 +92,9 @@ def build_options(
     return kind(**values)
 
 
-def roots(local: str | None, remote: str | None, command: str) -> tuple[str, str]:
+def roots(
+    local: str | None, remote: str | None, command: str, json_out: bool = False
+) -> tuple[str, str]:
     """LOCAL (default: the current folder) and REMOTE, or exit 2 when no remote is known."""
     root = local or "."
     if not remote:
@@ -101,6 +105,7 @@ def roots(local: str | None, remote: str | None, command: str) -> tuple[str, str
             f"no REMOTE given and {where} sets none "
             f'(fsync {command} LOCAL REMOTE, or set remote = "URL" in that file)',
             ExitCode.USAGE,
+            json_out=json_out,
         )
     return root, remote
 
@@ -177,12 +182,13 @@ def guard(
         if verbose:
             for line in redactor.text(traceback.format_exc()).rstrip("\n").split("\n"):
                 complain(line)
-        if json_out:
-            say_json({"error": message, "exit_code": int(exit_code_for(exc))})
-        fail(message, exit_code_for(exc))
+        fail(message, exit_code_for(exc), json_out=json_out)
 
 
-def fail(message: str, status: int) -> NoReturn:
-    """Say `fsync: error: MESSAGE` on stderr and exit with `status`."""
+def fail(message: str, status: int, *, json_out: bool = False) -> NoReturn:
+    """Say `fsync: error: MESSAGE` on stderr and exit with `status`; with `json_out`, also
+    `{"error": MESSAGE, "exit_code": STATUS}` on stdout, the one object `--json` promises."""
     complain(f"fsync: error: {message}")
+    if json_out:
+        say_json({"error": message, "exit_code": int(status)})
     raise typer.Exit(int(status)) from None

@@ -124,6 +124,44 @@ def test_json_output_of_a_run_stopped_as_a_whole_is_still_one_object(fsync, tmp_
         assert json.loads(res.stdout)["exit_code"] == 2, command
 
 
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--transfers", "0"], "Invalid value for '--transfers'"),
+        (["--bogus"], "No such option: --bogus"),
+        (["--chunk-size", "1x"], "invalid size '1x'"),
+        (["-o", "notakey"], "invalid -o 'notakey'"),
+        (["--config", "{config}"], "config.toml:1: unknown setting 'bogus'"),
+    ],
+)
+def test_json_output_of_a_usage_or_config_error_is_one_object(
+    fsync, tmp_path: Path, args: list[str], error: str
+) -> None:
+    """Errors met while reading the options or the config file printed nothing on stdout
+    with --json, where every other stop prints its object."""
+    (tmp_path / "local").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text("bogus = 1\n")
+    args = [a.replace("{config}", str(config)) for a in args]
+    res = fsync("push", tmp_path / "local", tmp_path / "out", "--json", *args)
+    assert res.returncode == 2
+    assert len(res.stdout.splitlines()) == 1, res.stdout
+    answer = json.loads(res.stdout)
+    assert answer["exit_code"] == 2
+    assert error in answer["error"]
+    [line] = res.stderr.splitlines()
+    assert line.startswith(f"fsync: error: {answer['error']}")
+
+
+def test_json_output_when_no_remote_is_known_is_one_object(fsync, tmp_path: Path) -> None:
+    res = fsync("push", "--json", cwd=tmp_path)
+    assert res.returncode == 2
+    assert json.loads(res.stdout)["error"].startswith("no REMOTE given")
+    res = fsync("pull", tmp_path / "r", "--json", cwd=tmp_path)
+    assert res.returncode == 2
+    assert json.loads(res.stdout)["error"].startswith("no LOCAL given")
+
+
 def test_a_pull_into_a_path_under_a_file_is_a_usage_error(fsync, tmp_path: Path) -> None:
     (tmp_path / "remote").mkdir()
     (tmp_path / "afile").write_text("x")
