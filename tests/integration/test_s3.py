@@ -590,6 +590,25 @@ def test_a_key_longer_than_s3_allows_is_refused_before_any_request(
     assert list(keys(direct, s3_proxy.bucket)) == [f"p/{deep}/ok.txt"]
 
 
+def test_spellings_of_one_prefix_share_one_base(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
+    """`s3://b/p/`, `s3://b//p` and `s3a://b/p` name the objects of `s3://b/p`: each had a
+    base of its own, so a run through another spelling started from nothing (and `status`
+    listed the prefix once per spelling)."""
+    write(tmp_path / "src", {"a.txt": "a", "dir/b.txt": "b"})
+    bucket = s3_proxy.bucket
+    first = _fsync(s3_proxy, "push", str(tmp_path / "src"), f"s3://{bucket}/p/")
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "src" / "a.txt").unlink()
+    for url in (f"s3://{bucket}//p", f"s3a://{bucket}/p"):
+        done = _fsync(s3_proxy, "push", str(tmp_path / "src"), url, "--json")
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert (summary["deleted"], summary["uploaded"]) == (int(url.startswith("s3:")), 0)
+    status = json.loads(_fsync(s3_proxy, "status", str(tmp_path / "src"), "--json").stdout)
+    [remote] = status["remotes"]
+    assert remote["url"].startswith(f"s3://{bucket}/p on http://")
+
+
 def test_access_denied_exits_1_with_one_clear_line(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:
     s3_proxy.proxy.add_rule("ListObjectsV2", action="403", times=None)
     done = _fsync(s3_proxy, "push", str(tmp_path), f"s3://{s3_proxy.bucket}/x")

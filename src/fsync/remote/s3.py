@@ -138,8 +138,10 @@ class S3Remote:
         journal: UploadJournal | None = None,
         clock: Clock = REAL_CLOCK,
     ) -> None:
-        self.url = url
         self.bucket, self.prefix = split_url(url)
+        # One spelling per place: `s3://b/x/`, `s3://b//x` and `s3a://b/x` name the objects
+        # of `s3://b/x`, and the URL keys the base (`key`): each spelling had a base of its own.
+        self.url = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         self.settings = settings or S3Settings()
         self.journal = journal
         self.clock = clock
