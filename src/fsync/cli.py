@@ -237,8 +237,10 @@ def _transfer(direction: Direction, args: Mapping[str, object]) -> NoReturn:
         watch.finished(result.as_json(), int(use_cases.exit_status(result)))
     if json_out:
         render.echo_json(redactor.value(result.as_json()))
-    elif quiet:
-        render.print_errors(result.errors, redactor)  # DESIGN: errors go to stderr even so
+    if json_out or quiet:
+        # DESIGN: errors go to stderr even so; a script logging stderr lost them with --json,
+        # while the warnings were there.
+        render.print_errors(result.errors, redactor)
     else:
         shown = getattr(reporter, "shown_errors", ())
         render.print_summary(direction, result, verbose, redactor, shown)

@@ -424,6 +424,8 @@ def test_a_file_whose_name_cannot_be_sent_fails_the_push(fsync, tmp_path: Path) 
         ("proj\x01old", "not sent: contains a control character"),
         ("bad-\\udcff", "not sent: the name is not valid UTF-8"),
     }
+    # stderr has them too, as without --json (its warnings were there, its errors were not)
+    assert "fsync: error: proj\\x01old: not sent: contains a control character" in res.stderr
     res = fsync("verify", src, out)
     assert res.returncode == 1
     assert "cannot be synced: contains a control character" in res.stdout + res.stderr
