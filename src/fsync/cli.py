@@ -11,8 +11,10 @@ so `fsync --help` and argument errors stay fast.
 
 import gc
 import os
+import signal
 import sys
 from collections.abc import Mapping
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
@@ -448,4 +450,14 @@ def main() -> None:
     folders deep, a legal one, with "maximum recursion depth exceeded".
     """
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 2 * PATH_DEPTH_MAX + 1_000))
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_as_interrupted)
     app()
+
+
+def _stop_as_interrupted(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM (`kill`, a service manager's stop) ends a run as Ctrl-C does: transfers halted
+    at their next chunk, what was done recorded, "interrupted" and exit 130. By default it
+    ended the process at once, leaving the run "unfinished" in the history, with no word.
+    A watch installs its own handler (a graceful stop) over this one."""
+    raise KeyboardInterrupt

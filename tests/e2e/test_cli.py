@@ -697,14 +697,19 @@ def _push_of_many_files(src: Path, out: Path, count: int) -> subprocess.Popen[st
     )
 
 
-def test_an_interrupted_push_is_recorded_with_what_it_did(fsync, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_push_is_recorded_with_what_it_did(
+    fsync, tmp_path: Path, stop: signal.Signals
+) -> None:
     """Ctrl-C during a push was recorded as `{"error": "interrupted"}` alone: the history
-    lost the files the run had already sent. It keeps their counts beside the error now."""
+    lost the files the run had already sent. It keeps their counts beside the error now.
+    SIGTERM (`kill`, a service manager) ended the process at once: the run stayed
+    "unfinished", and nothing was said. It stops the run as Ctrl-C does now."""
     src = tmp_path / "src"
     push = _push_of_many_files(src, tmp_path / "out", 6000)
     assert push.stdout is not None
     first = push.stdout.readline()  # an `upload NAME` line: the actions have begun
-    os.kill(push.pid, signal.SIGINT)
+    os.kill(push.pid, stop)
     rest, stderr = push.communicate(timeout=60)
     assert first.startswith("upload "), stderr
     assert push.returncode == 130, stderr
