@@ -310,7 +310,9 @@ def verify(
 
 @app.command(cls=QuickCommand)
 def cleanup(
-    remote: Annotated[str, typer.Argument(help="The remote (path or URL) to clean up.")],
+    remote: Annotated[
+        str, typer.Argument(metavar="REMOTE", help="The remote (path or URL) to clean up.")
+    ],
     older_than: Annotated[
         str | None,
         typer.Option(
