@@ -373,3 +373,34 @@ def test_a_remote_folder_that_became_a_link_keeps_the_local_files(tmp_path: Path
     result = pull(local, f"file://{remote}")
     assert result.deleted == 0
     assert listing(local)["docs/a.txt"] == b"a"
+
+
+class EditOnEveryChunk(NullReporter):
+    """A progress listener that rewrites the file being sent after each chunk read from it:
+    a file that never holds still while fsync sends it."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__()
+        self.target, self.edits = target, 0
+
+    def advance(self, path: str, nbytes: int) -> None:
+        if self.target.name in path:
+            self.edits += 1
+            self.target.write_bytes(os.urandom(self.target.stat().st_size))
+
+
+def test_a_file_that_never_stops_changing_fails_with_one_clear_line(
+    tmp_path: Path, remote_url: str
+) -> None:
+    """Left for the next run; its error named the path twice ("log.bin: log.bin changed
+    while being uploaded")."""
+    local = tmp_path / "local"
+    write(local, {"log.bin": os.urandom(1 << 20), "calm.txt": "c"})
+    opts = SyncOptions(local_root=str(local), remote_url=remote_url, direction=Direction.PUSH)
+    reporter = EditOnEveryChunk(local / "log.bin")
+    result = app.run(opts, reporter)
+    assert reporter.edits > 1  # every attempt met an edit
+    assert [(e.path, e.error) for e in result.errors] == [
+        ("log.bin", "changed while being uploaded (not published; the next run sends it)")
+    ]
+    assert result.uploaded == 1

@@ -110,7 +110,7 @@ def send_new(
 
         def verify() -> None:
             if reader.bytes_read != entry.size or reader.digest() != entry.digest:
-                raise FileChangedError(f"{full} changed while being copied")
+                raise FileChangedError("changed while being copied")
 
         meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
         return store.put(path, reader, meta, expect=None, before_publish=verify)

@@ -153,8 +153,7 @@ class Worker:
             except FileChangedError:
                 if attempt == FILE_CHANGE_ATTEMPTS - 1:
                     raise
-                digest, sig = hash_file(self._local(path))
-                entry = LocalEntry(sig.size, sig.mtime_ns, digest, sig.mode)
+                entry, _ = _rehashed(self._local(path))
         raise AssertionError("unreachable")
 
     def _upload_once(self, action: Action, entry: LocalEntry, done: Done) -> Outcome:
@@ -165,17 +164,16 @@ class Worker:
         with open(full, "rb", buffering=0) as raw:
             before = StatSig.from_stat(os.fstat(raw.fileno()))
             if (before.size, before.mtime_ns) != (entry.size, entry.mtime_ns):
-                digest, before = hash_file(full)
-                entry = LocalEntry(before.size, before.mtime_ns, digest, before.mode)
+                entry, before = _rehashed(full)
             self.reporter.file_started(path, entry.size)
             reader = HashingReader(raw, on_read=lambda n: self._advance(path, n))
 
             def verify() -> None:
                 after = StatSig.from_stat(os.stat(full))
                 if after.size != before.size or after.mtime_ns != before.mtime_ns:
-                    raise FileChangedError(f"{path} changed while being uploaded")
+                    raise FileChangedError("changed while being uploaded")
                 if reader.bytes_read != entry.size or reader.digest() != entry.digest:
-                    raise FileChangedError(f"{path} changed while being uploaded")
+                    raise FileChangedError("changed while being uploaded")
 
             meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
             held: list[int] = []
@@ -641,6 +639,17 @@ def _check_download(action: Action, digest: str, size: int, served: RemoteEntry 
     vouched = vouched and served.fingerprint == action.remote.fingerprint
     if not vouched and action.remote.digest is not None and digest != action.remote.digest:
         raise VerificationError(f"{action.path}: content does not match its recorded blake3")
+
+
+def _rehashed(full: str) -> tuple[LocalEntry, StatSig]:
+    """The local file at `full` as it is now, hashed again, and its stats; `FileChangedError`
+    (its message without the path, which the failure is reported under) if it changes
+    meanwhile too."""
+    try:
+        digest, sig = hash_file(full)
+    except FileChangedError as exc:
+        raise FileChangedError("changed while being uploaded") from exc
+    return LocalEntry(sig.size, sig.mtime_ns, digest, sig.mode), sig
 
 
 @contextlib.contextmanager
