@@ -10,6 +10,8 @@ The watcher is a hint, never the truth (STYLE.md rule 9): a full rescan is reque
 once wherever loss of events can be detected: the kernel's inotify queue overflowed, a watch
 could not be added because `fs.inotify.max_user_watches` or `max_user_instances` is reached,
 or the observer's threads died. Each is reported through `on_warning` with its cause and fix.
+After an overflow or a death the observer is replaced first, and the rescan asked for once
+its watches are all in place, so nothing written meanwhile falls between the two.
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ class Watcher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._rescan = threading.Event()
+        self._overflowed = threading.Event()
         self._warned: dict[str, float] = {}
         self._observer: BaseObserver | None = None
         self._observer_lock = threading.Lock()
@@ -204,6 +207,14 @@ class Watcher:
         """Replace the ignore test (after `.fsyncignore` changed)."""
         self._ignore = ignore
 
+    def overflowed(self) -> None:
+        """The kernel's event queue overflowed: events were lost, and watches may be missing
+        (for folders made meanwhile). The watcher's thread replaces the observer, then asks
+        for a rescan (`_restart`); called on the inotify reader's thread, so it only signals.
+        """
+        self._overflowed.set()
+        self._wake.set()
+
     def warn_loss(self, message: str) -> None:
         """Report a loss of events (at most once a minute per message) and rescan."""
         self.request_rescan()  # first: a failing `on_warning` must not cost the rescan
@@ -225,7 +236,7 @@ class Watcher:
         self._root_id = _identity(self.root)
         observer: BaseObserver | None
         try:
-            observer = _make_inotify_observer(self.warn_loss)
+            observer = _make_inotify_observer(self.warn_loss, self.overflowed)
             self._track_writes = observer is not None and InotifyObserver is not None
         except OSError as err:
             if err.errno not in (errno.EMFILE, errno.ENFILE):
@@ -278,6 +289,17 @@ class Watcher:
 
     def _heal(self) -> None:
         """Restart a dead observer (the root vanished, a thread died) and rescan."""
+        self._restart("the file watcher stopped and was restarted; rescanning the whole tree")
+
+    def _restart(self, why: str) -> None:
+        """Replace the observer by a new one, with fresh watches on the whole tree, then ask
+        for a rescan and say `why`.
+
+        The rescan is asked for only once every watch is in place: one that starts earlier
+        can pass a folder before its watch is back and miss what is written there meanwhile,
+        until the next periodic rescan. A new observer, rather than watchdog's own repair of
+        its watches after an overflow, is the one state known to be whole.
+        """
         self._stop_observer()
         if not os.path.isdir(self.root):
             self.warn_loss(f"the local root {self.root} is gone; waiting for it to come back")
@@ -288,7 +310,7 @@ class Watcher:
             self.warn_loss(f"cannot watch {self.root} ({err.strerror or err}); retrying")
             return
         if self._set_observer(observer):
-            self.warn_loss("the file watcher stopped and was restarted; rescanning the whole tree")
+            self.warn_loss(why)
 
     # --- the watcher's thread ------------------------------------------------------------
 
@@ -321,7 +343,11 @@ class Watcher:
         if self._stopping.is_set():
             return
         now = self._clock()
-        if now >= self._next_health:
+        if self._overflowed.is_set():
+            self._overflowed.clear()
+            self._next_health = now + HEALTH_EVERY
+            self._restart(OVERFLOW_FIX)
+        elif now >= self._next_health:
             self._next_health = now + HEALTH_EVERY
             if not self._healthy():
                 self._heal()
@@ -460,12 +486,15 @@ def _stop_quietly(observer: BaseObserver) -> None:
         observer.join(timeout=STOP_WAIT)
 
 
-def _make_inotify_observer(on_loss: Callable[[str], None]) -> BaseObserver | None:
+def _make_inotify_observer(
+    on_loss: Callable[[str], None], on_overflow: Callable[[], None]
+) -> BaseObserver | None:
     """An inotify observer that reports overflows and watch limits, or None off Linux.
 
     watchdog (issue #654 and later) logs a queue overflow and swallows a failed watch on a
-    subfolder; the subclass of its inotify reader below sees both first and tells `on_loss`.
-    Raises `OSError` (EMFILE) when no inotify instance can be created.
+    subfolder; the subclass of its inotify reader below sees both first, and tells
+    `on_overflow` and `on_loss`. Raises `OSError` (EMFILE) when no inotify instance can be
+    created.
     """
     if InotifyObserver is None:  # pragma: no cover - not Linux
         return None
@@ -473,7 +502,10 @@ def _make_inotify_observer(on_loss: Callable[[str], None]) -> BaseObserver | Non
     class _LossAwareFD(InotifyFD):
         def handle_event(self, event: InotifyEvent) -> None:
             if event.is_queue_overflow:
-                on_loss(OVERFLOW_FIX)
+                # Not passed on: watchdog would take down every watch and add them again
+                # here, while a rescan may already run; the watcher replaces this observer.
+                on_overflow()
+                return
             super().handle_event(event)
 
         def _get_or_create_watch(self, path: bytes, mask: Mask) -> Any:

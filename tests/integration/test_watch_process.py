@@ -315,3 +315,77 @@ def test_a_terminal_gets_the_live_display(roots: tuple[Path, Path]) -> None:
     assert proc.returncode == 0
     assert b"\x1b[" in screen  # drawn with terminal codes
     assert out.decode().startswith("watch: 2 uploaded")
+
+
+def _max_queued_events() -> int:
+    try:
+        return int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.skipif(not _max_queued_events(), reason="needs inotify (Linux)")
+def test_changes_lost_to_an_inotify_queue_overflow_are_found_at_once(
+    roots: tuple[Path, Path],
+) -> None:
+    """A real overflow of the kernel's event queue: the watch is frozen (SIGSTOP, as a loaded
+    machine would hold it) while more events than the queue holds happen in an excluded
+    folder (so the watch has nothing else to do when it reads the overflow), and files keep
+    coming in a watched folder after it is let go.
+
+    The rescan walks the root's folders last-listed first, and watchdog's repair after an
+    overflow takes down every watch and adds them back in listing order (3,000 folders make
+    that take a while), so the last-listed folder is scanned first and watched again last.
+    A rescan started at the overflow missed the files written there in between, silently,
+    until the hourly rescan."""
+    local, remote = roots
+    for i in range(3000):
+        (local / f"d{i:04}").mkdir()
+    (local / "junk").mkdir()
+    (local / "junk" / "a").write_bytes(b"")
+    (local / "junk" / "b").write_bytes(b"")
+    last = [n for n in os.listdir(local) if n.startswith("d")][-1]
+    proc = spawn(local, remote, "--exclude", "junk/")
+    stop_writing = threading.Event()
+
+    def keep_writing() -> None:
+        n = 0
+        while not stop_writing.wait(0.001):
+            (local / last / f"new{n:05}").write_text(str(n))
+            n += 1
+
+    writer = threading.Thread(target=keep_writing)
+    try:
+        proc.proc.send_signal(signal.SIGSTOP)
+        # Two files written in turn: no two events in a row are alike, so none merge.
+        fds = [os.open(local / "junk" / name, os.O_WRONLY) for name in ("a", "b")]
+        try:
+            for _ in range(_max_queued_events() + 100):
+                for fd in fds:
+                    os.write(fd, b"x")
+        finally:
+            for fd in fds:
+                os.close(fd)
+        writer.start()
+        proc.proc.send_signal(signal.SIGCONT)
+        eventually(lambda: "inotify event queue overflowed" in "".join(proc.err), "the warning")
+        stop_writing.wait(3)
+        stop_writing.set()
+        writer.join()
+
+        def unsent() -> list[str]:
+            sent = tree(remote)
+            return sorted(p for p in tree(local).keys() - sent.keys() if not p.startswith("junk/"))
+
+        try:
+            eventually(lambda: not unsent(), "every new file sent", timeout=30)
+        except AssertionError:
+            missing = unsent()
+            raise AssertionError(f"{len(missing)} never sent: {missing[:3]}...") from None
+    finally:
+        stop_writing.set()
+        if writer.is_alive():
+            writer.join()
+        proc.proc.send_signal(signal.SIGCONT)
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.finish() == 0, "".join(proc.err)
