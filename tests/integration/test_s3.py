@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -260,6 +262,69 @@ def test_second_writer_between_listing_and_overwrite_survives(
     finally:
         client.close()
     assert {b"theirs", b"version 2, mine"} <= contents
+
+
+class WarningsKept(NullReporter):
+    """A reporter that keeps the warnings a run gives, for assertions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_files_gone_before_they_are_sent_are_counted_in_one_warning(
+    s3_proxy: ProxiedBucket, tmp_path: Path
+) -> None:
+    """A build's temporary files, deleted between the scan and their upload, are churn: not
+    failures, and one warning counts them (-v names each, the log file records each as
+    skipped). A watch over a build printed a warning per file, 3,747 lines in one run."""
+    temps = {f"tmp/obj{i:02}.o": f"object {i}" for i in range(20)}
+    write(tmp_path, {"a.txt": "kept", **temps})
+    held = s3_proxy.proxy.add_rule("PutObject", action="delay", delay=1.0, times=1)
+    opts = SyncOptions(
+        local_root=str(tmp_path),
+        remote_url=f"s3://{s3_proxy.bucket}/{PREFIX}",
+        direction=Direction.PUSH,
+        storage_options=s3_proxy.server.storage_options(),
+        transfers=1,  # a.txt first (the plan's order), held while the others are deleted
+    )
+    reporter = WarningsKept()
+    records: list[ActionRecord] = []
+    debug: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: debug.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("fsync")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    results: list[RunResult] = []
+    runner = threading.Thread(
+        target=lambda: results.append(app.run(opts, reporter, on_action=records.append))
+    )
+    try:
+        runner.start()
+        for _ in range(200):
+            if held.fired:
+                break
+            threading.Event().wait(0.025)
+        assert held.fired
+        shutil.rmtree(tmp_path / "tmp")
+        runner.join(60)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    (result,) = results
+    assert (result.uploaded, result.failed, result.errors) == (1, 0, [])
+    assert reporter.lines == [
+        "20 files vanished before they could be sent; skipped (-v lists them)"
+    ]
+    assert sorted(r.path for r in records if r.outcome == "skipped") == sorted(temps)
+    assert sorted(m for m in debug if "vanished" in m) == [
+        f"{path} vanished before it could be sent; skipped" for path in sorted(temps)
+    ]
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ actions.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections import deque
@@ -31,6 +32,8 @@ from fsync.progress import Reporter
 from fsync.remote.base import Remote
 from fsync.transfer.outcome import Done, EngineOptions, Outcome, StateSink
 from fsync.transfer.worker import STAGED_MAX, Worker
+
+_log = logging.getLogger("fsync.transfer")
 
 JOB_FILES = 64
 JOB_BYTES = 4 << 20
@@ -80,8 +83,21 @@ def execute(
         try:
             batch.commit()
         finally:
+            _report_vanished(batch.vanished, reporter)
             reporter.close()
     return result
+
+
+def _report_vanished(paths: list[RelPath], reporter: Reporter) -> None:
+    """One warning for the files that were gone before they could be sent, whatever their
+    number: a build making and deleting temporary files is ordinary churn, and a line per
+    file buried the warnings that matter (each is named at debug level, `-v`, as it goes)."""
+    if len(paths) == 1:
+        reporter.warning(f"{paths[0]} vanished before it could be sent; skipped")
+    elif paths:
+        reporter.warning(
+            f"{len(paths)} files vanished before they could be sent; skipped (-v lists them)"
+        )
 
 
 class _Batch:
@@ -102,6 +118,8 @@ class _Batch:
         self._staged: list[Done] = []
         self._unsynced = False
         """A sync failed: the outcomes since may not be durable and are never recorded."""
+        self.vanished: list[RelPath] = []
+        """Uploads skipped because their file was gone by then (`Done.vanished`)."""
 
     def add(self, done: Done) -> None:
         """Take one finished action; commit once a batch is full."""
@@ -147,6 +165,9 @@ class _Batch:
             self._outcomes.append(done.outcome)
         self._outcomes.extend(done.more)
         _account(self._result, done, self._worker.reporter)
+        if done.vanished:
+            self.vanished.append(done.action.path)
+            _log.debug("%s vanished before it could be sent; skipped", done.action.path)
         if self._opts.on_action is not None:
             self._opts.on_action(_action_record(done))
 

@@ -86,6 +86,9 @@ class Done:
     received: int = 0
     error: str | None = None
     skipped: bool = False
+    vanished: bool = False
+    """An upload skipped because its local file was gone by then (a build's temporary file):
+    not a failure; the engine counts these in one warning and names each at debug level."""
     extra: list[str] = field(default_factory=list)
     attempts: int = 1
     seconds: float = 0.0

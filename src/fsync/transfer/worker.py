@@ -140,20 +140,22 @@ class Worker:
         elif expect is not None and self.opts.backup is not None:
             self.opts.backup.save_remote(path, expect, deleting=False)
         entry = action.local
-        for attempt in range(FILE_CHANGE_ATTEMPTS):
-            done.attempts = attempt + 1
-            try:
-                return self._upload_once(action, entry, done)
-            except FileNotFoundError as exc:
-                if exc.filename != self._local(path):
-                    raise
-                done.extra.append(f"{path} vanished before it could be sent; skipped")
-                done.skipped = True
-                return None
-            except FileChangedError:
-                if attempt == FILE_CHANGE_ATTEMPTS - 1:
-                    raise
-                entry, _ = _rehashed(self._local(path))
+        try:
+            for attempt in range(FILE_CHANGE_ATTEMPTS):
+                done.attempts = attempt + 1
+                try:
+                    return self._upload_once(action, entry, done)
+                except FileChangedError:
+                    if attempt == FILE_CHANGE_ATTEMPTS - 1:
+                        raise
+                    entry, _ = _rehashed(self._local(path))
+        except FileNotFoundError as exc:
+            # Gone since the scan (also while re-hashing a file that changed): nothing to
+            # send, and nothing failed; the engine counts these (`Done.vanished`).
+            if exc.filename != self._local(path):
+                raise
+            done.vanished = done.skipped = True
+            return None
         raise AssertionError("unreachable")
 
     def _upload_once(self, action: Action, entry: LocalEntry, done: Done) -> Outcome:
