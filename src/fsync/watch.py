@@ -385,6 +385,9 @@ class _Session:
                 self.full_due = time.monotonic()
             held = self.watcher.held()
             scan = self._scan_only(paths)
+            if gone := self._moved_away(paths, scan, held):
+                paths = paths | gone
+                scan.removed.extend(sorted(gone))
             if not scan.removed or not (more := self._more_soon() - paths):
                 break
             paths = paths | more
@@ -397,6 +400,32 @@ class _Session:
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._leave_for_pull(plan)
         self._execute(plan, queue_paths=paths, scan=scan)
+
+    def _moved_away(
+        self, paths: set[RelPath], scan: scanner.ScanResult, held: set[RelPath]
+    ) -> set[RelPath]:
+        """Known files gone from here whose content is a new file of this batch: where a
+        rename's other end, still to come, left from.
+
+        The two ends of a rename can reach the watch apart: moved into a folder made just
+        before (`mkdir a && mv d a/`), a folder has no watch yet, so the kernel reports no
+        arrival; watchdog reports the folder as made with its files in it, and the departure
+        alone, half a second later. Planned in one batch with the new files, as a full scan
+        would see them, the pair becomes a move instead of an upload now and a delete later.
+        Empty files are left out: one costs nothing to send, and many share their content.
+        """
+        sources: set[RelPath] = set()
+        for path, entry in scan.entries.items():
+            if entry.size == 0 or path in self.state.base or path in self.state.remote:
+                continue
+            for source in self.state.with_content(entry.digest):
+                if not (
+                    source in scan.entries or under_any(source, paths) or under_any(source, held)
+                ):
+                    sources.add(source)
+        if not sources:
+            return set()
+        return set(self._scan_only(sources).removed) & sources
 
     def _leave_for_pull(self, plan: Plan) -> None:
         """Keep the remote changes a push plan leaves alone for the `--pull-every` pulls."""

@@ -4,7 +4,9 @@ Listing the whole remote for every batch would cost O(tree) per change; instead 
 (or a full rescan) lists it once, and every engine outcome updates this copy, since fsync's
 own writes are the only remote changes a push-only watch expects. A batch then plans just its
 own paths: `scope` finds every known path at or below the batch's paths (a moved or deleted
-folder names its whole subtree) in O(log n + k) through a sorted index, without I/O.
+folder names its whole subtree) in O(log n + k) through a sorted index, without I/O; and
+`with_content` finds the known paths of a content, for a rename whose two ends reach the
+watch in different batches.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 
-from fsync.model import BaseEntry, RelPath, RemoteEntry
+from fsync.model import BaseEntry, Digest, RelPath, RemoteEntry
 from fsync.transfer.outcome import Outcome
+
+SHARED_CONTENT = 8
+"""`with_content` names no path of a content that more known paths than this hold (many
+copies of one file): each name it gives costs the caller a stat."""
 
 
 class KnownState:
@@ -28,6 +34,8 @@ class KnownState:
         self.remote: dict[RelPath, RemoteEntry] = {}
         self._sorted: list[RelPath] = []
         self._added: list[RelPath] = []
+        self._by_content: dict[Digest, RelPath | set[RelPath]] = {}
+        """The base's paths by digest: one path alone (most contents), a set where shared."""
         self.reset(base or {}, remote or {})
 
     def reset(
@@ -38,6 +46,9 @@ class KnownState:
         self.remote = dict(remote)
         self._added = []
         self._reindex()
+        self._by_content = {}
+        for path, entry in self.base.items():
+            self._index(path, entry.digest)
 
     def set_remote(self, path: RelPath, entry: RemoteEntry | None) -> None:
         """Record what the remote holds at `path` now (None: nothing)."""
@@ -52,16 +63,49 @@ class KnownState:
         for o in outcomes:
             if o.base is not None:
                 self._note(o.path)
+                self._forget_base(o.path)
                 self.base[o.path] = o.base
+                self._index(o.path, o.base.digest)
             elif o.forget_base:
-                self.base.pop(o.path, None)
+                self._forget_base(o.path)
             if o.remote is not None:
                 self.set_remote(o.path, o.remote)
             elif o.remote_deleted:
                 self.remote.pop(o.path, None)
             if o.moved_from is not None:
-                self.base.pop(o.moved_from, None)
+                self._forget_base(o.moved_from)
                 self.remote.pop(o.moved_from, None)
+
+    def with_content(self, digest: Digest) -> set[RelPath]:
+        """The paths whose base content is `digest`; none if more than `SHARED_CONTENT`
+        share it."""
+        held = self._by_content.get(digest)
+        if held is None:
+            return set()
+        if isinstance(held, set):
+            return set(held) if len(held) <= SHARED_CONTENT else set()
+        return {held}
+
+    def _forget_base(self, path: RelPath) -> None:
+        old = self.base.pop(path, None)
+        if old is None:
+            return
+        held = self._by_content.get(old.digest)
+        if held == path:
+            del self._by_content[old.digest]
+        elif isinstance(held, set):
+            held.discard(path)
+            if len(held) == 1:
+                self._by_content[old.digest] = next(iter(held))
+
+    def _index(self, path: RelPath, digest: Digest) -> None:
+        held = self._by_content.get(digest)
+        if held is None:
+            self._by_content[digest] = path
+        elif isinstance(held, set):
+            held.add(path)
+        elif held != path:
+            self._by_content[digest] = {held, path}
 
     def scope(self, paths: Iterable[RelPath]) -> set[RelPath]:
         """Every known path (in the base or on the remote) equal to or below one of `paths`."""

@@ -104,6 +104,31 @@ def test_a_renamed_folder_is_moved_file_by_file(start: Callable[..., Watching]) 
     assert not (w.remote / "photos").exists()
 
 
+def test_a_folder_moved_into_a_folder_just_made_is_moved_not_sent_again(
+    start: Callable[..., Watching],
+) -> None:
+    """`mkdir archive && mv photos archive/`: the kernel reports no arrival in `archive`,
+    which has no watch yet, so watchdog sees the folder made with its files in it, and the
+    departure alone, half a second later (its wait for an arrival to pair it with). Planned
+    apart, the files were sent again and the old ones deleted."""
+    w = start()
+    for i in range(200):
+        path = w.local / "photos" / f"{i % 8}" / f"{i // 8 % 8}" / f"img{i:03}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(1000) + bytes([i]))
+    (w.local / "keep.txt").write_text("x")
+    w.converge()
+    eventually(lambda: w.counts().uploaded == 201, "the uploads to be counted")
+    sent = w.counts().bytes_sent
+    (w.local / "archive").mkdir()
+    (w.local / "photos").rename(w.local / "archive" / "photos")
+    w.converge("the move")
+    result = w.stop()
+    assert (result.moved, result.uploaded, result.deleted) == (200, 201, 0)
+    assert result.bytes_sent == sent
+    assert not (w.remote / "photos").exists()
+
+
 def test_an_editor_save_ends_as_one_upload_of_the_final_content(
     start: Callable[..., Watching],
 ) -> None:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from fsync.model import BaseEntry, Digest, RelPath, RemoteEntry
 from fsync.transfer.outcome import Outcome
-from fsync.watchstate import KnownState
+from fsync.watchstate import SHARED_CONTENT, KnownState
 
 
 def rem(n: int) -> RemoteEntry:
@@ -89,3 +89,40 @@ def test_many_new_paths_are_merged_into_the_index() -> None:
     for i in range(3000):
         state.apply([Outcome(RelPath(f"d{i % 3}/f{i}"), bas(i), remote=rem(i))])
     assert len(state.scope(paths("d1"))) == 1000
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "forget", "move"]),
+            st.sampled_from(["a", "b", "a/b", "c"]),
+            st.integers(1, 3),
+        ),
+        max_size=60,
+    )
+)
+def test_with_content_always_equals_a_linear_scan(ops: list[tuple[str, str, int]]) -> None:
+    """Whatever sequence of uploads (new content at a path), deletions and moves, the paths
+    of a content are those a scan of the base finds."""
+    state = KnownState(base={RelPath("m"): bas(1)})
+    for op, name, n in ops:
+        path = RelPath(name)
+        if op == "add":
+            state.apply([Outcome(path, bas(n), remote=rem(n))])
+        elif op == "forget":
+            state.apply([Outcome(path, None, forget_base=True, remote_deleted=True)])
+        elif path in state.base:
+            moved = RelPath(f"{name}-moved")
+            state.apply([Outcome(moved, state.base[path], remote=rem(1), moved_from=path)])
+    for n in (1, 2, 3):
+        expected = {p for p, e in state.base.items() if e.digest == bas(n).digest}
+        assert state.with_content(bas(n).digest) == expected
+
+
+def test_a_content_many_paths_share_is_not_looked_up() -> None:
+    state = KnownState(base={RelPath(f"copy{i}"): bas(1) for i in range(SHARED_CONTENT + 1)})
+    assert state.with_content(bas(1).digest) == set()
+    state.apply([Outcome(RelPath("copy0"), None, forget_base=True, remote_deleted=True)])
+    assert len(state.with_content(bas(1).digest)) == SHARED_CONTENT
+    state.reset({}, {})
+    assert state.with_content(bas(1).digest) == set()
