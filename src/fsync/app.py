@@ -54,7 +54,7 @@ from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import local_path, missing_root, open_remote
-from fsync.remote.base import Listing, Remote, nfc_twin, skipped_warning
+from fsync.remote.base import Listing, Remote, Resumer, nfc_twin, skipped_warning
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
 from fsync.transfer.download import drop_stale_partials
@@ -125,6 +125,8 @@ def run(
                 reporter.close()
                 _report_planned(plan, on_action)
             else:
+                if opts.direction is not Direction.PULL:
+                    abort_unsent_uploads(remote, plan, local.entries, unknown=local.is_unknown)
                 entry.done = RunResult()
                 sink = ManifestSink(manifest, remote.key, entry)
                 engine_opts = _engine_options(opts, plan, root, journal, on_action)
@@ -202,6 +204,37 @@ def journaled_remote(opts: SyncOptions, root: str) -> Iterator[tuple[TransferJou
             yield journal, remote
         finally:
             remote.close()
+
+
+def abort_unsent_uploads(
+    remote: Remote,
+    plan: Plan,
+    local: Mapping[RelPath, LocalEntry],
+    *,
+    unknown: Callable[[RelPath], bool],
+) -> int:
+    """Abort the journaled uploads of `remote` that `plan` will not continue: of a path it
+    does not upload whose local file (in `local`, a full scan) is gone or holds other content
+    than the upload was sending. Returns how many were aborted.
+
+    Only the next upload of a path aborts, or continues, that path's upload, so one a killed
+    run left for a file deleted or changed back since stayed on the store, its parts billed,
+    until `fsync cleanup`; this is the upload side of `drop_stale_partials`. A path
+    `unknown` names (it could not be scanned, or a watch leaves it for later) keeps its
+    upload, as does a file still holding the content sent: a later push may continue it.
+    Costs no request when nothing journaled is stale (`Resumer.abort_journaled`).
+    """
+    if not isinstance(remote, Resumer):
+        return 0
+    sending = {a.path for a in plan.actions if a.kind is ActionKind.UPLOAD}
+
+    def stale(path: RelPath, upload: PendingUpload) -> bool:
+        if path in sending or unknown(path):
+            return False
+        entry = local.get(path)
+        return entry is None or (entry.digest, entry.size) != (upload.digest, upload.size)
+
+    return remote.abort_journaled(stale)
 
 
 def _engine_options(

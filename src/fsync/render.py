@@ -202,7 +202,7 @@ def print_status(report: StatusReport, redactor: Redactor = NO_SECRETS) -> None:
             say(f"    {len(r.queued)} queued by fsync watch, not sent yet")
     if report.uploads:
         # A row may be an upload whose abort failed (`S3Remote.abort_upload`), not one to go on.
-        say("unfinished uploads (the next push of each path continues or aborts it):")
+        say("unfinished uploads (the next push continues or aborts each):")
     for u in report.uploads:
         say(f"  {scrub(u.target)}: {human_bytes(u.size)}, started {when(u.created)}")
     if report.downloads:

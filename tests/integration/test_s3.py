@@ -27,14 +27,16 @@ import blake3
 import pytest
 
 from fsync import app
-from fsync.config import SyncOptions
+from fsync.config import SyncOptions, WatchOptions
 from fsync.manifest.journal import TransferJournal
 from fsync.model import ActionRecord, Direction, RunResult
 from fsync.progress import NullReporter
 from fsync.remote.s3 import USER_AGENT
 from fsync.remote.s3_meta import format_mode, format_mtime
+from fsync.watch import watch
 from fsynctest.partials import leave_partial
 from fsynctest.trees import age_tree, listing, write
+from fsynctest.watching import Recorder, eventually
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -737,6 +739,100 @@ def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
     assert unfinished_uploads(direct, s3_proxy.bucket) == []
     with TransferJournal.open(str(src)) as journal:
         assert journal.all() == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("then", "run"),
+    [("deleted", "push"), ("restored", "push"), ("restored", "sync"), ("deleted", "watch")],
+)
+def test_a_killed_upload_of_a_file_deleted_or_restored_since_is_aborted_by_the_next_run(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path, then: str, run: str
+) -> None:
+    """SIGKILL a push mid-upload, then delete the file, or put back the content last pushed:
+    no later push uploads that path, so none continued or aborted the upload, and it stayed
+    on the store (its parts billed) and in `fsync status` until `fsync cleanup`. The next
+    push, sync or watch aborts it; an abort the store refuses leaves it journaled for the
+    one after; and once none is journaled, a run spends no request on them."""
+    src = tmp_path / "src"
+    rng = random.Random(7)
+    first, second = rng.randbytes(6 * CHUNK), rng.randbytes(6 * CHUNK)
+    write(src, {"a.txt": "alpha", "big.bin": first})
+    if then == "restored":
+        assert sync(src, s3_proxy, Direction.PUSH).failed == 0
+        (src / "big.bin").write_bytes(second)
+    command, env = _push_command(s3_proxy, src)
+    key = f"{PREFIX}/big.bin"
+    pushing = _start([*command, "--bw-limit", "5MiB/s"], env)
+    client = direct.boto3_client()
+    try:
+        _wait_for_parts(client, s3_proxy.bucket, key, pushing, at_least=1)
+        os.kill(pushing.pid, signal.SIGKILL)
+        pushing.communicate(timeout=30)
+        upload_id, _ = _settled_parts(client, s3_proxy.bucket, key)
+    finally:
+        client.close()
+    with TransferJournal.open(str(src)) as journal:
+        assert [row.upload_id for row in journal.all()] == [upload_id]
+    if then == "deleted":
+        (src / "big.bin").unlink()
+    else:
+        (src / "big.bin").write_bytes(first)
+
+    if run == "push":  # the store refuses the first abort: the upload stays journaled
+        s3_proxy.proxy.add_rule("AbortMultipartUpload", action="403", times=1)
+        counts, _ = _push_again(s3_proxy, command, env)
+        assert counts["AbortMultipartUpload"] == 1
+        assert [u["UploadId"] for u in unfinished_uploads(direct, s3_proxy.bucket)] == [upload_id]
+        with TransferJournal.open(str(src)) as journal:
+            assert [row.upload_id for row in journal.all()] == [upload_id]
+        counts, _ = _push_again(s3_proxy, command, env)
+    else:
+        s3_proxy.proxy.reset_counts()
+        if run == "sync":
+            assert sync(src, s3_proxy, Direction.SYNC).failed == 0
+        else:
+            _watch_startup(s3_proxy, src)
+        counts = s3_proxy.proxy.counts()
+    assert counts["AbortMultipartUpload"] == 1
+    assert counts["UploadPart"] == counts["CreateMultipartUpload"] == 0
+    assert unfinished_uploads(direct, s3_proxy.bucket) == []
+    with TransferJournal.open(str(src)) as journal:
+        assert journal.all() == []
+    assert set(keys(direct, s3_proxy.bucket)) == {f"{PREFIX}/a.txt"} | (
+        {key} if then == "restored" else set()
+    )
+
+    counts, _ = _push_again(s3_proxy, command, env)
+    assert dict(counts) == {"ListObjectsV2": 1}
+
+
+def _watch_startup(target: ProxiedBucket, src: Path) -> None:
+    """Run a watch of `src` to the bucket until its startup push is done, then stop it."""
+    opts = WatchOptions(
+        str(src),
+        f"s3://{target.bucket}/{PREFIX}",
+        storage_options=target.server.storage_options(),
+        chunk_size=CHUNK,
+    )
+    display, stop = Recorder(), threading.Event()
+    errors: list[BaseException] = []
+
+    def session() -> None:
+        try:
+            watch(opts, display, stop=stop)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=session, name="test-watch")
+    thread.start()
+    try:
+        eventually(lambda: display.ready.is_set() or not thread.is_alive(), "the watch", 60)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert display.ready.is_set()
 
 
 @pytest.mark.slow

@@ -266,6 +266,24 @@ class Mover(Protocol):
         ...
 
 
+@runtime_checkable
+class Resumer(Protocol):
+    """An optional ability of a remote: it journals its chunked uploads (`UploadJournal`)
+    so a later run continues them, and keeps them on the store until then (S3 multipart
+    uploads, billed for their parts). Callers test `isinstance(remote, Resumer)`.
+    """
+
+    def abort_journaled(self, stale: Callable[[RelPath, PendingUpload], bool]) -> int:
+        """Abort the journaled uploads under the root for which `stale(path, upload)` is
+        true; return how many were aborted.
+
+        Reads the journal only: no request unless one is stale. Best effort, as every abort
+        of a run: an upload that cannot be aborted stays journaled, for a later run (or
+        `fsync cleanup`) to abort, and `fsync status` lists it meanwhile.
+        """
+        ...
+
+
 class Staged(Protocol):
     """Bytes a `Stager` wrote under a temporary name, not yet visible under their path."""
 

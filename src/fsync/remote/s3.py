@@ -73,7 +73,7 @@ from fsync.remote.s3_reader import S3Reader, read_small_body
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from fsync.model import Digest
+    from fsync.model import Digest, PendingUpload
 
 MIB = 1 << 20
 
@@ -415,11 +415,12 @@ class S3Remote:
             raise VerificationError(f"{what}: the store holds other bytes than were sent")
         return sm.written_entry(meta, etag or md5)
 
-    def abort_upload(self, key: str, upload_id: str, what: str, *, strict: bool = False) -> None:
-        """Abort a multipart upload and forget it (a gone upload is fine). Best effort: a
-        failure is not raised, unless `strict`. Either way the journal then keeps the upload,
-        so it is not left on the store (its parts billed) unknown: the next run for the path
-        aborts it again, and `fsync status` lists it until then."""
+    def abort_upload(self, key: str, upload_id: str, what: str, *, strict: bool = False) -> bool:
+        """Abort a multipart upload and forget it (a gone upload is fine); True if it is gone.
+
+        Best effort: a failure is not raised, unless `strict`. Either way the journal then
+        keeps the upload, so it is not left on the store (its parts billed) unknown: the next
+        run for the path aborts it again, and `fsync status` lists it until then."""
         try:
             self.call(
                 "abort_multipart_upload", what, Bucket=self.bucket, Key=key, UploadId=upload_id
@@ -429,9 +430,10 @@ class S3Remote:
         except (TransientError, PermanentError):
             if strict:
                 raise
-            return
+            return False
         if self.journal is not None:
             self.journal.finish(upload_id)
+        return True
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
@@ -528,13 +530,42 @@ class S3Remote:
             params["KeyMarker"] = page.get("NextKeyMarker")
             params["UploadIdMarker"] = page.get("NextUploadIdMarker")
 
+    def abort_journaled(self, stale: Callable[[RelPath, PendingUpload], bool]) -> int:
+        """Abort the journaled uploads under the root that `stale(path, upload)` names;
+        return how many were aborted (`fsync.remote.base.Resumer`).
+
+        A push calls it for the uploads it will not continue: a killed run's upload of a file
+        since deleted or changed, which no later push of that path would abort (its parts
+        billed until `fsync cleanup`). One AbortMultipartUpload per stale upload, none else.
+        """
+        if self.journal is None:
+            return 0
+        root = self._target_root()
+        aborted = 0
+        for upload in self.journal.all():
+            if not upload.target.startswith(root):
+                continue  # another remote's (the journal is the local root's)
+            try:
+                path = relpath_from_key(upload.target[len(root) :])
+            except UnsafePathError:
+                continue  # never written by this remote, which writes RelPaths only
+            if stale(path, upload):
+                what = f"aborting the unfinished upload of {self._url(path)}"
+                aborted += self.abort_upload(self._key(path), upload.upload_id, what)
+        return aborted
+
+    def _target_root(self) -> str:
+        """What the journal's `PendingUpload.target` of every object under the root begins
+        with."""
+        return f"s3://{self.bucket}/{self.prefix}/" if self.prefix else f"s3://{self.bucket}/"
+
     def _forget_gone_uploads(self, held: set[str], listed: float) -> None:
         """Drop the journal rows of uploads under the root that the store does not hold
         (`held` is every upload id it listed). Only rows older than the listing (`listed`):
         a push may have created its upload after the listing passed its key."""
         if self.journal is None:
             return
-        root = f"s3://{self.bucket}/{self.prefix}/" if self.prefix else f"s3://{self.bucket}/"
+        root = self._target_root()
         for upload in self.journal.all():
             gone = upload.upload_id not in held and upload.created < listed
             if gone and upload.target.startswith(root):
