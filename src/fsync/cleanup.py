@@ -4,7 +4,8 @@ On S3 these are multipart uploads (which the store bills for until they are abor
 filesystem remotes, fsync's temporary files. Each adapter knows its own kind through
 `Remote.abort_stale_uploads`; this module parses the age, opens the remote, and makes the
 transfer journals that named what was discarded forget it, so `fsync status` does not go on
-listing it.
+listing it. It takes the lock of each local root it touches, as a run does: a running fsync
+holding one is using that root's temp files and uploads, however old they are.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fsync.errors import ConfigError
 from fsync.ignore import STATE_DIR
 from fsync.manifest.db import DB_NAME
 from fsync.manifest.journal import TransferJournal
+from fsync.manifest.lock import RootLock
 from fsync.remote import local_path, open_remote
 from fsync.transfer.download import drop_missing_partials
 
@@ -50,14 +52,22 @@ def cleanup(
     Returns how many were discarded. Finished files are never touched. The transfer journal
     of `local_root` (a folder fsync has synced) forgets the multipart uploads aborted; when
     `url` is itself such a folder, its journal forgets the partial downloads whose temporary
-    files are gone. Raises `ConfigError` when `local_root` has never been synced.
+    files are gone. Raises `ConfigError` when `local_root` has never been synced, and
+    `LockHeld` before discarding anything when another fsync is working on `local_root` or
+    on `url`'s folder: its temp files and uploads are in use, whatever their age.
+
+    Both roots stay locked until the end, so no run of either starts meanwhile and goes on
+    with an upload or a partial file this cleanup is discarding.
     """
     if local_root is not None and not is_synced_root(local_root):
         raise ConfigError(
             f"{local_root} has never been synced (no {STATE_DIR}/{DB_NAME}; "
             "give the local folder that pushes to this remote with --local)"
         )
+    folder = local_path(url)
     with contextlib.ExitStack() as stack:
+        for root in _synced_roots(local_root, folder):
+            stack.enter_context(RootLock(root))
         journal = None
         if local_root is not None:
             journal = stack.enter_context(TransferJournal.open(local_root))
@@ -66,8 +76,17 @@ def cleanup(
         )
         stack.callback(remote.close)
         removed = remote.abort_stale_uploads(older_than)
-    folder = local_path(url)
-    if folder is not None and is_synced_root(folder):
-        with TransferJournal.open(folder) as own:
-            drop_missing_partials(own, folder)
+        if folder is not None and is_synced_root(folder):
+            with TransferJournal.open(folder) as own:
+                drop_missing_partials(own, folder)
     return removed
+
+
+def _synced_roots(*folders: str | None) -> list[str]:
+    """The distinct folders among `folders` that fsync has synced (each locked once: a
+    second lock of a root in one process would find the first one held)."""
+    roots: dict[str, str] = {}
+    for folder in folders:
+        if folder is not None and is_synced_root(folder):
+            roots.setdefault(os.path.realpath(folder), os.path.abspath(folder))
+    return list(roots.values())

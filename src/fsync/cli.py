@@ -333,7 +333,8 @@ def cleanup(
             help=(
                 "The local folder that pushes to REMOTE: its record of unfinished uploads"
                 " forgets those aborted, so fsync status stops listing them. Default: the"
-                " current folder, if fsync has synced it."
+                " current folder, if fsync has synced it. Refused (exit 2) while another fsync"
+                " works on LOCAL (or on REMOTE, a synced folder): what it writes is in use."
             ),
         ),
     ] = None,

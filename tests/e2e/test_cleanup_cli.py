@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,9 +13,12 @@ import pytest
 
 from fsync.manifest.journal import TransferJournal
 from fsync.model import PartialDownload, PendingUpload, RelPath
+from fsynctest.commands import fsync_command
 from fsynctest.trees import write
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from conftest import S3Server
 
 
@@ -73,6 +77,20 @@ def test_status_forgets_the_partial_downloads_cleanup_removed(fsync, tmp_path: P
     assert "partial downloads" not in shown.stdout
     assert "sub/big.bin" not in shown.stdout
     assert json.loads(fsync("status", local, "--json").stdout)["partial_downloads"] == []
+
+
+def test_cleanup_of_a_synced_folder_given_as_its_own_local_takes_its_lock_once(
+    fsync, tmp_path: Path
+) -> None:
+    """Cleanup locks each local root it touches; one named twice (REMOTE and `--local`, the
+    second time through a link) must not find its own first lock held."""
+    local = tmp_path / "local"
+    write(local, {"a.txt": "a"})
+    assert fsync("push", local, tmp_path / "out").returncode == 0
+    (local / ".fsync-0123456789abcdef.tmp").write_text("left by a killed pull")
+    (tmp_path / "link").symlink_to(local)
+    res = fsync("cleanup", local, "--local", tmp_path / "link", "--older-than", "0", "--json")
+    assert (res.returncode, json.loads(res.stdout)) == (0, {"aborted": 1}), res.stderr
 
 
 def test_cleanup_through_fsspec_keeps_fresh_temp_files_too(fsync, tmp_path: Path) -> None:
@@ -173,3 +191,72 @@ def test_status_forgets_the_uploads_cleanup_aborted(
     assert res.returncode == 0, res.stderr
     assert "aborted 0 unfinished uploads" in res.stdout  # gone from the store already
     assert "unfinished uploads" not in fsync("status", other).stdout
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+@pytest.mark.parametrize("running", ["push", "pull"])
+def test_cleanup_refuses_a_root_a_running_fsync_holds(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path, running: str
+) -> None:
+    """`cleanup s3://... --local LOCAL --older-than 0` aborted the upload of a push running
+    from LOCAL, and `cleanup LOCAL --older-than 0` removed the temp file of a pull running
+    into LOCAL: both runs then failed. What they are writing is in use whatever its age:
+    cleanup stops before discarding anything, naming the holder as a push or pull would, and
+    the run ends well."""
+    server, bucket = s3_bucket
+    url, env = f"s3://{bucket}/tree", server.env()
+    data = os.urandom(30 << 20)
+    local, back = tmp_path / "local", tmp_path / "back"
+    write(local, {"big.bin": data})
+    slow = ("--bw-limit", "5MiB/s", "--chunk-size", "5MiB", "--quiet")
+
+    if running == "push":
+        client = server.boto3_client()
+        try:
+            run = _start_fsync("push", local, url, *slow, env=env)
+            _wait_until(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"), run)
+        finally:
+            client.close()
+        tries = [(url, "--local", local), (url,)]  # the second from LOCAL, its default
+        root = local
+    else:
+        assert fsync("push", local, url, env=env).returncode == 0
+        back.mkdir()
+        run = _start_fsync("pull", url, back, *slow, env=env)
+        _wait_until(lambda: [p for p in back.iterdir() if p.name.startswith(".fsync-")], run)
+        tries = [(back, "--json")]
+        root = back
+    try:
+        for args in tries:
+            res = fsync("cleanup", *args, "--older-than", "0", cwd=local, env=env)
+            assert res.returncode == 2, res.stdout
+            assert res.stderr == (
+                f"fsync: error: another fsync (pid {run.pid}) is already working on "
+                f"{root}; wait for it to finish\n"
+            )
+    finally:
+        _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr
+    if running == "pull":
+        assert (back / "big.bin").read_bytes() == data
+    res = fsync("cleanup", *tries[0], "--older-than", "0", cwd=local, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "aborted 0" in res.stdout or json.loads(res.stdout) == {"aborted": 0}
+
+
+def _start_fsync(*args: str | os.PathLike[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """`fsync ARGS...` running in the background, its output kept."""
+    command = [fsync_command(), *map(str, args)]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_until(check: Callable[[], object], process: subprocess.Popen[str]) -> None:
+    """Poll `check` until it is true while `process` runs."""
+    deadline = time.monotonic() + 60
+    while not check():
+        assert process.poll() is None, f"fsync ended too soon: {process.communicate()}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
