@@ -217,9 +217,9 @@ def abort_unsent_uploads(
     does not upload whose local file (in `local`, a full scan) is gone or holds other content
     than the upload was sending. Returns how many were aborted.
 
-    Only the next upload of a path aborts, or continues, that path's upload, so one a killed
-    run left for a file deleted or changed back since stayed on the store, its parts billed,
-    until `fsync cleanup`; this is the upload side of `drop_stale_partials`. A path
+    Otherwise only the next upload of a path continues or aborts that path's upload, and one
+    a killed run left for a file deleted or changed back since would stay on the store, its
+    parts billed, until `fsync cleanup`: the upload side of `drop_stale_partials`. A path
     `unknown` names (it could not be scanned, or a watch leaves it for later) keeps its
     upload, as does a file still holding the content sent: a later push may continue it.
     Costs no request when nothing journaled is stale (`Resumer.abort_journaled`).

@@ -420,7 +420,7 @@ class S3Remote:
 
         Best effort: a failure is not raised, unless `strict`. Either way the journal then
         keeps the upload, so it is not left on the store (its parts billed) unknown: the next
-        run for the path aborts it again, and `fsync status` lists it until then."""
+        push aborts it again (`abort_journaled`), and `fsync status` lists it until then."""
         try:
             self.call(
                 "abort_multipart_upload", what, Bucket=self.bucket, Key=key, UploadId=upload_id
