@@ -129,7 +129,9 @@ def run(
                     abort_unsent_uploads(remote, plan, local.entries, unknown=local.is_unknown)
                 entry.done = RunResult()
                 sink = ManifestSink(manifest, remote.key, entry)
-                engine_opts = _engine_options(opts, plan, root, journal, on_action)
+                engine_opts = _engine_options(
+                    opts, plan, root, journal, remote.key, on_action=on_action
+                )
                 result = _execute(
                     plan,
                     root,
@@ -242,17 +244,24 @@ def _engine_options(
     plan: Plan,
     root: str,
     journal: TransferJournal,
+    source: str,
+    *,
     on_action: Callable[[ActionRecord], None] | None,
 ) -> EngineOptions:
-    """The engine's knobs for `plan`; partial downloads this plan will not continue (their
-    file was deleted or changed since) are removed first."""
+    """The engine's knobs for `plan` against the remote whose key is `source`; partial
+    downloads this plan will not continue (their file was deleted or changed since), and
+    journaled conflict copies it will not record (their conflict is gone), are forgotten
+    first."""
     fetching = {a.path for a in plan.actions if a.kind is ActionKind.DOWNLOAD}
     drop_stale_partials(journal, root, fetching)
+    keeping = {a.path for a in plan.actions if a.kind is ActionKind.UPLOAD and a.keep_copy}
+    journal.drop_copies(source, keeping)
     return EngineOptions(
         transfers=opts.transfers,
         on_action=on_action,
         verify_full=opts.verify_full,
         downloads=journal,
+        copies=journal,
         follow_links=opts.follow_links,
     )
 
@@ -745,6 +754,8 @@ class ManifestSink:
             dropped = [o.path for o in outcomes if o.drop_cache]
             dropped += [o.moved_from for o in outcomes if o.moved_from is not None]
             self.manifest.drop_cache(dropped)
+            settled = [o.path for o in outcomes if o.settles_copy]
+            self.manifest.forget_copies(self.remote, settled)
 
 
 @dataclass(slots=True)

@@ -45,6 +45,7 @@ from fsync.paths import under_any
 from fsync.progress import NullReporter, WatchDisplay
 from fsync.remote.base import Remote, same_version
 from fsync.transfer.backup import Backup, locate
+from fsync.transfer.copies import CopyJournal
 from fsync.transfer.engine import execute
 from fsync.transfer.outcome import EngineOptions, Outcome
 from fsync.watcher import Watcher
@@ -102,9 +103,10 @@ def watch(
     if place is not None:  # a backup dir inside a synced tree is never synced itself
         opts = replace(opts, excludes=opts.excludes + place.excludes)
     stopper = StopRequest(stop)
-    # The journal lets a chunked upload cut short (a stop, a crash) go on where it was.
+    # The journal lets a chunked upload cut short (a stop, a crash) go on where it was, and
+    # a conflict met again keep the copy made before.
     with (
-        app.journaled_remote(push, root) as (_, remote),
+        app.journaled_remote(push, root) as (journal, remote),
         RootLock(root),
         Manifest.open(root) as manifest,
         app.backup_for(place, remote, push) as backup,
@@ -119,6 +121,7 @@ def watch(
             stopper=stopper,
             on_action=on_action,
             backup=backup,
+            copies=journal,
         )
         return session.run()
 
@@ -161,6 +164,7 @@ class _Session:
         stopper: StopRequest,
         on_action: Callable[[ActionRecord], None] | None = None,
         backup: Backup | None = None,
+        copies: CopyJournal | None = None,
     ) -> None:
         self.opts = opts
         self.root = root
@@ -191,6 +195,8 @@ class _Session:
         scan (`synced_at_full`), not added since."""
         self.backup = backup
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
+        self.copies = copies
+        """Where remote conflict copies are journaled until recorded (`CopyJournal`)."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
         self.ignore = scanner.read_ignore(root, opts.excludes)
         self.links = opts.follow_links
@@ -545,6 +551,7 @@ class _Session:
             on_action=lambda r: self._action_done(r, raced),
             verify_full=self.opts.verify_full,
             backup=self.backup,
+            copies=self.copies,
             follow_links=self.links,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,32 @@ def fsync() -> Run:
         )
 
     return run
+
+
+Start = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def fsync_started() -> Iterator[Start]:
+    """Start `fsync ARGS...` in a session of its own, its output discarded, and return the
+    running process (to signal); any still running at the end of the test is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [fsync_command(), *map(str, args)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
 
 
 @pytest.fixture

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
-from fsynctest.trees import listing, write
+import pytest
+
+from fsync.paths import is_temp_name
+from fsynctest.trees import age_tree, listing, write
+from fsynctest.watching import eventually
 
 
 def test_sync_both_ways_with_json_and_dry_run(fsync, tmp_path: Path) -> None:
@@ -92,3 +98,54 @@ def test_sync_help_lists_its_options(fsync) -> None:
     assert shown.returncode == 0
     for option in ("--on-conflict", "--backup-dir", "--max-delete", "--dry-run", "--json"):
         assert option in shown.stdout
+
+
+def _conflict_copies(root: Path) -> dict[str, list[str]]:
+    """Each conflict copy's original name → the copies of it under `root` (top level)."""
+    found: dict[str, list[str]] = {}
+    for entry in os.scandir(root):
+        if ".conflict-" in entry.name:
+            found.setdefault(entry.name.split(".conflict-")[0], []).append(entry.name)
+    return found
+
+
+def _files(root: Path) -> dict[str, object]:
+    """`listing(root)` without temp files: those of a killed run stay until `fsync cleanup`."""
+    return {name: data for name, data in listing(root).items() if not is_temp_name(name)}
+
+
+@pytest.mark.parametrize("command", ["sync", "push"])
+def test_a_run_killed_amid_keep_both_conflicts_makes_no_second_copy(
+    fsync, fsync_started, command: str, tmp_path: Path
+) -> None:
+    """`kill -9` once a keep-both run had copied some remote versions aside, before it
+    recorded them: the next run met the same conflicts and copied each of those versions
+    again, under a second conflict name. It keeps the copies already made."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    names = [f"f{i:04}" for i in range(600)]
+    write(a, dict.fromkeys(names, "v1"))
+    assert fsync("sync", a, b, "-q").returncode == 0
+    write(b, {n: f"theirs {n}" for n in names})
+    age_tree(b, 3600)  # the local edits are newer: each local version takes the name
+    write(a, {n: f"mine {n}" for n in names})
+    run = fsync_started(command, a, b)
+    try:
+        eventually(lambda: len(_conflict_copies(b)) >= 50, "the first conflict copies")
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL
+
+    again = fsync(command, a, b)
+
+    assert again.returncode == 0, again.stderr
+    copies = _conflict_copies(b)
+    assert sorted(copies) == names
+    assert [n for n, made in copies.items() if len(made) > 1] == []
+    remote = _files(b)
+    assert all(remote[n] == f"mine {n}".encode() for n in names)
+    assert all(remote[made] == f"theirs {n}".encode() for n, (made,) in copies.items())
+    if command == "sync":
+        assert _files(a) == remote
+    else:
+        assert _conflict_copies(a) == {}

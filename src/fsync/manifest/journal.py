@@ -1,5 +1,5 @@
-"""The transfer journal: unfinished uploads and partial downloads of one local root, kept
-in its state database.
+"""The transfer journal: unfinished uploads, partial downloads and unrecorded conflict copies
+of one local root, kept in its state database.
 
 Remote adapters and the engine's workers call it from their transfer threads while the
 engine's main thread writes the manifest, so it has its own SQLite connection (WAL lets both
@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Collection
 from types import TracebackType
 from typing import Any
 
@@ -32,8 +33,9 @@ _PARTIAL_COLUMNS = "path, source, fingerprint, size, temp, block_size, blocks, c
 
 
 class TransferJournal:
-    """Unfinished uploads by target (`fsync.remote.base.UploadJournal`) and partial downloads
-    by local path (`fsync.transfer.download.DownloadJournal`)."""
+    """Unfinished uploads by target (`fsync.remote.base.UploadJournal`), partial downloads
+    by local path (`fsync.transfer.download.DownloadJournal`) and remote conflict copies not
+    yet recorded, by remote and path (`fsync.transfer.copies.CopyJournal`)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -165,6 +167,43 @@ class TransferJournal:
                 f"SELECT {_PARTIAL_COLUMNS} FROM download_journal ORDER BY path"
             ).fetchall()
         return [_partial(row) for row in rows]
+
+    # -- conflict copies on the remote -----------------------------------------------------
+
+    def copy_made(self, source: str, path: RelPath, fingerprint: str) -> RelPath | None:
+        """The conflict copy journaled for version `fingerprint` of `path` on the remote
+        `source` (its key), or None; whether the copy was made is for the caller to see."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT copy FROM conflict_copies WHERE source = ? AND path = ?"
+                " AND fingerprint = ?",
+                (source, path, fingerprint),
+            ).fetchone()
+        return None if row is None else RelPath(row[0])
+
+    def copying(self, source: str, path: RelPath, fingerprint: str, copy: RelPath) -> None:
+        """Record that version `fingerprint` of `path` is about to be copied to `copy` on the
+        remote `source` (replacing any row of `path`); call it before making the copy."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO conflict_copies (source, path, fingerprint, copy)"
+                " VALUES (?, ?, ?, ?)",
+                (source, path, fingerprint, copy),
+            )
+
+    def drop_copies(self, source: str, keep: Collection[RelPath]) -> int:
+        """Forget the conflict copies journaled for `source` except those of the paths in
+        `keep` (a plan that no longer keeps a copy of a path will never record one); return
+        how many were forgotten."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT path FROM conflict_copies WHERE source = ?", (source,)
+            ).fetchall()
+            stale = [(source, path) for (path,) in rows if path not in keep]
+            self._conn.executemany(
+                "DELETE FROM conflict_copies WHERE source = ? AND path = ?", stale
+            )
+        return len(stale)
 
 
 def _partial(row: tuple[Any, ...]) -> PartialDownload:

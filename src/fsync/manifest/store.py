@@ -300,6 +300,17 @@ class Manifest:
                 f"DELETE FROM base WHERE remote_id = {remote_id:d} AND path = ?", forgets
             )
 
+    def forget_copies(self, remote: str, paths: Collection[RelPath]) -> None:
+        """Drop the transfer journal's conflict copies of `paths` on `remote`: call it in the
+        transaction that records their conflicts' outcomes (the copies among them)."""
+        if not paths:
+            return
+        with self.transaction():
+            self._conn.executemany(
+                "DELETE FROM conflict_copies WHERE source = ? AND path = ?",
+                [(remote, path) for path in paths],
+            )
+
     # --- the outbox (fsync watch) ---------------------------------------------------------
 
     def queue(self, remote: str, paths: Iterable[RelPath]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 from fsync.errors import FileChangedError, VerificationError
 from fsync.fileops import create_exclusive, place_new, temp_beside, unlink_quietly
@@ -31,6 +32,20 @@ def _read_umask() -> int:
 
 FILE_MODE = 0o666 & ~_read_umask()
 """The mode a new file gets by default: what `open` would give it under the umask."""
+
+
+class CopyJournal(Protocol):
+    """Where a conflict copy made on the remote is remembered until its conflict's outcome
+    is recorded (the manifest's transfer journal), so a run cut short in between (a kill, a
+    failed upload) is not followed by a second copy of the same version."""
+
+    def copy_made(self, source: str, path: RelPath, fingerprint: str) -> RelPath | None:
+        """The copy journaled for version `fingerprint` of `path` on `source`, or None."""
+        ...
+
+    def copying(self, source: str, path: RelPath, fingerprint: str, copy: RelPath) -> None:
+        """Record, before it is made, that this version of `path` is copied to `copy`."""
+        ...
 
 
 def free_name(make: Callable[[int], RelPath], taken: Callable[[RelPath], bool]) -> RelPath:

@@ -19,6 +19,7 @@ from fsync.model import Action, ActionRecord, BaseEntry, RelPath, RemoteEntry
 if TYPE_CHECKING:
     from fsync.remote.base import Staged
     from fsync.transfer.backup import Backup
+    from fsync.transfer.copies import CopyJournal
     from fsync.transfer.download import DownloadJournal
 
 
@@ -48,6 +49,9 @@ class Outcome:
     remote: RemoteEntry | None = None
     remote_deleted: bool = False
     moved_from: RelPath | None = None
+    settles_copy: bool = False
+    """The outcome of a keep-both upload, whose copy of the remote version the transfer
+    journal holds until this is recorded (`CopyJournal`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ class EngineOptions:
     """`--verify full`: read every uploaded object back and re-hash it (costs a download)."""
     downloads: DownloadJournal | None = None
     """Where large downloads are journaled so a later run resumes them; None: never."""
+    copies: CopyJournal | None = None
+    """Where keep-both conflicts journal the copies they make on the remote, so a run that
+    meets a conflict again keeps the copy made before; None: never journaled."""
     follow_links: bool = False
     """`--links follow`: a download to a path the scan saw through a link writes the link's
     target (inside the root, as the scan checked); the link stays a link."""

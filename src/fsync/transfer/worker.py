@@ -132,11 +132,7 @@ class Worker:
         path = action.path
         expect = action.remote
         if action.keep_copy and expect is not None:
-            copy = self._conflict_name(path, remote=True, local=action.share_copy)
-            kept = self.remote.copy(path, copy)
-            done.extra.append(f"conflict: kept the remote version of {path} as {copy}")
-            if action.share_copy:
-                done.more.append(self._fetch_copy(copy, kept, done))
+            self._keep_remote_version(action, expect, done)
         elif expect is not None and self.opts.backup is not None:
             self.opts.backup.save_remote(path, expect, deleting=False)
         entry = action.local
@@ -196,7 +192,8 @@ class Worker:
         if self.opts.verify_full:
             self._read_back(path, entry, new)
         base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns)
-        return Outcome(path, base, remote=new)
+        settles = action.keep_copy and action.remote is not None
+        return Outcome(path, base, remote=new, settles_copy=settles)
 
     def _read_back(self, path: RelPath, entry: LocalEntry, published: RemoteEntry) -> None:
         """Download what was just published and check it hashes to what was sent.
@@ -287,6 +284,51 @@ class Worker:
         return free_name(
             lambda n: conflict_name(path, stamp, host if n == 1 else f"{host}-{n}"), taken
         )
+
+    def _keep_remote_version(self, action: Action, expect: RemoteEntry, done: Done) -> None:
+        """Copy the remote version `expect` of a keep-both conflict aside on the remote (and
+        to the same name locally where the copy is shared), or keep the copy an earlier run
+        made of that very version and never recorded (it was killed, or its upload failed).
+
+        The copy's name is journaled before the copy is made and forgotten when the
+        conflict's outcome is recorded, so a run cut short in between is not followed by a
+        second copy of the same version under another name.
+        """
+        path = action.path
+        earlier = self._earlier_copy(path, expect)
+        if earlier is not None:
+            copy, kept = earlier
+            done.extra.append(f"conflict: the remote version of {path} is kept as {copy}")
+            # This run's plan takes the copy over where it saw it (fetch it, or adopt it).
+            fetch = action.share_copy and copy not in self.planned
+            fetch = fetch and not os.path.lexists(self._local(copy))
+        else:
+            copy = self._conflict_name(path, remote=True, local=action.share_copy)
+            if self.opts.copies is not None and expect.fingerprint:
+                self.opts.copies.copying(self.remote.key, path, expect.fingerprint, copy)
+            kept = self.remote.copy(path, copy)
+            done.extra.append(f"conflict: kept the remote version of {path} as {copy}")
+            fetch = action.share_copy
+        if fetch:
+            done.more.append(self._fetch_copy(copy, kept, done))
+
+    def _earlier_copy(
+        self, path: RelPath, expect: RemoteEntry
+    ) -> tuple[RelPath, RemoteEntry] | None:
+        """The copy of version `expect` of `path` that the journal says an earlier run began,
+        with its entry, if it is on the remote and holds that version (its size, and its
+        digest where both are known); else None."""
+        if self.opts.copies is None or not expect.fingerprint:
+            return None
+        copy = self.opts.copies.copy_made(self.remote.key, path, expect.fingerprint)
+        if copy is None:
+            return None
+        kept = self.remote.stat(copy)
+        if kept is None or kept.size != expect.size:
+            return None
+        if kept.digest is not None and expect.digest is not None and kept.digest != expect.digest:
+            return None
+        return copy, kept
 
     def _fetch_copy(self, copy: RelPath, kept: RemoteEntry, done: Done) -> Outcome:
         """Download the remote conflict copy `copy` (the object `kept`) to the same name
