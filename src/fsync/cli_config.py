@@ -8,15 +8,18 @@ the file's TOML is `fsync.config`'s; this module only fits it to typer's paramet
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand
 
 from fsync.cli_params import QuickCommand, json_asked
 from fsync.cli_run import fail
-from fsync.errors import ConfigError, FsyncError, exit_code_for, one_line
+from fsync.errors import ConfigError, FsyncError, SettingError, exit_code_for, one_line
 
 if TYPE_CHECKING:
     from fsync.config import ConfigFile
@@ -26,6 +29,13 @@ _NOT_SETTINGS = frozenset({"config", "help", "local"})
 
 _PATH_SETTINGS = frozenset({"remote", "log_file", "backup_dir"})
 """Settings holding a path: a relative one is taken from the root, not the cwd."""
+
+_ORIGINS = "fsync.config"
+"""Where `apply_config` leaves, in the command's `ctx.meta`, the config file it read and
+the table each of its settings came from (for `explained`)."""
+
+_running: ContextVar[Callable[[str], str | None] | None] = ContextVar("origin", default=None)
+"""While a configured command runs, where each of its settings came from (`_origin`)."""
 
 
 class ConfiguredCommand(QuickCommand):
@@ -41,6 +51,14 @@ class ConfiguredCommand(QuickCommand):
         except FsyncError as exc:
             fail(one_line(exc), exit_code_for(exc), json_out=json_asked(args))
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        """Run the command; meanwhile `explained` can tell which values the file gave."""
+        token = _running.set(functools.partial(_origin, ctx))
+        try:
+            return super().invoke(ctx)
+        finally:
+            _running.reset(token)
 
 
 def apply_config(command: TyperCommand, ctx: typer.Context, args: list[str]) -> list[str]:
@@ -68,8 +86,9 @@ def apply_config(command: TyperCommand, ctx: typer.Context, args: list[str]) -> 
     explicit = "config" in given
     base = os.path.dirname(os.path.abspath(path))
     base = base if explicit else os.path.dirname(base)
-    defaults = _config_defaults(command, ctx, file, base)
+    defaults, tables = _config_defaults(command, ctx, file, base)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    ctx.meta[_ORIGINS] = (file, tables)
     if lone_pull and "remote" in defaults:
         return [str(defaults["remote"]), *args]  # the one argument given is LOCAL
     return args
@@ -77,14 +96,15 @@ def apply_config(command: TyperCommand, ctx: typer.Context, args: list[str]) -> 
 
 def _config_defaults(
     command: TyperCommand, ctx: typer.Context, file: ConfigFile, base: str
-) -> dict[str, object]:
+) -> tuple[dict[str, object], dict[str, str | None]]:
     """The file's settings for `command`, checked against its parameters and, for those fsync
-    parses itself, its parsers (`ConfigError`)."""
+    parses itself, its parsers (`ConfigError`); and the table each was set in."""
     from fsync.config import PARSED_SETTINGS  # noqa: PLC0415
 
     params = {p.name: p for p in command.get_params(ctx) if p.name not in _NOT_SETTINGS}
     known = _all_parameter_names(ctx) - _NOT_SETTINGS
     defaults: dict[str, object] = {}
+    tables: dict[str, str | None] = {}
     for name, (raw, table) in file.settings_for(command.name or "").items():
         param = params.get(name)
         if param is None:
@@ -110,7 +130,33 @@ def _config_defaults(
         if name in _PATH_SETTINGS and isinstance(value, str) and not _is_url(value):
             value = os.path.join(base, os.path.expanduser(value))
         defaults[name] = value
-    return defaults
+        tables[name] = table
+    return defaults, tables
+
+
+def explained(exc: Exception) -> str:
+    """`exc` as the one line the user sees: a value the remote refused (`SettingError`) that
+    the running command took from its config file names the file and line that set it, as
+    the file's other bad values do; from the command line, it names the option."""
+    origin = _running.get()
+    if isinstance(exc, SettingError) and origin is not None:
+        where = origin(exc.setting)
+        if where is not None:
+            return one_line(exc.in_file(where))
+    return one_line(exc)
+
+
+def _origin(ctx: typer.Context, setting: str) -> str | None:
+    """`FILE:LINE` of the config value `setting` took in `ctx`, or None where the command
+    line (or the parameter's default) gave it."""
+    found: tuple[ConfigFile, dict[str, str | None]] | None = ctx.meta.get(_ORIGINS)
+    source = ctx.get_parameter_source(setting)
+    # (by name: typer may bring its own copy of click, and with it its own enum)
+    if found is None or source is None or source.name != "DEFAULT_MAP":
+        return None
+    file, tables = found
+    line = file.line_of(setting, tables.get(setting))
+    return f"{file.path}:{line}" if line else file.path
 
 
 def _is_url(value: str) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar, cast
 import typer
 
 from fsync.cli_options import LinkMode, VerifyMode
-from fsync.errors import ExitCode, exit_code_for, one_line
+from fsync.errors import ExitCode, exit_code_for
 from fsync.redact import NO_SECRETS, Redactor
 from fsync.terminal import complain, say_json
 
@@ -176,7 +176,9 @@ def guard(
             say_json({"error": "interrupted", "exit_code": int(ExitCode.INTERRUPTED)})
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except Exception as exc:
-        message = redactor.text(one_line(exc))
+        from fsync.cli_config import explained  # noqa: PLC0415 - it imports this module
+
+        message = redactor.text(explained(exc))
         if on_fail is not None:
             on_fail(message, int(exit_code_for(exc)))
         if verbose:

@@ -32,6 +32,32 @@ class ConfigError(FsyncError):
     exit_code = ExitCode.USAGE
 
 
+class SettingError(ConfigError):
+    """A value of one option that the remote it is for cannot take (a chunk size below S3's
+    minimum part, a rate limit for a remote that has none).
+
+    Such a value is only judged when the remote is opened, long after a config file was
+    read, so the error carries the option's name (`setting`, as a parameter: `chunk_size`)
+    for the CLI to say where the value came from. `str()` names the command-line option
+    (`--chunk-size 1048576 is below ...`); `in_file` words it for a config file's line.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        """What is wrong, in words that follow the option's name."""
+        super().__init__(f"--{self.key} {problem}")
+
+    @property
+    def key(self) -> str:
+        """The option's name as written in a config file (`chunk-size`)."""
+        return self.setting.replace("_", "-")
+
+    def in_file(self, where: str) -> str:
+        """The message for a value set at `where` (`FILE:LINE`) of a config file."""
+        return f"{where}: {self.key} {self.problem}"
+
+
 class SafetyAbort(FsyncError):
     """The plan looked dangerous (too many deletes, an emptied source): nothing was done."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,60 @@ def test_pull_never_defaults_to_an_unconfigured_current_folder(fsync, tmp_path: 
     assert res.returncode == 2
     assert "no LOCAL given" in res.stderr
     assert list(here.iterdir()) == []
+
+
+OFFLINE_S3 = {
+    "AWS_ACCESS_KEY_ID": "x",
+    "AWS_SECRET_ACCESS_KEY": "y",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+"""Credentials that never reach a store: these runs stop before the first request."""
+UNREACHABLE = "http://127.0.0.1:9"
+S3 = f'remote = "s3://b/p"\nendpoint-url = "{UNREACHABLE}"\n'
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("push", S3 + 'chunk-size = "1MiB"\n', ":3:", "chunk-size 1048576 is below S3's 5 MiB"),
+        ("sync", S3 + '[sync]\nchunk-size = "6GiB"\n', ":4:", "chunk-size 6442450944 is above"),
+        ("push", 'remote = "../out"\nbw-limit = "1MiB/s"\n', ":2:", "bw-limit applies to s3://"),
+        ("watch", 'remote = "../out"\n\n[watch]\ntps-limit = 5\n', ":4:", "tps-limit applies"),
+    ],
+)
+def test_a_value_the_remote_cannot_take_names_its_file_and_line(
+    fsync, src: Path, case: tuple[str, str, str, str]
+) -> None:
+    """Checked only when the remote is opened, these were refused as if typed on the command
+    line (`--chunk-size 1048576 is below ...`), without the file and line that set them."""
+    command, text, where, what = case
+    path = configure(src, text)
+    res = fsync(command, src, env=OFFLINE_S3)
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"fsync: error: {path}{where} {what}"), res.stderr
+    assert res.stderr.count("\n") == 1
+
+
+def test_a_value_the_remote_cannot_take_on_the_command_line_names_the_option(
+    fsync, src: Path, tmp_path: Path
+) -> None:
+    """The flag given wins over the file, and is what the error names; a bad value that the
+    file sets for another remote than the one given counts against the file."""
+    configure(src, 'remote = "s3://b/p"\nchunk-size = "8MiB"\ntps-limit = 5\n')
+    s3 = ("--endpoint-url", UNREACHABLE)
+    small = fsync("push", src, "--chunk-size", "1MiB", "--tps-limit", "0", *s3, env=OFFLINE_S3)
+    assert small.returncode == 2
+    assert small.stderr == (
+        "fsync: error: --chunk-size 1048576 is below S3's 5 MiB minimum part size\n"
+    )
+    out = tmp_path / "out"
+    folder = fsync("push", src, out, "--bw-limit", "1M", "--tps-limit", "0")
+    assert folder.returncode == 2
+    assert folder.stderr == f"fsync: error: --bw-limit applies to s3:// remotes only, not {out}\n"
+    configured = fsync("push", src, out)
+    assert configured.returncode == 2
+    path = src / ".fsync" / "config.toml"
+    assert configured.stderr == (
+        f"fsync: error: {path}:3: tps-limit applies to s3:// remotes only, not {out}\n"
+    )

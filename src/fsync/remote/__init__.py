@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fsync.errors import ConfigError
+from fsync.errors import ConfigError, SettingError
 from fsync.redact import redact_url
 from fsync.remote.base import Remote, UploadJournal
 from fsync.remote.fsspec_remote import FsspecRemote, MemoryRemote
@@ -66,7 +66,7 @@ def open_remote(
 
     `storage_options` are handed to the fsspec filesystem (the `-o KEY=VALUE` options);
     `endpoint_url` applies to `s3://` only, and so do the rate limits (`--tps-limit`,
-    `--bw-limit`: `ConfigError` for another remote). The other transfer knobs
+    `--bw-limit`: `SettingError` for another remote). The other transfer knobs
     (`--chunk-size`, `--transfers`, `--retries`, `--timeout`) and the upload `journal` are
     used by the backends that can (s3://) and ignored by the others; None keeps a backend's
     default. Raises `ConfigError` for an unknown scheme, a scheme whose package is not
@@ -77,11 +77,11 @@ def open_remote(
     settings = TransferSettings(chunk_size, transfers, retry, timeout, tps_limit, bw_limit, journal)
     scheme, _ = _split(url)
     factory = _FACTORIES.get(scheme.lower(), _open_fsspec) if scheme else _open_local
-    if factory is not _open_s3 and (tps_limit or bw_limit):
+    if factory is not _open_s3:
         # Ignored, they let a backup saturate the link it was meant to spare.
-        raise ConfigError(
-            f"--tps-limit and --bw-limit apply to s3:// remotes only, not {redact_url(url)}"
-        )
+        for name, limit in (("tps_limit", tps_limit), ("bw_limit", bw_limit)):
+            if limit:
+                raise SettingError(name, f"applies to s3:// remotes only, not {redact_url(url)}")
     if not scheme:
         return _open_local(url, options, endpoint_url, settings)
     remote = factory(url, options, endpoint_url, settings)

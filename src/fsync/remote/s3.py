@@ -45,6 +45,7 @@ from fsync.errors import (
     PermanentError,
     RemoteChanged,
     RemoteUnavailable,
+    SettingError,
     TransientError,
     UnsafePathError,
     VerificationError,
@@ -98,18 +99,19 @@ class S3Settings:
     """Bytes per second over all bodies sent and received; 0 is unlimited."""
 
     def __post_init__(self) -> None:
-        if self.chunk_size < chunking.MIN_PART_SIZE:
-            raise ConfigError(
-                f"--chunk-size {self.chunk_size} is below S3's 5 MiB minimum part size"
-            )
-        if self.chunk_size > chunking.MAX_PART_SIZE:
-            raise ConfigError(f"--chunk-size {self.chunk_size} is above S3's 5 GiB part limit")
+        """Raise `SettingError`, naming the option, for a value S3 or fsync cannot use."""
+        size = self.chunk_size
+        if size < chunking.MIN_PART_SIZE:
+            raise SettingError("chunk_size", f"{size} is below S3's 5 MiB minimum part size")
+        if size > chunking.MAX_PART_SIZE:
+            raise SettingError("chunk_size", f"{size} is above S3's 5 GiB part limit")
         if self.transfers < 1:
-            raise ConfigError("--transfers must be at least 1")
+            raise SettingError("transfers", "must be at least 1")
         if self.timeout is not None and not self.timeout > 0:
-            raise ConfigError("--timeout must be a positive number of seconds")
-        if self.tps_limit < 0 or self.bw_limit < 0:
-            raise ConfigError("--tps-limit and --bw-limit must not be negative")
+            raise SettingError("timeout", "must be a positive number of seconds")
+        for name in ("tps_limit", "bw_limit"):
+            if getattr(self, name) < 0:
+                raise SettingError(name, "must not be negative")
 
 
 def split_url(url: str) -> tuple[str, str]:
