@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from fsync.terminal import printable, write_line
+from fsync.terminal import interrupts_held, printable, write_line, write_whole
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -128,11 +128,18 @@ class PlainReporter(NullReporter):
             self._write_out()
 
     def _write_out(self) -> None:
-        """Write the held lines in one go (call with the lock held)."""
-        if self._lines:
-            self._out.write("".join(self._lines))
-            self._lines.clear()
-        self._out.flush()
+        """Write the held lines in one go (call with the lock held).
+
+        A Ctrl-C waits until they are all written and let go (`interrupts_held`,
+        `write_whole`): one landing in between left them held, and `close` wrote them a
+        second time.
+        """
+        with interrupts_held():
+            if self._lines:
+                write_whole(self._out, "".join(self._lines))
+                self._lines.clear()
+            else:
+                self._out.flush()
         self._flushed = time.monotonic()
 
     def _err_line(self, line: str) -> None:

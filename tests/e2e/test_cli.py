@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import json
 import os
@@ -16,6 +17,7 @@ import pytest
 
 from fsync.remote.local import LocalRemote, filesystem_type
 from fsynctest.trees import age_tree, listing
+from fsynctest.watching import eventually
 
 IGNORED = {"scratch.tmp", "run.log", "build/app.bin"}
 
@@ -713,8 +715,9 @@ def test_an_interrupted_push_is_recorded_with_what_it_did(
     rest, stderr = push.communicate(timeout=60)
     assert first.startswith("upload "), stderr
     assert push.returncode == 130, stderr
-    # Distinct: a line written as the SIGINT lands may be written again at the close.
-    sent = len(set((first + rest).splitlines()))
+    lines = (first + rest).splitlines()
+    assert len(lines) == len(set(lines))  # none written again at the close
+    sent = len(lines)
 
     res = fsync("status", src, "--json")
 
@@ -725,6 +728,35 @@ def test_an_interrupted_push_is_recorded_with_what_it_did(
     assert run["summary"]["uploaded"] == sent  # each file counted is one printed
     human = fsync("status", src).stdout
     assert f"exit 130: interrupted; {sent} up, 0 down" in human
+
+
+def test_ctrl_c_during_a_blocked_write_prints_each_line_once(
+    fsync, fsync_started, tmp_path: Path
+) -> None:
+    """A Ctrl-C that landed between writing the held progress lines and letting go of them
+    (here: while stdout's reader lags, so the write is blocked) left them held, and the
+    close wrote them a second time. Names near 255 bytes make each batch of lines larger
+    than the stream's buffer, so the write itself blocks, not only its flush."""
+    src = tmp_path / "src"
+    src.mkdir()
+    names = [f"{i:04}-{'x' * 240}" for i in range(3000)]
+    for name in names:
+        (src / name).write_bytes(b"x")
+    reader, writer = os.pipe()
+    fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, 4096)
+    push = fsync_started("push", src, tmp_path / "out", stdout=writer)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as out:
+        wchan = Path(f"/proc/{push.pid}/task/{push.pid}/wchan")
+        eventually(lambda: "pipe_write" in wchan.read_text(), "a write blocked on stdout")
+        os.kill(push.pid, signal.SIGINT)
+        lines = out.read().decode().splitlines()
+    assert push.wait(timeout=60) == 130
+
+    assert len(lines) == len(set(lines))
+    assert set(lines) <= {f"upload {name}" for name in names}  # whole lines, none cut
+    (run,) = json.loads(fsync("status", src, "--json").stdout)["runs"]
+    assert run["summary"]["uploaded"] == len(lines)
 
 
 def test_a_killed_push_is_in_the_history_with_what_it_had_committed(fsync, tmp_path: Path) -> None:

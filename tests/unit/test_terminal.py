@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 import unicodedata
 
 import pytest
@@ -24,7 +25,7 @@ from fsync.progress import (
     RichReporter,
     RichWatchDisplay,
 )
-from fsync.terminal import json_line, printable
+from fsync.terminal import interrupts_held, json_line, printable
 
 HOSTILE = "esc\x1b[2J\x1b]0;pwned\x07\nfsync: push: all OK\t\x7f\x9b31m.txt"
 SHOWN = "esc\\x1b[2J\\x1b]0;pwned\\x07\\x0afsync: push: all OK\\x09\\x7f\\x9b31m.txt"
@@ -195,3 +196,33 @@ def test_the_live_displays_show_brackets_in_names_as_they_are() -> None:
     screen.print(w._render())
     w.stop()
     assert screen.file.getvalue().count(name) == 2  # type: ignore[attr-defined]
+
+
+# --- Ctrl-C while output is written ----------------------------------------------------------
+
+
+def _held_block(presses: int, done: list[str]) -> None:
+    """Press Ctrl-C `presses` times (a real SIGINT to this process) inside a held block."""
+    with interrupts_held():
+        for _ in range(presses):
+            signal.raise_signal(signal.SIGINT)
+        done.append("the rest of the block")
+
+
+def test_a_ctrl_c_in_a_held_block_is_raised_once_the_block_has_ended() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    done: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        _held_block(1, done)
+    assert done == ["the rest of the block"]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_second_ctrl_c_in_a_held_block_is_raised_at_once() -> None:
+    """A user who presses Ctrl-C again is not kept waiting (on a reader that never reads)."""
+    before = signal.getsignal(signal.SIGINT)
+    done: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        _held_block(2, done)
+    assert done == []
+    assert signal.getsignal(signal.SIGINT) is before
