@@ -129,3 +129,29 @@ def test_forgetting_a_download_never_journaled_does_not_wait(tmp_path: Path) -> 
         thread.join(10)
         assert forgot_kept.is_set()
         assert journal.partials() == []
+
+
+def test_a_conflict_copy_is_found_for_its_version_until_its_outcome_is_recorded(
+    tmp_path: Path,
+) -> None:
+    path, copy = RelPath("doc.txt"), RelPath("doc.conflict-20260101-000000-host.txt")
+    with Manifest.open(str(tmp_path)) as manifest, TransferJournal.open(str(tmp_path)) as journal:
+        journal.copying("s3://b/p", path, "etag-1", copy)
+        assert journal.copy_made("s3://b/p", path, "etag-1") == copy
+        assert journal.copy_made("s3://b/p", path, "etag-2") is None  # another version
+        assert journal.copy_made("s3://b/other", path, "etag-1") is None
+        with manifest.transaction():
+            manifest.forget_copies("s3://b/p", [path])
+        assert journal.copy_made("s3://b/p", path, "etag-1") is None
+
+
+def test_conflict_copies_no_plan_keeps_are_dropped(tmp_path: Path) -> None:
+    a, b = RelPath("a.txt"), RelPath("b.txt")
+    with TransferJournal.open(str(tmp_path)) as journal:
+        for path in (a, b):
+            journal.copying("s3://b/p", path, "e", RelPath(f"{path}.copy"))
+        journal.copying("s3://b/other", a, "e", RelPath("a.copy"))
+        assert journal.drop_copies("s3://b/p", keep={b}) == 1
+        assert journal.copy_made("s3://b/p", a, "e") is None
+        assert journal.copy_made("s3://b/p", b, "e") == "b.txt.copy"
+        assert journal.copy_made("s3://b/other", a, "e") == "a.copy"
