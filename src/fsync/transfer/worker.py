@@ -317,7 +317,8 @@ class Worker:
     ) -> tuple[RelPath, RemoteEntry] | None:
         """The copy of version `expect` of `path` that the journal says an earlier run began,
         with its entry, if it is on the remote and holds that version (its size, and its
-        digest where both are known); else None."""
+        digest and mtime where both are known: a copy keeps the mtime, and a folder remote
+        knows no digest); else None."""
         if self.opts.copies is None or not expect.fingerprint:
             return None
         copy = self.opts.copies.copy_made(self.remote.key, path, expect.fingerprint)
@@ -327,6 +328,8 @@ class Worker:
         if kept is None or kept.size != expect.size:
             return None
         if kept.digest is not None and expect.digest is not None and kept.digest != expect.digest:
+            return None
+        if None not in (kept.mtime_ns, expect.mtime_ns) and kept.mtime_ns != expect.mtime_ns:
             return None
         return copy, kept
 
