@@ -144,6 +144,38 @@ def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_s3_remotes_recorded_under_another_spelling_keep_their_base(tmp_path: Path) -> None:
+    """`s3://b/p/`, `S3://b/p` and `s3a://b/p` are keyed `s3://b/p` since the URL is made
+    canonical; a base recorded under the old spelling was no longer found."""
+    root = tmp_path / "root"
+    path = root / ".fsync" / "state.db"
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    for migration in db.migrations()[:6]:
+        conn.executescript(migration.sql)
+    conn.execute("PRAGMA user_version = 6")
+    old = {
+        "s3://b/p/ on http://127.0.0.1:9000": "s3://b/p on http://127.0.0.1:9000",
+        "s3a://c/q": "s3://c/q",
+        "S3://d/r//": "s3://d/r",
+        "s3://e/x/": "s3://e/x/",  # both spellings were used: each keeps its own
+        "s3://e/x": "s3://e/x",
+        "file:///srv/f/": "file:///srv/f/",
+    }
+    for n, url in enumerate(old, start=1):
+        conn.execute("INSERT INTO remotes (id, url) VALUES (?, ?)", (n, url))
+        conn.execute(
+            "INSERT INTO base (remote_id, path, size, digest, fingerprint, mtime_ns)"
+            " VALUES (?, ?, 1, 'd', 'f', 0)",
+            (n, f"from-{n}"),
+        )
+    conn.commit()
+    conn.close()
+    with Manifest.open(str(root)) as m:
+        for n, (url, now) in enumerate(old.items(), start=1):
+            assert set(m.base(now)) == {f"from-{n}"}, url
+
+
 def test_statement_splitting_respects_comments_and_strings() -> None:
     sql = (
         "-- a comment; with a semicolon\n"
