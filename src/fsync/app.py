@@ -126,7 +126,12 @@ def run(
                 _report_planned(plan, on_action)
             else:
                 if opts.direction is not Direction.PULL:
-                    abort_unsent_uploads(remote, plan, local.entries, unknown=local.is_unknown)
+                    abort_unsent_uploads(
+                        remote,
+                        plan,
+                        local.entries,
+                        unknown=lambda p: local.is_unknown(p) or ignore.ignores(p),
+                    )
                 entry.done = RunResult()
                 sink = ManifestSink(manifest, remote.key, entry)
                 engine_opts = _engine_options(
@@ -222,8 +227,9 @@ def abort_unsent_uploads(
     Otherwise only the next upload of a path continues or aborts that path's upload, and one
     a killed run left for a file deleted or changed back since would stay on the store, its
     parts billed, until `fsync cleanup`: the upload side of `drop_stale_partials`. A path
-    `unknown` names (it could not be scanned, or a watch leaves it for later) keeps its
-    upload, as does a file still holding the content sent: a later push may continue it.
+    `unknown` names (it could not be scanned, the ignore rules or `--exclude` leave it out of
+    this run, or a watch leaves it for later) keeps its upload, as does a file still holding
+    the content sent: a later push may continue it.
     Costs no request when nothing journaled is stale (`Resumer.abort_journaled`).
     """
     if not isinstance(remote, Resumer):

@@ -309,6 +309,10 @@ class PendingUpload:
     part_size: int
     created: float
     metadata: str = ""
+    owner: str = ""
+    """The `Remote.key` of the remote whose run made it ("" if journaled before owners were
+    recorded): only that remote's runs abort it as stale (`Resumer`), since one local root's
+    journal also holds its uploads to other prefixes and stores."""
 
 
 @dataclass(frozen=True, slots=True)

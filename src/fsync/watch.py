@@ -372,7 +372,12 @@ class _Session:
             self.manifest.update_cache(scan.updates)
             self.manifest.prune_cache(scan.entries.keys())
         if not self.opts.dry_run and not self.stopper.is_set():
-            app.abort_unsent_uploads(self.remote, plan, scan.entries, unknown=lambda p: not keep(p))
+            app.abort_unsent_uploads(
+                self.remote,
+                plan,
+                scan.entries,
+                unknown=lambda p: not keep(p) or self.ignore.ignores(p),
+            )
         self.added_since_full, self.in_full_sync = 0, True
         try:
             return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)

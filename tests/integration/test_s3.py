@@ -807,6 +807,43 @@ def test_a_killed_upload_of_a_file_deleted_or_restored_since_is_aborted_by_the_n
     assert dict(counts) == {"ListObjectsV2": 1}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("then", ["excluded", "pushed to the parent prefix"])
+def test_a_killed_upload_a_later_run_may_continue_is_not_aborted(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path, then: str
+) -> None:
+    """A run aborts the stale uploads of its own remote only. `push --exclude big.bin` (the
+    rest now, the big file tonight) took the excluded, unchanged file for gone and threw its
+    parts away; a push to `s3://b/tree` took the upload of `s3://b/tree/sub` for one of its
+    own `sub/big.bin`, absent here, and aborted it. Both stay journaled, for the run that
+    continues them."""
+    src = tmp_path / "src"
+    write(src, {"a.txt": "alpha", "big.bin": random.Random(8).randbytes(6 * CHUNK)})
+    command, env = _push_command(s3_proxy, src)
+    if then != "excluded":
+        command[command.index(f"s3://{s3_proxy.bucket}/{PREFIX}")] += "/sub"
+    key = f"{PREFIX}/sub/big.bin" if then != "excluded" else f"{PREFIX}/big.bin"
+    pushing = _start([*command, "--bw-limit", "5MiB/s"], env)
+    client = direct.boto3_client()
+    try:
+        _wait_for_parts(client, s3_proxy.bucket, key, pushing, at_least=1)
+        os.kill(pushing.pid, signal.SIGKILL)
+        pushing.communicate(timeout=30)
+        upload_id, _ = _settled_parts(client, s3_proxy.bucket, key)
+    finally:
+        client.close()
+
+    again, _ = _push_command(s3_proxy, src)
+    counts, _ = _push_again(
+        s3_proxy, [*again, "--exclude", "big.bin"] if then == "excluded" else again, env
+    )
+
+    assert counts["AbortMultipartUpload"] == 0
+    assert [u["UploadId"] for u in unfinished_uploads(direct, s3_proxy.bucket)] == [upload_id]
+    with TransferJournal.open(str(src)) as journal:
+        assert [row.upload_id for row in journal.all()] == [upload_id]
+
+
 def _watch_startup(target: ProxiedBucket, src: Path) -> None:
     """Run a watch of `src` to the bucket until its startup push is done, then stop it."""
     opts = WatchOptions(

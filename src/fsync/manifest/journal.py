@@ -28,7 +28,7 @@ from typing import Any
 from fsync.manifest.db import DB_NAME, connect, state_dir
 from fsync.model import PartialDownload, PendingUpload, RelPath
 
-_COLUMNS = "target, upload_id, digest, size, part_size, created, metadata"
+_COLUMNS = "target, upload_id, digest, size, part_size, created, metadata, owner"
 _PARTIAL_COLUMNS = "path, source, fingerprint, size, temp, block_size, blocks, created"
 
 
@@ -81,7 +81,8 @@ class TransferJournal:
         """Record a newly created upload (a row with the same upload id is replaced)."""
         with self._lock:
             self._conn.execute(
-                f"INSERT OR REPLACE INTO upload_journal ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO upload_journal ({_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     upload.target,
                     upload.upload_id,
@@ -90,6 +91,7 @@ class TransferJournal:
                     upload.part_size,
                     upload.created,
                     upload.metadata,
+                    upload.owner,
                 ),
             )
 

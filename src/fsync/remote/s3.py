@@ -542,11 +542,14 @@ class S3Remote:
         """
         if self.journal is None:
             return 0
-        root = self._target_root()
+        root, key = self._target_root(), self.key
         aborted = 0
         for upload in self.journal.all():
-            if not upload.target.startswith(root):
-                continue  # another remote's (the journal is the local root's)
+            if upload.owner != key or not upload.target.startswith(root):
+                # Another remote's (the journal is the local root's): a prefix above or below
+                # this one, the same bucket on another store, or an upload journaled before
+                # owners were, which only the next upload of its path aborts or continues.
+                continue
             try:
                 path = relpath_from_key(upload.target[len(root) :])
             except UnsafePathError:

@@ -235,6 +235,7 @@ class MultipartPut:
             self.part_size,
             time.time(),
             tag,
+            remote.key,
         )
         if journal is not None:
             journal.start(upload)
