@@ -461,7 +461,7 @@ def _without(entries: Mapping[RelPath, E], drop: Container[RelPath]) -> dict[Rel
     return {p: e for p, e in entries.items() if not under_any(p, drop)}
 
 
-def unmappable(
+def _unmappable(
     root: str, remote: Mapping[RelPath, RemoteEntry], local: Mapping[RelPath, object]
 ) -> dict[RelPath, str]:
     """Remote paths this root's disk cannot hold (too long, a file that is also a folder,
@@ -480,7 +480,7 @@ def _unpullable_noticed(
     """`plan` (a push's) with its notices at or below a remote name this disk cannot hold
     marked `Notice.unmappable`, with the reason a pull gives for refusing it: they are not
     left for a pull to apply, as every other notice is."""
-    blocked = unmappable(root, remote, local)
+    blocked = _unmappable(root, remote, local)
     if not blocked:
         return plan
     notices = []
@@ -614,7 +614,7 @@ def _plannable(
                 if under_any(p, twins)
             ]
     else:
-        blocked = unmappable(root, remote, local_entries)
+        blocked = _unmappable(root, remote, local_entries)
         refused += [FileError(p, why) for p, why in sorted(blocked.items())]
         left_out.update(RelPath(e.path) for e in refused)
     if left_out:  # (a refused folder, e.g. a link: what lies below it too)

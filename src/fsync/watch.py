@@ -17,6 +17,7 @@ flight finish, their outcomes are committed, and the session's summary is return
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import signal
 import threading
@@ -26,10 +27,10 @@ from dataclasses import replace
 from functools import partial
 from types import FrameType
 
-from fsync import app, planner, scanner
+from fsync import app, names, planner, scanner
 from fsync.config import WatchOptions
 from fsync.errors import ExitCode, FsyncError, SafetyAbort, one_line
-from fsync.ignore import IGNORE_FILE
+from fsync.ignore import IGNORE_FILE, STATE_DIR
 from fsync.manifest import Manifest, RootLock
 from fsync.model import (
     Action,
@@ -39,6 +40,7 @@ from fsync.model import (
     FileError,
     Plan,
     RelPath,
+    RemoteEntry,
     RunResult,
 )
 from fsync.paths import under_any
@@ -202,6 +204,8 @@ class _Session:
         self.links = opts.follow_links
         self.state = KnownState()
         self.shadowed: set[RelPath] = set()
+        self.name_rules: tuple[int, bool] | None = None
+        """The longest name this disk holds and whether it ignores case (`_unpullable`)."""
         """Paths left alone with what lies below them: those a refused remote key names in
         another Unicode form (`nfc_twin`), and the remote's links and devices
         (`Listing.skipped`)."""
@@ -486,6 +490,29 @@ class _Session:
 
     # --- pulls ---------------------------------------------------------------------------
 
+    def _unpullable(
+        self, entries: Mapping[RelPath, RemoteEntry], changed: set[RelPath]
+    ) -> set[RelPath]:
+        """The `changed` paths at or below a name this disk cannot hold, each warned about
+        once and known from now on as the remote has it (so not looked at again until it
+        changes there): left alone, as a pull leaves them. Fetched every time, they failed,
+        or made a conflict with what was fetched of them, on every pull."""
+        if self.name_rules is None:  # probed once a session: the probe writes a file
+            self.name_rules = (
+                names.name_limit(self.root),
+                names.is_case_insensitive(os.path.join(self.root, STATE_DIR)),
+            )
+        limit, case_insensitive = self.name_rules
+        blocked = names.unmappable(
+            entries, self.state.base, limit=limit, case_insensitive=case_insensitive
+        )
+        left = {p for p in changed if under_any(p, blocked)}
+        for path in sorted(blocked.keys() & left):
+            self.once.warning(f"not pulled: {path}: {blocked[path]}")
+        for path in left:
+            self.state.set_remote(path, entries.get(path))
+        return left
+
     def _pull(self) -> None:
         """List the remote and apply what changed there since the last look (`--pull-every`)."""
         listing = app.fetch_listing(self.remote, self.push_opts)
@@ -493,14 +520,9 @@ class _Session:
             listing, self.ignore, self.push_opts, self.once
         )
         self.shadowed = twins | skipped.keys()
-        # Names this disk cannot hold are left alone, as a pull leaves them: fetched every
-        # time, they failed, or made a conflict with what was fetched of them, every pull.
-        blocked = app.unmappable(self.root, entries, self.state.base)
-        for path, why in sorted(blocked.items()):
-            self.once.warning(f"not pulled: {path}: {why}")
         # Refused keys (warned) are not deleted there, nor are the paths they name in NFC,
         # nor what the remote skips.
-        refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed | blocked.keys()
+        refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed
         known = self.state.remote
         again = set(self.pull_again)
         changed = {
@@ -509,6 +531,8 @@ class _Session:
             if (p in again or not same_version(entries.get(p), known.get(p)))
             and not under_any(p, refused)
         }
+        if changed:
+            changed -= self._unpullable(entries, changed)
         if not changed:
             self.pull_again -= again
             return
