@@ -22,6 +22,11 @@ SHARED_CONTENT = 8
 copies of one file): each name it gives costs the caller a stat."""
 
 
+_MANY: frozenset[RelPath] = frozenset()
+"""The index's mark for a content more than `SHARED_CONTENT` known paths share: nothing is
+looked up for it, so its paths are not kept (copies of one file cost no memory there)."""
+
+
 class KnownState:
     """The base and the remote entries of one remote, kept in step with engine outcomes."""
 
@@ -34,8 +39,9 @@ class KnownState:
         self.remote: dict[RelPath, RemoteEntry] = {}
         self._sorted: list[RelPath] = []
         self._added: list[RelPath] = []
-        self._by_content: dict[Digest, RelPath | set[RelPath]] = {}
-        """The base's paths by digest: one path alone (most contents), a set where shared."""
+        self._by_content: dict[Digest, RelPath | set[RelPath] | frozenset[RelPath]] = {}
+        """The base's paths by digest: one path alone (most contents), a set where shared,
+        `_MANY` once more than `SHARED_CONTENT` share it. Empty files are not indexed."""
         self.reset(base or {}, remote or {})
 
     def reset(
@@ -48,7 +54,8 @@ class KnownState:
         self._reindex()
         self._by_content = {}
         for path, entry in self.base.items():
-            self._index(path, entry.digest)
+            if entry.size:
+                self._index(path, entry.digest)
 
     def set_remote(self, path: RelPath, entry: RemoteEntry | None) -> None:
         """Record what the remote holds at `path` now (None: nothing)."""
@@ -65,7 +72,8 @@ class KnownState:
                 self._note(o.path)
                 self._forget_base(o.path)
                 self.base[o.path] = o.base
-                self._index(o.path, o.base.digest)
+                if o.base.size:
+                    self._index(o.path, o.base.digest)
             elif o.forget_base:
                 self._forget_base(o.path)
             if o.remote is not None:
@@ -82,9 +90,7 @@ class KnownState:
         held = self._by_content.get(digest)
         if held is None:
             return set()
-        if isinstance(held, set):
-            return set(held) if len(held) <= SHARED_CONTENT else set()
-        return {held}
+        return set(held) if isinstance(held, set | frozenset) else {held}
 
     def _forget_base(self, path: RelPath) -> None:
         old = self.base.pop(path, None)
@@ -93,7 +99,7 @@ class KnownState:
         held = self._by_content.get(old.digest)
         if held == path:
             del self._by_content[old.digest]
-        elif isinstance(held, set):
+        elif isinstance(held, set):  # (`_MANY` stays: its paths are not kept)
             held.discard(path)
             if len(held) == 1:
                 self._by_content[old.digest] = next(iter(held))
@@ -104,7 +110,9 @@ class KnownState:
             self._by_content[digest] = path
         elif isinstance(held, set):
             held.add(path)
-        elif held != path:
+            if len(held) > SHARED_CONTENT:
+                self._by_content[digest] = _MANY
+        elif isinstance(held, str) and held != path:
             self._by_content[digest] = {held, path}
 
     def scope(self, paths: Iterable[RelPath]) -> set[RelPath]:
