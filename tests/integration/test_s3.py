@@ -704,15 +704,9 @@ def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
     command, env = _push_command(s3_proxy, src)
     key = f"{PREFIX}/huge.bin"
 
-    first = _start([*command, "--bw-limit", "20MiB/s"], env)
-    client = direct.boto3_client()
-    try:
-        done = _wait_for_parts(client, s3_proxy.bucket, key, first, at_least=6)
-        os.kill(first.pid, signal.SIGKILL)
-        first.communicate(timeout=30)  # (and closes its stderr pipe)
-        upload_id, done = _settled_parts(client, s3_proxy.bucket, key)
-    finally:
-        client.close()
+    upload_id, done = _killed_after_parts(
+        direct, s3_proxy.bucket, key, [*command, "--bw-limit", "20MiB/s"], env, parts=6
+    )
     assert 6 <= done < parts_total
     with TransferJournal.open(str(src)) as journal:
         assert [(row.upload_id, row.size) for row in journal.all()] == [(upload_id, size)]
@@ -763,15 +757,9 @@ def test_a_killed_upload_of_a_file_deleted_or_restored_since_is_aborted_by_the_n
         (src / "big.bin").write_bytes(second)
     command, env = _push_command(s3_proxy, src)
     key = f"{PREFIX}/big.bin"
-    pushing = _start([*command, "--bw-limit", "5MiB/s"], env)
-    client = direct.boto3_client()
-    try:
-        _wait_for_parts(client, s3_proxy.bucket, key, pushing, at_least=1)
-        os.kill(pushing.pid, signal.SIGKILL)
-        pushing.communicate(timeout=30)
-        upload_id, _ = _settled_parts(client, s3_proxy.bucket, key)
-    finally:
-        client.close()
+    upload_id, _ = _killed_after_parts(
+        direct, s3_proxy.bucket, key, [*command, "--bw-limit", "5MiB/s"], env, parts=1
+    )
     with TransferJournal.open(str(src)) as journal:
         assert [row.upload_id for row in journal.all()] == [upload_id]
     if then == "deleted":
@@ -823,15 +811,9 @@ def test_a_killed_upload_a_later_run_may_continue_is_not_aborted(
     if then != "excluded":
         command[command.index(f"s3://{s3_proxy.bucket}/{PREFIX}")] += "/sub"
     key = f"{PREFIX}/sub/big.bin" if then != "excluded" else f"{PREFIX}/big.bin"
-    pushing = _start([*command, "--bw-limit", "5MiB/s"], env)
-    client = direct.boto3_client()
-    try:
-        _wait_for_parts(client, s3_proxy.bucket, key, pushing, at_least=1)
-        os.kill(pushing.pid, signal.SIGKILL)
-        pushing.communicate(timeout=30)
-        upload_id, _ = _settled_parts(client, s3_proxy.bucket, key)
-    finally:
-        client.close()
+    upload_id, _ = _killed_after_parts(
+        direct, s3_proxy.bucket, key, [*command, "--bw-limit", "5MiB/s"], env, parts=1
+    )
 
     again, _ = _push_command(s3_proxy, src)
     counts, _ = _push_again(
@@ -1078,6 +1060,22 @@ def _wait_for_blocks(dst: Path, process: subprocess.Popen[bytes], at_least: int)
                 return len(partials[0].blocks) // 32
         threading.Event().wait(0.05)
     raise AssertionError("the download never journaled its first blocks")
+
+
+def _killed_after_parts(
+    server: S3Server, bucket: str, key: str, command: list[str], env: dict[str, str], *, parts: int
+) -> tuple[str, int]:
+    """Start the push `command`, SIGKILL it once `key`'s upload holds `parts` parts, and
+    return that upload's id and how many parts it holds once they settle."""
+    pushing = _start(command, env)
+    client = server.boto3_client()
+    try:
+        _wait_for_parts(client, bucket, key, pushing, at_least=parts)
+        os.kill(pushing.pid, signal.SIGKILL)
+        pushing.communicate(timeout=30)  # (and closes its stderr pipe)
+        return _settled_parts(client, bucket, key)
+    finally:
+        client.close()
 
 
 def _wait_for_parts(
