@@ -92,8 +92,28 @@ def write_line(stream: TextIO, text: str) -> None:
 
 
 def _write(stream: TextIO, line: str) -> None:
-    stream.write(line + "\n")
-    stream.flush()
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        _reader_gone(stream)
+
+
+def _reader_gone(stream: TextIO) -> None:
+    """The reader of `stream` has gone (`fsync push | head -1`, a pager quit): what is left
+    to say goes nowhere, and the run goes on to its end. It used to stop there, at whatever
+    file it had reached, with "[Errno 32] Broken pipe" and exit 1, over output nobody would
+    read. The stream's descriptor is pointed at /dev/null, so the text still buffered, every
+    later line, and the interpreter's own flush at exit all succeed without a word."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def write_whole(stream: TextIO, text: str) -> None:
@@ -113,11 +133,14 @@ def write_whole(stream: TextIO, text: str) -> None:
         stream.write(text)
         stream.flush()
         return
-    stream.flush()
     encoding = getattr(stream, "encoding", None) or "utf-8"
     rest = memoryview(text.encode(encoding, getattr(stream, "errors", None) or "strict"))
-    while rest:
-        rest = rest[os.write(fd, rest) :]
+    try:
+        stream.flush()
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+    except BrokenPipeError:
+        _reader_gone(stream)
 
 
 def say(text: str) -> None:

@@ -759,6 +759,23 @@ def test_ctrl_c_during_a_blocked_write_prints_each_line_once(
     assert run["summary"]["uploaded"] == len(lines)
 
 
+def test_a_push_whose_output_reader_goes_away_runs_to_its_end(fsync, tmp_path: Path) -> None:
+    """`fsync push ... | head -1`: the push stopped at whatever file it had reached, with
+    "[Errno 32] Broken pipe" and exit 1. What is left to say now goes nowhere, and the run
+    ends as it would have."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    push = _push_of_many_files(src, out, 3000)
+    assert push.stdout is not None
+    assert push.stdout.readline().startswith("upload ")
+    push.stdout.close()  # as `head -1` does once it has its line
+    _, stderr = push.communicate(timeout=120)
+    assert push.returncode == 0, stderr
+    assert stderr == ""
+    assert len(list(out.iterdir())) == 3000
+    (run,) = json.loads(fsync("status", src, "--json").stdout)["runs"]
+    assert (run["exit_code"], run["summary"]["uploaded"]) == (0, 3000)
+
+
 def test_a_killed_push_is_in_the_history_with_what_it_had_committed(fsync, tmp_path: Path) -> None:
     """`kill -9` leaves no chance to record anything at the end: the run showed as
     "unfinished: 0 up" whatever it had done. Each committed batch now records its counts."""
