@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -83,7 +84,35 @@ def run(
     listed at all.
     """
     started = time.monotonic()
+    made = opts.direction is not Direction.PUSH and not os.path.lexists(opts.local_root)
     root = prepare_root(opts)
+    try:
+        return _run_in(root, opts, reporter, started, on_action)
+    except BaseException:
+        if made and not opts.dry_run:
+            _unmake_root(root)
+        raise
+
+
+def _unmake_root(root: str) -> None:
+    """Remove the local root this run made for a pull, if it failed before writing anything
+    there (only fsync's state folder is in it): a pull from a missing remote, or with wrong
+    credentials, left an empty folder behind that counted as synced."""
+    try:
+        if set(os.listdir(root)) <= {STATE_DIR}:
+            shutil.rmtree(root)
+    except OSError:
+        pass  # best effort: what is left is an empty folder
+
+
+def _run_in(
+    root: str,
+    opts: SyncOptions,
+    reporter: Reporter,
+    started: float,
+    on_action: Callable[[ActionRecord], None] | None,
+) -> RunResult:
+    """`run` once its local root `root` exists (or, for a dry run, may not)."""
     policy = opts.policy()
     place = locate(opts.backup_dir, opts.remote_url, root) if opts.backup_dir else None
     excludes = opts.excludes + (place.excludes if place is not None else ())

@@ -164,6 +164,19 @@ def test_json_output_when_no_remote_is_known_is_one_object(fsync, tmp_path: Path
     assert json.loads(res.stdout)["error"].startswith("no LOCAL given")
 
 
+def test_a_failed_pull_leaves_no_new_local_folder_behind(fsync, tmp_path: Path) -> None:
+    """A pull into a folder it makes, from a remote it cannot read, left that folder, empty
+    but for fsync's state, which then counted as a synced root."""
+    res = fsync("pull", tmp_path / "no-such-remote", tmp_path / "new")
+    assert res.returncode == 2, res.stderr
+    assert "does not exist" in res.stderr
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder it did not make stays, whatever happens
+    res = fsync("pull", tmp_path / "no-such-remote", tmp_path / "mine")
+    assert res.returncode == 2, res.stderr
+    assert (tmp_path / "mine").is_dir()
+
+
 def test_a_pull_into_a_path_under_a_file_is_a_usage_error(fsync, tmp_path: Path) -> None:
     (tmp_path / "remote").mkdir()
     (tmp_path / "afile").write_text("x")
