@@ -824,7 +824,10 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
     """Pending local changes against each known remote, and the last runs; no remote I/O."""
     root = os.path.abspath(local_root)
     if not os.path.isdir(root):
-        raise ConfigError(f"local root {local_root} does not exist or is not a directory")
+        raise ConfigError(
+            f"local root {local_root} does not exist or is not a directory "
+            "(give the folder you push from or pull into)"
+        )
     try:
         os.stat(os.path.join(root, STATE_DIR, "state.db"))
     except PermissionError:
@@ -832,7 +835,10 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
             f"{local_root}/{STATE_DIR} cannot be read (permission denied); check its permissions"
         ) from None
     except OSError:
-        raise ConfigError(f"{local_root} has never been synced (no .fsync/state.db)") from None
+        raise ConfigError(
+            f"{local_root} has never been synced (no .fsync/state.db; give the folder you "
+            "push from or pull into, or run fsync push or pull there first)"
+        ) from None
     with Manifest.open(root) as manifest:
         ignore = scanner.read_ignore(root, excludes)
         scan = scanner.scan(root, manifest, ignore)

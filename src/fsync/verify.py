@@ -105,7 +105,10 @@ def verify(opts: VerifyOptions, reporter: Reporter) -> VerifyReport:
     started = time.monotonic()
     root = os.path.abspath(opts.local_root)
     if not os.path.isdir(root):
-        raise ConfigError(f"local root {opts.local_root} does not exist or is not a directory")
+        raise ConfigError(
+            f"local root {opts.local_root} does not exist or is not a directory "
+            "(give the folder you push from or pull into)"
+        )
     ignore = scanner.read_ignore(root, opts.excludes)
     remote = open_remote(
         opts.remote_url, storage_options=opts.storage_options, endpoint_url=opts.endpoint_url

@@ -683,6 +683,15 @@ def test_pull_refuses_to_recreate_an_emptied_source(fsync, demo: Path, tmp_path:
     assert (demo / "README.txt").exists()
 
 
+def test_status_of_a_folder_fsync_never_synced_says_what_to_give(fsync, tmp_path: Path) -> None:
+    res = fsync("status", tmp_path)
+    assert res.returncode == 2
+    assert res.stderr == (
+        f"fsync: error: {tmp_path} has never been synced (no .fsync/state.db; give the folder"
+        " you push from or pull into, or run fsync push or pull there first)\n"
+    )
+
+
 def test_status_lists_pending_changes(fsync, demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert fsync("push", demo, out).returncode == 0
