@@ -18,8 +18,10 @@ import pytest
 
 from fsync import app
 from fsync.config import SyncOptions
-from fsync.model import ConflictPolicy, Direction, RunResult
+from fsync.manifest.journal import TransferJournal
+from fsync.model import ConflictPolicy, Direction, RelPath, RunResult
 from fsync.progress import NullReporter
+from fsync.remote import open_remote
 from fsynctest.remotes import RemoteTree
 from fsynctest.trees import listing, write
 
@@ -156,3 +158,34 @@ def test_policy_with_backup_dir_loses_nothing(
     assert MINE in everything
     assert THEIRS in everything
     assert set(kept) <= {"doc.txt"}
+
+
+def test_a_journaled_copy_edited_since_is_not_taken_for_the_version(
+    remote_tree: RemoteTree, tmp_path: Path
+) -> None:
+    """A keep-both run journals the name of its copy of the remote version before making it,
+    and a run that meets the conflict again keeps that copy rather than making a second. A
+    file at that name with the version's size but edited since (another mtime) is no copy of
+    it: taken for one, the version was overwritten and kept nowhere."""
+    if remote_tree.name == "memory":
+        pytest.skip("memory:// keeps no mtime, and lives in one process: no run comes back")
+    local = tmp_path / "local"
+    conflicted(local, remote_tree, newer="local")
+    remote = open_remote(remote_tree.url, storage_options=remote_tree.storage_options)
+    try:
+        listed = remote.list().entries[RelPath("doc.txt")]
+        key = remote.key
+    finally:
+        remote.close()
+    fake = "doc.conflict-20260101-000000-elsewhere.txt"
+    remote_tree.write(fake, b"x" * len(THEIRS), mtime_ns=time.time_ns() - 3 * HOUR)
+    with TransferJournal.open(str(local)) as journal:
+        journal.copying(key, RelPath("doc.txt"), listed.fingerprint, RelPath(fake))
+
+    result = run(local, remote_tree, SYNC, on_conflict=KB)
+
+    assert result.conflicts == 1
+    remote_files = remote_tree.tree()
+    assert remote_files[fake] == b"x" * len(THEIRS)
+    assert THEIRS in [data for name, data in remote_files.items() if name != fake]
+    assert THEIRS in [data for name, data in listing(local).items() if name != fake]
