@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fsspec
@@ -252,21 +252,26 @@ def test_emptied_source_root_stops(remote_url: str, tmp_path: Path) -> None:
     assert push(src, remote_url, force=True).deleted == 1
 
 
-class EditOnFirstChunk(NullReporter):
-    """A progress listener that rewrites the file being sent after its first chunk is read.
+class EditWhileSent(NullReporter):
+    """A progress listener that rewrites the file being sent with `new()` after its first
+    chunk is read, or with `every`, after each chunk (a file that never holds still).
 
     This is what a user editing a file during a push looks like to fsync: the bytes already
     read no longer match the file on disk.
     """
 
-    def __init__(self, target: Path, new: bytes) -> None:
+    def __init__(self, target: Path, new: Callable[[], bytes], *, every: bool = False) -> None:
         super().__init__()
-        self.target, self.new, self.fired = target, new, False
+        self.target, self.new, self.every, self.edits = target, new, every, 0
+
+    @property
+    def fired(self) -> bool:
+        return self.edits > 0
 
     def advance(self, path: str, nbytes: int) -> None:
-        if not self.fired and self.target.name in path:
-            self.fired = True
-            self.target.write_bytes(self.new)
+        if self.target.name in path and (self.every or not self.edits):
+            self.edits += 1
+            self.target.write_bytes(self.new())
 
 
 def test_file_modified_during_upload_is_never_published_half_old(
@@ -278,7 +283,7 @@ def test_file_modified_during_upload_is_never_published_half_old(
     write(src, {"big.bin": old})
     age_tree(src)
     opts = SyncOptions(local_root=str(src), remote_url=remote_url, direction=Direction.PUSH)
-    reporter = EditOnFirstChunk(src / "big.bin", new)
+    reporter = EditWhileSent(src / "big.bin", lambda: new)
     r = app.run(opts, reporter)
     assert reporter.fired
     assert r.failed == 0
@@ -375,20 +380,6 @@ def test_a_remote_folder_that_became_a_link_keeps_the_local_files(tmp_path: Path
     assert listing(local)["docs/a.txt"] == b"a"
 
 
-class EditOnEveryChunk(NullReporter):
-    """A progress listener that rewrites the file being sent after each chunk read from it:
-    a file that never holds still while fsync sends it."""
-
-    def __init__(self, target: Path) -> None:
-        super().__init__()
-        self.target, self.edits = target, 0
-
-    def advance(self, path: str, nbytes: int) -> None:
-        if self.target.name in path:
-            self.edits += 1
-            self.target.write_bytes(os.urandom(self.target.stat().st_size))
-
-
 def test_a_file_that_never_stops_changing_fails_with_one_clear_line(
     tmp_path: Path, remote_url: str
 ) -> None:
@@ -397,7 +388,8 @@ def test_a_file_that_never_stops_changing_fails_with_one_clear_line(
     local = tmp_path / "local"
     write(local, {"log.bin": os.urandom(1 << 20), "calm.txt": "c"})
     opts = SyncOptions(local_root=str(local), remote_url=remote_url, direction=Direction.PUSH)
-    reporter = EditOnEveryChunk(local / "log.bin")
+    log = local / "log.bin"
+    reporter = EditWhileSent(log, lambda: os.urandom(log.stat().st_size), every=True)
     result = app.run(opts, reporter)
     assert reporter.edits > 1  # every attempt met an edit
     assert [(e.path, e.error) for e in result.errors] == [

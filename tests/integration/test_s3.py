@@ -35,6 +35,7 @@ from fsync.remote.s3 import USER_AGENT
 from fsync.remote.s3_meta import format_mode, format_mtime
 from fsync.watch import watch
 from fsynctest.partials import leave_partial
+from fsynctest.reporting import Warnings
 from fsynctest.trees import age_tree, listing, write
 from fsynctest.watching import Recorder, eventually
 
@@ -236,10 +237,7 @@ def test_second_writer_between_listing_and_overwrite_survives(
         target=lambda: results.append(sync(tmp_path, s3_proxy, Direction.PUSH))
     )
     runner.start()
-    for _ in range(200):
-        if held.fired:
-            break
-        threading.Event().wait(0.025)
+    eventually(lambda: held.fired, "the held PutObject", timeout=5)
     assert held.fired
     client = direct.boto3_client()
     try:
@@ -266,17 +264,6 @@ def test_second_writer_between_listing_and_overwrite_survives(
     assert {b"theirs", b"version 2, mine"} <= contents
 
 
-class WarningsKept(NullReporter):
-    """A reporter that keeps the warnings a run gives, for assertions."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def warning(self, message: str) -> None:
-        self.lines.append(message)
-
-
 def test_files_gone_before_they_are_sent_are_counted_in_one_warning(
     s3_proxy: ProxiedBucket, tmp_path: Path
 ) -> None:
@@ -293,7 +280,7 @@ def test_files_gone_before_they_are_sent_are_counted_in_one_warning(
         storage_options=s3_proxy.server.storage_options(),
         transfers=1,  # a.txt first (the plan's order), held while the others are deleted
     )
-    reporter = WarningsKept()
+    reporter = Warnings()
     records: list[ActionRecord] = []
     debug: list[str] = []
     handler = logging.Handler(logging.DEBUG)
@@ -308,10 +295,7 @@ def test_files_gone_before_they_are_sent_are_counted_in_one_warning(
     )
     try:
         runner.start()
-        for _ in range(200):
-            if held.fired:
-                break
-            threading.Event().wait(0.025)
+        eventually(lambda: held.fired, "the held PutObject", timeout=5)
         assert held.fired
         shutil.rmtree(tmp_path / "tmp")
         runner.join(60)

@@ -86,16 +86,22 @@ def test_a_renamed_file_is_moved_not_sent(start: Callable[..., Watching]) -> Non
     assert w.display.actions("renamed.bin") == ["move"]
 
 
-def test_a_renamed_folder_is_moved_file_by_file(start: Callable[..., Watching]) -> None:
-    w = start()
-    for i in range(20):
-        path = w.local / "photos" / "2024" / f"img{i:02}.jpg"
+def _sent_photos(w: Watching, paths: list[str]) -> int:
+    """Make a file of distinct content at each of `paths`, and `keep.txt`; wait until the
+    watch has sent them all, and return the bytes it has sent in the session."""
+    for i, name in enumerate(paths):
+        path = w.local / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(os.urandom(1000) + bytes([i]))
+        path.write_bytes(os.urandom(1000) + bytes([i % 256]))
     (w.local / "keep.txt").write_text("x")
     w.converge()
-    eventually(lambda: w.counts().uploaded == 21, "the uploads to be counted")
-    sent = w.counts().bytes_sent
+    eventually(lambda: w.counts().uploaded == len(paths) + 1, "the uploads to be counted")
+    return w.counts().bytes_sent
+
+
+def test_a_renamed_folder_is_moved_file_by_file(start: Callable[..., Watching]) -> None:
+    w = start()
+    sent = _sent_photos(w, [f"photos/2024/img{i:02}.jpg" for i in range(20)])
     (w.local / "photos").rename(w.local / "pictures")
     w.converge("the folder rename")
     result = w.stop()
@@ -112,14 +118,7 @@ def test_a_folder_moved_into_a_folder_just_made_is_moved_not_sent_again(
     departure alone, half a second later (its wait for an arrival to pair it with). Planned
     apart, the files were sent again and the old ones deleted."""
     w = start()
-    for i in range(200):
-        path = w.local / "photos" / f"{i % 8}" / f"{i // 8 % 8}" / f"img{i:03}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(os.urandom(1000) + bytes([i]))
-    (w.local / "keep.txt").write_text("x")
-    w.converge()
-    eventually(lambda: w.counts().uploaded == 201, "the uploads to be counted")
-    sent = w.counts().bytes_sent
+    sent = _sent_photos(w, [f"photos/{i % 8}/{i // 8 % 8}/img{i:03}.jpg" for i in range(200)])
     (w.local / "archive").mkdir()
     (w.local / "photos").rename(w.local / "archive" / "photos")
     w.converge("the move")
