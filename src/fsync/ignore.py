@@ -7,6 +7,7 @@ so the same matcher filters the local scan and the remote listing alike.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -43,7 +44,9 @@ class IgnoreMatcher:
             # pathspec costs ~10 ms to import: a root without patterns never pays it.
             from pathspec import GitIgnoreSpec  # noqa: PLC0415
 
-            lines = [_for_pathspec(git_trimmed(line)) for line in patterns]
+            # Paths are matched in NFC (`to_relpath`); a pattern typed in NFD (macOS input)
+            # matched none of them, and what a user excluded was uploaded.
+            lines = [_for_pathspec(git_trimmed(_composed(line))) for line in patterns]
             try:
                 compiled = GitIgnoreSpec.from_lines(lines).patterns
             except ValueError:
@@ -119,6 +122,11 @@ class IgnoreMatcher:
                 return True
             end = path.find("/", end + 1)
         return False
+
+
+def _composed(line: str) -> str:
+    """`line` in NFC, the form every path is matched in."""
+    return line if line.isascii() else unicodedata.normalize("NFC", line)
 
 
 def _compiled_alone(line: str) -> list[Any]:

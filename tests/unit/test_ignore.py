@@ -137,6 +137,20 @@ def test_unicode_patterns_match_nfc_paths() -> None:
     assert _ign(m, "cafe\u0301/menu.txt")  # to_relpath makes it NFC before matching
 
 
+@pytest.mark.parametrize(
+    ("lines", "path", "excluded"),
+    [
+        (["cafe\u0301/"], "caf\u00e9/menu.txt", True),
+        (["[e\u0301]x.txt"], "\u00e9x.txt", True),
+        (["*", "!*/", "!cafe\u0301/keep"], "caf\u00e9/keep", False),
+    ],
+)
+def test_decomposed_patterns_match_as_composed(lines: list[str], path: str, excluded: bool) -> None:
+    """A pattern typed in NFD (as macOS input gives it) matches the NFC path every name is
+    made into: it matched nothing, and the files a user excluded were uploaded."""
+    assert _ign(_m(*lines), path) is excluded
+
+
 def test_only_some_files_the_gitignore_way() -> None:
     """`*`, `!*/`, `!*.txt`: every folder is walked and only .txt files are kept (pathspec's
     own matcher excludes every folder for these)."""
