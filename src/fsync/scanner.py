@@ -27,12 +27,16 @@ from fsync.model import Digest, FileError, LocalEntry, RelPath, local_entry
 from fsync.paths import ancestors, to_relpath
 
 RACY_NS = 2_000_000_000
-"""A file whose mtime or ctime is this close to the scan's start is hashed again next scan.
+"""A file whose ctime is this close to the scan's start is hashed again next scan.
 
 Two seconds covers the coarsest timestamps in common use (FAT); within that window a write
 can leave size and times unchanged, so an unchanged signature proves nothing (git's
 "racily clean" entries).
 """
+
+_CTIME_CHANGES = os.name == "posix"
+"""True where `st_ctime` is the inode's change time (POSIX), which every write moves; on
+Windows it is the creation time, and the mtime must be judged too."""
 
 CHANGED_WHILE_READ = "changed while being read"
 
@@ -485,9 +489,12 @@ class _Walker:
             self.result.errors.append(FileError(rel, _describe(outcome)))
         else:
             digest, sig = outcome
-            # ctime counts too: a tool that restores an old mtime (cp -p, rsync -t) still
-            # moves ctime, and the write may have happened within the same tick.
-            trusted = max(sig.mtime_ns, sig.ctime_ns) < self.trust_before_ns
+            # By ctime: every write and `utime` moves it to the kernel's now, so it is never
+            # older than the last change, even where a tool restores an old mtime (cp -p,
+            # rsync -t). The mtime proves nothing more: taken too, a file dated in the
+            # future was never trusted, and every run read it again.
+            changed_ns = sig.ctime_ns if _CTIME_CHANGES else max(sig.mtime_ns, sig.ctime_ns)
+            trusted = changed_ns < self.trust_before_ns
             self.result.entries[rel] = LocalEntry(
                 sig.size, sig.mtime_ns, digest, stat.S_IMODE(sig.mode), sig.ino, sig.ctime_ns
             )

@@ -351,6 +351,19 @@ def test_old_mtime_with_fresh_ctime_is_racy(tmp_path: Path) -> None:
     assert result.updates[0][1].trusted is False
 
 
+def test_a_future_mtime_with_a_settled_ctime_is_trusted(tmp_path: Path) -> None:
+    """Any write or `utime` moves ctime to the kernel's now, so a settled ctime proves the
+    file settled whatever its mtime says. Judged by its mtime too, a file dated 2030 was
+    hashed again on every run: a no-op re-read every such file."""
+    path = _write(tmp_path, "f", b"content")
+    os.utime(path, ns=(1_900_000_000 * 10**9, 1_900_000_000 * 10**9))  # 2030
+    st = os.stat(path)
+
+    result = _scan(tmp_path, now_ns=st.st_ctime_ns + RACY_NS + 1)
+
+    assert result.updates[0][1].trusted is True
+
+
 def test_many_files_in_small_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scanner_mod, "BATCH_FILES", 3)
     files = {f"d{i % 7}/f{i}": os.urandom(i) for i in range(200)}
