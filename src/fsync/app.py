@@ -49,6 +49,7 @@ from fsync.model import (
     RemoteSnapshot,
     RunResult,
     Snapshot,
+    SyncPolicy,
 )
 from fsync.paths import ancestors, under_any
 from fsync.planning import plan_sync
@@ -146,6 +147,7 @@ def _run_in(
                 opts=opts,
             )
             plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
+            _warn_if_emptied(policy, local_entries, remote_entries, base, reporter)
             if opts.direction is Direction.PUSH and plan.notices:
                 plan = _unpullable_noticed(plan, root, remote_entries, local_entries)
             _log_inputs(local, remote_entries, base, plan, started)
@@ -184,6 +186,33 @@ def _run_in(
             result.seconds = time.monotonic() - started
             manifest.finish_run(entry.run_id, int(exit_status(result)), result.as_json())
             return result
+
+
+def _warn_if_emptied(
+    policy: SyncPolicy,
+    local: Snapshot,
+    remote: RemoteSnapshot,
+    base: BaseSnapshot,
+    reporter: Reporter,
+) -> None:
+    """Warn when a push finds the remote (a pull, this folder) holding none of the files
+    synced before: by DESIGN's rules it leaves them deleted there and says so in its summary,
+    but `-q` prints no summary, and a cron job's backup whose remote was wiped (or which now
+    points at another prefix) went on exiting 0 in silence. A warning reaches stderr always.
+    (The other way round, an emptied source, is a safety stop.)"""
+    if policy.mirror or policy.direction is Direction.SYNC or not base:
+        return
+    push = policy.direction is Direction.PUSH
+    if (remote if push else local).keys() & base.keys():
+        return
+    if push:
+        where, done, does = "the remote", "sent", "fsync push --mirror sends"
+    else:
+        where, done, does = "this folder", "fetched", "fsync pull --mirror fetches"
+    reporter.warning(
+        f"{where} holds none of the {len(base)} files synced before (emptied, or a wrong "
+        f"path?); they are not {done} again: check the path, or {does} them again"
+    )
 
 
 @dataclass(slots=True)

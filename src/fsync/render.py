@@ -58,8 +58,9 @@ def print_summary(
         for n in r.notices:
             say(f"skipped {n.path}: {n.reason}")
     print_errors([e for e in r.errors if e.path not in shown], redactor)
+    label = f"{direction.value} (dry run)" if r.dry_run else direction.value
     if moved == 0 and not r.failed and not r.conflicts:
-        say(f"{direction.value}: nothing to do ({r.unchanged} files unchanged)")
+        say(f"{label}: nothing to do ({r.unchanged} files unchanged)")
     else:
         parts = _transfer_parts(direction, r)
         parts += [
@@ -69,7 +70,6 @@ def print_summary(
             f"{r.failed} failed",
             f"{r.unchanged} unchanged",
         ]
-        label = f"{direction.value} (dry run)" if r.dry_run else direction.value
         say(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.2f} s")
     unmappable = sum(1 for n in r.notices if n.unmappable)
     left = len(r.notices) - r.unresolved - unmappable

@@ -41,7 +41,9 @@ def test_push_then_noop_then_one_edit(fsync, demo: Path, tmp_path: Path) -> None
     assert summary["bytes_sent"] == 0
     assert summary["unchanged"] == len(expected(demo))
     human = fsync("push", demo, out)
-    assert "nothing to do" in human.stdout
+    assert human.stdout.startswith("push: nothing to do")
+    dry = fsync("push", demo, out, "--dry-run")
+    assert dry.stdout.startswith("push (dry run): nothing to do"), dry.stdout
 
     (demo / "docs" / "grüße.txt").write_text("Grüße aus Berlin\n", encoding="utf-8")
     third = fsync("push", demo, out, "--json")

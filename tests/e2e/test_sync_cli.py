@@ -67,6 +67,30 @@ def test_a_push_after_the_remote_was_emptied_says_how_to_restore_it(fsync, tmp_p
     assert listing(remote) == listing(local)
 
 
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_quiet_run_warns_when_its_destination_was_emptied(
+    fsync, tmp_path: Path, command: str
+) -> None:
+    """A cron job's `-q` push to a wiped remote (or pull into an emptied folder) printed
+    nothing and exited 0: the summary that says so is not printed with `-q`."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"a.txt": "alpha", "sub/b.txt": "bravo"})
+    assert fsync("push", local, remote, "-q").returncode == 0
+    emptied = remote if command == "push" else local
+    for name in ("a.txt", "sub/b.txt"):
+        (emptied / name).unlink()
+    ends = (local, remote) if command == "push" else (remote, local)
+
+    quiet = fsync(command, *ends, "-q")
+
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == ""
+    where = "the remote" if command == "push" else "this folder"
+    assert quiet.stderr.startswith(f"fsync: warning: {where} holds none of the 2 files synced")
+    assert f"fsync {command} --mirror" in quiet.stderr
+    assert len(quiet.stderr.splitlines()) == 1
+
+
 def test_backup_dir_keeps_what_push_deletes(fsync, tmp_path: Path) -> None:
     local, remote, kept = tmp_path / "local", tmp_path / "remote", tmp_path / "kept"
     write(local, {"a.txt": "alpha", "b.txt": "bravo", "c.txt": "charlie"})
