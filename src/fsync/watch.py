@@ -60,6 +60,12 @@ POLL_SECONDS = 0.1
 DELETE_SETTLE = 0.5
 """A batch that deletes waits this long for more batches (a delete going on) to join it."""
 
+DELETE_SETTLE_MAX = 1.0
+"""...but no longer than this in all: a program writing all the time (logs, a build) never
+leaves the watcher quiet for `DELETE_SETTLE`, and held every change back until it stopped.
+Deletions that go on past it are judged with this batch's by the delete limit all the same
+(`_Session.deleted_since_full`)."""
+
 _STATE_ONLY = frozenset({ActionKind.RECORD, ActionKind.FORGET, ActionKind.KEEP})
 """Actions that write only the base: a dry run has nothing to say of them."""
 
@@ -395,8 +401,10 @@ class _Session:
 
         A batch in which files are gone first takes in the batches that follow within
         `DELETE_SETTLE`: deletions that go on (an `rm -rf` walking the tree, an unmount) are
-        judged by the delete limit together, not a slice at a time.
+        judged by the delete limit together, not a slice at a time, and a path deleted and
+        made again (`rm -rf d; cp -r backup d`, an editor's save) is planned as it ends up.
         """
+        settled_by = time.monotonic() + DELETE_SETTLE_MAX
         while True:
             if IGNORE_FILE in paths and self._reload_ignore():
                 self.full_due = time.monotonic()
@@ -405,7 +413,10 @@ class _Session:
             if gone := self._moved_away(paths, scan, held):
                 paths = paths | gone
                 scan.removed.extend(sorted(gone))
-            if not scan.removed or not (more := self._more_soon() - paths):
+            # Scanned again even when the batches that joined name only paths it holds: such
+            # a path was made again after this scan saw it gone (dropped, the batch deleted
+            # it on the remote and never sent the new file).
+            if not scan.removed or not (more := self._more_soon(settled_by)):
                 break
             paths = paths | more
         for line in scan.warnings:
@@ -449,13 +460,17 @@ class _Session:
         if self.next_pull is not None:
             self.pull_again.update(notice.path for notice in plan.notices)
 
-    def _more_soon(self) -> set[RelPath]:
+    def _more_soon(self, until: float) -> set[RelPath]:
         """The paths of the batches that arrive before the watcher has been quiet for
-        `DELETE_SETTLE` seconds (a full sync asked for meanwhile is made due)."""
+        `DELETE_SETTLE` seconds, or the clock (`time.monotonic`) reaches `until` (a full sync
+        asked for meanwhile is made due)."""
         more: set[RelPath] = set()
         while not self.stopper.is_set():
+            wait = min(DELETE_SETTLE, until - time.monotonic())
+            if wait <= 0:
+                break
             try:
-                paths, full = self.batches.get(timeout=DELETE_SETTLE)
+                paths, full = self.batches.get(timeout=wait)
             except queue.Empty:
                 break
             more |= paths

@@ -779,3 +779,57 @@ def test_a_remote_edit_by_someone_else_becomes_a_conflict_copy(
     assert (w.remote / copies[0]).read_text() == "theirs, written behind our back"
     result = w.stop()
     assert (result.conflicts, result.failed) == (1, 0)
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_path_deleted_and_made_again_soon_after_is_sent_again(
+    start: Callable[..., Watching], what: str
+) -> None:
+    """`rm -rf proj; cp -r backup proj` (or a file deleted, then saved anew) 0.3 s later: the
+    deletion's batch waits for more to join it, the second batch named only paths it already
+    held, and was dropped, so the batch was planned from its first scan: the remote copies
+    deleted, the new files never sent (until the hourly rescan)."""
+    w = start()
+    names = [f"proj/f{i}" for i in range(5)] if what == "folder" else ["k1"]
+    write(w.local, {name: f"first {name}" for name in names} | {"keep.txt": "x"})
+    w.converge()
+    if what == "folder":
+        shutil.rmtree(w.local / "proj")
+    else:
+        (w.local / "k1").unlink()
+    time.sleep(0.3)
+    write(w.local, {name: f"again {name}" for name in names})
+    w.converge("the paths made again")
+    w.stop()
+
+
+def test_steady_writes_after_a_deletion_do_not_hold_other_changes_back(
+    start: Callable[..., Watching],
+) -> None:
+    """A deletion's batch waits for more batches to join it, but not for ever: with a
+    program writing a file every 0.3 s after one deletion, a file saved meanwhile reached the
+    remote only once the writes stopped (25 s after 24 s of them)."""
+    w = start()
+    write(w.local, {f"f{i}": f"file {i}" for i in range(4)})
+    w.converge()
+    stop = threading.Event()
+
+    def log_steadily() -> None:
+        for i in range(40):
+            if stop.wait(0.3):
+                return
+            (w.local / f"log{i}").write_text("n")
+
+    (w.local / "f0").unlink()
+    time.sleep(0.2)
+    (w.local / "important.txt").write_text("work")
+    writer = threading.Thread(target=log_steadily)
+    writer.start()
+    try:
+        eventually((w.remote / "important.txt").exists, "the saved file, while logs go on", 5)
+        assert not (w.remote / "f0").exists()
+    finally:
+        stop.set()
+        writer.join()
+    w.converge()
+    w.stop()
