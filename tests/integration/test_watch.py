@@ -833,3 +833,19 @@ def test_steady_writes_after_a_deletion_do_not_hold_other_changes_back(
         writer.join()
     w.converge()
     w.stop()
+
+
+def test_a_file_the_pull_deleted_and_made_again_here_is_sent(
+    start: Callable[..., Watching],
+) -> None:
+    """Deleted on the remote, so deleted here by a `--pull-every` pull, then saved here anew
+    0.3 s later: the new file must reach the remote."""
+    w = start(pull_every=0.3)
+    write(w.local, {"k1": "first", "keep.txt": "x", "other.txt": "y"})
+    w.converge()
+    (w.remote / "k1").unlink()
+    eventually(lambda: not (w.local / "k1").exists(), "the pull to delete k1 here")
+    time.sleep(0.3)
+    (w.local / "k1").write_text("made again")
+    w.converge("the file made again here")
+    w.stop()
