@@ -9,11 +9,12 @@ stays one JSON object.
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
+
+from fsync.terminal import json_line
 
 ALARM_TIMEOUT = 60.0
 """Seconds the command may take; a hung alarm must not hang an unattended fsync."""
@@ -34,7 +35,7 @@ def raise_alarm(
     never raises for the command's sake. The command text is not repeated in warnings (it may
     carry a webhook token).
     """
-    data = json.dumps(dict(summary), ensure_ascii=False) + "\n"
+    data = json_line(dict(summary)) + "\n"
     _log.debug("running the --on-error command (%d bytes of summary on stdin)", len(data))
     try:
         done = subprocess.run(

@@ -20,7 +20,6 @@ Log line fields (one JSON object per line, UTF-8):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -35,7 +34,7 @@ from fsync.errors import ConfigError, ExitCode
 from fsync.model import ActionRecord
 from fsync.progress import Reporter
 from fsync.redact import Redactor
-from fsync.terminal import complain, printable
+from fsync.terminal import complain, json_line, printable
 
 LOGGER = "fsync"
 """The logger every fsync module logs under; `-v` shows its DEBUG records on stderr."""
@@ -68,7 +67,8 @@ class RunLog:
 
     def write(self, record: Mapping[str, object]) -> None:
         """Append `record` as one JSON line and flush it."""
-        line = json.dumps(dict(record), ensure_ascii=False, separators=(",", ":")) + "\n"
+        # `json_line`: a name with an undecodable byte made the write fail, and the run too.
+        line = json_line(dict(record), compact=True) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()

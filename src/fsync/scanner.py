@@ -330,15 +330,14 @@ class _Walker:
         # Patterns match such a name as they would a valid one: `*.log` leaves `bad\xff.log` out.
         if self.ignore.ignores(RelPath(rel), is_dir, parents_checked=entry is not None):
             return
-        # The name as it is: `fsync.terminal` escapes what a terminal must not get, and an
-        # escaped form here would be escaped again there. Undecodable bytes are the exception:
-        # no UTF-8 output (log file, run history, alarm) holds them, so `repr` spells them.
-        shown = rel if _utf8(rel) else repr(rel)[1:-1]
+        # The name as it is, undecodable bytes too (as `os` decodes them: lone surrogates):
+        # every output escapes what it cannot hold (`fsync.terminal.printable`, `json_line`),
+        # as for a remote's names. Spelt with `repr` here, the terminal escaped the escape.
         reason = why.removeprefix(f"{rel!r}: ")
         if other:
-            self.result.warnings.append(f"skipping {shown}: {reason}")
+            self.result.warnings.append(f"skipping {rel}: {reason}")
         else:
-            self.result.unsendable.append(FileError(shown, reason))
+            self.result.unsendable.append(FileError(rel, reason))
 
     def _visit(
         self, entry: os.DirEntry[str], folder: str, prefix: str, stack: list[tuple[str, str]]

@@ -159,14 +159,18 @@ def say_json(value: object) -> None:
     _write(sys.stdout, json_line(value))
 
 
-def json_line(value: object) -> str:
-    """`value` as one line of JSON (non-ASCII kept as is) that is safe on a terminal too.
+def json_line(value: object, *, compact: bool = False) -> str:
+    """`value` as one line of JSON (non-ASCII kept as is) that is safe on a terminal too,
+    and in any UTF-8 file (`compact`: without spaces after separators, for a log file).
 
     `json.dumps` escapes C0 but, with `ensure_ascii=False`, leaves the rest of `_HIDDEN`
     raw; those get `\\u` escapes here (a pair for one beyond the BMP), which any JSON reader
     reads back as the same characters. JSON escapes every backslash, so it is unambiguous.
+    Lone surrogates (an undecodable byte in a local name) are among them: raw, no UTF-8
+    stream can take them.
     """
-    text = json.dumps(value, ensure_ascii=False)
+    separators = (",", ":") if compact else None
+    text = json.dumps(value, ensure_ascii=False, separators=separators)
     return text if text.isprintable() else _JSON_MAY_CHANGE.sub(_json_escape, text)
 
 

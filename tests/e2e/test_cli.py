@@ -432,17 +432,24 @@ def test_a_file_whose_name_cannot_be_sent_fails_the_push(fsync, tmp_path: Path) 
     (src / "proj").rename(src / "proj\x01old")
     os.close(os.open(os.fsencode(src) + b"/bad-\xff", os.O_CREAT | os.O_WRONLY))
 
-    res = fsync("push", src, out, "--json")
+    log = tmp_path / "run.log"
+    res = fsync("push", src, out, "--json", "--log-file", log)
 
     assert res.returncode == 1, res.stderr
     summary = json.loads(res.stdout)
     assert summary["failed"] == 2
+    # An undecodable byte is named as `os` decodes it (`os.fsencode` gives the bytes back),
+    # here as in a remote's names, and each output escapes it once: it was escaped twice.
     assert {(e["path"], e["error"]) for e in summary["errors"]} == {
         ("proj\x01old", "not sent: contains a control character"),
-        ("bad-\\udcff", "not sent: the name is not valid UTF-8"),
+        ("bad-\udcff", "not sent: the name is not valid UTF-8"),
     }
     # stderr has them too, as without --json (its warnings were there, its errors were not)
     assert "fsync: error: proj\\x01old: not sent: contains a control character" in res.stderr
+    assert "fsync: error: bad-\\udcff: not sent: the name is not valid UTF-8" in res.stderr
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert (records[-1]["type"], records[-1]["exit_code"]) == ("summary", 1)
+    assert {r.get("path") for r in records} >= {"bad-\udcff"}
     res = fsync("verify", src, out)
     assert res.returncode == 1
     assert "cannot be synced: contains a control character" in res.stdout + res.stderr
@@ -450,14 +457,35 @@ def test_a_file_whose_name_cannot_be_sent_fails_the_push(fsync, tmp_path: Path) 
     res = fsync("pull", out, src)
     assert res.returncode == 0, res.stderr
     assert "fsync: warning: skipping proj\\x01old: contains a control character" in res.stderr
-    # Undecodable bytes are named as Python spells them, and that text printed as any is.
-    assert "fsync: warning: skipping bad-\\\\udcff: the name is not valid UTF-8" in res.stderr
+    assert "fsync: warning: skipping bad-\\udcff: the name is not valid UTF-8" in res.stderr
     # Ignored, or a link (skipped whatever its name), such a name is nothing to report.
     (src / ".fsyncignore").write_text("proj*\nbad-*\n")
     os.symlink("keep", os.fsencode(src) + b"/link-\xff")
     res = fsync("push", src, out, "--json")
     assert res.returncode == 0, res.stdout
-    assert "skipping link-\\\\udcff" in res.stderr
+    assert "skipping link-\\udcff" in res.stderr
+
+
+def test_a_remote_name_with_an_undecodable_byte_goes_into_the_log_file(
+    fsync, tmp_path: Path
+) -> None:
+    """A pull from a folder holding `bad<0xff>` with `--log-file` ended with "fsync: error:
+    'utf-8' codec can't encode character '\\udcff'": the log's summary line could not be
+    written, and the run's own error was lost."""
+    remote, local, log = tmp_path / "remote", tmp_path / "local", tmp_path / "run.log"
+    remote.mkdir()
+    (remote / "ok").write_text("ok")
+    os.close(os.open(os.fsencode(remote) + b"/bad\xff", os.O_CREAT | os.O_WRONLY))
+
+    res = fsync("pull", remote, local, "--log-file", log)
+
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        "fsync: error: bad\\udcff: refused remote key: is not valid UTF-8"
+    ]
+    summary = json.loads(log.read_text(encoding="utf-8").splitlines()[-1])
+    assert (summary["type"], summary["exit_code"], summary["error"]) == ("summary", 1, None)
+    assert (local / "ok").read_text() == "ok"
 
 
 def test_names_print_unambiguously_and_in_order(fsync, tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def test_unmappable_names_are_noted_as_unsendable(tmp_path: Path) -> None:
     assert not result.warnings
     assert sorted((e.path, e.error) for e in result.unsendable) == [
         ("back\\slash", "contains a backslash"),
-        ("bad-\\udcff", "the name is not valid UTF-8"),
+        ("bad-\udcff", "the name is not valid UTF-8"),
     ]
     # A watcher hands the scanner such a name as the disk holds it.
     only = _scan(tmp_path, only=[RelPath(os.fsdecode(b"bad-\xff"))])
