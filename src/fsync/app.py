@@ -832,6 +832,10 @@ class RemoteStatus:
     deleted: list[str] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
     """Paths `fsync watch` saw change and has not sent yet (its outbox)."""
+    synced: int = 0
+    """The files both sides last agreed on (the base): 0 for a remote only a dry run, or a
+    run that failed before any transfer, has named (it is listed all the same: its runs are
+    in the history)."""
 
 
 @dataclass(slots=True)
@@ -878,8 +882,10 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
         alone = set(scan.skipped)
         remotes = []
         for url in manifest.known_remotes():
-            base = _known(unignored_base(manifest.base(url), ignore, scan.entries, ()), scan)
+            synced = manifest.base(url)
+            base = _known(unignored_base(synced, ignore, scan.entries, ()), scan)
             remotes.append(_pending(url, scan.entries, _without(base, alone)))
+            remotes[-1].synced = len(synced)
         for remote in remotes:
             remote.queued = list(manifest.queued(remote.url))
         with TransferJournal.open(root) as journal:

@@ -144,6 +144,7 @@ def status_json(report: StatusReport) -> dict[str, object]:
                 "new": r.new,
                 "deleted": r.deleted,
                 "queued": r.queued,
+                "synced": r.synced,
             }
             for r in report.remotes
         ],
@@ -194,7 +195,8 @@ def print_status(report: StatusReport, redactor: Redactor = NO_SECRETS) -> None:
     say(f"{report.root}")
     for r in report.remotes:
         pending = len(r.changed) + len(r.new) + len(r.deleted)
-        say(f"  {scrub(r.url)}: {pending} pending local changes")
+        never = "" if r.synced else "never synced, "
+        say(f"  {scrub(r.url)}: {never}{pending} pending local changes")
         for label, paths in (("changed", r.changed), ("new", r.new), ("deleted", r.deleted)):
             for p in paths:
                 say(f"    {label:8} {p}")

@@ -68,6 +68,12 @@ def test_a_dry_run_shows_as_one(fsync, tmp_path: Path) -> None:
     human = fsync("status", src)
     assert "push (dry run) " in human.stdout
     assert "exit 0: 1 up" in human.stdout
+    # The remote it named is listed (its run is in the history), and said to be unsynced.
+    assert f"{(tmp_path / 'out').as_uri()}: never synced, 1 pending local changes" in human.stdout
+    assert json.loads(fsync("status", src, "--json").stdout)["remotes"][0]["synced"] == 0
+    assert fsync("push", src, tmp_path / "out").returncode == 0
+    assert "never synced" not in fsync("status", src).stdout
+    assert json.loads(fsync("status", src, "--json").stdout)["remotes"][0]["synced"] == 1
 
 
 def test_a_file_a_skipped_link_replaced_is_not_pending(fsync, tmp_path: Path) -> None:
