@@ -51,7 +51,7 @@ from fsync.model import (
     Snapshot,
     SyncPolicy,
 )
-from fsync.paths import ancestors, under_any
+from fsync.paths import TEMP_TOKEN, ancestors, under_any
 from fsync.planning import plan_sync
 from fsync.progress import Reporter
 from fsync.redact import Redactor
@@ -59,7 +59,7 @@ from fsync.remote import local_path, missing_root, open_remote
 from fsync.remote.base import Listing, Remote, Resumer, nfc_twin, skipped_warning
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
-from fsync.transfer.download import drop_stale_partials
+from fsync.transfer.download import drop_abandoned_temps, drop_stale_partials
 from fsync.transfer.engine import execute
 from fsync.transfer.outcome import EngineOptions, Outcome
 
@@ -156,6 +156,7 @@ def _run_in(
                 reporter.close()
                 _report_planned(plan, on_action)
             else:
+                drop_abandoned_temps(journal, root, local.temps, manifest.abandoned_temp_tokens)
                 if opts.direction is not Direction.PULL:
                     abort_unsent_uploads(
                         remote,
@@ -239,7 +240,7 @@ def recorded_run(
     entry left without an end reads as a run still going. A failure to record it is only
     logged: it must not hide the error that stopped the run.
     """
-    entry = RunEntry(manifest.start_run(command, remote))
+    entry = RunEntry(manifest.start_run(command, remote, TEMP_TOKEN))
     try:
         yield entry
     except BaseException as exc:

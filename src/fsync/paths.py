@@ -6,6 +6,7 @@ here, once, so nothing downstream has to think about `..`, backslashes or Unicod
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import unicodedata
@@ -28,17 +29,35 @@ _TEMP = re.compile(re.escape(TEMP_PREFIX) + "[0-9a-f]{16}" + re.escape(TEMP_SUFF
 
 _temp_names = random.Random()  # seeded from os.urandom
 
+TEMP_TOKEN = f"{_temp_names.getrandbits(32):08x}"
+"""This process's token: the first 8 of the 16 hex digits of every temp name it makes.
+
+Each run records it (`Manifest.start_run`), so a later run of the same root can tell the temp
+files a killed run of that root left behind (`temp_token`), and remove them, from those of
+anyone else: another root's run writing into this folder as its remote, an older fsync, or a
+user's file that happens to have such a name."""
+
+_temp_serials = itertools.count(_temp_names.getrandbits(32))
+
 
 def temp_name() -> str:
-    """A fresh temporary name (`.fsync-<16 hex>.tmp`) to write a file under before it is
-    renamed into place.
+    """A fresh temporary name (`.fsync-<TEMP_TOKEN><8 hex serial>.tmp`) to write a file
+    under before it is renamed into place.
 
     Writers open it with `O_EXCL`, so a clash fails rather than clobbers: the name needs to
-    be unlikely to clash, not secret, and a generator seeded once from `os.urandom` gives
-    that without the system call per name that `secrets` makes (20,000 of them in a
-    20,000-file push).
+    be unlikely to clash, not secret. A serial after the process's token keeps this
+    process's names apart without the system call per name that `secrets` makes (20,000 of
+    them in a 20,000-file push).
     """
-    return f"{TEMP_PREFIX}{_temp_names.getrandbits(64):016x}{TEMP_SUFFIX}"
+    return f"{TEMP_PREFIX}{TEMP_TOKEN}{next(_temp_serials) & 0xFFFFFFFF:08x}{TEMP_SUFFIX}"
+
+
+def temp_token(name: str) -> str | None:
+    """The `TEMP_TOKEN` of the process that made the temp name `name` (a path's last
+    segment), or None if `name` is not a temp name."""
+    if not is_temp_name(name):
+        return None
+    return name[len(TEMP_PREFIX) : len(TEMP_PREFIX) + len(TEMP_TOKEN)]
 
 
 def is_temp_name(name: str) -> bool:

@@ -24,7 +24,7 @@ from fsync.errors import ConfigError, FileChangedError, UnsafePathError
 from fsync.hashing import CacheRecord, StatSig, cpu_threads, hash_file
 from fsync.ignore import IGNORE_FILE, STATE_DIR, IgnoreMatcher
 from fsync.model import Digest, FileError, LocalEntry, RelPath, local_entry
-from fsync.paths import ancestors, to_relpath
+from fsync.paths import ancestors, is_temp_name, to_relpath
 
 RACY_NS = 2_000_000_000
 """A file whose ctime is this close to the scan's start is hashed again next scan.
@@ -107,6 +107,11 @@ class ScanResult:
     backslash), shown as `repr` would: a push counts each as failed, since its content would
     otherwise be on this disk alone, unnoticed (renaming a synced folder to such a name
     deletes its remote copies, as for any folder that is gone)."""
+
+    temps: list[RelPath] = field(default_factory=list)
+    """fsync's temp files (`is_temp_name`) met in the folders walked: left out of every
+    plan, and of a killed run's, removed by the next run that holds the root's lock
+    (`drop_abandoned_temps`)."""
 
     def is_unknown(self, path: RelPath) -> bool:
         """True if `path` failed to scan or lies in a folder that could not be listed."""
@@ -367,6 +372,8 @@ class _Walker:
                         stack.append((os.path.join(folder, name), rel + "/"))
                     return
             if self.ignore.ignores(rel, parents_checked=True):
+                if is_temp_name(name) and entry.is_file(follow_symlinks=False):
+                    self.result.temps.append(rel)
                 return
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:

@@ -32,6 +32,7 @@ from fsync.config import WatchOptions
 from fsync.errors import ExitCode, FsyncError, SafetyAbort, one_line
 from fsync.ignore import IGNORE_FILE, STATE_DIR
 from fsync.manifest import Manifest, RootLock
+from fsync.manifest.journal import TransferJournal
 from fsync.model import (
     Action,
     ActionKind,
@@ -47,7 +48,7 @@ from fsync.paths import under_any
 from fsync.progress import NullReporter, WatchDisplay
 from fsync.remote.base import Remote, same_version
 from fsync.transfer.backup import Backup, locate
-from fsync.transfer.copies import CopyJournal
+from fsync.transfer.download import drop_abandoned_temps
 from fsync.transfer.engine import execute
 from fsync.transfer.outcome import EngineOptions, Outcome
 from fsync.watcher import Watcher
@@ -129,7 +130,7 @@ def watch(
             stopper=stopper,
             on_action=on_action,
             backup=backup,
-            copies=journal,
+            journal=journal,
         )
         return session.run()
 
@@ -172,7 +173,7 @@ class _Session:
         stopper: StopRequest,
         on_action: Callable[[ActionRecord], None] | None = None,
         backup: Backup | None = None,
-        copies: CopyJournal | None = None,
+        journal: TransferJournal,
     ) -> None:
         self.opts = opts
         self.root = root
@@ -203,8 +204,9 @@ class _Session:
         scan (`synced_at_full`), not added since."""
         self.backup = backup
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
-        self.copies = copies
-        """Where remote conflict copies are journaled until recorded (`CopyJournal`)."""
+        self.journal = journal
+        """Where remote conflict copies are journaled until recorded (`CopyJournal`), and
+        partial downloads a pull may continue."""
         self.pull_policy = opts.sync_options(Direction.PULL).policy()
         self.ignore = scanner.read_ignore(root, opts.excludes)
         self.links = opts.follow_links
@@ -382,6 +384,9 @@ class _Session:
             self.manifest.update_cache(scan.updates)
             self.manifest.prune_cache(scan.entries.keys())
         if not self.opts.dry_run and not self.stopper.is_set():
+            drop_abandoned_temps(
+                self.journal, self.root, scan.temps, self.manifest.abandoned_temp_tokens
+            )
             app.abort_unsent_uploads(
                 self.remote,
                 plan,
@@ -595,7 +600,7 @@ class _Session:
             on_action=lambda r: self._action_done(r, raced),
             verify_full=self.opts.verify_full,
             backup=self.backup,
-            copies=self.copies,
+            copies=self.journal,
             follow_links=self.links,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 
 from fsync.manifest.journal import TransferJournal
 from fsync.model import PartialDownload, PendingUpload, RelPath
+from fsync.paths import is_temp_name
 from fsynctest.commands import fsync_command
-from fsynctest.trees import write
+from fsynctest.trees import listing, write
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -260,3 +262,50 @@ def _wait_until(check: Callable[[], object], process: subprocess.Popen[str]) -> 
         assert process.poll() is None, f"fsync ended too soon: {process.communicate()}"
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("after", ["pull", "sync", "watch"])
+def test_the_next_run_removes_the_temp_files_of_a_killed_pull(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path, after: str
+) -> None:
+    """`kill -9` of a pull leaves the temp file it was writing, and only `fsync cleanup
+    LOCAL` removed it. The next run of LOCAL removes it as its scan meets it (a watch at
+    its first scan), and a pull or sync ends with the tree equal to the remote; a user's
+    file of a temp file's form stays (no run of LOCAL made it)."""
+    server, bucket = s3_bucket
+    url, env = f"s3://{bucket}/tree", server.env()
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, {"small.txt": "small", "dir/big.bin": os.urandom(4 << 20)})
+    assert fsync("push", src, url, env=env).returncode == 0
+    mine = ".fsync-0123456789abcdef.tmp"
+    write(dst, {f"dir/{mine}": "a user's file"})
+
+    def temps() -> list[Path]:
+        return [p for p in (dst / "dir").iterdir() if is_temp_name(p.name) and p.name != mine]
+
+    run = _start_fsync("pull", url, dst, "--bw-limit", "1MiB/s", "--quiet", env=env)
+    try:
+        _wait_until(lambda: [p for p in temps() if p.stat().st_size], run)
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.communicate(timeout=60)
+    assert temps(), "the killed pull left its temp file"
+
+    if after == "watch":
+        watch = _start_fsync("watch", dst, url, "--quiet", env=env)
+        try:
+            _wait_until(lambda: not temps(), watch)
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            _, stderr = watch.communicate(timeout=60)
+        assert watch.returncode == 0, stderr
+        assert (dst / "dir" / mine).read_text() == "a user's file"
+        return
+    args = (url, dst) if after == "pull" else (dst, url)
+    again = fsync(after, *args, env=env)
+
+    assert again.returncode == 0, again.stderr
+    assert temps() == []
+    assert listing(dst) == {**listing(src), f"dir/{mine}": b"a user's file"}

@@ -134,7 +134,8 @@ def _conflict_copies(root: Path) -> dict[str, list[str]]:
 
 
 def _files(root: Path) -> dict[str, object]:
-    """`listing(root)` without temp files: those of a killed run stay until `fsync cleanup`."""
+    """`listing(root)` without temp files: a killed run's stay in a folder remote until
+    `fsync cleanup`."""
     return {name: data for name, data in listing(root).items() if not is_temp_name(name)}
 
 

@@ -347,13 +347,18 @@ class Manifest:
 
     # --- run history ---------------------------------------------------------------------
 
-    def start_run(self, command: str, remote: str) -> int:
-        """Record that `command` started against `remote`; return the run's id."""
+    def start_run(self, command: str, remote: str, temp_token: str | None = None) -> int:
+        """Record that `command` started against `remote`, writing its temp files under
+        names with `temp_token` (`fsync.paths.TEMP_TOKEN`); return the run's id.
+
+        The record is durable before the run writes anything: a run killed at any point
+        after it can have its temp files recognised (`abandoned_temp_tokens`).
+        """
         with self.transaction():
             remote_id = self._remote_id(remote, create=True)
             cur = self._conn.execute(
-                "INSERT INTO runs (remote_id, command, started) VALUES (?, ?, ?)",
-                (remote_id, command, time.time()),
+                "INSERT INTO runs (remote_id, command, started, temp_token) VALUES (?, ?, ?, ?)",
+                (remote_id, command, time.time(), temp_token),
             )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -381,6 +386,15 @@ class Manifest:
         self._conn.execute(
             "UPDATE runs SET summary = ? WHERE id = ? AND ended IS NULL", (text, run_id)
         )
+
+    def abandoned_temp_tokens(self) -> set[str]:
+        """The temp-name tokens of the runs that started and never ended: killed outright
+        before they could remove their temp files, or still running (the caller's own run;
+        the root's lock rules out any other)."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT temp_token FROM runs WHERE ended IS NULL AND temp_token IS NOT NULL"
+        )
+        return {token for (token,) in rows}
 
     def last_runs(self, limit: int = 10, remote: str | None = None) -> list[RunRecord]:
         """The most recent runs, newest first, optionally only those against `remote`."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -29,11 +30,11 @@ from fsync.errors import RemoteChanged, VerificationError
 from fsync.fileops import create_exclusive, unlink_quietly
 from fsync.hashing import new_hasher
 from fsync.model import PartialDownload, RelPath, RemoteEntry
-from fsync.paths import is_temp_name, temp_name
+from fsync.paths import TEMP_TOKEN, is_temp_name, temp_name, temp_token
 from fsync.remote.base import Remote, served_entry
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from blake3 import blake3
 
@@ -307,6 +308,36 @@ def drop_missing_partials(journal: DownloadJournal, root: str) -> int:
             journal.end_download(partial.path)
             dropped += 1
     return dropped
+
+
+def drop_abandoned_temps(
+    journal: DownloadJournal,
+    root: str,
+    temps: Collection[RelPath],
+    tokens: Callable[[], Collection[str]],
+) -> int:
+    """Remove the temp files `temps` (found under `root` by a scan) that a run whose
+    `TEMP_TOKEN` is in `tokens()` made, other than this process: the runs of this root that
+    never ended (`Manifest.abandoned_temp_tokens`), so killed outright. Returns how many.
+    `tokens` is asked only when there are temp files to judge: most runs meet none.
+
+    Call it holding the root's lock: no run of the root is then writing them. A temp file of
+    another token is not this root's to remove (another root's run may be writing it into
+    this folder as its remote, or it is a user's file of that form), nor is one the journal
+    keeps for a download to continue (`drop_stale_partials` decides on those).
+    """
+    if not temps:
+        return 0
+    owners = set(tokens()) - {TEMP_TOKEN}
+    if not owners:
+        return 0
+    kept = {posixpath.join(posixpath.dirname(p.path), p.temp) for p in journal.partials()}
+    removed = 0
+    for path in temps:
+        if temp_token(posixpath.basename(path)) in owners and path not in kept:
+            unlink_quietly(os.path.join(root, path))
+            removed += 1
+    return removed
 
 
 class _Unverifiable(Exception):
