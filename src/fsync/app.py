@@ -52,7 +52,7 @@ from fsync.model import (
     SyncPolicy,
 )
 from fsync.paths import TEMP_TOKEN, ancestors, under_any
-from fsync.planning import plan_sync
+from fsync.planning import plan_sync, safety_stop
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import local_path, missing_root, open_remote
@@ -146,13 +146,16 @@ def _run_in(
                 alone=(twins, skipped),
                 opts=opts,
             )
-            plan = plan_sync(remote, local_entries, remote_entries, base, policy, local_root=root)
+            # A dry run shows the plan even where a safety stop would refuse it (checked below).
+            planned = replace(policy, force=True) if opts.dry_run else policy
+            plan = plan_sync(remote, local_entries, remote_entries, base, planned, local_root=root)
             _warn_if_emptied(policy, local_entries, remote_entries, base, reporter)
             if opts.direction is Direction.PUSH and plan.notices:
                 plan = _unpullable_noticed(plan, root, remote_entries, local_entries)
             _log_inputs(local, remote_entries, base, plan, started)
             if opts.dry_run:
                 result = dry_run_result(plan)
+                result.stopped = safety_stop(plan, local_entries, remote_entries, base, policy)
                 reporter.close()
                 _report_planned(plan, on_action)
             else:
@@ -400,7 +403,10 @@ def open_sync_remote(opts: SyncOptions, journal: TransferJournal | None = None) 
 
 
 def exit_status(result: RunResult) -> ExitCode:
-    """The process exit status for a finished run (DESIGN.md, Interface)."""
+    """The process exit status for a finished run (DESIGN.md, Interface); a dry run that the
+    real run's safety stop would end exits as that run would (`RunResult.stopped`)."""
+    if result.stopped:
+        return ExitCode.USAGE
     if result.failed:
         return ExitCode.FAILED
     if result.unresolved:

@@ -246,6 +246,8 @@ def _transfer(direction: Direction, args: Mapping[str, object]) -> NoReturn:
     else:
         shown = getattr(reporter, "shown_errors", ())
         render.print_summary(direction, result, verbose, redactor, shown)
+    if result.stopped:  # a dry run past a safety stop: the real run's error line, after the plan
+        cli_run.fail(redactor.text(result.stopped), use_cases.exit_status(result))
     raise typer.Exit(int(use_cases.exit_status(result)))
 
 

@@ -373,13 +373,18 @@ class RunResult:
     dry_run: bool = False
     errors: list[FileError] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    stopped: str | None = None
+    """Why the real run would stop whole before acting (a dry run whose plan a safety stop
+    refuses: the stop's message); the dry run then exits as that run would."""
 
     def as_json(self) -> dict[str, object]:
-        """The summary object printed by `--json` and handed to `--on-error`."""
+        """The summary object printed by `--json` and handed to `--on-error` (with `error`,
+        as a run stopped whole has it, when `stopped`)."""
         return {
             **self.counts(),
             "errors": [{"path": e.path, "error": e.error} for e in self.errors],
             "skipped": [{"path": n.path, "reason": n.reason} for n in self.notices],
+            **({"error": self.stopped} if self.stopped else {}),
         }
 
     def counts(self) -> dict[str, object]:

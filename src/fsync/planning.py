@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from fsync import etags, planner, planner_sync
-from fsync.errors import FsyncError
+from fsync.errors import FsyncError, SafetyAbort
 from fsync.hashing import hash_stream
 from fsync.model import (
     BaseEntry,
@@ -59,11 +59,31 @@ def plan_sync(
         plan = planner.detect_moves(plan)
     if fetches:
         plan = planner.detect_pull_moves(plan)
-    if two_way:
-        planner_sync.check_safety(plan, local, entries, base, policy)
-    else:
-        planner.check_safety(plan, local, entries, base, policy)
+    stop = safety_stop(plan, local, entries, base, policy)
+    if stop is not None:
+        raise SafetyAbort(stop)
     return plan
+
+
+def safety_stop(
+    plan: Plan,
+    local: Mapping[RelPath, LocalEntry],
+    entries: Mapping[RelPath, RemoteEntry],
+    base: Mapping[RelPath, BaseEntry],
+    policy: SyncPolicy,
+) -> str | None:
+    """Why `plan` (made with `force`) is too dangerous to run under `policy` (the message of
+    its direction's planner's `SafetyAbort`, a move counted as no deletion), or None; always
+    None with `policy.force`. A dry run plans with `force` and asks this after, to show the
+    plan the real run would refuse."""
+    check = (
+        planner_sync.check_safety if policy.direction is Direction.SYNC else planner.check_safety
+    )
+    try:
+        check(plan, local, entries, base, policy)
+    except SafetyAbort as exc:
+        return str(exc)
+    return None
 
 
 def _fill_digests(

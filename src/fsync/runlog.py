@@ -143,7 +143,8 @@ class RunMonitor:
         Returns the summary as logged and handed to the alarm (redacted, with the run's
         `command`, `local`, `remote`, `run_id` and `exit_code` added).
         """
-        return self._end(dict(summary), exit_code, None)
+        stop = summary.get("error")  # a dry run's safety stop (`RunResult.stopped`)
+        return self._end(dict(summary), exit_code, stop if isinstance(stop, str) else None)
 
     def stopped(self, message: str, exit_code: int) -> dict[str, object]:
         """The whole run stopped with `message` (no summary): log it, alarm if it failed."""

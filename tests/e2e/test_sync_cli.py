@@ -117,6 +117,39 @@ def test_max_delete_stops_a_sync_with_exit_2(fsync, tmp_path: Path) -> None:
     assert len(listing(b)) == 2
 
 
+@pytest.mark.parametrize("gone", [3, 4], ids=["past-the-limit", "emptied"])
+@pytest.mark.parametrize("command", ["push", "pull", "sync"])
+def test_a_dry_run_a_safety_stop_would_end_shows_its_plan_then_stops(
+    fsync, tmp_path: Path, command: str, gone: int
+) -> None:
+    """`--dry-run` of a run past the delete limit, or from an emptied source, said only the
+    stop, not what the run would do: what a dry run is for, and what decides whether to
+    `--force`. It shows the plan and the `--json` counts, then the real run's error line,
+    and exits 2 as that run does; nothing changes."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {f"f{i}.txt": str(i) for i in range(4)})
+    assert fsync("push", a, b, "-q").returncode == 0
+    for i in range(gone):
+        ((b if command == "pull" else a) / f"f{i}.txt").unlink()
+    args = (b, a) if command == "pull" else (a, b)
+    before = (listing(a), listing(b))
+    real = fsync(command, *args)
+    assert real.returncode == 2
+    assert real.stderr.startswith("fsync: error: the ")
+
+    dry = fsync(command, *args, "--dry-run")
+    counts = fsync(command, *args, "--dry-run", "--json")
+
+    assert (dry.returncode, dry.stderr) == (2, real.stderr)
+    assert dry.stdout.startswith(f"{command} (dry run): ")
+    assert f" {gone} to delete, " in dry.stdout
+    assert (counts.returncode, counts.stderr) == (2, real.stderr)
+    summary = json.loads(counts.stdout)
+    assert (summary["deleted"], summary["dry_run"]) == (gone, True)
+    assert f"fsync: error: {summary['error']}\n" == real.stderr
+    assert (listing(a), listing(b)) == before
+
+
 def test_sync_help_lists_its_options(fsync) -> None:
     shown = fsync("sync", "--help")
     assert shown.returncode == 0
