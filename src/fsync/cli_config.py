@@ -34,7 +34,9 @@ _ORIGINS = "fsync.config"
 """Where `apply_config` leaves, in the command's `ctx.meta`, the config file it read and
 the table each of its settings came from (for `explained`)."""
 
-_running: ContextVar[Callable[[str], str | None] | None] = ContextVar("origin", default=None)
+_running: ContextVar[Callable[[str, str | None], str | None] | None] = ContextVar(
+    "origin", default=None
+)
 """While a configured command runs, where each of its settings came from (`_origin`)."""
 
 
@@ -111,11 +113,9 @@ def _config_defaults(
             if table is not None or name not in known:
                 raise file.error(f"unknown setting '{name.replace('_', '-')}'", name, table)
             continue  # a setting for other commands (e.g. `remote` for status)
-        if isinstance(raw, bool) and not getattr(param, "is_flag", False):
-            # A TOML boolean is a Python int: `transfers = true` was read as 1.
-            key, word = name.replace("_", "-"), "true" if raw else "false"
-            why = f"{key}: {word} is not a valid value (the setting is not on/off)"
-            raise file.error(why, name, table)
+        why = _wrong_kind(name, raw, param)
+        if why is not None:
+            raise file.error(f"{name.replace('_', '-')}: {why}", name, table)
         value = [raw] if param.multiple and isinstance(raw, str) else raw
         try:
             given = param.process_value(ctx, value)
@@ -134,28 +134,47 @@ def _config_defaults(
     return defaults, tables
 
 
+def _wrong_kind(name: str, raw: object, param: Any) -> str | None:
+    """Why the file's value `raw` cannot be the setting `name` whatever it holds, or None.
+
+    typer turns anything into text: `remote = 7` was the folder `7` of whatever folder fsync
+    ran in (a number is no path to take from the root), and `exclude = [5]` the pattern `5`.
+    A TOML boolean is a Python int: `transfers = true` was read as 1.
+    """
+    if isinstance(raw, bool) and not getattr(param, "is_flag", False):
+        return f"{'true' if raw else 'false'} is not a valid value (the setting is not on/off)"
+    if name in _PATH_SETTINGS and not isinstance(raw, str):
+        return f"{raw!r} is not a valid value (expected a path or URL in quotes)"
+    many = isinstance(raw, list) and all(isinstance(item, str) for item in raw)
+    if param.multiple and not (isinstance(raw, str) or many):
+        return f"{raw!r} is not a valid value (expected a string or a list of strings)"
+    return None
+
+
 def explained(exc: Exception) -> str:
     """`exc` as the one line the user sees: a value the remote refused (`SettingError`) that
     the running command took from its config file names the file and line that set it, as
     the file's other bad values do; from the command line, it names the option."""
     origin = _running.get()
     if isinstance(exc, SettingError) and origin is not None:
-        where = origin(exc.setting)
+        where = origin(exc.setting, exc.item)
         if where is not None:
             return one_line(exc.in_file(where))
     return one_line(exc)
 
 
-def _origin(ctx: typer.Context, setting: str) -> str | None:
-    """`FILE:LINE` of the config value `setting` took in `ctx`, or None where the command
-    line (or the parameter's default) gave it."""
+def _origin(ctx: typer.Context, setting: str, item: str | None = None) -> str | None:
+    """`FILE:LINE` of the config value `setting` took in `ctx` (of its entry `item`, for a
+    table such as the storage options), or None where the command line (or the parameter's
+    default) gave it."""
     found: tuple[ConfigFile, dict[str, str | None]] | None = ctx.meta.get(_ORIGINS)
     source = ctx.get_parameter_source(setting)
     # (by name: typer may bring its own copy of click, and with it its own enum)
     if found is None or source is None or source.name != "DEFAULT_MAP":
         return None
     file, tables = found
-    line = file.line_of(setting, tables.get(setting))
+    table = tables.get(setting)
+    line = file.line_of(setting, table) if item is None else file.option_line(item, table)
     return f"{file.path}:{line}" if line else file.path
 
 

@@ -290,18 +290,29 @@ class ConfigFile:
             line = raw.strip()
             header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]\s*(#.*)?", line)
             if header:
-                current = header.group(1).strip("\"'")
+                current = header.group(1).strip("\"'").replace("_", "-")
                 continue
             name = line.partition("=")[0].strip().strip("\"'")
-            if "=" in line and name in wanted and current == table:
+            if "=" in line and name in wanted and current == (table and table.replace("_", "-")):
                 return number
         return None
+
+    def option_line(self, name: str, command: str | None = None) -> int | None:
+        """The 1-based line setting the storage option `name` (in `[storage-options]`, or
+        `[COMMAND.storage-options]`), else that of the list or table that holds it."""
+        table = f"{command}.{STORAGE_TABLE}" if command else STORAGE_TABLE
+        return (
+            self.line_of(name, table)
+            or self.line_of(STORAGE_TABLE, command)
+            or self.line_of("option", command)
+            or self.header_line(table)
+        )
 
     def header_line(self, table: str) -> int | None:
         """The 1-based line of the `[table]` header, if found."""
         for number, raw in enumerate(self.text.splitlines(), start=1):
             header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]\s*(#.*)?", raw.strip())
-            if header and header.group(1).strip("\"'") == table:
+            if header and header.group(1).strip("\"'").replace("_", "-") == table.replace("_", "-"):
                 return number
         return None
 
@@ -352,6 +363,7 @@ def _split_tables(
 ) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
     common: dict[str, object] = {}
     commands: dict[str, dict[str, object]] = {}
+    _refuse_two_spellings(file, data, None)
     for key, value in data.items():
         if key.replace("_", "-") == STORAGE_TABLE:
             common["option"] = _storage_pairs(file, value, None)
@@ -371,6 +383,7 @@ def _command_table(
     file: ConfigFile, command: str, table: Mapping[str, object]
 ) -> dict[str, object]:
     out: dict[str, object] = {}
+    _refuse_two_spellings(file, table, command)
     for key, value in table.items():
         if key.replace("_", "-") == STORAGE_TABLE:
             out["option"] = _storage_pairs(file, value, command)
@@ -379,6 +392,22 @@ def _command_table(
         else:
             out[key] = value
     return out
+
+
+def _refuse_two_spellings(
+    file: ConfigFile, table: Mapping[str, object], command: str | None
+) -> None:
+    """Raise `ConfigError` where one table sets a setting under two spellings (`on_conflict`
+    and `on-conflict`; `option` and `[storage-options]`, which both give `-o`): the last
+    one read would win, and the other be silently ignored."""
+    seen: dict[str, str] = {}
+    for key in table:
+        name = key.replace("_", "-")
+        name = "option" if name == STORAGE_TABLE else name
+        first = seen.setdefault(name, key)
+        if first != key:
+            why = f"'{first}' and '{key}' both set {name} (one would be ignored; keep one)"
+            raise file.error(why, first, command)
 
 
 def _storage_pairs(file: ConfigFile, table: object, command: str | None) -> list[str]:

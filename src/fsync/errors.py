@@ -53,9 +53,27 @@ class SettingError(ConfigError):
         """The option's name as written in a config file (`chunk-size`)."""
         return self.setting.replace("_", "-")
 
+    item: str | None = None
+    """The entry of the setting at fault, where the setting is a table (`option`'s `anon`)."""
+
     def in_file(self, where: str) -> str:
         """The message for a value set at `where` (`FILE:LINE`) of a config file."""
         return f"{where}: {self.key} {self.problem}"
+
+
+class StorageOptionError(SettingError):
+    """A storage option (`-o NAME=VALUE`, or NAME in a config file's `[storage-options]`)
+    that the remote cannot take: `str()` names the `-o` option, `in_file` the file's key."""
+
+    def __init__(self, name: str, problem: str, *, unknown: bool = False) -> None:
+        self.item = name
+        self.word = "unknown" if unknown else "invalid"
+        super().__init__("option", problem)
+        self.args = (f"{self.word} -o {name} ({problem})",)
+
+    def in_file(self, where: str) -> str:
+        """The message for the option set at `where` (`FILE:LINE`) of a config file."""
+        return f"{where}: {self.word} storage option {self.item} ({self.problem})"
 
 
 class SafetyAbort(FsyncError):

@@ -286,7 +286,7 @@ def test_bad_storage_options_are_usage_errors_in_one_line(
     masked as a secret (`KEY=***`). Nothing reaches the network: the endpoint is unused."""
     url, endpoint = "s3://bkt/p", "http://127.0.0.1:9"
     cases = {
-        "bogus_option=1": "unknown -o option 'bogus_option' for s3:// (s3fs takes no such",
+        "bogus_option=1": "unknown -o bogus_option (s3fs takes no such option",
         'client_kwargs={"endpoint_url":"x"}': "invalid -o client_kwargs (s3fs takes a table",
         "max_concurrency=abc": "invalid -o max_concurrency (expected a whole number such as 10",
         "anon=maybe": "invalid -o anon (expected true or false, not 'maybe')",

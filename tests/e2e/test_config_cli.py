@@ -106,6 +106,13 @@ def test_no_remote_anywhere_is_a_usage_error(fsync, src: Path) -> None:
         ("push", 'remote = "x"\ntransfers = true\n', ":2:", "transfers: true is not a valid"),
         ("pull", 'remote = "x"\ntimeout = false\n', ":2:", "timeout: false is not a valid"),
         ("push", 'remote = "x"\ntimeout = inf\n', ":2:", "less than or equal to 86400"),
+        # Two spellings of one setting: the last one read won, silently.
+        ("sync", 'remote = "x"\non_conflict = "local"\non-conflict = "skip"\n', ":2:", "'on_"),
+        ("push", '[push]\nmax-delete = "1"\nmax_delete = "9"\n', ":2:", "and 'max_delete' both"),
+        ("pull", 'remote = "x"\noption = ["anon=true"]\n[storage-options]\n', ":2:", "both"),
+        # typer took any TOML value for text: `exclude = 5` excluded the pattern "5".
+        ("push", 'remote = "x"\nexclude = 5\n', ":2:", "exclude: 5 is not a valid value"),
+        ("push", 'remote = "x"\n\nexclude = ["*.tmp", 5]\n', ":3:", "a list of strings"),
     ],
 )
 def test_invalid_config_exits_2_naming_file_and_line(
@@ -118,6 +125,27 @@ def test_invalid_config_exits_2_naming_file_and_line(
     assert res.stderr.startswith(f"fsync: error: {path}{where}"), res.stderr
     assert what in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("setting", ["remote = 7", "log-file = 8", "backup-dir = 1.5"])
+def test_a_path_setting_that_is_not_text_is_refused(
+    fsync, src: Path, tmp_path: Path, setting: str
+) -> None:
+    """A number was turned into a path relative to the cwd, not to LOCAL: `remote = 7` pushed
+    into `./7` of whatever folder fsync ran in."""
+    remote = "" if setting.startswith("remote") else 'remote = "../out"\n'
+    path = configure(src, f"{remote}{setting}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = fsync("push", src, cwd=elsewhere)
+    assert res.returncode == 2
+    line = 1 if setting.startswith("remote") else 2
+    key = setting.partition(" ")[0]
+    assert res.stderr.startswith(f"fsync: error: {path}:{line}: {key}: "), res.stderr
+    assert "expected a path or URL in quotes" in res.stderr
+    assert res.stderr.count("\n") == 1
+    assert list(elsewhere.iterdir()) == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_settings_for_other_commands_are_ignored(fsync, src: Path, tmp_path: Path) -> None:
@@ -157,6 +185,20 @@ S3 = f'remote = "s3://b/p"\nendpoint-url = "{UNREACHABLE}"\n'
         ("sync", S3 + '[sync]\nchunk-size = "6GiB"\n', ":4:", "chunk-size 6442450944 is above"),
         ("push", 'remote = "../out"\nbw-limit = "1MiB/s"\n', ":2:", "bw-limit applies to s3://"),
         ("watch", 'remote = "../out"\n\n[watch]\ntps-limit = 5\n', ":4:", "tps-limit applies"),
+        # Storage options are judged by the remote too; their errors named no file either.
+        (
+            "push",
+            S3 + '[storage-options]\nanon = "maybe"\n',
+            ":4:",
+            "invalid storage option anon (expected true or false, not 'maybe')",
+        ),
+        (
+            "sync",
+            S3 + "\n[sync.storage_options]\nbogus = 1\n",
+            ":5:",
+            "unknown storage option bogus (s3fs takes no such option",
+        ),
+        ("pull", S3 + 'option = ["max_concurrency=abc"]\n', ":3:", "invalid storage option max_"),
     ],
 )
 def test_a_value_the_remote_cannot_take_names_its_file_and_line(

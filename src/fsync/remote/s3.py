@@ -46,6 +46,7 @@ from fsync.errors import (
     RemoteChanged,
     RemoteUnavailable,
     SettingError,
+    StorageOptionError,
     TransientError,
     UnsafePathError,
     VerificationError,
@@ -715,7 +716,7 @@ def _known_options() -> dict[str, object]:
 
 
 def _check_options(options: Mapping[str, object]) -> None:
-    """Raise `ConfigError` for a storage option s3fs does not take, or a value of the wrong
+    """Raise `StorageOptionError` for a storage option s3fs does not take, or a value of the wrong
     kind where its default tells the kind (a flag, a count).
 
     s3fs checks neither: an unknown name failed the first request (`AioSession.__init__() got
@@ -725,13 +726,11 @@ def _check_options(options: Mapping[str, object]) -> None:
     known = _known_options()
     for name, value in options.items():
         if name not in known:
-            raise ConfigError(
-                f"unknown -o option {name!r} for s3:// "
-                "(s3fs takes no such option; check the name against s3fs's S3FileSystem)"
-            )
+            why = "s3fs takes no such option; check the name against s3fs's S3FileSystem"
+            raise StorageOptionError(name, why, unknown=True)
         why = _wrong_kind(name, value, known[name])
         if why is not None:
-            raise ConfigError(f"invalid -o {name} ({why})")
+            raise StorageOptionError(name, why)
 
 
 def _wrong_kind(name: str, value: object, default: object) -> str | None:
