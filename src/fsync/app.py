@@ -508,17 +508,25 @@ def _scan_and_list(
     as when the listing came second; that listing is then left to finish on its own. A
     listing done by this process's CPU (a folder, memory://) runs after the scan: two
     threads trading the GIL at every stat took 1.5x as long as one after the other.
+
+    Raises `ConfigError`, as a pull does, for a sync between a local tree with nothing to
+    send (one it has just made, say) and a remote folder that does not exist: a mistyped
+    REMOTE, which said "nothing to do" and left an empty LOCAL that counted as synced.
     """
     if remote.url.startswith(_IN_PROCESS):
         local = _scan(root, manifest, ignore, reporter, follow_links=opts.follow_links)
-        return local, fetch_listing(remote, opts)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync-list")
-    try:
-        pending = pool.submit(fetch_listing, remote, opts)
-        local = _scan(root, manifest, ignore, reporter, follow_links=opts.follow_links)
-        return local, pending.result()
-    finally:
-        pool.shutdown(wait=False)
+        listing = fetch_listing(remote, opts)
+    else:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync-list")
+        try:
+            pending = pool.submit(fetch_listing, remote, opts)
+            local = _scan(root, manifest, ignore, reporter, follow_links=opts.follow_links)
+            listing = pending.result()
+        finally:
+            pool.shutdown(wait=False)
+    if opts.direction is Direction.SYNC and not local.entries and not remote.root_exists():
+        raise ConfigError(missing_root(opts.remote_url))
+    return local, listing
 
 
 def _without(entries: Mapping[RelPath, E], drop: Container[RelPath]) -> dict[RelPath, E]:

@@ -6,12 +6,16 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from fsync.paths import is_temp_name
 from fsynctest.trees import age_tree, listing, write
 from fsynctest.watching import eventually
+
+if TYPE_CHECKING:
+    from conftest import S3Server
 
 
 def test_sync_both_ways_with_json_and_dry_run(fsync, tmp_path: Path) -> None:
@@ -207,3 +211,45 @@ def test_a_run_killed_amid_keep_both_conflicts_makes_no_second_copy(
         assert _files(a) == remote
     else:
         assert _conflict_copies(a) == {}
+
+
+def test_sync_with_a_missing_folder_remote_makes_nothing(fsync, tmp_path: Path) -> None:
+    """With LOCAL and REMOTE both missing (a mistyped path), sync said "nothing to do",
+    exited 0 and made an empty LOCAL that then counted as synced; pull refuses such a
+    remote. A LOCAL with files to send still makes a new remote folder, as push does."""
+    typo, local = tmp_path / "typo", tmp_path / "new"
+    for extra in ([], ["--dry-run"], ["--json"]):
+        res = fsync("sync", local, typo, *extra)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr == f"fsync: error: remote {typo} does not exist (check the path)\n"
+        assert not local.exists()
+        assert not typo.exists()
+    assert json.loads(res.stdout)["exit_code"] == 2
+    write(local, {"a.txt": "a"})
+    res = fsync("sync", local, typo)
+    assert res.returncode == 0, res.stderr
+    assert listing(typo) == {"a.txt": b"a"}
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_sync_to_s3_refuses_a_missing_bucket_and_takes_an_empty_prefix(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """A missing bucket stops sync as it stops push and pull (exit 1, one line), and makes
+    no LOCAL; an empty prefix is a new remote, which a first sync fills."""
+    server, bucket = s3_bucket
+    local = tmp_path / "new"
+    for command, args in (("sync", [local]), ("push", [tmp_path])):
+        res = fsync(command, *args, f"s3://{bucket}-missing/p", env=server.env())
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.count("\n") == 1
+        assert "no such bucket" in res.stderr
+        assert not local.exists()
+    res = fsync("sync", local, f"s3://{bucket}/p", env=server.env())
+    assert res.returncode == 0, res.stderr
+    assert "nothing to do" in res.stdout
+    write(local, {"a.txt": "a"})
+    res = fsync("sync", local, f"s3://{bucket}/p", "--json", env=server.env())
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["uploaded"] == 1
