@@ -26,6 +26,7 @@ from fsync.errors import (
     ConfigError,
     ExitCode,
     FsyncError,
+    PermanentError,
     RemoteUnavailable,
     exit_code_for,
     one_line,
@@ -890,7 +891,9 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
     with Manifest.open(root) as manifest:
         ignore = scanner.read_ignore(root, excludes)
         scan = scanner.scan(root, manifest, ignore)
-        with manifest.transaction():
+        # The cache only spares the next scan its hashing: a disk too full to take it (a run
+        # stopped by that is what status is asked about then) must not keep status silent.
+        with contextlib.suppress(PermanentError), manifest.transaction():
             manifest.update_cache(scan.updates)
         # What a run leaves alone is not pending: a path a skipped link holds, or one that
         # could not be read (not a deleted file either way; see `_plannable`).

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from fsync.remote.local import LocalRemote, filesystem_type
-from fsynctest.trees import age_tree, listing
+from fsynctest.commands import fsync_command
+from fsynctest.trees import age_tree, listing, write
 from fsynctest.watching import eventually
 
 IGNORED = {"scratch.tmp", "run.log", "build/app.bin"}
@@ -962,6 +963,48 @@ def test_a_full_disk_under_the_state_database_is_said_so(fsync, tmp_path: Path) 
     full, summary, room = res.stdout.splitlines()
     assert (full, room) == ("full: 1", "room: 0")
     assert (json.loads(summary)["downloaded"], json.loads(summary)["unchanged"]) == (1, 1)
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare and a tmpfs mount")
+def test_a_disk_that_fills_during_a_pull_is_said_so_and_status_still_reports(
+    fsync, tmp_path: Path
+) -> None:
+    """A pull that filled LOCAL's disk stopped with SQLite's bare `database or disk is
+    full` (in `--json` too), and `fsync status` then failed with the same line, as its
+    digest cache could not be written. The next run, with room again, completes the pull."""
+    src, disk = tmp_path / "src", tmp_path / "disk"
+    write(src, {f"f{n:03}.txt": "x" * (100 * (n % 7 + 1)) for n in range(300)})
+    disk.mkdir()
+    # One private namespace holds the tmpfs for every run, and unmounts it.
+    script = (
+        'mount -t tmpfs -o size=3m tmpfs "$DISK" || exit 99\n'
+        'dd if=/dev/zero of="$DISK/filler" bs=1k count=2200 2>/dev/null\n'
+        '"$@" --json; echo "full: $?"\n'
+        '"$FSYNC" status "$DISK/local" --json; echo "status: $?"\n'
+        'rm "$DISK/filler"\n'
+        '"$@" -q; echo "room: $?"\n'
+        'diff -r --exclude=.fsync "$SRC" "$DISK/local" && echo same\n'
+    )
+    res = fsync(
+        "pull",
+        src,
+        disk / "local",
+        env={"DISK": str(disk), "SRC": str(src), "FSYNC": fsync_command()},
+        prefix=[*_PRIVATE_MOUNTS, "sh", "-c", script, "sh"],
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    db = disk / "local" / ".fsync" / "state.db"
+    said = (
+        f"{db} cannot be written: no space left on device (database or disk is full; "
+        "free some space on that disk and run again)"
+    )
+    assert res.stderr.splitlines() == [f"fsync: error: {said}"]
+    failed, full, report, status, room, same = res.stdout.splitlines()
+    assert (full, status, room, same) == ("full: 1", "status: 0", "room: 0", "same")
+    assert json.loads(failed) == {"error": said, "exit_code": 1}
+    runs = json.loads(report)["runs"]
+    # (its end is recorded where the disk still had room for it; else it shows unfinished)
+    assert [run["command"] for run in runs] == ["pull"]
 
 
 def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) -> None:

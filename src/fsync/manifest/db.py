@@ -160,18 +160,27 @@ def _unusable(path: str, err: sqlite3.DatabaseError) -> FsyncError:
     shared-memory index cannot grow) or "database or disk is full": that advice threw away
     a sound database for nothing.
     """
+    return failed_access(path, err) or ConfigError(
+        f"{path} is not a usable fsync state database ({err}); move it aside and fsync "
+        "will start a new one (no data is lost, identical files are adopted)"
+    )
+
+
+def failed_access(path: str, err: sqlite3.Error) -> PermanentError | None:
+    """The error for `err`, met reading or writing the state database at `path`, where the
+    disk or the system is at fault: a full disk (exit 1) says so and what to do, instead of
+    SQLite's bare "database or disk is full". None for another error (the file's content, or
+    a bug), which the caller words or lets through."""
     code = getattr(err, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
-    if code in _IO_FAILURES and _free_bytes(os.path.dirname(path) or ".") < _LOW_SPACE:
+    low = code in _IO_FAILURES and _free_bytes(os.path.dirname(path) or ".") < _LOW_SPACE
+    if code == sqlite3.SQLITE_FULL or low:
         return _no_space(path, str(err))
     if code in _AROUND_THE_FILE:
         return PermanentError(
             f"{path} cannot be read or written now ({err}); it is kept as it is (run again "
             "once that is resolved)"
         )
-    return ConfigError(
-        f"{path} is not a usable fsync state database ({err}); move it aside and fsync "
-        "will start a new one (no data is lost, identical files are adopted)"
-    )
+    return None
 
 
 def _free_bytes(folder: str) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from fsync.hashing import HASH_VERSION, CacheRecord, StatSig
 from fsync.manifest import outbox
-from fsync.manifest.db import DB_NAME, connect, state_dir
+from fsync.manifest.db import DB_NAME, connect, failed_access, state_dir
 from fsync.model import BaseEntry, Digest, RelPath, base_entry
 
 _INO_WRAP = 1 << 64
@@ -106,7 +106,8 @@ class Manifest:
         """Run the block's writes as one transaction: all of them or, on an exception, none.
 
         Nested use opens a savepoint, so an inner block that fails is undone alone while the
-        outer transaction goes on (if the exception is caught).
+        outer transaction goes on (if the exception is caught). A write the disk refuses (it
+        is full, or failing) raises `PermanentError` naming the database and what to do.
         """
         if self._depth:
             name = f"sp{self._depth}"
@@ -129,10 +130,13 @@ class Manifest:
         try:
             yield
             self._conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             self._forget_memory()
+            failure = failed_access(self.path, exc) if isinstance(exc, sqlite3.Error) else None
+            if failure is not None:
+                raise failure from exc
             raise
         finally:
             self._depth = 0
