@@ -12,6 +12,7 @@ import subprocess
 import sys
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +20,9 @@ from fsync.remote.local import LocalRemote, filesystem_type
 from fsynctest.commands import fsync_command
 from fsynctest.trees import age_tree, listing, write
 from fsynctest.watching import eventually
+
+if TYPE_CHECKING:
+    from conftest import S3Server
 
 IGNORED = {"scratch.tmp", "run.log", "build/app.bin"}
 
@@ -536,6 +540,29 @@ def test_far_future_and_epoch_mtimes_sync(fsync, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert (back / "future").stat().st_mtime_ns == far
     assert (back / "epoch").stat().st_mtime_ns == 0
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_far_future_mtimes_round_trip_through_s3(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """An `mtime` past 2**63 ns (2262) was read back from S3 as no time at all, so the pull
+    gave the file the pull's time, where a folder remote keeps the file's own."""
+    server, bucket = s3_bucket
+    src, back = tmp_path / "src", tmp_path / "back"
+    write(src, {"future": "future", "later": "later", "epoch": "epoch"})
+    times = {"future": 10_000_000_000 * 10**9 + 5, "later": 12_000_000_000 * 10**9, "epoch": 0}
+    for name, mtime in times.items():
+        os.utime(src / name, ns=(mtime, mtime))
+    url = f"s3://{bucket}/p"
+    assert fsync("push", src, url, env=server.env()).returncode == 0
+    res = fsync("pull", url, back, "-q", env=server.env())
+    assert res.returncode == 0, res.stderr
+    assert {name: (back / name).stat().st_mtime_ns for name in times} == times
+    again = fsync("sync", back, url, "--json", env=server.env())
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["unchanged"] == 3
 
 
 def test_an_ignored_file_keeps_its_base_until_the_rule_is_lifted(fsync, tmp_path: Path) -> None:

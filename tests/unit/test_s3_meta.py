@@ -69,10 +69,23 @@ def test_mtime_parse_refuses_other_formats(text: str | None) -> None:
     assert parse_mtime(text) is None
 
 
-@pytest.mark.parametrize("text", ["9223372036.854775808", "99999999999", "1" + "0" * 20])
+@pytest.mark.parametrize("text", ["9223372036854775808", "-9223372036854775808.5", "1" + "0" * 20])
 def test_mtime_parse_refuses_times_no_file_can_have(text: str) -> None:
-    # Past 2**63 ns (2262): setting it on a pulled file raised OverflowError and ended the run.
+    # Past a 64-bit time_t: setting it on a pulled file raised OverflowError and ended the run.
     assert parse_mtime(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [
+        ("9223372036.854775808", 1 << 63),  # 2262: a file can have it, and a folder keeps it
+        ("99999999999", 99_999_999_999 * 10**9),
+        ("-99999999999.5", -99_999_999_999_500_000_000),
+        ("9223372036854775807.999999999", (1 << 63) * 10**9 - 1),
+    ],
+)
+def test_mtime_parse_takes_every_time_a_file_can_have(text: str, ns: int) -> None:
+    assert parse_mtime(text) == ns
 
 
 @pytest.mark.parametrize("text", ["9" * 4400, "-" + "1" * 4400, "1" * 4400 + ".5"])
@@ -85,7 +98,7 @@ def test_mtime_parse_takes_leading_zeros() -> None:
     assert parse_mtime("0" * 4400 + "1600000000.5") == 1_600_000_000_500_000_000
 
 
-@given(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1))
+@given(st.integers(min_value=-(2**63) * 10**9 + 1, max_value=2**63 * 10**9 - 1))
 def test_mtime_round_trips_every_nanosecond(ns: int) -> None:
     text = format_mtime(ns)
     assert parse_mtime(text) == ns

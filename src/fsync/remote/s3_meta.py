@@ -32,8 +32,10 @@ META_MD5 = "md5chksum"
 _NS_PER_S = 1_000_000_000
 _BLAKE3_HEX = re.compile(r"^[0-9a-f]{64}$")
 _MTIME = re.compile(r"^(-?)(\d+)(?:\.(\d*))?$")
-_MTIME_WHOLE_DIGITS = len(str((1 << 63) // _NS_PER_S))
-"""Digits of the whole seconds of the latest time a file can have (2**63 ns, in 2262)."""
+_TIME_T_LIMIT = 1 << 63
+"""Whole seconds no file's time can reach: a 64-bit `time_t` (`os.utime` raises past it).
+A file's time may well pass 2262 (2**63 ns), which `touch` gives and a folder remote keeps."""
+_MTIME_WHOLE_DIGITS = len(str(_TIME_T_LIMIT))
 _MODE_MAX = 0o177777
 """The largest `st_mode`: four bits of file type, twelve of permissions."""
 
@@ -54,7 +56,7 @@ def format_mtime(mtime_ns: int) -> str:
 
 def parse_mtime(text: str | None) -> int | None:
     """rclone's `mtime` metadata as nanoseconds, or None when absent, not in that format, or
-    beyond what a file's time can be (signed 64-bit nanoseconds).
+    beyond what a file's time can be (signed 64-bit seconds).
 
     Exact for up to nine fractional digits; further digits are cut, as rclone does.
     """
@@ -67,9 +69,9 @@ def parse_mtime(text: str | None) -> int | None:
     whole = whole.lstrip("0") or "0"
     if len(whole) > _MTIME_WHOLE_DIGITS:
         return None  # int() of thousands of digits is slow, and refused past 4300
+    if int(whole) >= _TIME_T_LIMIT:
+        return None  # no file can be given it (another tool's nonsense)
     ns = int(whole) * _NS_PER_S + int(((fraction or "")[:9]).ljust(9, "0"))
-    if ns >= 1 << 63:
-        return None  # past 2262: no file can be given it (another tool's nonsense)
     return -ns if sign else ns
 
 
