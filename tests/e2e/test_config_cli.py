@@ -199,6 +199,14 @@ S3 = f'remote = "s3://b/p"\nendpoint-url = "{UNREACHABLE}"\n'
             "unknown storage option bogus (s3fs takes no such option",
         ),
         ("pull", S3 + 'option = ["max_concurrency=abc"]\n', ":3:", "invalid storage option max_"),
+        # A local path takes neither; from a file, neither error named it.
+        ("push", 'remote = "../out"\n[storage-options]\nanon = true\n', ":3:", "invalid storage"),
+        (
+            "push",
+            f'remote = "../out"\nendpoint-url = "{UNREACHABLE}"\n',
+            ":2:",
+            "endpoint-url appl",
+        ),
     ],
 )
 def test_a_value_the_remote_cannot_take_names_its_file_and_line(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fsync.errors import ConfigError, SettingError
+from fsync.errors import ConfigError, SettingError, StorageOptionError
 from fsync.redact import redact_url
 from fsync.remote.base import Remote, UploadJournal
 from fsync.remote.fsspec_remote import FsspecRemote, MemoryRemote
@@ -96,10 +96,9 @@ def _open_local(
     url: str, options: dict[str, Any], endpoint_url: str | None, settings: TransferSettings
 ) -> Remote:
     """A plain path (relative to the cwd) or `file://PATH`."""
-    if options or endpoint_url:
-        raise ConfigError(
-            f"storage options and --endpoint-url do not apply to a local path ({url})"
-        )
+    _no_endpoint(url, endpoint_url)
+    if options:
+        raise StorageOptionError(next(iter(options)), f"a local path takes none: {url}")
     path = local_path(url)
     assert path is not None
     return LocalRemote(path)
@@ -234,7 +233,7 @@ _FACTORIES: dict[str, RemoteFactory] = {
 
 def _no_endpoint(url: str, endpoint_url: str | None) -> None:
     if endpoint_url:
-        raise ConfigError(f"--endpoint-url applies to s3:// remotes only, not {url}")
+        raise SettingError("endpoint_url", f"applies to s3:// remotes only, not {url}")
 
 
 def _make_fs(url: str, options: dict[str, Any]) -> tuple[AbstractFileSystem, str]:
