@@ -57,7 +57,14 @@ from fsync.planning import plan_sync, safety_stop
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import local_path, missing_root, open_remote
-from fsync.remote.base import Listing, Remote, Resumer, nfc_twin, skipped_warning
+from fsync.remote.base import (
+    Listing,
+    Remote,
+    Resumer,
+    incomplete_error,
+    nfc_twin,
+    skipped_warning,
+)
 from fsync.remote.retry import RetryPolicy
 from fsync.transfer.backup import Backup, BackupPlace, locate
 from fsync.transfer.download import drop_abandoned_temps, drop_stale_partials
@@ -665,8 +672,10 @@ def _plannable(
     the plan on all three sides, neither fetched nor taken for deleted. In every direction so
     are the paths `alone` names, and what lies below them: the `twins`, names a refused key
     spells in another Unicode form (`nfc_twin`), and the remote's skipped paths (a link, a
-    device: `Listing.skipped`, with what each is). A push says in `refused` which of its
-    files it leaves out: under a twin all, under a skipped path those it would send.
+    device: `Listing.skipped`, with what each is); and so is whatever `refused` names, a
+    remote folder that could not be read among them (`Listing.incomplete`). A push says in
+    `refused` which of its files it leaves out: under a twin all, under a skipped path those
+    it would send.
     """
     twins, skipped = alone
     local_entries: Snapshot = local.entries
@@ -690,7 +699,7 @@ def _plannable(
     else:
         blocked = _unmappable(root, remote, local_entries)
         refused += [FileError(p, why) for p, why in sorted(blocked.items())]
-        left_out.update(RelPath(e.path) for e in refused)
+    left_out.update(RelPath(e.path) for e in refused)
     if left_out:  # (a refused folder, e.g. a link: what lies below it too)
         local_entries = _without(local_entries, left_out)
         remote = _without(remote, left_out)
@@ -754,18 +763,23 @@ def sort_listing(
     listing: Listing, ignore: IgnoreMatcher, opts: SyncOptions, reporter: Reporter
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError], set[RelPath], dict[RelPath, str]]:
     """`listing` filtered by the ignore rules; its refused keys, errors where the run would
-    fetch them (pull, sync), warnings on push; the names those keys spell in another
+    fetch them (pull, sync), warnings on push, and the folders it could not read
+    (`Listing.incomplete`), errors in every direction; the names those keys spell in another
     Unicode form (`nfc_twin`), which a run leaves alone with what lies below them. A key
     whose NFC form is ignored is ignored too. Last, the remote's skipped paths with what each
     is (`Listing.skipped`), each warned about as a local link is: also left alone."""
     entries = {p: e for p, e in listing.entries.items() if not ignore.ignores(p)}
+    refused = [
+        FileError(path, incomplete_error(why))
+        for path, why in listing.incomplete
+        if not ignore.ignores(path, is_dir=True)
+    ]
     skipped: dict[RelPath, str] = {}
     for path, what in listing.skipped:
         # (what a link leads to is not looked at: only a rule for both kinds leaves it out)
         if not ignore.ignores_unseen(path):
             reporter.warning(skipped_warning(path, what))
             skipped[path] = what
-    refused: list[FileError] = []
     twins: set[RelPath] = set()
     for key, reason in listing.refused:
         twin = nfc_twin(key)

@@ -25,10 +25,11 @@ from fsync.ignore import IgnoreMatcher
 from fsync.manifest import Manifest
 from fsync.manifest.db import DB_NAME
 from fsync.model import Digest, FileError, LocalEntry, RelPath, RemoteEntry
+from fsync.paths import under_any
 from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import missing_root, open_remote
-from fsync.remote.base import Remote, nfc_twin, skipped_warning
+from fsync.remote.base import Remote, incomplete_error, nfc_twin, skipped_warning
 
 STATE_DB = os.path.join(".fsync", DB_NAME)
 
@@ -115,8 +116,8 @@ def verify(opts: VerifyOptions, reporter: Reporter) -> VerifyReport:
     )
     try:
         scan = _scan(root, ignore, opts, reporter)
-        entries, refused = _list(remote, ignore, opts, reporter)
-        report = _compare(scan, entries, remote, opts)
+        entries, refused, unread = _list(remote, ignore, opts, reporter)
+        report = _compare(scan, (entries, unread), remote, opts)
     finally:
         remote.close()
     unsendable = [FileError(e.path, f"cannot be synced: {e.error}") for e in scan.unsendable]
@@ -155,8 +156,9 @@ def _scan(
 
 def _list(
     remote: Remote, ignore: IgnoreMatcher, opts: VerifyOptions, reporter: Reporter
-) -> tuple[dict[RelPath, RemoteEntry], list[FileError]]:
-    """The remote's files under the ignore rules, and the keys that map to no local name.
+) -> tuple[dict[RelPath, RemoteEntry], list[FileError], set[RelPath]]:
+    """The remote's files under the ignore rules; errors for the keys that map to no local
+    name and the folders that could not be read; and those folders.
 
     What the remote skips (a link, a device) is warned about, as the scanner warns about a
     local link: a run leaves it alone, so it is no difference.
@@ -177,19 +179,28 @@ def _list(
     for path, what in listing.skipped:
         if not ignore.ignores_unseen(path):
             reporter.warning(skipped_warning(path, what))
-    return entries, refused
+    unread = {p for p, _ in listing.incomplete if not ignore.ignores(p, is_dir=True)}
+    refused += [FileError(p, incomplete_error(why)) for p, why in listing.incomplete if p in unread]
+    return entries, refused, unread
 
 
 def _compare(
     scan: scanner.ScanResult,
-    remote_entries: Mapping[RelPath, RemoteEntry],
+    listed: tuple[Mapping[RelPath, RemoteEntry], set[RelPath]],
     remote: Remote,
     opts: VerifyOptions,
 ) -> VerifyReport:
-    # What could not be read (or is named twice, in two Unicode forms) is an error already,
-    # on both sides: neither missing nor extra.
-    local = {p: e for p, e in scan.entries.items() if not scan.is_unknown(p)}
-    remote_entries = {p: e for p, e in remote_entries.items() if not scan.is_unknown(p)}
+    """Compare the scan with the remote's entries, leaving out what lies below the remote
+    folders that could not be read (`listed` holds both)."""
+
+    # What could not be read (or is named twice, in two Unicode forms), here or there, is an
+    # error already, on both sides: neither missing nor extra.
+    def known(path: RelPath) -> bool:
+        return not scan.is_unknown(path) and not (unread and under_any(path, unread))
+
+    remote_entries, unread = listed
+    local = {p: e for p, e in scan.entries.items() if known(p)}
+    remote_entries = {p: e for p, e in remote_entries.items() if known(p)}
     report = VerifyReport(
         local_files=len(local),
         local_bytes=sum(e.size for e in local.values()),

@@ -46,7 +46,7 @@ from fsync.model import (
 )
 from fsync.paths import under_any
 from fsync.progress import NullReporter, WatchDisplay
-from fsync.remote.base import Remote, same_version
+from fsync.remote.base import Listing, Remote, same_version
 from fsync.transfer.backup import Backup, locate
 from fsync.transfer.download import drop_abandoned_temps
 from fsync.transfer.engine import execute
@@ -359,11 +359,7 @@ class _Session:
             self.once.warning(line)
         for e in scan.unsendable:
             self.once.warning(f"not sent: {e.path}: {e.error}")
-        listing = app.fetch_listing(self.remote, self.push_opts)
-        entries, _, twins, skipped = app.sort_listing(
-            listing, self.ignore, self.push_opts, self.once
-        )
-        self.shadowed = twins | skipped.keys()
+        _, entries = self._list_remote()
         self.state.reset(self.manifest.base(self.remote.key), entries)
         keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
@@ -398,6 +394,22 @@ class _Session:
             return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
         finally:
             self.in_full_sync = False
+
+    def _list_remote(self) -> tuple[Listing, dict[RelPath, RemoteEntry]]:
+        """List the remote: the listing as it comes, and its entries under the ignore rules.
+
+        What the session leaves alone from now on is noted in `shadowed`, and each warned
+        about once: the names refused keys spell in another Unicode form, the remote's links
+        and devices, and the folders it could not read (`Listing.incomplete`).
+        """
+        listing = app.fetch_listing(self.remote, self.push_opts)
+        entries, unread, twins, skipped = app.sort_listing(
+            listing, self.ignore, self.push_opts, self.once
+        )
+        for e in unread:
+            self.once.warning(f"{e.path}: {e.error}")
+        self.shadowed = twins | skipped.keys() | {RelPath(e.path) for e in unread}
+        return listing, entries
 
     # --- batches -------------------------------------------------------------------------
 
@@ -535,11 +547,7 @@ class _Session:
 
     def _pull(self) -> None:
         """List the remote and apply what changed there since the last look (`--pull-every`)."""
-        listing = app.fetch_listing(self.remote, self.push_opts)
-        entries, _, twins, skipped = app.sort_listing(
-            listing, self.ignore, self.push_opts, self.once
-        )
-        self.shadowed = twins | skipped.keys()
+        listing, entries = self._list_remote()
         # Refused keys (warned) are not deleted there, nor are the paths they name in NFC,
         # nor what the remote skips.
         refused = {RelPath(key) for key, _ in listing.refused} | self.shadowed

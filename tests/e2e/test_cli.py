@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fsync.remote.local import LocalRemote, filesystem_type
+from fsynctest.caps import drop_dac_caps, unreadable
 from fsynctest.commands import fsync_command
 from fsynctest.trees import age_tree, listing, write
 from fsynctest.watching import eventually
@@ -694,22 +695,11 @@ def test_no_command_shows_the_help(fsync) -> None:
     assert "push" in res.stdout + res.stderr
 
 
-def _drop_dac_caps() -> list[str]:
-    """Run as root without the capabilities that bypass file permissions (a real EACCES)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root and setpriv (util-linux) is missing")
-    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
-
-
 def test_unreadable_file_fails_alone(fsync, demo: Path, tmp_path: Path) -> None:
     secret = demo / "docs" / "notes" / "2026-11-25.md"
-    secret.chmod(0)
     out = tmp_path / "out"
-    res = fsync("push", demo, out, "--json", prefix=_drop_dac_caps())
-    secret.chmod(0o644)
+    with unreadable(secret):
+        res = fsync("push", demo, out, "--json", prefix=drop_dac_caps())
     assert res.returncode == 1, res.stderr
     summary = json.loads(res.stdout)
     assert summary["failed"] == 1
@@ -918,7 +908,7 @@ def test_a_state_database_it_may_not_write_is_a_permission_error(
     db = demo / ".fsync" / "state.db"
     db.chmod(0o444)
     try:
-        res = fsync("push", demo, out, prefix=_drop_dac_caps())
+        res = fsync("push", demo, out, prefix=drop_dac_caps())
     finally:
         db.chmod(0o644)
     assert res.returncode == 2
@@ -928,7 +918,7 @@ def test_a_state_database_it_may_not_write_is_a_permission_error(
     )
     (demo / ".fsync").chmod(0)
     try:
-        res = fsync("status", demo, prefix=_drop_dac_caps())
+        res = fsync("status", demo, prefix=drop_dac_caps())
     finally:
         (demo / ".fsync").chmod(0o700)
     assert res.returncode == 2
@@ -1039,15 +1029,42 @@ def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) 
     assert fsync("push", demo, out).returncode == 0
     before = listing(out)
     locked = demo / "music"
-    locked.chmod(0)
-    try:
-        res = fsync("push", demo, out, "--json", prefix=_drop_dac_caps())
-    finally:
-        locked.chmod(0o755)
+    with unreadable(locked):
+        res = fsync("push", demo, out, "--json", prefix=drop_dac_caps())
     assert res.returncode == 1, res.stderr
     summary = json.loads(res.stdout)
     assert summary["deleted"] == 0
     assert listing(out) == before
+
+
+@pytest.mark.parametrize("command", ["push", "pull", "sync"])
+def test_an_unreadable_remote_folder_fails_alone(
+    fsync, demo: Path, tmp_path: Path, command: str
+) -> None:
+    """A folder remote with one subfolder it cannot read failed the whole run ("cannot
+    list", exit 1, nothing sent, "[Errno 13]" in the message). What that folder holds is
+    unknown, not deleted: a pull must not delete its files here, nor a push send them again
+    or its local edits into it; the rest of the run goes on, with one error naming it."""
+    out = tmp_path / "out"
+    assert fsync("sync", demo, out).returncode == 0
+    inside = Path("music", "live sets", "set list 01.txt")
+    synced = (out / inside).read_text()
+    (demo / inside).write_text("edited here\n")
+    (demo / "new here.txt").write_text("local\n")
+    (out / "new there.txt").write_text("remote\n")
+    ends = (out, demo) if command == "pull" else (demo, out)
+    with unreadable(out / "music"):
+        res = fsync(command, *ends, "--json", prefix=drop_dac_caps())
+    assert res.returncode == 1, res.stderr
+    summary = json.loads(res.stdout)
+    why = "cannot read this folder on the remote (Permission denied); what it holds is left alone"
+    assert summary["errors"] == [{"path": "music", "error": why}]
+    assert res.stderr == f"fsync: error: music: {why}\n"
+    sent = {"push": (1, 0), "pull": (0, 1), "sync": (1, 1)}[command]
+    assert (summary["uploaded"], summary["downloaded"], summary["deleted"]) == (*sent, 0)
+    assert ((out / "new here.txt").exists(), (demo / "new there.txt").exists()) == sent
+    assert (out / inside).read_text() == synced
+    assert (demo / inside).read_text() == "edited here\n"
 
 
 def test_version_is_the_installed_one(fsync) -> None:

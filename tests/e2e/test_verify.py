@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fsynctest.caps import drop_dac_caps, unreadable
 from fsynctest.trees import write
 
 TREE = {"a.txt": "alpha", "dir/b.bin": bytes(range(256)) * 64, "dir/c.txt": "charlie"}
@@ -162,3 +163,18 @@ def test_s3_metadata_kept_over_a_rewrite_is_not_trusted(fsync, s3_bucket, tmp_pa
     assert res.returncode == 1
     report = json.loads(res.stdout)
     assert (report["missing"], report["extra"]) == (["a.txt"], ["extra.txt"])
+
+
+def test_an_unreadable_remote_folder_is_an_error_not_missing_files(
+    fsync, synced: tuple[Path, Path]
+) -> None:
+    """A folder remote's unreadable subfolder stopped verify as a whole ("cannot list");
+    now it is one error, and what it holds is neither missing nor extra."""
+    src, out = synced
+    with unreadable(out / "dir"):
+        res = fsync("verify", src, out, "--json", prefix=drop_dac_caps())
+    assert res.returncode == 1, res.stderr
+    report = json.loads(res.stdout)
+    why = "cannot read this folder on the remote (Permission denied); what it holds is left alone"
+    assert report["errors"] == [{"path": "dir", "error": why}]
+    assert (report["missing"], report["extra"], report["matched"]) == ([], [], 1)

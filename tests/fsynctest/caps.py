@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +23,15 @@ def drop_dac_caps() -> list[str]:
     if setpriv is None:
         pytest.skip("running as root and setpriv (util-linux) is missing")
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+@contextlib.contextmanager
+def unreadable(path: Path) -> Iterator[None]:
+    """`path` with no permission bits while inside (its mode restored after): unreadable
+    to a command run with `drop_dac_caps`, and removable by pytest's clean-up after."""
+    mode = path.stat().st_mode
+    path.chmod(0)
+    try:
+        yield
+    finally:
+        path.chmod(mode)

@@ -90,6 +90,30 @@ def test_a_root_that_is_a_file_fails_as_in_process(tmp_path: Path) -> None:
         remote.list()
 
 
+def test_a_folder_too_deep_to_open_is_incomplete_and_the_rest_listed(tmp_path: Path) -> None:
+    """A folder whose path passes PATH_MAX (4096 bytes) cannot be opened by name: it failed
+    the whole listing ("File name too long"), and so the whole run. It is unknown instead,
+    with why in words, and the rest of the tree is listed."""
+    (tmp_path / "kept.txt").write_text("listed")
+    name, depth = "d" * 250, 0
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:  # made by descriptor: no path this long can be given to mkdir
+        while len(str(tmp_path)) + depth * (len(name) + 1) < 4200:
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, depth = inner, depth + 1
+        os.close(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+    listed = LocalRemote(str(tmp_path)).list()
+    assert set(listed.entries) == {"kept.txt"}
+    ((path, why),) = listed.incomplete
+    assert path == "/".join([name] * path.count("/")) + "/" + name
+    assert len(os.path.join(tmp_path, path)) >= 4096
+    assert why == "File name too long"
+
+
 MOUNTS = (
     "22 27 0:21 / /proc rw,relatime - proc proc rw\n"
     "1 0 254:0 / / rw,relatime - ext4 /dev/vda rw\n"

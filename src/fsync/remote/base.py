@@ -116,18 +116,29 @@ class Listing:
     report them instead of writing outside the root. `skipped` holds the paths where the
     remote has something other than a file or folder, with what it is, a noun phrase ("a
     symbolic link", "a special file"): as a local tree's links, they are left alone, neither
-    fetched nor followed, and not replaced or taken for deleted.
+    fetched nor followed, and not replaced or taken for deleted. `incomplete` holds the
+    folders that could not be read (access denied, a path too long to open), with the
+    system's words for why ("Permission denied"): what lies below them is unknown, as below a
+    local folder the scanner cannot read, so it is left alone on both sides, never taken for
+    deleted.
     """
 
     entries: dict[RelPath, RemoteEntry]
     refused: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[RelPath, str], ...] = ()
+    incomplete: tuple[tuple[RelPath, str], ...] = ()
 
 
 def skipped_warning(path: RelPath, what: str) -> str:
     """The warning for a path the remote skips (`Listing.skipped`), `what` saying what is
     there: the remote's counterpart of the scanner's "skipping symlink PATH"."""
     return f"skipping {path} on the remote: it is {what} (fsync neither follows nor replaces it)"
+
+
+def incomplete_error(why: str) -> str:
+    """The error for a folder the remote could not read (`Listing.incomplete`), `why` saying
+    why: the remote's counterpart of the scanner's "cannot read (...)"."""
+    return f"cannot read this folder on the remote ({why}); what it holds is left alone"
 
 
 class UploadJournal(Protocol):

@@ -156,6 +156,22 @@ def _placed_new(temp: str, full: str) -> bool:
         return False
 
 
+_Left = tuple[list[tuple[str, str]], list[tuple[RelPath, str]], list[tuple[RelPath, str]]]
+"""What a listing leaves out of its entries: the keys refused, and the paths skipped and
+incomplete, each with why (`Listing`)."""
+
+
+def _unreadable(key: str, err: OSError, left: _Left) -> None:
+    """Note the folder `key` (below the root) that could not be read: `Listing.incomplete`,
+    with the system's words for why; refused if its name is no `RelPath` (what it holds
+    could never be synced anyway)."""
+    refused, _, incomplete = left
+    try:
+        incomplete.append((_listed_path(key, _plain(key)), str(err.strerror or err)))
+    except UnsafePathError as bad:
+        refused.append((key, str(bad)))
+
+
 def _write_all(fd: int, data: bytes) -> None:
     """Write all of `data` to `fd` (a single `write` may take only part of it)."""
     view = memoryview(data)
@@ -203,15 +219,30 @@ class LocalRemote:
 
     def list(self) -> Listing:
         """Walk the root once (no symlinks followed); temp files and `.fsync/` are left out,
-        links and special files are `Listing.skipped`."""
+        links and special files are `Listing.skipped`, folders that cannot be read (access
+        denied, a path too long to open) `Listing.incomplete`.
+
+        Raises for a root that cannot be read: `PermanentError` if it is not a folder.
+        """
         entries: dict[RelPath, RemoteEntry] = {}
-        refused: list[tuple[str, str]] = []
-        skipped: list[tuple[RelPath, str]] = []
+        left: _Left = ([], [], [])
         stack: list[tuple[str, str]] = [("", self.root)]
         while stack:
             prefix, folder = stack.pop()
+            # What one folder holds is kept only once it has been read to its end: a folder
+            # that fails midway (a file it holds cannot be stat'ed) is unknown as a whole.
+            found: dict[RelPath, RemoteEntry] = {}
+            inner: _Left = ([], [], [])
+            folders: list[tuple[str, str]] = []
             try:
                 fd = os.open(folder, _DIR_FLAGS)
+                try:
+                    with os.scandir(fd) as scan:
+                        for item in scan:
+                            where = (prefix, folder, _plain(prefix))
+                            self._visit(item, where, folders, found, inner)
+                finally:
+                    os.close(fd)
             except FileNotFoundError:
                 continue  # the root is missing (lists as empty) or a folder vanished mid-walk
             except NotADirectoryError as err:
@@ -219,15 +250,18 @@ class LocalRemote:
                     raise PermanentError(f"{self.root}: is not a folder") from err
                 continue
             except OSError as err:
-                _raise_translated(err, f"listing {folder}")
-            try:
-                with os.scandir(fd) as scan:
-                    for item in scan:
-                        where = (prefix, folder, _plain(prefix))
-                        self._visit(item, where, stack, entries, (refused, skipped))
-            finally:
-                os.close(fd)
-        return Listing(entries, tuple(sorted(refused)), tuple(sorted(skipped)))
+                if not prefix:
+                    _raise_translated(err, f"listing {folder}")
+                _unreadable(prefix[:-1], err, left)
+                continue
+            entries.update(found)
+            stack += folders
+            for kept, more in zip(left, inner, strict=True):
+                kept.extend(more)
+        refused, skipped, incomplete = left
+        return Listing(
+            entries, tuple(sorted(refused)), tuple(sorted(skipped)), tuple(sorted(incomplete))
+        )
 
     def _visit(
         self,
@@ -235,7 +269,7 @@ class LocalRemote:
         where: tuple[str, str, bool],
         stack: list[tuple[str, str]],
         entries: dict[RelPath, RemoteEntry],
-        left: tuple[list[tuple[str, str]], list[tuple[RelPath, str]]],
+        left: _Left,
     ) -> None:
         """Sort one entry into the listing, the folders to visit, or `left`: the keys
         refused (no `RelPath`) and the paths skipped (a link, a special file), with why.
@@ -246,7 +280,7 @@ class LocalRemote:
         bare name.
         """
         prefix, folder, plain = where
-        refused, skipped = left
+        refused, skipped, _ = left
         name = item.name
         key = prefix + name
         other: str | None = None
