@@ -312,6 +312,42 @@ def test_overlap_through_a_link_is_refused(fsync, demo: Path, tmp_path: Path) ->
     assert "the remote is inside the local folder" in res.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "ends", "why"),
+    [
+        ("push", ("t", "bind/copy"), "overlap: the remote is inside the local folder"),
+        ("push", ("bind/sub", "t"), "overlap: the local folder is inside the remote"),
+        ("sync", ("t", "bind"), "are the same folder"),
+    ],
+)
+def test_overlap_through_a_bind_mount_is_refused(
+    fsync, tmp_path: Path, command: str, ends: tuple[str, str], why: str
+) -> None:
+    """A bind mount is one more name for a folder, which no resolving of names sees through:
+    a push of a tree to a folder inside its own bind mount copied the tree into itself, one
+    level deeper at every run."""
+    local, remote = (tmp_path / end for end in ends)
+    (tmp_path / "t" / "sub").mkdir(parents=True)
+    (tmp_path / "t" / "sub" / "keep.txt").write_text("mine")
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    mounted = subprocess.run(
+        ["mount", "--bind", tmp_path / "t", bind], capture_output=True, text=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"mount --bind is not permitted here: {mounted.stderr.strip()}")
+    try:
+        res = fsync(command, local, remote, timeout=30)
+    finally:
+        subprocess.run(["umount", bind], check=True)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == (
+        f"fsync: error: local root {local} and remote {remote} {why} "
+        "(give two separate folders, or exclude the inner one)\n"
+    )
+    assert listing(tmp_path / "t") == {"sub/keep.txt": b"mine"}
+
+
 def test_file_urls_name_absolute_folders(fsync, demo: Path, tmp_path: Path) -> None:
     res = fsync("push", demo, f"file://localhost{tmp_path}/out", "-q", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
