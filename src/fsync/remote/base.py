@@ -267,12 +267,17 @@ class Mover(Protocol):
     Callers test `isinstance(remote, Mover)`, as they test capability flags.
     """
 
-    def move(self, src: RelPath, dst: RelPath, *, expect: RemoteEntry | None) -> RemoteEntry:
+    def move(
+        self, src: RelPath, dst: RelPath, *, expect: RemoteEntry | None, prune: bool = False
+    ) -> RemoteEntry:
         """Rename `src` to `dst` if `src` still matches `expect`; return the entry at `dst`.
 
         Raises `RemoteChanged` if `src` changed since `expect` was seen, `FileNotFoundError`
-        if it is absent, `FileExistsError` if something is at `dst` (never replaced).
-        Folders left empty at `src` stay.
+        if it is absent, `FileExistsError` if something is at `dst` (never replaced). The
+        rename is durable after the next `Remote.flush`. Folders left empty at `src` stay,
+        unless `prune`: then they are removed up to the root, as `Remote.delete` does (a
+        rename in the synced tree; a store that holds a sync root and its backup dir must
+        keep the root, even empty).
         """
         ...
 

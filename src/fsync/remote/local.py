@@ -559,12 +559,15 @@ class LocalRemote:
             self._durable.renamed(folder)
         return self._entry_after_write(dst_full)
 
-    def move(self, src: RelPath, dst: RelPath, *, expect: RemoteEntry | None) -> RemoteEntry:
-        """Rename `src` to `dst` if `src` is still `expect` (see `base.Mover`).
+    def move(
+        self, src: RelPath, dst: RelPath, *, expect: RemoteEntry | None, prune: bool = False
+    ) -> RemoteEntry:
+        """Rename `src` to `dst` if `src` is still `expect` (see `base.Mover`); `flush` makes
+        the rename durable.
 
         Never replaces a file at `dst` (`FileExistsError`); across filesystems the file is
-        copied, then removed. Folders left empty are not pruned: the root this remote
-        addresses may hold a sync root that must stay.
+        copied, then removed. Folders left empty are pruned only with `prune`: the root this
+        remote addresses may hold a sync root that must stay.
         """
         src_full, dst_full = self._checked(src), self._checked(dst)
         with self._durable.changing():
@@ -581,6 +584,8 @@ class LocalRemote:
                 _raise_translated(err, f"moving {src_full} to {dst_full}")
             self._durable.renamed(os.path.dirname(src_full))
             self._durable.renamed(os.path.dirname(dst_full))
+            if prune:
+                self._prune(os.path.dirname(src_full))
         return self._entry_after_write(dst_full)
 
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
