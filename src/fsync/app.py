@@ -632,6 +632,8 @@ def _report_planned(plan: Plan, on_action: Callable[[ActionRecord], None] | None
     """Tell `on_action` what a dry run would have done, one record per action."""
     if on_action is None:
         return
+    for a in plan.refused:
+        on_action(ActionRecord(a.path, a.kind.value, "failed", attempts=0, error=a.reason))
     for a in plan.actions:
         entry = a.local if a.kind is ActionKind.UPLOAD else a.remote
         size = entry.size if entry is not None and a.kind.transfers else 0
@@ -829,6 +831,8 @@ def sort_listing(
 def dry_run_result(plan: Plan) -> RunResult:
     """The counts a real run of `plan` would report, without running it."""
     result = RunResult(unchanged=plan.unchanged, notices=list(plan.notices), dry_run=True)
+    result.failed = len(plan.refused)
+    result.errors = [FileError(a.path, a.reason) for a in plan.refused]
     for a in plan.actions:
         result.conflicts += a.conflict
         counter = a.kind.counter

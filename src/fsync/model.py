@@ -258,6 +258,9 @@ class Plan:
     actions: tuple[Action, ...]
     notices: tuple[Notice, ...] = ()
     unchanged: int = 0
+    refused: tuple[Action, ...] = ()
+    """Actions left undone, each a failure of the run with `reason` saying why: they would
+    put a file and a folder at one name on a side (`planner.refuse_clashes`)."""
 
     def count(self, *kinds: ActionKind) -> int:
         """Number of actions of any of `kinds`."""

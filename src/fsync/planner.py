@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from fsync.errors import SafetyAbort
 from fsync.model import (
@@ -32,6 +33,7 @@ from fsync.model import (
     SyncPolicy,
     digest_equal,
 )
+from fsync.paths import ancestors
 from fsync.planner_moves import detect_moves as detect_moves  # noqa: PLC0414 (re-exported)
 from fsync.planner_moves import detect_pull_moves as detect_pull_moves  # noqa: PLC0414
 
@@ -105,6 +107,8 @@ def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: Sy
     Actions and notices come ordered by path, whatever the order of the input mappings. A
     notice names a path whose change this run sees but leaves unapplied (a conflict that keeps
     the destination included); `unchanged` counts paths with neither action nor notice.
+    `refused` holds the transfers that would put a file and a folder at one name
+    (`refuse_clashes`).
 
     Raises `SafetyAbort` (unless `policy.force`) when the source is empty while the base is
     not, or when the plan deletes more than `delete_limit` allows; `ValueError` for a
@@ -131,8 +135,9 @@ def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: Sy
         if out.notice:
             notices.append(Notice(path, out.reason, out.deleted))
         unchanged += int(out.kind is None and not out.notice)
+    actions, refused = refuse_clashes(actions, paths, local, remote)
     _check_safety(actions, local, remote, base, policy)
-    return Plan(tuple(actions), tuple(notices), unchanged)
+    return Plan(tuple(actions), tuple(notices), unchanged, refused)
 
 
 def settled(
@@ -168,6 +173,83 @@ def settled(
         rest.extend(base.keys() - local.keys() - remote.keys())
     rest.sort()
     return count, rest
+
+
+def refuse_clashes(
+    actions: list[Action], paths: Iterable[RelPath], local: Snapshot, remote: RemoteSnapshot
+) -> tuple[list[Action], tuple[Action, ...]]:
+    """`actions` without the creates that would put a file and a folder at one name on a
+    side, and those, each with what is in the way and what to do as its `reason`.
+
+    A disk holds a file `d` or a folder `d/`, never both; an object store holds keys `d` and
+    `d/x` side by side, which no later pull or sync can bring to a disk. So an UPLOAD of a
+    path the remote lacks is refused where the remote keeps, after this plan, a file at a
+    folder above it or keys below it; a DOWNLOAD likewise against the local tree. A type
+    change on one side (a file become a folder, or back) passes: the plan deletes the old
+    name on the other side, unless that side changed it, and then what it changed stays in
+    the way (README: "each run reports the two paths, changes neither, and exits 1").
+
+    `paths` are the paths the plan looked at. A path settled on both sides never blocks:
+    its name holds a file on both, so neither can create a folder there, nor a file above
+    its own. Two creates never block each other: their source would hold a file and a
+    folder of one name, which a disk cannot, and a pull leaves such remote pairs out
+    (`names.unmappable`). Actions are otherwise kept as they are, in order.
+    """
+    refused: dict[RelPath, Action] = {}  # (a plan holds one action per path)
+    for create, delete, entries in (
+        (ActionKind.UPLOAD, ActionKind.DELETE_REMOTE, remote),
+        (ActionKind.DOWNLOAD, ActionKind.DELETE_LOCAL, local),
+    ):
+        new = [a for a in actions if a.kind is create and _lacks(a, create)]
+        if not new:
+            continue
+        gone = {a.path for a in actions if a.kind is delete}
+        stays = {p for p in paths if p in entries and p not in gone}
+        below: dict[RelPath, RelPath] = {}  # a folder: the first path that stays under it
+        for path in sorted(stays):
+            for folder in ancestors(path):
+                below.setdefault(folder, path)
+        for a in new:
+            why = _in_the_way(a.path, stays, below, up=create is ActionKind.UPLOAD)
+            if why is not None:
+                refused[a.path] = replace(
+                    a, reason=why, conflict=False, keep_copy=False, share_copy=False
+                )
+    if not refused:
+        return actions, ()
+    kept = [a for a in actions if a.path not in refused]
+    return kept, tuple(sorted(refused.values(), key=lambda a: a.path))
+
+
+def _lacks(action: Action, create: ActionKind) -> bool:
+    """The side `action` writes holds nothing at its path (a change of a file there keeps
+    its type, and a clash the store already held is not this plan's to refuse)."""
+    return (action.remote if create is ActionKind.UPLOAD else action.local) is None
+
+
+def _in_the_way(
+    path: RelPath, stays: set[RelPath], below: dict[RelPath, RelPath], *, up: bool
+) -> str | None:
+    """Why a file cannot be created at `path` on the side where `stays` remain (None if it
+    can): a file at a folder above it, or paths below it (`below`). `up`: the side is the
+    remote (an upload)."""
+    verb, side, there, other = ("not sent", "the remote", "on the remote", "here")
+    if not up:
+        verb, side, there, other = ("not fetched", "the local folder", "here", "on the remote")
+    for folder in ancestors(path):
+        if folder in stays:
+            return (
+                f"{verb}: {side} keeps a file {folder}, so it cannot hold the folder "
+                f"{folder}/ this file is in; rename {folder} {there} or {folder}/ {other}, "
+                "then run again"
+            )
+    inside = below.get(path)
+    if inside is not None:
+        return (
+            f"{verb}: {side} keeps files under {path}/ ({inside}), so it cannot hold a file "
+            f"{path}; rename {path}/ {there} or {path} {other}, then run again"
+        )
+    return None
 
 
 def _presence(entry: object, base: BaseEntry | None) -> State:

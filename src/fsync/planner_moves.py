@@ -10,7 +10,7 @@ write plain `Plan`s, so they apply to push, pull and two-way plans alike.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fsync.model import Action, ActionKind, Digest, Plan, RelPath, digest_equal
 
@@ -118,7 +118,7 @@ def _pair(plan: Plan, how: _Pairing) -> Plan:
     if not used:
         return plan
     kept = tuple(a for a in actions if not (a.kind is how.delete and a.path in used))
-    return Plan(kept, plan.notices, plan.unchanged)
+    return replace(plan, actions=kept)
 
 
 def _source(

@@ -29,7 +29,15 @@ from fsync.model import (
     digest_equal,
     mapping_paths,
 )
-from fsync.planner import STATE_CLASS, Sides, State, delete_limit, share, sides
+from fsync.planner import (
+    STATE_CLASS,
+    Sides,
+    State,
+    delete_limit,
+    refuse_clashes,
+    share,
+    sides,
+)
 
 K = ActionKind
 
@@ -53,14 +61,17 @@ def plan_sync(
     Actions and notices come ordered by path. Under keep-both a content conflict is one
     UPLOAD or DOWNLOAD with `keep_copy` and `share_copy`: the newer version (by mtime, where
     both are known; else the local one) takes the name on both sides, and the other is kept
-    on both sides under the conflict name. Notices name unresolved conflicts (`skip`).
+    on both sides under the conflict name. Notices name unresolved conflicts (`skip`);
+    `refused` the transfers that would put a file and a folder at one name
+    (`planner.refuse_clashes`).
 
     Raises `SafetyAbort` (unless `policy.force`) as `check_safety` says.
     """
     actions: list[Action] = []
     notices: list[Notice] = []
     unchanged = 0
-    for path in mapping_paths(local, remote, base):
+    paths = mapping_paths(local, remote, base)
+    for path in paths:
         loc, rem, bas = local.get(path), remote.get(path), base.get(path)
         out = _rule(sides(Direction.PUSH, loc, rem, bas), policy.on_conflict)
         if out.kind is not None:
@@ -80,7 +91,8 @@ def plan_sync(
         if out.notice:
             notices.append(Notice(path, out.reason))
         unchanged += int(out.kind is None and not out.notice)
-    result = Plan(tuple(actions), tuple(notices), unchanged)
+    actions, refused = refuse_clashes(actions, paths, local, remote)
+    result = Plan(tuple(actions), tuple(notices), unchanged, refused)
     check_safety(result, local, remote, base, policy)
     return result
 

@@ -756,7 +756,7 @@ class _Scope:
 
 
 def _without_deletes(plan: Plan) -> Plan:
-    return Plan(tuple(a for a in plan.actions if not a.kind.deletes), plan.notices, plan.unchanged)
+    return replace(plan, actions=tuple(a for a in plan.actions if not a.kind.deletes))
 
 
 def _acted_paths(plan: Plan) -> list[RelPath]:

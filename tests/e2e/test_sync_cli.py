@@ -51,6 +51,28 @@ def test_sync_conflict_left_by_skip_exits_3(fsync, tmp_path: Path) -> None:
     assert sorted(listing(a).values()) == sorted(listing(b).values()) == [b"mine", b"theirs!"]
 
 
+def test_a_dry_run_predicts_the_file_and_folder_a_sync_refuses(fsync, tmp_path: Path) -> None:
+    """A file become a folder here while the other folder edited it: the dry run said "1 to
+    upload, 1 to download" (exit 0) while the run failed on "Not a directory" (exit 1)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"x": "old", "k": "k"})
+    assert fsync("sync", a, b, "-q").returncode == 0
+    (a / "x").unlink()
+    write(a, {"x/y": "new"})
+    write(b, {"x": "edited there"})
+    for extra in (["--dry-run"], []):
+        run = fsync("sync", a, b, "--json", *extra)
+        assert run.returncode == 1, run.stderr
+        summary = json.loads(run.stdout)
+        assert (summary["uploaded"], summary["downloaded"], summary["failed"]) == (0, 0, 2)
+        assert "keeps files under x/ (x/y)" in run.stderr
+        assert "keeps a file x" in run.stderr
+    assert (listing(a), listing(b)) == (
+        {"x/y": b"new", "k": b"k"},
+        {"x": b"edited there", "k": b"k"},
+    )
+
+
 def test_a_push_after_the_remote_was_emptied_says_how_to_restore_it(fsync, tmp_path: Path) -> None:
     local, remote = tmp_path / "local", tmp_path / "remote"
     write(local, {"a.txt": "alpha", "sub/b.txt": "bravo", "c.txt": "charlie"})

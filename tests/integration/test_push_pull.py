@@ -162,6 +162,25 @@ def test_a_file_renamed_onto_an_emptied_folders_name_syncs_in_one_run(
     assert listing(dst) == listing(src) == {"d": b"f", "k": b"k"}
 
 
+@pytest.mark.parametrize("direction", [Direction.PULL, Direction.SYNC])
+def test_a_local_folder_holding_files_stays_in_a_remote_files_way(
+    remote_url: str, tmp_path: Path, direction: Direction
+) -> None:
+    """Refused as the planner's failure, naming what is in the way, on every run, dry or
+    not (exit 1: no --on-conflict resolves it, and a file landing meanwhile is no race)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, {"d": "a file", "k": "k"})
+    assert push(src, remote_url).failed == 0
+    write(dst, {"d/mine": "mine"})
+    for dry_run, fetched in ((True, 1), (False, 1), (False, 0)):  # (k, the first time)
+        r = sync(dst, remote_url, direction, dry_run=dry_run)
+        failed = 1 + (direction is Direction.SYNC)  # (a sync does not send d/mine either)
+        assert (r.downloaded, r.failed, r.unresolved) == (fetched, failed, 0), r.errors
+        assert app.exit_status(r) == 1
+        assert "keeps files under d/ (d/mine)" in r.errors[0].error
+    assert listing(dst) == {"d/mine": b"mine", "k": b"k"}
+
+
 @pytest.mark.parametrize("into", [True, False], ids=["into its folder", "out of its folder"])
 def test_a_file_moved_into_a_folder_of_its_own_name_syncs_in_one_run(
     remote_url: str, tmp_path: Path, into: bool

@@ -240,3 +240,72 @@ def test_a_conflict_copy_never_takes_a_name_the_plan_acts_on(tmp_path: Path) -> 
 def _entry(path: Path) -> LocalEntry:
     digest, sig = hash_file(str(path))
     return LocalEntry(sig.size, sig.mtime_ns, digest)
+
+
+def _change_type_here(local: Path, tree: RemoteTree, swap: str) -> tuple[str, str]:
+    """Sync `local` with a file `x` (or `d/f1`), then turn it into a folder with `x/y` in it
+    (or turn folder `d` into a file); returns the old path and the new one."""
+    old, new = ("x", "x/y") if swap == "file to folder" else ("d/f1", "d")
+    write(local, {old: "old", "k": "k"})
+    sync(local, tree)
+    (local / old).unlink()
+    if swap == "folder to file":
+        (local / "d").rmdir()
+    write(local, {new: "new here"})
+    return old, new
+
+
+@pytest.mark.parametrize("swap", ["file to folder", "folder to file"])
+def test_a_type_change_here_against_an_edit_there_changes_neither_side(
+    remote_tree: RemoteTree, tmp_path: Path, swap: str
+) -> None:
+    """A file became a folder here (or a folder a file) while the remote edited the old
+    path: the edit is kept, so it stays in the way of the new path. The run uploaded the new
+    path beside it anyway, making a file and a folder of one name on S3 that every later
+    run refused (and on a folder remote failed on "Not a directory" that a dry run did not
+    predict); now each run refuses both paths, changes neither side, and exits 1."""
+    local = tmp_path / "local"
+    old, new = _change_type_here(local, remote_tree, swap)
+    remote_tree.write(old, b"edited there")
+    before = (files(local), remote_tree.tree())
+
+    for _ in range(2):
+        dry = sync(local, remote_tree, dry_run=True)
+        result = sync(local, remote_tree)
+        for r in (dry, result):
+            assert (r.uploaded, r.downloaded, r.deleted, r.failed) == (0, 0, 0, 2), r.errors
+            assert app.exit_status(r) == 1
+            assert sorted(e.path for e in r.errors) == sorted([old, new])
+        assert (files(local), remote_tree.tree()) == before
+
+
+@pytest.mark.parametrize("swap", ["file to folder", "folder to file"])
+def test_a_type_change_on_one_side_syncs_in_one_run(
+    remote_tree: RemoteTree, tmp_path: Path, swap: str
+) -> None:
+    """Where the other side has not changed the old path, it is deleted there and the new
+    path takes its name: nothing stays in the way."""
+    local = tmp_path / "local"
+    _, new = _change_type_here(local, remote_tree, swap)
+    result = sync(local, remote_tree)
+    assert (result.uploaded, result.deleted, result.failed) == (1, 1, 0), result.errors
+    assert in_step(local, remote_tree) == {new: b"new here", "k": b"k"}
+
+
+@pytest.mark.parametrize("direction", [SYNC, Direction.PUSH])
+def test_a_file_is_not_sent_beside_remote_files_under_its_name(
+    remote_tree: RemoteTree, tmp_path: Path, direction: Direction
+) -> None:
+    """Another tool wrote `d/x`; a local file `d` cannot join it: on S3 it was uploaded
+    beside `d/x` (exit 0), and no pull or sync could bring the pair to a disk again."""
+    local = tmp_path / "local"
+    remote_tree.write("d/x", b"theirs")
+    write(local, {"d": "mine", "k1": "1"})
+    result = sync(local, remote_tree, direction=direction)
+    assert (result.uploaded, result.failed) == (1, 1 + (direction is SYNC)), result.errors
+    assert app.exit_status(result) == 1
+    assert "d/ (d/x)" in next(e.error for e in result.errors if e.path == "d")
+    assert remote_tree.tree() == {"d/x": b"theirs", "k1": b"1"}
+    other = tmp_path / "other"
+    assert sync(other, remote_tree, direction=Direction.PULL).failed == 0
+    assert files(other) == {"d/x": b"theirs", "k1": b"1"}

@@ -29,7 +29,17 @@ from fsync.model import (
     SyncPolicy,
 )
 from fsync.planner_sync import plan_sync
-from fsynctest.entries import P, bas, conflict_copy, fingerprint, loc, one_path, rem, snapshots
+from fsynctest.entries import (
+    P,
+    bas,
+    conflict_copy,
+    fingerprint,
+    loc,
+    one_path,
+    rem,
+    snapshots,
+    tree,
+)
 
 K = ActionKind
 KB, NEWER, LOCAL, REMOTE, SKIP = (
@@ -179,6 +189,37 @@ def test_an_emptied_side_stops_unless_forced(side: str) -> None:
         plan_sync(local, remote, base, SyncPolicy(Direction.SYNC))
     forced = plan_sync(local, remote, base, SyncPolicy(Direction.SYNC, force=True))
     assert forced.count(K.DELETE_LOCAL, K.DELETE_REMOTE) == 3
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "base", "actions", "refused"),
+    [
+        # A type change here while the remote edited the old name: the edit is kept, so it
+        # stays in the way of the new name, and the new name in the way of fetching it.
+        ({"x/y": "new"}, {"x": "edited"}, {"x": "old"}, [], ["download x", "upload x/y"]),
+        ({"d": "new"}, {"d/f": "edited"}, {"d/f": "old"}, [], ["upload d", "download d/f"]),
+        ({"x": "edited"}, {"x/y": "new"}, {"x": "old"}, [], ["upload x", "download x/y"]),
+        # A first run meeting a file on one side and files under its name on the other.
+        ({"d": "mine"}, {"d/x": "theirs"}, {}, [], ["upload d", "download d/x"]),
+        # With the other side unchanged, the type change goes through.
+        ({"x/y": "new"}, {"x": "old"}, {"x": "old"}, ["delete-remote x", "upload x/y"], []),
+        ({"d/f": "old"}, {"d": "new"}, {"d/f": "old"}, ["download d", "delete-local d/f"], []),
+    ],
+)
+def test_no_side_gets_a_file_and_a_folder_of_one_name(
+    local: dict[str, str],
+    remote: dict[str, str],
+    base: dict[str, str],
+    actions: list[str],
+    refused: list[str],
+) -> None:
+    """README: where a folder took a changed file's name on the other side, "each run
+    reports the two paths, changes neither, and exits 1" (the refused are failures)."""
+    result = plan_sync(
+        tree(local, loc), tree(remote, rem), tree(base, bas), SyncPolicy(Direction.SYNC)
+    )
+    assert [f"{a.kind.value} {a.path}" for a in result.actions] == actions
+    assert [f"{a.kind.value} {a.path}" for a in result.refused] == refused
 
 
 def test_deletes_on_both_sides_count_against_one_cap() -> None:

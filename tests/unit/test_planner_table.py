@@ -25,7 +25,7 @@ from fsync.model import (
     SyncPolicy,
 )
 from fsync.planner import delete_limit, plan
-from fsynctest.entries import P, Snapshots, bas, loc, one_path, rem, synced
+from fsynctest.entries import P, Snapshots, bas, loc, one_path, rem, synced, tree
 
 PUSH, PULL = Direction.PUSH, Direction.PULL
 K = ActionKind
@@ -434,3 +434,69 @@ def test_mirror_without_base_caps_by_destination_count() -> None:
 def test_delete_limit(ratio: float, cap: int | None, denominator: int, limit: int) -> None:
     policy = SyncPolicy(PUSH, max_delete=cap, max_delete_ratio=ratio)
     assert delete_limit(policy, denominator) == limit
+
+
+def _steps(p: Plan) -> tuple[list[str], list[str]]:
+    """The plan's actions and its refused ones, as `kind path`."""
+    return [f"{a.kind.value} {a.path}" for a in p.actions], [
+        f"{a.kind.value} {a.path}" for a in p.refused
+    ]
+
+
+WAS, EDITED, NOW = "old", "edited", "new"
+"""Contents of the file-and-folder rows."""
+
+
+M = "mirror"
+"""A row's flag: plan with --mirror."""
+
+
+@pytest.mark.parametrize(
+    ("direction", "sides", "flags", "want"),
+    [
+        # A file where the destination keeps files under its name, and the mirror image.
+        (PUSH, ({"d": NOW}, {"d/x": WAS}, {}), "", ([], ["upload d"])),
+        (PULL, ({"d/x": WAS}, {"d": NOW}, {}), "", ([], ["download d"])),
+        # --mirror deletes what is in the way first.
+        (PUSH, ({"d": NOW}, {"d/x": WAS}, {}), M, (["upload d", "delete-remote d/x"], [])),
+        # A file in the destination's way of a new file's folder.
+        (PUSH, ({"x/y": NOW}, {"x": WAS}, {}), "", ([], ["upload x/y"])),
+        # A type change on the source with the destination unchanged: the old name goes.
+        (PUSH, ({"x/y": NOW}, {"x": WAS}, {"x": WAS}), "", (["delete-remote x", "upload x/y"], [])),
+        (
+            PUSH,
+            ({"d": NOW}, {"d/f": WAS}, {"d/f": WAS}),
+            "",
+            (["upload d", "delete-remote d/f"], []),
+        ),
+        (
+            PULL,
+            ({"x": WAS}, {"x/y": NOW}, {"x": WAS}),
+            "",
+            (["delete-local x", "download x/y"], []),
+        ),
+        # ... and with the destination's edit of the old name, which is kept: in the way.
+        (PUSH, ({"x/y": NOW}, {"x": EDITED}, {"x": WAS}), "", (["forget x"], ["upload x/y"])),
+        (PUSH, ({"d": NOW}, {"d/f": EDITED}, {"d/f": WAS}), "", (["forget d/f"], ["upload d"])),
+        (PULL, ({"x": EDITED}, {"x/y": NOW}, {"x": WAS}), "", (["forget x"], ["download x/y"])),
+        # A change of a file the store already holds beside a folder of its name is no new
+        # clash: the pull refuses the pair, and the push changes what it holds.
+        (PUSH, ({"d": NOW}, {"d": WAS, "d/x": WAS}, {"d": WAS}), "", (["upload d"], [])),
+    ],
+)
+def test_a_plan_never_puts_a_file_and_a_folder_at_one_name(
+    direction: Direction,
+    sides: tuple[dict[str, str], dict[str, str], dict[str, str]],
+    flags: str,
+    want: tuple[list[str], list[str]],
+) -> None:
+    """A disk holds a file `d` or a folder `d/`; an object store holds both, and then no
+    pull or sync can bring them back to a disk. A transfer that would make such a pair on
+    its destination, next to what the plan leaves there, is refused (a failure, with what
+    is in the way); one whose way the plan clears goes ahead."""
+    local, remote, base = sides
+    snapshots = tree(local, loc), tree(remote, rem), tree(base, bas)
+    result = plan(*snapshots, SyncPolicy(direction, mirror=flags == M, force=True))
+    assert _steps(result) == want
+    for a in result.refused:
+        assert "then run again" in a.reason

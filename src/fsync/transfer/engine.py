@@ -63,6 +63,8 @@ def execute(
     transfers = [a for a in plan.actions if a.kind.transfers]
     reporter.plan_ready(len(transfers), sum(_size(a) for a in transfers))
     batch = _Batch(worker, sink, result, opts)
+    for action in plan.refused:  # failures found by the planner: counted, never run
+        batch.add(Done(action, error=action.reason, attempts=0))
     threads, job_files = max(1, opts.transfers), 1
     if worker.stager is not None and not opts.verify_full and not _waits_on_disk(plan):
         # Staged local writes keep a thread busy, never waiting on a disk flush or a network:
