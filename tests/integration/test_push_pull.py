@@ -163,6 +163,23 @@ def test_a_file_renamed_onto_an_emptied_folders_name_syncs_in_one_run(
 
 
 @pytest.mark.parametrize("direction", [Direction.PULL, Direction.SYNC])
+def test_an_empty_local_folder_gives_way_to_a_remote_file(
+    remote_url: str, tmp_path: Path, direction: Direction
+) -> None:
+    """It holds no data: removed, the file takes its name. It was a conflict (exit 3) at
+    every run, which no --on-conflict could resolve."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, {"d": "a file", "k": "k"})
+    assert push(src, remote_url).failed == 0
+    (dst / "d").mkdir(parents=True)
+
+    r = sync(dst, remote_url, direction)
+
+    assert (r.downloaded, r.failed, r.conflicts, r.unresolved) == (2, 0, 0, 0), r.errors
+    assert listing(dst) == {"d": b"a file", "k": b"k"}
+
+
+@pytest.mark.parametrize("direction", [Direction.PULL, Direction.SYNC])
 def test_a_local_folder_holding_files_stays_in_a_remote_files_way(
     remote_url: str, tmp_path: Path, direction: Direction
 ) -> None:
@@ -179,6 +196,24 @@ def test_a_local_folder_holding_files_stays_in_a_remote_files_way(
         assert app.exit_status(r) == 1
         assert "keeps files under d/ (d/mine)" in r.errors[0].error
     assert listing(dst) == {"d/mine": b"mine", "k": b"k"}
+
+
+def test_a_local_folder_holding_only_ignored_files_is_a_failure_not_a_conflict(
+    remote_url: str, tmp_path: Path
+) -> None:
+    """The scan shows the planner no file in it, so the download meets it: it stays, and
+    the run fails naming it (it was a conflict, exit 3, which no next run resolved)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, {"d": "a file", "k": "k"})
+    assert push(src, remote_url).failed == 0
+    write(dst, {"d/scratch.tmp": "ignored"})
+
+    r = pull(dst, remote_url, excludes=("*.tmp",))
+
+    assert (r.downloaded, r.failed, r.conflicts, r.unresolved) == (1, 1, 0, 0), r.errors
+    assert "a local folder of that name is in the way" in r.errors[0].error
+    assert app.exit_status(r) == 1
+    assert listing(dst) == {"d/scratch.tmp": b"ignored", "k": b"k"}
 
 
 @pytest.mark.parametrize("into", [True, False], ids=["into its folder", "out of its folder"])

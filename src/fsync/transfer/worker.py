@@ -396,6 +396,8 @@ class Worker:
         if self.opts.follow_links and os.path.islink(full):
             full = self._link_target(path, full)
             folder = os.path.dirname(full)
+        if action.local is None:
+            self._clear_empty_folder(full)
         self._check_local(action)
         self.reporter.file_started(path, action.remote.size)
         copy: RelPath | None = None
@@ -528,6 +530,13 @@ class Worker:
             raise UnsafePathError(f"{path}: a parent folder leads outside the local root")
         return folder
 
+    def _clear_empty_folder(self, full: str) -> None:
+        """Remove an empty folder where a new file is to land: it holds no data, and the
+        scan, which lists files, could not show it to the planner. `rmdir` leaves a folder
+        that is not empty (or is not a folder) as it is: `_check_local` then refuses it."""
+        with self._dirs_lock, contextlib.suppress(OSError):
+            os.rmdir(full)
+
     def _check_local(self, action: Action) -> None:
         """Refuse to overwrite or delete a local file that changed since the scan: by its
         whole stat signature where the scan took it (see `LocalEntry`)."""
@@ -543,6 +552,14 @@ class Worker:
                 seen.ctime_ns != 0 and (st.st_ino, st.st_ctime_ns) != (seen.ino, seen.ctime_ns)
             )
         if changed and st is not None and stat.S_ISDIR(st.st_mode):
+            if seen is None:  # (an empty one is gone: `_clear_empty_folder`)
+                # The planner refuses a folder holding files it sees (`refuse_clashes`):
+                # this one holds what the scan leaves out, which no later run resolves.
+                raise FsyncError(
+                    f"{action.path}: a local folder of that name is in the way, holding only "
+                    "what fsync leaves out (ignored files, links, empty folders) or made "
+                    "during the run; move it aside or rename it, then run again"
+                )
             raise RemoteChanged(f"{action.path}: a local folder of that name is in the way")
         if changed:
             raise RemoteChanged(f"{action.path}: the local file changed during the run")
