@@ -912,6 +912,55 @@ def test_ctrl_c_stops_a_bandwidth_limited_upload_whose_parts_are_all_read(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_watch_stops_a_long_upload_after_its_parts_in_flight_and_says_so(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """A watch's graceful stop only kept new files from starting: the upload in flight went
+    on, every part of it (22 s for 100 MiB at 4 MiB/s), saying nothing. Now it finishes the
+    parts going out, says it is waiting for them, exits 0 with the upload journaled, and
+    the next push sends only the parts missing."""
+    parts_total = 10
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(random.Random(5).randbytes(parts_total * CHUNK))
+    push, env = _push_command(s3_proxy, src)
+    command = [*push[:3], "watch", *push[4:]]
+    key = f"{PREFIX}/big.bin"
+    # Past the first two, each part is held 3 s at the proxy: at the stop, parts are going out.
+    s3_proxy.proxy.add_rule("UploadPart", action="delay", delay=3, after=2, times=None)
+    watching = _start(command, env)
+    client = direct.boto3_client()
+    try:
+        _wait_for_parts(client, s3_proxy.bucket, key, watching, at_least=2)
+        threading.Event().wait(0.5)  # the next two parts are held at the proxy
+        stopped = time.monotonic()
+        os.kill(watching.pid, stop)
+        _, stderr_bytes = watching.communicate(timeout=120)
+        took = time.monotonic() - stopped
+        stderr = stderr_bytes.decode()
+        assert watching.returncode == 0, stderr
+        assert took < 8, f"the stop took {took:.1f} s"  # the parts in flight, not the file
+        _, done = _settled_parts(client, s3_proxy.bucket, key)
+    finally:
+        client.close()
+    assert "fsync: warning: stopping: finishing 1 transfer in flight" in stderr
+    assert "Ctrl-C again to stop now" in stderr
+    assert "error" not in stderr, stderr
+    assert 2 <= done < parts_total
+    assert key not in keys(direct, s3_proxy.bucket)
+    with TransferJournal.open(str(src)) as journal:
+        assert [u.target for u in journal.all()] == [f"s3://{s3_proxy.bucket}/{key}"]
+
+    s3_proxy.proxy.clear_rules()
+    counts, _ = _push_again(s3_proxy, push, env)
+    assert (counts["CreateMultipartUpload"], counts["ListParts"]) == (0, 1)
+    assert counts["UploadPart"] == parts_total - done
+    assert keys(direct, s3_proxy.bucket)[key]["ContentLength"] == parts_total * CHUNK
+    assert unfinished_uploads(direct, s3_proxy.bucket) == []
+
+
+@pytest.mark.slow
 def test_killed_download_resumes_from_its_verified_prefix(
     s3_proxy: ProxiedBucket, tmp_path: Path
 ) -> None:

@@ -217,6 +217,7 @@ class Remote(Protocol):
         before_publish: Callable[[], None],
         on_held: Callable[[int], None] | None = None,
         halted: threading.Event | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> RemoteEntry:
         """Write `source` to `path` atomically and return the new entry.
 
@@ -229,7 +230,10 @@ class Remote(Protocol):
         bytes sent; a remote that never continues an upload never calls it. Once `halted` is
         set (the run is abandoned), a remote that waits other than on reads of `source` (parts
         in flight, `--bw-limit`) stops waiting and raises `Halted`, publishing nothing; one
-        that only reads `source` stops where reading it raises.
+        that only reads `source` stops where reading it raises. Once `stopping()` is true
+        (a graceful stop: a watch's Ctrl-C), a remote that sends in parts starts no further
+        part, waits for those going out, and raises `Halted`, leaving the upload to be
+        continued; others finish the file.
         """
         ...
 

@@ -232,13 +232,15 @@ class FsspecRemote:
         before_publish: Callable[[], None],
         on_held: Callable[[int], None] | None = None,
         halted: threading.Event | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> RemoteEntry:
         """Stream `source` to a temp name beside `path`, then move it into place.
 
         `before_publish()` runs once every byte is staged; the destination is then checked
         against `expect` from a fresh `info` (`RemoteChanged` if it moved). Any failure
         removes the temp name. `meta` is not stored: this adapter keeps no metadata. Only
-        reading `source` waits, so it is what stops a halted run (`halted` is unused).
+        reading `source` waits, so it is what stops a halted run (`halted` and `stopping`
+        are unused: a graceful stop lets the file finish).
         """
         full = self._full(path)
         folder = full.rpartition("/")[0]

@@ -363,6 +363,7 @@ class LocalRemote:
         before_publish: Callable[[], None],
         on_held: Callable[[int], None] | None = None,
         halted: threading.Event | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> RemoteEntry:
         """Write `source` to a temp file beside `path`, then rename it into place.
 
@@ -371,7 +372,8 @@ class LocalRemote:
         and replaced atomically; `flush` makes the rename durable. Any failure removes the
         temp file. Raises `PermanentError` for a full disk, `PermissionError` for access
         denied, `UnsafePathError` when a parent folder is a link leading outside the root.
-        Only reading `source` waits, so it is what stops a halted run (`halted` is unused).
+        Only reading `source` waits, so it is what stops a halted run (`halted` and `stopping`
+        are unused: a graceful stop lets the file finish).
         """
         full = self._checked(path)
         temp, written = self._stage(full, source, meta, sync=True)

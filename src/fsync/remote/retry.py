@@ -40,6 +40,14 @@ _MAX_EXPONENT = 62
 larger exponent would overflow the float conversion."""
 
 
+class Flag(Protocol):
+    """What a wait looks at to give up: a `threading.Event`, or a stop with more causes."""
+
+    def is_set(self) -> bool:
+        """True once the wait should end in `Halted`."""
+        ...
+
+
 class Clock(Protocol):
     """Monotonic time and a way to wait: injectable so tests run retries in fake time."""
 
@@ -207,7 +215,7 @@ class RateLimiter:
         self._tokens = capacity
         self._stamp = clock.monotonic()
 
-    def acquire(self, n: float = 1, halted: threading.Event | None = None) -> None:
+    def acquire(self, n: float = 1, halted: Flag | None = None) -> None:
         """Block until `n` tokens are available and spend them; raises ValueError if `n` < 0.
 
         With `halted`, the wait looks at it every `HALT_POLL` seconds and raises `Halted`

@@ -67,7 +67,7 @@ from fsync.remote.base import (
     relpath_from_key,
     same_version,
 )
-from fsync.remote.retry import REAL_CLOCK, Clock, RateLimiter, RetryPolicy, retrying
+from fsync.remote.retry import REAL_CLOCK, Clock, Flag, RateLimiter, RetryPolicy, retrying
 from fsync.remote.s3_errors import Unsupported, classify
 from fsync.remote.s3_multipart import MultipartPut, SharedBody, read_part
 from fsync.remote.s3_reader import S3Reader, read_small_body
@@ -250,7 +250,7 @@ class S3Remote:
         """`s3_errors.classify` with this remote's endpoint in the messages."""
         return classify(exc, what, self._endpoint)
 
-    def throttle(self, nbytes: int, halted: threading.Event | None = None) -> None:
+    def throttle(self, nbytes: int, halted: Flag | None = None) -> None:
         """Wait until `--bw-limit` allows `nbytes` more bytes (no-op without a limit); raise
         `Halted` instead once `halted` is set (see `RateLimiter.acquire`)."""
         while nbytes > 0:
@@ -359,6 +359,7 @@ class S3Remote:
         before_publish: Callable[[], None],
         on_held: Callable[[int], None] | None = None,
         halted: threading.Event | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> RemoteEntry:
         """Upload `source` as `path` (see the module docstring); returns the new entry.
 
@@ -368,12 +369,15 @@ class S3Remote:
         Raises `RemoteChanged` when the object is no longer `expect`, `FileChangedError`
         when the source ends early or no longer holds `meta`'s content, `VerificationError`
         when the store reports other bytes than were read, `Halted` when `halted` is set
-        before the object is published (a multipart upload stays journaled for the next run).
+        before the object is published (a multipart upload stays journaled for the next run),
+        or when `stopping()` turns true before a multipart upload's last part is going out.
         """
         self._check_key(path, f"writing {self._url(path)}")
         if chunking.needs_parts(meta.size, self.settings.chunk_size):
             what = f"writing {self._url(path)}"
-            upload = MultipartPut(self, self._key(path), meta, what, halted)
+            upload = MultipartPut(
+                self, self._key(path), meta, what, halted=halted, stopping=stopping
+            )
             entry = upload.run(source, expect, before_publish)
             if on_held is not None and upload.held:
                 on_held(upload.held)

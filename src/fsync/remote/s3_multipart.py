@@ -151,7 +151,9 @@ class MultipartPut:
         key: str,
         meta: ObjectMeta,
         what: str,
+        *,
         halted: threading.Event | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
         self.remote = remote
         self.key = key
@@ -162,6 +164,12 @@ class MultipartPut:
         and the upload is left journaled, not completed. Reading the source stops too, but
         only while parts are read: a file of a few parts is read whole at once, and its
         sends then took minutes under `--bw-limit`, with the upload completed at the end."""
+        self.stopping = stopping
+        """True once the run stops gracefully (a watch's Ctrl-C): no further part is read or
+        started, the parts already going out are waited for, and the upload is left
+        journaled (`Halted`). Without it, a watch's stop waited for the whole file."""
+        self._quit = _Quit(halted, stopping)
+        """Set for a part not yet going out by either kind of stop (`--bw-limit` waits)."""
         self.target = f"s3://{remote.bucket}/{key}"
         self.part_size = chunking.part_size_for(meta.size, remote.settings.chunk_size)
         self.held = 0
@@ -266,10 +274,10 @@ class MultipartPut:
 
         Returns each part's ETag. On a failure the sends
         already running finish, the rest are cancelled, the upload stays journaled, and the
-        first error is raised.
+        first error is raised. A graceful stop (`stopping`) likewise reads no further part
+        and raises `Halted` once the parts going out are sent.
         """
         slots = self.remote.slots
-        etags: dict[int, str] = {}
         running: dict[Future[tuple[str, bool]], int] = {}
         failures: list[BaseException] = []
 
@@ -281,7 +289,8 @@ class MultipartPut:
 
         try:
             for number, _, length in chunking.parts(upload.size, upload.part_size):
-                self._take_slot()
+                if not self._take_slot():
+                    break
                 try:
                     body = read_part(source, length, self.what)
                 except BaseException:
@@ -296,14 +305,21 @@ class MultipartPut:
             self._wait_for(running)
             if failures:
                 raise failures[0]
+            if len(running) < chunking.part_count(upload.size, upload.part_size):
+                raise Halted(f"{self.what}: stopped; the upload goes on from here next time")
         except BaseException:
             for future in running:
                 future.cancel()
             raise
-        for future, number in running.items():
-            etag, sent = future.result()
+        return self._etags(running, done)
+
+    def _etags(self, sent: dict[Future[tuple[str, bool]], int], done: Parts) -> dict[int, str]:
+        """Each part's ETag from its finished send; the parts the store held count in `held`."""
+        etags: dict[int, str] = {}
+        for future, number in sent.items():
+            etag, was_sent = future.result()
             etags[number] = etag
-            if not sent:
+            if not was_sent:
                 self.held += done[number][1]
         return etags
 
@@ -333,7 +349,9 @@ class MultipartPut:
 
         def attempt() -> str:
             self._stop_if_halted()
-            remote.throttle(len(body), self.halted)
+            if self._quit.is_set():  # a graceful stop: a part not going out yet waits
+                raise Halted(f"{what}: stopped")
+            remote.throttle(len(body), self._quit)
             answer = remote.call_once("upload_part", what, dict(params, Body=SharedBody(body)))
             etag = str(answer.get("ETag") or "")
             if sm.etag_is_md5(answer) and sm.normalise_etag(etag) not in ("", md5):
@@ -342,11 +360,16 @@ class MultipartPut:
 
         return retrying(attempt, remote.retry_policy, what=what, clock=remote.clock), True
 
-    def _take_slot(self) -> None:
-        """One of the remote's `transfers` slots, once a part in flight frees one."""
-        poll = None if self.halted is None else HALT_POLL
-        while not self.remote.slots.acquire(timeout=poll):
+    def _take_slot(self) -> bool:
+        """One of the remote's `transfers` slots, once a part in flight frees one; False
+        (no slot taken) once the run stops gracefully: no further part is started."""
+        poll = None if self.halted is None and self.stopping is None else HALT_POLL
+        while True:
             self._stop_if_halted()
+            if self.stopping is not None and self.stopping():
+                return False
+            if self.remote.slots.acquire(timeout=poll):
+                return True
 
     def _wait_for(self, sends: Iterable[Future[tuple[str, bool]]]) -> None:
         """Until every one of `sends` is done (`Halted` once the run is abandoned)."""
@@ -389,6 +412,20 @@ class MultipartPut:
                 raise RemoteChanged(f"{self.what}: changed since it was listed") from exc
         if remote.journal is not None:
             remote.journal.finish(upload.upload_id)
+
+
+class _Quit:
+    """Set (`is_set`) once either a halt or a graceful stop is asked for."""
+
+    def __init__(self, halted: threading.Event | None, stopping: Callable[[], bool] | None):
+        self._halted = halted
+        self._stopping = stopping
+
+    def is_set(self) -> bool:
+        """True once the run is abandoned or stops gracefully."""
+        return (self._halted is not None and self._halted.is_set()) or (
+            self._stopping is not None and self._stopping()
+        )
 
 
 def _md5_ahead(source: BinaryIO, meta: ObjectMeta, what: str) -> str | None:

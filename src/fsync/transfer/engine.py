@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -38,6 +39,10 @@ _log = logging.getLogger("fsync.transfer")
 JOB_FILES = 64
 JOB_BYTES = 4 << 20
 """A job of small actions for one worker thread (see `_run_all`) stops at either bound."""
+STOP_NOTICE = 1.0
+"""Seconds a graceful stop waits on the transfers in flight before it says so."""
+STOP_POLL = 0.25
+"""Seconds between looks at the stop while waiting for a transfer to end."""
 
 
 def execute(
@@ -76,7 +81,9 @@ def execute(
         threads, job_files = max(1, cpu_threads(threads + 1) - 1), JOB_FILES
     elif worker.stager is not None and not opts.verify_full:
         job_files = JOB_FILES
-    dones = _in_waves(_waves(plan.actions), worker, threads, opts.cancelled, job_files)
+    dones = _in_waves(
+        _waves(plan.actions), worker, threads, _Stop(opts.cancelled, reporter), job_files
+    )
     try:
         with contextlib.closing(dones):  # its cleanup runs before the last commit
             for done in dones:
@@ -178,7 +185,7 @@ def _run_all(
     actions: tuple[Action, ...],
     worker: Worker,
     transfers: int,
-    cancelled: Callable[[], bool],
+    cancelled: _Stop,
     job_files: int = 1,
 ) -> Iterator[Done]:
     """Yield each action's result as it finishes, with at most `transfers` jobs in flight.
@@ -212,7 +219,7 @@ def _run_all(
                 break
             running.add(pool.submit(_run_job, worker, job, stop, cancelled))
             if len(running) >= transfers * 2:
-                finished, running = _wait_some(running)
+                finished, running = _wait_some(running, cancelled)
                 yield from collect(finished)
         while running:
             if cancelled():
@@ -220,7 +227,7 @@ def _run_all(
                 running = {f for f in running if not f.cancel()}
                 if not running:
                     break
-            finished, running = _wait_some(running)
+            finished, running = _wait_some(running, cancelled)
             yield from collect(finished)
     except BaseException:  # an interrupt here, or the caller closing this early
         worker.halt()
@@ -234,7 +241,7 @@ def _in_waves(
     waves: Iterable[tuple[Action, ...]],
     worker: Worker,
     transfers: int,
-    cancelled: Callable[[], bool],
+    cancelled: _Stop,
     job_files: int,
 ) -> Iterator[Done]:
     """`_run_all` of each wave in turn: the next starts once the last has finished."""
@@ -354,9 +361,48 @@ def _jobs(actions: tuple[Action, ...], most: int) -> Iterator[list[Action]]:
 _Futures = set[Future[list[Done]]]
 
 
-def _wait_some(running: _Futures) -> tuple[_Futures, _Futures]:
-    done, not_done = wait(running, return_when=FIRST_COMPLETED)
-    return set(done), set(not_done)
+class _Stop:
+    """A run's graceful stop (`EngineOptions.cancelled`), and its one notice.
+
+    A stop lets the transfers in flight finish (of a large upload, only the parts going out:
+    the rest is left journaled), which under `--bw-limit` can take a while: one that has
+    not ended within `STOP_NOTICE` seconds is announced once, so the wait is not silent.
+    """
+
+    def __init__(self, cancelled: Callable[[], bool], reporter: Reporter) -> None:
+        self._cancelled = cancelled
+        self._reporter = reporter
+        self._told = False
+        self._since: float | None = None
+
+    def __call__(self) -> bool:
+        return self._cancelled()
+
+    def waiting(self, running: _Futures) -> None:
+        """Say once that the stop waits for `running`, if it has for `STOP_NOTICE`."""
+        if self._told or not self._cancelled():
+            return
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if now - self._since < STOP_NOTICE:
+            return
+        self._told = True
+        busy = sum(f.running() for f in running) or len(running)
+        self._reporter.warning(
+            f"stopping: finishing {busy} transfer{'s' if busy > 1 else ''} in flight "
+            "(a large file's parts already going out; it continues from there next time); "
+            "Ctrl-C again to stop now"
+        )
+
+
+def _wait_some(running: _Futures, stop: _Stop) -> tuple[_Futures, _Futures]:
+    """Wait until one of `running` is done; a stop waiting on them says so (`_Stop`)."""
+    while True:
+        done, not_done = wait(running, timeout=STOP_POLL, return_when=FIRST_COMPLETED)
+        if done:
+            return set(done), set(not_done)
+        stop.waiting(not_done)
 
 
 def _paths_of(plan: Plan) -> frozenset[RelPath]:

@@ -147,6 +147,13 @@ class Worker:
                     if attempt == FILE_CHANGE_ATTEMPTS - 1:
                         raise
                     entry, _ = _rehashed(self._local(path))
+        except Halted:
+            if not self.opts.cancelled():
+                raise
+            # A graceful stop left it unsent (a large file's upload stays journaled, and
+            # continues from there): not a failure, and the base stays as it was.
+            done.skipped = True
+            return None
         except FileNotFoundError as exc:
             # Gone since the scan (also while re-hashing a file that changed): nothing to
             # send, and nothing failed; the engine counts these (`Done.vanished`).
@@ -189,6 +196,7 @@ class Worker:
                     before_publish=verify,
                     on_held=held.append,
                     halted=self.halted,
+                    stopping=self.opts.cancelled,
                 )
         done.sent = entry.size - sum(held)  # parts an earlier run sent are not counted again
         if self.opts.verify_full:
