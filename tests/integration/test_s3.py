@@ -625,18 +625,23 @@ def test_a_retried_request_counts_in_the_actions_attempts(
 def test_a_key_longer_than_s3_allows_is_refused_before_any_request(
     s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
 ) -> None:
-    """A path whose key would pass S3's 1,024 bytes fails with a line that says so, and no
-    request: Ceph answered a bare "InvalidObjectName", and moto stored the key, so the same
-    tree pushed to AWS would have failed there only. The other files go, on every run."""
+    """A path whose key would pass S3's 1,024 bytes fails with a line that says so, naming
+    the path once, and no request: Ceph answered a bare "InvalidObjectName", and moto stored
+    the key, so the same tree pushed to AWS would have failed there only. The other files go,
+    on every run."""
     deep = "/".join(["d" * 200] * 5)  # 1,004 bytes of folders
-    write(tmp_path / "src", {f"{deep}/{'f' * 30}.txt": "too long", f"{deep}/ok.txt": "fits"})
+    long = f"{deep}/{'f' * 30}.txt"
+    write(tmp_path / "src", {long: "too long", f"{deep}/ok.txt": "fits"})
     for _ in range(2):
         s3_proxy.proxy.reset_counts()
         done = _fsync(s3_proxy, "push", str(tmp_path / "src"), f"s3://{s3_proxy.bucket}/p")
         assert done.returncode == 1, done.stderr
         errors = done.stderr.strip().splitlines()
         assert len(errors) == 1, done.stderr
-        assert errors[0].endswith("the key would have 1,041 bytes, and S3 keys hold at most 1,024")
+        assert errors == [
+            f"fsync: error: upload {long}: the key would have 1,041 bytes, "
+            "and S3 keys hold at most 1,024"
+        ]
         assert s3_proxy.proxy.counts()["PutObject"] <= 1
     assert list(keys(direct, s3_proxy.bucket)) == [f"p/{deep}/ok.txt"]
 

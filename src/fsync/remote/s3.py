@@ -372,7 +372,7 @@ class S3Remote:
         before the object is published (a multipart upload stays journaled for the next run),
         or when `stopping()` turns true before a multipart upload's last part is going out.
         """
-        self._check_key(path, f"writing {self._url(path)}")
+        self._check_key(path)
         if chunking.needs_parts(meta.size, self.settings.chunk_size):
             what = f"writing {self._url(path)}"
             upload = MultipartPut(
@@ -477,7 +477,7 @@ class S3Remote:
         Objects over 5 GiB are refused (they would need a multipart copy).
         """
         what = f"copying {self._url(src)} to {self._url(dst)}"
-        self._check_key(dst, what)
+        self._check_key(dst)
         self.call(
             "copy_object",
             what,
@@ -620,15 +620,17 @@ class S3Remote:
     def _url(self, path: RelPath) -> str:
         return f"s3://{self.bucket}/{self._key(path)}"
 
-    def _check_key(self, path: RelPath, what: str) -> None:
+    def _check_key(self, path: RelPath) -> None:
         """Refuse to write `path` where its key would exceed S3's length limit, before any
         request: stores differ (Ceph answers a bare InvalidObjectName, moto takes the key),
-        and a tree one store holds should not fail only on the next one."""
+        and a tree one store holds should not fail only on the next one.
+
+        The message does not name the key: every failure is reported under its path, and
+        the key is that path under the prefix (naming it said the path twice)."""
         size = len(self._key(path).encode())
         if size > MAX_KEY_BYTES:
             raise PermanentError(
-                f"{what}: the key would have {size:,} bytes, and S3 keys hold at most "
-                f"{MAX_KEY_BYTES:,}"
+                f"the key would have {size:,} bytes, and S3 keys hold at most {MAX_KEY_BYTES:,}"
             )
 
 
