@@ -171,7 +171,9 @@ def test_small_files_cost_one_put_each(s3_proxy: ProxiedBucket, tmp_path: Path) 
     write(tmp_path, SMALL)
     result = sync(tmp_path, s3_proxy, Direction.PUSH)
     assert (result.uploaded, result.failed) == (len(SMALL), 0)
-    assert s3_proxy.proxy.counts() == Counter({"ListObjectsV2": 1, "PutObject": len(SMALL)})
+    # (and one HEAD of the empty prefix itself: were it an object, the push is refused)
+    expected = {"ListObjectsV2": 1, "HeadObject": 1, "PutObject": len(SMALL)}
+    assert s3_proxy.proxy.counts() == Counter(expected)
     puts = [x for x in s3_proxy.proxy.log if x.op == "PutObject"]
     assert {x.payload for x in puts} == {"UNSIGNED-PAYLOAD"}
 
@@ -644,6 +646,41 @@ def test_a_key_longer_than_s3_allows_is_refused_before_any_request(
         ]
         assert s3_proxy.proxy.counts()["PutObject"] <= 1
     assert list(keys(direct, s3_proxy.bucket)) == [f"p/{deep}/ok.txt"]
+
+
+@pytest.mark.parametrize("command", ["pull", "push", "sync", "verify"])
+def test_a_remote_naming_an_object_is_refused_as_not_a_folder(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path, command: str
+) -> None:
+    """`pull s3://b/d/p.txt L`, where `p.txt` is an object, said "nothing to do", and a push
+    there wrote `p.txt/...` beside the object. Each command refuses with exit 2, as it does
+    a folder remote that is a file, for one HEAD spent only when the listing is empty."""
+    src = tmp_path / "src"
+    write(src, {"p.txt": "an object"})
+    folder = f"s3://{s3_proxy.bucket}/d"
+    assert _fsync(s3_proxy, "push", str(src), folder).returncode == 0
+    s3_proxy.proxy.reset_counts()
+    url = f"{folder}/p.txt"
+    args = [url, str(tmp_path / "dst")] if command == "pull" else [str(src), url]
+    done = _fsync(s3_proxy, command, *args)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == (
+        f"fsync: error: remote {url} is not a folder: it is an object (give a folder, such "
+        f"as {folder})\n"
+    )
+    assert dict(s3_proxy.proxy.counts()) == {"ListObjectsV2": 1, "HeadObject": 1}
+    assert list(keys(direct, s3_proxy.bucket)) == ["d/p.txt"]
+    assert not (tmp_path / "dst").exists()
+
+    s3_proxy.proxy.reset_counts()  # a prefix holding objects costs no HEAD
+    assert (
+        _fsync(
+            s3_proxy, command, *([folder, str(src)] if command == "pull" else [str(src), folder])
+        ).returncode
+        == 0
+    )
+    # (verify reads each object's blake3 with a HEAD: one file, one HEAD)
+    assert s3_proxy.proxy.counts()["HeadObject"] == (command == "verify")
 
 
 def test_spellings_of_one_prefix_share_one_base(s3_proxy: ProxiedBucket, tmp_path: Path) -> None:

@@ -286,7 +286,8 @@ class S3Remote:
 
         Temp names, `.fsync/` and folder markers are skipped; keys that cannot be a `RelPath`
         are refused. A missing bucket, denied access or an endpoint unreachable after the
-        retries raise `RemoteUnavailable`.
+        retries raise `RemoteUnavailable`; a prefix with nothing under it that names an
+        object raises `ConfigError` (`_refuse_object_root`).
         """
         prefix = f"{self.prefix}/" if self.prefix else ""
         entries: dict[RelPath, RemoteEntry] = {}
@@ -315,8 +316,30 @@ class S3Remote:
                     refused.append((name, str(err)))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
+                if not entries and not refused and not page.get("Contents"):
+                    self._refuse_object_root()
                 return Listing(entries, tuple(sorted(refused)))
             params["ContinuationToken"] = token
+
+    def _refuse_object_root(self) -> None:
+        """Raise `ConfigError` if the (empty) prefix is the key of an object: a pull of
+        `s3://b/p.txt` found nothing to do, and a push wrote `p.txt/...` beside the object.
+
+        One HEAD, made only when nothing is listed. A HEAD the store refuses (a policy that
+        lets a push list and write but not read) tells nothing, and the run goes on.
+        """
+        if not self.prefix:
+            return
+        try:
+            found = self.head(self.prefix, f"looking at {self.url}")
+        except (TransientError, PermanentError):
+            return
+        if found is not None:
+            parent = self.url.rpartition("/")[0]
+            raise ConfigError(
+                f"remote {self.url} is not a folder: it is an object (give a folder, "
+                f"such as {parent})"
+            )
 
     def root_exists(self) -> bool:
         """Always True: a prefix needs no folder (a missing bucket shows when listing)."""
