@@ -271,7 +271,11 @@ class _Walker:
         self.batch_bytes = 0
         self.result = ScanResult()
         self.only_mode = False
-        self._nonascii_seen: set[RelPath] = set()
+        self._nonascii_seen: dict[RelPath, str] = {}
+        """The non-ASCII paths met so far, each with the name as the disk spells it."""
+        self._twinned: set[RelPath] = set()
+        """Paths reported as spelled by two names (`_relpath`): the first name's error is
+        added once, however many more spellings turn up."""
         self._visited_dirs: set[tuple[int, int]] = set()
 
     # --- walking -------------------------------------------------------------------------
@@ -314,13 +318,18 @@ class _Walker:
             self._unsendable(rel, str(e), entry)
             return None
         # Two names that differ only in Unicode form would become one path.
-        if path in self._nonascii_seen:
-            # Unknown, not gone: the twin's files must not be taken for deleted.
-            why = "another name in its folder has the same NFC form; rename one of them"
-            self.result.errors.append(FileError(path, why))
+        first = self._nonascii_seen.get(path)
+        if first is not None:
+            # Both files are withheld, so both are failures, each named by its spelling
+            # (one error for the two said "1 failed" for two files left unsent). Unknown,
+            # not gone: the twins' files must not be taken for deleted.
+            if path not in self._twinned:
+                self._twinned.add(path)
+                self.result.errors.append(FileError(path, _twin_error(first, rel)))
+            self.result.errors.append(FileError(path, _twin_error(rel, first)))
             self.result.incomplete.append(path)
             return None
-        self._nonascii_seen.add(path)
+        self._nonascii_seen[path] = rel
         return path
 
     def _unsendable(self, rel: str, why: str, entry: os.DirEntry[str] | None) -> None:
@@ -605,6 +614,25 @@ def _listing(folder: str) -> Iterator[Iterator[os.DirEntry[str]]]:
             yield it
     finally:
         os.close(fd)
+
+
+def _twin_error(name: str, other: str) -> str:
+    """Why the file at `name` is not synced: `other`, in its folder, differs only in
+    Unicode form. Both have one path (NFC), so the error says which spelling it is about."""
+    return (
+        "another name in its folder has the same NFC form (this one is written in "
+        f"{_form(name)}, the other in {_form(other)}); rename one of them"
+    )
+
+
+def _form(name: str) -> str:
+    """The Unicode form a name is written in, as `_twin_error` names it."""
+    base = name.rpartition("/")[2]
+    if unicodedata.is_normalized("NFC", base):
+        return "NFC"
+    if unicodedata.is_normalized("NFD", base):
+        return "NFD"
+    return "neither NFC nor NFD"
 
 
 def _find_by_nfc(root: str, rel: RelPath) -> str | None:

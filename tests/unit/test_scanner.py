@@ -110,9 +110,15 @@ def test_names_equal_after_normalisation_are_reported(tmp_path: Path) -> None:
     result = _scan(tmp_path)
 
     assert list(result.entries) == ["caf\u00e9"]
-    # An error, not a warning: the twin is unknown, and must not be taken for deleted.
-    (error,) = result.errors
-    assert "same NFC form" in error.error
+    # Errors, not warnings: the twins are unknown, and must not be taken for deleted. Both
+    # files are withheld, so each is a failure, told apart by its spelling (one error said
+    # "1 failed" of the two).
+    assert sorted(e.error for e in result.errors) == [
+        f"another name in its folder has the same NFC form (this one is written in {this}, "
+        f"the other in {other}); rename one of them"
+        for this, other in (("NFC", "NFD"), ("NFD", "NFC"))
+    ]
+    assert {e.path for e in result.errors} == {"caf\u00e9"}
     assert result.is_unknown(RelPath("caf\u00e9"))
 
 
