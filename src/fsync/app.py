@@ -42,6 +42,7 @@ from fsync.model import (
     Direction,
     FileError,
     LocalEntry,
+    Notice,
     PartialDownload,
     PendingUpload,
     Plan,
@@ -140,6 +141,7 @@ def _run_in(
                 root, manifest, ignore, remote, opts=opts, reporter=reporter
             )
             remote_entries, refused, twins, skipped = sort_listing(listing, ignore, opts, reporter)
+            listed = remote_entries
             if opts.direction is Direction.PULL:
                 for e in local.unsendable:
                     reporter.warning(f"skipping {e.path}: {e.error}")
@@ -158,8 +160,8 @@ def _run_in(
             planned = replace(policy, force=True) if opts.dry_run else policy
             plan = plan_sync(remote, local_entries, remote_entries, base, planned, local_root=root)
             _warn_if_emptied(policy, local_entries, remote_entries, base, reporter)
-            if opts.direction is Direction.PUSH and plan.notices:
-                plan = _unpullable_noticed(plan, root, remote_entries, local_entries)
+            if opts.direction is Direction.PUSH and (plan.notices or opts.mirror):
+                plan = _unpullable_noticed(plan, root, listed, local_entries, opts.mirror)
             _log_inputs(local, remote_entries, base, plan, started)
             if opts.dry_run:
                 result = dry_run_result(plan)
@@ -584,11 +586,16 @@ def _unmappable(
 
 
 def _unpullable_noticed(
-    plan: Plan, root: str, remote: Mapping[RelPath, RemoteEntry], local: Snapshot
+    plan: Plan,
+    root: str,
+    remote: Mapping[RelPath, RemoteEntry],
+    local: Snapshot,
+    mirror: bool = False,
 ) -> Plan:
     """`plan` (a push's) with its notices at or below a remote name this disk cannot hold
     marked `Notice.unmappable`, with the reason a pull gives for refusing it: they are not
-    left for a pull to apply, as every other notice is."""
+    left for a pull to apply, as every other notice is. With `mirror`, such names that
+    `_plannable` kept from the plan (`_mirror_keeps`) are noticed so too."""
     blocked = _unmappable(root, remote, local)
     if not blocked:
         return plan
@@ -596,7 +603,20 @@ def _unpullable_noticed(
     for n in plan.notices:
         at = next((p for p in (n.path, *ancestors(n.path)) if p in blocked), None)
         notices.append(n if at is None else replace(n, reason=blocked[at], unmappable=True))
+    if mirror:
+        noticed = {n.path for n in notices}
+        kept = _mirror_keeps(blocked, local)
+        notices += [Notice(p, blocked[p], unmappable=True) for p in kept if p not in noticed]
+        notices.sort(key=lambda n: n.path)
     return replace(plan, notices=tuple(notices))
+
+
+def _mirror_keeps(blocked: Mapping[RelPath, str], local: Snapshot) -> list[RelPath]:
+    """The remote names this disk cannot hold (`blocked`) that a mirror leaves alone: those
+    the source lacks, which it would otherwise delete. A plain push and a pull leave them
+    alone, as a mirror leaves the keys that map to no name at all (`a//b`, NFD): deleting
+    some unmappable keys and not others was safe by accident only."""
+    return sorted(p for p in blocked if p not in local)
 
 
 def _log_inputs(
@@ -726,6 +746,8 @@ def _plannable(
                 for p in sorted(local_entries.keys() | base.keys())
                 if under_any(p, twins)
             ]
+        if opts.mirror:
+            left_out.update(_mirror_keeps(_unmappable(root, remote, local_entries), local_entries))
     else:
         blocked = _unmappable(root, remote, local_entries)
         refused += [FileError(p, why) for p, why in sorted(blocked.items())]

@@ -142,6 +142,31 @@ def test_a_push_marks_the_remote_names_a_pull_refuses(memory_root: str, tmp_path
     assert [n.path for n in result.notices if not n.unmappable] == ["ok.txt"]
 
 
+def test_a_mirror_push_leaves_the_remote_names_a_pull_refuses_alone(
+    memory_root: str, tmp_path: Path
+) -> None:
+    """`push --mirror` deleted a key too long for this disk, which the plain push before it
+    said it left alone, while keys mapping to no name at all (`a//b`, NFD) were never
+    deleted. It leaves all of them alone, noticed as a plain push notices them; the rest
+    is mirrored."""
+    fs = fsspec.filesystem("memory")
+    long, folder = "x" * 300, "y" * 300
+    nfd = unicodedata.normalize("NFD", "cafe\u0301.txt")
+    for key in (long, f"{folder}/in.txt", "a//b", nfd, "extra.txt"):
+        fs.pipe(f"{memory_root}/{key}", b"theirs")
+    write(tmp_path / "src", {"mine.txt": "m"})
+    url = f"memory://{memory_root}"
+    result = sync(tmp_path / "src", url, Direction.PUSH, mirror=True, force=True)
+    assert (result.uploaded, result.deleted, result.failed) == (1, 1, 0)
+    why = "a name of 300 bytes is longer than the 255 the local filesystem holds"
+    assert {n.path: (n.unmappable, n.reason) for n in result.notices} == {
+        long: (True, why),
+        f"{folder}/in.txt": (True, why),
+    }
+    left = {k.removeprefix(f"{memory_root}/") for k in fs.find(memory_root)}
+    assert left == {long, f"{folder}/in.txt", "a//b", nfd, "mine.txt"}
+
+
 def test_a_local_name_written_decomposed_is_sent_and_updated(
     memory_root: str, tmp_path: Path
 ) -> None:
