@@ -364,6 +364,9 @@ class _Session:
         keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
+        if self.push_policy.mirror:  # names this disk cannot hold are not the source's to delete
+            kept = self._unholdable(remote, local).keys() - local.keys()
+            remote = {p: e for p, e in remote.items() if not under_any(p, kept)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
         self.synced_at_full, self.deleted_since_full = max(len(base), len(local)), 0
         base = {p: e for p, e in base.items() if keep(p)}
@@ -529,21 +532,26 @@ class _Session:
         once and known from now on as the remote has it (so not looked at again until it
         changes there): left alone, as a pull leaves them. Fetched every time, they failed,
         or made a conflict with what was fetched of them, on every pull."""
-        if self.name_rules is None:  # probed once a session: the probe writes a file
-            self.name_rules = (
-                names.name_limit(self.root),
-                names.is_case_insensitive(os.path.join(self.root, STATE_DIR)),
-            )
-        limit, case_insensitive = self.name_rules
-        blocked = names.unmappable(
-            entries, self.state.base, limit=limit, case_insensitive=case_insensitive
-        )
+        blocked = self._unholdable(entries, self.state.base)
         left = {p for p in changed if under_any(p, blocked)}
         for path in sorted(blocked.keys() & left):
             self.once.warning(f"not pulled: {path}: {blocked[path]}")
         for path in left:
             self.state.set_remote(path, entries.get(path))
         return left
+
+    def _unholdable(
+        self, entries: Mapping[RelPath, RemoteEntry], local: Iterable[RelPath]
+    ) -> dict[RelPath, str]:
+        """`names.unmappable` of `entries` on this disk: what a pull leaves alone, and a
+        mirror push too (as `app` does), why."""
+        if self.name_rules is None:  # probed once a session: the probe writes a file
+            self.name_rules = (
+                names.name_limit(self.root),
+                names.is_case_insensitive(os.path.join(self.root, STATE_DIR)),
+            )
+        limit, case_insensitive = self.name_rules
+        return names.unmappable(entries, local, limit=limit, case_insensitive=case_insensitive)
 
     def _pull(self) -> None:
         """List the remote and apply what changed there since the last look (`--pull-every`)."""

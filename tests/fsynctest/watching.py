@@ -110,12 +110,16 @@ class Recorder:
 
 
 class Watching:
-    """One watch session running in a thread; `stop()` ends it and returns its totals."""
+    """One watch session running in a thread; `stop()` ends it and returns its totals.
 
-    def __init__(self, local: Path, remote: Path, **options: object) -> None:
+    The remote is the folder `remote`, or `url` when given (`remote` is then unused)."""
+
+    def __init__(
+        self, local: Path, remote: Path, *, url: str | None = None, **options: object
+    ) -> None:
         self.local = local
         self.remote = remote
-        self.url = f"file://{remote}"
+        self.url = url or f"file://{remote}"
         self.display = Recorder()
         self._stop = threading.Event()
         self._result: list[RunResult] = []

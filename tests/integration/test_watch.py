@@ -13,9 +13,11 @@ import shutil
 import threading
 import time
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from fsynctest.trees import held_open, write
@@ -359,6 +361,29 @@ def test_mirror_deletes_remote_extras_but_never_local_ones(
     time.sleep(0.5)  # pulls ran meanwhile
     assert (w.local / "mine.txt").read_text() == "only here"
     assert w.stop().deleted == 1
+
+
+def test_mirror_leaves_remote_names_this_disk_cannot_hold_alone(tmp_path: Path) -> None:
+    """A key too long for this disk is no extra of the source's: `--mirror` deleted it,
+    though a plain watch left it alone (as `push --mirror` now does)."""
+    root = f"/fsync-watch-{uuid.uuid4().hex}"
+    memory = fsspec.filesystem("memory")
+    long = "x" * 300
+    for key in (long, f"{'y' * 300}/in.txt", "extra.txt"):
+        memory.pipe(f"{root}/{key}", b"theirs")
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "mine.txt").write_text("only here")
+    w = Watching(tmp_path / "local", tmp_path / "unused", url=f"memory://{root}", mirror=True)
+    try:
+        eventually(lambda: not memory.exists(f"{root}/extra.txt"), "the extra deleted")
+        totals = w.stop()
+        left = {k.removeprefix(f"{root}/") for k in memory.find(root)}
+        assert left == {long, f"{'y' * 300}/in.txt", "mine.txt"}
+        assert (totals.deleted, totals.failed) == (1, 0)
+    finally:
+        w.stop()
+        for key in memory.find(root):
+            memory.rm(key)
 
 
 def test_backup_dir_keeps_what_the_watch_overwrites_and_deletes(
