@@ -548,7 +548,7 @@ def _scan_and_list(
     threads trading the GIL at every stat took 1.5x as long as one after the other.
 
     Raises `ConfigError`, as a pull does, for a sync between a local tree with nothing to
-    send (one it has just made, say) and a remote folder that does not exist: a mistyped
+    send (one it has just made, say) and a local remote folder that does not exist: a mistyped
     REMOTE, which said "nothing to do" and left an empty LOCAL that counted as synced.
     """
     if remote.url.startswith(_IN_PROCESS):
@@ -562,7 +562,9 @@ def _scan_and_list(
             listing = pending.result()
         finally:
             pool.shutdown(wait=False)
-    if opts.direction is Direction.SYNC and not local.entries and not remote.root_exists():
+    folder = local_path(opts.remote_url) is not None  # (memory:// has no empty folders)
+    empty = opts.direction is Direction.SYNC and folder and not local.entries
+    if empty and not remote.root_exists():
         raise ConfigError(missing_root(opts.remote_url))
     return local, listing
 
