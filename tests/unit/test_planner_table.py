@@ -500,3 +500,79 @@ def test_a_plan_never_puts_a_file_and_a_folder_at_one_name(
     assert _steps(result) == want
     for a in result.refused:
         assert "then run again" in a.reason
+
+
+# -- a mode or mtime changed alone (chmod, touch) ---------------------------------------------
+
+META, META_L = Expect(K.SET_META), Expect(K.SET_META_LOCAL)
+X, R = 0o755, 0o644
+"""An executable file's bits and a plain one's; the base knows a mode (`bas(D0, R)`) or, as
+a row from before fsync recorded them, not (`bas(D0)`)."""
+FOLDER = {"mode": R}
+"""A remote entry as a folder's listing shows it: with the file's mode (and mtime)."""
+
+# (id, local, remote, base, push, pull, remote_meta: the remote can set mode and mtime)
+META_TABLE = [
+    ("mode-only", loc(D0, mode=X), rem(D0), bas(D0, R), META, NOTHING, True),
+    ("mtime-only", loc(D0, mtime=7), rem(D0), bas(D0, R), META, NOTHING, True),
+    ("mode-and-mtime", loc(D0, 7, X), rem(D0), bas(D0, R), META, NOTHING, True),
+    ("setuid-is-no-change", loc(D0, mode=0o4644), rem(D0), bas(D0, R), NOTHING, NOTHING, True),
+    ("with-content", loc(D1, 7, X), rem(D0), bas(D0, R), UP, NOTICE, True),
+    ("mode-unknown-after-upgrade", loc(D0, mode=X), rem(D0), bas(D0), NOTHING, NOTHING, True),
+    ("mtime-after-upgrade", loc(D0, mtime=7), rem(D0), bas(D0), META, NOTHING, True),
+    ("remote-keeps-none", loc(D0, 7, X), rem(D0), bas(D0, R), NOTHING, NOTHING, False),
+    ("remote-changed-too", loc(D0, mode=X), rem(D1), bas(D0, R), NOTICE, DOWN, True),
+    ("folder-mode-only", loc(D0), rem(D0, mode=X), bas(D0, R), NOTHING, META_L, True),
+    ("folder-mode-unknown", loc(D0), rem(D0, mode=X), bas(D0), NOTHING, NOTHING, True),
+    (
+        "folder-touched",
+        loc(D0),
+        rem(D0, moved=True, mtime=7, **FOLDER),
+        bas(D0, R),
+        META,
+        META_L,
+        True,
+    ),
+    ("folder-rewritten-same", loc(D0), rem(D0, moved=True, **FOLDER), bas(D0, R), REC, REC, True),
+    (
+        "folder-both-changed",
+        loc(D0, 5, X),
+        rem(D0, mtime=7, **FOLDER),
+        bas(D0, R),
+        META,
+        META_L,
+        True,
+    ),
+    ("s3-listing-shows-none", loc(D0), rem(D0, moved=True, mtime=None), bas(D0, R), REC, REC, True),
+    ("nobase-same-other-mode", loc(D1, mode=X), rem(D1, **FOLDER), None, META, META_L, True),
+]
+
+
+def _meta_cases() -> list[object]:
+    cases = []
+    for name, local, remote, base, push, pull, remote_meta in META_TABLE:
+        for direction, want in ((PUSH, push), (PULL, pull)):
+            entries = (local, remote, base)
+            param = pytest.param(
+                direction, entries, want, remote_meta, id=f"{direction.value}-{name}"
+            )
+            cases.append(param)
+    return cases
+
+
+@pytest.mark.parametrize(("direction", "entries", "want", "remote_meta"), _meta_cases())
+def test_meta_row(
+    direction: Direction,
+    entries: tuple[LocalEntry, RemoteEntry, BaseEntry | None],
+    want: Expect,
+    remote_meta: bool,
+) -> None:
+    """A push sends a mode or mtime changed alone where the remote can take it, a pull
+    applies one the remote's listing shows, and a mode the base does not know (a row from
+    before fsync recorded modes) is never taken for a change. Where both sides hold the same
+    content but show other modes or mtimes, the destination takes the source's, as with
+    rsync -a, also under --mirror."""
+    check(run(direction, *entries, remote_meta=remote_meta), want)
+    mirrored = run(direction, *entries, remote_meta=remote_meta, mirror=True)
+    if want.kind in (K.SET_META, K.SET_META_LOCAL):
+        assert [a.kind for a in mirrored.actions] == [want.kind]
