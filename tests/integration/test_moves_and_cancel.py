@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -191,3 +192,39 @@ def test_an_interrupt_mid_run_records_what_was_published_and_leaves_no_temp_file
     recorded = {o.path: o.base.fingerprint for o in sink.outcomes if o.base}
     assert recorded == {p: e.fingerprint for p, e in on_remote.items()}
     assert 32 <= len(recorded) < 300
+
+
+class _CtrlCAtTheThirdUpload(RunResult):
+    """Counts as a run's result does, and Ctrl-C lands as the third upload is counted."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name == "uploaded" and value == 3:
+            signal.raise_signal(signal.SIGINT)
+
+
+class _Printed(NullReporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.done: list[str] = []
+
+    def file_done(self, path: str, action: str, error: str | None = None) -> None:
+        self.done.append(path)
+
+
+def test_a_file_counted_as_ctrl_c_lands_is_reported_too(tmp_path: Path) -> None:
+    """Ctrl-C between counting an upload and reporting it left the file counted in the run
+    history and never printed (`fsync push`'s lines and its recorded counts disagreed)."""
+    local, remote_root = tmp_path / "local", tmp_path / "remote"
+    write(local, {f"f{i}": os.urandom(100) for i in range(5)})
+    entries = {RelPath(f"f{i}"): _entry(local / f"f{i}") for i in range(5)}
+    plan = planner.plan(entries, {}, {}, SyncPolicy(Direction.PUSH))
+    result, reporter = _CtrlCAtTheThirdUpload(), _Printed()
+    remote = open_remote(f"file://{remote_root}")
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # an xdist worker's
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            execute(plan, str(local), remote, ListSink(), reporter, result=result)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert result.uploaded == len(reporter.done) == 3

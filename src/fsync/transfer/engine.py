@@ -31,6 +31,7 @@ from fsync.model import (
 from fsync.paths import ancestors
 from fsync.progress import Reporter
 from fsync.remote.base import Remote
+from fsync.terminal import interrupts_held
 from fsync.transfer.outcome import Done, EngineOptions, Outcome, StateSink
 from fsync.transfer.worker import STAGED_MAX, Worker
 
@@ -173,7 +174,10 @@ class _Batch:
         if done.outcome is not None:
             self._outcomes.append(done.outcome)
         self._outcomes.extend(done.more)
-        _account(self._result, done, self._worker.reporter)
+        # A Ctrl-C between counting a file and reporting it left it counted in the run
+        # history and never printed: it waits until both are done.
+        with interrupts_held():
+            _account(self._result, done, self._worker.reporter)
         if done.vanished:
             self.vanished.append(done.action.path)
             _log.debug("%s vanished before it could be sent; skipped", done.action.path)
