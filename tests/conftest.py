@@ -1,11 +1,14 @@
 """Project-wide test fixtures: S3 servers (moto, Ceph RGW) and an AWS-free environment.
 
 Servers are session-scoped and lazy: a run that never asks for S3 starts nothing, and each
-server starts at most once per session. Buckets are per test and unique, so tests never see
-each other's objects. A test that takes ``s3_server`` or ``s3_bucket`` runs once per server
-(ids ``moto`` and ``ceph``) and carries the ``s3`` mark, plus ``ceph`` for the RGW run, so
-``-m "not ceph"`` keeps a run moto-only. Where Ceph is not installed its runs skip with the
-install command. The launchers live in tests/servers/ (see their docstrings).
+server starts at most once per session. Under pytest-xdist a session is one worker's: each
+worker starts its own servers (a Ceph cluster takes about 2.5 s to start and next to no CPU
+while idle, so one per worker costs less than sharing one across processes). Buckets are per
+test and unique, so tests never see each other's objects. A test that takes ``s3_server`` or
+``s3_bucket`` runs once per server (ids ``moto`` and ``ceph``) and carries the ``s3`` mark,
+plus ``ceph`` for the RGW run, so ``-m "not ceph"`` keeps a run moto-only. Where Ceph is not
+installed its runs skip with the install command. The launchers live in tests/servers/ (see
+their docstrings).
 
 No fixture here is autouse: tests that need no server pay nothing.
 """
