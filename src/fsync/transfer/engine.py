@@ -136,7 +136,8 @@ class _Batch:
         if done.staged is not None:
             self._staged.append(done)
         else:
-            self._finish(done)
+            with interrupts_held():
+                self._finish(done)
         if len(self._outcomes) + len(self._staged) >= self._opts.batch_size:
             self.commit()
 
@@ -150,9 +151,10 @@ class _Batch:
         try:
             if staged:
                 self._flush()
-                for done in staged:
-                    self._worker.publish(done)
-                    self._finish(done)
+                with interrupts_held():  # once a batch: it costs two system calls a signal
+                    for done in staged:
+                        self._worker.publish(done)
+                        self._finish(done)
         finally:
             for done in staged:
                 if done.staged is not None:
@@ -170,14 +172,13 @@ class _Batch:
         self._unsynced = False
 
     def _finish(self, done: Done) -> None:
+        # Call with interrupts held (`interrupts_held`): a Ctrl-C between counting a file and
+        # reporting it left it counted in the run history and never printed.
         # The outcome first: whatever happens in the callbacks, a published file is recorded.
         if done.outcome is not None:
             self._outcomes.append(done.outcome)
         self._outcomes.extend(done.more)
-        # A Ctrl-C between counting a file and reporting it left it counted in the run
-        # history and never printed: it waits until both are done.
-        with interrupts_held():
-            _account(self._result, done, self._worker.reporter)
+        _account(self._result, done, self._worker.reporter)
         if done.vanished:
             self.vanished.append(done.action.path)
             _log.debug("%s vanished before it could be sent; skipped", done.action.path)
