@@ -52,10 +52,7 @@ class RemoteEntry:
     mtime_ns: int | None = None
     mode: int | None = None
     """Permission bits (`0o644`) where the backend keeps them (a filesystem's stat, the `mode`
-    metadata on S3); None where unknown. Not part of the version: only content is compared.
-    An entry with a mode shows the file's metadata, and its `mtime_ns` is the file's too:
-    the planner compares them for a `chmod` or `touch` alone (not so memory://'s time,
-    which is when the object was written)."""
+    metadata on S3); None where unknown. Not part of the version: only content is compared."""
     written_ns: int | None = field(default=None, compare=False)
     """When the store wrote this version (S3's `LastModified`), where a look at the object
     told it. Never an mtime to restore; `--on-conflict newer` goes by it where `mtime_ns` is
@@ -65,20 +62,12 @@ class RemoteEntry:
 
 @dataclass(frozen=True, slots=True)
 class BaseEntry:
-    """The last state both sides agreed on for one path of one remote.
-
-    `mtime_ns` is the local file's mtime then, `mode` its permission bits (`kept_mode`) where
-    the remote held the same ones or keeps none; None where that is unknown (recorded before
-    fsync kept it, or the remote showed other bits, as a disk that keeps no modes does): a
-    change of mode is looked for only against a known one, so an upgrade or such a disk
-    never makes every file look chmod-ed.
-    """
+    """The last state both sides agreed on for one path of one remote."""
 
     size: int
     digest: Digest
     fingerprint: str
     mtime_ns: int
-    mode: int | None = None
 
 
 Snapshot = Mapping[RelPath, LocalEntry]
@@ -143,36 +132,15 @@ def remote_entry(  # noqa: PLR0917 - RemoteEntry's fields, positional as its con
     return entry
 
 
-def base_entry(
-    size: int, digest: Digest, fingerprint: str, mtime_ns: int, mode: int | None
-) -> BaseEntry:
-    """`BaseEntry(size, digest, fingerprint, mtime_ns, mode)`, in half the time."""
+def base_entry(size: int, digest: Digest, fingerprint: str, mtime_ns: int) -> BaseEntry:
+    """`BaseEntry(size, digest, fingerprint, mtime_ns)`, in half the time."""
     entry = _new(BaseEntry)
-    set_size, set_digest, set_fingerprint, set_mtime_ns, set_mode = _BASE_SETTERS
+    set_size, set_digest, set_fingerprint, set_mtime_ns = _BASE_SETTERS
     set_size(entry, size)
     set_digest(entry, digest)
     set_fingerprint(entry, fingerprint)
     set_mtime_ns(entry, mtime_ns)
-    set_mode(entry, mode)
     return entry
-
-
-KEPT_MODE_BITS = 0o1777
-"""The permission bits that travel with a file: never setuid or setgid, which were the
-source machine's owner's to grant."""
-
-
-def kept_mode(mode: int) -> int:
-    """The bits of `mode` (a `st_mode`, or its permission bits) that fsync carries over."""
-    return mode & KEPT_MODE_BITS
-
-
-def agreed_mode(local: int, remote: int | None) -> int | None:
-    """`BaseEntry.mode` for a file whose local bits are `local` and remote ones `remote`
-    (None: the remote shows none): the local bits, unless the remote holds others."""
-    if remote is not None and kept_mode(remote) != kept_mode(local):
-        return None
-    return kept_mode(local)
 
 
 class Direction(enum.Enum):
@@ -215,12 +183,6 @@ class ActionKind(enum.Enum):
     MOVE_LOCAL = "move-local"
     """A remote rename: rename the local file at the old path (`Action.moved_from`, the
     DELETE_LOCAL it replaces) to the new path; no content is fetched."""
-    SET_META = "set-meta"
-    """Same content on both sides, but the local mode or mtime changed (`chmod`, `touch`):
-    set them on the remote object, sending no content."""
-    SET_META_LOCAL = "set-meta-local"
-    """Same content on both sides, but the remote's mode or mtime changed: set them on the
-    local file, fetching no content."""
 
     @property
     def transfers(self) -> bool:
@@ -247,8 +209,6 @@ _COUNTERS = {
     ActionKind.DOWNLOAD: "downloaded",
     ActionKind.DELETE_REMOTE: "deleted",
     ActionKind.DELETE_LOCAL: "deleted",
-    ActionKind.SET_META: "meta_updated",
-    ActionKind.SET_META_LOCAL: "meta_updated",
 }
 
 
@@ -323,9 +283,6 @@ class SyncPolicy:
     """Absolute cap on deletions; None means use `max_delete_ratio`."""
     max_delete_ratio: float = 0.5
     force: bool = False
-    remote_meta: bool = True
-    """The remote keeps each file's mode and mtime and can set them alone (a folder, S3);
-    False (memory://) plans no metadata update to it. Not an option: the remote says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,8 +366,6 @@ class RunResult:
     downloaded: int = 0
     deleted: int = 0
     moved: int = 0
-    meta_updated: int = 0
-    """Files whose mode or mtime alone was set on the other side, without sending content."""
     conflicts: int = 0
     unresolved: int = 0
     failed: int = 0
@@ -443,7 +398,6 @@ class RunResult:
             "downloaded": self.downloaded,
             "deleted": self.deleted,
             "moved": self.moved,
-            "meta_updated": self.meta_updated,
             "conflicts": self.conflicts,
             "unresolved": self.unresolved,
             "failed": self.failed,

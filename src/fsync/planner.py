@@ -32,7 +32,6 @@ from fsync.model import (
     Snapshot,
     SyncPolicy,
     digest_equal,
-    kept_mode,
 )
 from fsync.paths import ancestors
 from fsync.planner_moves import detect_moves as detect_moves  # noqa: PLC0414 (re-exported)
@@ -63,7 +62,6 @@ STATE_CLASS = {
 _PULL_KIND = {
     ActionKind.UPLOAD: ActionKind.DOWNLOAD,
     ActionKind.DELETE_REMOTE: ActionKind.DELETE_LOCAL,
-    ActionKind.SET_META: ActionKind.SET_META_LOCAL,
 }
 """Outcomes are in push terms (UPLOAD = to the destination); pull renames these kinds."""
 
@@ -87,16 +85,6 @@ class Sides:
     dst_mtime: int | None
     src: str = "local"  # the sides' names, for reasons
     dst: str = "remote"
-    src_meta: bool = False
-    """The source holds the base's content with another mode or mtime, which the destination
-    can take (`meta_moved`)."""
-    dst_meta: bool = False
-    """The same of the destination."""
-    meta_differs: bool = False
-    """Both sides are present, the remote's entry shows its mode and mtime, and they are
-    not the local file's; for a push, the remote can take the local ones. Where both hold
-    the same content and the plan records that, the destination takes the source's
-    instead: one run leaves them equal, as rsync -a does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +125,7 @@ def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: Sy
     unchanged, paths = settled(local, remote, base)
     for path in paths:
         loc, rem, bas = local.get(path), remote.get(path), base.get(path)
-        seen = sides(policy.direction, loc, rem, bas, remote_meta=policy.remote_meta)
+        seen = sides(policy.direction, loc, rem, bas)
         out = _mirror_rule(seen) if policy.mirror else _rule(seen, on_conflict)
         if out.kind is not None:
             kind = _PULL_KIND.get(out.kind, out.kind) if pull else out.kind
@@ -158,12 +146,10 @@ def settled(
     """How many paths are settled, and every other path of the three snapshots, sorted.
 
     A path is settled when both sides still hold its base version: the local digest is the
-    base's and the remote fingerprint has not moved, and neither side's mode or mtime moved
-    from the base's (`meta_moved`, inlined: it is this loop's cost per file). Every rule of
-    `plan` (mirror or not, either direction) leaves such a path alone with no notice, so it
-    is counted without being classified: on a run where little changed, that is almost every
-    path, and the sort and the rules then cost only what changed (`mapping_paths` minus the
-    settled).
+    base's and the remote fingerprint has not moved. Every rule of `plan` (mirror or not,
+    either direction) leaves such a path alone with no notice, so it is counted without
+    being classified: on a run where little changed, that is almost every path, and the
+    sort and the rules then cost only what changed (`mapping_paths` minus the settled).
     """
     rest: list[RelPath] = []
     count = in_remote = in_base = 0
@@ -174,17 +160,7 @@ def settled(
             in_base += 1
             if rem is not None:
                 in_remote += 1
-                mode, rmode = bas.mode, rem.mode
-                if (
-                    loc.digest == bas.digest
-                    and rem.fingerprint == bas.fingerprint
-                    and loc.mtime_ns == bas.mtime_ns
-                    and (mode is None or loc.mode & KEPT == mode)
-                    and (
-                        rmode is None
-                        or (rem.mtime_ns in (None, bas.mtime_ns) and mode in (None, rmode & KEPT))
-                    )
-                ):
+                if loc.digest == bas.digest and rem.fingerprint == bas.fingerprint:
                     count += 1
                     continue
         elif rem is not None:
@@ -276,19 +252,6 @@ def _in_the_way(
     return None
 
 
-KEPT = 0o1777
-"""`model.KEPT_MODE_BITS`, for `settled`'s loop."""
-
-
-def meta_moved(mtime_ns: int | None, mode: int | None, base: BaseEntry) -> bool:
-    """True where one side's mtime, or its mode where the base knows one, is not the base's
-    (None: the side does not show it). Applied to a side whose content is the base's: a
-    `chmod` or `touch` alone."""
-    if mtime_ns is not None and mtime_ns != base.mtime_ns:
-        return True
-    return base.mode is not None and mode is not None and kept_mode(mode) != base.mode
-
-
 def _presence(entry: object, base: BaseEntry | None) -> State:
     """ABSENT, DELETED or NEW: the state of a path that lacks its entry, its base or both."""
     if entry is None:
@@ -313,32 +276,14 @@ def _remote_state(entry: RemoteEntry | None, base: BaseEntry | None) -> State:
 
 
 def sides(
-    direction: Direction,
-    loc: LocalEntry | None,
-    rem: RemoteEntry | None,
-    bas: BaseEntry | None,
-    *,
-    remote_meta: bool = True,
+    direction: Direction, loc: LocalEntry | None, rem: RemoteEntry | None, bas: BaseEntry | None
 ) -> Sides:
     """Classify both sides of a path and orient them as source and destination.
 
     PUSH orients local as the source, any other direction remote; `planner_sync` uses the
-    PUSH orientation to read local as `src` and remote as `dst`. A local mode or mtime
-    change counts only where the remote can take it (`remote_meta`); a remote one only
-    where its entry shows the file's metadata, which an entry with a mode does (a folder's
-    listing, an S3 object's metadata; not an S3 listing nor memory://, whose time is when
-    the object was written).
+    PUSH orientation to read local as `src` and remote as `dst`.
     """
     lstate, rstate = _local_state(loc, bas), _remote_state(rem, bas)
-    lmeta = rmeta = differ = False
-    if loc is not None and rem is not None and rem.mode is not None:
-        differ = loc.mode & KEPT != rem.mode & KEPT or rem.mtime_ns not in (None, loc.mtime_ns)
-        differ = differ and (remote_meta or direction is Direction.PULL)
-    if bas is not None and loc is not None and lstate is State.UNCHANGED:
-        lmeta = remote_meta and meta_moved(loc.mtime_ns, loc.mode, bas)
-    if bas is not None and rem is not None and rem.mode is not None:
-        same = rstate in (State.UNCHANGED, State.SAME_CONTENT)
-        rmeta = same and meta_moved(rem.mtime_ns, rem.mode, bas)
     ldigest = loc.digest if loc is not None else None
     rdigest = rem.digest if rem is not None else None
     if rstate is State.UNCHANGED and bas is not None:
@@ -346,32 +291,8 @@ def sides(
     lmtime = loc.mtime_ns if loc is not None else None
     rmtime = None if rem is None else rem.mtime_ns if rem.mtime_ns is not None else rem.written_ns
     if direction is Direction.PUSH:
-        return Sides(
-            direction,
-            lstate,
-            rstate,
-            ldigest,
-            rdigest,
-            lmtime,
-            rmtime,
-            src_meta=lmeta,
-            dst_meta=rmeta,
-            meta_differs=differ,
-        )
-    return Sides(
-        direction,
-        rstate,
-        lstate,
-        rdigest,
-        ldigest,
-        rmtime,
-        lmtime,
-        "remote",
-        "local",
-        rmeta,
-        lmeta,
-        differ,
-    )
+        return Sides(direction, lstate, rstate, ldigest, rdigest, lmtime, rmtime)
+    return Sides(direction, rstate, lstate, rdigest, ldigest, rmtime, lmtime, "remote", "local")
 
 
 def _rule(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
@@ -390,7 +311,7 @@ def _rule(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
     if dst is State.DELETED:
         return _Outcome(ActionKind.UPLOAD, f"changed on {s.src}, deleted on {s.dst}")
     if digest_equal(s.src_digest, s.dst_digest):
-        return same_content(s, "same content on both sides")
+        return _Outcome(ActionKind.RECORD, "same content on both sides")
     return _content_conflict(s, on_conflict)
 
 
@@ -403,20 +324,9 @@ def _source_unchanged(s: Sides) -> _Outcome:
         return _Outcome(None, f"deleted on {s.dst} ({cmd} to apply it)", notice=True, deleted=True)
     if STATE_CLASS[s.dst_state] is State.CHANGED:
         return _Outcome(None, f"{s.dst} change ({cmd} to {verb} it)", notice=True)
-    if s.src_meta:
-        return _Outcome(ActionKind.SET_META, f"mode or mtime changed on {s.src}")
     if State.SAME_CONTENT in (s.src_state, s.dst_state):
-        return same_content(s, "remote rewritten with the same content")
+        return _Outcome(ActionKind.RECORD, "remote rewritten with the same content")
     return _Outcome(None)
-
-
-def same_content(s: Sides, why: str) -> _Outcome:
-    """Both sides hold the same content, which the base is to learn (`why`): recorded, or,
-    where their modes or mtimes differ, with the source's given to the destination (in
-    `planner_sync`'s orientation, the local ones to the remote)."""
-    if s.meta_differs:
-        return _Outcome(ActionKind.SET_META, f"{why}; the mode or mtime of {s.src} kept")
-    return _Outcome(ActionKind.RECORD, why)
 
 
 def _content_conflict(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
@@ -457,11 +367,9 @@ def _mirror_rule(s: Sides) -> _Outcome:
             return _Outcome(ActionKind.DELETE_REMOTE, f"not on {s.src} (mirror)")
         return _Outcome(ActionKind.FORGET, "deleted on both sides")
     if dst_present and digest_equal(s.src_digest, s.dst_digest):
-        if s.src_meta:
-            return _Outcome(ActionKind.SET_META, f"mode or mtime changed on {s.src}")
         if s.src_state is State.UNCHANGED and s.dst_state is State.UNCHANGED:
             return _Outcome(None)
-        return same_content(s, "same content on both sides")
+        return _Outcome(ActionKind.RECORD, "same content on both sides")
     return _Outcome(ActionKind.UPLOAD, f"differs on {s.dst} (mirror)")
 
 

@@ -35,7 +35,6 @@ from fsync.planner import (
     State,
     delete_limit,
     refuse_clashes,
-    same_content,
     share,
     sides,
 )
@@ -74,8 +73,7 @@ def plan_sync(
     paths = mapping_paths(local, remote, base)
     for path in paths:
         loc, rem, bas = local.get(path), remote.get(path), base.get(path)
-        seen = sides(Direction.PUSH, loc, rem, bas, remote_meta=policy.remote_meta)
-        out = _rule(seen, policy.on_conflict)
+        out = _rule(sides(Direction.PUSH, loc, rem, bas), policy.on_conflict)
         if out.kind is not None:
             actions.append(
                 Action(
@@ -136,7 +134,9 @@ def _rule(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
     """One path; `s` has the local side as `src` and the remote side as `dst`."""
     here, there = STATE_CLASS[s.src_state], STATE_CLASS[s.dst_state]
     if here is State.UNCHANGED and there is State.UNCHANGED:
-        return _both_unchanged(s)
+        if State.SAME_CONTENT in (s.src_state, s.dst_state):
+            return _Outcome(K.RECORD, "remote rewritten with the same content")
+        return _Outcome(None)
     if here is State.UNCHANGED:
         if there is State.CHANGED:
             return _Outcome(K.DOWNLOAD, f"{s.dst_state.value} on remote")
@@ -152,28 +152,8 @@ def _rule(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
     if there is State.DELETED:
         return _deleted_vs_changed("remote", "local", on_conflict)
     if digest_equal(s.src_digest, s.dst_digest):
-        return _recorded(s, "same content on both sides")
+        return _Outcome(K.RECORD, "same content on both sides")
     return _content_conflict(s, on_conflict)
-
-
-def _both_unchanged(s: Sides) -> _Outcome:
-    """Both sides hold the base's content: a mode or mtime changed on one side goes to the
-    other (changed on both, the local one wins, as in a conflict whose times cannot tell);
-    an identical rewrite is recorded."""
-    if s.src_meta:
-        return _Outcome(K.SET_META, "mode or mtime changed on local")
-    if s.dst_meta:
-        return _Outcome(K.SET_META_LOCAL, "mode or mtime changed on remote")
-    if State.SAME_CONTENT in (s.src_state, s.dst_state):
-        return _recorded(s, "remote rewritten with the same content")
-    return _Outcome(None)
-
-
-def _recorded(s: Sides, why: str) -> _Outcome:
-    """`planner.same_content` (record, or give the local mode and mtime to the remote where
-    they differ) as this module's outcome."""
-    out = same_content(s, why)
-    return _Outcome(out.kind, out.reason)
 
 
 _FETCH = {"local": K.UPLOAD, "remote": K.DOWNLOAD}

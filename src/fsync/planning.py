@@ -26,7 +26,7 @@ from fsync.model import (
     RemoteEntry,
     SyncPolicy,
 )
-from fsync.remote.base import MetaSetter, Remote
+from fsync.remote.base import Remote
 
 
 def plan_sync(
@@ -50,7 +50,7 @@ def plan_sync(
     two_way = policy.direction is Direction.SYNC
     fetches = policy.direction is not Direction.PUSH
     entries = _fill_digests(remote, entries, local, base, renames=fetches, local_root=local_root)
-    loose = replace(policy, force=True, remote_meta=isinstance(remote, MetaSetter))
+    loose = replace(policy, force=True)
     if two_way:
         plan = planner_sync.plan_sync(local, entries, base, loose)
     else:

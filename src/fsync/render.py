@@ -53,7 +53,7 @@ def print_summary(
 ) -> None:
     """The end of a push, pull or sync: the counts, the errors not `shown` as they
     happened (each is said once), and what is left for another run."""
-    moved = r.uploaded + r.downloaded + r.deleted + r.moved + r.meta_updated
+    moved = r.uploaded + r.downloaded + r.deleted + r.moved
     if verbose:
         for n in r.notices:
             say(f"skipped {n.path}: {n.reason}")
@@ -62,7 +62,7 @@ def print_summary(
     if moved == 0 and not r.failed and not r.conflicts:
         say(f"{label}: nothing to do ({r.unchanged} files unchanged)")
     else:
-        parts = _transfer_parts(direction, r) + _meta_part(r)
+        parts = _transfer_parts(direction, r)
         parts += [
             f"{r.moved} {'to move' if r.dry_run else 'moved'}",
             f"{r.deleted} {'to delete' if r.dry_run else 'deleted'}",
@@ -119,19 +119,10 @@ def _transfer_parts(direction: Direction, r: RunResult) -> list[str]:
     return [up, down]
 
 
-def _meta_part(r: RunResult) -> list[str]:
-    """The count of mode and mtime updates, where there were any (most runs have none, and
-    a summary line naming them every time would only be longer)."""
-    if not r.meta_updated:
-        return []
-    return [f"{r.meta_updated} {'to update' if r.dry_run else 'updated'} (mode, mtime)"]
-
-
 def print_watch_summary(r: RunResult) -> None:
     """The end of `fsync watch`: what it did in all, and what kept failing."""
     print_errors(r.errors, None)
     parts = _transfer_parts(Direction.SYNC if r.downloaded else Direction.PUSH, r)
-    parts += _meta_part(r)
     parts += [
         f"{r.moved} {'to move' if r.dry_run else 'moved'}",
         f"{r.deleted} {'to delete' if r.dry_run else 'deleted'}",

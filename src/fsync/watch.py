@@ -802,7 +802,6 @@ def _accumulate(total: RunResult, r: RunResult) -> None:
     total.downloaded += r.downloaded
     total.deleted += r.deleted
     total.moved += r.moved
-    total.meta_updated += r.meta_updated
     total.conflicts += r.conflicts
     total.unresolved += r.unresolved
     total.bytes_sent += r.bytes_sent

@@ -21,9 +21,9 @@ import blake3
 import pytest
 
 from fsync.errors import RemoteChanged
-from fsync.model import Digest, RelPath, RemoteEntry, kept_mode
+from fsync.model import Digest, RelPath, RemoteEntry
 from fsync.paths import to_relpath
-from fsync.remote.base import MetaSetter, ObjectMeta, Remote
+from fsync.remote.base import ObjectMeta, Remote
 
 MTIME_NS = 1_600_000_000_123_456_789
 """A modification time with all nine fractional digits significant."""
@@ -413,51 +413,3 @@ class RemoteContract:
         data = b"digest"
         put_bytes(remote, "d.txt", data)
         assert remote.read_digest(rel("d.txt")) == meta_for(data).digest
-
-    # -- a mode or mtime alone (MetaSetter) --------------------------------------------------
-
-    def test_set_meta_changes_mode_and_mtime_and_keeps_the_content(self, remote: Remote) -> None:
-        """`set_meta` gives a file another mode and mtime, keeps its bytes (and on a store
-        with metadata its digest), and its entry is what `stat` says after; setuid never
-        travels."""
-        if not isinstance(remote, MetaSetter):
-            pytest.skip("backend keeps no mode (memory://): nothing to set")
-        data = b"#!/bin/sh\necho hi\n"
-        entry = put_bytes(remote, "run.sh", data)
-        later = MTIME_NS + 86_400 * 10**9
-        new = remote.set_meta(rel("run.sh"), meta_for(data, later, 0o104755), expect=entry)
-        assert new is not None
-        stat = remote.stat(rel("run.sh"))
-        assert stat == new
-        assert stat.mode is not None
-        assert (stat.mtime_ns, kept_mode(stat.mode), stat.size) == (later, 0o755, len(data))
-        assert stat.digest == (meta_for(data).digest if remote.capabilities.stores_digest else None)
-        assert read_all(remote, "run.sh") == data
-        listed = remote.list().entries[rel("run.sh")]
-        assert (listed.size, listed.fingerprint) == (new.size, new.fingerprint)
-
-    def test_set_meta_of_another_version_raises_remote_changed(self, remote: Remote) -> None:
-        """A version the caller has not seen keeps its own mode and mtime: never clobbered."""
-        if not isinstance(remote, MetaSetter):
-            pytest.skip("backend keeps no mode (memory://): nothing to set")
-        old = put_bytes(remote, "f.txt", b"old")
-        theirs = put_bytes(remote, "f.txt", b"theirs!", expect=old, mtime_ns=MTIME_NS + 5)
-        with pytest.raises(RemoteChanged):
-            remote.set_meta(rel("f.txt"), meta_for(b"old", MTIME_NS + 9, 0o100600), expect=old)
-        now = remote.stat(rel("f.txt"))
-        assert now is not None
-        assert (now.size, now.fingerprint) == (theirs.size, theirs.fingerprint)
-        assert read_all(remote, "f.txt") == b"theirs!"
-        if now != theirs:
-            # A store that ignores CopySourceIfMatch (Ceph RGW, moto) put the metadata on
-            # their version; its md5chksum names other bytes, so none of it is believed.
-            assert (now.digest, now.mtime_ns, now.mode) == (None, None, None)
-
-    def test_set_meta_of_a_deleted_file_raises_remote_changed(self, remote: Remote) -> None:
-        if not isinstance(remote, MetaSetter):
-            pytest.skip("backend keeps no mode (memory://): nothing to set")
-        entry = put_bytes(remote, "gone.txt", b"gone")
-        remote.delete(rel("gone.txt"), expect=entry)
-        with pytest.raises(RemoteChanged):
-            remote.set_meta(rel("gone.txt"), meta_for(b"gone", MTIME_NS + 1), expect=entry)
-        assert remote.list().entries == {}

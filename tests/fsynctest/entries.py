@@ -8,22 +8,11 @@ compares digests) and its length the size. A remote names content `d` by the fin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TypeVar
 
 from hypothesis import strategies as st
 
-from fsync.model import (
-    ActionKind,
-    BaseEntry,
-    Digest,
-    LocalEntry,
-    Plan,
-    RelPath,
-    RemoteEntry,
-    agreed_mode,
-    kept_mode,
-)
+from fsync.model import ActionKind, BaseEntry, Digest, LocalEntry, Plan, RelPath, RemoteEntry
 
 P = RelPath("f.txt")
 """The one path a table row plans."""
@@ -34,8 +23,6 @@ PATHS = [RelPath(p) for p in ("a", "b", "c", "d/e")]
 """The paths of a random world (`snapshots`)."""
 DIGESTS = [Digest(d) for d in ("d0", "d1", "d2")]
 """The contents of a random world (`snapshots`)."""
-MODES = [0o644, 0o755, 0o4755]
-"""The permission bits of a random world's files (setuid is never carried over)."""
 
 Snapshots = tuple[dict[RelPath, LocalEntry], dict[RelPath, RemoteEntry], dict[RelPath, BaseEntry]]
 """Local, remote and base snapshots, in the order the planners take them."""
@@ -52,29 +39,24 @@ def conflict_copy(path: RelPath) -> RelPath:
     return RelPath(f"{path}.conflict")
 
 
-def loc(content: str, mtime: int = 100, mode: int = 0o644) -> LocalEntry:
+def loc(content: str, mtime: int = 100) -> LocalEntry:
     """A local file holding `content`."""
-    return LocalEntry(size=len(content), mtime_ns=mtime, digest=Digest(content), mode=mode)
+    return LocalEntry(size=len(content), mtime_ns=mtime, digest=Digest(content))
 
 
 def rem(
-    content: str,
-    *,
-    moved: bool = False,
-    known: bool = True,
-    mtime: int | None = 100,
-    mode: int | None = None,
+    content: str, *, moved: bool = False, known: bool = True, mtime: int | None = 100
 ) -> RemoteEntry:
-    """A remote object holding `content`; `known` says whether the listing shows its digest,
-    `mode` whether it shows the file's mode (a folder's listing does, an S3 one does not)."""
+    """A remote object holding `content`; `known` says whether the listing shows its digest."""
     digest = Digest(content) if known else None
-    return RemoteEntry(len(content), fingerprint(content, moved), digest, mtime, mode)
+    return RemoteEntry(len(content), fingerprint(content, moved), digest, mtime)
 
 
-def bas(content: str, mode: int | None = None) -> BaseEntry:
-    """The base entry for `content`, as recorded after a sync through `rem(content)`; `mode`
-    None as in a row from before fsync recorded modes."""
-    return BaseEntry(len(content), Digest(content), fingerprint(content), 100, mode)
+def bas(content: str) -> BaseEntry:
+    """The base entry for `content`, as recorded after a sync through `rem(content)`."""
+    return BaseEntry(
+        size=len(content), digest=Digest(content), fingerprint=fingerprint(content), mtime_ns=100
+    )
 
 
 def tree(files: Mapping[str, str], entry: Callable[[str], Entry]) -> dict[RelPath, Entry]:
@@ -109,43 +91,20 @@ def snapshots(draw: st.DrawFn, *, plain: bool = False) -> Snapshots:
     """Random snapshots over `PATHS` and `DIGESTS`, every remote digest known.
 
     Remote fingerprints may be rewritten (`moved`) and remote mtimes unknown, unless `plain`,
-    which keeps the two sides interchangeable. The remote shows its files' modes (as a
-    folder does) in every `plain` world and in half of the others; the base knows a mode
-    or not (rows from before fsync kept them).
+    which keeps the two sides interchangeable.
     """
     maybe = st.sampled_from([None, *DIGESTS])
-    modes = st.sampled_from(MODES)
-    shows_modes = plain or draw(st.booleans())
     local, remote, base = {}, {}, {}
     for p in PATHS:
         b, here, there = draw(maybe), draw(maybe), draw(maybe)
         if b is not None:
-            mode = draw(st.none() | st.sampled_from([0o644, 0o755]))
-            base[p] = BaseEntry(len(b), b, fingerprint(b), 1, mode)
+            base[p] = BaseEntry(len(b), b, fingerprint(b), 1)
         if here is not None:
-            local[p] = LocalEntry(len(here), draw(st.integers(1, 3)), here, draw(modes))
+            local[p] = LocalEntry(len(here), draw(st.integers(1, 3)), here)
         if there is not None:
             moved = not plain and draw(st.booleans())
             mtime = draw(st.integers(1, 3) if plain else st.none() | st.integers(1, 3))
-            mode = draw(modes) if shows_modes else None
-            remote[p] = RemoteEntry(len(there), fingerprint(there, moved), there, mtime, mode)
-    return local, remote, base
-
-
-def after_meta(
-    kind: ActionKind, local: LocalEntry, remote: RemoteEntry
-) -> tuple[LocalEntry, RemoteEntry, BaseEntry]:
-    """Both sides and the base entry after the engine carried out a SET_META (the remote
-    takes the local mode and mtime, where its entries show them) or a SET_META_LOCAL (the
-    local file takes the remote's, where it shows them)."""
-    if kind is ActionKind.SET_META:
-        if remote.mode is not None:
-            remote = replace(remote, mtime_ns=local.mtime_ns, mode=kept_mode(local.mode))
-    elif remote.mode is not None:
-        mtime = local.mtime_ns if remote.mtime_ns is None else remote.mtime_ns
-        local = replace(local, mtime_ns=mtime, mode=kept_mode(remote.mode))
-    mode = agreed_mode(local.mode, remote.mode)
-    base = BaseEntry(local.size, local.digest, remote.fingerprint, local.mtime_ns, mode)
+            remote[p] = RemoteEntry(len(there), fingerprint(there, moved), there, mtime)
     return local, remote, base
 
 

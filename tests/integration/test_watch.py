@@ -74,28 +74,6 @@ def test_create_modify_append_delete(start: Callable[..., Watching]) -> None:
     assert (result.uploaded, result.deleted, result.failed) == (4, 1, 0)
 
 
-def test_a_chmod_and_a_touch_reach_the_remote_without_the_content(
-    start: Callable[..., Watching],
-) -> None:
-    """`chmod +x` and `touch` alone are sent as they happen: the remote file takes the new
-    mode and mtime, and no content byte goes (the watch shares the push's planner)."""
-    w = start()
-    script = w.local / "run.sh"
-    script.write_text("#!/bin/sh\n")
-    script.chmod(0o644)
-    w.converge()
-    eventually(lambda: w.counts().uploaded == 1, "the upload to be counted")
-    sent = w.counts().bytes_sent
-    copy = w.remote / "run.sh"
-    script.chmod(0o755)
-    eventually(lambda: copy.stat().st_mode & 0o777 == 0o755, "the remote file to be executable")
-    os.utime(script, ns=(981_173_106_000_000_000, 981_173_106_000_000_000))
-    eventually(lambda: copy.stat().st_mtime_ns == 981_173_106_000_000_000, "the remote mtime")
-    result = w.stop()
-    assert (result.uploaded, result.bytes_sent, result.failed) == (1, sent, 0)
-    assert result.meta_updated == 2
-
-
 def test_a_renamed_file_is_moved_not_sent(start: Callable[..., Watching]) -> None:
     w = start()
     (w.local / "big.bin").write_bytes(os.urandom(300_000))

@@ -15,17 +15,7 @@ from fsync.errors import ConfigError
 from fsync.hashing import HASH_VERSION, CacheRecord, StatSig
 from fsync.ignore import IgnoreMatcher
 from fsync.manifest import Manifest, RunRecord, db
-from fsync.model import (
-    ActionKind,
-    BaseEntry,
-    Digest,
-    Direction,
-    LocalEntry,
-    RelPath,
-    RemoteEntry,
-    SyncPolicy,
-)
-from fsync.planner import plan
+from fsync.model import BaseEntry, Digest, RelPath
 from fsync.scanner import scan
 
 
@@ -58,18 +48,6 @@ def manifest(root: Path) -> Iterator[Manifest]:
 
 def _raw(root: Path) -> sqlite3.Connection:
     return sqlite3.connect(root / ".fsync" / "state.db")
-
-
-def _database_at(root: Path, version: int) -> sqlite3.Connection:
-    """A new state database of `root` as an fsync of schema `version` left it, open to
-    write the rows that version wrote."""
-    path = root / ".fsync" / "state.db"
-    path.parent.mkdir(parents=True)
-    conn = sqlite3.connect(path)
-    for migration in db.migrations()[:version]:
-        conn.executescript(migration.sql)
-    conn.execute(f"PRAGMA user_version = {version:d}")
-    return conn
 
 
 # --- files, pragmas, migrations ------------------------------------------------------------
@@ -170,7 +148,12 @@ def test_s3_remotes_recorded_under_another_spelling_keep_their_base(tmp_path: Pa
     """`s3://b/p/`, `S3://b/p` and `s3a://b/p` are keyed `s3://b/p` since the URL is made
     canonical; a base recorded under the old spelling was no longer found."""
     root = tmp_path / "root"
-    conn = _database_at(root, 6)
+    path = root / ".fsync" / "state.db"
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    for migration in db.migrations()[:6]:
+        conn.executescript(migration.sql)
+    conn.execute("PRAGMA user_version = 6")
     old = {
         "s3://b/p/ on http://127.0.0.1:9000": "s3://b/p on http://127.0.0.1:9000",
         "s3a://c/q": "s3://c/q",
@@ -414,40 +397,3 @@ def test_nested_transaction_failure_undoes_only_the_inner_block(manifest: Manife
     assert manifest.cached(RelPath("outer")) == _rec(1)
     assert manifest.cached(RelPath("inner")) is None
     assert manifest.cached(RelPath("after")) == _rec(3)
-
-
-def test_base_modes_round_trip(root: Path) -> None:
-    """A base entry keeps its mode (the bits both sides agreed on), or None: unknown."""
-    known = BaseEntry(3, _d("x"), "etag-x", 10**18, 0o755)
-    unknown = BaseEntry(3, _d("y"), "etag-y", 10**18, None)
-    with Manifest.open(str(root)) as m:
-        m.set_base("s3://b/p", [(RelPath("x"), known), (RelPath("y"), unknown)])
-    with Manifest.open(str(root)) as m:
-        assert m.base("s3://b/p") == {"x": known, "y": unknown}
-
-
-def test_a_base_from_before_modes_were_kept_plans_no_chmod(tmp_path: Path) -> None:
-    """Rows written before schema 9 read back with their mode unknown, so an upgrade does
-    not make every file look chmod-ed: a file whose mode differs plans nothing, while one
-    whose mtime moved since (a `touch`) plans its metadata update."""
-    root = tmp_path / "root"
-    conn = _database_at(root, 8)
-    conn.execute("INSERT INTO remotes (id, url) VALUES (1, 's3://b/p')")
-    for name in ("chmod.sh", "touched.txt"):
-        conn.execute(
-            "INSERT INTO base (remote_id, path, size, digest, fingerprint, mtime_ns)"
-            " VALUES (1, ?, 1, ?, 'etag', 100)",
-            (name, _d(name)),
-        )
-    conn.commit()
-    conn.close()
-    with Manifest.open(str(root)) as m:
-        base = m.base("s3://b/p")
-    assert {b.mode for b in base.values()} == {None}
-    local = {
-        RelPath("chmod.sh"): LocalEntry(1, 100, _d("chmod.sh"), 0o755),
-        RelPath("touched.txt"): LocalEntry(1, 200, _d("touched.txt"), 0o644),
-    }
-    remote = {p: RemoteEntry(1, "etag") for p in local}
-    result = plan(local, remote, base, SyncPolicy(Direction.PUSH))
-    assert [(a.path, a.kind) for a in result.actions] == [("touched.txt", ActionKind.SET_META)]

@@ -29,30 +29,17 @@ from fsync.model import (
     RelPath,
     RemoteEntry,
     SyncPolicy,
-    agreed_mode,
-    kept_mode,
 )
 from fsync.planner import plan
-from fsynctest.entries import after_meta, conflict_copy, fingerprint, snapshots
+from fsynctest.entries import conflict_copy, fingerprint, snapshots
 
 K = ActionKind
-CHANGING = {
-    K.UPLOAD,
-    K.DOWNLOAD,
-    K.DELETE_REMOTE,
-    K.DELETE_LOCAL,
-    K.RECORD,
-    K.FORGET,
-    K.SET_META,
-    K.SET_META_LOCAL,
-}
+CHANGING = {K.UPLOAD, K.DOWNLOAD, K.DELETE_REMOTE, K.DELETE_LOCAL, K.RECORD, K.FORGET}
 SWAP = {
     K.UPLOAD: K.DOWNLOAD,
     K.DOWNLOAD: K.UPLOAD,
     K.DELETE_REMOTE: K.DELETE_LOCAL,
     K.DELETE_LOCAL: K.DELETE_REMOTE,
-    K.SET_META: K.SET_META_LOCAL,
-    K.SET_META_LOCAL: K.SET_META,
 }
 SIDE_SWAP = {
     ConflictPolicy.LOCAL: ConflictPolicy.REMOTE,
@@ -84,10 +71,6 @@ class World:
 
     def plan(self, policy: SyncPolicy) -> Plan:
         return plan(self.local, self.listing(), self.base, policy)
-
-    def shows_modes(self) -> bool:
-        """Whether the remote's entries show modes (a folder's do), as its files show."""
-        return any(e.mode is not None for e in self.remote.values())
 
     def digests(self, side: str) -> Digests:
         """Path to content on `side` ("local", "remote" or "base")."""
@@ -122,7 +105,6 @@ policies = st.builds(
     max_delete=st.none() | st.integers(0, 3),
     max_delete_ratio=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
     force=st.booleans(),
-    remote_meta=st.booleans(),
 )
 
 
@@ -167,29 +149,17 @@ def _set_aside(
 def _apply(kind: ActionKind, path: RelPath, w: World) -> None:
     if kind is K.UPLOAD:
         src = w.local[path]
-        mode = kept_mode(src.mode) if w.shows_modes() else None
-        w.remote[path] = RemoteEntry(
-            src.size, fingerprint(src.digest), src.digest, src.mtime_ns, mode
-        )
-        w.base[path] = BaseEntry(
-            src.size, src.digest, w.remote[path].fingerprint, src.mtime_ns, kept_mode(src.mode)
-        )
+        w.remote[path] = RemoteEntry(src.size, fingerprint(src.digest), src.digest, src.mtime_ns)
+        w.base[path] = BaseEntry(src.size, src.digest, w.remote[path].fingerprint, src.mtime_ns)
     elif kind is K.DOWNLOAD:
         got = w.remote[path]  # the truth: the engine hashes what it downloads
         assert got.digest is not None
-        mode = kept_mode(got.mode) if got.mode is not None else 0o644
-        w.local[path] = LocalEntry(got.size, got.mtime_ns or 1, got.digest, mode)
-        w.base[path] = BaseEntry(got.size, got.digest, got.fingerprint, got.mtime_ns or 1, mode)
+        w.local[path] = LocalEntry(got.size, got.mtime_ns or 1, got.digest)
+        w.base[path] = BaseEntry(got.size, got.digest, got.fingerprint, got.mtime_ns or 1)
     elif kind is K.RECORD:
         assert w.local[path].digest == w.remote[path].digest, "RECORD of different content"
-        e, r = w.local[path], w.remote[path]
-        mode = agreed_mode(e.mode, r.mode)
-        w.base[path] = BaseEntry(e.size, e.digest, r.fingerprint, e.mtime_ns, mode)
-    elif kind in (K.SET_META, K.SET_META_LOCAL):
-        assert w.local[path].digest == w.remote[path].digest, f"{kind} of different content"
-        w.local[path], w.remote[path], w.base[path] = after_meta(
-            kind, w.local[path], w.remote[path]
-        )
+        e = w.local[path]
+        w.base[path] = BaseEntry(e.size, e.digest, w.remote[path].fingerprint, e.mtime_ns)
     elif kind is K.DELETE_REMOTE:
         del w.remote[path]
         w.base.pop(path, None)
@@ -339,11 +309,11 @@ def test_deterministic(world: World, policy: SyncPolicy, rnd: random.Random) -> 
 def swapped(world: World) -> World:
     """The same world with the local and remote trees exchanged (needs a `plain` world)."""
     local = {
-        p: LocalEntry(e.size, e.mtime_ns or 0, e.digest or Digest("?"), e.mode or 0)
+        p: LocalEntry(e.size, e.mtime_ns or 0, e.digest or Digest("?"))
         for p, e in world.remote.items()
     }
     remote = {
-        p: RemoteEntry(e.size, fingerprint(e.digest), e.digest, e.mtime_ns, e.mode)
+        p: RemoteEntry(e.size, fingerprint(e.digest), e.digest, e.mtime_ns)
         for p, e in world.local.items()
     }
     return World(local, remote, dict(world.base))
@@ -370,7 +340,6 @@ def _plan_or_abort(world: World, policy: SyncPolicy) -> Plan | SafetyAbort:
 @given(worlds(plain=True), policies)
 def test_pull_is_the_mirror_of_push(world: World, policy: SyncPolicy) -> None:
     """Planning one direction equals planning the other with the trees exchanged."""
-    policy = dataclasses.replace(policy, remote_meta=True)  # the local side takes them too
     other = dataclasses.replace(
         policy,
         direction=Direction.PULL if policy.direction is Direction.PUSH else Direction.PUSH,

@@ -14,7 +14,6 @@ from fsync.model import (
     RelPath,
     RemoteEntry,
     SyncPolicy,
-    kept_mode,
     mapping_paths,
 )
 from fsync.planner import _mirror_rule, _rule, plan, settled, sides
@@ -22,18 +21,10 @@ from fsync.planner import _mirror_rule, _rule, plan, settled, sides
 PATHS = [RelPath(p) for p in ("a", "b", "d/c", "d/e", "z")]
 DIGESTS = [Digest(c * 64) for c in "123"]
 FINGERPRINTS = ["f1", "f2", "f3"]
-MODES = [0o644, 0o755, 0o4755]
-""" Permission bits; setuid is never carried, so 0o4755 and 0o755 are one mode to compare."""
 
 local_entries = st.dictionaries(
     st.sampled_from(PATHS),
-    st.builds(
-        LocalEntry,
-        st.integers(0, 2),
-        st.integers(0, 2),
-        st.sampled_from(DIGESTS),
-        st.sampled_from(MODES),
-    ),
+    st.builds(LocalEntry, st.integers(0, 2), st.integers(0, 2), st.sampled_from(DIGESTS)),
 )
 remote_entries = st.dictionaries(
     st.sampled_from(PATHS),
@@ -43,7 +34,6 @@ remote_entries = st.dictionaries(
         st.sampled_from(FINGERPRINTS),
         st.none() | st.sampled_from(DIGESTS),
         st.none() | st.integers(0, 2),
-        st.none() | st.sampled_from(MODES),
     ),
 )
 base_entries = st.dictionaries(
@@ -54,7 +44,6 @@ base_entries = st.dictionaries(
         st.sampled_from(DIGESTS),
         st.sampled_from(FINGERPRINTS),
         st.integers(0, 2),
-        st.none() | st.sampled_from([0o644, 0o755]),
     ),
 )
 
@@ -66,15 +55,13 @@ def _agrees(
     base: dict[RelPath, BaseEntry],
 ) -> bool:
     loc, rem, bas = local.get(path), remote.get(path), base.get(path)
-    if loc is None or rem is None or bas is None:
-        return False
-    content = loc.digest == bas.digest and rem.fingerprint == bas.fingerprint
-    local_meta = loc.mtime_ns == bas.mtime_ns and bas.mode in (None, kept_mode(loc.mode))
-    # A remote entry shows the file's metadata where it has a mode (a folder's listing).
-    remote_meta = rem.mode is None or (
-        rem.mtime_ns in (None, bas.mtime_ns) and bas.mode in (None, kept_mode(rem.mode))
+    return (
+        loc is not None
+        and rem is not None
+        and bas is not None
+        and loc.digest == bas.digest
+        and rem.fingerprint == bas.fingerprint
     )
-    return content and local_meta and remote_meta
 
 
 @given(local_entries, remote_entries, base_entries)

@@ -27,13 +27,10 @@ from fsync.model import (
     RelPath,
     RemoteEntry,
     SyncPolicy,
-    agreed_mode,
-    kept_mode,
 )
 from fsync.planner_sync import plan_sync
 from fsynctest.entries import (
     P,
-    after_meta,
     bas,
     conflict_copy,
     fingerprint,
@@ -277,8 +274,7 @@ def _both_sides(w: World, path: RelPath, size: int, digest: Digest) -> None:
     w.base[path] = BaseEntry(size, digest, fingerprint(digest), 1)
 
 
-def _set_aside(a: Action, w: World) -> None:
-    """The version an action overwrites or deletes: a conflict copy, or backed up."""
+def _apply(a: Action, w: World) -> None:
     p = a.path
     if a.kind in (K.UPLOAD, K.DELETE_REMOTE) and p in w.remote:
         old = w.remote[p]
@@ -293,33 +289,18 @@ def _set_aside(a: Action, w: World) -> None:
             _both_sides(w, conflict_copy(p), mine.size, mine.digest)
         else:
             w.backups.append(mine.digest)
-
-
-def _apply(a: Action, w: World) -> None:
-    p = a.path
-    _set_aside(a, w)
     if a.kind is K.UPLOAD:
         src = w.local[p]
-        shown = kept_mode(src.mode) if any(e.mode is not None for e in w.remote.values()) else None
-        w.remote[p] = RemoteEntry(
-            src.size, fingerprint(src.digest), src.digest, src.mtime_ns, shown
-        )
-        mode = kept_mode(src.mode)
-        w.base[p] = BaseEntry(src.size, src.digest, fingerprint(src.digest), src.mtime_ns, mode)
+        w.remote[p] = RemoteEntry(src.size, fingerprint(src.digest), src.digest, src.mtime_ns)
+        w.base[p] = BaseEntry(src.size, src.digest, fingerprint(src.digest), src.mtime_ns)
     elif a.kind is K.DOWNLOAD:
         got = w.remote[p]
         assert got.digest is not None
-        mode = kept_mode(got.mode) if got.mode is not None else 0o644
-        w.local[p] = LocalEntry(got.size, got.mtime_ns or 1, got.digest, mode)
-        w.base[p] = BaseEntry(got.size, got.digest, got.fingerprint, got.mtime_ns or 1, mode)
+        w.local[p] = LocalEntry(got.size, got.mtime_ns or 1, got.digest)
+        w.base[p] = BaseEntry(got.size, got.digest, got.fingerprint, got.mtime_ns or 1)
     elif a.kind is K.RECORD:
-        here, there = w.local[p], w.remote[p]
-        assert here.digest == there.digest
-        mode = agreed_mode(here.mode, there.mode)
-        w.base[p] = BaseEntry(here.size, here.digest, there.fingerprint, here.mtime_ns, mode)
-    elif a.kind in (K.SET_META, K.SET_META_LOCAL):
         assert w.local[p].digest == w.remote[p].digest
-        w.local[p], w.remote[p], w.base[p] = after_meta(a.kind, w.local[p], w.remote[p])
+        w.base[p] = BaseEntry(w.local[p].size, w.local[p].digest, w.remote[p].fingerprint, 1)
     elif a.kind is K.DELETE_REMOTE:
         del w.remote[p]
         w.base.pop(p, None)
@@ -347,13 +328,6 @@ def test_one_run_makes_both_sides_equal_and_the_next_plans_nothing(
     after = simulate(world.plan(policy), world)
     assert digests(after.local) == digests(after.remote)
     assert after.plan(policy).actions == ()
-    for path, there in after.remote.items():
-        here, before = after.local[path], world.base.get(path)
-        if before is not None and before.mode is None:
-            continue  # a row from before fsync kept modes: a mode stays as it was until sent
-        if there.mode is not None:  # the remote keeps modes and shows them, as a folder does
-            assert kept_mode(there.mode) == kept_mode(here.mode), path
-            assert there.mtime_ns in (None, here.mtime_ns), path
 
 
 @MANY

@@ -272,13 +272,13 @@ class Manifest:
         if remote_id is None:
             return {}
         rows = self._conn.execute(
-            "SELECT path, size, digest, fingerprint, mtime_ns, mode FROM base WHERE remote_id = ?",
+            "SELECT path, size, digest, fingerprint, mtime_ns FROM base WHERE remote_id = ?",
             (remote_id,),
         )
         # Paths and digests were RelPaths and Digests when written (see `_load_cache`).
         return {
-            path: base_entry(size, digest, fp, mtime_ns, mode)
-            for path, size, digest, fp, mtime_ns, mode in rows
+            path: base_entry(size, digest, fp, mtime_ns)
+            for path, size, digest, fp, mtime_ns in rows
         }
 
     def set_base(self, remote: str, changes: Iterable[tuple[RelPath, BaseEntry | None]]) -> None:
@@ -290,16 +290,14 @@ class Manifest:
                 forgets.append((path,))
             else:
                 mtime = None if entry.mtime_ns is None else _ns_to_db(entry.mtime_ns)
-                upserts.append(
-                    (path, entry.size, entry.digest, entry.fingerprint, mtime, entry.mode)
-                )
+                upserts.append((path, entry.size, entry.digest, entry.fingerprint, mtime))
         if not upserts and not forgets:
             return
         with self.transaction():
             remote_id = self._remote_id(remote, create=True)
             self._conn.executemany(
                 "INSERT OR REPLACE INTO base (remote_id, path, size, digest, fingerprint,"
-                f" mtime_ns, mode) VALUES ({remote_id:d}, ?, ?, ?, ?, ?, ?)",
+                f" mtime_ns) VALUES ({remote_id:d}, ?, ?, ?, ?, ?)",
                 upserts,
             )
             self._conn.executemany(

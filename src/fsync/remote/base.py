@@ -287,26 +287,6 @@ class Mover(Protocol):
 
 
 @runtime_checkable
-class MetaSetter(Protocol):
-    """An optional ability of a remote: set a file's mode and mtime without sending its
-    content (a `chmod` or `touch` pushed alone). A folder has it; S3 has it as a copy of
-    the object onto itself; memory://, which keeps no mode, does not. Callers test
-    `isinstance(remote, MetaSetter)`.
-    """
-
-    def set_meta(
-        self, path: RelPath, meta: ObjectMeta, *, expect: RemoteEntry
-    ) -> RemoteEntry | None:
-        """Give `path`, if it is still `expect`, the mode and mtime of `meta` (whose size and
-        digest describe the content it holds, which stays); return its new entry, or None
-        where the store cannot do it without sending the content (an S3 object over 5 GiB).
-
-        Raises `RemoteChanged` if `path` changed since `expect` was seen (or is gone).
-        """
-        ...
-
-
-@runtime_checkable
 class Resumer(Protocol):
     """An optional ability of a remote: it journals its chunked uploads (`UploadJournal`)
     so a later run continues them, and keeps them on the store until then (S3 multipart

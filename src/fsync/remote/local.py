@@ -590,36 +590,6 @@ class LocalRemote:
                 self._prune(os.path.dirname(src_full))
         return self._entry_after_write(dst_full)
 
-    def set_meta(self, path: RelPath, meta: ObjectMeta, *, expect: RemoteEntry) -> RemoteEntry:
-        """chmod and utime the file at `path` if it is still `expect` (see `base.MetaSetter`);
-        setuid and setgid are never set. The next `flush` makes the change durable.
-
-        The file is changed through a descriptor of the version checked, so a file put in
-        its place meanwhile is never the one changed (it keeps its own mode and mtime).
-        """
-        full = self._checked(path)
-        with self._durable.changing():
-            try:
-                fd = os.open(full, _OPEN_READ_FLAGS)
-            except FileNotFoundError:
-                raise RemoteChanged(f"{full}: gone since it was listed") from None
-            except OSError as err:
-                if err.errno == errno.ELOOP:
-                    raise RemoteChanged(f"{full}: a link took its place") from None
-                _raise_translated(err, f"setting the mode and mtime of {full}")
-            try:
-                if not same_version(_entry(os.fstat(fd), self.inodes), expect):
-                    raise RemoteChanged(f"{full}: changed since it was listed")
-                os.fchmod(fd, meta.mode & 0o1777)
-                os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
-                entry = _entry(os.fstat(fd), self.inodes)
-            except OSError as err:
-                _raise_translated(err, f"setting the mode and mtime of {full}")
-            finally:
-                os.close(fd)
-            self._durable.staged(full)
-        return entry
-
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
         """Remove fsync temporary files under the root last changed at least `older_than`
         seconds ago: the unfinished writes a killed run leaves behind.

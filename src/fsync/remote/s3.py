@@ -39,7 +39,7 @@ from aiobotocore.session import AioSession
 from botocore.utils import parse_timestamp as botocore_timestamp
 from fsspec.asyn import sync
 
-from fsync import __version__, etags
+from fsync import __version__
 from fsync.errors import (
     ConfigError,
     PermanentError,
@@ -514,67 +514,6 @@ class S3Remote:
             raise RemoteChanged(f"{self._url(dst)}: vanished right after it was copied")
         return entry
 
-    def set_meta(
-        self, path: RelPath, meta: ObjectMeta, *, expect: RemoteEntry
-    ) -> RemoteEntry | None:
-        """Copy the object onto itself with `meta`'s metadata (see `base.MetaSetter`): one
-        CopyObject, conditional on `expect`'s ETag, sending no content; None for an object
-        over CopyObject's 5 GiB (a multipart copy is not done: its mode and mtime go with
-        its next content change).
-
-        The copy replaces all user metadata, so it carries everything an upload writes:
-        `blake3`, `mtime`, `mode` and `md5chksum`, the MD5 of the content, which is a plain
-        ETag itself (on a bucket with KMS encryption, whose ETags are no MD5, that is
-        wrong, as rclone's check of such an object then says) and is otherwise read from
-        the object's metadata (one HEAD, which checks the version too). Raises
-        `RemoteChanged` if the object is gone or is no longer `expect`.
-
-        Ceph RGW and moto ignore CopySourceIfMatch (AWS honours it). A plain ETag is the
-        content's MD5, which a copy onto itself keeps: another one back means other content
-        took the name meanwhile, and `RemoteChanged` is raised. That version then carries
-        this metadata, but its `md5chksum` names other bytes, so fsync reads the metadata as
-        stale (`s3_meta.entry_from_head`) and the next run meets the object as changed: no
-        version is taken for this one. A multipart object's copy may get a new ETag, so
-        there the HEAD's check stands alone, a moment before the copy.
-        """
-        if meta.size > COPY_MAX:
-            return None
-        key, what = self._key(path), f"setting the mode and mtime of {self._url(path)}"
-        etag = expect.fingerprint
-        md5 = etag if etags.is_plain_md5(etag) else self._md5chksum(key, what, expect)
-        try:
-            answer = self.call(
-                "copy_object",
-                what,
-                Bucket=self.bucket,
-                Key=key,
-                CopySource={"Bucket": self.bucket, "Key": key},
-                CopySourceIfMatch=etag,
-                MetadataDirective="REPLACE",
-                Metadata=sm.object_metadata(meta, md5),
-            )
-        except FileNotFoundError:
-            raise RemoteChanged(f"{what}: gone since it was listed") from None
-        copied = sm.normalise_etag((answer.get("CopyObjectResult") or {}).get("ETag"))
-        if copied and md5 == etag and copied != etag:
-            raise RemoteChanged(f"{what}: changed since it was listed")
-        if not copied:
-            current = self.head(key, what)
-            if current is None:
-                raise RemoteChanged(f"{what}: gone right after it was copied")
-            copied = current.fingerprint
-        return sm.written_entry(meta, copied)
-
-    def _md5chksum(self, key: str, what: str, expect: RemoteEntry) -> str | None:
-        """The hex MD5 in the `md5chksum` metadata of `key`, if it is still `expect`."""
-        try:
-            head = self.call("head_object", what, Bucket=self.bucket, Key=key)
-        except FileNotFoundError:
-            raise RemoteChanged(f"{what}: gone since it was listed") from None
-        if sm.normalise_etag(head.get("ETag")) != expect.fingerprint:
-            raise RemoteChanged(f"{what}: changed since it was listed")
-        return sm.md5_hex_from_base64((head.get("Metadata") or {}).get(sm.META_MD5))
-
     # -- housekeeping ----------------------------------------------------------------------
 
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
@@ -720,9 +659,6 @@ class S3Remote:
 
 MAX_KEY_BYTES = 1024
 """The most bytes an S3 key's UTF-8 spelling may have (AWS's documented limit)."""
-
-COPY_MAX = 5 << 30
-"""The largest object one CopyObject copies (AWS's limit; larger ones need UploadPartCopy)."""
 
 USER_AGENT = f"fsync/{__version__} python/{'.'.join(map(str, sys.version_info[:3]))}"
 """How every S3 request fsync makes begins its User-Agent (unless the S3 options set their

@@ -26,18 +26,10 @@ from fsync.errors import (
 from fsync.fileops import makedirs, place_new, rename_exchange, swap_into_place
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.ignore import STATE_DIR
-from fsync.model import (
-    Action,
-    ActionKind,
-    BaseEntry,
-    LocalEntry,
-    RelPath,
-    RemoteEntry,
-    agreed_mode,
-)
+from fsync.model import Action, ActionKind, BaseEntry, LocalEntry, RelPath, RemoteEntry
 from fsync.paths import check_name_lengths, conflict_name
 from fsync.progress import Reporter
-from fsync.remote.base import MetaSetter, Mover, ObjectMeta, Remote, Stager, same_version
+from fsync.remote.base import Mover, ObjectMeta, Remote, Stager, same_version
 from fsync.remote.retry import reset_retries_here, retries_here
 from fsync.transfer.copies import fetch_new, free_name, send_new
 from fsync.transfer.download import Fetcher
@@ -209,8 +201,7 @@ class Worker:
         done.sent = entry.size - sum(held)  # parts an earlier run sent are not counted again
         if self.opts.verify_full:
             self._read_back(path, entry, new)
-        mode = agreed_mode(entry.mode, new.mode)
-        base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns, mode)
+        base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns)
         settles = action.keep_copy and action.remote is not None
         return Outcome(path, base, remote=new, settles_copy=settles)
 
@@ -257,8 +248,7 @@ class Worker:
         else:
             new = self._copy_then_delete(action, old)
         local = action.local
-        mode = agreed_mode(local.mode, new.mode)
-        base = BaseEntry(local.size, local.digest, new.fingerprint, local.mtime_ns, mode)
+        base = BaseEntry(local.size, local.digest, new.fingerprint, local.mtime_ns)
         return Outcome(action.path, base, remote=new, moved_from=old.path)
 
     def _copy_then_delete(self, action: Action, old: Action) -> RemoteEntry:
@@ -304,8 +294,7 @@ class Worker:
         self._prune_empty(os.path.dirname(src))
         sig = StatSig.from_stat(os.stat(dst))
         digest = old.local.digest
-        mode = agreed_mode(sig.mode, action.remote.mode)
-        base = BaseEntry(sig.size, digest, action.remote.fingerprint, sig.mtime_ns, mode)
+        base = BaseEntry(sig.size, digest, action.remote.fingerprint, sig.mtime_ns)
         cache = CacheRecord(sig, digest, trusted=False)
         return Outcome(action.path, base, cache=cache, moved_from=old.path)
 
@@ -384,8 +373,7 @@ class Worker:
         )
         done.received += size
         sig = StatSig.from_stat(os.stat(full))
-        mode = agreed_mode(sig.mode, kept.mode)
-        base = BaseEntry(size, digest, kept.fingerprint, sig.mtime_ns, mode)
+        base = BaseEntry(size, digest, kept.fingerprint, sig.mtime_ns)
         return Outcome(copy, base, cache=CacheRecord(sig, digest, trusted=False))
 
     def _send_copy(self, copy: RelPath, entry: LocalEntry, done: Done) -> None:
@@ -400,8 +388,7 @@ class Worker:
             done.extra.append(f"{copy}: not copied to the remote ({_describe(exc)}); next run")
             return
         done.sent += entry.size
-        mode = agreed_mode(entry.mode, sent.mode)
-        base = BaseEntry(entry.size, entry.digest, sent.fingerprint, sig.mtime_ns, mode)
+        base = BaseEntry(entry.size, entry.digest, sent.fingerprint, sig.mtime_ns)
         cache = CacheRecord(sig, entry.digest, trusted=False)
         done.more.append(Outcome(copy, base, cache=cache, remote=sent))
 
@@ -432,8 +419,7 @@ class Worker:
             if self.opts.verify_full:
                 _check_on_disk(path, tmp, digest)
             remote_mode = served.mode if served and served.mode is not None else None
-            remote_mode = remote_mode or self._remote_mode(action)
-            mode = _download_mode(action, remote_mode)
+            mode = _download_mode(action, remote_mode or self._remote_mode(action))
             if mode is not None:
                 os.chmod(tmp, mode)
             mtime_ns = action.remote.mtime_ns
@@ -453,8 +439,7 @@ class Worker:
             assert action.local is not None
             self._send_copy(copy, action.local, done)
         sig = StatSig.from_stat(os.stat(full))
-        mode = agreed_mode(sig.mode, remote_mode)
-        base = BaseEntry(size, digest, action.remote.fingerprint, sig.mtime_ns, mode)
+        base = BaseEntry(size, digest, action.remote.fingerprint, sig.mtime_ns)
         return Outcome(path, base, cache=CacheRecord(sig, digest, trusted=False))
 
     def _place(self, action: Action, tmp: str, full: str, done: Done) -> None:
@@ -636,51 +621,8 @@ class Worker:
         assert action.local is not None
         assert action.remote is not None
         local = action.local
-        mode = agreed_mode(local.mode, action.remote.mode)
-        base = BaseEntry(local.size, local.digest, action.remote.fingerprint, local.mtime_ns, mode)
+        base = BaseEntry(local.size, local.digest, action.remote.fingerprint, local.mtime_ns)
         return Outcome(action.path, base)
-
-    def set_meta(self, action: Action, done: Done) -> Outcome:
-        """Give the remote file the local mode and mtime (a `chmod` or `touch` alone), if it
-        is still the version the plan saw; no content is sent. Where the store cannot do it
-        without the content (an S3 object over 5 GiB), nothing is sent, as before fsync sent
-        these, and the path counts as skipped, with a warning."""
-        local, seen = action.local, action.remote
-        assert local is not None
-        assert seen is not None
-        assert isinstance(self.remote, MetaSetter)  # the planner plans none otherwise
-        meta = ObjectMeta(local.size, local.digest, local.mtime_ns, 0o100000 | local.mode)
-        new = self.remote.set_meta(action.path, meta, expect=seen)
-        if new is None:
-            new = seen
-            done.skipped = True
-            done.extra.append(
-                f"{action.path}: its mode and mtime are not sent (the store copies an object "
-                "this large only in parts); they go with its next content change"
-            )
-        mode = agreed_mode(local.mode, new.mode)
-        base = BaseEntry(local.size, local.digest, new.fingerprint, local.mtime_ns, mode)
-        return Outcome(action.path, base, remote=new)
-
-    def set_meta_local(self, action: Action, done: Done) -> Outcome:
-        """Give the local file the remote's mode and mtime, if it is still the version the
-        scan saw; no content is fetched. Never setuid or setgid."""
-        local, seen = action.local, action.remote
-        assert local is not None
-        assert seen is not None
-        self._check_local(action)
-        full = self._local(action.path)
-        mode = _download_mode(action, seen.mode)
-        with self.durability.changing():
-            if mode is not None:
-                os.chmod(full, mode)
-            if seen.mtime_ns is not None:
-                os.utime(full, ns=(seen.mtime_ns, seen.mtime_ns))
-            self.durability.staged(full)
-        sig = StatSig.from_stat(os.stat(full))
-        mode = agreed_mode(sig.mode, seen.mode)
-        base = BaseEntry(sig.size, local.digest, seen.fingerprint, sig.mtime_ns, mode)
-        return Outcome(action.path, base, cache=CacheRecord(sig, local.digest, trusted=False))
 
     def forget(self, action: Action, done: Done) -> Outcome:
         """Drop the base entry."""
@@ -728,8 +670,6 @@ _HANDLERS: dict[ActionKind, Callable[[Worker, Action, Done], Outcome | None]] = 
     ActionKind.DELETE_REMOTE: Worker.delete_remote,
     ActionKind.DELETE_LOCAL: Worker.delete_local,
     ActionKind.RECORD: Worker.record,
-    ActionKind.SET_META: Worker.set_meta,
-    ActionKind.SET_META_LOCAL: Worker.set_meta_local,
     ActionKind.FORGET: Worker.forget,
     ActionKind.KEEP: Worker.nothing,
     ActionKind.CONFLICT: Worker.nothing,
