@@ -425,6 +425,7 @@ class _Session:
         made again (`rm -rf d; cp -r backup d`, an editor's save) is planned as it ends up.
         """
         settled_by = time.monotonic() + DELETE_SETTLE_MAX
+        removed = 0
         while True:
             if IGNORE_FILE in paths and self._reload_ignore():
                 self.full_due = time.monotonic()
@@ -438,6 +439,12 @@ class _Session:
             # it on the remote and never sent the new file).
             if not scan.removed or not (more := self._more_soon(settled_by)):
                 break
+            if len(paths | more) > len(paths) and len(scan.removed) > removed:
+                # Deletions still coming (an `rm -rf` slower than the cap): all of them are
+                # judged by the delete limit together, as before the cap; cut off at the cap,
+                # a slice under the limit went through and deleted remote copies.
+                settled_by = time.monotonic() + DELETE_SETTLE_MAX
+            removed = len(scan.removed)
             paths = paths | more
         for line in scan.warnings:
             self.once.warning(line)

@@ -874,3 +874,21 @@ def test_a_file_the_pull_deleted_and_made_again_here_is_sent(
     (w.local / "k1").write_text("made again")
     w.converge("the file made again here")
     w.stop()
+
+
+def test_a_deletion_slower_than_the_settle_cap_is_judged_whole(
+    start: Callable[..., Watching],
+) -> None:
+    """An `rm -rf` that takes longer than `DELETE_SETTLE_MAX` (a big tree, a slow disk): cut
+    off at the cap, its first slice fell under the delete limit and went through (87 of 200
+    remote copies deleted); the deletion is judged whole while it goes on."""
+    w = start()
+    names = [f"f{i:03}" for i in range(120)]
+    write(w.local, dict.fromkeys(names, "x") | {"keep.txt": "k"})
+    w.converge()
+    for name in names:
+        (w.local / name).unlink()
+        time.sleep(0.025)  # 3 s in all: a 1 s slice is under the limit of 60
+    eventually(lambda: any("not deleting" in m for m in w.display.warnings), "the refusal")
+    assert sorted(tree(w.remote)) == sorted([*names, "keep.txt"])
+    w.stop()
