@@ -158,6 +158,11 @@ keyring = {root}/keyring
 mon data = {root}/mon/$cluster-$id
 paxos propose interval = 0.05
 paxos min wait = 0.01
+# The mon shuts itself down below 5 % free space on its disk (`mon data avail crit`), which
+# a machine's /tmp full of test trees reaches: every Ceph test then errored with a bare
+# "osd new: timed out". Its store here is a few MiB.
+mon data avail crit = 0
+mon data avail warn = 0
 
 [osd]
 osd data = {root}/osd/$cluster-$id
