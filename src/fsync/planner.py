@@ -252,6 +252,50 @@ def _in_the_way(
     return None
 
 
+def without_deletes(plan: Plan) -> Plan:
+    """`plan` with its deletes held back (a watch past its delete limit), and with them the
+    creates they made room for, refused (`Plan.refused`) until the deletes go through.
+
+    A file `d` become a folder `d/` (or back) is one change of two actions: the delete of
+    the old name and the create of the new. Sent alone, the create put a key `d/x` beside the
+    file `d` the store still held, a pair no disk can hold and no pull brings back.
+    """
+    held = {a.path: a.kind for a in plan.actions if a.kind.deletes}
+    if not held:
+        return plan
+    below: dict[tuple[RelPath, ActionKind], RelPath] = {}  # the first held-back path under
+    for path in sorted(held):
+        for folder in ancestors(path):
+            below.setdefault((folder, held[path]), path)
+    kept: list[Action] = []
+    refused = list(plan.refused)
+    for a in plan.actions:
+        if a.kind.deletes:
+            continue
+        delete, create = _CREATES.get(a.kind, (None, a.kind))
+        in_way = None
+        if delete is not None and _lacks(a, create):
+            above = (f for f in ancestors(a.path) if held.get(f) is delete)
+            in_way = next(above, None) or below.get((a.path, delete))
+        if in_way is None:
+            kept.append(a)
+            continue
+        why = f"waits for the delete of {in_way}, which the delete limit holds back"
+        refused.append(replace(a, reason=why, conflict=False, keep_copy=False, share_copy=False))
+    by_path = sorted(refused, key=lambda a: a.path)
+    return replace(plan, actions=tuple(kept), refused=tuple(by_path))
+
+
+_CREATES = {
+    ActionKind.UPLOAD: (ActionKind.DELETE_REMOTE, ActionKind.UPLOAD),
+    ActionKind.MOVE: (ActionKind.DELETE_REMOTE, ActionKind.UPLOAD),
+    ActionKind.DOWNLOAD: (ActionKind.DELETE_LOCAL, ActionKind.DOWNLOAD),
+    ActionKind.MOVE_LOCAL: (ActionKind.DELETE_LOCAL, ActionKind.DOWNLOAD),
+}
+"""The actions that make a name on a side: the delete that empties that side, and the
+transfer whose side `_lacks` looks at."""
+
+
 def _presence(entry: object, base: BaseEntry | None) -> State:
     """ABSENT, DELETED or NEW: the state of a path that lacks its entry, its base or both."""
     if entry is None:

@@ -377,7 +377,7 @@ class _Session:
                 raise
             self.display.warning(f"{exc}; deleting nothing")
             policy = replace(self.push_policy, force=True)
-            plan = _without_deletes(app.plan_sync(self.remote, local, remote, base, policy))
+            plan = planner.without_deletes(app.plan_sync(self.remote, local, remote, base, policy))
         self._leave_for_pull(plan)
         with self.manifest.transaction():
             self.manifest.update_cache(scan.updates)
@@ -451,7 +451,9 @@ class _Session:
         for e in scan.unsendable:
             self.once.warning(f"not sent: {e.path}: {e.error}")
         keep = _Scope(held | self.shadowed, scan)
-        scope = {p for p in self.state.scope(paths) | scan.entries.keys() if keep(p)}
+        # A known file at a folder above a file here is gone from here: planned with it.
+        known = self.state.scope(paths) | self.state.above(scan.entries)
+        scope = {p for p in known | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._leave_for_pull(plan)
         self._execute(plan, queue_paths=paths, scan=scan)
@@ -527,7 +529,7 @@ class _Session:
                 f"unmounted disk?); if it is meant, stop this watch and run "
                 f"fsync {d.value} --force"
             )
-            plan = _without_deletes(plan)
+            plan = planner.without_deletes(plan)
         return plan
 
     # --- pulls ---------------------------------------------------------------------------
@@ -768,10 +770,6 @@ class _Scope:
         if self._held and under_any(path, self._held):
             return False
         return not ((self._scan.errors or self._scan.incomplete) and self._scan.is_unknown(path))
-
-
-def _without_deletes(plan: Plan) -> Plan:
-    return replace(plan, actions=tuple(a for a in plan.actions if not a.kind.deletes))
 
 
 def _acted_paths(plan: Plan) -> list[RelPath]:

@@ -15,6 +15,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 
 from fsync.model import BaseEntry, Digest, RelPath, RemoteEntry
+from fsync.paths import ancestors
 from fsync.transfer.outcome import Outcome
 
 SHARED_CONTENT = 8
@@ -123,6 +124,17 @@ class KnownState:
                 found.add(path)
             found.update(self._below(path))
         return found
+
+    def above(self, paths: Iterable[RelPath]) -> set[RelPath]:
+        """The known paths (in the base or on the remote) at a folder above one of `paths`:
+        a file `d` that the file `d/x` here replaced, which a plan of `d/x` alone never saw
+        (it sent `d/x` beside `d`, a pair no disk can hold)."""
+        return {
+            folder
+            for path in paths
+            for folder in ancestors(path)
+            if folder in self.base or folder in self.remote
+        }
 
     def _below(self, folder: RelPath) -> Iterable[RelPath]:
         prefix = folder + "/"

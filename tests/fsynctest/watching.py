@@ -69,6 +69,7 @@ class Recorder:
         self.warnings: list[str] = []
         self.ready = threading.Event()
         self.totals_seen = RunResult()
+        self.failing_seen: dict[str, str] = {}
 
     def plan_ready(self, files: int, total_bytes: int) -> None:
         pass
@@ -99,6 +100,7 @@ class Recorder:
     def totals(self, result: RunResult, failing: Mapping[str, str]) -> None:
         with self._lock:
             self.totals_seen = dataclasses.replace(result, errors=list(result.errors))
+            self.failing_seen = dict(failing)
 
     def stop(self) -> None:
         pass

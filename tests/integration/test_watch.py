@@ -892,3 +892,39 @@ def test_a_deletion_slower_than_the_settle_cap_is_judged_whole(
     eventually(lambda: any("not deleting" in m for m in w.display.warnings), "the refusal")
     assert sorted(tree(w.remote)) == sorted([*names, "keep.txt"])
     w.stop()
+
+
+@pytest.mark.parametrize("change", ["file to folder", "folder to file"])
+def test_a_held_back_delete_keeps_what_it_made_room_for_unsent(tmp_path: Path, change: str) -> None:
+    """A file `d` become a folder `d/` (or back) in a change the delete limit held back:
+    the delete of the old name stayed undone, but the upload of the new one went out, and
+    the store held a file `d` beside `d/x`, a pair no disk can hold, that no pull could
+    bring back. Now the new name waits for the delete, reported as what it waits for."""
+    root = f"/fsync-watch-{uuid.uuid4().hex}"
+    memory = fsspec.filesystem("memory")
+    local = tmp_path / "local"
+    old, new = ("d", "d/x") if change == "file to folder" else ("d/x", "d")
+    write(local, {"keep.txt": "k", old: "old"})
+    w = Watching(local, tmp_path / "unused", url=f"memory://{root}", max_delete="0", **FAST)
+    try:
+        eventually(lambda: memory.exists(f"{root}/{old}"), "the first sync")
+        if change == "file to folder":
+            (local / "d").unlink()
+            write(local, {"d/x": "new"})
+        else:
+            shutil.rmtree(local / "d")
+            (local / "d").write_text("new")
+        eventually(lambda: any("not deleting" in m for m in w.display.warnings), "the refusal")
+        eventually(lambda: new in w.display.failing_seen, "the new name reported")
+        (local / "later.txt").write_text("a later change")
+        eventually(lambda: memory.exists(f"{root}/later.txt"), "the later change")
+        time.sleep(0.5)  # retries come and go
+        left = {k.removeprefix(f"{root}/") for k in memory.find(root)}
+        assert left == {"keep.txt", "later.txt", old}
+        assert w.display.failing_seen[new].endswith(
+            f"waits for the delete of {old}, which the delete limit holds back"
+        )
+    finally:
+        w.stop()
+        for key in memory.find(root):
+            memory.rm(key)

@@ -24,7 +24,7 @@ from fsync.model import (
     RemoteEntry,
     SyncPolicy,
 )
-from fsync.planner import delete_limit, plan
+from fsync.planner import delete_limit, plan, without_deletes
 from fsynctest.entries import P, Snapshots, bas, loc, one_path, rem, synced, tree
 
 PUSH, PULL = Direction.PUSH, Direction.PULL
@@ -500,3 +500,37 @@ def test_a_plan_never_puts_a_file_and_a_folder_at_one_name(
     assert _steps(result) == want
     for a in result.refused:
         assert "then run again" in a.reason
+
+
+@pytest.mark.parametrize(
+    ("direction", "sides", "want"),
+    [
+        # A type change whose delete is held back: the new name waits for it.
+        (PUSH, ({"x/y": NOW}, {"x": WAS}, {"x": WAS}), ([], ["upload x/y"])),
+        (PUSH, ({"d": NOW}, {"d/f": WAS}, {"d/f": WAS}), ([], ["upload d"])),
+        (PULL, ({"x": WAS}, {"x/y": NOW}, {"x": WAS}), ([], ["download x/y"])),
+        (PULL, ({"d/f": WAS}, {"d": NOW}, {"d/f": WAS}), ([], ["download d"])),
+        # Creates beside a held-back delete, not at its name, go ahead.
+        (PUSH, ({"x2/y": NOW}, {"x": WAS}, {"x": WAS}), (["upload x2/y"], [])),
+        (PUSH, ({"d/g": NOW}, {"d/f": WAS}, {"d/f": WAS}), (["upload d/g"], [])),
+        # A change of a file that stays is no create.
+        (
+            PUSH,
+            ({"d/f": NOW}, {"d/f": WAS, "d/g": WAS}, {"d/f": WAS, "d/g": WAS}),
+            (["upload d/f"], []),
+        ),
+    ],
+)
+def test_holding_back_deletes_holds_back_the_creates_they_make_room_for(
+    direction: Direction,
+    sides: tuple[dict[str, str], dict[str, str], dict[str, str]],
+    want: tuple[list[str], list[str]],
+) -> None:
+    """A watch past its delete limit holds deletes back; a file become a folder (or back)
+    then sent its new name beside the old one, which the store kept (a pair no disk holds)."""
+    local, remote, base = sides
+    snapshots = tree(local, loc), tree(remote, rem), tree(base, bas)
+    result = without_deletes(plan(*snapshots, SyncPolicy(direction, force=True)))
+    assert _steps(result) == want
+    for a in result.refused:
+        assert a.reason.endswith("which the delete limit holds back")
