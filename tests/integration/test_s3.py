@@ -396,17 +396,19 @@ def test_identical_objects_from_other_tools_are_adopted_not_resent(
     """A tree another tool uploaded (a plain PUT, and multipart with aws's 8 MiB and
     rclone's 5 MiB parts, so ETags `md5-N`): a first push of the same files matches every
     ETag from the local bytes, records them, and sends nothing; a changed file is a conflict
-    kept as both, as before."""
+    kept as both, as before. An ETag of a part size fsync does not try (6 MiB) is no proof
+    either way: the object is read, and adopted (it was a conflict copy of the same bytes)."""
     from boto3.s3.transfer import TransferConfig
 
     rng = random.Random(5)
     files = {"plain.txt": b"same bytes", "aws.bin": rng.randbytes(21 * MIB + 7)}
     files["rclone.bin"] = rng.randbytes(11 * MIB)
     files["changed.bin"] = rng.randbytes(9 * MIB)
+    files["odd.bin"] = rng.randbytes(13 * MIB)  # 6 MiB parts: no part size fsync tries
     client = direct.boto3_client()
     try:
         client.put_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/plain.txt", Body=b"same bytes")
-        for name, part in (("aws.bin", 8), ("rclone.bin", 5), ("changed.bin", 8)):
+        for name, part in (("aws.bin", 8), ("rclone.bin", 5), ("changed.bin", 8), ("odd.bin", 6)):
             body = files[name] if name != "changed.bin" else rng.randbytes(9 * MIB)
             client.upload_fileobj(
                 __import__("io").BytesIO(body),
@@ -428,6 +430,8 @@ def test_identical_objects_from_other_tools_are_adopted_not_resent(
     writes = {"PutObject", "CreateMultipartUpload", "UploadPart", "CopyObject"}
     written = {e.path.rsplit("/", 1)[-1] for e in s3_proxy.proxy.log if e.op in writes}
     assert {name.split(".")[0] for name in written} == {"changed"}  # it and its conflict copy
+    read = {e.path.rsplit("/", 1)[-1] for e in s3_proxy.proxy.log if e.op == "GetObject"}
+    assert "odd.bin" in read
     second = sync(src, s3_proxy, Direction.PUSH)
     assert (second.uploaded, second.conflicts) == (0, 0)
 

@@ -396,7 +396,7 @@ class _Stop:
         busy = sum(f.running() for f in running) or len(running)
         self._reporter.warning(
             f"stopping: finishing {busy} transfer{'s' if busy > 1 else ''} in flight "
-            "(a large file's parts already going out; it continues from there next time); "
+            "(a large file's parts already on their way; it continues from there next time); "
             "Ctrl-C again to stop now"
         )
 
