@@ -214,10 +214,11 @@ def _proven_digest(
     same = _md5_matches(root, path, seen, here)
     if same is None:
         return digest  # the local file could not be read: the stored one stands
-    if not same and digest is None and not plain:
+    if not same and digest is None and not plain and (b is None or here.digest != b.digest):
         # A multipart ETag made with a part size none of the tried ones (`fsync.etags`)
         # tells nothing: unknown, taken for a difference, an identical file became a
-        # conflict copy (re-sent, and kept twice). The content is read to tell.
+        # conflict copy (re-sent, and kept twice). The content is read to tell, where the
+        # answer decides an adoption or a conflict (not for a remote edit alone, every run).
         with remote.open_read(path, expect=seen) as src:
             return Digest(hash_stream(src))
     return here.digest if same else None

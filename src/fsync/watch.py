@@ -195,6 +195,11 @@ class _Session:
         """Deletions made since the last full sync, either side: the limit holds for them
         all together (an `rm -rf` reaches the watcher in several batches; judged one batch at
         a time against a base shrinking with each, all of them went through)."""
+        self.held_back: set[RelPath] = set()
+        """Deletions the limit held back since the last full sync: still held when a later
+        batch plans them again (a retry of what they were in the way of), and counted with
+        any new ones. Else a retry planned one of them alone, under the limit, and it went
+        through a second after the warning said it would not."""
         self.added_since_full = 0
         """Files first synced since the last full sync: the limit's share grows with them, as
         a push's base does. Without them, 8 deletions among 30 files made while watching a
@@ -369,6 +374,7 @@ class _Session:
             remote = {p: e for p, e in remote.items() if not under_any(p, kept)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
         self.synced_at_full, self.deleted_since_full = max(len(base), len(local)), 0
+        self.held_back = set()
         base = {p: e for p, e in base.items() if keep(p)}
         try:
             plan = app.plan_sync(self.remote, local, remote, base, self.push_policy)
@@ -377,7 +383,9 @@ class _Session:
                 raise
             self.display.warning(f"{exc}; deleting nothing")
             policy = replace(self.push_policy, force=True)
-            plan = planner.without_deletes(app.plan_sync(self.remote, local, remote, base, policy))
+            plan = app.plan_sync(self.remote, local, remote, base, policy)
+            self.held_back = {a.path for a in plan.actions if a.kind.deletes}
+            plan = planner.without_deletes(plan)
         self._leave_for_pull(plan)
         with self.manifest.transaction():
             self.manifest.update_cache(scan.updates)
@@ -513,24 +521,33 @@ class _Session:
         )
 
     def _plan_subset(self, scope: set[RelPath], scan: scanner.ScanResult, d: Direction) -> Plan:
-        """Plan the paths of `scope` alone; the delete cap counts against the whole base."""
+        """Plan the paths of `scope` alone; the delete cap counts against the whole base,
+        and holds back, with what they make room for (`planner.without_deletes`), the deletes
+        it held back before (`held_back`) and any new ones while they are past it."""
         local = {p: scan.entries[p] for p in scope if p in scan.entries}
         remote = {p: self.state.remote[p] for p in scope if p in self.state.remote}
         base = {p: self.state.base[p] for p in scope if p in self.state.base}
         base = app.unignored_base(base, self.ignore, local, remote)
         policy = self.push_policy if d is Direction.PUSH else self.pull_policy
         plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
+        self.held_back -= local.keys() & remote.keys()  # made again: deleted no more
+        deletes = {a.path for a in plan.actions if a.kind.deletes}
+        if not deletes or policy.force:
+            return plan
         limit = planner.delete_limit(policy, self.synced_at_full + self.added_since_full)
-        deletes = plan.count(ActionKind.DELETE_REMOTE, ActionKind.DELETE_LOCAL)
-        if deletes and self.deleted_since_full + deletes > limit and not policy.force:
+        if self.deleted_since_full + len(self.held_back | deletes) <= limit:
+            self.held_back -= deletes
+            return plan
+        if new := deletes - self.held_back:
+            held = f", {len(self.held_back)} held back already" if self.held_back else ""
             self.display.warning(
-                f"not deleting {deletes} files ({self.deleted_since_full} deleted since the "
-                f"last full scan), more than the limit of {limit} (a wrong path or an "
+                f"not deleting {len(new)} files ({self.deleted_since_full} deleted since the "
+                f"last full scan{held}), more than the limit of {limit} (a wrong path or an "
                 f"unmounted disk?); if it is meant, stop this watch and run "
                 f"fsync {d.value} --force"
             )
-            plan = planner.without_deletes(plan)
-        return plan
+            self.held_back |= new
+        return planner.without_deletes(plan)
 
     # --- pulls ---------------------------------------------------------------------------
 

@@ -436,6 +436,36 @@ def test_identical_objects_from_other_tools_are_adopted_not_resent(
     assert (second.uploaded, second.conflicts) == (0, 0)
 
 
+def test_a_remote_rewrite_by_another_tool_is_not_read_at_every_push(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """Another tool rewrote a pushed file with other bytes of its size (multipart, so the
+    ETag proves nothing either way). The local file is unchanged, so whatever the object
+    holds is a remote change the push leaves alone: it read the whole object to learn a
+    digest it never used, at every push."""
+    from boto3.s3.transfer import TransferConfig
+
+    rng = random.Random(6)
+    local = tmp_path / "local"
+    write(local, {"big.bin": rng.randbytes(9 * MIB), "other.txt": "o"})
+    assert sync(local, s3_proxy, Direction.PUSH).failed == 0
+    client = direct.boto3_client()
+    try:
+        client.upload_fileobj(
+            __import__("io").BytesIO(rng.randbytes(9 * MIB)),
+            s3_proxy.bucket,
+            f"{PREFIX}/big.bin",
+            Config=TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB),
+        )
+    finally:
+        client.close()
+    for _ in range(2):
+        s3_proxy.proxy.reset_counts()
+        result = sync(local, s3_proxy, Direction.PUSH)
+        assert (result.uploaded, result.conflicts, result.failed) == (0, 0, 0)
+        assert not [e for e in s3_proxy.proxy.log if e.op == "GetObject"]
+
+
 def _pushed_doc(local: Path, s3_proxy: ProxiedBucket) -> str:
     """`doc.txt` ("version one") and another file pushed from `local`; the key of `doc.txt`."""
     write(local, {"doc.txt": "version one\n", "other.txt": "o"})

@@ -928,3 +928,31 @@ def test_a_held_back_delete_keeps_what_it_made_room_for_unsent(tmp_path: Path, c
         w.stop()
         for key in memory.find(root):
             memory.rm(key)
+
+
+def test_a_held_back_delete_is_warned_about_once_and_stays_held(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """A file `d` become a folder in a batch of deletes past `--max-delete 2`: all four held
+    back, `d/x` refused. Its retries planned `d` again, which warned again at each one (16
+    times in 3 s), and, alone under the limit, deleted it a second after the warning said
+    it would not."""
+    local = tmp_path / "local"
+    write(local, {n: n for n in ("a", "b", "c", "d", "k1", "k2", "k3", "k4", "k5", "k6")})
+    w = start(max_delete="2")
+    w.converge()
+    for n in ("a", "b", "c", "d"):
+        (local / n).unlink()
+    write(local, {"d/x": "new"})
+    eventually(lambda: "d/x" in w.display.failing_seen, "d/x reported")
+    time.sleep(2)  # retries come and go
+    assert {"a", "b", "c", "d"} <= set(tree(w.remote))
+    assert "d/x" not in tree(w.remote)
+    warned = [m for m in w.display.warnings if "not deleting" in m]
+    assert len(warned) == 1, warned
+    (local / "e").write_text("a later delete, under the limit alone")
+    eventually(lambda: "e" in tree(w.remote), "e sent")
+    (local / "e").unlink()
+    eventually(lambda: len([m for m in w.display.warnings if "not deleting" in m]) == 2, "held")
+    assert "e" in tree(w.remote)
+    assert "4 held back already" in w.display.warnings[-1]
