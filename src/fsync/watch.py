@@ -601,9 +601,13 @@ class _Session:
         for path in changed:
             self.state.set_remote(path, entries.get(path))
         held = self.watcher.held()
-        scan = self._scan_only(changed)
+        # With the known files above the changed paths and what lies here below them: a
+        # file become a folder (or back) there is planned whole, and a file is not fetched
+        # over a folder of files here (it failed, at every pull).
+        looked = changed | self.state.above(changed)
+        scan = self._scan_only(looked)
         keep = _Scope(held | self.shadowed, scan)
-        scope = {p for p in changed if keep(p)}
+        scope = {p for p in looked | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PULL)
         self._execute(plan, queue_paths=(), scan=scan)
         if any(a.path == IGNORE_FILE for a in plan.actions) and self._reload_ignore():

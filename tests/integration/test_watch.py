@@ -956,3 +956,42 @@ def test_a_held_back_delete_is_warned_about_once_and_stays_held(
     eventually(lambda: len([m for m in w.display.warnings if "not deleting" in m]) == 2, "held")
     assert "e" in tree(w.remote)
     assert "4 held back already" in w.display.warnings[-1]
+
+
+def test_a_pull_plans_a_type_change_whole(tmp_path: Path, start: Callable[..., Watching]) -> None:
+    """On the remote, the file `d` became a folder `d/x`, the local delete of `d` held back
+    by the limit: the retries of `d/x` (planned without `d`) tried to write it under the
+    file `d` and failed with "file exists"; it waits for that delete now, and says so."""
+    write(tmp_path / "local", {"keep.txt": "k", "d": "old"})
+    w = start(max_delete="0", pull_every=0.2)
+    w.converge()
+    (w.remote / "d").unlink()
+    write(w.remote, {"d/x": "theirs"})
+    eventually(lambda: "d/x" in w.display.failing_seen, "d/x reported")
+    time.sleep(1)  # its retries come and go
+    assert w.display.failing_seen["d/x"] == (
+        "waits for the delete of d, which the delete limit holds back"
+    )
+    assert (w.local / "d").read_text() == "old"
+
+
+def test_a_pull_does_not_fetch_a_file_over_a_folder_of_files_here(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """Someone else's file `d` on the remote, a folder `d/` of files here: the pull looked
+    at `d` alone and failed in the engine, saying the folder held "only what fsync leaves
+    out"; it sees the files below now, and refuses with what is in the way."""
+    write(tmp_path / "local", {"keep.txt": "k"})
+    w = start(pull_every=0.2)
+    w.converge()
+    write(w.remote, {"d": "theirs"})
+    write(w.local, {"d/x": "mine"})
+    refusal = "not fetched: the local folder keeps files under d/ (d/x), so it cannot hold"
+
+    def refused() -> bool:
+        return any(p == "d" and (e or "").startswith(refusal) for p, _, e in w.display.done)
+
+    eventually(refused, "the pull's refusal")
+    assert not any(p == "d" and e and not e.startswith(refusal) for p, _, e in w.display.done)
+    assert (w.remote / "d").read_text() == "theirs"
+    assert (w.local / "d" / "x").read_text() == "mine"
