@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import posixpath
 import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -53,7 +54,7 @@ from fsync.model import (
     Snapshot,
     SyncPolicy,
 )
-from fsync.paths import TEMP_TOKEN, ancestors, under_any
+from fsync.paths import TEMP_TOKEN, ancestors, temp_token, under_any
 from fsync.planning import plan_sync, safety_stop
 from fsync.progress import Reporter
 from fsync.redact import Redactor
@@ -62,6 +63,7 @@ from fsync.remote.base import (
     Listing,
     Remote,
     Resumer,
+    TempRemover,
     incomplete_error,
     nfc_twin,
     skipped_warning,
@@ -170,6 +172,7 @@ def _run_in(
                 _report_planned(plan, on_action)
             else:
                 drop_abandoned_temps(journal, root, local.temps, manifest.abandoned_temp_tokens)
+                drop_remote_temps(remote, listing, manifest.abandoned_temp_tokens)
                 if opts.direction is not Direction.PULL:
                     abort_unsent_uploads(
                         remote,
@@ -315,6 +318,32 @@ def abort_unsent_uploads(
         return entry is None or (entry.digest, entry.size) != (upload.digest, upload.size)
 
     return remote.abort_journaled(stale)
+
+
+def drop_remote_temps(
+    remote: Remote, listing: Listing, tokens: Callable[[], Collection[str]]
+) -> int:
+    """Remove the temp files `listing` met on `remote` that a run whose `TEMP_TOKEN` is in
+    `tokens()` made, other than this process: the runs of this root that never ended
+    (`Manifest.abandoned_temp_tokens`), so killed outright. Returns how many.
+
+    The remote side of `drop_abandoned_temps`: a push killed mid-write left its temp file in
+    a folder remote, which listings skip, so it stayed until `fsync cleanup` (by age). Call
+    it holding the root's lock: no run of the root is then writing one. A temp file of any
+    other token stays: a folder remote may be shared by other machines and roots, whose
+    runs may be writing it now and whose tokens this root's history does not know.
+    `tokens` is asked only when there are temp files to judge: most runs meet none.
+    """
+    if not listing.temps or not isinstance(remote, TempRemover):
+        return 0
+    owners = set(tokens()) - {TEMP_TOKEN}
+    if not owners:
+        return 0
+    ours = [p for p in listing.temps if temp_token(posixpath.basename(p)) in owners]
+    removed = sum(remote.remove_temp(path) for path in ours)
+    if ours:
+        _log.debug("removed %d of %d temp files killed runs left on the remote", removed, len(ours))
+    return removed
 
 
 def _engine_options(

@@ -364,7 +364,7 @@ class _Session:
             self.once.warning(line)
         for e in scan.unsendable:
             self.once.warning(f"not sent: {e.path}: {e.error}")
-        _, entries = self._list_remote()
+        listing, entries = self._list_remote()
         self.state.reset(self.manifest.base(self.remote.key), entries)
         keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
@@ -394,6 +394,7 @@ class _Session:
             drop_abandoned_temps(
                 self.journal, self.root, scan.temps, self.manifest.abandoned_temp_tokens
             )
+            app.drop_remote_temps(self.remote, listing, self.manifest.abandoned_temp_tokens)
             app.abort_unsent_uploads(
                 self.remote,
                 plan,

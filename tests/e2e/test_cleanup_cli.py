@@ -309,3 +309,56 @@ def test_the_next_run_removes_the_temp_files_of_a_killed_pull(
     assert again.returncode == 0, again.stderr
     assert temps() == []
     assert listing(dst) == {**listing(src), f"dir/{mine}": b"a user's file"}
+
+
+@pytest.mark.parametrize("after", ["push", "sync", "pull", "watch"])
+def test_the_next_run_removes_the_temp_files_a_killed_push_left_in_a_folder_remote(
+    fsync, tmp_path: Path, after: str
+) -> None:
+    """`kill -9` of a push to a folder remote leaves the temp file it was writing there, and
+    the remote's listing skips temp names: only `fsync cleanup` removed it, by age. The next
+    run of the same root removes it (a watch at its first scan), a dry run first leaving it;
+    a temp file of another token (another machine's or root's run, writing into the same
+    folder) stays, as does a user's file of a temp name's form."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    env = dict(os.environ)
+    write(src, {"small.txt": "small", "dir/big.bin": os.urandom(1 << 20) * 256})
+    theirs = ".fsync-0123456789abcdef.tmp"  # a token no run of `src` had
+    users = ".fsync-notes.tmp"
+    write(out, {f"dir/{theirs}": "another machine's upload", users: "a user's file"})
+
+    def temps() -> list[Path]:
+        return [p for p in (out / "dir").iterdir() if is_temp_name(p.name) and p.name != theirs]
+
+    run = _start_fsync("push", src, out, "--quiet", env=env)
+    try:
+        _wait_until(lambda: [p for p in temps() if p.stat().st_size], run)
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.communicate(timeout=60)
+    assert temps(), "the killed push left its temp file"
+    command = "push" if after == "watch" else after
+    args = (out, src) if after == "pull" else (src, out)
+    dry = fsync(command, *args, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert temps(), "a dry run deletes nothing"
+
+    if after == "watch":
+        watch = _start_fsync("watch", src, out, "--quiet", env=env)
+        try:
+            sent = (out / "small.txt", out / "dir" / "big.bin")
+            _wait_until(lambda: not temps() and all(p.exists() for p in sent), watch)
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            _, stderr = watch.communicate(timeout=60)
+        assert watch.returncode == 0, stderr
+    else:
+        again = fsync(after, *args, env=env)
+        assert again.returncode == 0, again.stderr
+    assert temps() == []
+    theirs_and_users = {f"dir/{theirs}": b"another machine's upload", users: b"a user's file"}
+    if after == "pull":
+        assert theirs_and_users.items() <= listing(out).items()
+        assert listing(src).keys() == {"small.txt", "dir/big.bin", users}
+    else:
+        assert listing(out) == {**listing(src), **theirs_and_users}

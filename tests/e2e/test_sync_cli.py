@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fsync.paths import is_temp_name
 from fsynctest.trees import age_tree, listing, write
 from fsynctest.watching import eventually
 
@@ -192,19 +191,14 @@ def _conflict_copies(root: Path) -> dict[str, list[str]]:
     return found
 
 
-def _files(root: Path) -> dict[str, object]:
-    """`listing(root)` without temp files: a killed run's stay in a folder remote until
-    `fsync cleanup`."""
-    return {name: data for name, data in listing(root).items() if not is_temp_name(name)}
-
-
 @pytest.mark.parametrize("command", ["sync", "push"])
 def test_a_run_killed_amid_keep_both_conflicts_makes_no_second_copy(
     fsync, fsync_started, command: str, tmp_path: Path
 ) -> None:
     """`kill -9` once a keep-both run had copied some remote versions aside, before it
     recorded them: the next run met the same conflicts and copied each of those versions
-    again, under a second conflict name. It keeps the copies already made."""
+    again, under a second conflict name. It keeps the copies already made (and removes the
+    temp files the killed run left, on both sides)."""
     a, b = tmp_path / "a", tmp_path / "b"
     names = [f"f{i:04}" for i in range(600)]
     write(a, dict.fromkeys(names, "v1"))
@@ -226,11 +220,11 @@ def test_a_run_killed_amid_keep_both_conflicts_makes_no_second_copy(
     copies = _conflict_copies(b)
     assert sorted(copies) == names
     assert [n for n, made in copies.items() if len(made) > 1] == []
-    remote = _files(b)
+    remote = listing(b)
     assert all(remote[n] == f"mine {n}".encode() for n in names)
     assert all(remote[made] == f"theirs {n}".encode() for n, (made,) in copies.items())
     if command == "sync":
-        assert _files(a) == remote
+        assert listing(a) == remote
     else:
         assert _conflict_copies(a) == {}
 

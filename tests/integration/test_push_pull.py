@@ -13,8 +13,11 @@ import pytest
 from fsync import app
 from fsync.config import SyncOptions
 from fsync.errors import SafetyAbort
+from fsync.manifest import Manifest
 from fsync.model import ConflictPolicy, Direction
+from fsync.paths import TEMP_TOKEN
 from fsync.progress import NullReporter
+from fsync.remote.local import LocalRemote
 from fsynctest.reporting import Warnings
 from fsynctest.trees import age_tree, listing, write
 
@@ -450,3 +453,41 @@ def test_a_file_that_never_stops_changing_fails_with_one_clear_line(
         ("log.bin", "changed while being uploaded (not published; the next run sends it)")
     ]
     assert result.uploaded == 1
+
+
+@pytest.mark.parametrize("direction", [Direction.PUSH, Direction.PULL, Direction.SYNC])
+def test_a_run_removes_from_a_folder_remote_only_its_roots_abandoned_temp_files(
+    tmp_path: Path, direction: Direction
+) -> None:
+    """A folder remote may be shared by several machines and roots, each writing temp files
+    there under its own process's token: a run removes only those of this root's runs that
+    never ended (killed outright), never one of a token its history does not know (another
+    run may be writing it now), nor one of its own process, nor a link or folder of that
+    form, nor anything in a dry run."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    url = f"file://{remote}"
+    write(local, {"a.txt": "a"})
+    assert push(local, url).uploaded == 1
+    with Manifest.open(str(local)) as manifest:
+        manifest.start_run("push", LocalRemote(str(remote)).key, "deadbeef")  # killed: no end
+    abandoned = [".fsync-deadbeef00000001.tmp", "d/e/.fsync-deadbeef00000002.tmp"]
+    kept = [
+        ".fsync-0123456700000001.tmp",  # a token this root's history does not know
+        f"d/.fsync-{TEMP_TOKEN}00000001.tmp",  # this process's own
+        ".fsync-deadbeef.tmp",  # not a temp name: a user's file
+        ".fsync-deadbeef0000000g.tmp",
+    ]
+    write(remote, dict.fromkeys(abandoned + kept, "partial"))
+    (remote / "f").mkdir()
+    (remote / "f" / ".fsync-deadbeef00000003.tmp").symlink_to(remote / "a.txt")
+    (remote / "f" / ".fsync-deadbeef00000004.tmp").mkdir()
+
+    assert sync(local, url, direction, dry_run=True).failed == 0
+    assert {*abandoned, *kept} <= listing(remote).keys()
+
+    result = sync(local, url, direction)
+
+    assert result.failed == 0, result.errors
+    assert listing(remote) == {"a.txt": b"a", **dict.fromkeys(kept, b"partial")}
+    assert (remote / "f" / ".fsync-deadbeef00000003.tmp").is_symlink()
+    assert (remote / "f" / ".fsync-deadbeef00000004.tmp").is_dir()

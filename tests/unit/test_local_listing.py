@@ -10,6 +10,7 @@ import pytest
 from fsync.errors import PermanentError
 from fsync.model import RelPath
 from fsync.remote.local import STABLE_INODES, LocalRemote, filesystem_type
+from fsynctest.trees import listing, write
 
 
 def _odd_tree(root: Path) -> None:
@@ -66,6 +67,39 @@ def test_files_are_listed_and_everything_else_refused_or_skipped(tmp_path: Path)
         "bad\udcffname",
         "link\\name",
     }
+    assert here.temps == ("d/.fsync-0123456789abcdef.tmp",)  # files only, not the FIFO
+
+
+def test_temp_files_are_listed_apart_where_their_folder_has_a_name(tmp_path: Path) -> None:
+    """A killed run's temp files are named by the listing for the next run to remove (no
+    second walk); one below a folder whose name is refused cannot be addressed, so is not."""
+    temp = ".fsync-0123456789abcdef.tmp"
+    for folder in ("", "a/b/", "caf\u00e9/", "bad\\dir/", ".fsync/"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / temp).write_text("partial")
+    (tmp_path / "a" / ".fsync-0123456789abcdeg.tmp").write_text("no temp name")
+    listed = LocalRemote(str(tmp_path)).list()
+    assert listed.temps == (temp, f"a/b/{temp}", f"caf\u00e9/{temp}")
+    assert set(listed.entries) == {"a/.fsync-0123456789abcdeg.tmp"}
+
+
+def test_remove_temp_removes_a_temp_file_and_nothing_else(tmp_path: Path) -> None:
+    remote = LocalRemote(str(tmp_path))
+    temp, other = ".fsync-0123456789abcdef.tmp", ".fsync-fedcba9876543210.tmp"
+    write(tmp_path, {f"d/{temp}": "partial", "user.txt": "u"})
+    (tmp_path / other).symlink_to(tmp_path / "user.txt")
+    (tmp_path / "e" / temp).mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "d")
+    assert not remote.remove_temp(RelPath(f"link/{temp}"))  # not through a link
+    assert remote.remove_temp(RelPath(f"d/{temp}"))
+    assert not remote.remove_temp(RelPath(f"d/{temp}"))  # gone already
+    assert not remote.remove_temp(RelPath(other))
+    assert not remote.remove_temp(RelPath(f"e/{temp}"))
+    with pytest.raises(ValueError, match="not an fsync temp file"):
+        remote.remove_temp(RelPath("user.txt"))
+    assert listing(tmp_path) == {"user.txt": b"u"}
+    assert (tmp_path / other).is_symlink()
+    assert (tmp_path / "e" / temp).is_dir()
 
 
 def test_listed_entries_are_what_stat_says(tmp_path: Path) -> None:

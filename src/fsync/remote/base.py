@@ -120,13 +120,17 @@ class Listing:
     folders that could not be read (access denied, a path too long to open), with the
     system's words for why ("Permission denied"): what lies below them is unknown, as below a
     local folder the scanner cannot read, so it is left alone on both sides, never taken for
-    deleted.
+    deleted. `temps` holds the fsync temp files (`is_temp_name`, regular files only) the walk
+    met, on a remote that writes them under a temp name and can remove them (`TempRemover`):
+    never synced, but a killed run's are removed by the next run of its root, which needs no
+    second walk to find them.
     """
 
     entries: dict[RelPath, RemoteEntry]
     refused: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[RelPath, str], ...] = ()
     incomplete: tuple[tuple[RelPath, str], ...] = ()
+    temps: tuple[RelPath, ...] = ()
 
 
 def skipped_warning(path: RelPath, what: str) -> str:
@@ -300,6 +304,24 @@ class Resumer(Protocol):
         Reads the journal only: no request unless one is stale. Best effort, as every abort
         of a run: an upload that cannot be aborted stays journaled, for a later run (or
         `fsync cleanup`) to abort, and `fsync status` lists it meanwhile.
+        """
+        ...
+
+
+@runtime_checkable
+class TempRemover(Protocol):
+    """An optional ability of a remote whose writes go through temp files it lists
+    (`Listing.temps`): it removes one. A folder remote has it; S3 has no temp objects (its
+    unfinished writes are multipart uploads, `Resumer`). Callers test
+    `isinstance(remote, TempRemover)`.
+    """
+
+    def remove_temp(self, path: RelPath) -> bool:
+        """Remove the temp file at `path` (a `Listing.temps` path); True if it was removed.
+
+        Only a regular file whose name is a temp name goes: `ValueError` for any other name.
+        Best effort: one gone already, or that cannot be removed (access denied, a link
+        among its parent folders, no longer a file), stays, and False says so.
         """
         ...
 

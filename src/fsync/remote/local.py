@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import posixpath
 import re
 import shutil
 import stat
@@ -156,16 +157,18 @@ def _placed_new(temp: str, full: str) -> bool:
         return False
 
 
-_Left = tuple[list[tuple[str, str]], list[tuple[RelPath, str]], list[tuple[RelPath, str]]]
+_Left = tuple[
+    list[tuple[str, str]], list[tuple[RelPath, str]], list[tuple[RelPath, str]], list[RelPath]
+]
 """What a listing leaves out of its entries: the keys refused, and the paths skipped and
-incomplete, each with why (`Listing`)."""
+incomplete, each with why, and the temp files (`Listing`)."""
 
 
 def _unreadable(key: str, err: OSError, left: _Left) -> None:
     """Note the folder `key` (below the root) that could not be read: `Listing.incomplete`,
     with the system's words for why; refused if its name is no `RelPath` (what it holds
     could never be synced anyway)."""
-    refused, _, incomplete = left
+    refused, _, incomplete, _ = left
     try:
         incomplete.append((_listed_path(key, _plain(key)), str(err.strerror or err)))
     except UnsafePathError as bad:
@@ -218,21 +221,22 @@ class LocalRemote:
         return self.url
 
     def list(self) -> Listing:
-        """Walk the root once (no symlinks followed); temp files and `.fsync/` are left out,
-        links and special files are `Listing.skipped`, folders that cannot be read (access
-        denied, a path too long to open) `Listing.incomplete`.
+        """Walk the root once (no symlinks followed); temp files are left out (and named in
+        `Listing.temps`), `.fsync/` too, links and special files are `Listing.skipped`,
+        folders that cannot be read (access denied, a path too long to open)
+        `Listing.incomplete`.
 
         Raises for a root that cannot be read: `PermanentError` if it is not a folder.
         """
         entries: dict[RelPath, RemoteEntry] = {}
-        left: _Left = ([], [], [])
+        left: _Left = ([], [], [], [])
         stack: list[tuple[str, str]] = [("", self.root)]
         while stack:
             prefix, folder = stack.pop()
             # What one folder holds is kept only once it has been read to its end: a folder
             # that fails midway (a file it holds cannot be stat'ed) is unknown as a whole.
             found: dict[RelPath, RemoteEntry] = {}
-            inner: _Left = ([], [], [])
+            inner: _Left = ([], [], [], [])
             folders: list[tuple[str, str]] = []
             try:
                 fd = os.open(folder, _DIR_FLAGS)
@@ -258,9 +262,13 @@ class LocalRemote:
             stack += folders
             for kept, more in zip(left, inner, strict=True):
                 kept.extend(more)
-        refused, skipped, incomplete = left
+        refused, skipped, incomplete, temps = left
         return Listing(
-            entries, tuple(sorted(refused)), tuple(sorted(skipped)), tuple(sorted(incomplete))
+            entries,
+            tuple(sorted(refused)),
+            tuple(sorted(skipped)),
+            tuple(sorted(incomplete)),
+            tuple(sorted(temps)),
         )
 
     def _visit(
@@ -272,7 +280,8 @@ class LocalRemote:
         left: _Left,
     ) -> None:
         """Sort one entry into the listing, the folders to visit, or `left`: the keys
-        refused (no `RelPath`) and the paths skipped (a link, a special file), with why.
+        refused (no `RelPath`) and the paths skipped (a link, a special file), with why, and
+        the temp files.
 
         `where` is the entry's folder: its key prefix, its path and whether the prefix is
         plain (`_plain`). `item` comes from a listing by descriptor: its `stat` resolves one
@@ -280,7 +289,7 @@ class LocalRemote:
         bare name.
         """
         prefix, folder, plain = where
-        refused, skipped, _ = left
+        refused, skipped, _, temps = left
         name = item.name
         key = prefix + name
         other: str | None = None
@@ -294,6 +303,9 @@ class LocalRemote:
             else:
                 other = _NOT_A_FILE
         if is_temp_name(name) and other != _SYMLINK:
+            if other is None:  # a file (a temp name is plain: only the folder may be refused)
+                with contextlib.suppress(UnsafePathError):  # unaddressable: left alone
+                    temps.append(_listed_path(key, plain))
             return
         try:
             rel = _listed_path(key, plain and _plain(name))
@@ -589,6 +601,24 @@ class LocalRemote:
             if prune:
                 self._prune(os.path.dirname(src_full))
         return self._entry_after_write(dst_full)
+
+    def remove_temp(self, path: RelPath) -> bool:
+        """Remove the temp file at `path` (see `base.TempRemover`); True if it was removed.
+
+        The name is checked again, and the file must be a regular one still: a listing is a
+        moment ago, and nothing but fsync's own temp files may ever go this way. Nothing is
+        made durable: a removal a crash undoes is done again by the next run.
+        """
+        if not is_temp_name(posixpath.basename(path)):
+            raise ValueError(f"{path!r}: not an fsync temp file")
+        try:
+            full = self._checked(path)
+            if not stat.S_ISREG(os.lstat(full).st_mode):
+                return False
+            os.unlink(full)
+        except (OSError, UnsafePathError):
+            return False
+        return True
 
     def abort_stale_uploads(self, older_than: float | None = None) -> int:
         """Remove fsync temporary files under the root last changed at least `older_than`
