@@ -8,6 +8,7 @@ that catches `FileNotFoundError` keeps working. `cli` maps exceptions to exit co
 from __future__ import annotations
 
 import enum
+import errno
 
 
 class ExitCode(enum.IntEnum):
@@ -104,6 +105,11 @@ class RemoteUnavailable(PermanentError):
     """The whole remote cannot be reached or used; the run stops (exit 1)."""
 
 
+class RemoteAccessDenied(RemoteUnavailable, PermissionError):
+    """The remote's root cannot be read for lack of permission (exit 1, as DESIGN.md says
+    of access denied). A `PermissionError` too, as the remote contract promises."""
+
+
 class FileChangedError(FsyncError):
     """A file changed while it was being read; the caller re-queues it."""
 
@@ -133,6 +139,39 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
 class RemoteChanged(FsyncError):
     """The destination no longer holds the version the plan saw; acting would clobber it."""
+
+
+_ACCESS = frozenset({errno.EACCES, errno.EPERM})
+_BAD_PATH = {
+    errno.ENOTDIR: "a file is in its path",
+    errno.ELOOP: "too many symbolic links in its path",
+    errno.ENAMETOOLONG: "its name is too long",
+}
+"""Why a remote root's path can never be used, by errno: found before anything was sent."""
+
+
+def unusable_root(remote: str, err: OSError, doing: str = "list") -> FsyncError:
+    """The error for a remote root that `err` kept fsync from using, naming `remote` (as
+    the user wrote it) and what fsync was `doing` (a verb: "list", "open", "reach").
+
+    A raw `[Errno 13] Permission denied: '/x'` said neither what fsync was doing nor what to
+    do. Access denied is `RemoteAccessDenied` (exit 1); a path that can never be a folder (a
+    file or a link loop along it, a name too long) is a `ConfigError` (exit 2, as a remote
+    root that is a file); anything else stops the run as `RemoteUnavailable` (exit 1).
+    """
+    if err.errno in _ACCESS:
+        return RemoteAccessDenied(
+            f"cannot {doing} remote {remote} (permission denied; check the permissions of "
+            "that folder and of the folders above it)"
+        )
+    if err.errno in _BAD_PATH:
+        return ConfigError(
+            f"remote {remote} cannot be a folder ({_BAD_PATH[err.errno]}; give a folder)"
+        )
+    why = err.strerror.lower() if err.strerror else one_line(err)
+    if err.strerror and isinstance(err.filename, str):
+        why += f": {err.filename}"  # (an archive's path, say, inside the URL)
+    return RemoteUnavailable(f"cannot {doing} remote {remote} ({why})")
 
 
 def one_line(exc: BaseException) -> str:

@@ -227,7 +227,7 @@ class TestLocal(LocalFixtures, RemoteContract):
         path.write_bytes(b"x")
         remote = self.open(path)
         assert not remote.root_exists()
-        with pytest.raises(PermanentError, match="not a folder"):
+        with pytest.raises(ConfigError, match="not a folder"):
             remote.list()
 
     @pytest.mark.skipif(IS_ROOT, reason="root ignores permission bits")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fsynctest.caps import drop_dac_caps
+from fsynctest.caps import drop_dac_caps, unreadable
 from fsynctest.trees import write
 
 ACTION_FIELDS = {
@@ -188,11 +188,12 @@ def test_a_failing_alarm_is_a_warning_only(
 
 
 def test_on_error_fires_when_the_whole_run_fails(fsync, tmp_path: Path) -> None:
-    src = tmp_path / "src"
+    src, out = tmp_path / "src", tmp_path / "out"
     write(src, {"a.txt": "a"})
-    (tmp_path / "file").write_text("not a folder")
+    out.mkdir()
     alarm = tmp_path / "alarm.json"
-    res = fsync("push", src, tmp_path / "file" / "sub", "--on-error", f"cat > '{alarm}'")
+    with unreadable(out):  # a remote it cannot list
+        res = fsync("push", src, out, "--on-error", f"cat > '{alarm}'", prefix=drop_dac_caps())
     assert res.returncode == 1, res.stderr
     summary = json.loads(alarm.read_text())
     assert summary["exit_code"] == 1

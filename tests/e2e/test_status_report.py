@@ -50,13 +50,13 @@ def test_runs_that_stop_whole_are_in_the_history(fsync, tmp_path: Path) -> None:
     human = fsync("status", src)
     assert human.returncode == 0, human.stderr
     assert " exit 2: the plan deletes 1 files, more than the limit of 0" in human.stdout
-    assert f" exit 1: cannot list {out}: [Errno 13] Permission denied" in human.stdout
+    assert f" exit 1: cannot list remote {out} (permission denied; check" in human.stdout
     report = json.loads(fsync("status", src, "--json").stdout)
     stopped, done, failed = report["runs"]
     assert [run["exit_code"] for run in (stopped, done, failed)] == [2, 0, 1]
     assert all(run["ended"] is not None for run in (stopped, done, failed))
     assert "--max-delete 0" in stopped["summary"]["error"]
-    assert "Permission denied" in failed["summary"]["error"]
+    assert "permission denied" in failed["summary"]["error"]
     assert "error" not in done["summary"]
 
 

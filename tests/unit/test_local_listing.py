@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsync.errors import PermanentError
+from fsync.errors import ConfigError
 from fsync.model import RelPath
 from fsync.remote.local import STABLE_INODES, LocalRemote, filesystem_type
 from fsynctest.trees import listing, write
@@ -120,7 +120,7 @@ def test_an_empty_or_missing_root_lists_empty(tmp_path: Path) -> None:
 def test_a_root_that_is_a_file_fails_as_in_process(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     remote = LocalRemote(str(tmp_path / "f"))
-    with pytest.raises(PermanentError, match="is not a folder"):
+    with pytest.raises(ConfigError, match="is not a folder"):
         remote.list()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from fsync import app, scanner
 from fsync.config import SyncOptions
-from fsync.errors import ConfigError, PermanentError
+from fsync.errors import ConfigError
 from fsync.manifest import Manifest
 from fsync.model import Direction
 from fsync.progress import NullReporter
@@ -76,7 +76,7 @@ def test_a_listing_error_is_raised_after_the_scan(tmp_path: Path) -> None:
                 reporter=NullReporter(),
             )
         (tmp_path / "a file").write_text("x")
-        with pytest.raises(PermanentError, match="is not a folder"):
+        with pytest.raises(ConfigError, match="is not a folder"):
             app._scan_and_list(
                 str(local),
                 manifest,

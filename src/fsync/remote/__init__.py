@@ -15,7 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fsync.errors import ConfigError, SettingError, StorageOptionError
+from fsync.errors import (
+    ConfigError,
+    RemoteUnavailable,
+    SettingError,
+    StorageOptionError,
+    one_line,
+    unusable_root,
+)
 from fsync.redact import redact_url
 from fsync.remote.base import Remote, UploadJournal
 from fsync.remote.fsspec_remote import FsspecRemote, MemoryRemote
@@ -219,7 +226,20 @@ def _open_fsspec(
     _no_endpoint(url, endpoint_url)
     fs, root = _make_fs(url, options)
     scheme = url.partition("://")[0].rpartition("::")[2].lower()
-    return FsspecRemote(fs, root, url, object_store=scheme in _OBJECT_STORES)
+    return FsspecRemote(fs, root, url, object_store=scheme in _OBJECT_STORES, walks=_walks(fs))
+
+
+def _walks(fs: AbstractFileSystem) -> bool:
+    """Whether `fs.find` is fsspec's generic walk, one `ls` per folder, which skips the
+    folders it cannot list (see `FsspecRemote`); a backend's own `find` (one recursive
+    request on an object store) reports its failures itself."""
+    from fsspec.asyn import AsyncFileSystem  # noqa: PLC0415 - deferred, as in `_make_fs`
+    from fsspec.spec import AbstractFileSystem  # noqa: PLC0415
+
+    kind = type(fs)
+    if isinstance(fs, AsyncFileSystem):
+        return kind._find is AsyncFileSystem._find
+    return kind.find is AbstractFileSystem.find
 
 
 _FACTORIES: dict[str, RemoteFactory] = {
@@ -266,4 +286,8 @@ def _make_fs(url: str, options: dict[str, Any]) -> tuple[AbstractFileSystem, str
         raise ConfigError(
             f"cannot open {url}: {err} (install that package, e.g. with pip)"
         ) from None
+    except OSError as err:  # some backends connect or open an archive right away (ftp, zip)
+        raise unusable_root(url, err, "open") from err
+    except Exception as err:  # a backend's own types (BadZipFile) stop here
+        raise RemoteUnavailable(f"cannot open remote {url} ({one_line(err)})") from err
     return fs, root

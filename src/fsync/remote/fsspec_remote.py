@@ -15,7 +15,15 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
-from fsync.errors import ConfigError, PermanentError, RemoteChanged, UnsafePathError
+from fsync.errors import (
+    ConfigError,
+    PermanentError,
+    RemoteChanged,
+    RemoteUnavailable,
+    UnsafePathError,
+    one_line,
+    unusable_root,
+)
 from fsync.model import Digest, RelPath, RemoteEntry
 from fsync.paths import join, temp_name
 from fsync.remote.base import (
@@ -95,8 +103,10 @@ class FsspecRemote:
     """A remote tree under `root` of an fsspec filesystem.
 
     `object_store` says the backend has no real folders (S3, GCS, Azure): no folders are made
-    or pruned, and the root always exists. Writes go to a temp name in the destination folder
-    and are published with `fs.mv` after `before_publish()` and the `expect` check.
+    or pruned, and the root always exists. `walks` says `fs.find` is fsspec's own walk, which
+    takes any folder it cannot list, the root too, for an empty one (see `_walk`): this
+    adapter then walks the tree itself. Writes go to a temp name in the destination
+    folder and are published with `fs.mv` after `before_publish()` and the `expect` check.
     """
 
     def __init__(
@@ -107,6 +117,7 @@ class FsspecRemote:
         *,
         capabilities: Capabilities | None = None,
         object_store: bool = False,
+        walks: bool = False,
     ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
@@ -115,6 +126,7 @@ class FsspecRemote:
             stores_digest=False, sets_mtime=False, server_side_copy=True
         )
         self.object_store = object_store
+        self.walks = walks
         # Snapshots must come from the backend, never from fsspec's listing cache.
         dircache = getattr(fs, "dircache", None)
         if dircache is not None:
@@ -129,17 +141,37 @@ class FsspecRemote:
         return self.url
 
     def list(self) -> Listing:
-        """One recursive `find` under the root; temp names and `.fsync/` are skipped."""
+        """One recursive listing under the root (`fs.find`, or `_walk` where that is
+        fsspec's own walk); temp names and `.fsync/` are skipped, folders below the root
+        that cannot be listed are `Listing.incomplete`.
+
+        A missing root lists as empty; a root that is a file, or whose path runs through
+        one, is a `ConfigError`; any other failure to list it raises as
+        `errors.unusable_root` says (`RemoteAccessDenied`, else `RemoteUnavailable`).
+        """
+        unread: list[tuple[str, str]] = []
         try:
-            found = self.fs.find(self.root, detail=True, withdirs=False)
+            if self.walks:
+                found = self._walk(unread)
+            else:
+                found = self.fs.find(self.root, detail=True, withdirs=False)
         except FileNotFoundError:
             return Listing({})
         except OSError as err:
-            _raise_translated(err, f"listing {self.url}")
+            raise unusable_root(self.url, err) from err
         entries: dict[RelPath, RemoteEntry] = {}
         refused: list[tuple[str, str]] = []
+        incomplete: list[tuple[RelPath, str]] = []
+        for name, why in unread:
+            key = self._relative(name) or name
+            try:
+                incomplete.append((relpath_from_key(key), why))
+            except UnsafePathError as err:
+                refused.append((key, str(err)))
         for name, info in found.items():
             key = self._relative(name)
+            if key is None and name.rstrip("/") == self.root:
+                raise ConfigError(f"remote {self.url} is not a folder (give a folder)")
             if key is None:
                 refused.append((name, "not under the root (is the root a file?)"))
             elif self._skipped(key, info):
@@ -149,7 +181,35 @@ class FsspecRemote:
                     entries[relpath_from_key(key)] = entry_from_info(info)
                 except UnsafePathError as err:
                     refused.append((key, str(err)))
-        return Listing(entries, tuple(sorted(refused)))
+        return Listing(entries, tuple(sorted(refused)), incomplete=tuple(sorted(incomplete)))
+
+    def _walk(self, unread: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """Every file under the root by full name (as `fs.find` gives them), one `ls` per
+        folder; the folders below the root that could not be listed go to `unread`, with why.
+
+        fsspec's own walk leaves such a folder out silently (it passes `on_error` to the
+        root's listing only), so the files in it looked deleted, and a pull deleted their
+        local copies. Raises what listing the root raised.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
+            try:
+                listed = self.fs.ls(folder, detail=True)
+            except OSError as err:
+                if folder == self.root:
+                    raise
+                if not isinstance(err, FileNotFoundError):  # (else: gone mid-walk)
+                    unread.append((folder, err.strerror or one_line(err)))
+                continue
+            for info in listed:
+                name = str(info["name"]).rstrip("/")
+                if info.get("type") != "directory":
+                    found[name] = info
+                elif name != folder and self._relative(name) != ".fsync":
+                    stack.append(name)
+        return found
 
     def _relative(self, name: str) -> str | None:
         """`name` relative to the root, or None if the backend listed something outside it."""
@@ -169,10 +229,17 @@ class FsspecRemote:
         """True if the root folder exists; always True on object stores and at the top."""
         if self.object_store or not self.root:
             return True
+        # Not `fs.exists`: it takes any failure for absence, so a server that could not be
+        # reached was reported as a root that does not exist.
         try:
-            return bool(self.fs.exists(self.root))
+            self.fs.info(self.root)
+        except FileNotFoundError:
+            return False
         except OSError as err:
-            _raise_translated(err, f"checking {self.url}")
+            raise unusable_root(self.url, err, "reach") from err
+        except Exception as err:  # a backend's own types (aiohttp's) stop here
+            raise RemoteUnavailable(f"cannot reach remote {self.url} ({one_line(err)})") from err
+        return True
 
     def stat(self, path: RelPath) -> RemoteEntry | None:
         """The entry for `path` from a fresh `info` call, or None if absent or a folder."""

@@ -19,7 +19,14 @@ import time
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from fsync.durability import Durability
-from fsync.errors import ConfigError, PermanentError, RemoteChanged, UnsafePathError
+from fsync.errors import (
+    ConfigError,
+    FsyncError,
+    PermanentError,
+    RemoteChanged,
+    UnsafePathError,
+    unusable_root,
+)
 from fsync.fileops import makedirs, place_new, rename_noreplace
 from fsync.model import Digest, RelPath, RemoteEntry, remote_entry
 from fsync.paths import temp_name
@@ -66,6 +73,19 @@ def _raise_translated(err: OSError, doing: str) -> NoReturn:
     if err.errno in _NO_SPACE:
         raise PermanentError(f"no space left on device {doing}") from err
     raise PermanentError(f"{doing}: {err.strerror or err}") from err
+
+
+def _file_on_path(path: str) -> str:
+    """The nearest of `path` and the folders above it that exists and is not a folder
+    (`path` itself if none is found: it changed meanwhile)."""
+    here = path
+    while True:
+        if os.path.lexists(here) and not os.path.isdir(here):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return path
+        here = parent
 
 
 def _entry(st: os.stat_result, inodes: bool) -> RemoteEntry:
@@ -226,7 +246,8 @@ class LocalRemote:
         folders that cannot be read (access denied, a path too long to open)
         `Listing.incomplete`.
 
-        Raises for a root that cannot be read: `PermanentError` if it is not a folder.
+        Raises for a root that cannot be read (see `_root_error`): `ConfigError` if it is
+        not a folder, `RemoteAccessDenied` if access is denied.
         """
         entries: dict[RelPath, RemoteEntry] = {}
         left: _Left = ([], [], [], [])
@@ -249,14 +270,11 @@ class LocalRemote:
                     os.close(fd)
             except FileNotFoundError:
                 continue  # the root is missing (lists as empty) or a folder vanished mid-walk
-            except NotADirectoryError as err:
-                if not prefix:
-                    raise PermanentError(f"{self.root}: is not a folder") from err
-                continue
             except OSError as err:
                 if not prefix:
-                    _raise_translated(err, f"listing {folder}")
-                _unreadable(prefix[:-1], err, left)
+                    raise self._root_error(err) from err
+                if not isinstance(err, NotADirectoryError):  # (replaced by a file mid-walk)
+                    _unreadable(prefix[:-1], err, left)
                 continue
             entries.update(found)
             stack += folders
@@ -321,8 +339,30 @@ class LocalRemote:
             entries[rel] = _entry(st, self.inodes)
 
     def root_exists(self) -> bool:
-        """True if the root is an existing folder."""
-        return os.path.isdir(self.root)
+        """True if the root is an existing folder.
+
+        Raises for a root whose path cannot be searched or runs through a file (see
+        `_root_error`): `isdir` said False, and a pull from a folder it was not allowed to
+        see was told the folder did not exist.
+        """
+        try:
+            return stat.S_ISDIR(os.stat(self.root).st_mode)
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise self._root_error(err) from err
+
+    def _root_error(self, err: OSError) -> FsyncError:
+        """What to raise when `err` kept the root from being opened: access denied is
+        `RemoteAccessDenied`; a root that is no folder (a file, a looping link) or lies
+        below a file a `ConfigError` naming that file (see `errors.unusable_root`)."""
+        if isinstance(err, NotADirectoryError) or err.errno == errno.ELOOP:
+            blocker = _file_on_path(self.root)
+            if blocker == self.root:  # (a file, or a link that leads nowhere)
+                return ConfigError(f"remote {self.root} is not a folder (give a folder)")
+            if isinstance(err, NotADirectoryError):
+                return ConfigError(f"remote {self.root} is below a file, {blocker} (give a folder)")
+        return unusable_root(self.root, err)
 
     def stat(self, path: RelPath) -> RemoteEntry | None:
         """The entry for `path`, or None if it is absent or not a regular file."""
