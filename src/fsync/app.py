@@ -63,6 +63,7 @@ from fsync.remote.base import (
     Listing,
     Remote,
     Resumer,
+    RootMaker,
     TempRemover,
     incomplete_error,
     nfc_twin,
@@ -173,6 +174,7 @@ def _run_in(
             else:
                 drop_abandoned_temps(journal, root, local.temps, manifest.abandoned_temp_tokens)
                 drop_remote_temps(remote, listing, manifest.abandoned_temp_tokens)
+                make_remote_root(remote, listing.entries, plan)
                 if opts.direction is not Direction.PULL:
                     abort_unsent_uploads(
                         remote,
@@ -318,6 +320,16 @@ def abort_unsent_uploads(
         return entry is None or (entry.digest, entry.size) != (upload.digest, upload.size)
 
     return remote.abort_journaled(stale)
+
+
+def make_remote_root(remote: Remote, entries: Mapping[RelPath, object], plan: Plan) -> None:
+    """Make a folder remote's root before `plan` sends into it, where `entries` (its listing)
+    are none: a root that cannot be made (below a folder fsync may not write, a read-only
+    mount) is one error for the run, not the same error for every file sent."""
+    if entries or not isinstance(remote, RootMaker):
+        return
+    if any(a.kind is ActionKind.UPLOAD for a in plan.actions):
+        remote.make_root()
 
 
 def drop_remote_temps(

@@ -395,6 +395,8 @@ class _Session:
                 self.journal, self.root, scan.temps, self.manifest.abandoned_temp_tokens
             )
             app.drop_remote_temps(self.remote, listing, self.manifest.abandoned_temp_tokens)
+            if startup:  # (one that cannot be made ends the watch as it starts)
+                app.make_remote_root(self.remote, listing.entries, plan)
             app.abort_unsent_uploads(
                 self.remote,
                 plan,

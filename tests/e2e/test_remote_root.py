@@ -134,3 +134,23 @@ def test_verify_against_a_generic_remote_that_is_a_file_says_so(fsync, tmp_path:
     res = fsync("verify", src, f"local://{file}")
     assert res.returncode == 2
     assert res.stderr == f"fsync: error: remote local://{file} is not a folder (give a folder)\n"
+
+
+@pytest.mark.parametrize("command", ["push", "sync", "watch"])
+def test_a_remote_root_that_cannot_be_made_is_one_error(
+    fsync, tmp_path: Path, command: str
+) -> None:
+    """A push into a folder it may not write: each file failed with the same error (one
+    line each, 20,000 for a big tree), and a watch retried each of them forever."""
+    src, closed = tmp_path / "src", tmp_path / "closed"
+    write(src, {f"f{i}.txt": str(i) for i in range(5)})
+    closed.mkdir()
+    out = closed / "out"
+    closed.chmod(0o555)
+    try:
+        res = fsync(*_args(command, src, str(out)), prefix=drop_dac_caps())
+    finally:
+        closed.chmod(0o755)
+    assert res.returncode == 1
+    assert res.stderr == f"fsync: error: cannot make remote {out} ({DENIED})\n"
+    assert not out.exists()

@@ -309,6 +309,21 @@ class Resumer(Protocol):
 
 
 @runtime_checkable
+class RootMaker(Protocol):
+    """An optional ability of a remote with real folders whose root may not exist yet (a
+    folder remote): it makes the root. Callers test `isinstance(remote, RootMaker)`."""
+
+    def make_root(self) -> None:
+        """Make the root and the folders above it where missing.
+
+        Raises as `errors.unusable_root` says where it cannot be made: a push to a root
+        below a folder it may not write failed once per file, each with the same error
+        (and a watch retried each, forever).
+        """
+        ...
+
+
+@runtime_checkable
 class TempRemover(Protocol):
     """An optional ability of a remote whose writes go through temp files it lists
     (`Listing.temps`): it removes one. A folder remote has it; S3 has no temp objects (its

@@ -642,6 +642,17 @@ class LocalRemote:
                 self._prune(os.path.dirname(src_full))
         return self._entry_after_write(dst_full)
 
+    def make_root(self) -> None:
+        """Make the root where missing (see `base.RootMaker`)."""
+        try:
+            makedirs(self.root)
+        except FileExistsError as err:  # (a file, or a link that leads nowhere)
+            raise ConfigError(f"remote {self.root} is not a folder (give a folder)") from err
+        except NotADirectoryError as err:
+            raise self._root_error(err) from err
+        except OSError as err:
+            raise unusable_root(self.root, err, "make") from err
+
     def remove_temp(self, path: RelPath) -> bool:
         """Remove the temp file at `path` (see `base.TempRemover`); True if it was removed.
 
