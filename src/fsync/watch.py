@@ -533,8 +533,8 @@ class _Session:
         base = app.unignored_base(base, self.ignore, local, remote)
         policy = self.push_policy if d is Direction.PUSH else self.pull_policy
         plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
-        self.held_back -= local.keys() & remote.keys()  # made again: deleted no more
         deletes = {a.path for a in plan.actions if a.kind.deletes}
+        self.held_back -= scope - deletes  # deleted no more: made again, or gone on both sides
         if not deletes or policy.force:
             return plan
         limit = planner.delete_limit(policy, self.synced_at_full + self.added_since_full)

@@ -9,6 +9,7 @@ did nothing, or deleted the local copies of what that folder holds.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,42 @@ def test_a_remote_root_that_cannot_be_made_is_one_error(
     assert res.returncode == 1
     assert res.stderr == f"fsync: error: cannot make remote {out} ({DENIED})\n"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["pull", "verify"])
+def test_an_http_remote_that_cannot_be_reached_is_not_called_missing(
+    fsync, tmp_path: Path, command: str
+) -> None:
+    """fsspec's http `info` raises every failure as FileNotFoundError, a refused connection
+    too: the remote was said not to exist (exit 2, "check the path"). A 404 still is."""
+    import socket
+    import subprocess
+    import sys
+
+    (tmp_path / "l").mkdir()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = fsync(*_args(command, tmp_path / "l", f"http://127.0.0.1:{port}/x"))
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"fsync: error: cannot reach remote http://127.0.0.1:{port}/x (")
+    assert res.stderr.count("\n") == 1
+    (tmp_path / "site").mkdir()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path / "site",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        res = fsync(*_args(command, tmp_path / "l", f"http://127.0.0.1:{port}/missing"))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert res.returncode == 2
+    assert "does not exist (check the path)" in res.stderr

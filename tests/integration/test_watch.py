@@ -995,3 +995,24 @@ def test_a_pull_does_not_fetch_a_file_over_a_folder_of_files_here(
     assert not any(p == "d" and e and not e.startswith(refusal) for p, _, e in w.display.done)
     assert (w.remote / "d").read_text() == "theirs"
     assert (w.local / "d" / "x").read_text() == "mine"
+
+
+def test_a_held_back_delete_gone_on_both_sides_is_held_no_more(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """Three deletes past `--max-delete 2` held back, then made on the remote too (another
+    machine, brought by `--pull-every`): nothing was left to delete, but they still counted,
+    and a lone delete after them was refused as "3 held back already"."""
+    local = tmp_path / "local"
+    write(local, {n: n for n in ("a", "b", "c", "k1", "k2", "k3", "k4", "k5", "k6", "k7")})
+    w = start(max_delete="2", pull_every=0.3)
+    w.converge()
+    for n in ("a", "b", "c"):
+        (local / n).unlink()
+    eventually(lambda: any("not deleting" in m for m in w.display.warnings), "held back")
+    for n in ("a", "b", "c"):
+        (w.remote / n).unlink()
+    time.sleep(1.5)  # pulls see them gone on both sides
+    (local / "k1").unlink()  # one delete alone, under the limit of 2
+    w.converge("the lone delete")
+    assert len([m for m in w.display.warnings if "not deleting" in m]) == 1

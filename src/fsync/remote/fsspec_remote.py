@@ -233,8 +233,18 @@ class FsspecRemote:
         # reached was reported as a root that does not exist.
         try:
             self.fs.info(self.root)
-        except FileNotFoundError:
-            return False
+        except FileNotFoundError as err:
+            cause = err.__cause__
+            if cause is None or isinstance(cause, FileNotFoundError):
+                return False
+            if getattr(cause, "status", None) in (404, 410):  # (an http answer: missing)
+                return False
+            # fsspec's http `info` raises every failure, a refused connection too, as
+            # FileNotFoundError from the real one: that root was not found missing.
+            why = unusable_root(self.url, cause, "reach") if isinstance(cause, OSError) else None
+            raise why or RemoteUnavailable(
+                f"cannot reach remote {self.url} ({one_line(cause)})"
+            ) from cause
         except OSError as err:
             raise unusable_root(self.url, err, "reach") from err
         except Exception as err:  # a backend's own types (aiohttp's) stop here
