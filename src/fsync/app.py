@@ -70,6 +70,7 @@ from fsync.remote.base import (
     skipped_warning,
 )
 from fsync.remote.retry import RetryPolicy
+from fsync.transfer import intents
 from fsync.transfer.backup import Backup, BackupPlace, locate
 from fsync.transfer.download import drop_abandoned_temps, drop_stale_partials
 from fsync.transfer.engine import execute
@@ -154,7 +155,12 @@ def _run_in(
                 root,
                 local,
                 remote_entries,
-                unignored_base(manifest.base(remote.key), ignore, local.entries, remote_entries),
+                unignored_base(
+                    settled_base(manifest, remote, local.entries, remote_entries, opts.dry_run),
+                    ignore,
+                    local.entries,
+                    remote_entries,
+                ),
                 refused=refused,
                 alone=(twins, skipped),
                 opts=opts,
@@ -205,6 +211,36 @@ def _run_in(
             result.seconds = time.monotonic() - started
             manifest.finish_run(entry.run_id, int(exit_status(result)), result.as_json())
             return result
+
+
+def settled_base(
+    manifest: Manifest,
+    remote: Remote,
+    local: Mapping[RelPath, LocalEntry],
+    listed: Mapping[RelPath, RemoteEntry],
+    dry_run: bool,
+) -> dict[RelPath, BaseEntry]:
+    """The base of `remote`, with the transfers that runs killed before recording them
+    left on the destination taken in (`fsync.transfer.intents`), as this run's scan `local`
+    and listing `listed` show them. Without that, the next run took such a transfer for the
+    user's edit, and a conflict policy could put a stale version back over a newer one.
+
+    The settled intents go, in the transaction that records what they settled; a dry run
+    plans with them and writes nothing. Costs one query when no run was killed.
+    """
+    base = manifest.base(remote.key)
+    left = manifest.intents(remote.key)
+    if not left:
+        return base
+    landed, decided = intents.settle(left, remote, local, listed)
+    if not dry_run:
+        with manifest.transaction():
+            manifest.set_base(remote.key, landed.items())
+            manifest.settle_intents(remote.key, decided)
+    if landed:
+        _log.debug("%d transfers of killed runs found in place: recorded", len(landed))
+    base.update(landed)
+    return base
 
 
 def _warn_if_emptied(
@@ -381,6 +417,7 @@ def _engine_options(
         verify_full=opts.verify_full,
         downloads=journal,
         copies=journal,
+        intents=journal,
         follow_links=opts.follow_links,
     )
 
@@ -947,6 +984,8 @@ class ManifestSink:
             self.manifest.drop_cache(dropped)
             settled = [o.path for o in outcomes if o.settles_copy]
             self.manifest.forget_copies(self.remote, settled)
+            recorded = [o.path for o in outcomes if o.base is not None or o.forget_base]
+            self.manifest.settle_intents(self.remote, recorded)
 
 
 @dataclass(slots=True)

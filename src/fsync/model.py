@@ -341,6 +341,26 @@ class PartialDownload:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishIntent:
+    """A transfer about to take its name on the destination, journaled before it does, so a
+    run killed before recording it does not leave fsync's own transfer looking like an edit.
+
+    `upload` says which side is written: the remote (True) or the local file. `digest` and
+    `size` are the content published. `fingerprint` is, for a download, the remote version
+    fetched, and for an upload the version the remote will show where that is known before
+    the publish ("" if not). `mtime_ns` is an upload's local mtime (None for a download: the
+    local file's is read by the next scan).
+    """
+
+    path: RelPath
+    upload: bool
+    digest: Digest
+    size: int
+    fingerprint: str = ""
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRecord:
     """How one action of a run ended: a line of `--log-file`, and `-v` detail.
 

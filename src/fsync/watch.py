@@ -365,7 +365,10 @@ class _Session:
         for e in scan.unsendable:
             self.once.warning(f"not sent: {e.path}: {e.error}")
         listing, entries = self._list_remote()
-        self.state.reset(self.manifest.base(self.remote.key), entries)
+        base = app.settled_base(
+            self.manifest, self.remote, scan.entries, entries, self.opts.dry_run
+        )
+        self.state.reset(base, entries)
         keep = _Scope(held | self.shadowed, scan)
         local = {p: e for p, e in scan.entries.items() if keep(p)}
         remote = {p: e for p, e in entries.items() if keep(p)}
@@ -650,6 +653,7 @@ class _Session:
             verify_full=self.opts.verify_full,
             backup=self.backup,
             copies=self.journal,
+            intents=self.journal,
             follow_links=self.links,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)

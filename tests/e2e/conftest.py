@@ -49,15 +49,18 @@ Start = Callable[..., subprocess.Popen[bytes]]
 @pytest.fixture
 def fsync_started() -> Iterator[Start]:
     """Start `fsync ARGS...` in a session of its own, its output discarded (stdout may go
-    to a descriptor given instead), and return the running process (to signal); any still
-    running at the end of the test is killed."""
+    to a descriptor given instead; `env` adds to the environment), and return the running
+    process (to signal); any still running at the end of the test is killed."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(
-        *args: str | os.PathLike[str], stdout: int = subprocess.DEVNULL
+        *args: str | os.PathLike[str],
+        stdout: int = subprocess.DEVNULL,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
             [fsync_command(), *map(str, args)],
+            env=None if env is None else {**os.environ, **env},
             stdout=stdout,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

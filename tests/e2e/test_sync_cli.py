@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -269,3 +271,137 @@ def test_sync_to_s3_refuses_a_missing_bucket_and_takes_an_empty_prefix(
     res = fsync("sync", local, f"s3://{bucket}/p", "--json", env=server.env())
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["uploaded"] == 1
+
+
+BIG = 10 << 20
+"""Repeats of a two-byte version tag: a 20 MiB file, whose transfer is not staged (it is
+synced on its own), so its rename and its record in the manifest are far apart in time."""
+
+
+def _killed_when(run: subprocess.Popen[bytes], landed: Callable[[], bool]) -> None:
+    """SIGKILL `run` the moment `landed()` turns true (polled without pause: the window
+    between a transfer taking its name and the manifest recording it is milliseconds)."""
+    try:
+        while run.poll() is None and not landed():
+            pass
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL, "the run ended before its transfer landed"
+
+
+def _version(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(2)
+
+
+@pytest.mark.parametrize("policy", ["local", "keep-both"])
+@pytest.mark.parametrize("command", ["pull", "sync"])
+def test_a_run_killed_after_a_download_took_its_name_leaves_no_local_edit(
+    fsync, fsync_started, command: str, policy: str, tmp_path: Path
+) -> None:
+    """`kill -9` once a download was renamed into place, before its base was recorded: the
+    next run took fsync's own download for a local edit. With the remote edited again, it
+    met "both changed": `--on-conflict local` never fetched the new version on a pull, and
+    a sync sent the stale download back over it (that version lost); keep-both made a
+    conflict copy of a version nobody edited here. The next run knows its download (the
+    intent the killed run wrote before the rename) and simply fetches the new version."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"k": "k", "big": "v0" * BIG})
+    assert fsync("sync", a, b, "-q").returncode == 0
+    write(b, {"big": "v1" * BIG})
+    before = (a / "big").stat().st_ino
+    args = (b, a) if command == "pull" else (a, b)
+    run = fsync_started(command, *args)
+    _killed_when(run, lambda: (a / "big").stat().st_ino != before)
+    assert _version(a / "big") == b"v1"
+    write(b, {"big": "v2" * BIG})
+
+    again = fsync(command, *args, "--on-conflict", policy)
+
+    assert again.returncode == 0, again.stderr
+    assert (_version(a / "big"), _version(b / "big")) == (b"v2", b"v2")
+    assert _conflict_copies(a) == _conflict_copies(b) == {}
+    assert "nothing to do" in fsync(command, *args).stdout
+
+
+def test_a_sync_killed_after_an_upload_took_its_name_leaves_no_remote_edit(
+    fsync, fsync_started, tmp_path: Path
+) -> None:
+    """`kill -9` once an upload to a folder remote was renamed into place, before its base
+    was recorded: the next sync took fsync's own upload for a remote edit. With the file
+    edited again here, it met "both changed", and `--on-conflict remote` put the upload
+    (the user's previous version) back over the latest edit, which was lost."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"k": "k", "big": "L0" * BIG})
+    assert fsync("sync", a, b, "-q").returncode == 0
+    write(a, {"big": "L1" * BIG})
+    before = (b / "big").stat().st_ino
+    run = fsync_started("sync", a, b)
+    _killed_when(run, lambda: (b / "big").stat().st_ino != before)
+    assert _version(b / "big") == b"L1"
+    write(a, {"big": "L2" * BIG})
+
+    again = fsync("sync", a, b, "--on-conflict", "remote")
+
+    assert again.returncode == 0, again.stderr
+    assert (_version(a / "big"), _version(b / "big")) == (b"L2", b"L2")
+    assert _conflict_copies(a) == _conflict_copies(b) == {}
+
+
+def test_a_sync_killed_amid_a_batch_of_small_uploads_leaves_no_remote_edits(
+    fsync, fsync_started, tmp_path: Path
+) -> None:
+    """The upload case for small files, which a folder remote stages and renames into place
+    a batch at a time, then records: `kill -9` once the first is renamed; every file is
+    edited again here, and `--on-conflict remote` must keep each latest edit."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    names = [f"f{i:04}" for i in range(2000)]
+    write(a, dict.fromkeys(names, "L0"))
+    assert fsync("sync", a, b, "-q").returncode == 0
+    write(a, {n: f"L1 {n}" for n in names})
+    run = fsync_started("sync", a, b)
+    _killed_when(run, lambda: (b / names[0]).stat().st_size != 2)
+    write(a, {n: f"L2 {n}" for n in names})
+
+    again = fsync("sync", a, b, "--on-conflict", "remote")
+
+    assert again.returncode == 0, again.stderr
+    assert listing(a) == listing(b) == {n: f"L2 {n}".encode() for n in names}
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_sync_to_s3_killed_after_its_puts_leaves_no_remote_edits(
+    fsync, fsync_started, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """The upload case on S3: `kill -9` once the first PUTs of 300 edited files are in,
+    before their batch was recorded; the files are edited again here, and a sync with
+    `--on-conflict remote` lost every latest edit whose PUT had landed unrecorded."""
+    server, bucket = s3_bucket
+    a, url = tmp_path / "a", f"s3://{bucket}/p"
+    names = [f"f{i:03}" for i in range(300)]
+    write(a, dict.fromkeys(names, "L0"))
+    assert fsync("sync", a, url, "-q", env=server.env()).returncode == 0
+    write(a, {n: f"L1 {n}" for n in names})
+    client = server.boto3_client()
+    try:
+
+        def landed() -> bool:
+            got = client.list_objects_v2(Bucket=bucket, Prefix="p/").get("Contents", [])
+            return any(o["Size"] != 2 for o in got)
+
+        run = fsync_started("sync", a, url, env=server.env())
+        _killed_when(run, landed)
+        write(a, {n: f"L2 {n}" for n in names})
+
+        again = fsync("sync", a, url, "--on-conflict", "remote", env=server.env())
+
+        assert again.returncode == 0, again.stderr
+        remote = {
+            o["Key"][2:]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            for o in client.list_objects_v2(Bucket=bucket, Prefix="p/")["Contents"]
+        }
+    finally:
+        client.close()
+    assert listing(a) == remote == {n: f"L2 {n}".encode() for n in names}

@@ -389,3 +389,38 @@ def test_changes_lost_to_an_inotify_queue_overflow_are_found_at_once(
         proc.proc.send_signal(signal.SIGCONT)
         proc.proc.send_signal(signal.SIGTERM)
         assert proc.finish() == 0, "".join(proc.err)
+
+
+def test_a_watch_after_a_sync_killed_past_its_upload_knows_that_upload(
+    roots: tuple[Path, Path],
+) -> None:
+    """`kill -9` a sync once its upload was renamed into place on the remote, before its base
+    was recorded; the file is edited again here and a watch starts: its first full sync took
+    fsync's own upload for a remote edit, met "both changed", and kept that version as a
+    conflict copy. It settles the killed run's intent first and just sends the edit."""
+    local, remote = roots
+    url, size = f"file://{remote}", 10 << 20
+    (local / "big").write_bytes(b"L0" * size)
+    first = subprocess.run([fsync_command(), "sync", str(local), url, "-q"], check=False)
+    assert first.returncode == 0
+    (local / "big").write_bytes(b"L1" * size)
+    before = (remote / "big").stat().st_ino
+    killed = subprocess.Popen([fsync_command(), "sync", str(local), url, "-q"])
+    try:
+        while killed.poll() is None and (remote / "big").stat().st_ino == before:
+            pass
+    finally:
+        killed.kill()
+        killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, "the sync ended before its upload landed"
+    (local / "big").write_bytes(b"L2" * size)
+
+    proc = spawn(local, remote)
+    eventually(
+        lambda: (remote / "big").read_bytes()[:2] == b"L2", "the latest edit sent", timeout=60
+    )
+    proc.proc.send_signal(signal.SIGTERM)
+
+    assert proc.finish() == 0, "".join(proc.err)
+    assert [n for n in os.listdir(remote) if not n.startswith(".fsync")] == ["big"]
+    assert_manifest_matches_remote(local, remote)

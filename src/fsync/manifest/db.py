@@ -166,6 +166,14 @@ def _unusable(path: str, err: sqlite3.DatabaseError) -> FsyncError:
     )
 
 
+def ns_to_db(ns: int) -> int:
+    """A time in nanoseconds as a signed 64-bit SQLite integer can hold it: one after 2262
+    (which `touch` can give a file) is stored at the limit rather than failing every run.
+    Such a file's cached signature then never matches, so it is hashed again at each scan:
+    slower, never wrong."""
+    return min(max(ns, -(1 << 63)), (1 << 63) - 1)
+
+
 def failed_access(path: str, err: sqlite3.Error) -> PermanentError | None:
     """The error for `err`, met reading or writing the state database at `path`, where the
     disk or the system is at fault: a full disk (exit 1) says so and what to do, instead of

@@ -19,8 +19,8 @@ from typing import Any
 
 from fsync.hashing import HASH_VERSION, CacheRecord, StatSig
 from fsync.manifest import outbox
-from fsync.manifest.db import DB_NAME, connect, failed_access, state_dir
-from fsync.model import BaseEntry, Digest, RelPath, base_entry
+from fsync.manifest.db import DB_NAME, connect, failed_access, ns_to_db, state_dir
+from fsync.model import BaseEntry, Digest, PublishIntent, RelPath, base_entry
 
 _INO_WRAP = 1 << 64
 _I64_MAX = (1 << 63) - 1
@@ -33,14 +33,6 @@ def _ino_to_db(ino: int) -> int:
 
 def _ino_from_db(ino: int) -> int:
     return ino + _INO_WRAP if ino < 0 else ino
-
-
-def _ns_to_db(ns: int) -> int:
-    """A time in nanoseconds as a signed 64-bit SQLite integer can hold it: one after 2262
-    (which `touch` can give a file) is stored at the limit rather than failing every run.
-    Such a file's cached signature then never matches, so it is hashed again at each scan:
-    slower, never wrong."""
-    return min(max(ns, -_I64_MAX - 1), _I64_MAX)
 
 
 CacheRow = tuple[RelPath, int, int, int, int, int, Digest, int]
@@ -197,9 +189,9 @@ class Manifest:
             (
                 path,
                 r.sig.size,
-                _ns_to_db(r.sig.mtime_ns),
+                ns_to_db(r.sig.mtime_ns),
                 _ino_to_db(r.sig.ino),
-                _ns_to_db(r.sig.ctime_ns),
+                ns_to_db(r.sig.ctime_ns),
                 r.sig.mode,
                 r.digest,
                 int(r.trusted),
@@ -289,7 +281,7 @@ class Manifest:
             if entry is None:
                 forgets.append((path,))
             else:
-                mtime = None if entry.mtime_ns is None else _ns_to_db(entry.mtime_ns)
+                mtime = None if entry.mtime_ns is None else ns_to_db(entry.mtime_ns)
                 upserts.append((path, entry.size, entry.digest, entry.fingerprint, mtime))
         if not upserts and not forgets:
             return
@@ -313,6 +305,30 @@ class Manifest:
             self._conn.executemany(
                 "DELETE FROM conflict_copies WHERE source = ? AND path = ?",
                 [(remote, path) for path in paths],
+            )
+
+    def intents(self, remote: str) -> list[PublishIntent]:
+        """The publish intents journaled against `remote` and never recorded, by path: what
+        runs killed between a publish and its record may have left (`TransferJournal.intend`)."""
+        rows = self._conn.execute(
+            "SELECT path, direction, digest, size, fingerprint, mtime_ns FROM publish_intents"
+            " WHERE source = ? ORDER BY path",
+            (remote,),
+        )
+        return [
+            PublishIntent(RelPath(path), direction == "up", Digest(digest), size, fp, mtime)
+            for path, direction, digest, size, fp, mtime in rows
+        ]
+
+    def settle_intents(self, remote: str, paths: Iterable[RelPath]) -> None:
+        """Drop the publish intents of `paths` on `remote`: call it in the transaction that
+        records their outcomes (or decides what the base is without them)."""
+        rows = [(remote, path) for path in paths]
+        if not rows:
+            return
+        with self.transaction():
+            self._conn.executemany(
+                "DELETE FROM publish_intents WHERE source = ? AND path = ?", rows
             )
 
     # --- the outbox (fsync watch) ---------------------------------------------------------

@@ -25,6 +25,7 @@ from fsync.model import (
     FileError,
     Notice,
     Plan,
+    PublishIntent,
     RelPath,
     RunResult,
 )
@@ -150,6 +151,8 @@ class _Batch:
         staged, self._staged = self._staged, []
         try:
             if staged:
+                # The intents before the flush: it makes them durable with the staged bytes.
+                self._worker.intend([_intent(d) for d in staged])
                 self._flush()
                 with interrupts_held():  # once a batch: it costs two system calls a signal
                     for done in staged:
@@ -184,6 +187,18 @@ class _Batch:
             _log.debug("%s vanished before it could be sent; skipped", done.action.path)
         if self._opts.on_action is not None:
             self._opts.on_action(_action_record(done))
+
+
+def _intent(done: Done) -> PublishIntent:
+    """The publish intent of a staged upload: its base names the content and the version
+    the remote will show once it is renamed into place."""
+    outcome = done.outcome
+    assert outcome is not None
+    base = outcome.base
+    assert base is not None
+    return PublishIntent(
+        done.action.path, True, base.digest, base.size, base.fingerprint, base.mtime_ns
+    )
 
 
 def _run_all(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fsync.transfer.backup import Backup
     from fsync.transfer.copies import CopyJournal
     from fsync.transfer.download import DownloadJournal
+    from fsync.transfer.intents import IntentJournal
 
 
 class StateSink(Protocol):
@@ -78,6 +79,10 @@ class EngineOptions:
     copies: CopyJournal | None = None
     """Where keep-both conflicts journal the copies they make on the remote, so a run that
     meets a conflict again keeps the copy made before; None: never journaled."""
+    intents: IntentJournal | None = None
+    """Where each transfer is journaled before it takes its name on the destination, so the
+    next run knows it for fsync's own should this one be killed before recording it
+    (`fsync.transfer.intents`); None: never journaled."""
     follow_links: bool = False
     """`--links follow`: a download to a path the scan saw through a link writes the link's
     target (inside the root, as the scan checked); the link stays a link."""

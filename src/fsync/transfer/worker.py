@@ -26,7 +26,15 @@ from fsync.errors import (
 from fsync.fileops import makedirs, place_new, rename_exchange, swap_into_place
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.ignore import STATE_DIR
-from fsync.model import Action, ActionKind, BaseEntry, LocalEntry, RelPath, RemoteEntry
+from fsync.model import (
+    Action,
+    ActionKind,
+    BaseEntry,
+    LocalEntry,
+    PublishIntent,
+    RelPath,
+    RemoteEntry,
+)
 from fsync.paths import check_name_lengths, conflict_name
 from fsync.progress import Reporter
 from fsync.remote.base import Mover, ObjectMeta, Remote, Stager, same_version
@@ -112,6 +120,11 @@ class Worker:
         done.seconds = time.monotonic() - started
         return done
 
+    def intend(self, intents: list[PublishIntent]) -> None:
+        """Journal `intents` before what they name is published (see `EngineOptions.intents`)."""
+        if self.opts.intents is not None and intents:
+            self.opts.intents.intend(self.remote.key, intents)
+
     def publish(self, done: Done) -> None:
         """Publish a staged upload if its path is still as planned; a failure is noted."""
         staged = done.staged
@@ -175,16 +188,25 @@ class Worker:
             self.reporter.file_started(path, entry.size)
             reader = HashingReader(raw, on_read=lambda n: self._advance(path, n))
 
+            staging = (
+                self.stager is not None and entry.size <= STAGED_MAX and not self.opts.verify_full
+            )
+
             def verify() -> None:
                 after = StatSig.from_stat(os.stat(full))
                 if after.size != before.size or after.mtime_ns != before.mtime_ns:
                     raise FileChangedError("changed while being uploaded")
                 if reader.bytes_read != entry.size or reader.digest() != entry.digest:
                     raise FileChangedError("changed while being uploaded")
+                if not staging:  # (a staged file's intent goes with its batch: `_Batch`)
+                    self.intend(
+                        [PublishIntent(path, True, entry.digest, entry.size, "", entry.mtime_ns)]
+                    )
 
             meta = ObjectMeta(entry.size, entry.digest, entry.mtime_ns, 0o100000 | entry.mode)
             held: list[int] = []
-            if self.stager is not None and entry.size <= STAGED_MAX and not self.opts.verify_full:
+            if staging:
+                assert self.stager is not None
                 done.staged = self.stager.stage(path, reader, meta, before_publish=verify)
                 new = done.staged.entry
             else:
@@ -428,6 +450,7 @@ class Worker:
             if mtime_ns is not None:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns))
             self._check_local(action)
+            self.intend([PublishIntent(path, False, digest, size, action.remote.fingerprint)])
             copy = self._set_local_aside(action, full, done)
         except BaseException:
             self.fetcher.discard(path, tmp)

@@ -1,0 +1,103 @@
+"""Settle the publish intents a killed run left: was the transfer it was about to publish
+on the destination, unrecorded?
+
+A transfer takes its name on the destination (a rename, a PutObject, a
+CompleteMultipartUpload) before the batch holding its outcome is recorded, after a sync of
+the disk. A run killed in between left fsync's own transfer looking like the user's edit to
+the next run: with the other side edited again, "both changed" became a conflict in which
+`--on-conflict` could put the stale version back over the new one. So the worker journals an
+intent before each publish (`PublishIntent`, `TransferJournal.intend`), the batch's record
+drops it, and the next run, before it plans, takes each one left over here: where the
+destination holds exactly the content the intent names, the base becomes that version (what
+the killed run would have recorded); otherwise the publish never happened, or the file
+changed since, and the intent is only dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from fsync.errors import FsyncError
+from fsync.hashing import HashingReader
+from fsync.model import BaseEntry, LocalEntry, PublishIntent, RelPath, RemoteEntry
+from fsync.remote.base import Remote
+
+_log = logging.getLogger("fsync.transfer")
+
+CHUNK = 1 << 20
+
+
+class IntentJournal(Protocol):
+    """Where workers journal what they are about to publish (`TransferJournal`)."""
+
+    def intend(self, source: str, intents: list[PublishIntent]) -> None:
+        """Record `intents` against the remote whose key is `source`, durably, at once."""
+        ...
+
+
+def settle(
+    intents: Iterable[PublishIntent],
+    remote: Remote,
+    local: Mapping[RelPath, LocalEntry],
+    listed: Mapping[RelPath, RemoteEntry],
+) -> tuple[dict[RelPath, BaseEntry], list[RelPath]]:
+    """Decide the leftover `intents` against this run's scan (`local`) and listing
+    (`listed`): the base entries of the transfers that landed, and every intent decided
+    (those to drop, the landed ones included).
+
+    An upload whose listed version is not the one expected is looked at (a HEAD where the
+    store keeps the digest, else its content is read and hashed): a few files at most, after
+    a kill. One that cannot be looked at now (the remote failing) stays undecided, kept for
+    a later run; this one plans it by the usual rules.
+    """
+    bases: dict[RelPath, BaseEntry] = {}
+    decided: list[RelPath] = []
+    for intent in intents:
+        if intent.upload:
+            try:
+                base = _uploaded(intent, remote, listed.get(intent.path))
+            except (OSError, FsyncError) as exc:
+                _log.debug("%s: not settled this run (%s)", intent.path, exc)
+                continue
+        else:
+            base = _downloaded(intent, local.get(intent.path))
+        if base is not None:
+            bases[intent.path] = base
+        decided.append(intent.path)
+    return bases, decided
+
+
+def _downloaded(intent: PublishIntent, here: LocalEntry | None) -> BaseEntry | None:
+    """The base of a download that landed: the local file holds the content fetched."""
+    if here is None or (here.size, here.digest) != (intent.size, intent.digest):
+        return None
+    return BaseEntry(intent.size, intent.digest, intent.fingerprint, here.mtime_ns)
+
+
+def _uploaded(intent: PublishIntent, remote: Remote, there: RemoteEntry | None) -> BaseEntry | None:
+    """The base of an upload that landed: the remote object holds the content sent."""
+    if there is None or there.size != intent.size or intent.mtime_ns is None:
+        return None
+    if not (intent.fingerprint and there.fingerprint == intent.fingerprint):
+        digest = there.digest
+        if digest is None:
+            seen = remote.stat(intent.path)
+            if seen is None or seen.fingerprint != there.fingerprint:
+                return None
+            digest = seen.digest
+        if digest is None:  # a store without metadata (a folder): its content tells
+            digest = _content_digest(remote, intent.path, there)
+        if digest != intent.digest:
+            return None
+    return BaseEntry(intent.size, intent.digest, there.fingerprint, intent.mtime_ns)
+
+
+def _content_digest(remote: Remote, path: RelPath, there: RemoteEntry) -> str:
+    """The blake3 of the remote object `there` at `path`, read whole."""
+    with remote.open_read(path, expect=there) as src:
+        reader = HashingReader(src)
+        while reader.read(CHUNK):
+            pass
+    return reader.digest()
