@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from fsync.errors import FsyncError
@@ -27,6 +28,9 @@ from fsync.remote.base import Remote
 _log = logging.getLogger("fsync.transfer")
 
 CHUNK = 1 << 20
+
+SETTLERS = 8
+"""Intents looked at side by side (each may cost a request, or a read of the file)."""
 
 
 class IntentJournal(Protocol):
@@ -52,20 +56,28 @@ def settle(
     a kill. One that cannot be looked at now (the remote failing) stays undecided, kept for
     a later run; this one plans it by the usual rules.
     """
+    todo = list(intents)
+
+    def decide(intent: PublishIntent) -> tuple[bool, BaseEntry | None]:
+        if not intent.upload:
+            return True, _downloaded(intent, local.get(intent.path))
+        try:
+            return True, _uploaded(intent, remote, listed.get(intent.path))
+        except (OSError, FsyncError) as exc:
+            _log.debug("%s: not settled this run (%s)", intent.path, exc)
+            return False, None
+
+    # The uploads' looks (a HEAD, a read) side by side, as `planning` learns digests: one
+    # after another, the 209 a killed push left took 10.8 s at 40 ms a request (a review).
+    with ThreadPoolExecutor(max_workers=SETTLERS, thread_name_prefix="fsync-settle") as pool:
+        outcomes = list(pool.map(decide, todo))
     bases: dict[RelPath, BaseEntry] = {}
     decided: list[RelPath] = []
-    for intent in intents:
-        if intent.upload:
-            try:
-                base = _uploaded(intent, remote, listed.get(intent.path))
-            except (OSError, FsyncError) as exc:
-                _log.debug("%s: not settled this run (%s)", intent.path, exc)
-                continue
-        else:
-            base = _downloaded(intent, local.get(intent.path))
+    for intent, (done, base) in zip(todo, outcomes, strict=True):
         if base is not None:
             bases[intent.path] = base
-        decided.append(intent.path)
+        if done:
+            decided.append(intent.path)
     return bases, decided
 
 
