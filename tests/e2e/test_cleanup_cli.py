@@ -264,6 +264,34 @@ def _wait_until(check: Callable[[], object], process: subprocess.Popen[str]) -> 
         time.sleep(0.02)
 
 
+def _kill_while_writing(
+    temps: Callable[[], list[Path]], *args: str | os.PathLike[str], env: dict[str, str]
+) -> None:
+    """Run `fsync ARGS...` and `kill -9` it once one of `temps()` holds bytes: it leaves
+    that temp file behind, as a crash would."""
+    run = _start_fsync(*args, env=env)
+    try:
+        _wait_until(lambda: [p for p in temps() if p.stat().st_size], run)
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.communicate(timeout=60)
+    assert temps(), f"the killed {args[0]} left its temp file"
+
+
+def _watch_until(
+    check: Callable[[], object], *args: str | os.PathLike[str], env: dict[str, str]
+) -> None:
+    """Run `fsync watch ARGS...` until `check()` holds, then stop it as a service manager
+    does (SIGTERM): it must end cleanly."""
+    watch = _start_fsync("watch", *args, env=env)
+    try:
+        _wait_until(check, watch)
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        _, stderr = watch.communicate(timeout=60)
+    assert watch.returncode == 0, stderr
+
+
 @pytest.mark.s3
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 @pytest.mark.parametrize("after", ["pull", "sync", "watch"])
@@ -285,22 +313,10 @@ def test_the_next_run_removes_the_temp_files_of_a_killed_pull(
     def temps() -> list[Path]:
         return [p for p in (dst / "dir").iterdir() if is_temp_name(p.name) and p.name != mine]
 
-    run = _start_fsync("pull", url, dst, "--bw-limit", "1MiB/s", "--quiet", env=env)
-    try:
-        _wait_until(lambda: [p for p in temps() if p.stat().st_size], run)
-    finally:
-        os.kill(run.pid, signal.SIGKILL)
-        run.communicate(timeout=60)
-    assert temps(), "the killed pull left its temp file"
+    _kill_while_writing(temps, "pull", url, dst, "--bw-limit", "1MiB/s", "--quiet", env=env)
 
     if after == "watch":
-        watch = _start_fsync("watch", dst, url, "--quiet", env=env)
-        try:
-            _wait_until(lambda: not temps(), watch)
-        finally:
-            watch.send_signal(signal.SIGTERM)
-            _, stderr = watch.communicate(timeout=60)
-        assert watch.returncode == 0, stderr
+        _watch_until(lambda: not temps(), dst, url, "--quiet", env=env)
         assert (dst / "dir" / mine).read_text() == "a user's file"
         return
     args = (url, dst) if after == "pull" else (dst, url)
@@ -330,13 +346,7 @@ def test_the_next_run_removes_the_temp_files_a_killed_push_left_in_a_folder_remo
     def temps() -> list[Path]:
         return [p for p in (out / "dir").iterdir() if is_temp_name(p.name) and p.name != theirs]
 
-    run = _start_fsync("push", src, out, "--quiet", env=env)
-    try:
-        _wait_until(lambda: [p for p in temps() if p.stat().st_size], run)
-    finally:
-        os.kill(run.pid, signal.SIGKILL)
-        run.communicate(timeout=60)
-    assert temps(), "the killed push left its temp file"
+    _kill_while_writing(temps, "push", src, out, "--quiet", env=env)
     command = "push" if after == "watch" else after
     args = (out, src) if after == "pull" else (src, out)
     dry = fsync(command, *args, "--dry-run", env=env)
@@ -344,14 +354,8 @@ def test_the_next_run_removes_the_temp_files_a_killed_push_left_in_a_folder_remo
     assert temps(), "a dry run deletes nothing"
 
     if after == "watch":
-        watch = _start_fsync("watch", src, out, "--quiet", env=env)
-        try:
-            sent = (out / "small.txt", out / "dir" / "big.bin")
-            _wait_until(lambda: not temps() and all(p.exists() for p in sent), watch)
-        finally:
-            watch.send_signal(signal.SIGTERM)
-            _, stderr = watch.communicate(timeout=60)
-        assert watch.returncode == 0, stderr
+        sent = (out / "small.txt", out / "dir" / "big.bin")
+        _watch_until(lambda: not temps() and all(p.exists() for p in sent), src, out, "-q", env=env)
     else:
         again = fsync(after, *args, env=env)
         assert again.returncode == 0, again.stderr

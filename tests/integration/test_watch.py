@@ -48,6 +48,17 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Watching]]:
     assert left == [], f"threads left running: {left}"
 
 
+@pytest.fixture
+def memory_root() -> Iterator[str]:
+    """A folder of this process's memory:// filesystem of its own, emptied afterwards (the
+    filesystem outlives the test)."""
+    root = f"/fsync-watch-{uuid.uuid4().hex}"
+    yield root
+    memory = fsspec.filesystem("memory")
+    for key in memory.find(root):
+        memory.rm(key)
+
+
 def test_startup_pushes_what_is_there(tmp_path: Path, start: Callable[..., Watching]) -> None:
     (tmp_path / "local" / "sub").mkdir(parents=True)
     (tmp_path / "local" / "sub" / "a.txt").write_text("already here")
@@ -363,10 +374,12 @@ def test_mirror_deletes_remote_extras_but_never_local_ones(
     assert w.stop().deleted == 1
 
 
-def test_mirror_leaves_remote_names_this_disk_cannot_hold_alone(tmp_path: Path) -> None:
+def test_mirror_leaves_remote_names_this_disk_cannot_hold_alone(
+    tmp_path: Path, memory_root: str
+) -> None:
     """A key too long for this disk is no extra of the source's: `--mirror` deleted it,
     though a plain watch left it alone (as `push --mirror` now does)."""
-    root = f"/fsync-watch-{uuid.uuid4().hex}"
+    root = memory_root
     memory = fsspec.filesystem("memory")
     long = "x" * 300
     for key in (long, f"{'y' * 300}/in.txt", "extra.txt"):
@@ -382,8 +395,6 @@ def test_mirror_leaves_remote_names_this_disk_cannot_hold_alone(tmp_path: Path) 
         assert (totals.deleted, totals.failed) == (1, 0)
     finally:
         w.stop()
-        for key in memory.find(root):
-            memory.rm(key)
 
 
 def test_backup_dir_keeps_what_the_watch_overwrites_and_deletes(
@@ -895,12 +906,14 @@ def test_a_deletion_slower_than_the_settle_cap_is_judged_whole(
 
 
 @pytest.mark.parametrize("change", ["file to folder", "folder to file"])
-def test_a_held_back_delete_keeps_what_it_made_room_for_unsent(tmp_path: Path, change: str) -> None:
+def test_a_held_back_delete_keeps_what_it_made_room_for_unsent(
+    tmp_path: Path, memory_root: str, change: str
+) -> None:
     """A file `d` become a folder `d/` (or back) in a change the delete limit held back:
     the delete of the old name stayed undone, but the upload of the new one went out, and
     the store held a file `d` beside `d/x`, a pair no disk can hold, that no pull could
     bring back. Now the new name waits for the delete, reported as what it waits for."""
-    root = f"/fsync-watch-{uuid.uuid4().hex}"
+    root = memory_root
     memory = fsspec.filesystem("memory")
     local = tmp_path / "local"
     old, new = ("d", "d/x") if change == "file to folder" else ("d/x", "d")
@@ -926,8 +939,6 @@ def test_a_held_back_delete_keeps_what_it_made_room_for_unsent(tmp_path: Path, c
         )
     finally:
         w.stop()
-        for key in memory.find(root):
-            memory.rm(key)
 
 
 def test_a_held_back_delete_is_warned_about_once_and_stays_held(
