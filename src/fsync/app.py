@@ -156,7 +156,9 @@ def _run_in(
                 local,
                 remote_entries,
                 unignored_base(
-                    settled_base(manifest, remote, local.entries, remote_entries, opts.dry_run),
+                    settled_base(
+                        manifest, remote, root, local.entries, remote_entries, dry_run=opts.dry_run
+                    ),
                     ignore,
                     local.entries,
                     remote_entries,
@@ -216,14 +218,17 @@ def _run_in(
 def settled_base(
     manifest: Manifest,
     remote: Remote,
+    root: str,
     local: Mapping[RelPath, LocalEntry],
     listed: Mapping[RelPath, RemoteEntry],
+    *,
     dry_run: bool,
 ) -> dict[RelPath, BaseEntry]:
     """The base of `remote`, with the transfers that runs killed before recording them
     left on the destination taken in (`fsync.transfer.intents`), as this run's scan `local`
-    and listing `listed` show them. Without that, the next run took such a transfer for the
-    user's edit, and a conflict policy could put a stale version back over a newer one.
+    (of the local `root`) and listing `listed` show them. Without that, the next run took
+    such a transfer for the user's edit, and a conflict policy could put a stale version
+    back over a newer one.
 
     The settled intents go, in the transaction that records what they settled; a dry run
     plans with them and writes nothing. Costs one query when no run was killed.
@@ -232,7 +237,7 @@ def settled_base(
     left = manifest.intents(remote.key)
     if not left:
         return base
-    landed, decided = intents.settle(left, remote, local, listed)
+    landed, decided = intents.settle(left, remote, root, local, listed)
     if not dry_run:
         with manifest.transaction():
             manifest.set_base(remote.key, landed.items())

@@ -349,7 +349,9 @@ class PublishIntent:
     `size` are the content published. `fingerprint` is, for a download, the remote version
     fetched, and for an upload the version the remote will show where that is known before
     the publish ("" if not). `mtime_ns` is an upload's local mtime (None for a download: the
-    local file's is read by the next scan).
+    local file's is read by the next scan). `dev` and `ino` are a download's temp file (0: not
+    known): the rename keeps them, so the local file still having them proves the download
+    was published even after an edit changed its content (`fsync.transfer.intents`).
     """
 
     path: RelPath
@@ -358,6 +360,8 @@ class PublishIntent:
     size: int
     fingerprint: str = ""
     mtime_ns: int | None = None
+    dev: int = 0
+    ino: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -366,7 +366,7 @@ class _Session:
             self.once.warning(f"not sent: {e.path}: {e.error}")
         listing, entries = self._list_remote()
         base = app.settled_base(
-            self.manifest, self.remote, scan.entries, entries, self.opts.dry_run
+            self.manifest, self.remote, self.root, scan.entries, entries, dry_run=self.opts.dry_run
         )
         self.state.reset(base, entries)
         keep = _Scope(held | self.shadowed, scan)

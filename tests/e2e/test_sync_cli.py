@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fsync.manifest import Manifest
+from fsync.model import RelPath
+from fsync.remote.local import LocalRemote
 from fsynctest.trees import age_tree, listing, write
 from fsynctest.watching import eventually
 
@@ -295,6 +298,22 @@ def _version(path: Path) -> bytes:
         return f.read(2)
 
 
+def _killed_after_a_download(
+    fsync, fsync_started, command: str, a: Path, b: Path
+) -> tuple[Path, Path]:
+    """`kill -9` a `command` (pull or sync) from the folder `b` into `a` the moment its
+    download of an edited file took its name, before its record: the run's arguments."""
+    write(a, {"k": "k", "big": "v0" * BIG})
+    assert fsync("sync", a, b, "-q").returncode == 0
+    write(b, {"big": "v1" * BIG})
+    before = (a / "big").stat().st_ino
+    args = (b, a) if command == "pull" else (a, b)
+    run = fsync_started(command, *args)
+    _killed_when(run, lambda: (a / "big").stat().st_ino != before)
+    assert _version(a / "big") == b"v1"
+    return args
+
+
 @pytest.mark.parametrize("policy", ["local", "keep-both"])
 @pytest.mark.parametrize("command", ["pull", "sync"])
 def test_a_run_killed_after_a_download_took_its_name_leaves_no_local_edit(
@@ -307,14 +326,7 @@ def test_a_run_killed_after_a_download_took_its_name_leaves_no_local_edit(
     conflict copy of a version nobody edited here. The next run knows its download (the
     intent the killed run wrote before the rename) and simply fetches the new version."""
     a, b = tmp_path / "a", tmp_path / "b"
-    write(a, {"k": "k", "big": "v0" * BIG})
-    assert fsync("sync", a, b, "-q").returncode == 0
-    write(b, {"big": "v1" * BIG})
-    before = (a / "big").stat().st_ino
-    args = (b, a) if command == "pull" else (a, b)
-    run = fsync_started(command, *args)
-    _killed_when(run, lambda: (a / "big").stat().st_ino != before)
-    assert _version(a / "big") == b"v1"
+    args = _killed_after_a_download(fsync, fsync_started, command, a, b)
     write(b, {"big": "v2" * BIG})
 
     again = fsync(command, *args, "--on-conflict", policy)
@@ -357,11 +369,7 @@ def test_a_sync_killed_amid_a_batch_of_small_uploads_leaves_no_remote_edits(
     edited again here, and `--on-conflict remote` must keep each latest edit."""
     a, b = tmp_path / "a", tmp_path / "b"
     names = [f"f{i:04}" for i in range(2000)]
-    write(a, dict.fromkeys(names, "L0"))
-    assert fsync("sync", a, b, "-q").returncode == 0
-    write(a, {n: f"L1 {n}" for n in names})
-    run = fsync_started("sync", a, b)
-    _killed_when(run, lambda: (b / names[0]).stat().st_size != 2)
+    _killed_amid_staged_uploads(fsync, fsync_started, a, b, names)
     write(a, {n: f"L2 {n}" for n in names})
 
     again = fsync("sync", a, b, "--on-conflict", "remote")
@@ -405,3 +413,88 @@ def test_a_sync_to_s3_killed_after_its_puts_leaves_no_remote_edits(
     finally:
         client.close()
     assert listing(a) == remote == {n: f"L2 {n}".encode() for n in names}
+
+
+@pytest.mark.parametrize("command", ["pull", "sync"])
+def test_a_download_killed_before_its_record_then_edited_here_is_the_edit(
+    fsync, fsync_started, command: str, tmp_path: Path
+) -> None:
+    """`kill -9` once a download was renamed into place, before its base was recorded, then
+    the user edits that file here: the intent no longer matched the content and was dropped,
+    the base stayed the version before, and the next run met "both changed", where
+    `--on-conflict remote` overwrote the edit (made on top of fsync's download). The file
+    is still the temp fsync renamed (its inode): the edit is a local change, and a sync
+    sends it."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = _killed_after_a_download(fsync, fsync_started, command, a, b)
+    write(a, {"big": "E1 an edit of the download"})
+
+    again = fsync(command, *args, "--on-conflict", "remote")
+
+    assert again.returncode == 0, again.stderr
+    assert (a / "big").read_text() == "E1 an edit of the download"
+    if command == "sync":
+        assert (b / "big").read_text() == "E1 an edit of the download"
+    assert _conflict_copies(a) == _conflict_copies(b) == {}
+
+
+def _killed_amid_staged_uploads(
+    fsync, fsync_started, a: Path, b: Path, names: list[str]
+) -> list[RelPath]:
+    """Sync `names` (edited here) into the folder remote `b` and `kill -9` the sync once
+    the first staged upload was renamed into place: the paths whose intents it left."""
+    write(a, dict.fromkeys(names, "L0"))
+    assert fsync("sync", a, b, "-q").returncode == 0
+    write(a, {n: f"L1 {n}" for n in names})
+    run = fsync_started("sync", a, b)
+    _killed_when(run, lambda: (b / names[0]).stat().st_size != 2)
+    with Manifest.open(str(a)) as manifest:
+        return [i.path for i in manifest.intents(LocalRemote(str(b)).key)]
+
+
+def test_a_staged_upload_killed_before_its_record_then_edited_there_is_the_edit(
+    fsync, fsync_started, tmp_path: Path
+) -> None:
+    """The upload side on a folder remote: `kill -9` once a staged upload was renamed into
+    place, before its batch was recorded, then someone edits that file on the remote: the
+    next sync met "both changed", and `--on-conflict local` put the upload back over the
+    edit. The remote file is still the staged temp (its fingerprint's inode): the edit is
+    a remote change, and the sync fetches it."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    names = [f"f{i:04}" for i in range(2000)]
+    left = _killed_amid_staged_uploads(fsync, fsync_started, a, b, names)
+    assert RelPath(names[0]) in left
+    with (b / names[0]).open("r+b") as f:  # an edit in place (as a shell's `>>` makes)
+        f.seek(0, os.SEEK_END)
+        f.write(b" and an edit there")
+
+    again = fsync("sync", a, b, "--on-conflict", "local")
+
+    assert again.returncode == 0, again.stderr
+    edited = f"L1 {names[0]} and an edit there".encode()
+    assert listing(a) == listing(b) == {n: f"L1 {n}".encode() for n in names} | {names[0]: edited}
+
+
+def test_a_staged_upload_killed_before_it_was_published_and_edited_there_is_a_conflict(
+    fsync, fsync_started, tmp_path: Path
+) -> None:
+    """The other side of that proof: an upload whose intent was journaled but that was never
+    renamed into place (the kill came first), its remote file edited meanwhile, is a real
+    conflict: the file there is not fsync's temp, nothing is adopted as its base, and
+    keep-both keeps both versions."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    names = [f"f{i:04}" for i in range(2000)]
+    left = _killed_amid_staged_uploads(fsync, fsync_started, a, b, names)
+    unsent = sorted(p for p in left if (b / p).read_bytes() == b"L0")
+    assert unsent, "the kill came after the whole batch was published"
+    victim = unsent[-1]
+    with (b / victim).open("r+b") as f:
+        f.seek(0, os.SEEK_END)
+        f.write(b" edited there")
+
+    again = fsync("sync", a, b)
+
+    assert again.returncode == 0, again.stderr
+    assert list(_conflict_copies(a)) == list(_conflict_copies(b)) == [victim]
+    assert b"L0 edited there" in listing(a).values()
+    assert f"L1 {victim}".encode() in listing(b).values()

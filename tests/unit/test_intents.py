@@ -44,7 +44,7 @@ def test_a_download_in_place_is_the_base_and_one_edited_since_is_dropped(
     }
     intents = [PublishIntent(RelPath(p), False, digest, 2, "fp-v1") for p in ("x", "y", "gone")]
 
-    bases, decided = settle(intents, remote, here, {})
+    bases, decided = settle(intents, remote, str(tmp_path), here, {})
 
     assert bases == {RelPath("x"): BaseEntry(2, digest, "fp-v1", sig.st_mtime_ns)}
     assert decided == [RelPath("x"), RelPath("y"), RelPath("gone")]
@@ -67,7 +67,7 @@ def test_an_upload_in_place_is_the_base_by_its_version_or_its_content(tmp_path: 
         PublishIntent(RelPath("absent"), True, digest, 2, "", 7),
     ]
 
-    bases, decided = settle(intents, remote, {}, listed)
+    bases, decided = settle(intents, remote, str(tmp_path), {}, listed)
 
     assert bases == {
         p: BaseEntry(2, digest, listed[p].fingerprint, 7)

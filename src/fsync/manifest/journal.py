@@ -25,6 +25,7 @@ from collections.abc import Collection
 from types import TracebackType
 from typing import Any
 
+from fsync.errors import PermanentError
 from fsync.manifest.db import DB_NAME, connect, failed_access, ns_to_db, state_dir
 from fsync.model import PartialDownload, PendingUpload, PublishIntent, RelPath
 
@@ -229,6 +230,8 @@ class TransferJournal:
                 i.size,
                 i.fingerprint,
                 None if i.mtime_ns is None else ns_to_db(i.mtime_ns),
+                i.dev or None,
+                i.ino or None,
             )
             for i in intents
         ]
@@ -238,7 +241,8 @@ class TransferJournal:
                 try:
                     self._conn.executemany(
                         "INSERT OR REPLACE INTO publish_intents (source, path, direction,"
-                        " digest, size, fingerprint, mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        " digest, size, fingerprint, mtime_ns, dev, ino)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         rows,
                     )
                     self._conn.execute("COMMIT")
@@ -251,6 +255,25 @@ class TransferJournal:
                 if failure is not None:
                     raise failure from exc
                 raise
+
+    def unintend(self, source: str, paths: Collection[RelPath]) -> None:
+        """Drop the intents of `paths` on `source`, whose transfers will not be published:
+        call it before their temp files are removed. A removed temp frees its inode for the
+        next new file, which could be created at the same path before the next run settles;
+        with the intent left, that file would pass for fsync's download. Raises
+        `PermanentError` where the row cannot be deleted: the caller then keeps the temp."""
+        if not paths:
+            return
+        with self._lock:
+            try:
+                self._conn.executemany(
+                    "DELETE FROM publish_intents WHERE source = ? AND path = ?",
+                    [(source, path) for path in paths],
+                )
+            except sqlite3.Error as exc:
+                raise failed_access(self._path, exc) or PermanentError(
+                    f"{self._path}: {exc}"
+                ) from exc
 
 
 def _partial(row: tuple[Any, ...]) -> PartialDownload:

@@ -311,13 +311,22 @@ class Manifest:
         """The publish intents journaled against `remote` and never recorded, by path: what
         runs killed between a publish and its record may have left (`TransferJournal.intend`)."""
         rows = self._conn.execute(
-            "SELECT path, direction, digest, size, fingerprint, mtime_ns FROM publish_intents"
-            " WHERE source = ? ORDER BY path",
+            "SELECT path, direction, digest, size, fingerprint, mtime_ns, dev, ino"
+            " FROM publish_intents WHERE source = ? ORDER BY path",
             (remote,),
         )
         return [
-            PublishIntent(RelPath(path), direction == "up", Digest(digest), size, fp, mtime)
-            for path, direction, digest, size, fp, mtime in rows
+            PublishIntent(
+                RelPath(path),
+                direction == "up",
+                Digest(digest),
+                size,
+                fp,
+                mtime,
+                dev or 0,
+                ino or 0,
+            )
+            for path, direction, digest, size, fp, mtime, dev, ino in rows
         ]
 
     def settle_intents(self, remote: str, paths: Iterable[RelPath]) -> None:

@@ -11,11 +11,26 @@ drops it, and the next run, before it plans, takes each one left over here: wher
 destination holds exactly the content the intent names, the base becomes that version (what
 the killed run would have recorded); otherwise the publish never happened, or the file
 changed since, and the intent is only dropped.
+
+Content alone missed a publish edited before the next run (the user editing the file fsync
+had just downloaded): the intent was dropped, the base stayed the version before, and the
+next run met "both changed", where `--on-conflict` overwrote an edit made on top of fsync's
+own version. So a publish is also proven by the file itself: a rename keeps the inode, and a
+destination still being the temp file fsync renamed (the download's device and inode, a
+folder remote's inode in its fingerprint) was published, whatever it holds now; its base is
+the version published, and this run sees the edit as one. An inode proves nothing once
+freed, so the temp of a transfer that is not published loses its intent before it is
+removed (`Worker.unintend`), and a run settles before it sweeps the temps killed runs left:
+an intent with an identity thus names a temp that either still holds that inode (no other
+file can have it) or became the destination. A file replaced since (an editor's save by
+rename: a new inode), or a publish nothing identifies (an S3 PUT, a folder's unstaged
+upload), falls back to the content.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -23,7 +38,7 @@ from typing import Protocol
 from fsync.errors import FsyncError
 from fsync.hashing import HashingReader
 from fsync.model import BaseEntry, LocalEntry, PublishIntent, RelPath, RemoteEntry
-from fsync.remote.base import Remote
+from fsync.remote.base import FileIdentity, Remote
 
 _log = logging.getLogger("fsync.transfer")
 
@@ -40,16 +55,21 @@ class IntentJournal(Protocol):
         """Record `intents` against the remote whose key is `source`, durably, at once."""
         ...
 
+    def unintend(self, source: str, paths: list[RelPath]) -> None:
+        """Drop the intents of `paths`, not to be published, before their temps go."""
+        ...
+
 
 def settle(
     intents: Iterable[PublishIntent],
     remote: Remote,
+    root: str,
     local: Mapping[RelPath, LocalEntry],
     listed: Mapping[RelPath, RemoteEntry],
 ) -> tuple[dict[RelPath, BaseEntry], list[RelPath]]:
-    """Decide the leftover `intents` against this run's scan (`local`) and listing
-    (`listed`): the base entries of the transfers that landed, and every intent decided
-    (those to drop, the landed ones included).
+    """Decide the leftover `intents` against this run's scan (`local`, of the local `root`)
+    and listing (`listed`): the base entries of the transfers that landed, and every intent
+    decided (those to drop, the landed ones included).
 
     An upload whose listed version is not the one expected is looked at (a HEAD where the
     store keeps the digest, else its content is read and hashed): a few files at most, after
@@ -60,7 +80,7 @@ def settle(
 
     def decide(intent: PublishIntent) -> tuple[bool, BaseEntry | None]:
         if not intent.upload:
-            return True, _downloaded(intent, local.get(intent.path))
+            return True, _downloaded(intent, root, local.get(intent.path))
         try:
             return True, _uploaded(intent, remote, listed.get(intent.path))
         except (OSError, FsyncError) as exc:
@@ -81,16 +101,37 @@ def settle(
     return bases, decided
 
 
-def _downloaded(intent: PublishIntent, here: LocalEntry | None) -> BaseEntry | None:
-    """The base of a download that landed: the local file holds the content fetched."""
-    if here is None or (here.size, here.digest) != (intent.size, intent.digest):
+def _downloaded(intent: PublishIntent, root: str, here: LocalEntry | None) -> BaseEntry | None:
+    """The base of a download that landed: the local file holds the content fetched, or is
+    the temp file that was renamed into place (edited since: the scan's digest, not the
+    base's, then says it changed here)."""
+    if here is None:
+        return None
+    same = (here.size, here.digest) == (intent.size, intent.digest)
+    if not (same or (intent.ino == here.ino != 0 and _moved_in(intent, root))):
         return None
     return BaseEntry(intent.size, intent.digest, intent.fingerprint, here.mtime_ns)
 
 
+def _moved_in(intent: PublishIntent, root: str) -> bool:
+    """Whether the local file at the intent's path is its temp file (device and inode: the
+    scan keeps no device, and two filesystems may number inodes alike)."""
+    try:
+        st = os.lstat(os.path.join(root, intent.path))
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (intent.dev, intent.ino)
+
+
 def _uploaded(intent: PublishIntent, remote: Remote, there: RemoteEntry | None) -> BaseEntry | None:
-    """The base of an upload that landed: the remote object holds the content sent."""
-    if there is None or there.size != intent.size or intent.mtime_ns is None:
+    """The base of an upload that landed: the remote object holds the content sent, or is
+    the staged file that was renamed into place (edited since: its fingerprint, no longer
+    the base's, then says it changed there)."""
+    if there is None or intent.mtime_ns is None:
+        return None
+    if isinstance(remote, FileIdentity) and remote.same_file(intent.fingerprint, there.fingerprint):
+        return BaseEntry(intent.size, intent.digest, intent.fingerprint, intent.mtime_ns)
+    if there.size != intent.size:
         return None
     if not (intent.fingerprint and there.fingerprint == intent.fingerprint):
         digest = there.digest

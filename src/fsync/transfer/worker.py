@@ -7,6 +7,7 @@ turns its failure into the result (`Done`), so one file's failure never stops th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 import threading
@@ -42,6 +43,8 @@ from fsync.remote.retry import reset_retries_here, retries_here
 from fsync.transfer.copies import fetch_new, free_name, send_new
 from fsync.transfer.download import Fetcher
 from fsync.transfer.outcome import Done, EngineOptions, Outcome
+
+_log = logging.getLogger("fsync.transfer")
 
 CHUNK = 1 << 20
 STAGED_MAX = 1 << 20
@@ -124,6 +127,26 @@ class Worker:
         """Journal `intents` before what they name is published (see `EngineOptions.intents`)."""
         if self.opts.intents is not None and intents:
             self.opts.intents.intend(self.remote.key, intents)
+
+    def _unpublished(self, path: RelPath, tmp: str) -> None:
+        """Remove the download `tmp` of `path`, never renamed into place: its intent first.
+
+        Removed while its intent stood, the temp freed an inode a new file at `path` could
+        take, and pass for the download (`transfer.intents`). If the intent cannot be dropped
+        (a full disk), the temp stays for the next run's sweep, which comes after it settles.
+        """
+        try:
+            self.unintend([path])
+        except (OSError, FsyncError) as exc:
+            _log.debug("%s: its intent stays (%s); so does its temp %s", path, exc, tmp)
+            self.fetcher.finish(path)
+            return
+        self.fetcher.discard(path, tmp)
+
+    def unintend(self, paths: list[RelPath]) -> None:
+        """Drop the intents of `paths`, whose transfers will not be published."""
+        if self.opts.intents is not None and paths:
+            self.opts.intents.unintend(self.remote.key, paths)
 
     def publish(self, done: Done) -> None:
         """Publish a staged upload if its path is still as planned; a failure is noted."""
@@ -450,10 +473,13 @@ class Worker:
             if mtime_ns is not None:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns))
             self._check_local(action)
-            self.intend([PublishIntent(path, False, digest, size, action.remote.fingerprint)])
+            temp = os.stat(tmp)
+            fingerprint = action.remote.fingerprint
+            intent = PublishIntent(path, False, digest, size, fingerprint, None, *_identity(temp))
+            self.intend([intent])
             copy = self._set_local_aside(action, full, done)
         except BaseException:
-            self.fetcher.discard(path, tmp)
+            self._unpublished(path, tmp)
             raise
         self._place(action, tmp, full, done)
         self.durability.renamed(folder)
@@ -481,7 +507,7 @@ class Worker:
         try:
             displaced = swap_into_place(tmp, full)
         except BaseException as exc:
-            self.fetcher.discard(path, tmp)
+            self._unpublished(path, tmp)
             if isinstance(exc, FileExistsError):
                 raise RemoteChanged(f"{path}: a local file appeared during the run") from None
             if isinstance(exc, IsADirectoryError):
@@ -505,7 +531,7 @@ class Worker:
                     f"{path}: the local version, changed during the run, could not be kept "
                     f"({exc}); it is at {tmp}: rename it before running fsync cleanup"
                 ) from exc
-            self.fetcher.discard(path, tmp)
+            self._unpublished(path, tmp)
             raise
         done.kept_aside = True
         done.extra.append(
@@ -803,3 +829,8 @@ def _read_umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_read_umask()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    """A file's device and inode: what a rename keeps (`PublishIntent.dev`, `.ino`)."""
+    return st.st_dev, st.st_ino
