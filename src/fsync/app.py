@@ -322,10 +322,17 @@ def recorded_run(
 @contextlib.contextmanager
 def journaled_remote(opts: SyncOptions, root: str) -> Iterator[tuple[TransferJournal, Remote]]:
     """The transfer journal of `root` and the remote of `opts` recording chunked uploads in
-    it (so a run cut short continues them next time); both closed on leaving."""
+    it (so a run cut short continues them next time); both closed on leaving. Raises
+    `ConfigError` for a push, sync or watch to a remote that takes no writes."""
     with TransferJournal.open(root) as journal:
         remote = open_sync_remote(opts, journal)
         try:
+            if opts.direction is not Direction.PULL and not remote.capabilities.writable:
+                # (else each upload failed on its own, as fsspec's bare NotImplementedError)
+                raise ConfigError(
+                    f"remote {remote.url} is read-only (fsync can only pull from it; "
+                    f"use fsync pull {remote.url} LOCAL)"
+                )
             yield journal, remote
         finally:
             remote.close()

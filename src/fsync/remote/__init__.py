@@ -25,7 +25,7 @@ from fsync.errors import (
 )
 from fsync.redact import redact_url
 from fsync.remote.base import Remote, UploadJournal
-from fsync.remote.fsspec_remote import FsspecRemote, MemoryRemote
+from fsync.remote.fsspec_remote import FsspecRemote, HttpRemote, MemoryRemote
 from fsync.remote.local import LocalRemote
 
 if TYPE_CHECKING:
@@ -229,6 +229,15 @@ def _open_fsspec(
     return FsspecRemote(fs, root, url, object_store=scheme in _OBJECT_STORES, walks=_walks(fs))
 
 
+def _open_http(
+    url: str, options: dict[str, Any], endpoint_url: str | None, settings: TransferSettings
+) -> Remote:
+    """http:// and https://: read-only, index pages listed (see `HttpRemote`)."""
+    _no_endpoint(url, endpoint_url)
+    fs, root = _make_fs(url, options)
+    return HttpRemote(fs, root, url, walks=_walks(fs))
+
+
 def _walks(fs: AbstractFileSystem) -> bool:
     """Whether `fs.find` is fsspec's generic walk, one `ls` per folder, which skips the
     folders it cannot list (see `FsspecRemote`); a backend's own `find` (one recursive
@@ -245,6 +254,8 @@ def _walks(fs: AbstractFileSystem) -> bool:
 _FACTORIES: dict[str, RemoteFactory] = {
     "file": _open_local,
     "memory": _open_memory,
+    "http": _open_http,
+    "https": _open_http,
     "s3": _open_s3,
     "s3a": _open_s3,
 }

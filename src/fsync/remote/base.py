@@ -95,6 +95,9 @@ class Capabilities:
     sets_mtime: bool = False
     """A written file takes the local mtime, so `RemoteEntry.mtime_ns` round-trips."""
     server_side_copy: bool = True
+    writable: bool = True
+    """Files can be written and deleted there; False for a read-only tree (http://), which
+    only a pull may use."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from fsync.errors import (
@@ -34,6 +36,7 @@ from fsync.remote.base import (
     is_temp_name,
     relpath_from_key,
     same_version,
+    served_entry,
 )
 
 if TYPE_CHECKING:
@@ -50,8 +53,20 @@ _CREATE_ATTEMPTS = 3
 
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
-_MTIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "modified", "created")
-"""Info-dict keys that carry a modification time, most specific first (memory has `created`)."""
+_MTIME_KEYS = (
+    "mtime",
+    "LastModified",
+    "Last-Modified",
+    "last_modified",
+    "updated",
+    "modified",
+    "created",
+)
+"""Info-dict keys that carry a modification time, most specific first (memory has `created`,
+http the `Last-Modified` header as its HTTP date)."""
+
+LOOKERS = 8
+"""Files looked up side by side where a listing gives no size (one HEAD each on http)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -80,8 +95,22 @@ def _to_ns(value: object) -> int | None:
         try:
             return _to_ns(datetime.fromisoformat(value))
         except ValueError:
+            pass
+        try:  # an HTTP date (`Last-Modified: Fri, 27 Nov 2026 22:53:37 GMT`)
+            return _to_ns(parsedate_to_datetime(value))
+        except (TypeError, ValueError):
             return None
     return None
+
+
+def _missing(err: FileNotFoundError) -> bool:
+    """Whether `err` says the thing is not there: fsspec's http raises every failure, a
+    refused connection or a 500 too, as FileNotFoundError from the real one, which only a
+    404 or 410 answer makes an absence."""
+    cause = err.__cause__
+    if cause is None or isinstance(cause, FileNotFoundError):
+        return True
+    return getattr(cause, "status", None) in (404, 410)
 
 
 def entry_from_info(info: Mapping[str, Any]) -> RemoteEntry:
@@ -159,6 +188,7 @@ class FsspecRemote:
             return Listing({})
         except OSError as err:
             raise unusable_root(self.url, err) from err
+        self._sized(found, unread)
         entries: dict[RelPath, RemoteEntry] = {}
         refused: list[tuple[str, str]] = []
         incomplete: list[tuple[RelPath, str]] = []
@@ -211,6 +241,45 @@ class FsspecRemote:
                     stack.append(name)
         return found
 
+    def _sized(self, found: dict[str, dict[str, Any]], unread: list[tuple[str, str]]) -> None:
+        """Complete in place the files of `found` whose listing gave no size, with one `info`
+        each, `LOOKERS` at a time; drop those gone meanwhile, and those that cannot be looked
+        at go to `unread`, with why (left alone, as an unreadable folder is).
+
+        An http index page lists names only: every file listed as size 0 with no time, which
+        no read matched (each download was taken for a changed file, a conflict), and no edit
+        on the server moved (the next pull saw nothing). Its HEAD gives the size, the ETag and
+        the `Last-Modified` time that make the version `entry_from_info` fingerprints.
+        """
+        todo = [
+            name
+            for name, info in found.items()
+            if info.get("size") is None
+            and (key := self._relative(name)) is not None
+            and not self._skipped(key, info)
+        ]
+        if not todo:
+            return
+
+        def look(name: str) -> tuple[Mapping[str, Any] | None, str | None]:
+            try:
+                return self.fs.info(name), None
+            except FileNotFoundError as err:
+                cause = err.__cause__
+                return None, None if _missing(err) else one_line(cause or err)
+            except OSError as err:
+                return None, err.strerror or one_line(err)
+
+        with ThreadPoolExecutor(max_workers=LOOKERS, thread_name_prefix="fsync-info") as pool:
+            looks = list(pool.map(look, todo))
+        for name, (info, why) in zip(todo, looks, strict=True):
+            if info is not None and info.get("type", "file") == "file":
+                found[name] = {**found[name], **info, "name": name}
+                continue
+            del found[name]
+            if why is not None:
+                unread.append((name, why))
+
     def _relative(self, name: str) -> str | None:
         """`name` relative to the root, or None if the backend listed something outside it."""
         if not self.root:
@@ -234,13 +303,9 @@ class FsspecRemote:
         try:
             self.fs.info(self.root)
         except FileNotFoundError as err:
-            cause = err.__cause__
-            if cause is None or isinstance(cause, FileNotFoundError):
+            if _missing(err):
                 return False
-            if getattr(cause, "status", None) in (404, 410):  # (an http answer: missing)
-                return False
-            # fsspec's http `info` raises every failure, a refused connection too, as
-            # FileNotFoundError from the real one: that root was not found missing.
+            cause = err.__cause__  # (not found missing: it could not be asked)
             why = unusable_root(self.url, cause, "reach") if isinstance(cause, OSError) else None
             raise why or RemoteUnavailable(
                 f"cannot reach remote {self.url} ({one_line(cause)})"
@@ -255,8 +320,10 @@ class FsspecRemote:
         """The entry for `path` from a fresh `info` call, or None if absent or a folder."""
         try:
             info = self.fs.info(self._full(path))
-        except FileNotFoundError:
-            return None
+        except FileNotFoundError as err:
+            if _missing(err):
+                return None
+            raise self._unasked(path, err) from err
         except OSError as err:
             _raise_translated(err, f"reading {self._url(path)}")
         if info.get("type", "file") != "file":
@@ -287,6 +354,11 @@ class FsspecRemote:
         except OSError as err:
             _raise_translated(err, f"reading {self._url(path)}")
         return reader
+
+    def _unasked(self, path: RelPath, err: FileNotFoundError) -> PermanentError:
+        """The error for `path` when fsspec's http said "not found" of a server it could not
+        ask (see `_missing`): not a file found deleted."""
+        return PermanentError(f"reading {self._url(path)}: {one_line(err.__cause__ or err)}")
 
     def _check_version(self, path: RelPath, expect: RemoteEntry | None) -> None:
         if expect is None:
@@ -483,3 +555,88 @@ class MemoryRemote(FsspecRemote):
         reader = io.BytesIO(self.fs.cat_file(self._full(path)))
         reader.seek(offset)
         return reader
+
+
+class HttpRemote(FsspecRemote):
+    """http:// and https://, read-only: a tree of index pages (`python -m http.server`,
+    nginx's autoindex) that a pull reads.
+
+    The listing has names only, so `FsspecRemote._sized` asks each file's HEAD for its
+    version. A read is one streaming GET whose answer is checked against that version (its
+    `Content-Length`, `ETag` and `Last-Modified`), which costs no HEAD and leaves no gap
+    between the check and the bytes: the file changed in that gap was written as the new
+    version under the old one's fingerprint. fsspec's own reader asks a HEAD and then one
+    ranged GET per 5 MiB block: a file changed meanwhile could come in pieces of two versions.
+    """
+
+    def __init__(self, fs: AbstractFileSystem, root: str, url: str, *, walks: bool = False) -> None:
+        super().__init__(
+            fs,
+            root,
+            url,
+            capabilities=Capabilities(
+                stores_digest=False, sets_mtime=False, server_side_copy=False, writable=False
+            ),
+            walks=walks,
+        )
+
+    def open_read(
+        self, path: RelPath, *, offset: int = 0, expect: RemoteEntry | None = None
+    ) -> BinaryIO:
+        """A streaming reader of the file from `offset`, its `entry` the version the answer
+        names; `FileNotFoundError` if absent, `RemoteChanged` if that is not the version
+        `expect` names."""
+        # identity: the bytes are the file's, and Content-Length is their count
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            # `size` spares fsspec's HEAD; block_size=0 is its one-GET streaming reader
+            reader: Any = self.fs.open(
+                self._full(path),
+                "rb",
+                block_size=0,
+                size=expect.size if expect else None,
+                headers=headers,
+            )
+        except FileNotFoundError as err:
+            if _missing(err):
+                raise
+            raise self._unasked(path, err) from err
+        except OSError as err:
+            _raise_translated(err, f"reading {self._url(path)}")
+        except Exception as err:  # aiohttp's own types (a 500, a 403) stop here
+            raise PermanentError(f"reading {self._url(path)}: {one_line(err)}") from err
+        try:
+            reader.entry = self._answered(path, reader.r, expect.size if expect else 0)
+            if expect is not None and not same_version(served_entry(reader), expect):
+                raise RemoteChanged(f"{self._url(path)}: changed since it was listed")
+            if offset and reader.r.status != 206:  # (the whole file came: skip to `offset`)
+                _skip(reader, offset)
+        except BaseException:
+            reader.close()
+            raise
+        return reader
+
+    def _answered(self, path: RelPath, response: Any, size: int) -> RemoteEntry:
+        """The version a GET's answer names, as `info` (a HEAD) would have given it; `size`
+        where the answer gives none (a chunked one: the bytes received are counted later)."""
+        info: dict[str, Any] = {"name": self._full(path), "size": size}
+        for header in ("ETag", "Last-Modified"):
+            if header in response.headers:
+                info[header] = response.headers[header]
+        ranged = response.headers.get("Content-Range", "")
+        if response.status == 206 and ranged.rpartition("/")[2].isdigit():
+            info["size"] = int(ranged.rpartition("/")[2])
+        elif "Content-Length" in response.headers and response.status != 206:
+            info["size"] = int(response.headers["Content-Length"])
+        return entry_from_info(info)
+
+
+def _skip(reader: BinaryIO, count: int) -> None:
+    """Read and drop `count` bytes of `reader` (a server that ignored a Range header)."""
+    while count > 0:
+        chunk = reader.read(min(count, CHUNK_SIZE))
+        if not chunk:
+            raise PermanentError("the file ended before the offset to resume from")
+        count -= len(chunk)

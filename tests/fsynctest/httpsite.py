@@ -1,0 +1,67 @@
+"""A real http server on 127.0.0.1 serving a folder as index pages, for pulls from http://.
+
+It is Python's own `http.server` (no sizes in its index pages, no ranges, `Last-Modified`
+to the second), run in a thread of the test, so a test can count the requests an `fsync`
+process made and change a file on the server at a chosen moment: `before_get` runs just
+before a file's GET is answered, after fsync listed it (a fault injected at the server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+@dataclass
+class Site:
+    """The running server: its URL, the requests it answered and the hooks it runs."""
+
+    url: str
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """(method, path) of each request, in the order they came."""
+    before_get: dict[str, Callable[[], None]] = field(default_factory=dict)
+    """URL path → what to do once, just before that path's next GET is answered."""
+
+    def gets(self, path: str) -> int:
+        """How many GETs asked for `path` (`/a.txt`)."""
+        return self.requests.count(("GET", path))
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    site: Site
+
+    def do_GET(self) -> None:
+        self.site.requests.append(("GET", self.path))
+        hook = self.site.before_get.pop(self.path, None)
+        if hook is not None:
+            hook()
+        super().do_GET()
+
+    def do_HEAD(self) -> None:
+        self.site.requests.append(("HEAD", self.path))
+        super().do_HEAD()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the requests are in `Site.requests`."""
+
+
+@contextlib.contextmanager
+def serving(folder: Path) -> Iterator[Site]:
+    """Serve `folder` at http://127.0.0.1:PORT/ until the block ends."""
+    site = Site("")
+    handler = type("Handler", (_Handler,), {"site": site})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=folder))
+    site.url = f"http://127.0.0.1:{server.server_address[1]}/"
+    thread = threading.Thread(target=server.serve_forever, name="http-site", daemon=True)
+    thread.start()
+    try:
+        yield site
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
