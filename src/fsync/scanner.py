@@ -24,7 +24,7 @@ from fsync.errors import ConfigError, FileChangedError, UnsafePathError
 from fsync.hashing import CacheRecord, StatSig, cpu_threads, hash_file
 from fsync.ignore import IGNORE_FILE, STATE_DIR, IgnoreMatcher
 from fsync.model import Digest, FileError, LocalEntry, RelPath, local_entry
-from fsync.paths import ancestors, is_temp_name, to_relpath
+from fsync.paths import ancestors, is_temp_name, to_relpath, under_any
 
 RACY_NS = 2_000_000_000
 """A file whose ctime is this close to the scan's start is hashed again next scan.
@@ -107,6 +107,11 @@ class ScanResult:
     backslash), shown as `repr` would: a push counts each as failed, since its content would
     otherwise be on this disk alone, unnoticed (renaming a synced folder to such a name
     deletes its remote copies, as for any folder that is gone)."""
+
+    twins: set[RelPath] = field(default_factory=set)
+    """Paths the disk spells by two or more names of one folder that differ only in
+    Unicode form: withheld whole, with what lies below them (each spelling has its error in
+    `errors`, and the path is in `incomplete`)."""
 
     temps: list[RelPath] = field(default_factory=list)
     """fsync's temp files (`is_temp_name`) met in the folders walked: left out of every
@@ -273,10 +278,9 @@ class _Walker:
         self.only_mode = False
         self._nonascii_seen: dict[RelPath, str] = {}
         """The non-ASCII paths met so far, each with the name as the disk spells it."""
-        self._twinned: set[RelPath] = set()
-        """Paths reported as spelled by two names (`_relpath`): the first name's error is
-        added once, however many more spellings turn up."""
         self._visited_dirs: set[tuple[int, int]] = set()
+        self._listed: dict[str, dict[str, list[str]]] = {}
+        """The non-ASCII names of the folders `_spelled` looked in, by their NFC form."""
 
     # --- walking -------------------------------------------------------------------------
 
@@ -320,17 +324,23 @@ class _Walker:
         # Two names that differ only in Unicode form would become one path.
         first = self._nonascii_seen.get(path)
         if first is not None:
-            # Both files are withheld, so both are failures, each named by its spelling
-            # (one error for the two said "1 failed" for two files left unsent). Unknown,
-            # not gone: the twins' files must not be taken for deleted.
-            if path not in self._twinned:
-                self._twinned.add(path)
-                self.result.errors.append(FileError(path, _twin_error(first, rel)))
-            self.result.errors.append(FileError(path, _twin_error(rel, first)))
-            self.result.incomplete.append(path)
+            self._twin(path, first, rel)
             return None
         self._nonascii_seen[path] = rel
         return path
+
+    def _twin(self, path: RelPath, first: str, rel: str) -> None:
+        """Withhold `path`, which the disk spells both `first` and `rel` in one folder.
+
+        Both files are withheld, so both are failures, each named by its spelling (one
+        error for the two said "1 failed" for two files left unsent). Unknown, not gone:
+        the twins' files must not be taken for deleted.
+        """
+        if path not in self.result.twins:  # the first name's error once, however many more
+            self.result.twins.add(path)
+            self.result.errors.append(FileError(path, _twin_error(first, rel)))
+        self.result.errors.append(FileError(path, _twin_error(rel, first)))
+        self.result.incomplete.append(path)
 
     def _unsendable(self, rel: str, why: str, entry: os.DirEntry[str] | None) -> None:
         """Note a name that cannot be synced (`why` starts with its `repr`), unless the ignore
@@ -537,7 +547,8 @@ class _Walker:
             return False
         path = self._locate(rel)
         if path is None:
-            self.result.removed.append(rel)
+            if not (self.result.twins and under_any(rel, self.result.twins)):
+                self.result.removed.append(rel)
             return False
         try:
             st = os.lstat(path)
@@ -560,18 +571,56 @@ class _Walker:
         self._file(rel, st, *os.path.split(path))
         return False
 
-    def _locate(self, rel: RelPath) -> str | None:
-        """The on-disk path of `rel`, or None if it is gone or lies under a skipped link.
+    def _spelled(self, rel: RelPath) -> str | None:
+        """The on-disk path of the non-ASCII `rel`, or None if a name on the way is gone,
+        or spelled by two names of one folder that differ only in Unicode form (the twins
+        then withheld with what lies below them, as a walk withholds them).
 
-        `rel` is NFC; the disk may hold another Unicode form (Linux keeps names as written),
-        so a non-ASCII name not found as given is looked up by normalising its folder's names.
+        `rel` is NFC, and the disk may hold another form (Linux keeps names as written).
+        Each name is looked for among all the spellings in its folder: found as given, an
+        NFD file `café` beside a new NFC folder `café/` went unseen, the folder passed for
+        the file made a folder, and the file's remote copy was deleted while it was here.
+        A folder is listed once a scan, and only for a name on the way that is not ASCII.
         """
-        path = os.path.join(self.root, rel)
-        if not rel.isascii() and not os.path.lexists(path):
-            found = _find_by_nfc(self.root, rel)
-            if found is None:
+        path = self.root
+        at = ""
+        for segment in rel.split("/"):
+            at = f"{at}/{segment}" if at else segment
+            if segment.isascii():
+                path = os.path.join(path, segment)
+                continue
+            if at in self.result.twins:
                 return None
-            path = found
+            names = self._spellings(path).get(segment)
+            if names is None:
+                return None
+            for other in names[1:]:
+                self._twin(RelPath(at), names[0], other)
+            if len(names) > 1:
+                return None
+            path = os.path.join(path, names[0])
+        return path
+
+    def _spellings(self, folder: str) -> dict[str, list[str]]:
+        """The names of `folder` that are not ASCII, by their NFC form (listed once a scan)."""
+        found = self._listed.get(folder)
+        if found is None:
+            try:
+                odd = [name for name in os.listdir(folder) if not name.isascii()]
+            except OSError:
+                odd = []  # gone, or not a folder: `_scan_one` says it is gone
+            found = {}
+            for name in sorted(odd):
+                found.setdefault(unicodedata.normalize("NFC", name), []).append(name)
+            self._listed[folder] = found
+        return found
+
+    def _locate(self, rel: RelPath) -> str | None:
+        """The on-disk path of `rel`, or None if it is gone, lies under a skipped link, or
+        is spelled twice (then withheld, as a walk withholds it: `_spelled`)."""
+        path = os.path.join(self.root, rel) if rel.isascii() else self._spelled(rel)
+        if path is None:
+            return None
         folder = os.path.dirname(path)
         if folder != self.root and os.path.realpath(folder) != os.path.join(
             self.real_root, os.path.relpath(folder, self.root)
@@ -633,25 +682,6 @@ def _form(name: str) -> str:
     if unicodedata.is_normalized("NFD", base):
         return "NFD"
     return "neither NFC nor NFD"
-
-
-def _find_by_nfc(root: str, rel: RelPath) -> str | None:
-    """The on-disk path whose segments normalise to those of `rel`, or None."""
-    path = root
-    for segment in rel.split("/"):
-        candidate = os.path.join(path, segment)
-        if os.path.lexists(candidate):
-            path = candidate
-            continue
-        try:
-            names = os.listdir(path)
-        except OSError:
-            return None
-        matches = [n for n in names if unicodedata.normalize("NFC", n) == segment]
-        if not matches:
-            return None
-        path = os.path.join(path, matches[0])
-    return path
 
 
 def _utf8(name: str) -> bool:

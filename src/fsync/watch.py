@@ -360,10 +360,7 @@ class _Session:
         self._reload_ignore(quiet=startup)
         held = self.watcher.held()
         scan = scanner.scan(self.root, self.manifest, self.ignore, follow_links=self.links)
-        for line in scan.warnings:
-            self.once.warning(line)
-        for e in scan.unsendable:
-            self.once.warning(f"not sent: {e.path}: {e.error}")
+        self._warn_scan(scan)
         listing, entries = self._list_remote()
         base = app.settled_base(
             self.manifest, self.remote, self.root, scan.entries, entries, dry_run=self.opts.dry_run
@@ -460,10 +457,7 @@ class _Session:
                 settled_by = time.monotonic() + DELETE_SETTLE_MAX
             removed = len(scan.removed)
             paths = paths | more
-        for line in scan.warnings:
-            self.once.warning(line)
-        for e in scan.unsendable:
-            self.once.warning(f"not sent: {e.path}: {e.error}")
+        self._warn_scan(scan)
         keep = _Scope(held | self.shadowed, scan)
         # A known file at a folder above a file here is gone from here: planned with it.
         known = self.state.scope(paths) | self.state.above(scan.entries)
@@ -471,6 +465,19 @@ class _Session:
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._leave_for_pull(plan)
         self._execute(plan, queue_paths=paths, scan=scan)
+
+    def _warn_scan(self, scan: scanner.ScanResult) -> None:
+        """Say, once each, what a scan skipped and which names it will not send: as a push
+        says them, at once. A name spelled twice in one folder (`ScanResult.twins`) is a
+        failing path too, but only a live display showed it, and a plain one at the stop."""
+        for line in scan.warnings:
+            self.once.warning(line)
+        for e in scan.unsendable:
+            self.once.warning(f"not sent: {e.path}: {e.error}")
+        if scan.twins:
+            for e in scan.errors:
+                if e.path in scan.twins:
+                    self.once.warning(f"not sent: {e.path}: {e.error}")
 
     def _moved_away(
         self, paths: set[RelPath], scan: scanner.ScanResult, held: set[RelPath]

@@ -20,6 +20,10 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from fsync import app
+from fsync.config import SyncOptions
+from fsync.model import Direction, RunResult
+from fsync.progress import NullReporter
 from fsynctest.trees import held_open, write
 from fsynctest.watching import Watching, eventually, raise_in, tree
 
@@ -724,6 +728,80 @@ def test_a_remote_name_in_another_unicode_form_keeps_the_watch_off_its_twin(
         [nfd, "later.txt", "last.txt", *(f"keep{n}.txt" for n in range(4))]
     )
     assert (w.local / nfc).read_text() == "edited"
+
+
+def _push(local: Path, remote: Path) -> RunResult:
+    """A one-shot `fsync push LOCAL REMOTE`, to hold a watch's outcome up against."""
+    return app.run(SyncOptions(str(local), str(remote), Direction.PUSH), NullReporter())
+
+
+TWIN_ERRORS = sorted(
+    f"not sent: caf\u00e9: another name in its folder has the same NFC form (this one is "
+    f"written in {this}, the other in {other}); rename one of them"
+    for this, other in (("NFD", "NFC"), ("NFC", "NFD"))
+)
+
+
+@pytest.mark.parametrize("file_form", ["NFD", "NFC"])
+def test_a_folder_made_beside_a_file_of_its_name_in_another_unicode_form_is_refused(
+    tmp_path: Path, start: Callable[..., Watching], file_form: str
+) -> None:
+    """A synced file `café` and a new folder `café/` spelled in the other Unicode form (Linux
+    holds both): one path. The watch found one spelling by the NFC path: the NFC folder
+    passed for the file made a folder, and the file's remote copy was deleted while the
+    file was still here (the NFC file hid the NFD folder, whose files went unsent without a
+    word). Both are withheld, said at once, as a push does; renaming one sends the rest."""
+    file_name, folder = (
+        unicodedata.normalize(form, "cafe\u0301")
+        for form in (file_form, "NFC" if file_form == "NFD" else "NFD")
+    )
+    write(tmp_path / "local", {file_name: "the file", **{f"keep{n}": "k" for n in range(4)}})
+    remote = tmp_path / "remote"
+    w = start(url=str(remote))
+    eventually(lambda: tree(remote).get("caf\u00e9") == b"the file", "the file pushed")
+    (w.local / folder).mkdir()
+    (w.local / folder / "x").write_text("in the folder")
+    (w.local / "later").write_text("l")  # (in the twins' batch, or after it)
+    eventually((remote / "later").exists, "a later file pushed")
+    assert tree(remote) == {"caf\u00e9": b"the file", "later": b"l"} | {
+        f"keep{n}": b"k" for n in range(4)
+    }
+    eventually(lambda: set(TWIN_ERRORS) <= set(w.display.warnings), "the twins refused")
+    assert sorted(set(w.display.warnings)) == TWIN_ERRORS
+    result = w.stop()
+    assert (result.deleted, result.failed) == (0, 1)
+    again = _push(w.local, remote)  # a push of the same tree: the same, and nothing to do
+    assert (again.uploaded, again.deleted, again.failed) == (0, 0, 2)
+
+    w = start(url=str(remote))
+    (w.local / file_name).rename(w.local / "moved")
+    sent = {"moved": b"the file", "caf\u00e9/x": b"in the folder", "later": b"l"}
+    sent |= {f"keep{n}": b"k" for n in range(4)}
+    eventually(lambda: tree(remote) == sent, "the rest sent once the file is renamed")
+    result = w.stop()
+    assert (result.moved, result.uploaded, result.deleted, result.failed) == (1, 1, 0, 0)
+
+
+def test_a_file_renamed_to_a_folders_twin_leaves_the_folders_remote_copies(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """`mv a café` (NFD) beside a synced folder `café/` (NFC): the folder and the file are
+    withheld, the folder's remote copies kept; the file's old name is deleted there, as a
+    push deletes it (its content is under a name no remote can tell apart now)."""
+    nfc, nfd = (unicodedata.normalize(form, "cafe\u0301") for form in ("NFC", "NFD"))
+    files = {"a": "renamed", f"{nfc}/x": "in the folder", **{f"keep{n}": "k" for n in range(4)}}
+    write(tmp_path / "local", files)
+    remote = tmp_path / "remote"
+    w = start(url=str(remote))
+    w.converge()
+    (w.local / "a").rename(w.local / nfd)
+    eventually(lambda: set(TWIN_ERRORS) <= set(w.display.warnings), "the twins refused")
+    eventually(lambda: not (remote / "a").exists(), "the old name deleted")
+    result = w.stop()
+    assert tree(remote) == {f"{nfc}/x": b"in the folder"} | {f"keep{n}": b"k" for n in range(4)}
+    assert (result.deleted, result.failed) == (1, 1)
+    again = _push(w.local, remote)
+    assert (again.uploaded, again.deleted, again.failed) == (0, 0, 2)
 
 
 def test_changes_made_while_not_watching_go_at_the_next_start(

@@ -7,6 +7,7 @@ import shutil
 import stat
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -431,6 +432,32 @@ def test_only_finds_nfd_names_from_nfc_paths(tmp_path: Path) -> None:
 
     assert list(result.entries) == ["caf\u00e9/menu"]
     assert result.removed == ["caf\u00e9/absent"]
+
+
+@pytest.mark.parametrize("file_form", ["NFD", "NFC"])
+def test_only_reports_a_twin_as_a_walk_does(tmp_path: Path, file_form: str) -> None:
+    """A file `café` beside a folder `café/` spelled in the other Unicode form: a watcher's
+    NFC paths found one spelling, and the folder passed for the file made a folder (its
+    remote copy deleted while the file was still here). Both spellings are withheld, with
+    what lies below them, as a walk withholds them."""
+    folder_form = "NFC" if file_form == "NFD" else "NFD"
+    _write(tmp_path, unicodedata.normalize(file_form, "cafe\u0301"), b"file")
+    _write(tmp_path, unicodedata.normalize(folder_form, "cafe\u0301") + "/x", b"in folder")
+    walked = _scan(tmp_path)
+
+    for only in (["caf\u00e9"], ["caf\u00e9/x"], ["caf\u00e9", "caf\u00e9/x", "caf\u00e9/y"]):
+        result = _scan(tmp_path, only=[RelPath(p) for p in only])
+
+        assert result.entries == {}
+        assert result.removed == []
+        assert _errors(result) == _errors(walked)
+        assert result.twins == {"caf\u00e9"} == walked.twins
+        assert result.is_unknown(RelPath("caf\u00e9"))
+        assert result.is_unknown(RelPath("caf\u00e9/x"))
+
+
+def _errors(result: ScanResult) -> list[tuple[str, str]]:
+    return sorted((e.path, e.error) for e in result.errors)
 
 
 def test_only_path_under_a_symlinked_folder(tmp_path: Path) -> None:
