@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from types import FrameType
@@ -459,12 +460,33 @@ class _Session:
             paths = paths | more
         self._warn_scan(scan)
         keep = _Scope(held | self.shadowed, scan)
+        self._look_in_new_folders(scan.entries)
         # A known file at a folder above a file here is gone from here: planned with it.
         known = self.state.scope(paths) | self.state.above(scan.entries)
         scope = {p for p in known | scan.entries.keys() if keep(p)}
         plan = self._plan_subset(scope, scan, Direction.PUSH)
         self._leave_for_pull(plan)
         self._execute(plan, queue_paths=paths, scan=scan)
+
+    def _look_in_new_folders(self, files: Iterable[RelPath]) -> None:
+        """Stat, on the remote, each folder above `files` that the watch knows nothing at or
+        below (`KnownState.new_folders`), and know what is there: a file someone else put
+        there since the last listing is then in the way of the files sent into that folder,
+        and the plan refuses them as a push does. Unseen, `d/x` was sent beside a key `d`, a
+        pair no disk can hold and no pull brings back. Files in known folders cost nothing;
+        each new folder, one stat (`--transfers` at once)."""
+        folders = sorted(self.state.new_folders(p for p in files if p not in self.state.remote))
+        if not folders:
+            return
+        if len(folders) == 1:
+            found = [self.remote.stat(folders[0])]
+        else:
+            workers = min(len(folders), max(1, self.opts.transfers))
+            with ThreadPoolExecutor(workers, thread_name_prefix="fsync-stat") as pool:
+                found = list(pool.map(self.remote.stat, folders))
+        for folder, entry in zip(folders, found, strict=True):
+            if entry is not None:
+                self.state.set_remote(folder, entry)
 
     def _warn_scan(self, scan: scanner.ScanResult) -> None:
         """Say, once each, what a scan skipped and which names it will not send: as a push

@@ -136,6 +136,23 @@ class KnownState:
             if folder in self.base or folder in self.remote
         }
 
+    def new_folders(self, paths: Iterable[RelPath]) -> set[RelPath]:
+        """The folders above `paths` that nothing known is at or below: folders the remote
+        holds nothing of, as far as this state knows. A file in a known folder costs a set
+        lookup per folder above it; each new folder, one look at the index."""
+        found: set[RelPath] = set()
+        seen: set[RelPath] = set()
+        for path in paths:
+            for folder in ancestors(path):
+                if folder in seen:
+                    continue
+                seen.add(folder)
+                if folder in self.base or folder in self.remote:
+                    continue
+                if next(iter(self._below(folder)), None) is None:
+                    found.add(folder)
+        return found
+
     def _below(self, folder: RelPath) -> Iterable[RelPath]:
         prefix = folder + "/"
         for keys in (self._sorted, self._added):

@@ -37,7 +37,7 @@ from fsync.watch import watch
 from fsynctest.partials import leave_partial
 from fsynctest.reporting import Warnings
 from fsynctest.trees import age_tree, listing, write
-from fsynctest.watching import Recorder, eventually
+from fsynctest.watching import Recorder, Watching, eventually
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -1308,3 +1308,43 @@ def test_one_url_on_two_stores_has_two_bases(
                 client.delete_object(Bucket=bucket, Key=item["Key"])
             client.delete_bucket(Bucket=bucket)
             client.close()
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_watch_sends_no_file_into_a_folder_made_a_file_there_since_it_listed(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """Someone else puts a key `d` the watch has not listed (no `--pull-every`), and `d/x`
+    is made here: it was sent beside `d`, a pair no disk can hold and no pull brings back.
+    A push sees `d` in its listing and refuses `d/x`; the watch stats each folder new to
+    the remote before it sends into it, and refuses it alike. A file in a known folder
+    costs its upload alone."""
+    src = tmp_path / "src"
+    write(src, {"known/a.txt": "a"})
+    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    options = {"storage_options": s3_proxy.server.storage_options(), "chunk_size": CHUNK}
+
+    def stored() -> set[str]:
+        return set(keys(direct, s3_proxy.bucket))
+
+    w = Watching(src, tmp_path / "unused", url=url, retry_delay=0.05, **options)
+    try:
+        eventually(lambda: f"{PREFIX}/known/a.txt" in stored(), "the startup push")
+        s3_proxy.proxy.reset_counts()
+        write(src, {"known/b.txt": "b"})
+        eventually(lambda: f"{PREFIX}/known/b.txt" in stored(), "a file in a known folder sent")
+        assert dict(s3_proxy.proxy.counts()) == {"PutObject": 1}
+        direct.boto3_client().put_object(Bucket=s3_proxy.bucket, Key=f"{PREFIX}/d", Body=b"x")
+        write(src, {"d/x": "mine", "new/y": "y"})
+        eventually(lambda: f"{PREFIX}/new/y" in stored(), "a file in a new folder sent")
+        eventually(lambda: "upload!" in w.display.actions("d/x"), "d/x refused")
+    finally:
+        w.stop()
+    assert stored() == {f"{PREFIX}/{p}" for p in ("known/a.txt", "known/b.txt", "d", "new/y")}
+    said = {error for path, _, error in w.display.done if path == "d/x"}
+    push = sync(src, s3_proxy, Direction.PUSH)  # says the same
+    assert (push.failed, {e.error for e in push.errors}) == (1, said)
+    assert said == {
+        "not sent: the remote keeps a file d, so it cannot hold the folder d/ this file is "
+        "in; rename d on the remote or d/ here, then run again"
+    }

@@ -32,6 +32,14 @@ def test_scope_finds_a_file_and_everything_below_a_folder() -> None:
     assert state.scope(paths("missing", "a/y")) == paths("a/y/z")
 
 
+def test_new_folders_are_those_nothing_known_is_at_or_below() -> None:
+    state = KnownState(base={RelPath("a/x"): bas(1)}, remote={RelPath("b/y"): rem(2)})
+    state.set_remote(RelPath("c/z"), rem(3))  # (a path new to the index)
+    state.set_remote(RelPath("f"), rem(4))
+    new = state.new_folders(paths("a/n", "b/q/n", "c/n", "d/e/n", "d/n", "ab/n", "f/n", "top"))
+    assert new == paths("b/q", "d", "d/e", "ab")
+
+
 def test_outcomes_update_base_remote_and_the_index() -> None:
     state = KnownState(base={RelPath("old/f"): bas(1)}, remote={RelPath("old/f"): rem(1)})
     state.apply(
