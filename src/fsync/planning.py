@@ -26,7 +26,7 @@ from fsync.model import (
     RemoteEntry,
     SyncPolicy,
 )
-from fsync.remote.base import Remote
+from fsync.remote.base import Remote, TokenHistory
 
 
 def plan_sync(
@@ -121,22 +121,28 @@ def _fill_digests(
         return stores and e.mtime_ns is None and _both_changed(path, e, local, base)
 
     base_get = base.get
+    older = remote.older_token if isinstance(remote, TokenHistory) else None
     todo = []
+    upgraded: dict[RelPath, RemoteEntry] = {}
     for path, e in entries.items():
         b = base_get(path)
         if b is not None and e.fingerprint == b.fingerprint:
             continue  # unmoved since the base: no question above can be true (the common case)
-        if wanted(path, e):
+        if b is not None and older is not None and older(e) == b.fingerprint:
+            # The base's version under the token an older fsync recorded: the same content,
+            # recorded again under the new token (a RECORD), never read to learn that.
+            upgraded[path] = replace(e, digest=b.digest)
+        elif wanted(path, e):
             todo.append(path)
     if not todo:
-        return entries
+        return {**entries, **upgraded} if upgraded else entries
 
     def learn(path: RelPath) -> RemoteEntry | None:
         return _learn(
             remote, path, entries[path], here=local.get(path), b=base_get(path), root=local_root
         )
 
-    out = dict(entries)
+    out = {**entries, **upgraded}
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync-digest") as pool:
         for path, learned in zip(todo, pool.map(learn, todo), strict=True):
             if learned is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.metadata
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import unicodedata
@@ -24,6 +26,7 @@ from fsynctest.watching import eventually
 
 if TYPE_CHECKING:
     from conftest import S3Server
+    from e2e.conftest import Run
 
 IGNORED = {"scratch.tmp", "run.log", "build/app.bin"}
 
@@ -429,12 +432,9 @@ def test_a_tree_a_thousand_folders_deep_is_pushed_and_pulled(fsync, tmp_path: Pa
         subprocess.run(["rm", "-rf", str(src), str(out), str(back)], check=True)
 
 
-def test_a_folder_remote_version_of_the_same_size_and_mtime_is_still_seen(
-    fsync, tmp_path: Path
-) -> None:
-    """Two machines share a folder remote. B's edit kept the size and the mtime (`touch -r`,
-    `exiftool -P`), and fsync sets the remote file's mtime from B's copy: A's pull said
-    "nothing to do", and A's next push overwrote B's version with no conflict."""
+def _shared_folder_remote(fsync: Run, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Machines `a` and `b` sharing folder remote `remote`, each synced with its `doc.txt`
+    (skips where the filesystem may renumber inodes: fingerprints are size+mtime there)."""
     if not LocalRemote(str(tmp_path)).inodes:
         pytest.skip(f"{filesystem_type(str(tmp_path))} may renumber inodes: size+mtime only")
     a, b, remote = tmp_path / "a", tmp_path / "b", tmp_path / "remote"
@@ -442,6 +442,16 @@ def test_a_folder_remote_version_of_the_same_size_and_mtime_is_still_seen(
     (a / "doc.txt").write_text("hello world\n")
     assert fsync("push", a, remote, "-q").returncode == 0
     assert fsync("pull", remote, b, "-q").returncode == 0
+    return a, b, remote
+
+
+def test_a_folder_remote_version_of_the_same_size_and_mtime_is_still_seen(
+    fsync, tmp_path: Path
+) -> None:
+    """Two machines share a folder remote. B's edit kept the size and the mtime (`touch -r`,
+    `exiftool -P`), and fsync sets the remote file's mtime from B's copy: A's pull said
+    "nothing to do", and A's next push overwrote B's version with no conflict."""
+    a, b, remote = _shared_folder_remote(fsync, tmp_path)
     before = (b / "doc.txt").stat()
     (b / "doc.txt").write_text("HELLO WORLD\n")
     os.utime(b / "doc.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -449,6 +459,68 @@ def test_a_folder_remote_version_of_the_same_size_and_mtime_is_still_seen(
     res = fsync("pull", remote, a, "-q")
     assert res.returncode == 0, res.stderr
     assert (a / "doc.txt").read_text() == "HELLO WORLD\n"
+
+
+def test_a_folder_remote_file_rewritten_in_place_keeping_size_and_mtime_is_still_seen(
+    fsync, tmp_path: Path
+) -> None:
+    """Someone rewrote the remote file in place, same size, and put its mtime back (`rsync
+    --inplace -t`, `touch -r`): same size, mtime and inode. Only the change time tells; a
+    pull said "nothing to do" and the next push overwrote that version with no conflict."""
+    a, b, remote = _shared_folder_remote(fsync, tmp_path)
+    before = (remote / "doc.txt").stat()
+    with open(remote / "doc.txt", "r+b") as f:
+        f.write(b"HELLO WORLD\n")
+    os.utime(remote / "doc.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (remote / "doc.txt").stat().st_ino == before.st_ino
+
+    res = fsync("pull", remote, a, "-q")
+    assert res.returncode == 0, res.stderr
+    assert (a / "doc.txt").read_text() == "HELLO WORLD\n"
+    # B never fetched it: its own edit meets it as a conflict, both versions kept.
+    (b / "doc.txt").write_text("bye\n")
+    res = fsync("push", b, remote, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["conflicts"] == 1, res.stdout
+    kept = {f.read_text() for f in remote.iterdir() if f.is_file()}
+    assert kept == {"HELLO WORLD\n", "bye\n"}
+
+
+def test_a_base_recorded_before_the_change_time_joined_the_fingerprint_is_not_read_again(
+    fsync, tmp_path: Path
+) -> None:
+    """Folder remote fingerprints were `size:mtime:inode` until the change time joined them:
+    a base recorded by an older fsync is the same version, recorded again under the new
+    token without reading the file (a whole remote tree read once, otherwise)."""
+    if not LocalRemote(str(tmp_path)).inodes:
+        pytest.skip(f"{filesystem_type(str(tmp_path))} may renumber inodes: size+mtime only")
+    src, remote = tmp_path / "src", tmp_path / "remote"
+    write(src, {"a.txt": "alpha\n", "sub/b.txt": "beta\n"})
+    assert fsync("push", src, remote, "-q").returncode == 0
+    files = [remote / "a.txt", remote / "sub" / "b.txt"]
+    for f in files:  # an atime before the mtime: the next read of it moves it (relatime)
+        st = f.stat()
+        os.utime(f, ns=(st.st_mtime_ns - 10**9, st.st_mtime_ns))
+    db = src / ".fsync" / "state.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        for path, f in zip(("a.txt", "sub/b.txt"), files, strict=True):
+            st = f.stat()
+            token = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            conn.execute("UPDATE base SET fingerprint = ? WHERE path = ?", (token, path))
+    atimes = [f.stat().st_atime_ns for f in files]
+
+    res = fsync("push", src, remote, "--json")
+    assert res.returncode == 0, res.stderr
+    assert [f.stat().st_atime_ns for f in files] == atimes  # neither was read
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        tokens = dict(conn.execute("SELECT path, fingerprint FROM base").fetchall())
+    now = [f.stat() for f in files]
+    assert [tokens["a.txt"], tokens["sub/b.txt"]] == [
+        f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}" for st in now
+    ]
+    files[0].read_bytes()  # the probe works here: a read does move the atime
+    if files[0].stat().st_atime_ns == atimes[0]:
+        pytest.skip("no atime moves here (noatime): the no-read check proved nothing")
 
 
 def test_a_users_file_named_like_a_temp_file_is_synced(fsync, tmp_path: Path) -> None:

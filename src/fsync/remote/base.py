@@ -358,14 +358,31 @@ class TempRemover(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenHistory(Protocol):
+    """An optional ability of a remote whose fingerprints gained a part in some release: it
+    names the fingerprint an older fsync recorded for a version. A folder remote has it (the
+    change time joined size, mtime and inode). Planning takes a base holding that older
+    token for the version it names, so the upgrade costs no read of every file. Callers test
+    `isinstance(remote, TokenHistory)`.
+    """
+
+    def older_token(self, entry: RemoteEntry) -> str:
+        """The fingerprint an older fsync recorded for the version `entry` names (the
+        entry's own fingerprint where nothing changed)."""
+        ...
+
+
 class Staged(Protocol):
     """Bytes a `Stager` wrote under a temporary name, not yet visible under their path."""
 
     entry: RemoteEntry
-    """What the path will hold once published (a rename keeps it: no stat after)."""
+    """The staged bytes' entry: until published, what the path will hold (but for what the
+    publish itself moves, a folder's change time); once published, what it holds."""
 
-    def publish(self, expect: RemoteEntry | None) -> None:
-        """Put the staged bytes in place if the path is still `expect` (None: absent).
+    def publish(self, expect: RemoteEntry | None) -> RemoteEntry:
+        """Put the staged bytes in place if the path is still `expect` (None: absent); the
+        entry the path then has.
 
         Raises `RemoteChanged` and discards them if it is not; any failure discards them.
         """

@@ -90,18 +90,50 @@ def _file_on_path(path: str) -> str:
 
 def _entry(st: os.stat_result, inodes: bool) -> RemoteEntry:
     """The entry for a regular file's stat: size, exact mtime and, where `inodes` (the
-    filesystem keeps inode numbers), the inode make the fingerprint.
+    filesystem keeps inode numbers), the inode and change time make the fingerprint.
 
     Size and mtime alone (rsync's quick check) missed a file replaced by one of the same
     size with the same mtime: another fsync pushing into the same folder (it sets the mtime
     from its own copy), or `rsync -a`, `exiftool -P`; the next push then overwrote that
     version with no conflict. Each of those writes a new file and renames it over the old,
-    so the inode tells. (A base recorded without it reads as moved once: the file is hashed,
-    found the same, and recorded again.)
+    so the inode tells. A file rewritten in place keeping its size and mtime (`rsync
+    --inplace -t`, `touch -r`, a coarse-timestamp tool) keeps its inode too: only the change
+    time, which every write moves and no caller can set, tells that one. (A base recorded
+    without the inode reads as moved once: the file is hashed, found the same, and recorded
+    again; one recorded without the change time is taken as is: `older_token`.)
     """
     size, mtime_ns = st.st_size, st.st_mtime_ns
-    token = f"{size}:{mtime_ns}:{st.st_ino}" if inodes else f"{size}:{mtime_ns}"
+    token = f"{size}:{mtime_ns}"
+    if inodes:
+        token = f"{token}:{st.st_ino}:{st.st_ctime_ns}"
     return remote_entry(size, token, None, mtime_ns, stat.S_IMODE(st.st_mode))
+
+
+def _renamed_entry(full: str, written: RemoteEntry, inodes: bool) -> RemoteEntry:
+    """The entry of the file fsync just renamed to `full`, written as `written`.
+
+    A rename (or a link and an unlink) moves the inode's change time, part of the
+    fingerprint where `inodes`: the entry of the temp file would read as changed by someone
+    else at the next listing, and cost a read of the file. So it is looked at again; one
+    that is no longer that file (size, mtime or inode moved: another writer in between)
+    keeps the temp's entry, which the next run then finds changed and looks at.
+    """
+    if not inodes:
+        return written
+    try:
+        now = _entry(os.lstat(full), inodes)
+    except OSError:
+        return written
+    if now.size != written.size or _older_token(now) != _older_token(written):
+        return written
+    return now
+
+
+def _older_token(entry: RemoteEntry) -> str:
+    """The fingerprint fsync recorded for `entry`'s version before it took the change time
+    in: `size:mtime:inode` (the entry's own where it has no change time)."""
+    head, sep, _ = entry.fingerprint.rpartition(":")
+    return head if sep and head.count(":") == 2 else entry.fingerprint
 
 
 STABLE_INODES = frozenset(
@@ -211,11 +243,11 @@ def _unlink_quietly(path: str) -> None:
 class LocalRemote:
     """A remote tree rooted at a local folder.
 
-    The fingerprint is `"{size}:{mtime_ns}:{inode}"` (no inode where the filesystem renumbers
-    files: `inodes`); writes set the mtime and permission bits from `ObjectMeta`, so a push
-    then a pull round-trips them. Symbolic links are never followed: listings report them
-    (and special files) as skipped, and a path with a link among its parent folders raises
-    `UnsafePathError`.
+    The fingerprint is `"{size}:{mtime_ns}:{inode}:{ctime_ns}"` (size and mtime alone where
+    the filesystem renumbers files: `inodes`); writes set the mtime and permission bits from
+    `ObjectMeta`, so a push then a pull round-trips them. Symbolic links are never followed:
+    listings report them (and special files) as skipped, and a path with a link among its
+    parent folders raises `UnsafePathError`.
     """
 
     def __init__(self, root: str) -> None:
@@ -403,6 +435,13 @@ class LocalRemote:
             raise
         return os.fdopen(fd, "rb")
 
+    def older_token(self, entry: RemoteEntry) -> str:
+        """The fingerprint an older fsync recorded for `entry`'s version (`TokenHistory`):
+        without the change time, which fingerprints hold since 2026-11-28. Without this
+        every file of a folder remote synced before would read as moved once, and be read
+        whole to learn it was not."""
+        return _older_token(entry)
+
     # -- writing -------------------------------------------------------------------------
 
     def put(
@@ -431,11 +470,10 @@ class LocalRemote:
         temp, written = self._stage(full, source, meta, sync=True)
         try:
             before_publish()
-            self._publish(temp, full, expect)
+            return self._publish(temp, full, expect, written)
         except BaseException:
             _unlink_quietly(temp)
             raise
-        return written  # a rename keeps the inode: no stat of `full` needed
 
     @property
     def staging(self) -> bool:
@@ -518,9 +556,12 @@ class LocalRemote:
             makedirs(folder)
         return os.open(temp, _CREATE_FLAGS, 0o600)
 
-    def _publish(self, temp: str, full: str, expect: RemoteEntry | None) -> None:
-        """Rename `temp` over `full` if `full` is still the version `expect` describes;
-        the next `flush` makes the rename durable."""
+    def _publish(
+        self, temp: str, full: str, expect: RemoteEntry | None, written: RemoteEntry
+    ) -> RemoteEntry:
+        """Rename `temp` (whose entry is `written`) over `full` if `full` is still the
+        version `expect` describes; the entry `full` then has. The next `flush` makes the
+        rename durable."""
         with self._durable.changing():  # a flush since the write may have let the root go
             try:
                 if expect is not None or not _placed_new(temp, full):
@@ -531,6 +572,7 @@ class LocalRemote:
             except OSError as err:
                 _raise_translated(err, f"writing {full}")
             self._durable.renamed(os.path.dirname(full))
+        return _renamed_entry(full, written, self.inodes)
 
     def _current(self, full: str) -> RemoteEntry | None:
         """What is at `full` now; `PermanentError` if a folder, link or device is in the way."""
@@ -661,8 +703,8 @@ class LocalRemote:
         goes first: `Worker.unintend`)."""
         if not (self.inodes and published):
             return False
-        old, new = published.split(":"), seen.split(":")
-        return len(old) == len(new) == 3 and old[2] == new[2]
+        old, new = published.split(":"), seen.split(":")  # size:mtime:inode[:ctime]
+        return len(old) >= 3 and len(new) >= 3 and old[2] == new[2]
 
     def remove_temp(self, path: RelPath) -> bool:
         """Remove the temp file at `path` (see `base.TempRemover`); True if it was removed.
@@ -763,24 +805,25 @@ class _StagedFile:
         temp: str,
         full: str,
         entry: RemoteEntry,
-        rename: Callable[[str, str, RemoteEntry | None], None],
+        rename: Callable[[str, str, RemoteEntry | None, RemoteEntry], RemoteEntry],
     ) -> None:
         self.entry = entry
         self._temp: str | None = temp
         self._full = full
         self._rename = rename
 
-    def publish(self, expect: RemoteEntry | None) -> None:
+    def publish(self, expect: RemoteEntry | None) -> RemoteEntry:
         """Rename the file into place if `full` is still `expect` (see `LocalRemote.put`)."""
         temp = self._temp
         if temp is None:
             raise RuntimeError(f"{self._full}: staged bytes already published or discarded")
         self._temp = None
         try:
-            self._rename(temp, self._full, expect)
+            self.entry = self._rename(temp, self._full, expect, self.entry)
         except BaseException:
             _unlink_quietly(temp)
             raise
+        return self.entry
 
     def discard(self) -> None:
         """Remove the temp file unless it was published."""

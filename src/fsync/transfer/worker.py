@@ -7,6 +7,7 @@ turns its failure into the result (`Done`), so one file's failure never stops th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import stat
@@ -155,8 +156,7 @@ class Worker:
         outcome, done.outcome = done.outcome, None
         try:
             with _failure_noted(done):
-                staged.publish(done.action.remote)
-                done.outcome = outcome
+                done.outcome = _published(outcome, staged.publish(done.action.remote))
         finally:
             done.staged = None  # published, or removed by `publish` itself
         if done.outcome is None:
@@ -732,6 +732,18 @@ def _still(st: os.stat_result, seen: LocalEntry) -> bool:
         return False
     same = (st.st_size, st.st_mtime_ns) == (seen.size, seen.mtime_ns)
     return same and seen.ino in (0, st.st_ino)  # (0: the scan did not take it)
+
+
+def _published(outcome: Outcome | None, entry: RemoteEntry) -> Outcome | None:
+    """`outcome` of a staged upload, with the entry its publish left: a rename moves the
+    change time a folder remote's fingerprint holds, and a base recorded with the staged
+    file's would read as changed by someone else at the next listing."""
+    if outcome is None or outcome.remote == entry:
+        return outcome
+    base = outcome.base
+    if base is not None:
+        base = dataclasses.replace(base, fingerprint=entry.fingerprint)
+    return dataclasses.replace(outcome, base=base, remote=entry)
 
 
 def _download_mode(action: Action, remote_mode: int | None) -> int | None:
