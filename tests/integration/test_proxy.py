@@ -30,6 +30,7 @@ import s3fs
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ResponseStreamingError
 
+from fsynctest.httpsite import QuietHTTPServer
 from fsynctest.proxy import Proxy, classify, start_proxy
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ class _Echo(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def echo_proxy() -> Iterator[Proxy]:
     """A proxy in front of a fresh echo server; both stopped (threads joined) afterwards."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    server = QuietHTTPServer(("127.0.0.1", 0), _Echo)
     server.daemon_threads = False
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
@@ -395,7 +396,7 @@ def test_delay_holds_the_request_back(echo_proxy: Proxy) -> None:
 
 def test_close_ends_idle_keep_alive_connections() -> None:
     """An idle client connection does not keep close() (and its thread join) waiting."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    server = QuietHTTPServer(("127.0.0.1", 0), _Echo)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
