@@ -75,10 +75,13 @@ def cleanup(
             url, storage_options=storage_options, endpoint_url=endpoint_url, journal=journal
         )
         stack.callback(remote.close)
+        synced = folder if folder is not None and is_synced_root(folder) else None
+        own = stack.enter_context(TransferJournal.open(synced)) if synced else None
+        if own is not None:
+            own.forget_identities()  # before the temps go (`fsync.transfer.intents`)
         removed = remote.abort_stale_uploads(older_than)
-        if folder is not None and is_synced_root(folder):
-            with TransferJournal.open(folder) as own:
-                drop_missing_partials(own, folder)
+        if synced and own is not None:
+            drop_missing_partials(own, synced)
     return removed
 
 

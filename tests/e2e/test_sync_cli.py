@@ -438,6 +438,29 @@ def test_a_download_killed_before_its_record_then_edited_here_is_the_edit(
     assert _conflict_copies(a) == _conflict_copies(b) == {}
 
 
+def test_cleanup_withdraws_the_identities_of_a_killed_runs_downloads(
+    fsync, fsync_started, tmp_path: Path
+) -> None:
+    """`fsync cleanup LOCAL` removes the temps a killed run left, freeing their inodes; the
+    next new file here may take one (an editor's save by rename: ext4 hands the freed inode
+    out again), and an intent still naming it took that file for fsync's download, and its
+    content for an edit made on top of it: a sync sent it over the remote's version with no
+    conflict (review). Cleanup withdraws the identities before the temps go."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _killed_after_a_download(fsync, fsync_started, "pull", a, b)
+    key = LocalRemote(str(b)).key
+    with Manifest.open(str(a)) as manifest:
+        assert any(i.ino for i in manifest.intents(key))
+
+    res = fsync("cleanup", a, "--older-than", "0s")
+
+    assert res.returncode == 0, res.stderr
+    with Manifest.open(str(a)) as manifest:
+        left = manifest.intents(key)
+    assert left, "the intents stay, to be settled by content"
+    assert not any(i.ino or i.dev for i in left)
+
+
 def _killed_amid_staged_uploads(
     fsync, fsync_started, a: Path, b: Path, names: list[str]
 ) -> list[RelPath]:
@@ -452,36 +475,12 @@ def _killed_amid_staged_uploads(
         return [i.path for i in manifest.intents(LocalRemote(str(b)).key)]
 
 
-def test_a_staged_upload_killed_before_its_record_then_edited_there_is_the_edit(
-    fsync, fsync_started, tmp_path: Path
-) -> None:
-    """The upload side on a folder remote: `kill -9` once a staged upload was renamed into
-    place, before its batch was recorded, then someone edits that file on the remote: the
-    next sync met "both changed", and `--on-conflict local` put the upload back over the
-    edit. The remote file is still the staged temp (its fingerprint's inode): the edit is
-    a remote change, and the sync fetches it."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    names = [f"f{i:04}" for i in range(2000)]
-    left = _killed_amid_staged_uploads(fsync, fsync_started, a, b, names)
-    assert RelPath(names[0]) in left
-    with (b / names[0]).open("r+b") as f:  # an edit in place (as a shell's `>>` makes)
-        f.seek(0, os.SEEK_END)
-        f.write(b" and an edit there")
-
-    again = fsync("sync", a, b, "--on-conflict", "local")
-
-    assert again.returncode == 0, again.stderr
-    edited = f"L1 {names[0]} and an edit there".encode()
-    assert listing(a) == listing(b) == {n: f"L1 {n}".encode() for n in names} | {names[0]: edited}
-
-
 def test_a_staged_upload_killed_before_it_was_published_and_edited_there_is_a_conflict(
     fsync, fsync_started, tmp_path: Path
 ) -> None:
-    """The other side of that proof: an upload whose intent was journaled but that was never
-    renamed into place (the kill came first), its remote file edited meanwhile, is a real
-    conflict: the file there is not fsync's temp, nothing is adopted as its base, and
-    keep-both keeps both versions."""
+    """An upload whose intent was journaled but that was never renamed into place (the kill
+    came first), its remote file edited meanwhile, is a real conflict: nothing is adopted as
+    its base, and keep-both keeps both versions."""
     a, b = tmp_path / "a", tmp_path / "b"
     names = [f"f{i:04}" for i in range(2000)]
     left = _killed_amid_staged_uploads(fsync, fsync_started, a, b, names)

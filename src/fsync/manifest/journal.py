@@ -275,6 +275,21 @@ class TransferJournal:
                     f"{self._path}: {exc}"
                 ) from exc
 
+    def forget_identities(self) -> None:
+        """Withdraw the identity of every download intent (content alone then decides it):
+        call it before removing temp files outside a run (`fsync cleanup`), which frees their
+        inodes for new files that would pass for fsync's downloads. A run needs none of this:
+        it settles the intents before it sweeps the temps."""
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "UPDATE publish_intents SET dev = NULL, ino = NULL WHERE ino IS NOT NULL"
+                )
+            except sqlite3.Error as exc:
+                raise failed_access(self._path, exc) or PermanentError(
+                    f"{self._path}: {exc}"
+                ) from exc
+
 
 def _partial(row: tuple[Any, ...]) -> PartialDownload:
     """A journal row as its value type (the STRICT table guarantees the column types)."""

@@ -327,20 +327,6 @@ class RootMaker(Protocol):
 
 
 @runtime_checkable
-class FileIdentity(Protocol):
-    """An optional ability of a remote whose fingerprints name the stored file itself (a
-    folder's inode), not only its content: whether two versions are one file, written over
-    in place since. A killed run's staged upload is then known to have been published even
-    once its content was edited (`fsync.transfer.intents`). Callers test
-    `isinstance(remote, FileIdentity)`.
-    """
-
-    def same_file(self, published: str, seen: str) -> bool:
-        """Whether the fingerprint `seen` is of the very file that showed `published`."""
-        ...
-
-
-@runtime_checkable
 class TempRemover(Protocol):
     """An optional ability of a remote whose writes go through temp files it lists
     (`Listing.temps`): it removes one. A folder remote has it; S3 has no temp objects (its

@@ -695,17 +695,6 @@ class LocalRemote:
         except OSError as err:
             raise unusable_root(self.root, err, "make") from err
 
-    def same_file(self, published: str, seen: str) -> bool:
-        """Whether `seen` is the file that showed `published` (`base.FileIdentity`): the
-        same inode, on a filesystem that keeps inode numbers. The temp files this remote
-        writes live in the folder of their path, so a file at that path is on their device;
-        an inode freed by a temp removed unpublished is never taken for it (its intent
-        goes first: `Worker.unintend`)."""
-        if not (self.inodes and published):
-            return False
-        old, new = published.split(":"), seen.split(":")  # size:mtime:inode[:ctime]
-        return len(old) >= 3 and len(new) >= 3 and old[2] == new[2]
-
     def remove_temp(self, path: RelPath) -> bool:
         """Remove the temp file at `path` (see `base.TempRemover`); True if it was removed.
 

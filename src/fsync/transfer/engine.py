@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from fsync.errors import FsyncError
 from fsync.hashing import cpu_threads
 from fsync.model import (
     Action,
@@ -160,29 +159,13 @@ class _Batch:
                         self._worker.publish(done)
                         self._finish(done)
         finally:
-            self._discard_unpublished(staged)
+            for done in staged:
+                if done.staged is not None:
+                    done.staged.discard()
             if self._outcomes and not self._unsynced:
                 self._flush()
                 self._sink.commit(self._outcomes)
                 self._outcomes = []
-
-    def _discard_unpublished(self, staged: list[Done]) -> None:
-        """Remove the temps of the `staged` uploads not published, their intents first: a
-        temp removed while its intent stood freed an inode that a new file at its path
-        could take, and pass for the upload (`transfer.intents`). (A publish that failed
-        removed its own temp just before.) If the intents cannot be dropped, the temps stay
-        for the next run's sweep, which comes after it settles them."""
-        left = [d for d in staged if d.outcome is None or d.staged is not None]
-        if not left:
-            return
-        try:
-            self._worker.unintend([d.action.path for d in left])
-        except (OSError, FsyncError) as exc:
-            _log.debug("intents of %d unpublished uploads stay (%s)", len(left), exc)
-            return
-        for done in left:
-            if done.staged is not None:
-                done.staged.discard()
 
     def _flush(self) -> None:
         """Sync both trees; once a sync has failed, nothing more of this run is recorded

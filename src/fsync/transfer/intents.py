@@ -12,19 +12,25 @@ destination holds exactly the content the intent names, the base becomes that ve
 the killed run would have recorded); otherwise the publish never happened, or the file
 changed since, and the intent is only dropped.
 
-Content alone missed a publish edited before the next run (the user editing the file fsync
-had just downloaded): the intent was dropped, the base stayed the version before, and the
-next run met "both changed", where `--on-conflict` overwrote an edit made on top of fsync's
-own version. So a publish is also proven by the file itself: a rename keeps the inode, and a
-destination still being the temp file fsync renamed (the download's device and inode, a
-folder remote's inode in its fingerprint) was published, whatever it holds now; its base is
-the version published, and this run sees the edit as one. An inode proves nothing once
-freed, so the temp of a transfer that is not published loses its intent before it is
-removed (`Worker.unintend`), and a run settles before it sweeps the temps killed runs left:
-an intent with an identity thus names a temp that either still holds that inode (no other
-file can have it) or became the destination. A file replaced since (an editor's save by
-rename: a new inode), or a publish nothing identifies (an S3 PUT, a folder's unstaged
-upload), falls back to the content.
+Content alone missed a download edited before the next run (the user editing the file
+fsync had just fetched): the intent was dropped, the base stayed the version before, and the
+next run met "both changed", where `--on-conflict remote` overwrote an edit made on top of
+fsync's own version. So a download is also proven by the file itself: a rename keeps the
+inode, and a local file still being the temp fsync renamed (its device and inode) was
+published, whatever it holds now; its base is the version fetched, and this run sees the
+edit as one. An inode proves nothing once freed, so a download not published loses its
+intent before its temp is removed (`Worker.unintend`), a run settles before it sweeps the
+temps killed runs left, and `fsync cleanup` of a synced root forgets the identities before
+it removes them: an intent with an identity thus names a temp that either still holds that
+inode (no other file can have it) or became the local file. A file replaced since (an
+editor's save by rename: a new inode) falls back to the content.
+
+Uploads are proven by content alone. A folder remote's inode would prove a staged upload
+published, but its temps are removed by `fsync cleanup REMOTE`, which cannot reach the
+intents (they are in the local root's journal): a freed inode taken by another writer's
+file at that path would pass for the upload, and the user's unsent version be overwritten by
+the next pull under the default policy. Without the proof, an upload published and then
+edited there is a conflict, which keep-both keeps both sides of.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from typing import Protocol
 from fsync.errors import FsyncError
 from fsync.hashing import HashingReader
 from fsync.model import BaseEntry, LocalEntry, PublishIntent, RelPath, RemoteEntry
-from fsync.remote.base import FileIdentity, Remote
+from fsync.remote.base import Remote
 
 _log = logging.getLogger("fsync.transfer")
 
@@ -124,14 +130,8 @@ def _moved_in(intent: PublishIntent, root: str) -> bool:
 
 
 def _uploaded(intent: PublishIntent, remote: Remote, there: RemoteEntry | None) -> BaseEntry | None:
-    """The base of an upload that landed: the remote object holds the content sent, or is
-    the staged file that was renamed into place (edited since: its fingerprint, no longer
-    the base's, then says it changed there)."""
-    if there is None or intent.mtime_ns is None:
-        return None
-    if isinstance(remote, FileIdentity) and remote.same_file(intent.fingerprint, there.fingerprint):
-        return BaseEntry(intent.size, intent.digest, intent.fingerprint, intent.mtime_ns)
-    if there.size != intent.size:
+    """The base of an upload that landed: the remote object holds the content sent."""
+    if there is None or there.size != intent.size or intent.mtime_ns is None:
         return None
     if not (intent.fingerprint and there.fingerprint == intent.fingerprint):
         digest = there.digest

@@ -8,6 +8,6 @@
 -- A rename keeps the inode, so the local file still being the temp's inode (on the same
 -- device) proves the download was published, whatever it holds now. NULL (rows of 0010, an
 -- upload, or a proof withdrawn because the temp was removed unpublished): no such proof, the
--- content alone decides, as before. (A staged upload's proof is its fingerprint's inode.)
+-- content alone decides, as before. (Uploads have none: see `fsync.transfer.intents`.)
 ALTER TABLE publish_intents ADD COLUMN dev INTEGER;
 ALTER TABLE publish_intents ADD COLUMN ino INTEGER;
