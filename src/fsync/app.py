@@ -169,7 +169,15 @@ def _run_in(
             )
             # A dry run shows the plan even where a safety stop would refuse it (checked below).
             planned = replace(policy, force=True) if opts.dry_run else policy
-            plan = plan_sync(remote, local_entries, remote_entries, base, planned, local_root=root)
+            plan = plan_sync(
+                remote,
+                local_entries,
+                remote_entries,
+                base,
+                planned,
+                local_root=root,
+                recorded_ns=manifest.last_ended_ns(remote.key),
+            )
             _warn_if_emptied(policy, local_entries, remote_entries, base, reporter)
             if opts.direction is Direction.PUSH and (plan.notices or opts.mirror):
                 plan = _unpullable_noticed(plan, root, listed, local_entries, opts.mirror)

@@ -8,8 +8,9 @@ checks. The app and `fsync watch` both plan through `plan_sync`.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -37,6 +38,7 @@ def plan_sync(
     policy: SyncPolicy,
     *,
     local_root: str | None = None,
+    recorded_ns: int | None = None,
 ) -> Plan:
     """Plan the three snapshots (the whole tree, or any subset of its paths).
 
@@ -46,10 +48,21 @@ def plan_sync(
     server-side, a remote rename a local MOVE_LOCAL. Raises `SafetyAbort` as the planner
     does, with a move counted as no deletion. With `local_root`, a remote object that
     carries no digest but an MD5 ETag is compared with the local file of its path by MD5.
+    `recorded_ns` is when the last run of this remote ended: a base an older fsync recorded
+    under an older form of a fingerprint (`TokenHistory`) is taken for the version it names
+    if the file is unchanged since.
     """
     two_way = policy.direction is Direction.SYNC
     fetches = policy.direction is not Direction.PUSH
-    entries = _fill_digests(remote, entries, local, base, renames=fetches, local_root=local_root)
+    entries = _fill_digests(
+        remote,
+        entries,
+        local,
+        base,
+        renames=fetches,
+        local_root=local_root,
+        recorded_ns=recorded_ns,
+    )
     loose = replace(policy, force=True)
     if two_way:
         plan = planner_sync.plan_sync(local, entries, base, loose)
@@ -94,6 +107,7 @@ def _fill_digests(
     *,
     renames: bool = False,
     local_root: str | None = None,
+    recorded_ns: int | None = None,
 ) -> dict[RelPath, RemoteEntry]:
     """Learn the content digest of remote entries where it decides the plan.
 
@@ -121,7 +135,7 @@ def _fill_digests(
         return stores and e.mtime_ns is None and _both_changed(path, e, local, base)
 
     base_get = base.get
-    older = remote.older_token if isinstance(remote, TokenHistory) else None
+    older = _older_tokens(remote, recorded_ns)
     todo = []
     upgraded: dict[RelPath, RemoteEntry] = {}
     for path, e in entries.items():
@@ -148,6 +162,16 @@ def _fill_digests(
             if learned is not None:
                 out[path] = learned
     return out
+
+
+def _older_tokens(
+    remote: Remote, recorded_ns: int | None
+) -> Callable[[RemoteEntry], str | None] | None:
+    """The older token of an entry (`TokenHistory`) for bases recorded by `recorded_ns`;
+    None where `remote` has no older tokens, or no run of it ever ended."""
+    if recorded_ns is None or not isinstance(remote, TokenHistory):
+        return None
+    return functools.partial(remote.older_token, recorded_ns=recorded_ns)
 
 
 def _learn(

@@ -377,14 +377,17 @@ class _Session:
         self.synced_at_full, self.deleted_since_full = max(len(base), len(local)), 0
         self.held_back = set()
         base = {p: e for p, e in base.items() if keep(p)}
+        recorded_ns = self.manifest.last_ended_ns(self.remote.key)
         try:
-            plan = app.plan_sync(self.remote, local, remote, base, self.push_policy)
+            plan = app.plan_sync(
+                self.remote, local, remote, base, self.push_policy, recorded_ns=recorded_ns
+            )
         except SafetyAbort as exc:
             if startup:
                 raise
             self.display.warning(f"{exc}; deleting nothing")
             policy = replace(self.push_policy, force=True)
-            plan = app.plan_sync(self.remote, local, remote, base, policy)
+            plan = app.plan_sync(self.remote, local, remote, base, policy, recorded_ns=recorded_ns)
             self.held_back = {a.path for a in plan.actions if a.kind.deletes}
             plan = planner.without_deletes(plan)
         self._leave_for_pull(plan)

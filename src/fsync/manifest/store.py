@@ -425,6 +425,16 @@ class Manifest:
         )
         return {token for (token,) in rows}
 
+    def last_ended_ns(self, remote: str) -> int | None:
+        """When the last run against `remote` that ended did (ns since the epoch); None if
+        none did. No base of it was recorded later but by a run that never ended."""
+        row = self._conn.execute(
+            "SELECT MAX(r.ended) FROM runs AS r JOIN remotes AS m ON m.id = r.remote_id"
+            " WHERE m.url = ?",
+            (remote,),
+        ).fetchone()
+        return None if row[0] is None else int(row[0] * 1e9)
+
     def last_runs(self, limit: int = 10, remote: str | None = None) -> list[RunRecord]:
         """The most recent runs, newest first, optionally only those against `remote`."""
         sql = (

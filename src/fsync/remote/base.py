@@ -353,9 +353,10 @@ class TokenHistory(Protocol):
     `isinstance(remote, TokenHistory)`.
     """
 
-    def older_token(self, entry: RemoteEntry) -> str:
-        """The fingerprint an older fsync recorded for the version `entry` names (the
-        entry's own fingerprint where nothing changed)."""
+    def older_token(self, entry: RemoteEntry, recorded_ns: int) -> str | None:
+        """The fingerprint an older fsync recorded for the version `entry` names, if that
+        version can be the one it recorded: unchanged since `recorded_ns`, when the last run
+        that recorded bases ended. None where it changed since, or nothing tells."""
         ...
 
 

@@ -116,7 +116,10 @@ def _renamed_entry(full: str, written: RemoteEntry, inodes: bool) -> RemoteEntry
     fingerprint where `inodes`: the entry of the temp file would read as changed by someone
     else at the next listing, and cost a read of the file. So it is looked at again; one
     that is no longer that file (size, mtime or inode moved: another writer in between)
-    keeps the temp's entry, which the next run then finds changed and looks at.
+    keeps the temp's entry, which the next run then finds changed and looks at. A writer
+    that rewrites the file in place in the microseconds between the rename and this look,
+    keeping its size and mtime, is taken for fsync's own write: the same gap as between the
+    check of the destination and the rename, which no rename on a filesystem closes.
     """
     if not inodes:
         return written
@@ -134,6 +137,12 @@ def _older_token(entry: RemoteEntry) -> str:
     in: `size:mtime:inode` (the entry's own where it has no change time)."""
     head, sep, _ = entry.fingerprint.rpartition(":")
     return head if sep and head.count(":") == 2 else entry.fingerprint
+
+
+def _changed_ns(entry: RemoteEntry) -> int | None:
+    """The change time in `entry`'s fingerprint; None where it has none."""
+    parts = entry.fingerprint.split(":")
+    return int(parts[3]) if len(parts) == 4 else None
 
 
 STABLE_INODES = frozenset(
@@ -435,11 +444,16 @@ class LocalRemote:
             raise
         return os.fdopen(fd, "rb")
 
-    def older_token(self, entry: RemoteEntry) -> str:
+    def older_token(self, entry: RemoteEntry, recorded_ns: int) -> str | None:
         """The fingerprint an older fsync recorded for `entry`'s version (`TokenHistory`):
-        without the change time, which fingerprints hold since 2026-11-28. Without this
-        every file of a folder remote synced before would read as moved once, and be read
-        whole to learn it was not."""
+        without the change time, which fingerprints hold since 2026-11-28; None for a file
+        changed after `recorded_ns` (an in-place rewrite keeping size, mtime and inode since
+        the last run is just what the change time is there to catch). Without this every
+        file of a folder remote synced before would read as moved once, and be read whole
+        to learn it was not."""
+        changed = _changed_ns(entry)
+        if changed is None or changed > recorded_ns:
+            return None
         return _older_token(entry)
 
     # -- writing -------------------------------------------------------------------------
