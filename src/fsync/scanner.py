@@ -304,8 +304,9 @@ class _Walker:
                 self.result.errors.append(FileError(where, _describe(e)))
                 self.result.incomplete.append(where)
 
-    def _relpath(self, rel: str, name: str, entry: os.DirEntry[str]) -> RelPath | None:
-        """`rel` as a `RelPath`, or None (noted as unsendable) when the name cannot be synced."""
+    def _relpath(self, rel: str, name: str, entry: os.DirEntry[str], folder: str) -> RelPath | None:
+        """`rel` (`name` in `folder`) as a `RelPath`, or None when the name cannot be synced
+        (noted as unsendable) or is a twin (`_twin`)."""
         if name.isascii():
             # No encoding or Unicode-form question: the common case, kept short.
             try:
@@ -323,6 +324,11 @@ class _Walker:
             return None
         # Two names that differ only in Unicode form would become one path.
         first = self._nonascii_seen.get(path)
+        nfc = path.rpartition("/")[2]
+        if first is None and nfc.isascii() and self._spellings(folder)[nfc][0] == nfc:
+            # A name whose NFC form is ASCII (KELVIN SIGN for K) beside that plain name,
+            # which takes the walk's short way and is looked for here instead.
+            first = rel[: len(rel) - len(name)] + nfc
         if first is not None:
             self._twin(path, first, rel)
             return None
@@ -374,7 +380,7 @@ class _Walker:
             # check here, and such a name is its own NFC form (one check per file, not two).
             rel = RelPath(prefix + name)
         else:
-            checked = self._relpath(prefix + name, name, entry)
+            checked = self._relpath(prefix + name, name, entry, folder)
             if checked is None:
                 return
             rel = checked
@@ -572,7 +578,7 @@ class _Walker:
         return False
 
     def _spelled(self, rel: RelPath) -> str | None:
-        """The on-disk path of the non-ASCII `rel`, or None if a name on the way is gone,
+        """The on-disk path of `rel`, or None if a name on the way is gone,
         or spelled by two names of one folder that differ only in Unicode form (the twins
         then withheld with what lies below them, as a walk withholds them).
 
@@ -580,19 +586,24 @@ class _Walker:
         Each name is looked for among all the spellings in its folder: found as given, an
         NFD file `café` beside a new NFC folder `café/` went unseen, the folder passed for
         the file made a folder, and the file's remote copy was deleted while it was here.
-        A folder is listed once a scan, and only for a name on the way that is not ASCII.
+        A folder is listed once a scan, and only for a name on the way that is not ASCII or
+        may be the NFC form of one there (`_other_spelling_may_exist`: a K, `;` or backquote
+        in it spelled as the singleton it also stands for).
         """
         path = self.root
         at = ""
         for segment in rel.split("/"):
             at = f"{at}/{segment}" if at else segment
-            if segment.isascii():
+            if segment.isascii() and not _other_spelling_may_exist(path, segment):
                 path = os.path.join(path, segment)
                 continue
             if at in self.result.twins:
                 return None
             names = self._spellings(path).get(segment)
             if names is None:
+                if segment.isascii():  # (no other spelling: the plain name, if any)
+                    path = os.path.join(path, segment)
+                    continue
                 return None
             for other in names[1:]:
                 self._twin(RelPath(at), names[0], other)
@@ -602,23 +613,36 @@ class _Walker:
         return path
 
     def _spellings(self, folder: str) -> dict[str, list[str]]:
-        """The names of `folder` that are not ASCII, by their NFC form (listed once a scan)."""
+        """The names of `folder` that are not ASCII, by their NFC form (listed once a scan).
+
+        Where that form is ASCII (KELVIN SIGN for K), the plain name comes first among its
+        spellings when the folder holds it: the twin a walk's or a batch's short way for
+        ASCII names would not look for."""
         found = self._listed.get(folder)
         if found is None:
             try:
-                odd = [name for name in os.listdir(folder) if not name.isascii()]
+                listed = os.listdir(folder)
             except OSError:
-                odd = []  # gone, or not a folder: `_scan_one` says it is gone
+                listed = []  # gone, or not a folder: `_scan_one` says it is gone
             found = {}
-            for name in sorted(odd):
+            for name in sorted(name for name in listed if not name.isascii()):
                 found.setdefault(unicodedata.normalize("NFC", name), []).append(name)
+            if any(nfc.isascii() for nfc in found):
+                plain = {name for name in listed if name.isascii()}
+                for nfc, names in found.items():
+                    if nfc in plain:
+                        names.insert(0, nfc)
             self._listed[folder] = found
         return found
 
     def _locate(self, rel: RelPath) -> str | None:
         """The on-disk path of `rel`, or None if it is gone, lies under a skipped link, or
         is spelled twice (then withheld, as a walk withholds it: `_spelled`)."""
-        path = os.path.join(self.root, rel) if rel.isascii() else self._spelled(rel)
+        path = (
+            os.path.join(self.root, rel)
+            if rel.isascii() and not _may_be_spelled_otherwise(rel)
+            else self._spelled(rel)
+        )
         if path is None:
             return None
         folder = os.path.dirname(path)
@@ -682,6 +706,40 @@ def _form(name: str) -> str:
     if unicodedata.is_normalized("NFD", base):
         return "NFD"
     return "neither NFC nor NFD"
+
+
+_SINGLETONS = {"K": "\u212a", ";": "\u037e", "`": "\u1fef"}
+"""The ASCII characters that are also the NFC form of another character (a singleton:
+KELVIN SIGN, GREEK QUESTION MARK, GREEK VARIA), with that character: the only ones through
+which an ASCII name shares its NFC form with a name that is not ASCII. Unicode's stability
+policy keeps this set as it is."""
+
+
+def _may_be_spelled_otherwise(name: str) -> bool:
+    """False for an ASCII `name` that no other name has as its NFC form: it cannot have a
+    twin (`_twin`), and its folder needs no look for one."""
+    return not _SINGLETONS.keys().isdisjoint(name)
+
+
+def _other_spelling_may_exist(folder: str, name: str) -> bool:
+    """False if `folder` surely holds no other name whose NFC form is the ASCII `name`.
+
+    Up to two characters of `name` that a singleton stands for (`Kconfig`, `K;K`) are
+    tried spelled so, one `lstat` each (three at most): listing a folder of 20,000 files
+    for every name with a K in it cost a batch 15 ms. True when one is there (it may be
+    the plain name itself, on a disk that compares names by their normal form: the
+    folder's listing tells), or when more such characters would make too many names."""
+    at = [i for i, char in enumerate(name) if char in _SINGLETONS]
+    if len(at) > 2:
+        return True
+    for mask in range(1, 1 << len(at)):
+        chars = list(name)
+        for bit, i in enumerate(at):
+            if mask >> bit & 1:
+                chars[i] = _SINGLETONS[name[i]]
+        if os.path.lexists(os.path.join(folder, "".join(chars))):
+            return True
+    return False
 
 
 def _utf8(name: str) -> bool:

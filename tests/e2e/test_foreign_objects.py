@@ -179,3 +179,54 @@ def test_a_watch_leaves_names_this_folder_cannot_hold_alone_and_says_so_once(
     ]
     assert "conflict a" not in out
     assert ": conflict:" not in err
+
+
+KELVIN = "\u212a"
+"""KELVIN SIGN, whose NFC form is the letter K: a name spelled with it is the path "K"."""
+KELVIN_TWINS = sorted(
+    "fsync: error: K: another name in its folder has the same NFC form (this one is written "
+    f"in {this}, the other in {other}); rename one of them"
+    for this, other in (("NFC", "neither NFC nor NFD"), ("neither NFC nor NFD", "NFC"))
+)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_name_whose_nfc_form_is_an_ascii_name_beside_it_is_refused_as_a_twin(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """Files `K` and `\u212a` (KELVIN SIGN) in one folder are one path, K, as NFD/NFC twins
+    are. Only those were refused: a push sent one version as K and the other never, with
+    exit 0, and a pull into an empty folder brought back that one alone. Both are refused
+    now, to S3 and to a folder alike; a remote holding both keys keeps a pull off both."""
+    server, bucket = s3_bucket
+    env = server.env()
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "K").write_text("plain")
+    (local / KELVIN).write_text("kelvin")
+    (local / "other").write_text("o")
+    for n, url in enumerate((f"s3://{bucket}/p", str(tmp_path / "folder"))):
+        for command in ("push", "sync", "push"):
+            res = fsync(command, local, url, env=env)
+            assert res.returncode == 1, (url, res.stdout, res.stderr)
+            assert sorted(res.stderr.splitlines()) == KELVIN_TWINS
+            assert ", 2 failed, " in res.stdout
+        back = tmp_path / f"back{n}"
+        pulled = fsync("pull", url, back, env=env)
+        assert pulled.returncode == 0, pulled.stderr
+        assert listing(back) == {"other": b"o"}
+    client = server.boto3_client()
+    try:
+        client.put_object(Bucket=bucket, Key="both/K", Body=b"plain, theirs")
+        client.put_object(Bucket=bucket, Key=f"both/{KELVIN}", Body=b"kelvin, theirs")
+        client.put_object(Bucket=bucket, Key="both/other", Body=b"o")
+    finally:
+        client.close()
+    into = tmp_path / "into"
+    pulled = fsync("pull", f"s3://{bucket}/both", into, env=env)
+    assert pulled.returncode == 1
+    assert pulled.stderr.splitlines() == [
+        f"fsync: error: {KELVIN}: refused remote key: is not NFC-normalised Unicode; "
+        "the name spelled in NFC is left alone while this key exists"
+    ]
+    assert listing(into) == {"other": b"o"}

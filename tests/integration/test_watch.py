@@ -782,6 +782,35 @@ def test_a_folder_made_beside_a_file_of_its_name_in_another_unicode_form_is_refu
     assert (result.moved, result.uploaded, result.deleted, result.failed) == (1, 1, 0, 0)
 
 
+KELVIN_TWIN_ERRORS = sorted(
+    "not sent: K: another name in its folder has the same NFC form (this one is written "
+    f"in {this}, the other in {other}); rename one of them"
+    for this, other in (("NFC", "neither NFC nor NFD"), ("neither NFC nor NFD", "NFC"))
+)
+
+
+def test_a_kelvin_sign_beside_a_synced_k_is_refused_as_a_twin(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """`\u212a` (KELVIN SIGN) made beside a synced `K`: one path, K, whose NFC form is
+    ASCII. The batch took K the short way for ASCII names and read the plain file, so the
+    new one went unsent without a word. Both are withheld and said at once, as a push does."""
+    write(tmp_path / "local", {"K": "plain", **{f"keep{n}": "k" for n in range(4)}})
+    remote = tmp_path / "remote"
+    w = start(url=str(remote))
+    eventually(lambda: tree(remote).get("K") == b"plain", "K pushed")
+    (w.local / "\u212a").write_text("kelvin")
+    (w.local / "later").write_text("l")
+    eventually((remote / "later").exists, "a later file pushed")
+    eventually(lambda: set(KELVIN_TWIN_ERRORS) <= set(w.display.warnings), "the twins refused")
+    result = w.stop()
+    assert sorted(set(w.display.warnings)) == KELVIN_TWIN_ERRORS
+    assert (result.deleted, result.failed) == (0, 1)
+    assert tree(remote) == {"K": b"plain", "later": b"l"} | {f"keep{n}": b"k" for n in range(4)}
+    again = _push(w.local, remote)
+    assert (again.uploaded, again.deleted, again.failed) == (0, 0, 2)
+
+
 def test_a_file_renamed_to_a_folders_twin_leaves_the_folders_remote_copies(
     tmp_path: Path, start: Callable[..., Watching]
 ) -> None:

@@ -456,6 +456,77 @@ def test_only_reports_a_twin_as_a_walk_does(tmp_path: Path, file_form: str) -> N
         assert result.is_unknown(RelPath("caf\u00e9/x"))
 
 
+KELVIN, GREEK_QUESTION_MARK, VARIA = "\u212a", "\u037e", "\u1fef"
+"""The characters whose NFC form is ASCII (K, `;`, a backquote): a name spelled with them
+has an ASCII name for its path."""
+ODD = "neither NFC nor NFD"
+
+
+@pytest.mark.parametrize(
+    ("files", "twins", "forms"),
+    [
+        # A file with an ASCII name, and one whose NFC form is that name (a singleton).
+        ({"K": "plain", KELVIN: "kelvin"}, {"K"}, ["NFC", ODD]),
+        ({"a;b": "plain", f"a{GREEK_QUESTION_MARK}b": "greek"}, {"a;b"}, ["NFC", ODD]),
+        ({"x`": "plain", f"x{VARIA}": "varia"}, {"x`"}, ["NFC", ODD]),
+        ({"d/K": "plain", f"d/{KELVIN}": "kelvin", "d/o": "o"}, {"d/K"}, ["NFC", ODD]),
+        # A folder of the one name beside a file of the other, either way round.
+        ({"K/x": "in folder", KELVIN: "file"}, {"K"}, ["NFC", ODD]),
+        ({f"{KELVIN}/x": "in folder", "K": "file"}, {"K"}, ["NFC", ODD]),
+        # Three spellings of one path: each is withheld, with its own error.
+        ({"KK": "1", f"K{KELVIN}": "2", f"{KELVIN}K": "3"}, {"KK"}, ["NFC", ODD, ODD]),
+        # Singletons whose NFC form is not ASCII (OHM SIGN, ANGSTROM SIGN).
+        ({"\u2126": "ohm", "\u03a9": "omega"}, {"\u03a9"}, ["NFC", ODD]),
+        (
+            {"\u212b": "angstrom", "\u00c5": "nfc", "A\u030a": "nfd"},
+            {"\u00c5"},
+            ["NFC", "NFD", ODD],
+        ),
+        # No twin: one spelling alone, or names whose NFC forms differ.
+        ({KELVIN: "kelvin", "k": "lower", "Kaf\u00e9": "nfc"}, set(), []),
+        ({"K": "plain", f"{KELVIN}af\u00e9": "other name"}, set(), []),
+    ],
+)
+def test_names_of_one_nfc_form_are_twins_in_a_walk_and_in_a_batch(
+    tmp_path: Path, files: dict[str, str], twins: set[str], forms: list[str]
+) -> None:
+    """A name spelled with KELVIN SIGN beside the plain K: one path (NFC "K"). Only the
+    NFD/NFC twins were refused: a walk and a batch took ASCII names the short way, so one of
+    the two files was sent as K and the other never, without a word (and a batch scanning
+    K read whichever file the plain name is). Both are withheld, as NFD/NFC twins are."""
+    for rel, data in files.items():
+        _write(tmp_path, rel, data)
+
+    walked = _scan(tmp_path)
+    assert walked.twins == twins
+    for twin in twins:
+        assert walked.is_unknown(RelPath(twin))
+        assert walked.is_unknown(RelPath(f"{twin}/x"))
+    # One error for each spelling, which names the form it is written in.
+    said = sorted(e.error.split("(this one is written in ")[1].split(",")[0] for e in walked.errors)
+    assert said == sorted(forms)
+    assert all("same NFC form" in error for _, error in _errors(walked))
+    assert {e.path for e in walked.errors} == twins
+    if not twins:
+        assert len(walked.entries) == len(files)
+    for only in (sorted(twins) or [RelPath(next(iter(walked.entries)))], sorted(walked.entries)):
+        batch = _scan(tmp_path, only=[RelPath(p) for p in only])
+        assert batch.twins == twins
+        assert _errors(batch) == _errors(walked)
+        assert not any(p in twins for p in batch.entries)
+        assert batch.removed == []
+
+
+def test_the_singletons_a_batch_looks_for_are_all_those_with_an_ascii_nfc_form() -> None:
+    """A batch looks beside an ASCII name only for these spellings (`_SINGLETONS`)."""
+    found = {
+        unicodedata.normalize("NFC", chr(c)): chr(c)
+        for c in range(0x80, 0x110000)
+        if unicodedata.normalize("NFC", chr(c)).isascii()
+    }
+    assert found == scanner_mod._SINGLETONS
+
+
 def _errors(result: ScanResult) -> list[tuple[str, str]]:
     return sorted((e.path, e.error) for e in result.errors)
 
