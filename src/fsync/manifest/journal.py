@@ -308,6 +308,7 @@ def _thread_shared(conn: sqlite3.Connection) -> sqlite3.Connection:
     conn.close()
     shared = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
     shared.execute("PRAGMA synchronous=NORMAL")
+    shared.execute("PRAGMA temp_store=MEMORY")  # (as `db.connect`: no temp files)
     # Every download journals its intent in a commit of its own (`intend`), a page or two
     # of WAL each: checkpointed only at SQLite's default of 1,000 pages, a pull of a few
     # hundred files grows the WAL by megabytes, enough to fill a nearly full disk that the
