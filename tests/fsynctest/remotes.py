@@ -127,6 +127,9 @@ class S3Tree:
         self.name = server.name
         self.url = f"s3://{bucket}/{prefix}"
         self.storage_options: dict[str, Any] = server.storage_options()
+        self._bodies: dict[str, bytes] = {}
+        """Bodies `tree` read, by ETag: the store's MD5 of the bytes it holds (of the parts'
+        MD5s for a multipart upload), so an object listed with a known ETag holds those."""
 
     def _key(self, path: str) -> str:
         return f"{self.prefix}/{path}"
@@ -162,7 +165,10 @@ class S3Tree:
         for page in pages:
             for item in page.get("Contents", []):
                 key = item["Key"]
-                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                body = self._bodies.get(item["ETag"])
+                if body is None:
+                    got = self.client.get_object(Bucket=self.bucket, Key=key)
+                    body = self._bodies[got["ETag"]] = got["Body"].read()
                 out[key[len(self.prefix) + 1 :]] = body
         return out
 
