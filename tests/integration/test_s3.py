@@ -752,9 +752,10 @@ def test_access_denied_exits_1_with_one_clear_line(s3_proxy: ProxiedBucket, tmp_
 def test_killed_multipart_upload_resumes_with_only_the_missing_parts(
     s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
 ) -> None:
-    """SIGKILL a push of a 200 MiB file after some of its 40 parts are on the server; the
-    next push lists the parts (ListParts), sends only the others, and the object is whole."""
-    size, parts_total = 200 * MIB, 40
+    """SIGKILL a push of a 120 MiB file after some of its 24 parts are on the server; the
+    next push lists the parts (ListParts), sends only the others, and the object is whole.
+    (The kill comes at 6 parts, 1.5 s in at 20 MiB/s: the whole file would take 6 s.)"""
+    size, parts_total = 120 * MIB, 24
     src = tmp_path / "src"
     src.mkdir()
     with open(src / "huge.bin", "wb") as out:
@@ -921,7 +922,9 @@ def test_ctrl_c_stops_a_long_upload_at_once_and_the_next_push_continues_it(
     """Ctrl-C waited for the file in flight to finish: 20 s for 100 MiB at 5 MiB/s. Now the
     upload stops at its next part, exit 130 (so recorded in the run history), and the next
     push sends only what is missing."""
-    size, parts_total = 100 * MIB, 20
+    # Past the 3 parts stored and 2 in flight at the stop, the rest of the file takes 11 s at
+    # 5 MiB/s: a Ctrl-C that waited for it would still take over the 8 s allowed.
+    size, parts_total = 80 * MIB, 16
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(random.Random(7).randbytes(size))
