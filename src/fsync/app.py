@@ -176,7 +176,7 @@ def _run_in(
                 base,
                 planned,
                 local_root=root,
-                recorded_ns=manifest.last_ended_ns(remote.key),
+                recorded_ns=manifest.legacy_tokens_until_ns(remote.key),
             )
             _warn_if_emptied(policy, local_entries, remote_entries, base, reporter)
             if opts.direction is Direction.PUSH and (plan.notices or opts.mirror):

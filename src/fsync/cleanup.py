@@ -51,10 +51,11 @@ def cleanup(
 
     Returns how many were discarded. Finished files are never touched. The transfer journal
     of `local_root` (a folder fsync has synced) forgets the multipart uploads aborted; when
-    `url` is itself such a folder, its journal forgets the partial downloads whose temporary
-    files are gone. Raises `ConfigError` when `local_root` has never been synced, and
-    `LockHeld` before discarding anything when another fsync is working on `local_root` or
-    on `url`'s folder: its temp files and uploads are in use, whatever their age.
+    `url` is such a folder, or a folder inside one, that root's journal forgets the partial
+    downloads whose temporary files are gone, and the identities of its publish intents.
+    Raises `ConfigError` when `local_root` has never been synced, and `LockHeld` before
+    discarding anything when another fsync is working on `local_root` or on the root `url`
+    is or lies in: its temp files and uploads are in use, whatever their age.
 
     Both roots stay locked until the end, so no run of either starts meanwhile and goes on
     with an upload or a partial file this cleanup is discarding.
@@ -65,8 +66,10 @@ def cleanup(
             "give the local folder that pushes to this remote with --local)"
         )
     folder = local_path(url)
+    # A folder inside a synced root holds that root's temps and partial downloads too.
+    inside = _synced_root_of(folder) if folder is not None else None
     with contextlib.ExitStack() as stack:
-        for root in _synced_roots(local_root, folder):
+        for root in _synced_roots(local_root, inside):
             stack.enter_context(RootLock(root))
         journal = None
         if local_root is not None:
@@ -75,14 +78,27 @@ def cleanup(
             url, storage_options=storage_options, endpoint_url=endpoint_url, journal=journal
         )
         stack.callback(remote.close)
-        synced = folder if folder is not None and is_synced_root(folder) else None
-        own = stack.enter_context(TransferJournal.open(synced)) if synced else None
-        if own is not None:
+        own = None
+        if inside is not None:
+            own = stack.enter_context(TransferJournal.open(inside))
             own.forget_identities()  # before the temps go (`fsync.transfer.intents`)
         removed = remote.abort_stale_uploads(older_than)
-        if synced and own is not None:
-            drop_missing_partials(own, synced)
+        if own is not None and inside is not None:
+            drop_missing_partials(own, inside)
     return removed
+
+
+def _synced_root_of(folder: str) -> str | None:
+    """The synced root that `folder` is or lies in, or None: `fsync cleanup ROOT/sub`
+    removed ROOT's temp files holding no lock of ROOT (a run of it may be writing them) and
+    leaving the intents that name their inodes (`fsync.transfer.intents`)."""
+    here = os.path.abspath(folder)
+    while not is_synced_root(here):
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+    return here
 
 
 def _synced_roots(*folders: str | None) -> list[str]:

@@ -48,9 +48,9 @@ def plan_sync(
     server-side, a remote rename a local MOVE_LOCAL. Raises `SafetyAbort` as the planner
     does, with a move counted as no deletion. With `local_root`, a remote object that
     carries no digest but an MD5 ETag is compared with the local file of its path by MD5.
-    `recorded_ns` is when the last run of this remote ended: a base an older fsync recorded
-    under an older form of a fingerprint (`TokenHistory`) is taken for the version it names
-    if the file is unchanged since.
+    `recorded_ns` is a time by which every base in an older form of a fingerprint
+    (`TokenHistory`) was recorded (`Manifest.legacy_tokens_until_ns`): such a base is taken
+    for the version it names if the file is unchanged since.
     """
     two_way = policy.direction is Direction.SYNC
     fetches = policy.direction is not Direction.PUSH

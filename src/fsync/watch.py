@@ -377,7 +377,7 @@ class _Session:
         self.synced_at_full, self.deleted_since_full = max(len(base), len(local)), 0
         self.held_back = set()
         base = {p: e for p, e in base.items() if keep(p)}
-        recorded_ns = self.manifest.last_ended_ns(self.remote.key)
+        recorded_ns = self.manifest.legacy_tokens_until_ns(self.remote.key)
         try:
             plan = app.plan_sync(
                 self.remote, local, remote, base, self.push_policy, recorded_ns=recorded_ns

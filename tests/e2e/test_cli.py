@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fsync.manifest.store import CLOCK_MARGIN
 from fsync.remote.local import LocalRemote, filesystem_type
 from fsynctest.caps import drop_dac_caps, unreadable
 from fsynctest.commands import fsync_command
@@ -490,11 +491,13 @@ def test_a_folder_remote_file_rewritten_in_place_keeping_size_and_mtime_is_still
 def test_a_base_recorded_before_the_change_time_joined_the_fingerprint_is_not_read_again(
     fsync, tmp_path: Path
 ) -> None:
-    """Folder remote fingerprints were `size:mtime:inode` until the change time joined them:
-    a base recorded by an older fsync is the same version, recorded again under the new
-    token without reading the file (a whole remote tree read once, otherwise), unless the
-    file changed after that fsync's last run ended: an in-place rewrite keeping size, mtime
-    and inode is what the change time is there to catch (review: it was adopted)."""
+    """Folder remote fingerprints were `size:mtime:inode` until the change time joined them
+    (schema 0012): a base an older fsync recorded is the same version, recorded again under
+    the new token without reading the file (a whole remote tree read once, otherwise),
+    unless the file changed after that fsync's last run ended: an in-place rewrite keeping
+    size, mtime and inode is what the change time is there to catch. The bound is fixed at
+    the upgrade: taken from the last run, a push that saw the rewrite (and left it for a
+    pull) moved it past, and the pull adopted the rewrite as the old version (reviews)."""
     if not LocalRemote(str(tmp_path)).inodes:
         pytest.skip(f"{filesystem_type(str(tmp_path))} may renumber inodes: size+mtime only")
     src, remote = tmp_path / "src", tmp_path / "remote"
@@ -505,6 +508,7 @@ def test_a_base_recorded_before_the_change_time_joined_the_fingerprint_is_not_re
     for f in files:  # an atime before the mtime: the next read of it moves it (relatime)
         st = f.stat()
         os.utime(f, ns=(st.st_mtime_ns - 10**9, st.st_mtime_ns))
+    time.sleep(CLOCK_MARGIN + 0.1)  # (files changed within it of a run's end are read)
     db = src / ".fsync" / "state.db"
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:  # as an older fsync left it
         for name, f in zip(names, files, strict=True):
@@ -512,13 +516,19 @@ def test_a_base_recorded_before_the_change_time_joined_the_fingerprint_is_not_re
             token = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
             conn.execute("UPDATE base SET fingerprint = ? WHERE path = ?", (token, name))
         conn.execute("UPDATE runs SET ended = ?", (time.time(),))
+        conn.execute("DROP TABLE legacy_tokens")
+        conn.execute("PRAGMA user_version = 11")
     time.sleep(0.05)  # (past the kernel's clock tick, which change times are rounded to)
     before = files[2].stat()
     with open(files[2], "r+b") as f:
         f.write(b"GAMMA")
     os.utime(files[2], ns=(before.st_atime_ns, before.st_mtime_ns))
     atimes = [f.stat().st_atime_ns for f in files[:2]]
+    time.sleep(CLOCK_MARGIN + 0.1)  # (the push's end well past the rewrite)
 
+    res = fsync("push", src, remote, "--json")  # sees the rewrite, leaves it for a pull
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["uploaded"] == 0, res.stdout
     res = fsync("pull", remote, src, "--json")
 
     assert res.returncode == 0, res.stderr

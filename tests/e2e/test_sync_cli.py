@@ -438,27 +438,37 @@ def test_a_download_killed_before_its_record_then_edited_here_is_the_edit(
     assert _conflict_copies(a) == _conflict_copies(b) == {}
 
 
-def test_cleanup_withdraws_the_identities_of_a_killed_runs_downloads(
-    fsync, fsync_started, tmp_path: Path
+@pytest.mark.parametrize("remover", ["cleanup", "cleanup of a folder inside", "another remote"])
+def test_temps_go_only_after_the_identities_of_a_killed_runs_downloads(
+    fsync, fsync_started, remover: str, tmp_path: Path
 ) -> None:
-    """`fsync cleanup LOCAL` removes the temps a killed run left, freeing their inodes; the
-    next new file here may take one (an editor's save by rename: ext4 hands the freed inode
-    out again), and an intent still naming it took that file for fsync's download, and its
-    content for an edit made on top of it: a sync sent it over the remote's version with no
-    conflict (review). Cleanup withdraws the identities before the temps go."""
+    """A killed run's temps are removed by `fsync cleanup LOCAL` (or of a folder inside
+    LOCAL), or by the next run of LOCAL with another remote (which settles its own intents
+    only), freeing their inodes; the next new file here may take one (an editor's save by
+    rename: ext4 hands the freed inode out again), and an intent still naming it took that
+    file for fsync's download, and its content for an edit made on top of it: a sync sent it
+    over the remote's version with no conflict (reviews). The identities go first."""
     a, b = tmp_path / "a", tmp_path / "b"
     _killed_after_a_download(fsync, fsync_started, "pull", a, b)
     key = LocalRemote(str(b)).key
     with Manifest.open(str(a)) as manifest:
         assert any(i.ino for i in manifest.intents(key))
+        (token,) = manifest.abandoned_temp_tokens()
+    (a / "sub").mkdir()
+    left = a / "sub" / f".fsync-{token}00000001.tmp"  # the temp of a download not yet renamed
+    left.write_text("v1")
 
-    res = fsync("cleanup", a, "--older-than", "0s")
+    if remover == "another remote":
+        res = fsync("push", a, tmp_path / "c")
+    else:
+        res = fsync("cleanup", a / "sub" if "inside" in remover else a, "--older-than", "0s")
 
     assert res.returncode == 0, res.stderr
+    assert not left.exists()
     with Manifest.open(str(a)) as manifest:
-        left = manifest.intents(key)
-    assert left, "the intents stay, to be settled by content"
-    assert not any(i.ino or i.dev for i in left)
+        intents = manifest.intents(key)
+    assert intents, "the intents stay, to be settled by content"
+    assert not any(i.ino or i.dev for i in intents)
 
 
 def _killed_amid_staged_uploads(

@@ -46,6 +46,12 @@ def _sig_fields(sig: StatSig) -> tuple[int, int, int, int, int]:
     return (sig.size, sig.mtime_ns, sig.ino, sig.ctime_ns, sig.mode)
 
 
+CLOCK_MARGIN = 2.0
+"""Seconds by which a file's change time may trail the clock a run's end was read from: the
+kernel stamps it from a coarser clock (a tick behind `time.time()`), and an NFS server from
+its own. A file changed within this much before that end is read rather than trusted."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """One run as the history records it; `ended`/`exit_code` are None while it runs."""
@@ -425,15 +431,16 @@ class Manifest:
         )
         return {token for (token,) in rows}
 
-    def last_ended_ns(self, remote: str) -> int | None:
-        """When the last run against `remote` that ended did (ns since the epoch); None if
-        none did. No base of it was recorded later but by a run that never ended."""
+    def legacy_tokens_until_ns(self, remote: str) -> int | None:
+        """A time (ns since the epoch) no base of `remote` in a fingerprint's older form
+        (`TokenHistory`) was recorded after, but by a run killed before it ended: when its
+        last run before schema 0012 ended, less `CLOCK_MARGIN`. None if none ended."""
         row = self._conn.execute(
-            "SELECT MAX(r.ended) FROM runs AS r JOIN remotes AS m ON m.id = r.remote_id"
+            "SELECT t.until FROM legacy_tokens AS t JOIN remotes AS m ON m.id = t.remote_id"
             " WHERE m.url = ?",
             (remote,),
         ).fetchone()
-        return None if row[0] is None else int(row[0] * 1e9)
+        return None if row is None else int((row[0] - CLOCK_MARGIN) * 1e9)
 
     def last_runs(self, limit: int = 10, remote: str | None = None) -> list[RunRecord]:
         """The most recent runs, newest first, optionally only those against `remote`."""

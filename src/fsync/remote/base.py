@@ -355,8 +355,8 @@ class TokenHistory(Protocol):
 
     def older_token(self, entry: RemoteEntry, recorded_ns: int) -> str | None:
         """The fingerprint an older fsync recorded for the version `entry` names, if that
-        version can be the one it recorded: unchanged since `recorded_ns`, when the last run
-        that recorded bases ended. None where it changed since, or nothing tells."""
+        version can be the one it recorded: unchanged since `recorded_ns`, by when every base
+        in the older form was recorded. None where it changed since, or nothing tells."""
         ...
 
 

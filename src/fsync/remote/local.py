@@ -127,22 +127,19 @@ def _renamed_entry(full: str, written: RemoteEntry, inodes: bool) -> RemoteEntry
         now = _entry(os.lstat(full), inodes)
     except OSError:
         return written
-    if now.size != written.size or _older_token(now) != _older_token(written):
+    if now.size != written.size or _split_token(now)[0] != _split_token(written)[0]:
         return written
     return now
 
 
-def _older_token(entry: RemoteEntry) -> str:
-    """The fingerprint fsync recorded for `entry`'s version before it took the change time
-    in: `size:mtime:inode` (the entry's own where it has no change time)."""
-    head, sep, _ = entry.fingerprint.rpartition(":")
-    return head if sep and head.count(":") == 2 else entry.fingerprint
-
-
-def _changed_ns(entry: RemoteEntry) -> int | None:
-    """The change time in `entry`'s fingerprint; None where it has none."""
-    parts = entry.fingerprint.split(":")
-    return int(parts[3]) if len(parts) == 4 else None
+def _split_token(entry: RemoteEntry) -> tuple[str, int | None]:
+    """`entry`'s fingerprint as fsync recorded it before it took the change time in
+    (`size:mtime:inode`), and that change time; the fingerprint whole and None where it has
+    none (a filesystem without stable inodes)."""
+    head, sep, changed = entry.fingerprint.rpartition(":")
+    if sep and head.count(":") == 2:
+        return head, int(changed)
+    return entry.fingerprint, None
 
 
 STABLE_INODES = frozenset(
@@ -446,15 +443,13 @@ class LocalRemote:
 
     def older_token(self, entry: RemoteEntry, recorded_ns: int) -> str | None:
         """The fingerprint an older fsync recorded for `entry`'s version (`TokenHistory`):
-        without the change time, which fingerprints hold since 2026-11-28; None for a file
+        without the change time, which fingerprints hold since schema 0012; None for a file
         changed after `recorded_ns` (an in-place rewrite keeping size, mtime and inode since
-        the last run is just what the change time is there to catch). Without this every
-        file of a folder remote synced before would read as moved once, and be read whole
-        to learn it was not."""
-        changed = _changed_ns(entry)
-        if changed is None or changed > recorded_ns:
-            return None
-        return _older_token(entry)
+        then is just what the change time is there to catch). Without this every file of a
+        folder remote synced before would read as moved once, and be read whole to learn it
+        was not."""
+        older, changed = _split_token(entry)
+        return older if changed is not None and changed <= recorded_ns else None
 
     # -- writing -------------------------------------------------------------------------
 

@@ -69,6 +69,10 @@ class DownloadJournal(Protocol):
         """Every journaled partial download."""
         ...
 
+    def forget_identities(self) -> None:
+        """Withdraw the identities of the publish intents, before temp files are removed."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
@@ -321,7 +325,8 @@ def drop_abandoned_temps(
     never ended (`Manifest.abandoned_temp_tokens`), so killed outright. Returns how many.
     `tokens` is asked only when there are temp files to judge: most runs meet none.
 
-    Call it holding the root's lock: no run of the root is then writing them. A temp file of
+    Call it holding the root's lock (no run of the root is then writing them), after this
+    run settled its publish intents (the others' lose their identities). A temp file of
     another token is not this root's to remove (another root's run may be writing it into
     this folder as its remote, or it is a user's file of that form), nor is one the journal
     keeps for a download to continue (`drop_stale_partials` decides on those).
@@ -332,12 +337,18 @@ def drop_abandoned_temps(
     if not owners:
         return 0
     kept = {posixpath.join(posixpath.dirname(p.path), p.temp) for p in journal.partials()}
-    removed = 0
-    for path in temps:
-        if temp_token(posixpath.basename(path)) in owners and path not in kept:
-            unlink_quietly(os.path.join(root, path))
-            removed += 1
-    return removed
+    doomed = [
+        path
+        for path in temps
+        if temp_token(posixpath.basename(path)) in owners and path not in kept
+    ]
+    if doomed:
+        # This run settled its own remote's intents; a killed run's of another remote still
+        # name these temps' inodes, which a new file at their path could take once freed.
+        journal.forget_identities()
+    for path in doomed:
+        unlink_quietly(os.path.join(root, path))
+    return len(doomed)
 
 
 class _Unverifiable(Exception):
