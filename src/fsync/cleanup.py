@@ -66,10 +66,10 @@ def cleanup(
             "give the local folder that pushes to this remote with --local)"
         )
     folder = local_path(url)
-    # A folder inside a synced root holds that root's temps and partial downloads too.
-    inside = _synced_root_of(folder) if folder is not None else None
+    # A folder inside synced roots holds their temps and partial downloads too.
+    holding = _synced_roots_holding(folder) if folder is not None else []
     with contextlib.ExitStack() as stack:
-        for root in _synced_roots(local_root, inside):
+        for root in _synced_roots(local_root, *holding):
             stack.enter_context(RootLock(root))
         journal = None
         if local_root is not None:
@@ -78,27 +78,28 @@ def cleanup(
             url, storage_options=storage_options, endpoint_url=endpoint_url, journal=journal
         )
         stack.callback(remote.close)
-        own = None
-        if inside is not None:
-            own = stack.enter_context(TransferJournal.open(inside))
-            own.forget_identities()  # before the temps go (`fsync.transfer.intents`)
+        journals = [(root, stack.enter_context(TransferJournal.open(root))) for root in holding]
+        for root, own in journals:
+            own.forget_unplaced_identities(root)  # before the temps go (`transfer.intents`)
         removed = remote.abort_stale_uploads(older_than)
-        if own is not None and inside is not None:
-            drop_missing_partials(own, inside)
+        for root, own in journals:
+            drop_missing_partials(own, root)
     return removed
 
 
-def _synced_root_of(folder: str) -> str | None:
-    """The synced root that `folder` is or lies in, or None: `fsync cleanup ROOT/sub`
-    removed ROOT's temp files holding no lock of ROOT (a run of it may be writing them) and
-    leaving the intents that name their inodes (`fsync.transfer.intents`)."""
+def _synced_roots_holding(folder: str) -> list[str]:
+    """The synced roots that `folder` is or lies in, innermost first: `fsync cleanup
+    ROOT/sub` removed ROOT's temp files holding no lock of ROOT (a run of it may be writing
+    them) and leaving the intents that name their inodes (`fsync.transfer.intents`)."""
+    roots = []
     here = os.path.abspath(folder)
-    while not is_synced_root(here):
+    while True:
+        if is_synced_root(here):
+            roots.append(here)
         parent = os.path.dirname(here)
         if parent == here:
-            return None
+            return roots
         here = parent
-    return here
 
 
 def _synced_roots(*folders: str | None) -> list[str]:

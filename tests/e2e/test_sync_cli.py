@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fsync.manifest import Manifest
-from fsync.model import RelPath
+from fsync.manifest.journal import TransferJournal
+from fsync.model import PartialDownload, PublishIntent, RelPath
 from fsync.remote.local import LocalRemote
 from fsynctest.trees import age_tree, listing, write
 from fsynctest.watching import eventually
@@ -438,37 +439,65 @@ def test_a_download_killed_before_its_record_then_edited_here_is_the_edit(
     assert _conflict_copies(a) == _conflict_copies(b) == {}
 
 
-@pytest.mark.parametrize("remover", ["cleanup", "cleanup of a folder inside", "another remote"])
-def test_temps_go_only_after_the_identities_of_a_killed_runs_downloads(
+@pytest.mark.parametrize(
+    "remover",
+    [
+        "cleanup",
+        "cleanup of a folder inside",
+        "cleanup of a synced root inside",
+        "a run of another remote",
+        "a run dropping a stale partial",
+    ],
+)
+def test_no_temp_goes_while_an_intent_names_its_inode(
     fsync, fsync_started, remover: str, tmp_path: Path
 ) -> None:
-    """A killed run's temps are removed by `fsync cleanup LOCAL` (or of a folder inside
-    LOCAL), or by the next run of LOCAL with another remote (which settles its own intents
-    only), freeing their inodes; the next new file here may take one (an editor's save by
-    rename: ext4 hands the freed inode out again), and an intent still naming it took that
-    file for fsync's download, and its content for an edit made on top of it: a sync sent it
-    over the remote's version with no conflict (reviews). The identities go first."""
+    """A run killed between an intent and its rename leaves a temp that the intent names by
+    inode. Removed by `fsync cleanup` (of LOCAL, a folder inside it, or a synced root inside
+    it), or by a run with another remote (which settles its own intents only: its sweep of
+    killed temps, or of stale partial downloads), the temp freed an inode that the next new
+    file at the path may take (an editor's save by rename: ext4 hands it out again), and
+    the intent took that file for fsync's download: a sync sent it over the remote's version
+    with no conflict (reviews). The identity of such an intent goes first; a download that
+    was renamed into place keeps its own (its file holds the inode)."""
     a, b = tmp_path / "a", tmp_path / "b"
     _killed_after_a_download(fsync, fsync_started, "pull", a, b)
-    key = LocalRemote(str(b)).key
-    with Manifest.open(str(a)) as manifest:
-        assert any(i.ino for i in manifest.intents(key))
-        (token,) = manifest.abandoned_temp_tokens()
     (a / "sub").mkdir()
-    left = a / "sub" / f".fsync-{token}00000001.tmp"  # the temp of a download not yet renamed
-    left.write_text("v1")
+    if "synced root inside" in remover:
+        assert fsync("push", a / "sub", tmp_path / "s", "-q").returncode == 0
+    with Manifest.open(str(a)) as manifest:
+        (token,) = manifest.abandoned_temp_tokens()
+    other = LocalRemote(str(tmp_path / "c")).key  # the remote of the run killed mid-publish
+    temp = a / "sub" / f".fsync-{token}00000001.tmp"
+    temp.write_text("v1")
+    st = temp.stat()
+    with TransferJournal.open(str(a)) as journal:  # that kill's intent, before the rename
+        intent = PublishIntent(RelPath("sub/f"), False, "0" * 64, 2, "2:1", None, *_ids(st))
+        journal.intend(other, [intent])
+        if "partial" in remover:  # journaled as a download to continue (the sweep keeps it)
+            partial = PartialDownload(RelPath("sub/f"), other, "2:1", 2, temp.name, 1, b"", 0)
+            journal.begin_download(partial)
 
-    if remover == "another remote":
-        res = fsync("push", a, tmp_path / "c")
+    if remover.startswith("cleanup"):
+        inside = a if remover == "cleanup" else a / "sub"
+        res = fsync("cleanup", inside, "--older-than", "0s")
+    elif "partial" in remover:
+        res = fsync("pull", b, a)
     else:
-        res = fsync("cleanup", a / "sub" if "inside" in remover else a, "--older-than", "0s")
+        res = fsync("push", a, tmp_path / "d")
 
     assert res.returncode == 0, res.stderr
-    assert not left.exists()
+    assert not temp.exists()
     with Manifest.open(str(a)) as manifest:
-        intents = manifest.intents(key)
-    assert intents, "the intents stay, to be settled by content"
-    assert not any(i.ino or i.dev for i in intents)
+        (unplaced,) = manifest.intents(other)
+        placed = manifest.intents(LocalRemote(str(b)).key)
+    assert (unplaced.dev, unplaced.ino) in {(0, 0), (None, None)}, unplaced
+    if "partial" not in remover:  # (that run, from b, settled b's intent)
+        assert [(i.dev, i.ino) for i in placed] == [_ids((a / "big").stat())]
+
+
+def _ids(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def _killed_amid_staged_uploads(

@@ -275,20 +275,44 @@ class TransferJournal:
                     f"{self._path}: {exc}"
                 ) from exc
 
-    def forget_identities(self) -> None:
-        """Withdraw the identity of every download intent (content alone then decides it):
-        call it before removing temp files outside a run (`fsync cleanup`), which frees their
-        inodes for new files that would pass for fsync's downloads. A run needs none of this:
-        it settles the intents before it sweeps the temps."""
+    def forget_unplaced_identities(self, root: str) -> None:
+        """Withdraw the identity of each download intent whose file at `root` is not its
+        temp renamed into place (another inode, or none): content alone then decides it.
+
+        Call it before removing temp files anywhere but in the run that settles the intent
+        (which drops it first): a temp not renamed frees its inode, which a new file at the
+        path could take and pass for fsync's download, and the next sync sent that file over
+        the remote's version with no conflict (reviews). A download renamed into place keeps
+        its proof: the file holds its inode, which no temp removal frees.
+        """
         with self._lock:
+            rows = self._conn.execute(
+                "SELECT source, path, dev, ino FROM publish_intents WHERE ino IS NOT NULL"
+            ).fetchall()
+            unplaced = [
+                (source, path)
+                for source, path, dev, ino in rows
+                if _identity_at(os.path.join(root, path)) != (dev, ino)
+            ]
             try:
-                self._conn.execute(
-                    "UPDATE publish_intents SET dev = NULL, ino = NULL WHERE ino IS NOT NULL"
+                self._conn.executemany(
+                    "UPDATE publish_intents SET dev = NULL, ino = NULL"
+                    " WHERE source = ? AND path = ?",
+                    unplaced,
                 )
             except sqlite3.Error as exc:
                 raise failed_access(self._path, exc) or PermanentError(
                     f"{self._path}: {exc}"
                 ) from exc
+
+
+def _identity_at(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at `path` (not followed if a link), or None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _partial(row: tuple[Any, ...]) -> PartialDownload:

@@ -69,8 +69,9 @@ class DownloadJournal(Protocol):
         """Every journaled partial download."""
         ...
 
-    def forget_identities(self) -> None:
-        """Withdraw the identities of the publish intents, before temp files are removed."""
+    def forget_unplaced_identities(self, root: str) -> None:
+        """Withdraw the identities of the publish intents whose temp was not renamed into
+        place under `root`, before temp files are removed."""
         ...
 
 
@@ -98,6 +99,7 @@ class Fetcher:
         self,
         remote: Remote,
         journal: DownloadJournal | None,
+        root: str,
         *,
         file_mode: int,
         on_bytes: Callable[[RelPath, int], None],
@@ -105,6 +107,7 @@ class Fetcher:
     ) -> None:
         self.remote = remote
         self.journal = journal
+        self.root = root
         self.file_mode = file_mode
         self.on_bytes = on_bytes
         self.block_size = block_size
@@ -127,7 +130,9 @@ class Fetcher:
                 if resumed is not None:
                     return resumed
             # Not continued (another version, even a small one): its file goes now, or
-            # nothing would ever remove it.
+            # nothing would ever remove it (after a killed run's intent naming its inode
+            # lost that identity: `drop_abandoned_temps`).
+            self.journal.forget_unplaced_identities(self.root)
             self.discard(path, _temp_path(folder, partial.temp))
         if not journaled:
             return self._fetch_whole(path, folder, expect)
@@ -288,16 +293,15 @@ def drop_stale_partials(journal: DownloadJournal, root: str, keep: set[RelPath])
     """Remove the partial downloads of paths not in `keep` (the paths this run downloads):
     their file was deleted or changed on the remote, or the local file changed, so nothing
     will continue them. Returns how many were removed."""
-    dropped = 0
-    for partial in journal.partials():
-        if partial.path in keep:
-            continue
+    stale = [partial for partial in journal.partials() if partial.path not in keep]
+    if stale:  # (a killed run's intent may name a temp's inode: `drop_abandoned_temps`)
+        journal.forget_unplaced_identities(root)
+    for partial in stale:
         temp = _temp_path(os.path.dirname(os.path.join(root, partial.path)), partial.temp)
         if temp is not None:
             unlink_quietly(temp)
         journal.end_download(partial.path)
-        dropped += 1
-    return dropped
+    return len(stale)
 
 
 def drop_missing_partials(journal: DownloadJournal, root: str) -> int:
@@ -343,9 +347,9 @@ def drop_abandoned_temps(
         if temp_token(posixpath.basename(path)) in owners and path not in kept
     ]
     if doomed:
-        # This run settled its own remote's intents; a killed run's of another remote still
-        # name these temps' inodes, which a new file at their path could take once freed.
-        journal.forget_identities()
+        # This run settled its own remote's intents; a killed run's of another remote may
+        # still name these temps' inodes, which a new file at their path could take.
+        journal.forget_unplaced_identities(root)
     for path in doomed:
         unlink_quietly(os.path.join(root, path))
     return len(doomed)

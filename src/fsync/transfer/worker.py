@@ -84,6 +84,7 @@ class Worker:
         self.fetcher = Fetcher(
             remote,
             opts.downloads,
+            root,
             file_mode=_FILE_MODE,
             on_bytes=self._advance,
         )
