@@ -58,6 +58,9 @@ class RemoteEntry:
     told it. Never an mtime to restore; `--on-conflict newer` goes by it where `mtime_ns` is
     unknown (an object another tool wrote), or a push and a pull each kept their own side as
     "as new" and never converged."""
+    sized: bool = field(default=True, compare=False)
+    """False where the listing could not tell the size (an http server that answers without
+    `Content-Length`): `size` is then 0, and a download holds what it received."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +121,21 @@ def remote_entry(  # noqa: PLR0917 - RemoteEntry's fields, positional as its con
     mtime_ns: int | None,
     mode: int | None,
     written_ns: int | None = None,
+    sized: bool = True,
 ) -> RemoteEntry:
-    """`RemoteEntry(size, fingerprint, digest, mtime_ns, mode, written_ns)`, in half the
-    time."""
+    """`RemoteEntry(size, fingerprint, digest, mtime_ns, mode, written_ns, sized)`, in half
+    the time."""
     entry = _new(RemoteEntry)
-    set_size, set_fingerprint, set_digest, set_mtime_ns, set_mode, set_written = _REMOTE_SETTERS
+    set_size, set_fingerprint, set_digest, set_mtime_ns, set_mode, set_written, set_sized = (
+        _REMOTE_SETTERS
+    )
     set_size(entry, size)
     set_fingerprint(entry, fingerprint)
     set_digest(entry, digest)
     set_mtime_ns(entry, mtime_ns)
     set_mode(entry, mode)
     set_written(entry, written_ns)
+    set_sized(entry, sized)
     return entry
 
 

@@ -111,3 +111,90 @@ def test_writing_to_an_http_remote_is_refused(
     )
     assert not any(method == "PUT" for method, _ in site.requests)
     assert sorted(listing(tmp_path / "site")) == sorted(TREE)
+
+
+def test_names_are_percent_decoded(fsync, tmp_path: Path) -> None:
+    """http.server links `b c.txt` as `b%20c.txt`: each was saved under its encoded name."""
+    served, local = tmp_path / "site", tmp_path / "local"
+    write(served, {"b c.txt": "b", "café.txt": "c", "50%.txt": "p", "d e/f g.txt": "f"})
+    with serving(served) as running:
+        res = fsync("pull", running.url, local)
+        assert res.returncode == 0, res.stderr
+        assert listing(local) == listing(served)
+        res = fsync("pull", running.url, local)
+        assert res.returncode == 0, res.stderr
+        assert "nothing to do" in res.stdout
+
+
+def test_encoded_names_that_are_no_path_here_are_refused(fsync, tmp_path: Path) -> None:
+    """A name not UTF-8 once decoded, one with an encoded `/`, and encoded `..` segments: each
+    refused with the warning of any unusable remote name; nothing lands outside LOCAL."""
+    served, local = tmp_path / "site", tmp_path / "local"
+    links = ["a.txt", "caf%E9.txt", "x%2Fy.txt", "%2e%2e/out.txt", "sub/%2E%2E/%2e%2e/up.txt"]
+    page = "".join(f'<a href="{link}">{link}</a>\n' for link in links)
+    write(served, {"index.html": page, "a.txt": "a", "x/y.txt": "x", "sub/s.txt": "s"})
+    with serving(served) as running:
+        res = fsync("pull", running.url, local)
+    assert sorted(listing(local)) == ["a.txt"], res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "site"]
+    assert "caf%E9.txt: refused remote key: 'caf" in res.stderr
+    assert "txt': is not valid UTF-8" in res.stderr
+    assert "'x/y.txt': a name with a slash in it" in res.stderr
+    assert "'../out.txt'" in res.stderr
+
+
+def test_links_with_a_query_or_fragment_are_not_files(fsync, tmp_path: Path) -> None:
+    """Apache's sort links, anchors and `?v=1` links are left out; `.` segments are dropped."""
+    served, local = tmp_path / "site", tmp_path / "local"
+    links = ["?C=N;O=D", "?C=M;O=A", "#top", "a.txt?v=1", "./a.txt", "sub/", "sub/./s.txt"]
+    page = "".join(f'<a href="{link}">{link}</a>\n' for link in links)
+    write(served, {"index.html": page, "a.txt": "a", "sub/s.txt": "s"})
+    with serving(served) as running:
+        res = fsync("pull", running.url, local)
+        assert res.returncode == 0, res.stderr
+        assert listing(local) == {"a.txt": b"a", "sub/s.txt": b"s"}
+        res = fsync("pull", running.url, local)
+        assert res.returncode == 0, res.stderr
+        assert "nothing to do" in res.stdout
+
+
+@pytest.mark.parametrize("quirk", ["chunked", "gzip"])
+def test_a_server_that_gives_no_true_length(fsync, tmp_path: Path, site: Site, quirk: str) -> None:
+    """No `Content-Length` (chunked), or the compressed one (gzip despite `identity`): the
+    size is what was received, and the version its ETag/Last-Modified; a second pull is a
+    no-op, and an edit is fetched."""
+    local, served = tmp_path / "local", tmp_path / "site"
+    site.quirks.add(quirk)
+    res = fsync("pull", site.url, local)
+    assert res.returncode == 0, res.stderr
+    assert listing(local) == listing(served)
+    res = fsync("pull", site.url, local)
+    assert res.returncode == 0, res.stderr
+    assert "nothing to do" in res.stdout
+    (served / "a.txt").write_text("ALPHA!")
+    res = fsync("pull", site.url, local)
+    assert res.returncode == 0, res.stderr
+    assert "1 downloaded" in res.stdout
+    assert listing(local) == listing(served)
+
+
+def test_a_connection_cut_mid_file_is_retried(fsync, tmp_path: Path, site: Site) -> None:
+    local, served = tmp_path / "local", tmp_path / "site"
+    site.cut["/dir/big.bin"] = 1
+    res = fsync("pull", site.url, local)
+    assert res.returncode == 0, res.stderr
+    assert listing(local) == listing(served)
+
+
+def test_a_server_cutting_a_file_every_time_fails_that_file_alone(
+    fsync, tmp_path: Path, site: Site
+) -> None:
+    local = tmp_path / "local"
+    site.cut["/dir/big.bin"] = 3
+    res = fsync("pull", "--retries", "2", site.url, local)
+    assert res.returncode == 1, (res.stderr, site.gets("/dir/big.bin"))
+    assert sorted(listing(local)) == ["a.txt", "dir/b.txt"]
+    assert "dir/big.bin" in res.stderr
+    assert "Response payload" in res.stderr
+    assert "<ContentLengthError" not in res.stderr
+    assert site.gets("/dir/big.bin") == 3

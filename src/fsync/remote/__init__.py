@@ -235,7 +235,7 @@ def _open_http(
     """http:// and https://: read-only, index pages listed (see `HttpRemote`)."""
     _no_endpoint(url, endpoint_url)
     fs, root = _make_fs(url, options)
-    return HttpRemote(fs, root, url, walks=_walks(fs))
+    return HttpRemote(fs, root, url, walks=_walks(fs), retry=settings.retry)
 
 
 def _walks(fs: AbstractFileSystem) -> bool:

@@ -10,18 +10,21 @@ came from a listing or from `info`, because the planner compares the two.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import io
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+from urllib.parse import quote, unquote_to_bytes
 
 from fsync.errors import (
     ConfigError,
     PermanentError,
     RemoteChanged,
     RemoteUnavailable,
+    TransientError,
     UnsafePathError,
     one_line,
     unusable_root,
@@ -38,6 +41,7 @@ from fsync.remote.base import (
     same_version,
     served_entry,
 )
+from fsync.remote.retry import RetryPolicy, retrying
 
 if TYPE_CHECKING:
     import threading
@@ -117,15 +121,18 @@ def entry_from_info(info: Mapping[str, Any]) -> RemoteEntry:
     """A `RemoteEntry` from an fsspec info dict (listing or `info`).
 
     The fingerprint is the ETag without quotes where the backend gives one, else
-    `"{size}:{mtime_ns}"` from the first time the dict carries.
+    `"{size}:{mtime_ns}"` from the first time the dict carries (`":{mtime_ns}"` where the
+    size is None: an http server that gave no `Content-Length`; the entry is then not
+    `sized`).
     """
+    sized = info.get("size") is not None
     size = int(info.get("size") or 0)
     mtime_ns = next((ns for key in _MTIME_KEYS if (ns := _to_ns(info.get(key))) is not None), None)
     etag = info.get("ETag") or info.get("etag")
-    if etag:
-        return RemoteEntry(size=size, fingerprint=str(etag).strip('"'), mtime_ns=mtime_ns)
-    fingerprint = f"{size}:{'' if mtime_ns is None else mtime_ns}"
-    return RemoteEntry(size=size, fingerprint=fingerprint, mtime_ns=mtime_ns)
+    fingerprint = str(etag).strip('"') if etag else None
+    if fingerprint is None:  # (no size known: the time alone)
+        fingerprint = f"{size if sized else ''}:{'' if mtime_ns is None else mtime_ns}"
+    return RemoteEntry(size=size, fingerprint=fingerprint, mtime_ns=mtime_ns, sized=sized)
 
 
 class FsspecRemote:
@@ -195,7 +202,7 @@ class FsspecRemote:
         for name, why in unread:
             key = self._relative(name) or name
             try:
-                incomplete.append((relpath_from_key(key), why))
+                incomplete.append((self._path_of(key), why))
             except UnsafePathError as err:
                 refused.append((key, str(err)))
         for name, info in found.items():
@@ -208,7 +215,7 @@ class FsspecRemote:
                 continue
             else:
                 try:
-                    entries[relpath_from_key(key)] = entry_from_info(info)
+                    entries[self._path_of(key)] = entry_from_info(info)
                 except UnsafePathError as err:
                     refused.append((key, str(err)))
         return Listing(entries, tuple(sorted(refused)), incomplete=tuple(sorted(incomplete)))
@@ -223,6 +230,7 @@ class FsspecRemote:
         """
         found: dict[str, dict[str, Any]] = {}
         stack = [self.root]
+        seen = {self.root}
         while stack:
             folder = stack.pop()
             try:
@@ -234,10 +242,13 @@ class FsspecRemote:
                     unread.append((folder, err.strerror or one_line(err)))
                 continue
             for info in listed:
-                name = str(info["name"]).rstrip("/")
+                name = self._linked(str(info["name"]).rstrip("/"))
+                if name is None:
+                    continue
                 if info.get("type") != "directory":
-                    found[name] = info
-                elif name != folder and self._relative(name) != ".fsync":
+                    found[name] = {**info, "name": name}
+                elif name not in seen and self._relative(name) != ".fsync":
+                    seen.add(name)
                     stack.append(name)
         return found
 
@@ -257,6 +268,7 @@ class FsspecRemote:
             if info.get("size") is None
             and (key := self._relative(name)) is not None
             and not self._skipped(key, info)
+            and self._mappable(key)
         ]
         if not todo:
             return
@@ -279,6 +291,23 @@ class FsspecRemote:
             del found[name]
             if why is not None:
                 unread.append((name, why))
+
+    def _linked(self, name: str) -> str | None:
+        """The name `_walk` files a listed `name` under, or None to leave it out: itself here
+        (see `HttpRemote`, whose index pages link other things than files)."""
+        return name
+
+    def _path_of(self, key: str) -> RelPath:
+        """The `RelPath` a listed key (relative to the root) names; `UnsafePathError` if none."""
+        return relpath_from_key(key)
+
+    def _mappable(self, key: str) -> bool:
+        """Whether `key` names a path here: a name `list` refuses is not asked about."""
+        try:
+            self._path_of(key)
+        except UnsafePathError:
+            return False
+        return True
 
     def _relative(self, name: str) -> str | None:
         """`name` relative to the root, or None if the backend listed something outside it."""
@@ -569,7 +598,15 @@ class HttpRemote(FsspecRemote):
     ranged GET per 5 MiB block: a file changed meanwhile could come in pieces of two versions.
     """
 
-    def __init__(self, fs: AbstractFileSystem, root: str, url: str, *, walks: bool = False) -> None:
+    def __init__(
+        self,
+        fs: AbstractFileSystem,
+        root: str,
+        url: str,
+        *,
+        walks: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         super().__init__(
             fs,
             root,
@@ -579,13 +616,49 @@ class HttpRemote(FsspecRemote):
             ),
             walks=walks,
         )
+        self.retry = retry or RetryPolicy()
+
+    def _linked(self, name: str) -> str | None:
+        """`name` without `.` segments (`./a.txt` is `a.txt`); None for a link with a query or
+        a fragment (Apache's `?C=N;O=D` sort links, `#top`, `a.txt?v=1`): not a file of the
+        tree, and fetched as one it was saved under a name no server has."""
+        key = self._relative(name)
+        if key is None:
+            return name
+        if "?" in key or "#" in key:
+            return None
+        kept = "/".join(part for part in key.split("/") if part not in ("", "."))
+        return f"{self.root}/{kept}" if kept else self.root
+
+    def _path_of(self, key: str) -> RelPath:
+        """The path an index page's link names: each segment percent-decoded
+        (`b%20c.txt` is `b c.txt`); `UnsafePathError` for a name whose bytes are not UTF-8,
+        or that decodes to a `/` (`a%2Fb`: one name on the server, never a folder here)."""
+        names = []
+        for part in key.split("/"):
+            name = unquote_to_bytes(part).decode("utf-8", "surrogateescape")
+            if "/" in name:
+                raise UnsafePathError(f"{name!r}: a name with a slash in it")
+            names.append(name)
+        return relpath_from_key("/".join(names))
+
+    def _full(self, path: RelPath) -> str:
+        """The URL of `path`: each name percent-encoded again."""
+        return join(self.root, quote(path, safe="/"))
 
     def open_read(
         self, path: RelPath, *, offset: int = 0, expect: RemoteEntry | None = None
     ) -> BinaryIO:
         """A streaming reader of the file from `offset`, its `entry` the version the answer
         names; `FileNotFoundError` if absent, `RemoteChanged` if that is not the version
-        `expect` names."""
+        `expect` names. A connection that drops is opened again where it ended (as
+        `retry` allows; then `TransientError`)."""
+        what = f"reading {self._url(path)}"
+        reader = retrying(lambda: self._get(path, offset, expect), self.retry, what=what)
+        return _Resuming(self, path, offset, reader)  # type: ignore[return-value]
+
+    def _get(self, path: RelPath, offset: int, expect: RemoteEntry | None) -> Any:
+        """One GET of `path` from `offset`, checked against `expect` (see `open_read`)."""
         # identity: the bytes are the file's, and Content-Length is their count
         headers = {"Accept-Encoding": "identity"}
         if offset:
@@ -602,13 +675,16 @@ class HttpRemote(FsspecRemote):
         except FileNotFoundError as err:
             if _missing(err):
                 raise
+            if _dropped(err.__cause__):
+                raise TransientError(f"{self._url(path)}: {one_line(err.__cause__)}") from err
             raise self._unasked(path, err) from err
         except OSError as err:
             _raise_translated(err, f"reading {self._url(path)}")
         except Exception as err:  # aiohttp's own types (a 500, a 403) stop here
             raise PermanentError(f"reading {self._url(path)}: {one_line(err)}") from err
         try:
-            reader.entry = self._answered(path, reader.r, expect.size if expect else 0)
+            known = expect.size if expect is not None and expect.sized else None
+            reader.entry = self._answered(path, reader.r, known)
             if expect is not None and not same_version(served_entry(reader), expect):
                 raise RemoteChanged(f"{self._url(path)}: changed since it was listed")
             if offset and reader.r.status != 206:  # (the whole file came: skip to `offset`)
@@ -618,19 +694,88 @@ class HttpRemote(FsspecRemote):
             raise
         return reader
 
-    def _answered(self, path: RelPath, response: Any, size: int) -> RemoteEntry:
+    def _answered(self, path: RelPath, response: Any, size: int | None) -> RemoteEntry:
         """The version a GET's answer names, as `info` (a HEAD) would have given it; `size`
-        where the answer gives none (a chunked one: the bytes received are counted later)."""
+        where the answer gives none (a chunked one, or one compressed despite the `identity`
+        asked for, whose `Content-Length` counts other bytes than aiohttp hands on: the bytes
+        received are counted later)."""
         info: dict[str, Any] = {"name": self._full(path), "size": size}
         for header in ("ETag", "Last-Modified"):
             if header in response.headers:
                 info[header] = response.headers[header]
         ranged = response.headers.get("Content-Range", "")
+        plain = response.headers.get("Content-Encoding", "identity") in ("identity", "")
         if response.status == 206 and ranged.rpartition("/")[2].isdigit():
             info["size"] = int(ranged.rpartition("/")[2])
-        elif "Content-Length" in response.headers and response.status != 206:
+        elif "Content-Length" in response.headers and response.status != 206 and plain:
             info["size"] = int(response.headers["Content-Length"])
         return entry_from_info(info)
+
+
+class _Resuming(io.RawIOBase):
+    """A reader from `HttpRemote.open_read` that, where the connection drops mid-file
+    (aiohttp's `ContentLengthError`, a reset), GETs the rest of the same version, as often as
+    the remote's retry policy allows for the whole file; then `TransientError`, the file
+    failed alone."""
+
+    def __init__(self, remote: HttpRemote, path: RelPath, offset: int, reader: Any) -> None:
+        super().__init__()
+        self._remote, self._path, self._at = remote, path, offset
+        self._reader: Any = reader
+        self._left = remote.retry.retries  # (for the whole file, not each read)
+        self.entry: RemoteEntry = reader.entry
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        def attempt() -> bytes:
+            if self._reader is None:
+                self._reader = self._remote._get(self._path, self._at, self.entry)
+            try:
+                return bytes(self._reader.read(-1 if size is None else size))
+            except Exception as err:
+                if not _dropped(err):
+                    raise
+                self._drop()
+                why = one_line(err).partition(":")[0]
+                raise TransientError(f"{self._remote._url(self._path)}: {why}") from err
+
+        def spent(_n: int, _err: BaseException, _delay: float) -> None:
+            self._left -= 1
+
+        what = f"reading {self._remote._url(self._path)}"
+        policy = dataclasses.replace(self._remote.retry, retries=self._left)
+        data = retrying(attempt, policy, what=what, on_retry=spent)
+        self._at += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _drop(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                reader.close()
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
+
+
+def _dropped(err: BaseException | None) -> bool:
+    """Whether `err` is a connection that failed or ended early (worth asking again), in
+    aiohttp's types or the builtin ones, as fsspec passes them on."""
+    if isinstance(err, ConnectionError | TimeoutError):
+        return True
+    kind = type(err)
+    names = {klass.__name__ for klass in kind.__mro__}
+    return kind.__module__.startswith("aiohttp") and bool(
+        names & {"ClientPayloadError", "ClientConnectionError", "ServerDisconnectedError"}
+    )
 
 
 def _skip(reader: BinaryIO, count: int) -> None:

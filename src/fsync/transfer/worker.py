@@ -786,7 +786,7 @@ def _check_download(action: Action, digest: str, size: int, served: RemoteEntry 
     assert action.remote is not None
     if served is not None and served.digest is not None and digest != served.digest:
         raise VerificationError(f"{action.path}: content does not match its stored blake3")
-    if size != action.remote.size:
+    if action.remote.sized and size != action.remote.size:
         raise VerificationError(
             f"{action.path}: received {size} bytes, the listing said {action.remote.size}"
         )
