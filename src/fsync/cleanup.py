@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 
 from fsync.errors import ConfigError
+from fsync.fileops import folders_up
 from fsync.ignore import STATE_DIR
 from fsync.manifest.db import DB_NAME
 from fsync.manifest.journal import TransferJournal
@@ -57,8 +58,8 @@ def cleanup(
     discarding anything when another fsync is working on `local_root` or on the root `url`
     is or lies in: its temp files and uploads are in use, whatever their age.
 
-    Both roots stay locked until the end, so no run of either starts meanwhile and goes on
-    with an upload or a partial file this cleanup is discarding.
+    The roots stay locked until the end, so no run of any starts meanwhile and goes on with
+    an upload or a partial file this cleanup is discarding.
     """
     if local_root is not None and not is_synced_root(local_root):
         raise ConfigError(
@@ -91,15 +92,7 @@ def _synced_roots_holding(folder: str) -> list[str]:
     """The synced roots that `folder` is or lies in, innermost first: `fsync cleanup
     ROOT/sub` removed ROOT's temp files holding no lock of ROOT (a run of it may be writing
     them) and leaving the intents that name their inodes (`fsync.transfer.intents`)."""
-    roots = []
-    here = os.path.abspath(folder)
-    while True:
-        if is_synced_root(here):
-            roots.append(here)
-        parent = os.path.dirname(here)
-        if parent == here:
-            return roots
-        here = parent
+    return [here for here in folders_up(os.path.abspath(folder)) if is_synced_root(here)]
 
 
 def _synced_roots(*folders: str | None) -> list[str]:

@@ -11,6 +11,7 @@ import errno
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from typing import Any
 
 from fsync.paths import temp_name
@@ -132,6 +133,26 @@ def unlink_quietly(path: str) -> None:
     """Remove `path` if it is there: already gone is fine, any other error is raised."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at `path` (a link itself, not followed), or None if
+    there is none: what a rename keeps, so a file still having them is the one renamed."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def folders_up(path: str) -> Iterator[str]:
+    """`path`, then each folder above it, up to the top of its filesystem tree."""
+    while True:
+        yield path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
 
 
 def libc_function(name: str) -> Any | None:

@@ -481,12 +481,9 @@ class _Session:
         folders = sorted(self.state.new_folders(p for p in files if p not in self.state.remote))
         if not folders:
             return
-        if len(folders) == 1:
-            found = [self.remote.stat(folders[0])]
-        else:
-            workers = min(len(folders), max(1, self.opts.transfers))
-            with ThreadPoolExecutor(workers, thread_name_prefix="fsync-stat") as pool:
-                found = list(pool.map(self.remote.stat, folders))
+        workers = min(len(folders), max(1, self.opts.transfers))
+        with ThreadPoolExecutor(workers, thread_name_prefix="fsync-stat") as pool:
+            found = list(pool.map(self.remote.stat, folders))
         for folder, entry in zip(folders, found, strict=True):
             if entry is not None:
                 self.state.set_remote(folder, entry)

@@ -18,14 +18,16 @@ holds the root's lock, so what this process read at its first download question 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from types import TracebackType
 from typing import Any
 
 from fsync.errors import PermanentError
+from fsync.fileops import file_identity
 from fsync.manifest.db import DB_NAME, connect, failed_access, ns_to_db, state_dir
 from fsync.model import PartialDownload, PendingUpload, PublishIntent, RelPath
 
@@ -235,26 +237,20 @@ class TransferJournal:
             )
             for i in intents
         ]
-        with self._lock:
+        # A full disk fails the transfer with what to do, never publishes it unjournaled.
+        with self._writing():
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.executemany(
-                        "INSERT OR REPLACE INTO publish_intents (source, path, direction,"
-                        " digest, size, fingerprint, mtime_ns, dev, ino)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                    self._conn.execute("COMMIT")
-                finally:
-                    if self._conn.in_transaction:  # (SQLite may have rolled it back itself)
-                        self._conn.execute("ROLLBACK")
-            except sqlite3.Error as exc:
-                # A full disk fails the transfer with what to do, never publishes it unjournaled.
-                failure = failed_access(self._path, exc)
-                if failure is not None:
-                    raise failure from exc
-                raise
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO publish_intents (source, path, direction,"
+                    " digest, size, fingerprint, mtime_ns, dev, ino)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._conn.execute("COMMIT")
+            finally:
+                if self._conn.in_transaction:  # (SQLite may have rolled it back itself)
+                    self._conn.execute("ROLLBACK")
 
     def unintend(self, source: str, paths: Collection[RelPath]) -> None:
         """Drop the intents of `paths` on `source`, whose transfers will not be published:
@@ -264,16 +260,11 @@ class TransferJournal:
         `PermanentError` where the row cannot be deleted: the caller then keeps the temp."""
         if not paths:
             return
-        with self._lock:
-            try:
-                self._conn.executemany(
-                    "DELETE FROM publish_intents WHERE source = ? AND path = ?",
-                    [(source, path) for path in paths],
-                )
-            except sqlite3.Error as exc:
-                raise failed_access(self._path, exc) or PermanentError(
-                    f"{self._path}: {exc}"
-                ) from exc
+        with self._writing():
+            self._conn.executemany(
+                "DELETE FROM publish_intents WHERE source = ? AND path = ?",
+                [(source, path) for path in paths],
+            )
 
     def forget_unplaced_identities(self, root: str) -> None:
         """Withdraw the identity of each download intent whose file at `root` is not its
@@ -285,34 +276,31 @@ class TransferJournal:
         the remote's version with no conflict (reviews). A download renamed into place keeps
         its proof: the file holds its inode, which no temp removal frees.
         """
-        with self._lock:
+        with self._writing():
             rows = self._conn.execute(
                 "SELECT source, path, dev, ino FROM publish_intents WHERE ino IS NOT NULL"
             ).fetchall()
             unplaced = [
                 (source, path)
                 for source, path, dev, ino in rows
-                if _identity_at(os.path.join(root, path)) != (dev, ino)
+                if file_identity(os.path.join(root, path)) != (dev, ino)
             ]
+            self._conn.executemany(
+                "UPDATE publish_intents SET dev = NULL, ino = NULL WHERE source = ? AND path = ?",
+                unplaced,
+            )
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the journal's lock; a write SQLite refuses raises as a run error saying what
+        to do (a full disk: `db.failed_access`), never as sqlite3's own."""
+        with self._lock:
             try:
-                self._conn.executemany(
-                    "UPDATE publish_intents SET dev = NULL, ino = NULL"
-                    " WHERE source = ? AND path = ?",
-                    unplaced,
-                )
+                yield
             except sqlite3.Error as exc:
                 raise failed_access(self._path, exc) or PermanentError(
                     f"{self._path}: {exc}"
                 ) from exc
-
-
-def _identity_at(path: str) -> tuple[int, int] | None:
-    """The device and inode of the file at `path` (not followed if a link), or None."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _partial(row: tuple[Any, ...]) -> PartialDownload:

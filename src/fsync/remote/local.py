@@ -27,7 +27,7 @@ from fsync.errors import (
     UnsafePathError,
     unusable_root,
 )
-from fsync.fileops import makedirs, place_new, rename_noreplace
+from fsync.fileops import folders_up, makedirs, place_new, rename_noreplace
 from fsync.model import Digest, RelPath, RemoteEntry, remote_entry
 from fsync.paths import temp_name
 from fsync.remote.base import (
@@ -78,14 +78,7 @@ def _raise_translated(err: OSError, doing: str) -> NoReturn:
 def _file_on_path(path: str) -> str:
     """The nearest of `path` and the folders above it that exists and is not a folder
     (`path` itself if none is found: it changed meanwhile)."""
-    here = path
-    while True:
-        if os.path.lexists(here) and not os.path.isdir(here):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return path
-        here = parent
+    return next((p for p in folders_up(path) if os.path.lexists(p) and not os.path.isdir(p)), path)
 
 
 def _entry(st: os.stat_result, inodes: bool) -> RemoteEntry:

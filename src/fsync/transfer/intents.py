@@ -42,13 +42,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from fsync.errors import FsyncError
-from fsync.hashing import HashingReader
+from fsync.fileops import file_identity
+from fsync.hashing import hash_stream
 from fsync.model import BaseEntry, LocalEntry, PublishIntent, RelPath, RemoteEntry
 from fsync.remote.base import Remote
 
 _log = logging.getLogger("fsync.transfer")
 
-CHUNK = 1 << 20
 
 SETTLERS = 8
 """Intents looked at side by side (each may cost a request, or a read of the file)."""
@@ -122,11 +122,7 @@ def _downloaded(intent: PublishIntent, root: str, here: LocalEntry | None) -> Ba
 def _moved_in(intent: PublishIntent, root: str) -> bool:
     """Whether the local file at the intent's path is its temp file (device and inode: the
     scan keeps no device, and two filesystems may number inodes alike)."""
-    try:
-        st = os.lstat(os.path.join(root, intent.path))
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == (intent.dev, intent.ino)
+    return file_identity(os.path.join(root, intent.path)) == (intent.dev, intent.ino)
 
 
 def _uploaded(intent: PublishIntent, remote: Remote, there: RemoteEntry | None) -> BaseEntry | None:
@@ -150,7 +146,4 @@ def _uploaded(intent: PublishIntent, remote: Remote, there: RemoteEntry | None) 
 def _content_digest(remote: Remote, path: RelPath, there: RemoteEntry) -> str:
     """The blake3 of the remote object `there` at `path`, read whole."""
     with remote.open_read(path, expect=there) as src:
-        reader = HashingReader(src)
-        while reader.read(CHUNK):
-            pass
-    return reader.digest()
+        return hash_stream(src)

@@ -25,7 +25,7 @@ from fsync.errors import (
     UnsafePathError,
     VerificationError,
 )
-from fsync.fileops import makedirs, place_new, rename_exchange, swap_into_place
+from fsync.fileops import file_identity, makedirs, place_new, rename_exchange, swap_into_place
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.ignore import STATE_DIR
 from fsync.model import (
@@ -474,10 +474,9 @@ class Worker:
             if mtime_ns is not None:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns))
             self._check_local(action)
-            temp = os.stat(tmp)
+            dev, ino = file_identity(tmp) or (0, 0)
             fingerprint = action.remote.fingerprint
-            intent = PublishIntent(path, False, digest, size, fingerprint, None, *_identity(temp))
-            self.intend([intent])
+            self.intend([PublishIntent(path, False, digest, size, fingerprint, None, dev, ino)])
             copy = self._set_local_aside(action, full, done)
         except BaseException:
             self._unpublished(path, tmp)
@@ -842,8 +841,3 @@ def _read_umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_read_umask()
-
-
-def _identity(st: os.stat_result) -> tuple[int, int]:
-    """A file's device and inode: what a rename keeps (`PublishIntent.dev`, `.ino`)."""
-    return st.st_dev, st.st_ino
