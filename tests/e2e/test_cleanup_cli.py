@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fsync.manifest.journal import TransferJournal
+from fsync.manifest.lock import RootLock
 from fsync.model import PartialDownload, PendingUpload, RelPath
 from fsync.paths import is_temp_name
 from fsynctest.commands import fsync_command
@@ -93,6 +94,26 @@ def test_cleanup_of_a_synced_folder_given_as_its_own_local_takes_its_lock_once(
     (tmp_path / "link").symlink_to(local)
     res = fsync("cleanup", local, "--local", tmp_path / "link", "--older-than", "0", "--json")
     assert (res.returncode, json.loads(res.stdout)) == (0, {"aborted": 1}), res.stderr
+
+
+def test_cleanup_of_a_folder_inside_a_root_another_fsync_holds_is_refused(
+    fsync, tmp_path: Path
+) -> None:
+    """`fsync cleanup ROOT/sub` removed ROOT's temp files holding no lock of ROOT, those of a
+    pull writing into ROOT among them (review): it takes ROOT's lock, as cleanup of ROOT
+    does, and stops before discarding anything while another fsync holds it."""
+    root = tmp_path / "root"
+    write(root, {"sub/a.txt": "a"})
+    assert fsync("push", root, tmp_path / "out", "-q").returncode == 0
+    temp = root / "sub" / ".fsync-0123456789abcdef.tmp"  # what a running pull is writing
+    temp.write_text("partial")
+
+    with RootLock(str(root)):
+        res = fsync("cleanup", root / "sub", "--older-than", "0")
+
+    assert res.returncode == 2, res.stdout
+    assert f"is already working on {root}; wait for it to finish" in res.stderr
+    assert temp.read_text() == "partial"
 
 
 def test_cleanup_through_fsspec_keeps_fresh_temp_files_too(fsync, tmp_path: Path) -> None:

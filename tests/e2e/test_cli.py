@@ -535,15 +535,42 @@ def test_a_base_recorded_before_the_change_time_joined_the_fingerprint_is_not_re
     assert json.loads(res.stdout)["downloaded"] == 1, res.stdout
     assert (src / "c.txt").read_text() == "GAMMA\n"
     assert [f.stat().st_atime_ns for f in files[:2]] == atimes  # neither was read
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        tokens = dict(conn.execute("SELECT path, fingerprint FROM base").fetchall())
-    assert [tokens[n] for n in names] == [
-        f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
-        for st in (f.stat() for f in files)
-    ]
+    assert _base_tokens(src) == _folder_tokens(remote, names)
     files[0].read_bytes()  # the probe works here: a read does move the atime
     if files[0].stat().st_atime_ns == atimes[0]:
         pytest.skip("no atime moves here (noatime): the no-read check proved nothing")
+
+
+def test_a_push_to_a_folder_remote_records_each_file_as_its_listing_shows_it(
+    fsync, tmp_path: Path
+) -> None:
+    """fsync's own rename moves the change time a folder remote's fingerprint holds: a base
+    recorded with the temp file's (small files are staged and renamed a batch at a time,
+    larger ones written and renamed one by one) read as changed by someone else at the next
+    run, and each file was read whole again to learn it was not."""
+    if not LocalRemote(str(tmp_path)).inodes:
+        pytest.skip(f"{filesystem_type(str(tmp_path))} may renumber inodes: size+mtime only")
+    src, remote = tmp_path / "src", tmp_path / "remote"
+    write(src, {"small.txt": "s", "big.bin": os.urandom(2 << 20)})
+
+    assert fsync("push", src, remote, "-q").returncode == 0
+
+    assert _base_tokens(src) == _folder_tokens(remote, ["big.bin", "small.txt"])
+
+
+def _base_tokens(root: Path) -> dict[str, str]:
+    """The fingerprints `root`'s manifest recorded, by path."""
+    with contextlib.closing(sqlite3.connect(root / ".fsync" / "state.db")) as conn:
+        return dict(conn.execute("SELECT path, fingerprint FROM base").fetchall())
+
+
+def _folder_tokens(remote: Path, names: list[str]) -> dict[str, str]:
+    """The fingerprints a folder remote's listing gives `names` now."""
+    stats = {name: (remote / name).stat() for name in names}
+    return {
+        name: f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+        for name, st in stats.items()
+    }
 
 
 def test_a_users_file_named_like_a_temp_file_is_synced(fsync, tmp_path: Path) -> None:

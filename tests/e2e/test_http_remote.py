@@ -43,6 +43,15 @@ def _age(path: Path, seconds: float) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
 
 
+def _pulled_twice(fsync, url: str, local: Path) -> None:
+    """Pull `url` into `local`, then again: the second pull has nothing to do."""
+    res = fsync("pull", url, local)
+    assert res.returncode == 0, res.stderr
+    res = fsync("pull", url, local)
+    assert res.returncode == 0, res.stderr
+    assert "nothing to do" in res.stdout
+
+
 def test_a_pull_fetches_every_file_once_and_again_when_edited(
     fsync, tmp_path: Path, site: Site
 ) -> None:
@@ -118,12 +127,8 @@ def test_names_are_percent_decoded(fsync, tmp_path: Path) -> None:
     served, local = tmp_path / "site", tmp_path / "local"
     write(served, {"b c.txt": "b", "café.txt": "c", "50%.txt": "p", "d e/f g.txt": "f"})
     with serving(served) as running:
-        res = fsync("pull", running.url, local)
-        assert res.returncode == 0, res.stderr
-        assert listing(local) == listing(served)
-        res = fsync("pull", running.url, local)
-        assert res.returncode == 0, res.stderr
-        assert "nothing to do" in res.stdout
+        _pulled_twice(fsync, running.url, local)
+    assert listing(local) == listing(served)
 
 
 def test_encoded_names_that_are_no_path_here_are_refused(fsync, tmp_path: Path) -> None:
@@ -150,12 +155,8 @@ def test_links_with_a_query_or_fragment_are_not_files(fsync, tmp_path: Path) -> 
     page = "".join(f'<a href="{link}">{link}</a>\n' for link in links)
     write(served, {"index.html": page, "a.txt": "a", "sub/s.txt": "s"})
     with serving(served) as running:
-        res = fsync("pull", running.url, local)
-        assert res.returncode == 0, res.stderr
-        assert listing(local) == {"a.txt": b"a", "sub/s.txt": b"s"}
-        res = fsync("pull", running.url, local)
-        assert res.returncode == 0, res.stderr
-        assert "nothing to do" in res.stdout
+        _pulled_twice(fsync, running.url, local)
+    assert listing(local) == {"a.txt": b"a", "sub/s.txt": b"s"}
 
 
 @pytest.mark.parametrize("quirk", ["chunked", "gzip"])
@@ -165,12 +166,8 @@ def test_a_server_that_gives_no_true_length(fsync, tmp_path: Path, site: Site, q
     no-op, and an edit is fetched."""
     local, served = tmp_path / "local", tmp_path / "site"
     site.quirks.add(quirk)
-    res = fsync("pull", site.url, local)
-    assert res.returncode == 0, res.stderr
+    _pulled_twice(fsync, site.url, local)
     assert listing(local) == listing(served)
-    res = fsync("pull", site.url, local)
-    assert res.returncode == 0, res.stderr
-    assert "nothing to do" in res.stdout
     (served / "a.txt").write_text("ALPHA!")
     res = fsync("pull", site.url, local)
     assert res.returncode == 0, res.stderr

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fsync.fileops import file_identity
 from fsync.manifest import Manifest
 from fsync.manifest.journal import TransferJournal
 from fsync.model import PartialDownload, PublishIntent, RelPath
@@ -447,6 +448,7 @@ def test_a_download_killed_before_its_record_then_edited_here_is_the_edit(
         "cleanup of a synced root inside",
         "a run of another remote",
         "a run dropping a stale partial",
+        "a run fetching that path anew",
     ],
 )
 def test_no_temp_goes_while_an_intent_names_its_inode(
@@ -455,7 +457,8 @@ def test_no_temp_goes_while_an_intent_names_its_inode(
     """A run killed between an intent and its rename leaves a temp that the intent names by
     inode. Removed by `fsync cleanup` (of LOCAL, a folder inside it, or a synced root inside
     it), or by a run with another remote (which settles its own intents only: its sweep of
-    killed temps, or of stale partial downloads), the temp freed an inode that the next new
+    killed temps, of stale partial downloads, or a partial download of a path it fetches
+    anew), the temp freed an inode that the next new
     file at the path may take (an editor's save by rename: ext4 hands it out again), and
     the intent took that file for fsync's download: a sync sent it over the remote's version
     with no conflict (reviews). The identity of such an intent goes first; a download that
@@ -470,21 +473,25 @@ def test_no_temp_goes_while_an_intent_names_its_inode(
     other = LocalRemote(str(tmp_path / "c")).key  # the remote of the run killed mid-publish
     temp = a / "sub" / f".fsync-{token}00000001.tmp"
     temp.write_text("v1")
-    st = temp.stat()
+    dev, ino = file_identity(str(temp)) or (0, 0)
     with TransferJournal.open(str(a)) as journal:  # that kill's intent, before the rename
-        intent = PublishIntent(RelPath("sub/f"), False, "0" * 64, 2, "2:1", None, *_ids(st))
+        intent = PublishIntent(RelPath("sub/f"), False, "0" * 64, 2, "2:1", None, dev, ino)
         journal.intend(other, [intent])
-        if "partial" in remover:  # journaled as a download to continue (the sweep keeps it)
+        if remover.startswith("a run") and remover != "a run of another remote":
+            # journaled as a download to continue (the sweep of killed temps keeps it)
             partial = PartialDownload(RelPath("sub/f"), other, "2:1", 2, temp.name, 1, b"", 0)
             journal.begin_download(partial)
+    if "anew" in remover:  # b's own sub/f, which that partial is no part of (and a new
+        # big: the partial the killed download left is then no stale one to drop)
+        write(b, {"sub/f": "b's f", "big": "v2" * BIG})
 
     if remover.startswith("cleanup"):
         inside = a if remover == "cleanup" else a / "sub"
         res = fsync("cleanup", inside, "--older-than", "0s")
-    elif "partial" in remover:
-        res = fsync("pull", b, a)
-    else:
+    elif remover == "a run of another remote":
         res = fsync("push", a, tmp_path / "d")
+    else:
+        res = fsync("pull", b, a)
 
     assert res.returncode == 0, res.stderr
     assert not temp.exists()
@@ -492,12 +499,9 @@ def test_no_temp_goes_while_an_intent_names_its_inode(
         (unplaced,) = manifest.intents(other)
         placed = manifest.intents(LocalRemote(str(b)).key)
     assert (unplaced.dev, unplaced.ino) in {(0, 0), (None, None)}, unplaced
-    if "partial" not in remover:  # (that run, from b, settled b's intent)
-        assert [(i.dev, i.ino) for i in placed] == [_ids((a / "big").stat())]
-
-
-def _ids(st: os.stat_result) -> tuple[int, int]:
-    return st.st_dev, st.st_ino
+    if remover.startswith("cleanup") or remover == "a run of another remote":
+        # (a run from b settled b's intent)
+        assert [(i.dev, i.ino) for i in placed] == [file_identity(str(a / "big"))]
 
 
 def _killed_amid_staged_uploads(
