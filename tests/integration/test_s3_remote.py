@@ -13,6 +13,7 @@ import io
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
@@ -326,9 +327,16 @@ def test_failed_upload_resumes_sending_only_missing_parts(
 ) -> None:
     data = os.urandom(27 * MIB)  # 6 parts: 5 x 5 MiB + 2 MiB
     proxy = s3_proxy.proxy
+    proxy.add_rule("UploadPart", action="delay", times=3, delay=1.5)
     proxy.add_rule("UploadPart", action="drop", after=3, times=None)
     with pytest.raises(TransientError, match="gave up"):
         put(remote, "resume.bin", data)
+    # The parts in flight when the fourth gave up were answered before `put` gave up the
+    # upload, and no part was started after it: sent on behind the failure, they went on
+    # after `put` returned, beside the next run's resume.
+    answered = proxy.counts()["UploadPart"]
+    time.sleep(2.0)
+    assert proxy.counts()["UploadPart"] == answered
     pending = journal.all()
     assert [(p.target, p.size) for p in pending] == [
         (f"s3://{s3_proxy.bucket}/{ROOT}/resume.bin", len(data))

@@ -29,6 +29,7 @@ file touched or chmod-ed since gets a new upload).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -272,26 +273,28 @@ class MultipartPut:
     def _send_all(self, upload: PendingUpload, done: Parts, source: BinaryIO) -> dict[int, str]:
         """Read every part in order; send those the store lacks, `transfers` at a time.
 
-        Returns each part's ETag. On a failure the sends
+        Returns each part's ETag. On a failure no part is started after it, the sends
         already running finish, the rest are cancelled, the upload stays journaled, and the
-        first error is raised. A graceful stop (`stopping`) likewise reads no further part
-        and raises `Halted` once the parts going out are sent.
+        first error is raised once nothing of it is in flight. A graceful stop (`stopping`)
+        likewise reads no further part and raises `Halted` once the parts going out are sent.
         """
         slots = self.remote.slots
         running: dict[Future[tuple[str, bool]], int] = {}
         failures: list[BaseException] = []
 
         def finished(future: Future[tuple[str, bool]]) -> None:
-            slots.release()
             error = None if future.cancelled() else future.exception()
             if error is not None:
                 failures.append(error)
+            slots.release()  # (after: the slot it frees must not start the next part)
 
         try:
             for number, _, length in chunking.parts(upload.size, upload.part_size):
                 if not self._take_slot():
                     break
                 try:
+                    if failures:  # (the slot a failed send freed: no part after it)
+                        raise failures[0]
                     body = read_part(source, length, self.what)
                 except BaseException:
                     slots.release()
@@ -300,16 +303,19 @@ class MultipartPut:
                 future = self.remote.pool.submit(self._send_part, upload, number, body, have)
                 running[future] = number
                 future.add_done_callback(finished)
-                if failures:
-                    raise failures[0]
             self._wait_for(running)
             if failures:
                 raise failures[0]
             if len(running) < chunking.part_count(upload.size, upload.part_size):
                 raise Halted(f"{self.what}: stopped; the upload goes on from here next time")
-        except BaseException:
+        except BaseException as err:
             for future in running:
                 future.cancel()
+            if not isinstance(err, Halted):
+                # A send left running went on retrying after the upload was given up: beside
+                # the next attempt's resume, which could list the parts without it.
+                with contextlib.suppress(Halted):
+                    self._wait_for(running)
             raise
         return self._etags(running, done)
 
