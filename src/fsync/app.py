@@ -219,6 +219,7 @@ def _run_in(
             _report_unreadable(local.errors, refused, on_action)
             result.errors = _redacted(result.errors, opts)
             result.seconds = time.monotonic() - started
+            result.read_only = not remote.capabilities.writable
             manifest.finish_run(entry.run_id, int(exit_status(result)), result.as_json())
             return result
 
@@ -922,9 +923,9 @@ def sort_listing(
     is (`Listing.skipped`), each warned about as a local link is: also left alone."""
     entries = {p: e for p, e in listing.entries.items() if not ignore.ignores(p)}
     refused = [
-        FileError(path, incomplete_error(why))
+        FileError(path, incomplete_error(why, file=path in listing.unread_files))
         for path, why in listing.incomplete
-        if not ignore.ignores(path, is_dir=True)
+        if not ignore.ignores(path, is_dir=path not in listing.unread_files)
     ]
     skipped: dict[RelPath, str] = {}
     for path, what in listing.skipped:

@@ -407,6 +407,9 @@ class RunResult:
     dry_run: bool = False
     errors: list[FileError] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    read_only: bool = False
+    """The remote refuses writes (http://, `Capabilities.writable`): what a pull leaves
+    alone here has no other direction to go, and the summary says so."""
     stopped: str | None = None
     """Why the real run would stop whole before acting (a dry run whose plan a safety stop
     refuses: the stop's message); the dry run then exits as that run would."""

@@ -75,7 +75,10 @@ def print_summary(
     left = len(r.notices) - r.unresolved - unmappable
     if left > 0 and not verbose and direction is not Direction.SYNC:
         deleted = sum(1 for n in r.notices if n.deleted and not n.unmappable)
-        _print_left(direction, left, deleted)
+        if r.read_only:
+            _print_kept(left, deleted)
+        else:
+            _print_left(direction, left, deleted)
     if unmappable and not verbose:
         say(
             f"{unmappable} remote changes have names this folder cannot hold, and are left "
@@ -105,6 +108,22 @@ def _print_left(direction: Direction, left: int, deleted: int) -> None:
         )
     if left > deleted:
         say(f"{left - deleted} changes left for the other direction (fsync {other}; -v lists them)")
+
+
+def _print_kept(left: int, deleted: int) -> None:
+    """What a pull from a read-only remote saw change here and left alone: `_print_left`'s
+    lines without the push they offered, which that remote refuses."""
+    if deleted:
+        say(
+            f"{deleted} files deleted here since the last sync are not fetched again (the "
+            "remote is read-only; fsync pull --mirror fetches them again and makes this folder "
+            "equal to the remote; -v lists them)"
+        )
+    if left > deleted:
+        say(
+            f"{left - deleted} changes made here are kept and not sent (the remote is "
+            "read-only; -v lists them)"
+        )
 
 
 def _transfer_parts(direction: Direction, r: RunResult) -> list[str]:

@@ -179,8 +179,13 @@ def _list(
     for path, what in listing.skipped:
         if not ignore.ignores_unseen(path):
             reporter.warning(skipped_warning(path, what))
-    unread = {p for p, _ in listing.incomplete if not ignore.ignores(p, is_dir=True)}
-    refused += [FileError(p, incomplete_error(why)) for p, why in listing.incomplete if p in unread]
+    files = listing.unread_files
+    unread = {p for p, _ in listing.incomplete if not ignore.ignores(p, is_dir=p not in files)}
+    refused += [
+        FileError(p, incomplete_error(why, file=p in files))
+        for p, why in listing.incomplete
+        if p in unread
+    ]
     return entries, refused, unread
 
 

@@ -195,3 +195,102 @@ def test_a_server_cutting_a_file_every_time_fails_that_file_alone(
     assert "Response payload" in res.stderr
     assert "<ContentLengthError" not in res.stderr
     assert site.gets("/dir/big.bin") == 3
+
+
+def _failing(site: Site, path: str, statuses: list[int], methods: tuple[str, ...]) -> None:
+    """Answer `path`'s next requests of each of `methods` with `statuses`, one each."""
+    for method in methods:
+        site.failing[(method, path)] = list(statuses)
+
+
+def test_a_file_the_server_cannot_answer_is_left_alone_on_both_sides(
+    fsync, tmp_path: Path, site: Site
+) -> None:
+    """HEAD and GET of one file answer 500 (asked again per --retries, as for any 5xx): it
+    is reported as the file it is, not as a folder; its local copy stays, the rest is
+    pulled, and once the server answers again a pull is fine."""
+    local, served = tmp_path / "local", tmp_path / "site"
+    assert fsync("pull", site.url, local).returncode == 0
+    (served / "a.txt").write_text("ALPHA!")
+    _failing(site, "/dir/b.txt", [500] * 10, ("HEAD", "GET"))
+    res = fsync("pull", "--retries", "1", site.url, local)
+    assert res.returncode == 1, res.stderr
+    assert f"fsync: error: dir/b.txt: cannot read this file on the remote (reading {site.url}" in (
+        res.stderr
+    )
+    assert "500 Internal Server Error (gave up after 2 attempts)); it is left alone\n" in (
+        res.stderr
+    )
+    assert "folder" not in res.stderr
+    assert listing(local) == listing(served)  # (b.txt kept, a.txt fetched)
+    res = fsync("verify", local, site.url)
+    assert res.returncode == 1, res.stderr
+    assert "dir/b.txt: cannot read this file on the remote" in res.stderr
+
+    site.failing.clear()
+    _pulled_twice(fsync, site.url, local)
+    assert listing(local) == listing(served)
+
+
+def test_changes_made_here_are_not_offered_to_a_read_only_remote(
+    fsync, tmp_path: Path, site: Site
+) -> None:
+    """A pull leaves a local edit and a local delete alone; its summary offered `fsync push`
+    for both, which an http remote refuses. The `--mirror` it does offer works."""
+    local, served = tmp_path / "local", tmp_path / "site"
+    assert fsync("pull", site.url, local).returncode == 0
+    (local / "a.txt").write_text("mine")
+    (local / "dir/b.txt").unlink()
+    res = fsync("pull", site.url, local)
+    assert res.returncode == 0, res.stderr
+    assert "push" not in res.stdout
+    assert (
+        "1 files deleted here since the last sync are not fetched again (the remote is "
+        "read-only; fsync pull --mirror fetches them again and makes this folder equal to the "
+        "remote; -v lists them)\n"
+        "1 changes made here are kept and not sent (the remote is read-only; -v lists them)\n"
+    ) in res.stdout
+    assert (local / "a.txt").read_text() == "mine"
+
+    res = fsync("pull", "--mirror", site.url, local)
+    assert res.returncode == 0, res.stderr
+    assert listing(local) == listing(served)
+
+
+@pytest.mark.parametrize(
+    ("status", "methods"),
+    [(503, ("GET",)), (503, ("HEAD", "GET")), (500, ("GET",)), (502, ("GET",)), (504, ("GET",))],
+)
+def test_a_server_failing_for_a_while_is_asked_again(
+    fsync, tmp_path: Path, site: Site, status: int, methods: tuple[str, ...]
+) -> None:
+    """Two 5xx answers to the file's GET (or to its HEAD and the GET fsspec falls back to,
+    while listing), then the file: asked again per --retries, the pull succeeds. Each
+    failed the file at once."""
+    local, served = tmp_path / "local", tmp_path / "site"
+    _failing(site, "/dir/b.txt", [status, status], methods)
+    res = fsync("pull", site.url, local)
+    assert res.returncode == 0, res.stderr
+    assert listing(local) == listing(served)
+    assert site.failing == {(method, "/dir/b.txt"): [] for method in methods}
+
+
+def test_a_server_failing_on_a_file_for_good_fails_that_file_alone(
+    fsync, tmp_path: Path, site: Site
+) -> None:
+    """Every GET of a file edited on the server answers 503: after --retries, that file
+    fails alone in one line; its local copy is kept, the other edit is fetched."""
+    local, served = tmp_path / "local", tmp_path / "site"
+    assert fsync("pull", site.url, local).returncode == 0
+    (served / "a.txt").write_text("ALPHA!")
+    (served / "dir/b.txt").write_text("BRAVO!")
+    _failing(site, "/dir/b.txt", [503] * 10, ("GET",))
+    res = fsync("pull", "--retries", "2", site.url, local)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr == (
+        f"fsync: error: download dir/b.txt: reading {site.url}dir/b.txt: 503 Service "
+        "Unavailable (gave up after 3 attempts)\n"
+    )
+    assert site.gets("/dir/b.txt") == 4  # (one in the first pull)
+    assert (local / "a.txt").read_text() == "ALPHA!"
+    assert (local / "dir/b.txt").read_text() == "bravo"

@@ -4,8 +4,8 @@ It is Python's own `http.server` (no sizes in its index pages, no ranges, `Last-
 to the second), run in a thread of the test, so a test can count the requests an `fsync`
 process made and change a file on the server at a chosen moment: `before_get` runs just
 before a file's GET is answered, after fsync listed it (a fault injected at the server).
-`quirks` make it answer files as some servers do, and `cut` drops a file's connection
-halfway through its bytes.
+`quirks` make it answer files as some servers do, `cut` drops a file's connection
+halfway through its bytes, and `failing` answers a file with an error status instead.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class Site:
     cut: dict[str, int] = field(default_factory=dict)
     """URL path → how many of its next GETs end halfway, the connection shut (a server that
     died mid-file)."""
+    failing: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """(method, URL path) → the statuses its next requests are answered with, one each, in
+    place of the file (a server failing for a while, or for good with a long list)."""
 
     def gets(self, path: str) -> int:
         """How many GETs asked for `path` (`/a.txt`)."""
@@ -51,6 +54,8 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.site.requests.append(("GET", self.path))
+        if self._failed("GET"):
+            return
         hook = self.site.before_get.pop(self.path, None)
         if hook is not None:
             hook()
@@ -58,7 +63,16 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self.site.requests.append(("HEAD", self.path))
-        super().do_HEAD()
+        if not self._failed("HEAD"):
+            super().do_HEAD()
+
+    def _failed(self, method: str) -> bool:
+        """Whether this request was answered with the next of its `failing` statuses."""
+        statuses = self.site.failing.get((method, self.path))
+        if not statuses:
+            return False
+        self.send_error(statuses.pop(0))
+        return True
 
     def send_head(self) -> io.BufferedIOBase | None:
         """A file as `quirks` say (the bytes framed in chunks, or gzipped); else as usual."""

@@ -123,10 +123,11 @@ class Listing:
     folders that could not be read (access denied, a path too long to open), with the
     system's words for why ("Permission denied"): what lies below them is unknown, as below a
     local folder the scanner cannot read, so it is left alone on both sides, never taken for
-    deleted. `temps` holds the fsync temp files (`is_temp_name`, regular files only) the walk
-    met, on a remote that writes them under a temp name and can remove them (`TempRemover`):
-    never synced, but a killed run's are removed by the next run of its root, which needs no
-    second walk to find them.
+    deleted. `unread_files` names those of them that are files (an http file whose HEAD
+    failed): the error then says so. `temps` holds the fsync temp files (`is_temp_name`,
+    regular files only) the walk met, on a remote that writes them under a temp name and can
+    remove them (`TempRemover`): never synced, but a killed run's are removed by the next run
+    of its root, which needs no second walk to find them.
     """
 
     entries: dict[RelPath, RemoteEntry]
@@ -134,6 +135,7 @@ class Listing:
     skipped: tuple[tuple[RelPath, str], ...] = ()
     incomplete: tuple[tuple[RelPath, str], ...] = ()
     temps: tuple[RelPath, ...] = ()
+    unread_files: frozenset[RelPath] = frozenset()
 
 
 def skipped_warning(path: RelPath, what: str) -> str:
@@ -142,9 +144,12 @@ def skipped_warning(path: RelPath, what: str) -> str:
     return f"skipping {path} on the remote: it is {what} (fsync neither follows nor replaces it)"
 
 
-def incomplete_error(why: str) -> str:
-    """The error for a folder the remote could not read (`Listing.incomplete`), `why` saying
-    why: the remote's counterpart of the scanner's "cannot read (...)"."""
+def incomplete_error(why: str, *, file: bool = False) -> str:
+    """The error for a folder the remote could not read (`Listing.incomplete`), or a `file`
+    (`Listing.unread_files`: calling it a folder misled), `why` saying why: the remote's
+    counterpart of the scanner's "cannot read (...)"."""
+    if file:
+        return f"cannot read this file on the remote ({why}); it is left alone"
     return f"cannot read this folder on the remote ({why}); what it holds is left alone"
 
 

@@ -41,7 +41,7 @@ from fsync.remote.base import (
     same_version,
     served_entry,
 )
-from fsync.remote.retry import RetryPolicy, retrying
+from fsync.remote.retry import RetryPolicy, retry_after, retrying
 
 if TYPE_CHECKING:
     import threading
@@ -179,7 +179,8 @@ class FsspecRemote:
     def list(self) -> Listing:
         """One recursive listing under the root (`fs.find`, or `_walk` where that is
         fsspec's own walk); temp names and `.fsync/` are skipped, folders below the root
-        that cannot be listed are `Listing.incomplete`.
+        that cannot be listed are `Listing.incomplete`, and so are the files whose version
+        cannot be asked (see `_sized`; these are `Listing.unread_files` too).
 
         A missing root lists as empty; a root that is a file, or whose path runs through
         one, is a `ConfigError`; any other failure to list it raises as
@@ -195,16 +196,11 @@ class FsspecRemote:
             return Listing({})
         except OSError as err:
             raise unusable_root(self.url, err) from err
-        self._sized(found, unread)
+        unread_files: list[tuple[str, str]] = []
+        self._sized(found, unread_files)
         entries: dict[RelPath, RemoteEntry] = {}
         refused: list[tuple[str, str]] = []
-        incomplete: list[tuple[RelPath, str]] = []
-        for name, why in unread:
-            key = self._relative(name) or name
-            try:
-                incomplete.append((self._path_of(key), why))
-            except UnsafePathError as err:
-                refused.append((key, str(err)))
+        incomplete, files = self._unread(unread, unread_files, refused)
         for name, info in found.items():
             key = self._relative(name)
             if key is None and name.rstrip("/") == self.root:
@@ -218,7 +214,36 @@ class FsspecRemote:
                     entries[self._path_of(key)] = entry_from_info(info)
                 except UnsafePathError as err:
                     refused.append((key, str(err)))
-        return Listing(entries, tuple(sorted(refused)), incomplete=tuple(sorted(incomplete)))
+        return Listing(
+            entries,
+            tuple(sorted(refused)),
+            incomplete=tuple(sorted(incomplete)),
+            unread_files=frozenset(files),
+        )
+
+    def _unread(
+        self,
+        folders: list[tuple[str, str]],
+        files: list[tuple[str, str]],
+        refused: list[tuple[str, str]],
+    ) -> tuple[list[tuple[RelPath, str]], set[RelPath]]:
+        """`Listing.incomplete` and `Listing.unread_files` from the full names of the
+        `folders` and `files` that could not be read, with why; a name that maps to no path
+        goes to `refused` instead."""
+        incomplete: list[tuple[RelPath, str]] = []
+        paths: set[RelPath] = set()
+        for batch, are_files in ((folders, False), (files, True)):
+            for name, why in batch:
+                key = self._relative(name) or name
+                try:
+                    path = self._path_of(key)
+                except UnsafePathError as err:
+                    refused.append((key, str(err)))
+                    continue
+                incomplete.append((path, why))
+                if are_files:
+                    paths.add(path)
+        return incomplete, paths
 
     def _walk(self, unread: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         """Every file under the root by full name (as `fs.find` gives them), one `ls` per
@@ -275,12 +300,14 @@ class FsspecRemote:
 
         def look(name: str) -> tuple[Mapping[str, Any] | None, str | None]:
             try:
-                return self.fs.info(name), None
+                return self._info(name), None
             except FileNotFoundError as err:
                 cause = err.__cause__
                 return None, None if _missing(err) else one_line(cause or err)
             except OSError as err:
                 return None, err.strerror or one_line(err)
+            except TransientError as err:  # (asked again as often as the remote allows)
+                return None, str(err)
 
         with ThreadPoolExecutor(max_workers=LOOKERS, thread_name_prefix="fsync-info") as pool:
             looks = list(pool.map(look, todo))
@@ -291,6 +318,10 @@ class FsspecRemote:
             del found[name]
             if why is not None:
                 unread.append((name, why))
+
+    def _info(self, name: str) -> Mapping[str, Any]:
+        """`fs.info(name)`: one file's version (see `HttpRemote._info`, which asks again)."""
+        return self.fs.info(name)
 
     def _linked(self, name: str) -> str | None:
         """The name `_walk` files a listed `name` under, or None to leave it out: itself here
@@ -348,7 +379,7 @@ class FsspecRemote:
     def stat(self, path: RelPath) -> RemoteEntry | None:
         """The entry for `path` from a fresh `info` call, or None if absent or a folder."""
         try:
-            info = self.fs.info(self._full(path))
+            info = self._info(self._full(path))
         except FileNotFoundError as err:
             if _missing(err):
                 return None
@@ -618,6 +649,22 @@ class HttpRemote(FsspecRemote):
         )
         self.retry = retry or RetryPolicy()
 
+    def _info(self, name: str) -> Mapping[str, Any]:
+        """`fs.info(name)` (a HEAD, a GET where that fails), asked again while the server
+        answers as `_transient` says a busy or restarting one does, as `retry` allows; then
+        the last `TransientError`. It failed the file at once before."""
+
+        def ask() -> Mapping[str, Any]:
+            try:
+                return self.fs.info(name)
+            except FileNotFoundError as err:
+                again = _transient(err.__cause__)
+                if again is None:
+                    raise
+                raise again from err
+
+        return retrying(ask, self.retry, what=f"reading {name}")
+
     def _linked(self, name: str) -> str | None:
         """`name` without `.` segments (`./a.txt` is `a.txt`); None for a link with a query or
         a fragment (Apache's `?C=N;O=D` sort links, `#top`, `a.txt?v=1`): not a file of the
@@ -675,12 +722,16 @@ class HttpRemote(FsspecRemote):
         except FileNotFoundError as err:
             if _missing(err):
                 raise
-            if _dropped(err.__cause__):
-                raise TransientError(f"{self._url(path)}: {one_line(err.__cause__)}") from err
+            again = _transient(err.__cause__)
+            if again is not None:
+                raise again from err
             raise self._unasked(path, err) from err
         except OSError as err:
             _raise_translated(err, f"reading {self._url(path)}")
         except Exception as err:  # aiohttp's own types (a 500, a 403) stop here
+            again = _transient(err)
+            if again is not None:
+                raise again from err
             raise PermanentError(f"reading {self._url(path)}: {one_line(err)}") from err
         try:
             known = expect.size if expect is not None and expect.sized else None
@@ -776,6 +827,22 @@ def _dropped(err: BaseException | None) -> bool:
     return kind.__module__.startswith("aiohttp") and bool(
         names & {"ClientPayloadError", "ClientConnectionError", "ServerDisconnectedError"}
     )
+
+
+def _transient(err: BaseException | None) -> TransientError | None:
+    """`err` as a `TransientError` (its message the status, `503 Service Unavailable`, or the
+    connection's failure) where asking again may well succeed: a dropped connection, a 5xx
+    answer but 501 (not implemented: it stays so) or a 429, as DESIGN.md and the S3 adapter
+    retry them; a 500 too, which AWS's SDKs retry (a server restarting, a backend timing
+    out), and a file whose 500 lasts costs a few seconds of backoff. None for any other."""
+    if _dropped(err):
+        return TransientError(one_line(err))
+    status = getattr(err, "status", None)
+    if not isinstance(status, int) or not (status == 429 or (status >= 500 and status != 501)):
+        return None
+    headers = getattr(err, "headers", None) or {}
+    message = str(getattr(err, "message", "") or "")
+    return TransientError(f"{status} {message}".strip(), retry_after=retry_after(headers))
 
 
 def _skip(reader: BinaryIO, count: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -26,6 +26,7 @@ __all__ = [
     "RateLimiter",
     "RetryPolicy",
     "backoff_delay",
+    "retry_after",
     "retrying",
 ]
 
@@ -120,6 +121,18 @@ def backoff_delay(
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, policy.max_delay * 2))
     return delay
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header in delta-seconds form (dates are ignored)."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 _SHARED_RNG = random.Random()

@@ -38,6 +38,7 @@ from botocore.parsers import ResponseParserError
 from fsspec.exceptions import FSTimeoutError
 
 from fsync.errors import PermanentError, RemoteChanged, RemoteUnavailable, TransientError
+from fsync.remote.retry import retry_after
 
 
 class Unsupported(PermanentError):
@@ -163,19 +164,7 @@ def _from_response(response: Mapping[str, Any], what: str) -> BaseException:
     if status >= 500 or status == 429 or code in _TRANSIENT:
         headers = meta.get("HTTPHeaders") or {}
         label = code if code and not code.isdigit() else f"HTTP {status}"
-        return TransientError(label, retry_after=_retry_after(headers))
+        return TransientError(label, retry_after=retry_after(headers))
     message = str(error.get("Message") or "").strip()
     detail = f"{code or status}" + (f": {message}" if message else "")
     return PermanentError(f"{what}: {detail}")
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header in delta-seconds form (dates are ignored)."""
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
