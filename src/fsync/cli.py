@@ -198,8 +198,7 @@ def sync(
     backup_dir: BackupDir = None,
     config: ConfigPath = None,
 ) -> None:
-    """Two-way: bring the changes of each side to the other, in one run (LOCAL created if
-    missing)."""
+    """Two-way: bring each side's changes to the other in one run (LOCAL made if missing)."""
     _transfer(Direction.SYNC, locals())
 
 
