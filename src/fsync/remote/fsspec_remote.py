@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import errno
 import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -740,8 +741,11 @@ class HttpRemote(FsspecRemote):
                 raise RemoteChanged(f"{self._url(path)}: changed since it was listed")
             if offset and reader.r.status != 206:  # (the whole file came: skip to `offset`)
                 _skip(reader, offset)
-        except BaseException:
+        except BaseException as err:
             reader.close()
+            again = _transient(err)
+            if again is not None:  # (cut in the skip: it went up raw, the whole run's error)
+                raise again from err
             raise
         return reader
 
@@ -789,8 +793,7 @@ class _Resuming(io.RawIOBase):
                 if not _dropped(err):
                     raise
                 self._drop()
-                why = one_line(err).partition(":")[0]
-                raise TransientError(f"{self._remote._url(self._path)}: {why}") from err
+                raise TransientError(f"{self._remote._url(self._path)}: {_said(err)}") from err
 
         def spent(_n: int, _err: BaseException, _delay: float) -> None:
             self._left -= 1
@@ -829,6 +832,12 @@ def _dropped(err: BaseException | None) -> bool:
     )
 
 
+def _said(err: BaseException) -> str:
+    """What a dropped connection's error says, without the repr of aiohttp's own error that
+    its message ends with (`Response payload is not completed: <ContentLengthError: ...>`)."""
+    return re.sub(r":\s*<.*>$", "", one_line(err))
+
+
 def _transient(err: BaseException | None) -> TransientError | None:
     """`err` as a `TransientError` (its message the status, `503 Service Unavailable`, or the
     connection's failure) where asking again may well succeed: a dropped connection, a 5xx
@@ -836,7 +845,7 @@ def _transient(err: BaseException | None) -> TransientError | None:
     retry them; a 500 too, which AWS's SDKs retry (a server restarting, a backend timing
     out), and a file whose 500 lasts costs a few seconds of backoff. None for any other."""
     if _dropped(err):
-        return TransientError(one_line(err))
+        return TransientError(_said(err))
     status = getattr(err, "status", None)
     if not isinstance(status, int) or not (status == 429 or (status >= 500 and status != 501)):
         return None
