@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 
 from fsync.errors import SafetyAbort
@@ -205,12 +205,9 @@ def refuse_clashes(
             continue
         gone = {a.path for a in actions if a.kind is delete}
         stays = {p for p in paths if p in entries and p not in gone}
-        below: dict[RelPath, RelPath] = {}  # a folder: the first path that stays under it
-        for path in sorted(stays):
-            for folder in ancestors(path):
-                below.setdefault(folder, path)
+        below = first_below(stays)
         for a in new:
-            why = _in_the_way(a.path, stays, below, up=create is ActionKind.UPLOAD)
+            why = in_the_way(a.path, stays, below, up=create is ActionKind.UPLOAD)
             if why is not None:
                 refused[a.path] = replace(
                     a, reason=why, conflict=False, keep_copy=False, share_copy=False
@@ -227,12 +224,22 @@ def _lacks(action: Action, create: ActionKind) -> bool:
     return (action.remote if create is ActionKind.UPLOAD else action.local) is None
 
 
-def _in_the_way(
-    path: RelPath, stays: set[RelPath], below: dict[RelPath, RelPath], *, up: bool
+def first_below(stays: Iterable[RelPath]) -> dict[RelPath, RelPath]:
+    """Each folder above a path of `stays`, with the first of them under it (`in_the_way`)."""
+    below: dict[RelPath, RelPath] = {}
+    for path in sorted(stays):
+        for folder in ancestors(path):
+            below.setdefault(folder, path)
+    return below
+
+
+def in_the_way(
+    path: RelPath, stays: Collection[RelPath], below: dict[RelPath, RelPath], *, up: bool
 ) -> str | None:
     """Why a file cannot be created at `path` on the side where `stays` remain (None if it
-    can): a file at a folder above it, or paths below it (`below`). `up`: the side is the
-    remote (an upload)."""
+    can): a file at a folder above it, or paths below it (`below`, from `first_below`).
+    `up`: the side is the remote (an upload). Also the engine's word for a create whose
+    delete was refused at run time (`transfer.engine`): one message for one clash."""
     verb, side, there, other = ("not sent", "the remote", "on the remote", "here")
     if not up:
         verb, side, there, other = ("not fetched", "the local folder", "here", "on the remote")

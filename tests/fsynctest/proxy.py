@@ -34,6 +34,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -111,6 +112,8 @@ class Rule:
     A request matches when `op` is None or equals its operation, and `path` is None or a
     substring of its decoded path. `seen` and `fired` count matches and faults so far (read
     them under no lock: ints are updated atomically enough for a test's assertions).
+    `released` ends the waits of a "delay" rule at once: a test that holds a request to act
+    in between (another client's write) lets it go when done, however long that took.
     """
 
     op: str | None
@@ -123,6 +126,7 @@ class Rule:
     path: str | None = None
     seen: int = 0
     fired: int = 0
+    released: threading.Event = field(default_factory=threading.Event)
 
     def _matches(self, op: str, path: str) -> bool:
         return (self.op is None or self.op == op) and (self.path is None or self.path in path)
@@ -387,11 +391,12 @@ class Proxy:
         "drop" reads the request and closes the connection unanswered; "silent" answers
         nothing, not even `100 Continue`, and keeps the connection open; "reset" forwards it,
         relays part of the answer, then resets the connection (RST); "delay" waits `delay`
-        seconds, then forwards; "no-range" forwards it without its Range header (a store or
-        proxy that ignores ranges answers with the whole object); "no-if-match" forwards it
-        without its If-Match header (a store that ignores the condition); "empty-body"
-        forwards it and relays the answer's head with `Content-Length: 0` and none of its
-        body (a store that answers a read with nothing, though the object has bytes there).
+        seconds (or until the rule is `released`), then forwards; "no-range" forwards it
+        without its Range header (a store or proxy that ignores ranges answers with the whole
+        object); "no-if-match" forwards it without its If-Match header (a store that ignores
+        the condition); "empty-body" forwards it and relays the answer's head with
+        `Content-Length: 0` and none of its body (a store that answers a read with nothing,
+        though the object has bytes there).
         Rules are checked in the order added; the first whose window holds a request wins.
         Returns the rule, whose `seen`/`fired` counters a test can read.
         """
@@ -456,9 +461,14 @@ class Proxy:
             else:
                 self._live.discard(sock)
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep, but wake at once when the proxy closes."""
-        self._closing.wait(seconds)
+    def _wait(self, seconds: float, released: threading.Event) -> None:
+        """Sleep, but wake at once when the proxy closes or the rule is `released`."""
+        deadline = time.monotonic() + seconds
+        while not (self._closing.is_set() or released.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            released.wait(min(left, 0.05))
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -583,7 +593,7 @@ class _Connection:
             record(None, forwarded=False)
             return False
         if rule is not None and rule.action == "delay":
-            self.proxy._wait(rule.delay)
+            self.proxy._wait(rule.delay, rule.released)
         action = "" if rule is None else rule.action
         stripped = _STRIPPED_BY_ACTION.get(action)
         upstream_keeps = self._forward(

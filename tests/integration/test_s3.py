@@ -37,7 +37,7 @@ from fsync.watch import watch
 from fsynctest.partials import leave_partial
 from fsynctest.reporting import Warnings
 from fsynctest.trees import age_tree, listing, write
-from fsynctest.watching import Recorder, Watching, eventually
+from fsynctest.watching import Recorder, Watching, eventually, tree
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -1351,3 +1351,142 @@ def test_a_watch_sends_no_file_into_a_folder_made_a_file_there_since_it_listed(
         "not sent: the remote keeps a file d, so it cannot hold the folder d/ this file is "
         "in; rename d on the remote or d/ here, then run again"
     }
+
+
+SWAPS = {
+    "folder made a file": ("d/e", "d", "not sent: the remote keeps files under d/ (d/e), "),
+    "file made a folder": ("x", "x/a", "not sent: the remote keeps a file x, "),
+}
+"""A path swapped between file and folder here: the file synced before, the file that
+takes its place, and how a push refuses the second while the remote keeps the first."""
+
+
+def _swap_here(src: Path, old: str, new: str) -> None:
+    """Replace `old` here by `new` (a folder by a file of its name, or the other way)."""
+    if old.startswith(f"{new}/"):
+        shutil.rmtree(src / new)
+    else:
+        (src / old).unlink()
+    write(src, {new: "mine, new"})
+
+
+def _theirs(direct: S3Server, bucket: str, path: str) -> None:
+    """Another client rewrites `path` of the tree, past the proxy."""
+    client = direct.boto3_client()
+    try:
+        client.put_object(Bucket=bucket, Key=f"{PREFIX}/{path}", Body=b"theirs")
+    finally:
+        client.close()
+
+
+def _stored(direct: S3Server, bucket: str) -> dict[str, bytes]:
+    """Every object of `bucket` by key, with its content."""
+    client = direct.boto3_client()
+    try:
+        return {
+            key: client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            for key in keys(direct, bucket)
+        }
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("swap", list(SWAPS))
+def test_a_watch_sends_no_file_beside_one_it_could_not_delete(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path, swap: str
+) -> None:
+    """Someone rewrites `d/e` behind the watch's back, then `d/` is made a file here. The
+    delete of `d/e` is refused (their version stays, a conflict), and the upload of `d`
+    that waited on it went anyway: keys `d` and `d/e` side by side, which no disk can hold,
+    and the watch said nothing failed. It fails now as a push says, and keeps failing
+    (retried) while their `d/e` is there; nothing of either side is lost."""
+    old, new, refusal = SWAPS[swap]
+    src = tmp_path / "src"
+    write(src, {old: "mine"})
+    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    options = {"storage_options": s3_proxy.server.storage_options(), "chunk_size": CHUNK}
+    w = Watching(src, tmp_path / "unused", url=url, retry_delay=0.05, **options)
+    try:
+        eventually(lambda: f"{PREFIX}/{old}" in keys(direct, s3_proxy.bucket), "the startup push")
+        _theirs(direct, s3_proxy.bucket, old)
+        _swap_here(src, old, new)
+        eventually(lambda: "upload!" in w.display.actions(new), f"{new} refused")
+        eventually(lambda: set(w.display.failing_seen) == {new}, f"only {new} failing")
+    finally:
+        totals = w.stop()
+    assert _stored(direct, s3_proxy.bucket) == {f"{PREFIX}/{old}": b"theirs"}
+    assert tree(src) == {new: b"mine, new"}
+    said = {error for path, _, error in w.display.done if path == new}
+    assert (totals.failed, [e.path for e in totals.errors]) == (1, [new])
+    push = sync(src, s3_proxy, Direction.PUSH)  # says the same
+    assert (push.failed, {e.error for e in push.errors}) == (1, said)
+    (message,) = said
+    assert message is not None
+    assert message.startswith(refusal)
+
+
+def _push_while_they_rewrite(
+    src: Path, s3_proxy: ProxiedBucket, direct: S3Server, path: str
+) -> RunResult:
+    """Push `src` while another client rewrites `path`: after the push listed it, before the
+    push's first look at it (that HEAD waits at the proxy until the rewrite is done)."""
+    key = f"/{s3_proxy.bucket}/{PREFIX}/{path}"
+    held = s3_proxy.proxy.add_rule("HeadObject", action="delay", delay=60, path=key)
+    results: list[RunResult] = []
+    runner = threading.Thread(target=lambda: results.append(sync(src, s3_proxy, Direction.PUSH)))
+    runner.start()
+    try:
+        eventually(lambda: held.fired == 1, f"the held HEAD of {path}", timeout=30)
+        _theirs(direct, s3_proxy.bucket, path)
+    finally:
+        held.released.set()
+        runner.join(60)
+    (result,) = results
+    return result
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("swap", list(SWAPS))
+def test_a_push_whose_delete_loses_a_race_sends_no_file_beside_theirs(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path, swap: str
+) -> None:
+    """`d/` made a file here; the push lists `d/e` as synced and plans its delete, then the
+    upload of `d`. Someone rewrites `d/e` after the listing, before the delete looks (its
+    HEAD held at the proxy meanwhile): the delete is refused, and the upload of `d` must not
+    go beside their `d/e`. It fails with the message a push gives when its listing already
+    shows their `d/e`."""
+    old, new, refusal = SWAPS[swap]
+    src = tmp_path / "src"
+    write(src, {old: "mine"})
+    sync(src, s3_proxy, Direction.PUSH)
+    _swap_here(src, old, new)
+    result = _push_while_they_rewrite(src, s3_proxy, direct, old)
+    assert (result.uploaded, result.deleted, result.failed, result.conflicts) == (0, 0, 1, 1)
+    (error,) = result.errors
+    assert error.path == new
+    assert error.error.startswith(refusal)
+    assert app.exit_status(result) == 1
+    assert _stored(direct, s3_proxy.bucket) == {f"{PREFIX}/{old}": b"theirs"}
+    assert tree(src) == {new: b"mine, new"}
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_push_whose_move_loses_a_race_sends_no_file_into_the_file_left(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """`x` renamed `y` here, and a folder `x/` made in its place: the push moves `x` to `y`
+    on the remote, then sends `x/a`. Someone rewrites `x` before the move looks at it: the
+    move is refused (their `x` stays), and `x/a` must not go under a file `x`."""
+    src = tmp_path / "src"
+    write(src, {"x": "mine"})
+    sync(src, s3_proxy, Direction.PUSH)
+    (src / "x").rename(src / "y")
+    write(src, {"x/a": "mine, new"})
+    result = _push_while_they_rewrite(src, s3_proxy, direct, "x")
+    assert (result.uploaded, result.moved, result.failed, result.conflicts) == (0, 0, 1, 1)
+    (error,) = result.errors
+    assert error.path == "x/a"
+    assert error.error.startswith(SWAPS["file made a folder"][2])
+    assert _stored(direct, s3_proxy.bucket) == {f"{PREFIX}/x": b"theirs"}
+    assert tree(src) == {"y": b"mine", "x/a": b"mine, new"}

@@ -30,6 +30,7 @@ from fsync.model import (
     RunResult,
 )
 from fsync.paths import ancestors
+from fsync.planner import first_below, in_the_way
 from fsync.progress import Reporter
 from fsync.remote.base import Remote
 from fsync.terminal import interrupts_held
@@ -83,9 +84,7 @@ def execute(
         threads, job_files = max(1, cpu_threads(threads + 1) - 1), JOB_FILES
     elif worker.stager is not None and not opts.verify_full:
         job_files = JOB_FILES
-    dones = _in_waves(
-        _waves(plan.actions), worker, threads, _Stop(opts.cancelled, reporter), job_files
-    )
+    dones = _in_waves(plan.actions, worker, threads, _Stop(opts.cancelled, reporter), job_files)
     try:
         with contextlib.closing(dones):  # its cleanup runs before the last commit
             for done in dones:
@@ -258,38 +257,64 @@ def _run_all(
 
 
 def _in_waves(
-    waves: Iterable[tuple[Action, ...]],
+    actions: tuple[Action, ...],
     worker: Worker,
     transfers: int,
     cancelled: _Stop,
     job_files: int,
 ) -> Iterator[Done]:
-    """`_run_all` of each wave in turn: the next starts once the last has finished."""
-    for wave in waves:
-        if wave:
-            yield from _run_all(wave, worker, transfers, cancelled, job_files)
+    """`_run_all` of each wave of `actions` in turn (`_waves`), the last once the first has
+    finished, without those of the last whose room the first did not make.
+
+    A delete the first wave could not make stays in the way: refused because another writer
+    changed that file since the plan (a conflict: their version is kept), the upload of `d`
+    waiting on it went beside their `d/e`, a pair no disk can hold and no pull brings back.
+    A watch met it whenever someone wrote under `d/` behind its back, since it plans from
+    what it last saw of the remote, and so did a push whose delete lost a race. Such an
+    action fails for its path with the planner's message for the same clash
+    (`planner.in_the_way`); the next run, or a watch's retry, plans it from what is there.
+    """
+    first, last, gone = _waves(actions)
+    removed: dict[bool, set[RelPath]] = {True: set(), False: set()}
+    for done in _run_all(first, worker, transfers, cancelled, job_files):
+        removes = _removes(done.action)
+        if removes is not None and _succeeded(done):
+            removed[removes[0]].add(removes[1])
+        yield done
+    if not last or cancelled():
+        return
+    stays = {here: paths - removed[here] for here, paths in gone.items()}
+    below = {here: first_below(paths) for here, paths in stays.items()}
+    room: list[Action] = []
+    for a in last:
+        here = _WRITES_HERE[a.kind]
+        why = in_the_way(a.path, stays[here], below[here], up=not here)
+        if why is None:
+            room.append(a)
+        else:
+            yield Done(a, error=why, attempts=0)
+    if room:
+        yield from _run_all(tuple(room), worker, transfers, cancelled, job_files)
 
 
-def _waves(actions: tuple[Action, ...]) -> list[tuple[Action, ...]]:
-    """`actions` in two waves: last, those that put a file where this plan empties a folder,
-    or into a folder where it removes a file (a folder and a file of one name swapped on one
-    side, and what the other side then writes there).
+def _waves(
+    actions: tuple[Action, ...],
+) -> tuple[tuple[Action, ...], tuple[Action, ...], dict[bool, set[RelPath]]]:
+    """`actions` in two waves, and the paths the plan removes here (True) and on the remote
+    (False): last, those that put a file where this plan empties a folder, or into a folder
+    where it removes a file (a folder and a file of one name swapped on one side, and what
+    the other side then writes there).
 
     Run at once, the download of `f` found folder `f` not yet emptied by the deletes of the
     files in it, and was left as a conflict with a local change (exit 3) until the next run.
     """
-    gone: dict[bool, set[str]] = {True: set(), False: set()}
-    """Paths that stop being files, here (True) and on the remote (False)."""
+    gone: dict[bool, set[RelPath]] = {True: set(), False: set()}
     for a in actions:
-        if a.kind in (ActionKind.DELETE_LOCAL, ActionKind.DELETE_REMOTE):
-            path = a.path
-        elif a.kind in (ActionKind.MOVE_LOCAL, ActionKind.MOVE) and a.moved_from is not None:
-            path = a.moved_from.path
-        else:
-            continue
-        gone[a.kind in (ActionKind.DELETE_LOCAL, ActionKind.MOVE_LOCAL)].add(path)
+        removes = _removes(a)
+        if removes is not None:
+            gone[removes[0]].add(removes[1])
     if not any(gone.values()):
-        return [actions]
+        return actions, (), gone
     emptied = {here: {f for p in paths for f in ancestors(p)} for here, paths in gone.items()}
 
     def waits(a: Action) -> bool:
@@ -303,7 +328,22 @@ def _waves(actions: tuple[Action, ...]) -> list[tuple[Action, ...]]:
     last: list[Action] = []
     for a in actions:
         (last if waits(a) else first).append(a)
-    return [tuple(first), tuple(last)] if last else [actions]
+    return tuple(first), tuple(last), gone
+
+
+def _removes(action: Action) -> tuple[bool, RelPath] | None:
+    """The side (True: here) and path of the file `action` removes, if it removes one: a
+    delete's path, or a move's old path."""
+    if action.kind in (ActionKind.DELETE_LOCAL, ActionKind.DELETE_REMOTE):
+        return action.kind is ActionKind.DELETE_LOCAL, action.path
+    if action.kind in (ActionKind.MOVE_LOCAL, ActionKind.MOVE) and action.moved_from is not None:
+        return action.kind is ActionKind.MOVE_LOCAL, action.moved_from.path
+    return None
+
+
+def _succeeded(done: Done) -> bool:
+    """The action was done: neither failed nor refused by a race (nor skipped)."""
+    return done.outcome is not None and done.error is None and done.raced is None
 
 
 _WRITES_HERE = {
