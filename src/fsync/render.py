@@ -148,6 +148,8 @@ def print_watch_summary(r: RunResult) -> None:
         f"{r.conflicts} conflicts",
         f"{r.failed} failing",
     ]
+    if r.held_back:
+        parts.append(f"{r.held_back} deletions held back")
     label = "watch (dry run, nothing changed)" if r.dry_run else "watch"
     say(f"{label}: " + ", ".join(parts) + f" in {r.seconds:.1f} s")
 

@@ -65,8 +65,8 @@ DELETE_SETTLE = 0.5
 DELETE_SETTLE_MAX = 1.0
 """...but no longer than this in all: a program writing all the time (logs, a build) never
 leaves the watcher quiet for `DELETE_SETTLE`, and held every change back until it stopped.
-Deletions that go on past it are judged with this batch's by the delete limit all the same
-(`_Session.deleted_since_full`)."""
+Deletions of the files there at the last full sync that go on past it are judged with this
+batch's by the delete limit all the same (`_Session.deleted_since_full`)."""
 
 _STATE_ONLY = frozenset({ActionKind.RECORD, ActionKind.FORGET, ActionKind.KEEP})
 """Actions that write only the base: a dry run has nothing to say of them."""
@@ -193,18 +193,24 @@ class _Session:
         full sync). Taken from the base alone, a first watch of a tree had a limit of 1 for
         the whole session."""
         self.deleted_since_full = 0
-        """Deletions made since the last full sync, either side: the limit holds for them
-        all together (an `rm -rf` reaches the watcher in several batches; judged one batch at
-        a time against a base shrinking with each, all of them went through)."""
+        """Deletions made since the last full sync, either side, of files synced at it: the
+        limit holds for them all together against `synced_at_full` (an `rm -rf` reaches the
+        watcher in several batches; judged one batch at a time against a base shrinking with
+        each, all of them went through). Neither the full sync's own (its plan was judged
+        against the tree before it, as a push's is) nor those of files made since count: a
+        build that deletes its output and writes it anew every few seconds used the count up
+        in a few rounds (or in one after a rescan that deleted a round and sent the next),
+        and no deletion went through for the rest of the session."""
         self.held_back: set[RelPath] = set()
         """Deletions the limit held back since the last full sync: still held when a later
         batch plans them again (a retry of what they were in the way of), and counted with
         any new ones. Else a retry planned one of them alone, under the limit, and it went
         through a second after the warning said it would not."""
-        self.added_since_full = 0
-        """Files first synced since the last full sync: the limit's share grows with them, as
-        a push's base does. Without them, 8 deletions among 30 files made while watching a
-        10-file tree were refused, and a build's temporary files used up the limit."""
+        self.added: set[RelPath] = set()
+        """Files first synced since the last full sync and not deleted since: the limit's
+        share grows with them, as a push's base does. Without them, 8 deletions among 30
+        files made while watching a 10-file tree were refused, and a build's temporary files
+        used up the limit."""
         self.in_full_sync = False
         """True while the full sync carries out its plan: what it sends was counted at its
         scan (`synced_at_full`), not added since."""
@@ -266,6 +272,11 @@ class _Session:
                     self._startup()
                     self.display.watching(self.root, self.remote.url)
                     self._loop()
+                    if self.held_back:  # (the summary counts them, but -q shows no summary)
+                        self.display.warning(
+                            f"stopped with {len(self.held_back)} deletions held back by the "
+                            "delete limit; if they are meant, run fsync push --force (or pull)"
+                        )
                 finally:
                     self.watcher.stop()
                     self.alarm.wait()
@@ -407,7 +418,7 @@ class _Session:
                 scan.entries,
                 unknown=lambda p: not keep(p) or self.ignore.ignores(p),
             )
-        self.added_since_full, self.in_full_sync = 0, True
+        self.added, self.in_full_sync = set(), True
         try:
             return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
         finally:
@@ -556,9 +567,10 @@ class _Session:
         )
 
     def _plan_subset(self, scope: set[RelPath], scan: scanner.ScanResult, d: Direction) -> Plan:
-        """Plan the paths of `scope` alone; the delete cap counts against the whole base,
-        and holds back, with what they make room for (`planner.without_deletes`), the deletes
-        it held back before (`held_back`) and any new ones while they are past it."""
+        """Plan the paths of `scope` alone; the delete cap counts against the whole base (of
+        now, and of the last full sync: `deleted_since_full`), and holds back, with what they
+        make room for (`planner.without_deletes`), the deletes it held back before
+        (`held_back`) and any new ones while they are past it."""
         local = {p: scan.entries[p] for p in scope if p in scan.entries}
         remote = {p: self.state.remote[p] for p in scope if p in self.state.remote}
         base = {p: self.state.base[p] for p in scope if p in self.state.base}
@@ -569,17 +581,28 @@ class _Session:
         self.held_back -= scope - deletes  # deleted no more: made again, or gone on both sides
         if not deletes or policy.force:
             return plan
-        limit = planner.delete_limit(policy, self.synced_at_full + self.added_since_full)
-        if self.deleted_since_full + len(self.held_back | deletes) <= limit:
-            self.held_back -= deletes
-            return plan
+        pending = self.held_back | deletes
+        # As a push would judge the tree now (the files synced since the last full sync in,
+        # those deleted since out), and the tree of the last full sync as a whole, however
+        # many batches its deletions come in.
+        synced = self.synced_at_full + len(self.added) - self.deleted_since_full
+        limit = planner.delete_limit(policy, synced)
+        counted = f"{synced} files synced now"
+        if len(pending) <= limit:
+            limit = planner.delete_limit(policy, self.synced_at_full)
+            counted = (
+                f"{self.deleted_since_full} of the {self.synced_at_full} files of the last "
+                "full scan deleted since"
+            )
+            if self.deleted_since_full + len(pending - self.added) <= limit:
+                self.held_back -= deletes
+                return plan
         if new := deletes - self.held_back:
             held = f", {len(self.held_back)} held back already" if self.held_back else ""
             self.display.warning(
-                f"not deleting {len(new)} files ({self.deleted_since_full} deleted since the "
-                f"last full scan{held}), more than the limit of {limit} (a wrong path or an "
-                f"unmounted disk?); if it is meant, stop this watch and run "
-                f"fsync {d.value} --force"
+                f"not deleting {len(new)} files ({counted}{held}), more than the limit of "
+                f"{limit} (a wrong path or an unmounted disk?); if it is meant, stop this watch "
+                f"and run fsync {d.value} --force"
             )
             self.held_back |= new
         return planner.without_deletes(plan)
@@ -659,6 +682,14 @@ class _Session:
         _note_raced(record, raced)
         if self.on_action is not None:
             self.on_action(record)
+        if self.in_full_sync or record.outcome != "done":
+            return
+        if ActionKind(record.action).deletes:  # (the delete limit's counts: `_plan_subset`)
+            path = RelPath(record.path)
+            if path in self.added:
+                self.added.discard(path)
+            else:
+                self.deleted_since_full += 1
 
     def _execute(
         self, plan: Plan, *, queue_paths: Iterable[RelPath], scan: scanner.ScanResult
@@ -686,7 +717,6 @@ class _Session:
             follow_links=self.links,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
-        self.deleted_since_full += result.deleted
         _uncount_raced(result, plan, raced)
         failed = _failed_paths(plan, [*result.errors, *raced])
         self._refresh_remote(failed)
@@ -760,6 +790,7 @@ class _Session:
 
     def _finish_totals(self) -> None:
         failing = self.retries.failing()
+        self.total.held_back = len(self.held_back)
         self.total.failed = len(failing)
         self.total.errors = [FileError(p, e) for p, e in sorted(failing.items())]
         self.total.seconds = time.monotonic() - self.started
@@ -797,12 +828,13 @@ class _WatchSink:
         with s.manifest.transaction():
             self._inner.commit(outcomes)
             s.manifest.unqueue(s.remote.key, paths)
-        if not s.in_full_sync:  # the delete limit's share (`_Session.added_since_full`)
-            s.added_since_full += sum(
-                1
-                for o in outcomes
-                if o.base is not None and o.moved_from is None and o.path not in s.state.base
-            )
+        if not s.in_full_sync:  # the delete limit's share (`_Session.added`)
+            for o in outcomes:
+                if o.moved_from in s.added:
+                    s.added.discard(o.moved_from)
+                    s.added.add(o.path)
+                elif o.base is not None and o.moved_from is None and o.path not in s.state.base:
+                    s.added.add(o.path)
         s.state.apply(outcomes)
         self.done.extend(paths)
         for o in outcomes:

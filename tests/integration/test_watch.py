@@ -1014,6 +1014,42 @@ def test_a_deletion_slower_than_the_settle_cap_is_judged_whole(
     w.stop()
 
 
+@pytest.mark.parametrize("rescan_every", [3600.0, 0.5])
+def test_a_build_that_replaces_its_output_round_after_round_deletes_it_each_time(
+    start: Callable[..., Watching], rescan_every: float
+) -> None:
+    """A build deletes its 4 hashed output files and writes 4 new ones, round after round,
+    in a tree of 10: each round deletes 40 %, which one push allows. Every deletion since the
+    last full scan counted, of the files made since then too: from the second round on none
+    went through, and the rescan judged all that was left as one push, past the limit too.
+    (The tree of the last full scan stays guarded as a whole: the slow `rm -rf` above.)"""
+    w = start(rescan_every=rescan_every)
+    write(w.local, {f"src{i}": f"source {i}" for i in range(6)})
+    write(w.local, {f"dist/r0.{i}.js": f"output 0.{i}" for i in range(4)})
+    w.converge()
+    for r in range(1, 6):
+        shutil.rmtree(w.local / "dist")
+        write(w.local, {f"dist/r{r}.{i}.js": f"output {r}.{i}" for i in range(4)})
+        w.converge(f"round {r}")
+    assert not any("not deleting" in m for m in w.display.warnings), w.display.warnings
+    result = w.stop()
+    assert (result.deleted, result.held_back) == (20, 0)
+
+
+def test_a_stop_with_deletions_held_back_says_so(start: Callable[..., Watching]) -> None:
+    """The summary said "0 failing" and nothing else while the remote kept the files."""
+    w = start(max_delete="1")
+    write(w.local, {"a": "a", "b": "b", "c": "c"})
+    w.converge()
+    (w.local / "a").unlink()
+    (w.local / "b").unlink()
+    eventually(lambda: any("not deleting 2" in m for m in w.display.warnings), "the refusal")
+    result = w.stop()
+    assert (result.held_back, result.failed) == (2, 0)
+    assert result.as_json()["held_back"] == 2
+    assert w.display.warnings[-1].startswith("stopped with 2 deletions held back")
+
+
 @pytest.mark.parametrize("change", ["file to folder", "folder to file"])
 def test_a_held_back_delete_keeps_what_it_made_room_for_unsent(
     tmp_path: Path, memory_root: str, change: str

@@ -185,6 +185,24 @@ def test_ctrl_c_is_a_clean_stop_with_a_json_summary(roots: tuple[Path, Path]) ->
     assert (summary["uploaded"], summary["failed"], summary["moved"]) == (1, 0, 0)
 
 
+def test_a_stop_with_deletions_held_back_says_so_in_the_summary(roots: tuple[Path, Path]) -> None:
+    """It said "0 failing" and nothing else while the remote kept the files (exit 0 still:
+    a watch stopped by Ctrl-C or SIGTERM exits 0, as DESIGN.md's Interface says)."""
+    local, remote = roots
+    for name in "abc":
+        (local / name).write_text(name)
+    proc = spawn(local, remote, "--max-delete", "1")
+    (local / "a").unlink()
+    (local / "b").unlink()
+    eventually(lambda: any("not deleting 2 files" in line for line in proc.err), "the refusal")
+    proc.proc.send_signal(signal.SIGINT)
+    assert proc.finish() == 0, "".join(proc.err)
+    assert proc.out[-1].startswith("watch: "), proc.out[-3:]
+    assert ", 0 failing, 2 deletions held back in " in proc.out[-1]
+    assert "stopped with 2 deletions held back by the delete limit" in proc.err[-1]
+    assert sorted(tree(remote)) == ["a", "b", "c"]
+
+
 def test_a_tree_a_thousand_folders_deep_made_while_watching_is_sent(
     roots: tuple[Path, Path],
 ) -> None:
