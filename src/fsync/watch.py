@@ -9,7 +9,8 @@ and executed; the sink records the outcomes and empties the outbox in one transa
 
 Everything touching the manifest runs on the calling thread (SQLite connections belong to
 one thread); the watcher's thread only puts batches on a queue. A failed path is retried with
-exponential backoff and, once its retries are spent, `--on-error` fires; nothing stops the
+exponential backoff and, once its retries are spent, `--on-error` fires (one whose remote
+changed under it is planned again after the first delay, not failing); nothing stops the
 watch but a stop request (Ctrl-C, SIGTERM, or the `stop` event), after which the transfers in
 flight finish, their outcomes are committed, and the session's summary is returned.
 """
@@ -715,18 +716,24 @@ class _Session:
             copies=self.journal,
             intents=self.journal,
             follow_links=self.links,
+            plans_raced_again=True,
         )
         result = execute(plan, self.root, self.remote, sink, self.display, options=options)
         _uncount_raced(result, plan, raced)
-        failed = _failed_paths(plan, [*result.errors, *raced])
-        self._refresh_remote(failed)
+        failed = _failed_paths(plan, result.errors)
+        again = _failed_paths(plan, raced)
+        self._refresh_remote(failed | again)
         errors = {RelPath(e.path): e.error for e in [*raced, *result.errors]}
         for error in scan.errors:
             failed.add(RelPath(error.path))
             errors[RelPath(error.path)] = error.error
         for path in sorted(failed):
             self._failed(path, errors.get(path, "failed"))
-        done = [p for p in queued if p not in failed]
+        again -= failed  # changed there under them: planned again soon (`Retries.raced`)
+        for path in sorted(again):
+            self.manifest.queue(self.remote.key, [path])
+            self.retries.raced(path, errors.get(path, "changed"), time.monotonic())
+        done = [p for p in queued if p not in failed and p not in again]
         if not self.stopper.is_set():
             self.manifest.unqueue(self.remote.key, done)
             self.retries.succeeded(done)

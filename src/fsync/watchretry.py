@@ -3,7 +3,8 @@
 A watch never stops for one file: a failed path is tried again after a delay that doubles
 from `delay` up to `max_delay`. When a path has failed `retries` more times after its first
 failure, the alarm fires once for that streak (the path keeps being retried at `max_delay`,
-so a network outage heals by itself). No clock is read here: callers pass `now`.
+so a network outage heals by itself). A path whose destination changed under it is tried
+again after `delay`, and is not failing. No clock is read here: callers pass `now`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ class Retries:
             return True
         return False
 
+    def raced(self, path: RelPath, error: str, now: float) -> None:
+        """Try `path` again after `delay`, however often this comes: the destination changed
+        under its action (someone else wrote it), which is no failure of the remote. Counted
+        as one, eight such races in a row (each resolved as a conflict) put the settled edit
+        after them 128 s off, shown as failing; a streak of real failures stays as it is."""
+        streak = self._streaks.get(path)
+        if streak is None:
+            streak = self._streaks[path] = _Streak(0, now, error)
+        streak.error = error
+        streak.next_at = now + self.delay
+
     def succeeded(self, paths: Iterable[RelPath]) -> None:
         """Forget the streaks of `paths` (missing paths are fine)."""
         if self._streaks:
@@ -68,8 +80,8 @@ class Retries:
         return min(times, default=None)
 
     def failing(self) -> dict[RelPath, str]:
-        """Every failing path with its latest error."""
-        return {p: s.error for p, s in self._streaks.items()}
+        """Every failing path with its latest error (a path that only raced is not)."""
+        return {p: s.error for p, s in self._streaks.items() if s.failures}
 
 
 class Alarm:

@@ -926,6 +926,30 @@ def test_a_remote_edit_by_someone_else_becomes_a_conflict_copy(
     assert (result.conflicts, result.failed) == (1, 0)
 
 
+def test_a_settled_edit_after_a_burst_of_conflicts_is_sent_without_backing_off(
+    start: Callable[..., Watching],
+) -> None:
+    """Six rounds of "someone else replaces the remote file, we edit ours", 0.3 s apart:
+    each round's upload found the remote changed since it was listed, counted as a failure
+    of the remote, so the path's retry delay doubled each round (32 s after six, 300 s at
+    most), and the last edit waited that long once all was quiet, shown as failing."""
+    w = start(retry_delay=1.0, retry_max_delay=300.0)
+    (w.local / "f").write_text("ours 0")
+    w.converge()
+    for r in range(1, 7):
+        (w.remote / "f.tmp").write_text(f"theirs {r}")
+        os.replace(w.remote / "f.tmp", w.remote / "f")
+        time.sleep(0.05)
+        (w.local / "f").write_text(f"ours {r}")
+        time.sleep(0.3)
+    eventually(lambda: (w.remote / "f").read_text() == "ours 6", "the last edit")
+    copies = {v for k, v in tree(w.remote).items() if k.startswith("f.conflict-")}
+    assert b"theirs 6" in copies  # the version our last edit replaced, kept beside it
+    assert w.display.failing_seen == {}
+    assert not any("left as is for the next run" in m for m in w.display.warnings)
+    assert w.stop().failed == 0
+
+
 @pytest.mark.parametrize("what", ["file", "folder"])
 def test_a_path_deleted_and_made_again_soon_after_is_sent_again(
     start: Callable[..., Watching], what: str

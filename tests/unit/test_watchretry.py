@@ -47,6 +47,23 @@ def test_success_clears_only_the_named_paths() -> None:
     assert len(r) == 1
 
 
+def test_a_path_whose_remote_changed_is_tried_again_after_the_first_delay_not_failing() -> None:
+    """Counted as failures, races in a row doubled the delay up to the longest, and the path
+    showed as failing; they keep a real failure streak as it is."""
+    r = Retries(retries=1, delay=1.0, max_delay=300.0)
+    for i in range(8):
+        r.raced(P, "changed since it was listed", float(i))
+    assert r.next_due() == 8.0
+    assert (r.failing(), len(r)) == ({}, 1)
+    r.failed(Q, "boom", 0.0)
+    r.failed(Q, "boom", 1.0)
+    r.raced(Q, "changed since it was listed", 2.0)
+    assert r.failing() == {Q: "changed since it was listed"}
+    r.failed(Q, "boom", 3.0)
+    assert r.due(3.0 + 4.0) == {Q}  # the third failure's delay: the streak was kept
+    assert r.due(8.0) == {P}
+
+
 def test_the_alarm_runs_the_command_with_the_summary(tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     warnings: list[str] = []

@@ -180,7 +180,7 @@ class _Batch:
         if done.outcome is not None:
             self._outcomes.append(done.outcome)
         self._outcomes.extend(done.more)
-        _account(self._result, done, self._worker.reporter)
+        _account(self._result, done, self._worker.reporter, again=self._opts.plans_raced_again)
         if done.vanished:
             self.vanished.append(done.action.path)
             _log.debug("%s vanished before it could be sent; skipped", done.action.path)
@@ -477,7 +477,7 @@ def _size(action: Action) -> int:
     return entry.size if entry is not None else 0
 
 
-def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
+def _account(result: RunResult, done: Done, reporter: Reporter, *, again: bool) -> None:
     action = done.action
     result.bytes_sent += done.sent
     result.bytes_received += done.received
@@ -486,14 +486,7 @@ def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
     if action.kind is ActionKind.CONFLICT:
         result.unresolved += 1
     if done.raced is not None:
-        # Check before act refused it: the other writer's version stays, a conflict for the
-        # next run to resolve (exit status 3 until then).
-        result.conflicts += not action.conflict
-        result.unresolved += 1
-        reason = f"conflict: {done.raced}; left as is for the next run"
-        result.notices.append(Notice(action.path, reason))
-        reporter.file_done(action.path, "conflict")
-        reporter.warning(reason)
+        _account_raced(result, action, done.raced, reporter, again=again)
     for copy in done.more:  # a conflict copy made on both sides: sent, or fetched
         if copy.remote is not None:
             result.uploaded += 1
@@ -514,6 +507,24 @@ def _account(result: RunResult, done: Done, reporter: Reporter) -> None:
         result.unchanged += 1
     for line in done.extra:
         reporter.warning(line)
+
+
+def _account_raced(
+    result: RunResult, action: Action, why: str, reporter: Reporter, *, again: bool
+) -> None:
+    """Check before act refused `action`: the other writer's version stays, a conflict for
+    the next run to resolve (exit status 3 until then), or for the caller to plan again at
+    once (`EngineOptions.plans_raced_again`: a watch, which a warning saying "left for the
+    next run" misled)."""
+    result.conflicts += not action.conflict
+    result.unresolved += 1
+    if again:
+        reason = f"conflict: {why}; planned again shortly with what is there now"
+    else:
+        reason = f"conflict: {why}; left as is for the next run"
+        result.notices.append(Notice(action.path, reason))
+    reporter.file_done(action.path, "conflict")
+    reporter.warning(reason)
 
 
 def _action_record(done: Done) -> ActionRecord:

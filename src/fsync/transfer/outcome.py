@@ -86,6 +86,9 @@ class EngineOptions:
     follow_links: bool = False
     """`--links follow`: a download to a path the scan saw through a link writes the link's
     target (inside the root, as the scan checked); the link stays a link."""
+    plans_raced_again: bool = False
+    """The caller plans an action whose destination changed since the plan again at once
+    (a watch), so its warning says so and it is no notice left for the next run."""
 
 
 @dataclass(slots=True)
