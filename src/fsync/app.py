@@ -1019,6 +1019,10 @@ class RemoteStatus:
     deleted: list[str] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
     """Paths `fsync watch` saw change and has not sent yet (its outbox)."""
+    unsettled: list[str] = field(default_factory=list)
+    """Paths a run was putting in place when it was killed, before it recorded them (or is
+    putting in place now): their publish intents, which the next run to this remote settles
+    (`transfer.intents`)."""
     synced: int = 0
     """The files both sides last agreed on (the base): 0 for a remote only a dry run, or a
     run that failed before any transfer, has named (it is listed all the same: its runs are
@@ -1077,6 +1081,7 @@ def status(local_root: str, excludes: Iterable[str] = (), runs: int = 10) -> Sta
             remotes[-1].synced = len(synced)
         for remote in remotes:
             remote.queued = list(manifest.queued(remote.url))
+            remote.unsettled = [i.path for i in manifest.intents(remote.url)]
         with TransferJournal.open(root) as journal:
             uploads, downloads = journal.all(), journal.partials()
         last = manifest.last_runs(runs)

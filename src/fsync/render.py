@@ -165,6 +165,7 @@ def status_json(report: StatusReport) -> dict[str, object]:
                 "new": r.new,
                 "deleted": r.deleted,
                 "queued": r.queued,
+                "unsettled": r.unsettled,
                 "synced": r.synced,
             }
             for r in report.remotes
@@ -223,6 +224,11 @@ def print_status(report: StatusReport, redactor: Redactor = NO_SECRETS) -> None:
                 say(f"    {label:8} {p}")
         if r.queued:
             say(f"    {len(r.queued)} queued by fsync watch, not sent yet")
+        if r.unsettled:
+            say(
+                f"    {len(r.unsettled)} files a run was putting in place when it stopped (or "
+                "is now); the next run to this remote settles them"
+            )
     if report.uploads:
         # A row may be an upload whose abort failed (`S3Remote.abort_upload`), not one to go on.
         say("unfinished uploads (the next push continues or aborts each):")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fsync.manifest import Manifest
 from fsync.manifest.journal import TransferJournal
-from fsync.model import PartialDownload, PendingUpload, RelPath
+from fsync.model import Digest, PartialDownload, PendingUpload, PublishIntent, RelPath
 from fsynctest.caps import drop_dac_caps
 from fsynctest.trees import write
 
@@ -116,6 +116,8 @@ def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
                 time.time(),
             )
         )
+        # a run killed between putting b.txt in place and recording it
+        journal.intend(url, [PublishIntent(RelPath("b.txt"), True, Digest("cd" * 32), 2, "fp")])
     with Manifest.open(str(src)) as manifest:
         manifest.queue(url, [RelPath("a.txt")])
         run_id = manifest.start_run("push", url)  # a run that never finished (killed)
@@ -124,6 +126,7 @@ def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
     assert "unfinished uploads" in human.stdout
     assert "s3://bucket/big.iso: 3.0 GiB" in human.stdout
     assert "1 queued by fsync watch" in human.stdout
+    assert "1 files a run was putting in place when it stopped" in human.stdout
     assert "push" in human.stdout
     assert "unfinished:" in human.stdout
     assert "videos/film.mkv: 32.0 MiB of 100.0 MiB on disk" in human.stdout
@@ -131,6 +134,7 @@ def test_unfinished_transfers_show(fsync, tmp_path: Path) -> None:
     (upload,) = report["unfinished_uploads"]
     assert (upload["target"], upload["size"]) == ("s3://bucket/big.iso", 3 << 30)
     assert report["remotes"][0]["queued"] == ["a.txt"]
+    assert report["remotes"][0]["unsettled"] == ["b.txt"]
     (partial,) = report["partial_downloads"]
     assert (partial["path"], partial["verified_bytes"]) == ("videos/film.mkv", 32 << 20)
     assert report["runs"][0]["id"] == run_id
