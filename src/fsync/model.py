@@ -290,6 +290,8 @@ class SyncPolicy:
     """Absolute cap on deletions; None means use `max_delete_ratio`."""
     max_delete_ratio: float = 0.5
     force: bool = False
+    read_only: bool = False
+    """The remote takes no writes (http://): what a pull leaves here is not offered a push."""
 
 
 @dataclass(frozen=True, slots=True)

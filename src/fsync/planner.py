@@ -85,6 +85,9 @@ class Sides:
     dst_mtime: int | None
     src: str = "local"  # the sides' names, for reasons
     dst: str = "remote"
+    applies: bool = True
+    """The other direction can apply what the destination changed (not to a read-only
+    remote): a reason names the command that does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ def plan(local: Snapshot, remote: RemoteSnapshot, base: BaseSnapshot, policy: Sy
     for path in paths:
         loc, rem, bas = local.get(path), remote.get(path), base.get(path)
         seen = sides(policy.direction, loc, rem, bas)
+        if policy.read_only:
+            seen = replace(seen, applies=False)
         out = _mirror_rule(seen) if policy.mirror else _rule(seen, on_conflict)
         if out.kind is not None:
             kind = _PULL_KIND.get(out.kind, out.kind) if pull else out.kind
@@ -369,12 +374,15 @@ def _rule(s: Sides, on_conflict: ConflictPolicy) -> _Outcome:
 def _source_unchanged(s: Sides) -> _Outcome:
     """The source has nothing new: report a destination change, or record a rewrite."""
     cmd, verb = ("pull", "fetch") if s.direction is Direction.PUSH else ("push", "send")
+    send, apply = f"{cmd} to {verb} it", f"{cmd} to apply it"
+    if not s.applies:
+        send = apply = "kept: the remote is read-only"
     if s.src_state is State.ABSENT:
-        return _Outcome(None, f"only on {s.dst} ({cmd} to {verb} it)", notice=True)
+        return _Outcome(None, f"only on {s.dst} ({send})", notice=True)
     if s.dst_state is State.DELETED:
-        return _Outcome(None, f"deleted on {s.dst} ({cmd} to apply it)", notice=True, deleted=True)
+        return _Outcome(None, f"deleted on {s.dst} ({apply})", notice=True, deleted=True)
     if STATE_CLASS[s.dst_state] is State.CHANGED:
-        return _Outcome(None, f"{s.dst} change ({cmd} to {verb} it)", notice=True)
+        return _Outcome(None, f"{s.dst} change ({send})", notice=True)
     if State.SAME_CONTENT in (s.src_state, s.dst_state):
         return _Outcome(ActionKind.RECORD, "remote rewritten with the same content")
     return _Outcome(None)

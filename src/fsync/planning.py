@@ -63,7 +63,7 @@ def plan_sync(
         local_root=local_root,
         recorded_ns=recorded_ns,
     )
-    loose = replace(policy, force=True)
+    loose = replace(policy, force=True, read_only=not remote.capabilities.writable)
     if two_way:
         plan = planner_sync.plan_sync(local, entries, base, loose)
     else:

@@ -9,6 +9,7 @@ then moved nothing the planner compared, and a push failed file by file with fss
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,8 +236,9 @@ def test_a_file_the_server_cannot_answer_is_left_alone_on_both_sides(
 def test_changes_made_here_are_not_offered_to_a_read_only_remote(
     fsync, tmp_path: Path, site: Site
 ) -> None:
-    """A pull leaves a local edit and a local delete alone; its summary offered `fsync push`
-    for both, which an http remote refuses. The `--mirror` it does offer works."""
+    """A pull leaves a local edit and a local delete alone; its summary and each path's
+    reason offered `fsync push` for both, which an http remote refuses. The `--mirror` it
+    does offer works."""
     local, served = tmp_path / "local", tmp_path / "site"
     assert fsync("pull", site.url, local).returncode == 0
     (local / "a.txt").write_text("mine")
@@ -251,6 +253,11 @@ def test_changes_made_here_are_not_offered_to_a_read_only_remote(
         "1 changes made here are kept and not sent (the remote is read-only; -v lists them)\n"
     ) in res.stdout
     assert (local / "a.txt").read_text() == "mine"
+    res = fsync("pull", "--json", site.url, local)  # (-v's lines give the same reasons)
+    assert {n["path"]: n["reason"] for n in json.loads(res.stdout)["skipped"]} == {
+        "a.txt": "local change (kept: the remote is read-only)",
+        "dir/b.txt": "deleted on local (kept: the remote is read-only)",
+    }
 
     res = fsync("pull", "--mirror", site.url, local)
     assert res.returncode == 0, res.stderr
