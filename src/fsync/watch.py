@@ -66,8 +66,8 @@ DELETE_SETTLE = 0.5
 DELETE_SETTLE_MAX = 1.0
 """...but no longer than this in all: a program writing all the time (logs, a build) never
 leaves the watcher quiet for `DELETE_SETTLE`, and held every change back until it stopped.
-Deletions of the files there at the last full sync that go on past it are judged with this
-batch's by the delete limit all the same (`_Session.deleted_since_full`)."""
+Deletions that go on past it are judged with this batch's by the delete limit all the same
+(`_Session.synced`)."""
 
 _STATE_ONLY = frozenset({ActionKind.RECORD, ActionKind.FORGET, ActionKind.KEEP})
 """Actions that write only the base: a dry run has nothing to say of them."""
@@ -187,34 +187,32 @@ class _Session:
         self.push_policy = self.push_opts.policy()
         self.on_action = on_action
         """Hears each action's record as it ends (`--log-file`)."""
-        self.synced_at_full = 0
-        """The files the ignore rules leave in at the last full sync, synced or found there
-        (the larger count): what the delete limit is a share of until the next one (base
-        entries the rules leave out are never touched by a batch; a new ignore file brings a
-        full sync). Taken from the base alone, a first watch of a tree had a limit of 1 for
-        the whole session."""
-        self.deleted_since_full = 0
-        """Deletions made since the last full sync, either side, of files synced at it: the
-        limit holds for them all together against `synced_at_full` (an `rm -rf` reaches the
-        watcher in several batches; judged one batch at a time against a base shrinking with
-        each, all of them went through). Neither the full sync's own (its plan was judged
-        against the tree before it, as a push's is) nor those of files made since count: a
-        build that deletes its output and writes it anew every few seconds used the count up
-        in a few rounds (or in one after a rescan that deleted a round and sent the next),
-        and no deletion went through for the rest of the session."""
+        self.peak = 0
+        """The most files synced at once since the last full sync (at it: the files the
+        ignore rules leave in, synced or found there, the larger count): what the delete
+        limit is a share of until the next one (base entries the rules leave out are never
+        touched by a batch; a new ignore file brings a full sync). Taken from the base alone,
+        a first watch of a tree had a limit of 1 for the whole session; without the files
+        synced since, 8 deletions among 30 files made while watching a 10-file tree were
+        refused."""
+        self.synced = 0
+        """The files synced now, as the counts go (`peak` at the full sync, less every
+        deletion since, on either side, the full sync's own included; plus every file first
+        synced since): `peak - synced` is what the tree lost since its largest, which the
+        limit holds for all batches together. An `rm -rf` reaches the watcher in several
+        batches: judged one batch at a time against a base shrinking with each, all of them
+        went through. Counting every deletion since the full sync instead, a build that
+        deletes its output and writes it anew every few seconds used the limit up in a few
+        rounds, and no deletion went through for the rest of the session: its net loss is
+        one round's output at most."""
         self.held_back: set[RelPath] = set()
         """Deletions the limit held back since the last full sync: still held when a later
         batch plans them again (a retry of what they were in the way of), and counted with
         any new ones. Else a retry planned one of them alone, under the limit, and it went
         through a second after the warning said it would not."""
-        self.added: set[RelPath] = set()
-        """Files first synced since the last full sync and not deleted since: the limit's
-        share grows with them, as a push's base does. Without them, 8 deletions among 30
-        files made while watching a 10-file tree were refused, and a build's temporary files
-        used up the limit."""
         self.in_full_sync = False
         """True while the full sync carries out its plan: what it sends was counted at its
-        scan (`synced_at_full`), not added since."""
+        scan (`peak`), not added since."""
         self.backup = backup
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
         self.journal = journal
@@ -386,7 +384,7 @@ class _Session:
             kept = self._unholdable(remote, local).keys() - local.keys()
             remote = {p: e for p, e in remote.items() if not under_any(p, kept)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
-        self.synced_at_full, self.deleted_since_full = max(len(base), len(local)), 0
+        self.peak = self.synced = max(len(base), len(local))
         self.held_back = set()
         base = {p: e for p, e in base.items() if keep(p)}
         recorded_ns = self.manifest.legacy_tokens_until_ns(self.remote.key)
@@ -419,7 +417,7 @@ class _Session:
                 scan.entries,
                 unknown=lambda p: not keep(p) or self.ignore.ignores(p),
             )
-        self.added, self.in_full_sync = set(), True
+        self.in_full_sync = True
         try:
             return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
         finally:
@@ -568,10 +566,10 @@ class _Session:
         )
 
     def _plan_subset(self, scope: set[RelPath], scan: scanner.ScanResult, d: Direction) -> Plan:
-        """Plan the paths of `scope` alone; the delete cap counts against the whole base (of
-        now, and of the last full sync: `deleted_since_full`), and holds back, with what they
-        make room for (`planner.without_deletes`), the deletes it held back before
-        (`held_back`) and any new ones while they are past it."""
+        """Plan the paths of `scope` alone; the delete cap counts against the largest tree
+        since the last full sync, with what it lost since (`peak`, `synced`), and holds back,
+        with what they make room for (`planner.without_deletes`), the deletes it held back
+        before (`held_back`) and any new ones while they are past it."""
         local = {p: scan.entries[p] for p in scope if p in scan.entries}
         remote = {p: self.state.remote[p] for p in scope if p in self.state.remote}
         base = {p: self.state.base[p] for p in scope if p in self.state.base}
@@ -582,26 +580,16 @@ class _Session:
         self.held_back -= scope - deletes  # deleted no more: made again, or gone on both sides
         if not deletes or policy.force:
             return plan
-        pending = self.held_back | deletes
-        # As a push would judge the tree now (the files synced since the last full sync in,
-        # those deleted since out), and the tree of the last full sync as a whole, however
-        # many batches its deletions come in.
-        synced = self.synced_at_full + len(self.added) - self.deleted_since_full
-        limit = planner.delete_limit(policy, synced)
-        counted = f"{synced} files synced now"
-        if len(pending) <= limit:
-            limit = planner.delete_limit(policy, self.synced_at_full)
-            counted = (
-                f"{self.deleted_since_full} of the {self.synced_at_full} files of the last "
-                "full scan deleted since"
-            )
-            if self.deleted_since_full + len(pending - self.added) <= limit:
-                self.held_back -= deletes
-                return plan
+        lost = max(0, self.peak - self.synced)  # (since the tree's largest: `synced`)
+        limit = planner.delete_limit(policy, self.peak)
+        if lost + len(self.held_back | deletes) <= limit:
+            self.held_back -= deletes
+            return plan
         if new := deletes - self.held_back:
             held = f", {len(self.held_back)} held back already" if self.held_back else ""
             self.display.warning(
-                f"not deleting {len(new)} files ({counted}{held}), more than the limit of "
+                f"not deleting {len(new)} files ({lost} deleted since the tree's largest, "
+                f"{self.peak} files, since the last full scan{held}), more than the limit of "
                 f"{limit} (a wrong path or an unmounted disk?); if it is meant, stop this watch "
                 f"and run fsync {d.value} --force"
             )
@@ -683,14 +671,8 @@ class _Session:
         _note_raced(record, raced)
         if self.on_action is not None:
             self.on_action(record)
-        if self.in_full_sync or record.outcome != "done":
-            return
-        if ActionKind(record.action).deletes:  # (the delete limit's counts: `_plan_subset`)
-            path = RelPath(record.path)
-            if path in self.added:
-                self.added.discard(path)
-            else:
-                self.deleted_since_full += 1
+        if record.outcome == "done" and ActionKind(record.action).deletes:
+            self.synced -= 1  # (the delete limit's counts, the full sync's too: `_plan_subset`)
 
     def _execute(
         self, plan: Plan, *, queue_paths: Iterable[RelPath], scan: scanner.ScanResult
@@ -732,7 +714,8 @@ class _Session:
         again -= failed  # changed there under them: planned again soon (`Retries.raced`)
         for path in sorted(again):
             self.manifest.queue(self.remote.key, [path])
-            self.retries.raced(path, errors.get(path, "changed"), time.monotonic())
+            if self.retries.raced(path, errors.get(path, "changed"), time.monotonic()):
+                self._alarm()
         done = [p for p in queued if p not in failed and p not in again]
         if not self.stopper.is_set():
             self.manifest.unqueue(self.remote.key, done)
@@ -773,9 +756,13 @@ class _Session:
         """Schedule `path` again; fire `--on-error` once its retries are spent."""
         self.manifest.queue(self.remote.key, [path])
         if self.retries.failed(path, error, time.monotonic()):
-            self._finish_totals()
-            where = {"command": "watch", "local": self.root, "remote": self.remote.url}
-            self.alarm.fire(where | self.total.as_json())
+            self._alarm()
+
+    def _alarm(self) -> None:
+        """Fire `--on-error` with the session's totals (a path's retries are spent)."""
+        self._finish_totals()
+        where = {"command": "watch", "local": self.root, "remote": self.remote.url}
+        self.alarm.fire(where | self.total.as_json())
 
     def _reload_ignore(self, *, quiet: bool = False) -> bool:
         """Re-read `.fsyncignore`; True if the rules changed. A broken file keeps the old
@@ -835,13 +822,13 @@ class _WatchSink:
         with s.manifest.transaction():
             self._inner.commit(outcomes)
             s.manifest.unqueue(s.remote.key, paths)
-        if not s.in_full_sync:  # the delete limit's share (`_Session.added`)
-            for o in outcomes:
-                if o.moved_from in s.added:
-                    s.added.discard(o.moved_from)
-                    s.added.add(o.path)
-                elif o.base is not None and o.moved_from is None and o.path not in s.state.base:
-                    s.added.add(o.path)
+        if not s.in_full_sync:  # the delete limit's share (`_Session.peak`, `synced`)
+            s.synced += sum(
+                1
+                for o in outcomes
+                if o.base is not None and o.moved_from is None and o.path not in s.state.base
+            )
+            s.peak = max(s.peak, s.synced)
         s.state.apply(outcomes)
         self.done.extend(paths)
         for o in outcomes:

@@ -4,7 +4,8 @@ A watch never stops for one file: a failed path is tried again after a delay tha
 from `delay` up to `max_delay`. When a path has failed `retries` more times after its first
 failure, the alarm fires once for that streak (the path keeps being retried at `max_delay`,
 so a network outage heals by itself). A path whose destination changed under it is tried
-again after `delay`, and is not failing. No clock is read here: callers pass `now`.
+again after `delay`, and is not failing, for a few races in a row. No clock is read here:
+callers pass `now`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from dataclasses import dataclass
 from fsync.alarm import raise_alarm
 from fsync.model import RelPath
 
+RACES_AT_ONCE = 3
+"""Races in a row (`Retries.raced`) planned again after the first delay; past them a race
+counts as a failure: backing off, and failing once `retries` are spent."""
+
 
 @dataclass(slots=True)
 class _Streak:
@@ -23,6 +28,7 @@ class _Streak:
     next_at: float
     error: str
     alarmed: bool = False
+    races: int = 0
 
 
 class Retries:
@@ -50,16 +56,22 @@ class Retries:
             return True
         return False
 
-    def raced(self, path: RelPath, error: str, now: float) -> None:
-        """Try `path` again after `delay`, however often this comes: the destination changed
-        under its action (someone else wrote it), which is no failure of the remote. Counted
-        as one, eight such races in a row (each resolved as a conflict) put the settled edit
-        after them 128 s off, shown as failing; a streak of real failures stays as it is."""
+    def raced(self, path: RelPath, error: str, now: float) -> bool:
+        """Try `path` again after `delay`: the destination changed under its action (someone
+        else wrote it), no failure of the remote. Counted as one, eight such races in a row
+        (each resolved as a conflict) put the settled edit after them 128 s off, shown as
+        failing. Past `RACES_AT_ONCE` in a row it is one (what `failed` returns): a file
+        someone rewrites all the time, planned again every second, made a request and a
+        conflict copy a second for as long as the watch ran, and never said so."""
         streak = self._streaks.get(path)
         if streak is None:
             streak = self._streaks[path] = _Streak(0, now, error)
+        streak.races += 1
+        if streak.races > RACES_AT_ONCE:
+            return self.failed(path, error, now)
         streak.error = error
         streak.next_at = now + self.delay
+        return False
 
     def succeeded(self, paths: Iterable[RelPath]) -> None:
         """Forget the streaks of `paths` (missing paths are fine)."""

@@ -1038,6 +1038,32 @@ def test_a_deletion_slower_than_the_settle_cap_is_judged_whole(
     w.stop()
 
 
+def test_files_made_while_watching_and_deleted_slice_by_slice_are_held_back(
+    start: Callable[..., Watching],
+) -> None:
+    """40 files made while watching a tree that had none, then deleted 4 at a time, a batch
+    each: counted only in their own batch, against a tree shrinking with each, 36 of 40
+    remote copies went (a first watch of a tree is all such files until its next full scan,
+    an hour later by default). What the tree lost since its largest is judged as a whole."""
+    w = start()
+    names = [f"f{i:02}" for i in range(40)]
+    write(w.local, dict.fromkeys(names, "x"))
+    w.converge()
+
+    def refused() -> bool:
+        return any("not deleting" in m for m in w.display.warnings)
+
+    for i in range(0, 40, 4):
+        for name in names[i : i + 4]:
+            (w.local / name).unlink()
+        eventually(lambda: refused() or tree(w.remote) == tree(w.local), f"slice {i // 4}")
+        if refused():
+            break
+    assert refused()
+    assert len(tree(w.remote)) >= 20
+    w.stop()
+
+
 @pytest.mark.parametrize("rescan_every", [3600.0, 0.5])
 def test_a_build_that_replaces_its_output_round_after_round_deletes_it_each_time(
     start: Callable[..., Watching], rescan_every: float
