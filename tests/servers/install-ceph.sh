@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages that tests/servers/ceph_rgw.py needs for a single-node
-# Ceph RADOS Gateway (radosgw + one mon + one memstore OSD). Idempotent: when every
-# binary is already on PATH it returns at once without touching apt.
+# Ceph RADOS Gateway (radosgw + one mon + one memstore OSD), and strace, which
+# tests/e2e/test_shared_folder_race.py runs fsync under to hold a rename open. Idempotent:
+# when every binary is already on PATH it returns at once without touching apt.
 #
 # Usage: bash tests/servers/install-ceph.sh   (as root, or with sudo available)
 set -euo pipefail
 
-packages=(radosgw ceph-mon ceph-osd ceph-common)
-binaries=(radosgw radosgw-admin ceph-mon ceph-osd ceph ceph-authtool monmaptool)
+packages=(radosgw ceph-mon ceph-osd ceph-common strace)
+binaries=(radosgw radosgw-admin ceph-mon ceph-osd ceph ceph-authtool monmaptool strace)
 
 missing=0
 for bin in "${binaries[@]}"; do

@@ -14,6 +14,7 @@ import os
 import posixpath
 import re
 import shutil
+import socket
 import stat
 import time
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
@@ -27,9 +28,16 @@ from fsync.errors import (
     UnsafePathError,
     unusable_root,
 )
-from fsync.fileops import folders_up, makedirs, place_new, rename_noreplace
+from fsync.fileops import (
+    folders_up,
+    makedirs,
+    place_new,
+    rename_exchange,
+    rename_noreplace,
+    temp_beside,
+)
 from fsync.model import Digest, RelPath, RemoteEntry, remote_entry
-from fsync.paths import temp_name
+from fsync.paths import conflict_name, temp_name
 from fsync.remote.base import (
     IN_USE_SECONDS,
     Capabilities,
@@ -112,7 +120,8 @@ def _renamed_entry(full: str, written: RemoteEntry, inodes: bool) -> RemoteEntry
     keeps the temp's entry, which the next run then finds changed and looks at. A writer
     that rewrites the file in place in the microseconds between the rename and this look,
     keeping its size and mtime, is taken for fsync's own write: the same gap as between the
-    check of the destination and the rename, which no rename on a filesystem closes.
+    swap that publishes and the check of the version it displaced (`_swapped_in`), which
+    sees no in-place rewrite either.
     """
     if not inodes:
         return written
@@ -133,6 +142,26 @@ def _split_token(entry: RemoteEntry) -> tuple[str, int | None]:
     if sep and head.count(":") == 2:
         return head, int(changed)
     return entry.fingerprint, None
+
+
+def _same_file(st: os.stat_result, entry: RemoteEntry, inodes: bool) -> bool:
+    """True if `st` is a regular file that is the version `entry` names, by what a rename
+    keeps: size, mtime and (where `inodes`) inode. The change time, which a rename moves,
+    is left out: a file just renamed aside is still the version it was."""
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == entry.size
+        and _split_token(_entry(st, inodes))[0] == _split_token(entry)[0]
+    )
+
+
+def _unlink_if(path: str, entry: RemoteEntry, inodes: bool) -> None:
+    """Remove the temp file `path` if it still holds the version `entry` names: a failed
+    publish may have left another writer's version there (`LocalRemote._give_back`), which
+    must never go with fsync's own."""
+    with contextlib.suppress(OSError):
+        if _same_file(os.lstat(path), entry, inodes):
+            os.unlink(path)
 
 
 STABLE_INODES = frozenset(
@@ -461,8 +490,9 @@ class LocalRemote:
         """Write `source` to a temp file beside `path`, then rename it into place.
 
         The temp file takes `meta`'s mode and mtime and is on disk before `before_publish()`
-        runs; the destination is then checked against `expect` (`RemoteChanged` if it moved)
-        and replaced atomically; `flush` makes the rename durable. Any failure removes the
+        runs; the destination is then checked against `expect` (`RemoteChanged` if it moved,
+        before or during the swap that replaces it: `_swapped_in`) and replaced atomically;
+        `flush` makes the rename durable. Any failure removes the
         temp file. Raises `PermanentError` for a full disk, `PermissionError` for access
         denied, `UnsafePathError` when a parent folder is a link leading outside the root.
         Only reading `source` waits, so it is what stops a halted run (`halted` and `stopping`
@@ -474,7 +504,7 @@ class LocalRemote:
             before_publish()
             return self._publish(temp, full, expect, written)
         except BaseException:
-            _unlink_quietly(temp)
+            _unlink_if(temp, written, self.inodes)
             raise
 
     @property
@@ -506,7 +536,7 @@ class LocalRemote:
         except BaseException:
             _unlink_quietly(temp)
             raise
-        return _StagedFile(temp, full, written, self._publish)
+        return _StagedFile(temp, full, written, self._publish, self.inodes)
 
     def _stage(
         self, full: str, source: BinaryIO, meta: ObjectMeta, *, sync: bool
@@ -563,18 +593,104 @@ class LocalRemote:
     ) -> RemoteEntry:
         """Rename `temp` (whose entry is `written`) over `full` if `full` is still the
         version `expect` describes; the entry `full` then has. The next `flush` makes the
-        rename durable."""
+        rename durable.
+
+        A file is replaced by a swap whose displaced version is checked after the fact
+        (`_swapped_in`); only where the filesystem cannot swap, by `os.replace` after the
+        check, which loses a version another writer renames there in between.
+        """
         with self._durable.changing():  # a flush since the write may have let the root go
             try:
                 if expect is not None or not _placed_new(temp, full):
                     current = self._current(full)
                     if not same_version(current, expect):
                         raise RemoteChanged(f"{full}: changed since it was listed")
-                    os.replace(temp, full)
+                    if current is None or not self._swapped_in(temp, full, current, written):
+                        os.replace(temp, full)
             except OSError as err:
                 _raise_translated(err, f"writing {full}")
             self._durable.renamed(os.path.dirname(full))
         return _renamed_entry(full, written, self.inodes)
+
+    def _swapped_in(self, temp: str, full: str, expect: RemoteEntry, written: RemoteEntry) -> bool:
+        """Put `temp` (fsync's version, `written`) at `full` by exchanging the two, then
+        check the version displaced, now at `temp`, is still `expect` and remove it; False
+        where the platform or filesystem cannot exchange (NFS, SMB: nothing was done).
+
+        A check of `full` followed by `os.replace` leaves a window (microseconds locally,
+        milliseconds on a network share) in which another writer's version, renamed there by
+        a second fsync sharing this folder, is replaced unseen and lost on both sides. A
+        version displaced that is not `expect` is put back (`_give_back`) and the publish
+        refused: `RemoteChanged`, which the engine takes as a conflict raced.
+        """
+        try:
+            if not rename_exchange(temp, full):
+                return False
+        except FileNotFoundError:
+            if not os.path.lexists(temp):
+                raise
+            raise RemoteChanged(f"{full}: deleted since it was listed") from None
+        self._durable.renamed(os.path.dirname(full))
+        try:
+            displaced = os.lstat(temp)
+        except FileNotFoundError:
+            return True  # removed meanwhile: nothing is left to keep
+        if _same_file(displaced, expect, self.inodes):
+            os.unlink(temp)
+            return True
+        kept = self._give_back(temp, full, written)
+        where = "" if kept is None else f"; it is kept as {kept}"
+        raise RemoteChanged(f"{full}: another writer replaced it meanwhile{where}")
+
+    def _give_back(self, temp: str, full: str, written: RemoteEntry) -> str | None:
+        """Give `full` back the version `_swapped_in` displaced to `temp`, which is not the
+        one fsync meant to replace; None if it is back, else the name it is kept under.
+
+        Exchanged back, `temp` then holds fsync's version, removed; or, if a third writer
+        replaced it at `full` meanwhile, that version, kept as a conflict copy. Where `full`
+        is gone meanwhile, the version goes back without replacing what may appear there
+        (`rename_noreplace`), or is kept as a conflict copy.
+        """
+        folder = os.path.dirname(full)
+        try:
+            rename_exchange(temp, full)
+        except FileNotFoundError:
+            try:
+                place_new(temp, full)
+            except FileExistsError:
+                return self._keep_aside(temp, full)
+            self._durable.renamed(folder)
+            return None
+        self._durable.renamed(folder)
+        try:
+            back = os.lstat(temp)
+        except FileNotFoundError:
+            return None
+        if _same_file(back, written, self.inodes):
+            os.unlink(temp)
+            return None
+        return self._keep_aside(temp, full)
+
+    def _keep_aside(self, temp: str, full: str) -> str:
+        """Rename another writer's version at `temp` beside `full` under a conflict copy's
+        name, never replacing a file; the name. A temp name would be removed by a later
+        `cleanup` and never listed, so the version would be lost out of sight. Where it cannot
+        be renamed, it stays at `temp`, and that name is returned."""
+        folder, name = os.path.split(full)
+        stamp, host = time.strftime("%Y%m%d-%H%M%S"), socket.gethostname()
+        for n in range(1, 100):
+            aside = os.path.join(
+                folder, conflict_name(RelPath(name), stamp, host if n == 1 else f"{host}-{n}")
+            )
+            try:
+                place_new(temp, aside)
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+            self._durable.renamed(folder)
+            return aside
+        return temp
 
     def _current(self, full: str) -> RemoteEntry | None:
         """What is at `full` now; `PermanentError` if a folder, link or device is in the way."""
@@ -599,7 +715,8 @@ class LocalRemote:
         """Delete `path` if it still matches `expect`; absent is not an error.
 
         Folders left empty are removed up to (not including) the root. Raises `RemoteChanged`
-        if the file changed since `expect` was seen.
+        if the file changed since `expect` was seen, also in the moment between that check and
+        the removal (`_remove`).
         """
         full = self._checked(path)
         with self._durable.changing():
@@ -609,13 +726,43 @@ class LocalRemote:
                     return
                 if not same_version(current, expect):
                     raise RemoteChanged(f"{full}: changed since it was listed")
-                os.unlink(full)
+                self._remove(full, current)
             except FileNotFoundError:
                 return
             except OSError as err:
                 _raise_translated(err, f"deleting {full}")
             self._durable.renamed(os.path.dirname(full))
             self._prune(os.path.dirname(full))
+
+    def _remove(self, full: str, expect: RemoteEntry) -> None:
+        """Delete `full` if it is the version `expect` names: renamed aside to a temp name
+        (which listings skip) in one step, checked there, then removed.
+
+        A check followed by an unlink leaves a window in which another writer's version,
+        renamed there by a second fsync sharing this folder, is deleted unseen: that fsync
+        then takes the file for deleted here, and deletes its own copy. A version aside that
+        is not `expect` goes back without replacing what appeared meanwhile, or is kept as a
+        conflict copy; then `RemoteChanged`. `FileNotFoundError` if `full` is gone.
+        """
+        folder = os.path.dirname(full)
+        aside = temp_beside(full)
+        os.rename(full, aside)
+        self._durable.renamed(folder)
+        try:
+            displaced = os.lstat(aside)
+        except FileNotFoundError:
+            return
+        if _same_file(displaced, expect, self.inodes):
+            os.unlink(aside)
+            return
+        try:
+            place_new(aside, full)
+        except OSError:  # (something took the name meanwhile, or the disk refuses)
+            kept = f"; it is kept as {self._keep_aside(aside, full)}"
+        else:
+            self._durable.renamed(folder)
+            kept = ""
+        raise RemoteChanged(f"{full}: another writer replaced it meanwhile{kept}")
 
     def _prune(self, folder: str) -> None:
         """Remove `folder` and its parents while empty, stopping below the root."""
@@ -797,8 +944,10 @@ class _StagedFile:
         full: str,
         entry: RemoteEntry,
         rename: Callable[[str, str, RemoteEntry | None, RemoteEntry], RemoteEntry],
+        inodes: bool,
     ) -> None:
         self.entry = entry
+        self._inodes = inodes
         self._temp: str | None = temp
         self._full = full
         self._rename = rename
@@ -809,10 +958,11 @@ class _StagedFile:
         if temp is None:
             raise RuntimeError(f"{self._full}: staged bytes already published or discarded")
         self._temp = None
+        written = self.entry
         try:
-            self.entry = self._rename(temp, self._full, expect, self.entry)
+            self.entry = self._rename(temp, self._full, expect, written)
         except BaseException:
-            _unlink_quietly(temp)
+            _unlink_if(temp, written, self._inodes)
             raise
         return self.entry
 
