@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import platform
+import shutil
 import signal
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +34,7 @@ from fsync.remote import open_remote
 from fsync.remote.local import LocalRemote
 from fsync.transfer.engine import execute
 from fsync.transfer.outcome import EngineOptions, Outcome
+from fsynctest.commands import fsync_command
 from fsynctest.trees import listing, write
 
 
@@ -130,6 +135,92 @@ def test_a_move_refuses_a_remote_path_that_changed(tmp_path: Path, where: str) -
     assert (result.moved, result.failed, result.conflicts, result.unresolved) == (0, 0, 1, 1)
     assert f"{where}: changed" in result.notices[-1].reason
     assert listing(Path(remote.root)) == {"old.txt": b"content", where: b"someone else's version"}
+
+
+def test_a_download_whose_remote_file_is_gone_is_a_race_not_a_failure(tmp_path: Path) -> None:
+    """Another machine moved the file away between the listing and the read: the download
+    failed with "no such file" (exit 1), where a file replaced in that gap is a conflict
+    that the next run plans again from a new listing."""
+    local, remote_root = tmp_path / "local", tmp_path / "remote"
+    local.mkdir()
+    write(remote_root, {"f": "theirs"})
+    remote = LocalRemote(str(remote_root))
+    listed = remote.list().entries
+    plan = planner.plan({}, listed, {}, SyncPolicy(Direction.PULL))
+    assert [a.kind for a in plan.actions] == [ActionKind.DOWNLOAD]
+    (remote_root / "f").rename(remote_root / "moved")
+    result = execute(plan, str(local), remote, ListSink(), NullReporter())
+    assert (result.downloaded, result.failed, result.conflicts) == (0, 0, 1)
+    assert "f: gone from the remote since it was listed" in result.notices[-1].reason
+    assert listing(local) == {}
+
+
+# Syscall numbers of the renames, per machine: a thread stopped in one is where strace
+# holds the move (`/proc/<tid>/syscall` names the call it is in).
+_RENAMES = {"x86_64": {82, 264, 316}, "aarch64": {38, 276}}
+
+
+def _renaming(tracer: subprocess.Popen[bytes]) -> bool:
+    """Whether the process `tracer` (strace) runs has a thread inside a rename."""
+    try:
+        children = Path(f"/proc/{tracer.pid}/task/{tracer.pid}/children").read_text().split()
+        tasks = Path(f"/proc/{children[0]}/task")
+        calls = [(task / "syscall").read_text().split()[:1] for task in tasks.iterdir()]
+    except (OSError, IndexError):
+        return False  # not started yet, or a thread gone meanwhile
+    return any(c and c[0].isdigit() and int(c[0]) in _RENAMES[platform.machine()] for c in calls)
+
+
+def test_a_move_that_carried_another_writers_version_is_a_conflict(tmp_path: Path) -> None:
+    """A renames `a` to `b` and syncs; B replaces the remote `a` between A's check of it
+    and A's rename (held open by strace). The rename carried B's version to `b`, which A
+    recorded as its own: every run then said "nothing to do", and A's next edit of `b`
+    overwrote B's. It is a conflict now, and the next run keeps both versions."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip(
+            "strace is not installed: it holds the remote rename open (apt-get install strace)"
+        )
+    if platform.machine() not in _RENAMES:
+        pytest.skip(f"the rename system calls of {platform.machine()} are not listed here")
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {"a": "a0"})
+    options = SyncOptions(str(local), str(remote), Direction.SYNC)
+    assert app.run(options, NullReporter()).uploaded == 1
+    (local / "a").rename(local / "b")
+    renames = "rename,renameat,renameat2"
+    held = ["-e", f"trace={renames}", "-e", f"inject={renames}:delay_enter=3000000"]
+    slow = subprocess.Popen(
+        [
+            strace,
+            "-f",
+            "-qq",
+            "-o",
+            os.devnull,
+            *held,
+            fsync_command(),
+            "sync",
+            str(local),
+            str(remote),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not _renaming(slow):
+        assert slow.poll() is None, "the run ended without renaming"
+        assert time.monotonic() < deadline, "the move never renamed"
+        time.sleep(0.01)
+    # Another fsync's write: a temp file renamed over the old version.
+    write(tmp_path / "other", {"a": "aB"})
+    os.replace(tmp_path / "other" / "a", remote / "a")
+    _, stderr = slow.communicate(timeout=60)
+    assert slow.returncode == 3, stderr.decode()
+    assert "a: changed since it was listed" in stderr.decode()
+    again = app.run(options, NullReporter())
+    assert (again.conflicts, again.failed) == (1, 0)
+    assert sorted(listing(local).values()) == [b"a0", b"aB"]
+    assert listing(remote) == listing(local)
 
 
 class StopAfterFirst(NullReporter):

@@ -134,6 +134,19 @@ def _renamed_entry(full: str, written: RemoteEntry, inodes: bool) -> RemoteEntry
     return now
 
 
+def _across(src_full: str, dst_full: str) -> bool:
+    """Whether a move from `src_full` to `dst_full` crossed filesystems (`place_new` then
+    copies: a new inode). Only asked of a move whose inode moved; a folder gone since reads
+    as not crossing."""
+    folder = os.path.dirname(src_full)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)  # pruned since
+    try:
+        return os.lstat(folder).st_dev != os.lstat(dst_full).st_dev
+    except OSError:
+        return False
+
+
 def _split_token(entry: RemoteEntry) -> tuple[str, int | None]:
     """`entry`'s fingerprint as fsync recorded it before it took the change time in
     (`size:mtime:inode`), and that change time; the fingerprint whole and None where it has
@@ -812,7 +825,9 @@ class LocalRemote:
 
         Never replaces a file at `dst` (`FileExistsError`); across filesystems the file is
         copied, then removed. Folders left empty are pruned only with `prune`: the root this
-        remote addresses may hold a sync root that must stay.
+        remote addresses may hold a sync root that must stay. Raises `RemoteChanged` when
+        what the rename carried is not `expect` (`_moved_entry`): the file is at `dst`, as
+        another writer left it, and the next run sees it changed there.
         """
         src_full, dst_full = self._checked(src), self._checked(dst)
         with self._durable.changing():
@@ -831,7 +846,30 @@ class LocalRemote:
             self._durable.renamed(os.path.dirname(dst_full))
             if prune:
                 self._prune(os.path.dirname(src_full))
-        return self._entry_after_write(dst_full)
+        return self._moved_entry(src_full, dst_full, expect)
+
+    def _moved_entry(self, src_full: str, dst_full: str, expect: RemoteEntry | None) -> RemoteEntry:
+        """The entry of the file just moved to `dst_full`; `RemoteChanged` if it is not the
+        version `expect` names.
+
+        The check of `src_full` and the rename are two steps: another writer replacing the
+        file in between (its temp file renamed over it) had its version carried to `dst_full`
+        and recorded with this side's digest, so no run saw the difference again and the
+        next edit here overwrote it. The rename moves the change time, so what it keeps is
+        compared: size, mtime and inode (only size and mtime where it was copied between
+        filesystems, or the remote keeps no inodes), as `_renamed_entry` does for a write.
+        """
+        moved = self._entry_after_write(dst_full)
+        if expect is None:
+            return moved
+        kept, listed = _split_token(moved)[0], _split_token(expect)[0]
+        if kept != listed and self.inodes and _across(src_full, dst_full):
+            kept, listed = kept.rsplit(":", 1)[0], listed.rsplit(":", 1)[0]
+        if kept != listed:
+            raise RemoteChanged(
+                f"{src_full}: changed since it was listed (moved to {dst_full} as found)"
+            )
+        return moved
 
     def make_root(self) -> None:
         """Make the root where missing (see `base.RootMaker`)."""

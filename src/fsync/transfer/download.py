@@ -34,7 +34,7 @@ from fsync.paths import TEMP_TOKEN, is_temp_name, temp_name, temp_token
 from fsync.remote.base import Remote, served_entry
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Iterator
 
     from blake3 import blake3
 
@@ -156,7 +156,7 @@ class Fetcher:
         temp = _new_temp(folder)
         try:
             with os.fdopen(create_exclusive(temp), "wb") as out:
-                with self.remote.open_read(path, expect=expect) as src:
+                with _gone_is_raced(path), self.remote.open_read(path, expect=expect) as src:
                     hasher = new_hasher()
                     size = self._copy(path, src, out, hasher, None)
                     served = served_entry(src)
@@ -230,7 +230,10 @@ class Fetcher:
     ) -> Fetched:
         """Fetch from `offset` into `out`, checkpointing blocks; `hasher` has the prefix."""
         try:
-            with self.remote.open_read(partial.path, offset=offset, expect=expect) as src:
+            with (
+                _gone_is_raced(partial.path),
+                self.remote.open_read(partial.path, offset=offset, expect=expect) as src,
+            ):
                 served = served_entry(src)
                 if offset and not self._checkable(expect, served):
                     raise _Unverifiable
@@ -408,6 +411,17 @@ def _verified_prefix(out: BinaryIO, partial: PartialDownload, hasher: blake3, li
         hasher.update(block)
         kept += 1
     return kept
+
+
+@contextlib.contextmanager
+def _gone_is_raced(path: RelPath) -> Iterator[None]:
+    """A remote file gone since the listing as `RemoteChanged`: another writer moved or
+    deleted it in between, a race like a replaced file's (a conflict the next run plans
+    again from a new listing), not a failure of this run."""
+    try:
+        yield
+    except FileNotFoundError as err:
+        raise RemoteChanged(f"{path}: gone from the remote since it was listed") from err
 
 
 def _temp_path(folder: str, name: str) -> str | None:
