@@ -714,7 +714,9 @@ class _Session:
         again -= failed  # changed there under them: planned again soon (`Retries.raced`)
         for path in sorted(again):
             self.manifest.queue(self.remote.key, [path])
-            if self.retries.raced(path, errors.get(path, "changed"), time.monotonic()):
+            ours = scan.entries.get(path)
+            version = None if ours is None else ours.digest
+            if self.retries.raced(path, errors.get(path, "changed"), time.monotonic(), version):
                 self._alarm()
         done = [p for p in queued if p not in failed and p not in again]
         if not self.stopper.is_set():

@@ -29,6 +29,8 @@ class _Streak:
     error: str
     alarmed: bool = False
     races: int = 0
+    raced_with: object = None
+    """What `races` counts against: the version of ours that raced (`Retries.raced`)."""
 
 
 class Retries:
@@ -56,16 +58,19 @@ class Retries:
             return True
         return False
 
-    def raced(self, path: RelPath, error: str, now: float) -> bool:
+    def raced(self, path: RelPath, error: str, now: float, ours: object = None) -> bool:
         """Try `path` again after `delay`: the destination changed under its action (someone
         else wrote it), no failure of the remote. Counted as one, eight such races in a row
         (each resolved as a conflict) put the settled edit after them 128 s off, shown as
-        failing. Past `RACES_AT_ONCE` in a row it is one (what `failed` returns): a file
-        someone rewrites all the time, planned again every second, made a request and a
-        conflict copy a second for as long as the watch ran, and never said so."""
+        failing. Past `RACES_AT_ONCE` in a row with one version of `ours` (a new edit here
+        starts a new count) it is one (what `failed` returns): a file someone rewrites all
+        the time, planned again every second, made a request and a conflict copy a second for
+        as long as the watch ran, and never said so."""
         streak = self._streaks.get(path)
         if streak is None:
             streak = self._streaks[path] = _Streak(0, now, error)
+        if streak.raced_with != ours:
+            streak.races, streak.raced_with = 0, ours
         streak.races += 1
         if streak.races > RACES_AT_ONCE:
             return self.failed(path, error, now)
