@@ -196,12 +196,12 @@ class _Session:
         synced since, 8 deletions among 30 files made while watching a 10-file tree were
         refused."""
         self.synced = 0
-        """The files synced now, as the counts go (`peak` at the full sync, less every
+        """The files synced now, as the counts go (the base at the full sync, less every
         deletion since, on either side, the full sync's own included; plus every file first
-        synced since): `peak - synced` is what the tree lost since its largest, which the
-        limit holds for all batches together. An `rm -rf` reaches the watcher in several
-        batches: judged one batch at a time against a base shrinking with each, all of them
-        went through. Counting every deletion since the full sync instead, a build that
+        synced since, its own too): `peak - synced` is what the tree lost since its largest,
+        which the limit holds for all batches together. An `rm -rf` reaches the watcher in
+        several batches: judged one batch at a time against a base shrinking with each, all
+        of them went through. Counting every deletion since the full sync instead, a build that
         deletes its output and writes it anew every few seconds used the limit up in a few
         rounds, and no deletion went through for the rest of the session: its net loss is
         one round's output at most."""
@@ -210,9 +210,6 @@ class _Session:
         batch plans them again (a retry of what they were in the way of), and counted with
         any new ones. Else a retry planned one of them alone, under the limit, and it went
         through a second after the warning said it would not."""
-        self.in_full_sync = False
-        """True while the full sync carries out its plan: what it sends was counted at its
-        scan (`peak`), not added since."""
         self.backup = backup
         """Where versions go before being overwritten or deleted (`--backup-dir`)."""
         self.journal = journal
@@ -384,7 +381,7 @@ class _Session:
             kept = self._unholdable(remote, local).keys() - local.keys()
             remote = {p: e for p, e in remote.items() if not under_any(p, kept)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
-        self.peak = self.synced = max(len(base), len(local))
+        self.peak, self.synced = max(len(base), len(local)), len(base)
         self.held_back = set()
         base = {p: e for p, e in base.items() if keep(p)}
         recorded_ns = self.manifest.legacy_tokens_until_ns(self.remote.key)
@@ -417,11 +414,7 @@ class _Session:
                 scan.entries,
                 unknown=lambda p: not keep(p) or self.ignore.ignores(p),
             )
-        self.in_full_sync = True
-        try:
-            return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
-        finally:
-            self.in_full_sync = False
+        return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
 
     def _list_remote(self) -> tuple[Listing, dict[RelPath, RemoteEntry]]:
         """List the remote: the listing as it comes, and its entries under the ignore rules.
@@ -824,13 +817,13 @@ class _WatchSink:
         with s.manifest.transaction():
             self._inner.commit(outcomes)
             s.manifest.unqueue(s.remote.key, paths)
-        if not s.in_full_sync:  # the delete limit's share (`_Session.peak`, `synced`)
-            s.synced += sum(
-                1
-                for o in outcomes
-                if o.base is not None and o.moved_from is None and o.path not in s.state.base
-            )
-            s.peak = max(s.peak, s.synced)
+        # the delete limit's share (`_Session.peak`, `synced`), the full sync's files too
+        s.synced += sum(
+            1
+            for o in outcomes
+            if o.base is not None and o.moved_from is None and o.path not in s.state.base
+        )
+        s.peak = max(s.peak, s.synced)
         s.state.apply(outcomes)
         self.done.extend(paths)
         for o in outcomes:
