@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fsync.alarm import raise_alarm
-from fsync.model import RelPath
+from fsync.model import Digest, RelPath
 
 RACES_AT_ONCE = 3
 """Races in a row (`Retries.raced`) planned again after the first delay; past them a race
@@ -29,7 +29,7 @@ class _Streak:
     error: str
     alarmed: bool = False
     races: int = 0
-    raced_with: object = None
+    raced_with: Digest | None = None
     """What `races` counts against: the version of ours that raced (`Retries.raced`)."""
 
 
@@ -58,7 +58,7 @@ class Retries:
             return True
         return False
 
-    def raced(self, path: RelPath, error: str, now: float, ours: object = None) -> bool:
+    def raced(self, path: RelPath, error: str, now: float, ours: Digest | None = None) -> bool:
         """Try `path` again after `delay`: the destination changed under its action (someone
         else wrote it), no failure of the remote. Counted as one, eight such races in a row
         (each resolved as a conflict) put the settled edit after them 128 s off, shown as

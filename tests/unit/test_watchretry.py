@@ -6,7 +6,7 @@ import json
 import threading
 from pathlib import Path
 
-from fsync.model import RelPath
+from fsync.model import Digest, RelPath
 from fsync.watchretry import RACES_AT_ONCE, Alarm, Retries
 
 P, Q = RelPath("p"), RelPath("q")
@@ -63,7 +63,7 @@ def test_a_path_whose_remote_changed_is_tried_again_after_the_first_delay_not_fa
     assert r.raced(P, "changed since it was listed", now + 1.0)  # retries spent: alarm
     assert r.next_due() == now + 1.0 + 2.0
     assert r.failing() == {P: "changed since it was listed"}
-    assert not r.raced(P, "changed since it was listed", now + 3.0, "an edit here since")
+    assert not r.raced(P, "changed since it was listed", now + 3.0, Digest("ab" * 32))
     assert r.next_due() == now + 3.0 + 1.0  # a new version of ours: a new count
     r.succeeded([P])
     r.failed(Q, "boom", 0.0)
