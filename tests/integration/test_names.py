@@ -167,15 +167,22 @@ def test_a_mirror_push_leaves_the_remote_names_a_pull_refuses_alone(
     assert left == {long, f"{folder}/in.txt", "a//b", nfd, "mine.txt"}
 
 
-def test_a_local_name_written_decomposed_is_sent_and_updated(
-    memory_root: str, tmp_path: Path
+# Names as a disk may hold them that are not NFC: decomposed (macOS writes names so; copied
+# to Linux they stay so), and a mix of both forms in one name (a name edited on two systems),
+# which is neither NFC nor NFD: found by neither spelling, it was "vanished" on every push.
+NOT_NFC = {"nfd": unicodedata.normalize("NFD", "r\u00e9sum\u00e9"), "mixed": "r\u00e9sume\u0301"}
+
+
+@pytest.mark.parametrize("form", NOT_NFC)
+def test_a_local_name_not_in_nfc_is_sent_and_updated(
+    memory_root: str, tmp_path: Path, form: str
 ) -> None:
-    # macOS writes names decomposed (NFD); copied to Linux they stay so. The remote key is
-    # NFC, and the local file keeps its own form when a pull replaces it.
+    # The remote key is NFC, and the local file keeps its own form when a pull replaces it.
     local = tmp_path / "local"
-    nfc, nfd = (unicodedata.normalize(form, "cafe\u0301.txt") for form in ("NFC", "NFD"))
-    assert nfc != nfd
-    write(local, {nfd: "v1"})
+    spelled = f"{NOT_NFC[form]}.txt"
+    nfc = unicodedata.normalize("NFC", spelled)
+    assert nfc != spelled
+    write(local, {spelled: "v1"})
     url = f"memory://{memory_root}"
     first = sync(local, url, Direction.PUSH)
     assert (first.uploaded, first.failed) == (1, 0)
@@ -185,14 +192,20 @@ def test_a_local_name_written_decomposed_is_sent_and_updated(
     memory.pipe(f"{memory_root}/{nfc}", b"v2, theirs")
     pulled = sync(local, url, Direction.PULL)
     assert (pulled.downloaded, pulled.conflicts) == (1, 0)
-    assert listing(local) == {nfd: b"v2, theirs"}
+    assert listing(local) == {spelled: b"v2, theirs"}
+    (local / spelled).write_bytes(b"v3, mine")
+    pushed = sync(local, url, Direction.PUSH)
+    assert (pushed.uploaded, pushed.failed) == (1, 0)
+    assert memory.cat(f"{memory_root}/{nfc}") == b"v3, mine"
 
 
-def test_a_pull_into_a_folder_named_decomposed_keeps_one_folder(
-    memory_root: str, tmp_path: Path
+@pytest.mark.parametrize("form", NOT_NFC)
+def test_a_pull_into_a_folder_named_not_in_nfc_keeps_one_folder(
+    memory_root: str, tmp_path: Path, form: str
 ) -> None:
     local = tmp_path / "local"
-    nfc, nfd = (unicodedata.normalize(form, "cafe\u0301") for form in ("NFC", "NFD"))
+    nfd = NOT_NFC[form]
+    nfc = unicodedata.normalize("NFC", nfd)
     write(local, {f"{nfd}/a.txt": "a", "x.txt": "x", "y.txt": "y"})
     url = f"memory://{memory_root}"
     assert sync(local, url, Direction.PUSH).uploaded == 3

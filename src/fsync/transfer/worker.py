@@ -685,7 +685,9 @@ class Worker:
 
     def _local(self, path: RelPath) -> str:
         """The on-disk name of `path`: the scan maps names to NFC, and a disk may hold them
-        decomposed (NFD, as macOS writes them); such a file was never sent nor replaced."""
+        in another form (NFD, as macOS writes them, or a mix of forms in one name); such a
+        file was never sent nor replaced. A name the disk does not hold (a new file) is NFC,
+        in its folder's own spelling."""
         full = os.path.join(self.root, *path.split("/"))
         if path.isascii() or os.path.lexists(full):
             return full
@@ -693,9 +695,8 @@ class Worker:
         if nfd != full and os.path.lexists(nfd):
             return nfd
         folder, _, name = path.rpartition("/")
-        if not folder:
-            return full
-        return os.path.join(self._local(RelPath(folder)), name)  # a new file, its folder NFD
+        parent = self._local(RelPath(folder)) if folder else self.root
+        return os.path.join(parent, _spelled_in(parent, name))
 
     def _stamp(self) -> str:
         return self.opts.clock().strftime("%Y%m%d-%H%M%S")
@@ -773,6 +774,18 @@ def _check_on_disk(path: RelPath, tmp: str, digest: str) -> None:
         os.close(fd)
     if hash_file(tmp)[0] != digest:
         raise VerificationError(f"{path}: the file written does not read back as received")
+
+
+def _spelled_in(folder: str, name: str) -> str:
+    """The name in `folder` whose NFC form is `name` (the first in sorted order: the scan
+    withheld twins), else `name`. Looked for only when neither the NFC nor the NFD form is
+    there: one listing of the folder."""
+    try:
+        listed = os.listdir(folder)
+    except OSError:
+        return name
+    spelled = (n for n in listed if not n.isascii() and unicodedata.normalize("NFC", n) == name)
+    return min(spelled, default=name)
 
 
 def _check_download(action: Action, digest: str, size: int, served: RemoteEntry | None) -> None:
