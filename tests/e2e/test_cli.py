@@ -1048,6 +1048,29 @@ def test_a_failed_watch_is_recorded_with_its_error(fsync, tmp_path: Path) -> Non
     assert run["summary"]["uploaded"] == 0
 
 
+@pytest.mark.parametrize("name", ["state.db", "lock"])
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_state_file_that_is_not_a_file_is_a_configuration_error(
+    fsync, demo: Path, tmp_path: Path, name: str, kind: str
+) -> None:
+    """SQLite's "unable to open database file" or "disk I/O error", or `[Errno 22] Invalid
+    argument` for the lock, exit 1, named neither the file nor what to do."""
+    out = tmp_path / "out"
+    assert fsync("push", demo, out, "-q").returncode == 0
+    state = demo / ".fsync" / name
+    state.unlink()
+    if kind == "folder":
+        state.mkdir()
+    else:
+        os.mkfifo(state)
+    res = fsync("push", demo, out)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == (
+        f"fsync: error: {state} is not a file (a {kind}); move it aside and fsync will make a "
+        "new one\n"
+    )
+
+
 def test_memory_remote_through_the_command(fsync, demo: Path) -> None:
     # memory:// lives inside one process, so one run must both write and be checked:
     # a dry run against the (empty) store plans every file, a real run sends them all.

@@ -104,6 +104,7 @@ def _make_private_file(path: str) -> None:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
+        check_is_file(path)
         return
     except OSError as e:
         if e.errno in _NO_SPACE:
@@ -113,6 +114,25 @@ def _make_private_file(path: str) -> None:
         os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
+
+
+_KINDS = {stat.S_IFDIR: "folder", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}
+
+
+def check_is_file(path: str) -> None:
+    """Raise `ConfigError` if `path`, one of fsync's state files, is there but no file:
+    SQLite met a folder or a fifo there with "unable to open database file" or "disk I/O
+    error", and the lock with `[Errno 22] Invalid argument`, naming neither the file nor
+    what to do (exit 1)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # absent, or unreadable: opening it says why
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "device")
+        raise ConfigError(
+            f"{path} is not a file (a {kind}); move it aside and fsync will make a new one"
+        )
 
 
 def connect(path: str) -> sqlite3.Connection:

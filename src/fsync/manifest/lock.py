@@ -11,7 +11,7 @@ import fcntl
 import os
 
 from fsync.errors import LockHeld
-from fsync.manifest.db import state_dir
+from fsync.manifest.db import check_is_file, state_dir
 
 LOCK_NAME = "lock"
 
@@ -38,6 +38,7 @@ class RootLock:
         if self._fd is not None:
             raise RuntimeError(f"the lock of {self.root} is already held by this object")
         path = os.path.join(state_dir(self.root), LOCK_NAME)
+        check_is_file(path)
         # O_CLOEXEC: a child process (an --on-error hook) must not keep the lock alive.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
