@@ -123,7 +123,15 @@ def split_url(url: str) -> tuple[str, str]:
     bucket, _, prefix = rest.strip("/").partition("/")
     if not bucket:
         raise ConfigError(f"{url} names no bucket (expected s3://BUCKET/PREFIX)")
-    return bucket, prefix.strip("/")
+    prefix = prefix.strip("/")
+    if prefix and not {"", ".", ".."}.isdisjoint(prefix.split("/")):
+        # Keys under `s3://b/../up` were written as `../up/...`, which tools copying keys to
+        # a disk take as a step up (fsync's own pull refuses such keys).
+        raise ConfigError(
+            f"{url} has an empty, '.' or '..' folder in its prefix, which a pull would "
+            "refuse; name the prefix without it"
+        )
+    return bucket, prefix
 
 
 class S3Remote:
