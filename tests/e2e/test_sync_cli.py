@@ -278,6 +278,30 @@ def test_sync_to_s3_refuses_a_missing_bucket_and_takes_an_empty_prefix(
     assert json.loads(res.stdout)["uploaded"] == 1
 
 
+@pytest.mark.s3
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_an_endpoint_spelled_in_capitals_keeps_the_base(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """`HTTP://127.0.0.1:P/` is the store `http://127.0.0.1:P` names: with a base of its own
+    (an empty one), a file deleted on the remote came back from here."""
+    server, bucket = s3_bucket
+    local, url = tmp_path / "local", f"s3://{bucket}/p"
+    write(local, {"a.txt": "a", "b.txt": "b"})
+    assert fsync("sync", local, url, env=server.env()).returncode == 0
+    client = server.boto3_client()
+    try:
+        client.delete_object(Bucket=bucket, Key="p/a.txt")
+    finally:
+        client.close()
+    shouted = server.endpoint_url.upper() + "/"
+    res = fsync("sync", local, url, "--endpoint-url", shouted, "--json", env=server.env())
+    assert res.returncode == 0, res.stderr
+    assert (json.loads(res.stdout)["uploaded"], json.loads(res.stdout)["deleted"]) == (0, 1)
+    assert listing(local) == {"b.txt": b"b"}
+
+
+BIG = 10 << 20
 BIG = 10 << 20
 """Repeats of a two-byte version tag: a 20 MiB file, whose transfer is not staged (it is
 synced on its own), so its rename and its record in the manifest are far apart in time."""

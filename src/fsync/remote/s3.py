@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import s3fs
 from aiobotocore.session import AioSession
@@ -132,6 +132,15 @@ def split_url(url: str) -> tuple[str, str]:
             "refuse; name the prefix without it"
         )
     return bucket, prefix
+
+
+def _canonical_endpoint(url: str) -> str:
+    """`url` with its scheme and host in lower case and no trailing slash: one store, one
+    key of its base (`S3Remote.key`). `HTTP://Store:9000/` had a base of its own, empty,
+    so a file deleted on the remote since came back. (Userinfo, if any, keeps its case.)"""
+    parts = urlsplit(url.rstrip("/"))
+    netloc = parts.netloc if "@" in parts.netloc else parts.netloc.lower()
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, parts.fragment))
 
 
 class S3Remote:
@@ -281,9 +290,9 @@ class S3Remote:
         if self._store is None:
             try:
                 client = sync(self.fs.loop, self._client)
-                url = str(client.meta.endpoint_url).rstrip("/")
+                url = _canonical_endpoint(str(client.meta.endpoint_url))
             except Exception:  # a client that cannot be built fails the run's first request
-                url = self._endpoint if self._endpoint != "S3" else ""
+                url = _canonical_endpoint(self._endpoint) if self._endpoint != "S3" else ""
             host = urlsplit(url).hostname or ""
             aws = host == "amazonaws.com" or host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
             self._store = "" if aws else url
