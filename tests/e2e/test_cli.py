@@ -7,11 +7,14 @@ import fcntl
 import importlib.metadata
 import json
 import os
+import pty
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 import time
 import unicodedata
 from pathlib import Path
@@ -1084,6 +1087,33 @@ def test_a_state_file_that_is_not_a_file_is_a_configuration_error(
         f"fsync: error: {state} is not a file (a {kind}); move it aside and fsync will make a "
         "new one\n"
     )
+
+
+def test_a_push_of_many_small_files_to_a_terminal_draws_little(tmp_path: Path) -> None:
+    """On a terminal, a push of 300 small files drew 6.7 MB of display (a bar per file sent
+    and not yet published, redrawn at every line) and took 55 s; piped, 0.6 s. Measured in
+    bytes drawn, which do not depend on the machine's speed."""
+    src = tmp_path / "src"
+    write(src, {f"f{i:03}": "x" * 100 for i in range(300)})
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(
+        [fsync_command(), "push", str(src), str(tmp_path / "dst")],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    screen = bytearray()
+    with contextlib.suppress(OSError):  # the terminal reads EIO once fsync has exited
+        while chunk := os.read(master, 65536):
+            screen.extend(chunk)
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, screen.decode(errors="replace")[-2000:]
+    assert b"\x1b[" in screen  # the live display, not plain lines
+    text = screen.decode()
+    assert all(f"upload f{i:03}" in text for i in range(300))
+    assert len(screen) < 1_000_000
 
 
 def test_memory_remote_through_the_command(fsync, demo: Path) -> None:

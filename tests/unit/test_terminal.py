@@ -144,8 +144,8 @@ def test_plain_lines_are_escaped_one_line_each() -> None:
 def test_the_live_displays_escape_too() -> None:
     err = io.StringIO()
     r = RichReporter(io.StringIO(), err)
-    r.plan_ready(1, 10)
-    r.file_started(HOSTILE, 10)
+    r.plan_ready(1, 1 << 20)
+    r.file_started(HOSTILE, 1 << 20)  # (large enough for a bar of its own)
     r.file_done(HOSTILE, "download")
     r.file_done(HOSTILE, "download", "denied")
     r.warning(HOSTILE)
@@ -186,8 +186,8 @@ def test_the_live_displays_show_brackets_in_names_as_they_are() -> None:
     name = "a[/b]c [bold]x.txt"
     err = io.StringIO()
     r = RichReporter(io.StringIO(), err)
-    r.plan_ready(1, 10)
-    r.file_started(name, 10)
+    r.plan_ready(1, 1 << 20)
+    r.file_started(name, 1 << 20)
     screen = Console(file=io.StringIO(), width=400, color_system=None)
     screen.print(r._progress)
     r.close()
@@ -196,6 +196,55 @@ def test_the_live_displays_show_brackets_in_names_as_they_are() -> None:
     screen.print(w._render())
     w.stop()
     assert screen.file.getvalue().count(name) == 2  # type: ignore[attr-defined]
+
+
+def _rows(reporter: RichReporter) -> list[str]:
+    """What a push's live display shows, row by row: the overall bar's text first."""
+    return [task.description for task in reporter._progress.tasks]
+
+
+def test_a_push_shows_a_few_bars_of_large_files_and_counts_the_rest() -> None:
+    """A bar for every file in flight, small or sent and waiting to be published, made a
+    push of 1,500 small files to a terminal draw 1,500 rows at every line it printed (4
+    minutes, not 0.6 s)."""
+    mib = 1 << 20
+    r = RichReporter(io.StringIO(), io.StringIO())
+    r.plan_ready(1_020, 1_000 * 10 + 20 * 2 * mib)
+    for i in range(1_000):
+        r.file_started(f"small/{i}", 10)
+    for i in range(20):
+        r.file_started(f"big/{i}", 2 * mib)
+    assert _rows(r) == ["0/1020 files, 1020 in flight"] + [f"big/{i}" for i in range(8)]
+    r.advance("big/9", mib)  # (waiting for a place: counted, no bar yet)
+    r.advance("big/0", 2 * mib)  # all sent: its place goes to the first waiting
+    r.file_done("big/1", "upload")
+    assert _rows(r)[1:] == [f"big/{i}" for i in (2, 3, 4, 5, 6, 7, 8, 9)]
+    assert r._progress.tasks[-1].completed == mib  # big/9 shows what it sent while waiting
+    for i in range(1_000):
+        r.file_done(f"small/{i}", "upload")
+    assert _rows(r)[0] == "1001/1020 files, 19 in flight"
+    r.close()
+
+
+def test_a_push_to_a_terminal_prints_every_line_in_order() -> None:
+    """The lines above the display are held and printed together (each print redraws it),
+    never lost nor put after a warning that came later."""
+    err = io.StringIO()
+    r = RichReporter(io.StringIO(), err)
+    r.plan_ready(3, 30)
+    for name in ("a", "b"):
+        r.file_started(name, 10)
+        r.file_done(name, "upload")
+    r.warning("careful")
+    r.file_started("c", 10)
+    r.file_done("c", "upload")
+    r.close()
+    assert [line for line in err.getvalue().splitlines() if line.strip()] == [
+        "upload a",
+        "upload b",
+        "fsync: warning: careful",
+        "upload c",
+    ]
 
 
 # --- Ctrl-C while output is written ----------------------------------------------------------
