@@ -415,9 +415,10 @@ class RunResult:
     stopped: str | None = None
     """Why the real run would stop whole before acting (a dry run whose plan a safety stop
     refuses: the stop's message); the dry run then exits as that run would."""
-    held_back: int = 0
+    held_back: int | None = None
     """The deletions a watch's delete limit held back, still undone when it stopped: its
-    summary said "0 failing" while the remote kept every file they name."""
+    summary said "0 failing" while the remote kept every file they name. None for the
+    commands that have no such limit (a watch's `--json` always carries it, 0 as well)."""
 
     def as_json(self) -> dict[str, object]:
         """The summary object printed by `--json` and handed to `--on-error` (with `error`,
@@ -427,7 +428,7 @@ class RunResult:
             "errors": [{"path": e.path, "error": e.error} for e in self.errors],
             "skipped": [{"path": n.path, "reason": n.reason} for n in self.notices],
             **({"error": self.stopped} if self.stopped else {}),
-            **({"held_back": self.held_back} if self.held_back else {}),
+            **({"held_back": self.held_back} if self.held_back is not None else {}),
         }
 
     def counts(self) -> dict[str, object]:

@@ -183,6 +183,7 @@ def test_ctrl_c_is_a_clean_stop_with_a_json_summary(roots: tuple[Path, Path]) ->
     assert proc.finish() == 0, "".join(proc.err)
     summary = json.loads("".join(proc.out))
     assert (summary["uploaded"], summary["failed"], summary["moved"]) == (1, 0, 0)
+    assert summary["held_back"] == 0  # (README names the field: a script reads it always)
 
 
 def test_a_stop_with_deletions_held_back_says_so_in_the_summary(roots: tuple[Path, Path]) -> None:
