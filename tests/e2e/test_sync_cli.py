@@ -43,6 +43,22 @@ def test_sync_both_ways_with_json_and_dry_run(fsync, tmp_path: Path) -> None:
     assert "sync: nothing to do" in again.stdout
 
 
+def test_a_keep_both_conflict_prints_a_line_for_its_copy(fsync, tmp_path: Path) -> None:
+    """The summary counted the copy fetched (or sent) to keep both versions on both sides,
+    and no line named it: README promises one line per file."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, {"a.txt": "one"})
+    assert fsync("sync", a, b).returncode == 0
+    write(a, {"a.txt": "mine"})
+    write(b, {"a.txt": "theirs"})
+    res = fsync("sync", a, b)
+    assert res.returncode == 0, res.stderr
+    [copy] = _conflict_copies(a)["a"]
+    *lines, summary = res.stdout.splitlines()
+    assert ("1 uploaded" in summary, "1 downloaded" in summary, len(lines)) == (True, True, 2)
+    assert any(line.endswith(f"load {copy}") for line in lines), lines
+
+
 def test_sync_conflict_left_by_skip_exits_3(fsync, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, {"doc.txt": "v1"})

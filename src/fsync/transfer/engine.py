@@ -490,8 +490,10 @@ def _account(result: RunResult, done: Done, reporter: Reporter, *, again: bool) 
     for copy in done.more:  # a conflict copy made on both sides: sent, or fetched
         if copy.remote is not None:
             result.uploaded += 1
+            reporter.file_done(copy.path, ActionKind.UPLOAD.value)
         else:
             result.downloaded += 1
+            reporter.file_done(copy.path, ActionKind.DOWNLOAD.value)
     if done.error is not None:
         result.failed += 1
         result.errors.append(FileError(action.path, done.error))
