@@ -151,6 +151,10 @@ def watch_display(silent: bool) -> WatchDisplay:
     return PlainWatchDisplay(sys.stdout, sys.stderr)
 
 
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM; the next run goes on from where this one stopped)"
+"""The error line's message for a run stopped by the user (exit 130)."""
+
+
 def guard(
     verbose: bool,
     fn: Callable[[], T],
@@ -171,7 +175,8 @@ def guard(
     except KeyboardInterrupt:
         if on_fail is not None:
             on_fail("interrupted", int(ExitCode.INTERRUPTED))
-        complain("fsync: interrupted")
+        # An error line as DESIGN.md gives them: scripts look for `fsync: error:`.
+        complain(f"fsync: error: {INTERRUPTED}")
         if json_out:
             say_json({"error": "interrupted", "exit_code": int(ExitCode.INTERRUPTED)})
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None

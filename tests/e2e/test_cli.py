@@ -961,6 +961,10 @@ def test_an_interrupted_push_is_recorded_with_what_it_did(
     rest, stderr = push.communicate(timeout=60)
     assert first.startswith("upload "), stderr
     assert push.returncode == 130, stderr
+    assert stderr.endswith(  # (as every error line is: it was `fsync: interrupted`)
+        "fsync: error: interrupted (Ctrl-C or SIGTERM; the next run goes on from where this "
+        "one stopped)\n"
+    )
     lines = (first + rest).splitlines()
     assert len(lines) == len(set(lines))  # none written again at the close
     sent = len(lines)
