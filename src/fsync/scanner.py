@@ -278,7 +278,8 @@ class _Walker:
         self.only_mode = False
         self._nonascii_seen: dict[RelPath, str] = {}
         """The non-ASCII paths met so far, each with the name as the disk spells it."""
-        self._visited_dirs: set[tuple[int, int]] = set()
+        self._visited_dirs: dict[tuple[int, int], str] = {}
+        """The folders reached through a followed link, with that link's path."""
         self._listed: dict[str, dict[str, list[str]]] = {}
         """The non-ASCII names of the folders `_spelled` looked in, by their NFC form."""
 
@@ -441,12 +442,19 @@ class _Walker:
             self.result.incomplete.append(rel)
             return
         if stat.S_ISDIR(st.st_mode):
-            if (st.st_dev, st.st_ino) in self._visited_dirs or target == self.real_root:
-                self.result.warnings.append(f"skipping symlink {rel}: it makes a loop")
-                self.result.skipped.append(rel)
+            here = os.path.realpath(os.path.dirname(path))
+            first = self._visited_dirs.get((st.st_dev, st.st_ino))
+            if here == target or here.startswith(target + os.sep):
+                why = "it makes a loop"
+            elif first is not None:
+                # (Said as a loop, it sent users looking for one that was not there.)
+                why = f"it leads to the folder {first} leads to, synced through that link"
+            else:
+                self._visited_dirs[(st.st_dev, st.st_ino)] = rel
+                self.walk(path, rel + "/")
                 return
-            self._visited_dirs.add((st.st_dev, st.st_ino))
-            self.walk(path, rel + "/")
+            self.result.warnings.append(f"skipping symlink {rel}: {why}")
+            self.result.skipped.append(rel)
         else:
             self._file(rel, st, *os.path.split(path))
 
