@@ -318,7 +318,6 @@ def test_an_endpoint_spelled_in_capitals_keeps_the_base(
 
 
 BIG = 10 << 20
-BIG = 10 << 20
 """Repeats of a two-byte version tag: a 20 MiB file, whose transfer is not staged (it is
 synced on its own), so its rename and its record in the manifest are far apart in time."""
 

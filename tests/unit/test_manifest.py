@@ -176,6 +176,41 @@ def test_s3_remotes_recorded_under_another_spelling_keep_their_base(tmp_path: Pa
             assert set(m.base(now)) == {f"from-{n}"}, url
 
 
+def test_s3_remotes_recorded_with_capitals_in_their_endpoint_keep_their_base(
+    tmp_path: Path,
+) -> None:
+    """An endpoint's scheme and host are keyed in lower case since `HTTP://h` had a base of
+    its own: a base recorded under capitals (typed so every time) must still be found."""
+    root = tmp_path / "root"
+    path = root / ".fsync" / "state.db"
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    for migration in db.migrations()[:12]:
+        conn.executescript(migration.sql)
+    conn.execute("PRAGMA user_version = 12")
+    old = {
+        "s3://b/P on http://MinIO.Local:9000": "s3://b/P on http://minio.local:9000",
+        "s3://b/p on HTTPS://Store.Example/Path": "s3://b/p on https://store.example/Path",
+        "s3://b/u on https://User@Host": "s3://b/u on https://User@Host",  # (as the key)
+        "s3://c/q on http://A": "s3://c/q on http://A",  # both spellings were used
+        "s3://c/q on http://a": "s3://c/q on http://a",
+        "s3://d/On HTTP": "s3://d/On HTTP",
+        "file:///Srv/F": "file:///Srv/F",
+    }
+    for n, url in enumerate(old, start=1):
+        conn.execute("INSERT INTO remotes (id, url) VALUES (?, ?)", (n, url))
+        conn.execute(
+            "INSERT INTO base (remote_id, path, size, digest, fingerprint, mtime_ns)"
+            " VALUES (?, ?, 1, 'd', 'f', 0)",
+            (n, f"from-{n}"),
+        )
+    conn.commit()
+    conn.close()
+    with Manifest.open(str(root)) as m:
+        for n, (url, now) in enumerate(old.items(), start=1):
+            assert set(m.base(now)) == {f"from-{n}"}, url
+
+
 def test_statement_splitting_respects_comments_and_strings() -> None:
     sql = (
         "-- a comment; with a semicolon\n"

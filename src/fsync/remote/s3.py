@@ -137,10 +137,13 @@ def split_url(url: str) -> tuple[str, str]:
 def _canonical_endpoint(url: str) -> str:
     """`url` with its scheme and host in lower case and no trailing slash: one store, one
     key of its base (`S3Remote.key`). `HTTP://Store:9000/` had a base of its own, empty,
-    so a file deleted on the remote since came back. (Userinfo, if any, keeps its case.)"""
+    so a file deleted on the remote since came back. A URL naming a user is left as it is
+    (but its slash). Bases recorded under capitals were renamed (schema 0013)."""
     parts = urlsplit(url.rstrip("/"))
-    netloc = parts.netloc if "@" in parts.netloc else parts.netloc.lower()
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, parts.fragment))
+    if "@" in parts.netloc:
+        return url.rstrip("/")
+    scheme, netloc = parts.scheme.lower(), parts.netloc.lower()
+    return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class S3Remote:
