@@ -214,6 +214,7 @@ class RichReporter(PlainReporter):
         with self._lock:
             self._bars.done(path)
             self._done += 1
+            self._files = max(self._files, self._done)  # (a conflict copy is one more)
             self._count()
             if error is None:
                 self._lines.append(printable(f"{action} {path}"))
@@ -279,7 +280,10 @@ class _Bars:
         return len(self._in_flight)
 
     def start(self, path: str, size: int) -> None:
-        """`path` (`size` bytes) is in flight: a bar now if it is large and there is room."""
+        """`path` (`size` bytes) is in flight: a bar now if it is large and there is room.
+        A file started again (sent again: it changed meanwhile) starts from nothing."""
+        if path in self._in_flight:
+            self.done(path)  # (its first bar stayed on screen to the end of the run)
         self._in_flight.add(path)
         if size < self._smallest:
             return
@@ -423,8 +427,8 @@ class RichWatchDisplay(NullWatchDisplay):
             console=self._console,
         )
         self._lock = threading.Lock()
-        # A bar for every file, however small: a watch's display draws itself four times a
-        # second, whatever changes (the cost in a push: `_Bars`).
+        # Bars for small files too (eight at most): a watch's display draws itself four
+        # times a second whatever changes, so a new bar costs no drawing (unlike a push's).
         self._bars = _Bars(self._progress, smallest=0)
         self._recent: deque[tuple[str, str, str]] = deque(maxlen=self.RECENT)
         self._failing: dict[str, str] = {}

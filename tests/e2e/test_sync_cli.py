@@ -56,7 +56,7 @@ def test_a_keep_both_conflict_prints_a_line_for_its_copy(fsync, tmp_path: Path) 
     [copy] = _conflict_copies(a)["a"]
     *lines, summary = res.stdout.splitlines()
     assert ("1 uploaded" in summary, "1 downloaded" in summary, len(lines)) == (True, True, 2)
-    assert any(line.endswith(f"load {copy}") for line in lines), lines
+    assert (lines[0].endswith("load a.txt"), lines[1].endswith(f"load {copy}")) == (True, True)
 
 
 def test_sync_conflict_left_by_skip_exits_3(fsync, tmp_path: Path) -> None:

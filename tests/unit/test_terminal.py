@@ -226,6 +226,21 @@ def test_a_push_shows_a_few_bars_of_large_files_and_counts_the_rest() -> None:
     r.close()
 
 
+def test_a_file_sent_again_keeps_one_bar() -> None:
+    """An upload started again (the file changed while sent) left its first bar on screen
+    to the end of the run."""
+    r = RichReporter(io.StringIO(), io.StringIO())
+    r.plan_ready(1, 2 << 20)
+    r.file_started("big", 2 << 20)
+    r.advance("big", 1 << 20)
+    r.file_started("big", 2 << 20)
+    assert _rows(r) == ["0/1 files, 1 in flight", "big"]
+    assert r._progress.tasks[-1].completed == 0
+    r.file_done("big", "upload")
+    assert _rows(r) == ["1/1 files, 0 in flight"]
+    r.close()
+
+
 def test_a_push_to_a_terminal_prints_every_line_in_order() -> None:
     """The lines above the display are held and printed together (each print redraws it),
     never lost nor put after a warning that came later."""

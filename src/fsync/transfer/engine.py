@@ -487,17 +487,11 @@ def _account(result: RunResult, done: Done, reporter: Reporter, *, again: bool) 
         result.unresolved += 1
     if done.raced is not None:
         _account_raced(result, action, done.raced, reporter, again=again)
-    for copy in done.more:  # a conflict copy made on both sides: sent, or fetched
-        if copy.remote is not None:
-            result.uploaded += 1
-            reporter.file_done(copy.path, ActionKind.UPLOAD.value)
-        else:
-            result.downloaded += 1
-            reporter.file_done(copy.path, ActionKind.DOWNLOAD.value)
     if done.error is not None:
         result.failed += 1
         result.errors.append(FileError(action.path, done.error))
         reporter.file_done(action.path, action.kind.value, done.error)
+        _account_copies(result, done, reporter)
         return
     counter = action.kind.counter
     if done.skipped or done.raced is not None:
@@ -507,8 +501,21 @@ def _account(result: RunResult, done: Done, reporter: Reporter, *, again: bool) 
         reporter.file_done(action.path, action.kind.value)
     elif action.kind is ActionKind.RECORD:
         result.unchanged += 1
+    _account_copies(result, done, reporter)
     for line in done.extra:
         reporter.warning(line)
+
+
+def _account_copies(result: RunResult, done: Done, reporter: Reporter) -> None:
+    """Count and show the conflict copies `done` made on both sides: sent, or fetched (each
+    a line of its own after its file's: the summary counted them, and no line named them)."""
+    for copy in done.more:
+        kind = ActionKind.UPLOAD if copy.remote is not None else ActionKind.DOWNLOAD
+        if kind is ActionKind.UPLOAD:
+            result.uploaded += 1
+        else:
+            result.downloaded += 1
+        reporter.file_done(copy.path, kind.value)
 
 
 def _account_raced(
