@@ -249,18 +249,16 @@ def test_unknown_url_scheme(fsync, demo: Path) -> None:
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("prefix", ["../up", "a/./b", "a/../../b", "a//b"])
-def test_an_s3_prefix_with_a_step_up_or_an_empty_folder_is_refused(
-    fsync, demo: Path, prefix: str
-) -> None:
-    """Keys under `s3://b/../up` were written as `../up/...`: names fsync's own pull refuses
-    as escaping the root, and which tools copying keys to a disk take as a step up."""
+@pytest.mark.parametrize("prefix", ["../up", "a/../../b", "a/.."])
+def test_an_s3_prefix_with_a_step_up_is_refused(fsync, demo: Path, prefix: str) -> None:
+    """Keys under `s3://b/../up` were written as `../up/...`, which tools copying keys to a
+    disk take as a step up (and fsync's own pull of the bucket refuses)."""
     url = f"s3://bucket/{prefix}"
     res = fsync("push", demo, url, "--endpoint-url", "http://127.0.0.1:9")
     assert res.returncode == 2
     assert res.stderr == (
-        f"fsync: error: {url} has an empty, '.' or '..' folder in its prefix, which a pull "
-        "would refuse; name the prefix without it\n"
+        f"fsync: error: {url} has a '..' folder in its prefix, which tools copying its keys "
+        "to a disk take as a step up; name the prefix without it\n"
     )
 
 

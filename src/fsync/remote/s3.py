@@ -124,12 +124,12 @@ def split_url(url: str) -> tuple[str, str]:
     if not bucket:
         raise ConfigError(f"{url} names no bucket (expected s3://BUCKET/PREFIX)")
     prefix = prefix.strip("/")
-    if prefix and not {"", ".", ".."}.isdisjoint(prefix.split("/")):
+    if ".." in prefix.split("/"):
         # Keys under `s3://b/../up` were written as `../up/...`, which tools copying keys to
-        # a disk take as a step up (fsync's own pull refuses such keys).
+        # a disk take as a step up. (`a//b` and `a/./b` name keys fsync can sync, others'.)
         raise ConfigError(
-            f"{url} has an empty, '.' or '..' folder in its prefix, which a pull would "
-            "refuse; name the prefix without it"
+            f"{url} has a '..' folder in its prefix, which tools copying its keys to a disk "
+            "take as a step up; name the prefix without it"
         )
     return bucket, prefix
 
