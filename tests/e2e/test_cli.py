@@ -1068,7 +1068,7 @@ def test_a_failed_watch_is_recorded_with_its_error(fsync, tmp_path: Path) -> Non
     assert run["summary"]["uploaded"] == 0
 
 
-@pytest.mark.parametrize("name", ["state.db", "lock"])
+@pytest.mark.parametrize("name", ["state.db", "lock", "state.db-wal"])
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
 def test_a_state_file_that_is_not_a_file_is_a_configuration_error(
     fsync, demo: Path, tmp_path: Path, name: str, kind: str
@@ -1078,7 +1078,7 @@ def test_a_state_file_that_is_not_a_file_is_a_configuration_error(
     out = tmp_path / "out"
     assert fsync("push", demo, out, "-q").returncode == 0
     state = demo / ".fsync" / name
-    state.unlink()
+    state.unlink(missing_ok=True)
     if kind == "folder":
         state.mkdir()
     else:

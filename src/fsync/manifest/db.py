@@ -149,6 +149,8 @@ def connect(path: str) -> sqlite3.Connection:
     folder = os.path.dirname(path) or "."
     _make_private_dir(folder)
     _make_private_file(path)
+    for side_file in (f"{path}-wal", f"{path}-shm"):  # (SQLite's own, made as it needs them)
+        check_is_file(side_file)
     if not (os.access(path, os.R_OK | os.W_OK) and os.access(folder, os.W_OK | os.X_OK)):
         # SQLite would open it read-only and fail at the first write, mid-run.
         raise ConfigError(
