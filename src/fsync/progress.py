@@ -430,6 +430,8 @@ class RichWatchDisplay(NullWatchDisplay):
         # Bars for small files too (eight at most): a watch's display draws itself four
         # times a second whatever changes, so a new bar costs no drawing (unlike a push's).
         self._bars = _Bars(self._progress, smallest=0)
+        self._plan = [0, 0]
+        """The files of the plan running done, and planned (none running: 0, 0)."""
         self._recent: deque[tuple[str, str, str]] = deque(maxlen=self.RECENT)
         self._failing: dict[str, str] = {}
         self._where = ""
@@ -457,9 +459,18 @@ class RichWatchDisplay(NullWatchDisplay):
         self._start()
 
     def plan_ready(self, files: int, total_bytes: int) -> None:
-        """Make sure the display runs (the startup push comes before `watching`)."""
+        """Make sure the display runs (the startup push comes before `watching`), and show
+        how far the plan is: the totals move only once it is done, so a startup push of
+        5,000 files read "queued 0 · up 0" for all its 26 s."""
+        with self._lock:
+            self._plan = [0, files]
         if files:
             self._start()
+
+    def close(self) -> None:
+        """The plan is done (the engine's call after each): its count goes."""
+        with self._lock:
+            self._plan = [0, 0]
 
     def file_started(self, path: str, size: int) -> None:
         """Show a bar for `path` while it is in flight (`_Bars`)."""
@@ -476,6 +487,7 @@ class RichWatchDisplay(NullWatchDisplay):
         """Move `path` from in flight to the recent list (or the failing list)."""
         with self._lock:
             self._bars.done(path)
+            self._plan[0] += 1
             if error is None:
                 self._recent.appendleft((time.strftime("%H:%M:%S"), action, path))
                 self._failing.pop(path, None)
@@ -517,8 +529,10 @@ class RichWatchDisplay(NullWatchDisplay):
             self._samples.append((time.monotonic(), self._moved_bytes))
             (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
             rate = _binary((b1 - b0) / (t1 - t0) if t1 > t0 else 0.0)
+            done, planned = self._plan
+            batch = f"sending {done}/{planned} · " if planned else ""
             head = (
-                f"queued {self._queued} · in flight {len(self._bars)} · "
+                f"{batch}queued {self._queued} · in flight {len(self._bars)} · "
                 f"up {t.get('uploaded', 0)} · down {t.get('downloaded', 0)} · "
                 f"moved {t.get('moved', 0)} · deleted {t.get('deleted', 0)} · "
                 f"{_binary(t.get('bytes', 0))} ({rate}/s) · failed {len(self._failing)}"

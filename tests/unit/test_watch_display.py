@@ -72,6 +72,29 @@ def test_the_live_display_shows_queued_in_flight_recent_and_failing() -> None:
     assert "failing b.txt: permission denied" in text
 
 
+def test_the_live_display_shows_how_far_a_plan_is() -> None:
+    """The totals move once a plan is done: a startup push of 5,000 files read "queued 0 ·
+    up 0" for all its 26 s."""
+    from rich.console import Console
+
+    def head(d: RichWatchDisplay) -> str:
+        screen = Console(file=io.StringIO(), width=200, color_system=None)
+        screen.print(d._render())
+        return screen.file.getvalue().splitlines()[1]  # type: ignore[attr-defined]
+
+    d = RichWatchDisplay(io.StringIO())
+    d.watching("/data", "file:///backup")
+    assert head(d).startswith("queued 0 · in flight 0")
+    d.plan_ready(3, 30)
+    d.file_started("a", 10)
+    d.file_done("a", "upload")
+    d.file_done("b", "upload", "denied")
+    assert head(d).startswith("sending 2/3 · queued 0 · in flight 0")
+    d.close()  # (the engine's, after the plan)
+    assert head(d).startswith("queued 0 · in flight 0")
+    d.stop()
+
+
 class _Flushes(io.StringIO):
     """A stream that logs what each flush hands on, into a log shared with another."""
 
