@@ -98,6 +98,10 @@ class Capabilities:
     writable: bool = True
     """Files can be written and deleted there; False for a read-only tree (http://), which
     only a pull may use."""
+    reports_sent: bool = False
+    """`put` tells its `on_sent` the bytes the store took, and the caller shows progress by
+    those: S3 reads parts ahead of sending them (`transfers` of them), and progress shown by
+    reads ran seconds ahead of the upload, then sat still at 100% while parts went out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +234,7 @@ class Remote(Protocol):
         on_held: Callable[[int], None] | None = None,
         halted: threading.Event | None = None,
         stopping: Callable[[], bool] | None = None,
+        on_sent: Callable[[int], None] | None = None,
     ) -> RemoteEntry:
         """Write `source` to `path` atomically and return the new entry.
 
@@ -245,7 +250,8 @@ class Remote(Protocol):
         that only reads `source` stops where reading it raises. Once `stopping()` is true
         (a graceful stop: a watch's Ctrl-C), a remote that sends in parts starts no further
         part, waits for those going out, and raises `Halted`, leaving the upload to be
-        continued; others finish the file.
+        continued; others finish the file. A remote with `Capabilities.reports_sent` tells
+        `on_sent` each run of bytes the store took (held parts too); others never call it.
         """
         ...
 

@@ -443,6 +443,7 @@ class FsspecRemote:
         on_held: Callable[[int], None] | None = None,
         halted: threading.Event | None = None,
         stopping: Callable[[], bool] | None = None,
+        on_sent: Callable[[int], None] | None = None,  # (never called: no `reports_sent`)
     ) -> RemoteEntry:
         """Stream `source` to a temp name beside `path`, then move it into place.
 

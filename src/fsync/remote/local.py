@@ -499,6 +499,7 @@ class LocalRemote:
         on_held: Callable[[int], None] | None = None,
         halted: threading.Event | None = None,
         stopping: Callable[[], bool] | None = None,
+        on_sent: Callable[[int], None] | None = None,  # (never called: no `reports_sent`)
     ) -> RemoteEntry:
         """Write `source` to a temp file beside `path`, then rename it into place.
 

@@ -83,6 +83,7 @@ CAPABILITIES = Capabilities(
     stores_digest=True,
     sets_mtime=False,
     server_side_copy=True,
+    reports_sent=True,
 )
 
 
@@ -403,6 +404,7 @@ class S3Remote:
         on_held: Callable[[int], None] | None = None,
         halted: threading.Event | None = None,
         stopping: Callable[[], bool] | None = None,
+        on_sent: Callable[[int], None] | None = None,
     ) -> RemoteEntry:
         """Upload `source` as `path` (see the module docstring); returns the new entry.
 
@@ -421,11 +423,14 @@ class S3Remote:
             upload = MultipartPut(
                 self, self._key(path), meta, what, halted=halted, stopping=stopping
             )
-            entry = upload.run(source, expect, before_publish)
+            entry = upload.run(source, expect, before_publish, on_sent)
             if on_held is not None and upload.held:
                 on_held(upload.held)
             return entry
-        return self._put_whole(path, source, meta, expect, before_publish, halted=halted)
+        entry = self._put_whole(path, source, meta, expect, before_publish, halted=halted)
+        if on_sent is not None:
+            on_sent(meta.size)
+        return entry
 
     def _put_whole(
         self,

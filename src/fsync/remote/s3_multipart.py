@@ -175,17 +175,21 @@ class MultipartPut:
         self.part_size = chunking.part_size_for(meta.size, remote.settings.chunk_size)
         self.held = 0
         """Bytes of the parts the store already held (sent by an earlier run), not sent."""
+        self._on_sent: Callable[[int], None] | None = None
 
     def run(
         self,
         source: BinaryIO,
         expect: RemoteEntry | None,
         before_publish: Callable[[], None],
+        on_sent: Callable[[int], None] | None = None,
     ) -> RemoteEntry:
-        """Send, check `before_publish` and `expect`, complete, verify; the new entry."""
+        """Send, check `before_publish` and `expect`, complete, verify; the new entry.
+        `on_sent` hears each part's bytes once the store has them (sent, or held)."""
         upload, done = self._begin(
             sm.object_metadata(self.meta, _md5_ahead(source, self.meta, self.what))
         )
+        self._on_sent = on_sent
         etags = self._send_all(upload, done, source)
         self._stop_if_halted()
         try:
@@ -342,6 +346,7 @@ class MultipartPut:
         """
         md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
         if have is not None and (sm.normalise_etag(have[0]), have[1]) == (md5, len(body)):
+            self._sent(len(body))
             return have[0], False
         remote = self.remote
         what = f"writing part {number} of {self.target}"
@@ -364,7 +369,14 @@ class MultipartPut:
                 raise TransientError("the store received other bytes than were sent")
             return etag or f'"{md5}"'
 
-        return retrying(attempt, remote.retry_policy, what=what, clock=remote.clock), True
+        etag = retrying(attempt, remote.retry_policy, what=what, clock=remote.clock)
+        self._sent(len(body))
+        return etag, True
+
+    def _sent(self, nbytes: int) -> None:
+        """Tell `run`'s `on_sent` that the store has `nbytes` more of the file."""
+        if self._on_sent is not None:
+            self._on_sent(nbytes)
 
     def _take_slot(self) -> bool:
         """One of the remote's `transfers` slots, once a part in flight frees one; False

@@ -97,11 +97,13 @@ class Worker:
         journaled where the store can continue it, and otherwise its temp file goes)."""
         self.halted.set()
 
-    def _advance(self, path: str, nbytes: int) -> None:
-        """Progress of a transfer, and the point where an abandoned run stops it."""
+    def _advance(self, path: str, nbytes: int, *, shown: bool = True) -> None:
+        """Progress of a transfer (unless not `shown`: counted elsewhere), and the point
+        where an abandoned run stops it."""
         if self.halted.is_set():
             raise Halted(f"{path}: interrupted")
-        self.reporter.advance(path, nbytes)
+        if shown:
+            self.reporter.advance(path, nbytes)
 
     def flush(self) -> None:
         """Make every write of both trees durable, before the manifest records them."""
@@ -212,10 +214,13 @@ class Worker:
             if (before.size, before.mtime_ns) != (entry.size, entry.mtime_ns):
                 entry, before = _rehashed(full)
             self.reporter.file_started(path, entry.size)
-            reader = HashingReader(raw, on_read=lambda n: self._advance(path, n))
-
             staging = (
                 self.stager is not None and entry.size <= STAGED_MAX and not self.opts.verify_full
+            )
+            # Progress by what the store took where it says (`reports_sent`), else by reads.
+            by_sends = not staging and self.remote.capabilities.reports_sent
+            reader = HashingReader(
+                raw, on_read=lambda n: self._advance(path, n, shown=not by_sends)
             )
 
             def verify() -> None:
@@ -245,6 +250,7 @@ class Worker:
                     on_held=held.append,
                     halted=self.halted,
                     stopping=self.opts.cancelled,
+                    on_sent=(lambda n: self.reporter.advance(path, n)) if by_sends else None,
                 )
         done.sent = entry.size - sum(held)  # parts an earlier run sent are not counted again
         if self.opts.verify_full:
