@@ -70,8 +70,9 @@ def big_files() -> dict[str, bytes | str]:
     }
 
 
-def sync(local: Path, target: ProxiedBucket, direction: Direction, **knobs: Any) -> RunResult:
-    opts = SyncOptions(
+def options(local: Path, target: ProxiedBucket, direction: Direction, **knobs: Any) -> SyncOptions:
+    """A run between `local` and the bucket's prefix, in parts of `CHUNK`."""
+    return SyncOptions(
         local_root=str(local),
         remote_url=f"s3://{target.bucket}/{PREFIX}",
         direction=direction,
@@ -79,7 +80,10 @@ def sync(local: Path, target: ProxiedBucket, direction: Direction, **knobs: Any)
         chunk_size=CHUNK,
         **knobs,
     )
-    return app.run(opts, NullReporter())
+
+
+def sync(local: Path, target: ProxiedBucket, direction: Direction, **knobs: Any) -> RunResult:
+    return app.run(options(local, target, direction, **knobs), NullReporter())
 
 
 class _Progress(NullReporter):
@@ -107,13 +111,7 @@ def test_upload_progress_counts_what_the_store_took(
     write(src, {"big.bin": os.urandom(4 * CHUNK), "small.txt": "s"})
     hold = s3_proxy.proxy.add_rule("UploadPart", action="delay", delay=60, times=None)
     progress = _Progress()
-    opts = SyncOptions(
-        local_root=str(src),
-        remote_url=f"s3://{s3_proxy.bucket}/{PREFIX}",
-        direction=Direction.PUSH,
-        storage_options=s3_proxy.server.storage_options(),
-        chunk_size=CHUNK,
-    )
+    opts = options(src, s3_proxy, Direction.PUSH)
     results: list[RunResult] = []
     run = threading.Thread(target=lambda: results.append(app.run(opts, progress)))
     run.start()
@@ -247,13 +245,7 @@ def test_a_large_file_saved_mid_upload_is_published_whole_with_its_own_md5(
     src = tmp_path / "src"
     write(src, {"big.bin": old})
     age_tree(src)
-    opts = SyncOptions(
-        local_root=str(src),
-        remote_url=f"s3://{s3_proxy.bucket}/{PREFIX}",
-        direction=Direction.PUSH,
-        storage_options=s3_proxy.server.storage_options(),
-        chunk_size=CHUNK,
-    )
+    opts = options(src, s3_proxy, Direction.PUSH)
     reporter = SaveAfterFirstPart(src / "big.bin", new)
     result = app.run(opts, reporter)
     assert reporter.fired
