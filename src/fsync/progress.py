@@ -31,7 +31,8 @@ class Reporter(Protocol):
     """Receives progress events; every method may be called from worker threads."""
 
     def plan_ready(self, files: int, total_bytes: int) -> None:
-        """The plan is known: `files` transfers of `total_bytes` in all are about to start."""
+        """The plan is known: `files` files are about to change (each gets a `file_done`;
+        conflict copies made on the way are more), by transfers of `total_bytes` in all."""
         ...
 
     def file_started(self, path: str, size: int) -> None:
@@ -488,6 +489,7 @@ class RichWatchDisplay(NullWatchDisplay):
         with self._lock:
             self._bars.done(path)
             self._plan[0] += 1
+            self._plan[1] = max(self._plan[1], self._plan[0])  # (a conflict copy is one more)
             if error is None:
                 self._recent.appendleft((time.strftime("%H:%M:%S"), action, path))
                 self._failing.pop(path, None)

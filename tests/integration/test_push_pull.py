@@ -251,6 +251,41 @@ def test_a_file_moved_into_a_folder_of_its_own_name_syncs_in_one_run(
     assert (push(src, remote_url).unchanged, pull(dst, remote_url).unchanged) == (2, 2)
 
 
+class _Counted(NullReporter):
+    """Keeps the count each plan announced and the paths it then reported done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.announced: list[int] = []
+        self.done: list[str] = []
+
+    def plan_ready(self, files: int, total_bytes: int) -> None:
+        self.announced.append(files)
+
+    def file_done(self, path: str, action: str, error: str | None = None) -> None:
+        self.done.append(path)
+
+
+def test_a_plan_announces_every_file_it_then_reports(remote_url: str, tmp_path: Path) -> None:
+    """The count a display shows as "sending D/N" covers deletes and moves, not only the
+    transfers: a watch showed "sending 6/1" for one upload and five deletes."""
+    local = tmp_path / "local"
+    write(local, {f"old{i}.txt": f"old {i}" for i in range(5)} | {"doc.txt": "v1"})
+    push(local, remote_url)
+    for i in range(3):
+        (local / f"old{i}.txt").unlink()
+    (local / "old3.txt").rename(local / "renamed.txt")
+    write(local, {"doc.txt": "v2", "new.txt": "new"})
+    counted = _Counted()
+    opts = SyncOptions(local_root=str(local), remote_url=remote_url, direction=Direction.PUSH)
+    result = app.run(opts, counted)
+    assert (result.uploaded, result.deleted, result.moved) == (2, 3, 1)
+    assert counted.announced == [6]
+    assert sorted(counted.done) == sorted(
+        ["old0.txt", "old1.txt", "old2.txt", "renamed.txt", "doc.txt", "new.txt"]
+    )
+
+
 def test_conflict_keep_both_loses_nothing(remote_url: str, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, {"doc.txt": "original"})

@@ -92,6 +92,10 @@ def test_the_live_display_shows_how_far_a_plan_is() -> None:
     assert head(d).startswith("sending 2/3 · queued 0 · in flight 0")
     d.close()  # (the engine's, after the plan)
     assert head(d).startswith("queued 0 · in flight 0")
+    d.plan_ready(1, 10)
+    d.file_done("doc", "upload")
+    d.file_done("doc.conflict-1", "upload")  # (a conflict copy: one more than planned)
+    assert head(d).startswith("sending 2/2 · ")
     d.stop()
 
 

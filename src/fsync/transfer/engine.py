@@ -69,7 +69,10 @@ def execute(
     result = result if result is not None else RunResult()
     result.unchanged, result.notices = plan.unchanged, list(plan.notices)
     transfers = [a for a in plan.actions if a.kind.transfers]
-    reporter.plan_ready(len(transfers), sum(_size(a) for a in transfers))
+    # Every action that changes a file gets its line (`file_done`), deletes and moves too:
+    # counting only the transfers, a watch showed "sending 6/1" for an upload and 5 deletes.
+    shown = sum(a.kind.counter is not None for a in plan.actions) + len(plan.refused)
+    reporter.plan_ready(shown, sum(_size(a) for a in transfers))
     batch = _Batch(worker, sink, result, opts)
     for action in plan.refused:  # failures found by the planner: counted, never run
         batch.add(Done(action, error=action.reason, attempts=0))
