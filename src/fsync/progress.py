@@ -408,10 +408,13 @@ class PlainWatchDisplay(PlainReporter):
 
 
 class RichWatchDisplay(NullWatchDisplay):
-    """A live terminal display of a watch: queued, in flight, recently synced, failing."""
+    """A live terminal display of a watch: queued, in flight, failing; above it, a
+    `HH:MM:SS ACTION PATH` line per file synced, as a piped watch prints them. The display
+    showed only the last eight: a watch left running on a terminal kept no record of what
+    it had sent."""
 
-    RECENT = 8
     FAILING = 5
+    FLUSH_EVERY = RichReporter.FLUSH_EVERY
     RATE_SAMPLES = 40
     """The rate shown is over the last this many refreshes (10 s at 4 a second)."""
 
@@ -433,7 +436,9 @@ class RichWatchDisplay(NullWatchDisplay):
         self._bars = _Bars(self._progress, smallest=0)
         self._plan = [0, 0]
         """The files of the plan running done, and planned (none running: 0, 0)."""
-        self._recent: deque[tuple[str, str, str]] = deque(maxlen=self.RECENT)
+        self._lines: list[str] = []
+        """Lines held to print above the display in one go (each print redraws it)."""
+        self._flushed = time.monotonic()
         self._failing: dict[str, str] = {}
         self._where = ""
         self._queued = 0
@@ -469,8 +474,10 @@ class RichWatchDisplay(NullWatchDisplay):
             self._start()
 
     def close(self) -> None:
-        """The plan is done (the engine's call after each): its count goes."""
+        """The plan is done (the engine's call after each): its lines are printed and its
+        count goes."""
         with self._lock:
+            self._write_out()
             self._plan = [0, 0]
 
     def file_started(self, path: str, size: int) -> None:
@@ -485,20 +492,32 @@ class RichWatchDisplay(NullWatchDisplay):
             self._moved_bytes += nbytes
 
     def file_done(self, path: str, action: str, error: str | None = None) -> None:
-        """Move `path` from in flight to the recent list (or the failing list)."""
+        """Move `path` from in flight to a line above the display (or the failing list)."""
         with self._lock:
             self._bars.done(path)
             self._plan[0] += 1
             self._plan[1] = max(self._plan[1], self._plan[0])  # (a conflict copy is one more)
             if error is None:
-                self._recent.appendleft((time.strftime("%H:%M:%S"), action, path))
+                self._lines.append(printable(f"{time.strftime('%H:%M:%S')} {action} {path}"))
                 self._failing.pop(path, None)
+                if time.monotonic() - self._flushed >= self.FLUSH_EVERY:
+                    self._write_out()
             else:
                 self._failing[path] = error
 
     def warning(self, message: str) -> None:
-        """Print the warning above the live display."""
+        """Print the warning above the live display, after the lines before it."""
+        with self._lock:
+            self._write_out()
         self._console.print(printable(f"fsync: warning: {message}"), markup=False, highlight=False)
+
+    def _write_out(self) -> None:
+        """Print the held lines above the display in one go (call with the lock held)."""
+        with interrupts_held():
+            if self._lines:
+                self._console.print("\n".join(self._lines), markup=False, highlight=False)
+                self._lines.clear()
+        self._flushed = time.monotonic()
 
     def queued(self, count: int) -> None:
         """Show how many changes wait."""
@@ -517,7 +536,9 @@ class RichWatchDisplay(NullWatchDisplay):
             self._failing = dict(failing)
 
     def stop(self) -> None:
-        """Stop the live display."""
+        """Print the lines still held and stop the live display."""
+        with self._lock:
+            self._write_out()
         live, self._live = self._live, None
         if live is not None:
             live.stop()
@@ -543,7 +564,6 @@ class RichWatchDisplay(NullWatchDisplay):
             lines: list[RenderableType] = [where, Text(head)]
             if self._progress.tasks:
                 lines.append(self._progress)
-            lines += [Text(printable(f"  {s} {a} {p}"), style="dim") for s, a, p in self._recent]
             failing = sorted(self._failing.items())[: self.FAILING]
             lines += [Text(printable(f"  failing {p}: {e}"), style="red") for p, e in failing]
         return Group(*lines)

@@ -44,15 +44,19 @@ def test_the_null_display_shows_only_warnings() -> None:
     assert err.getvalue() == "fsync: warning: careful\n"
 
 
-def test_the_live_display_shows_queued_in_flight_recent_and_failing() -> None:
+def test_the_live_display_shows_queued_in_flight_and_failing_under_the_files_synced() -> None:
+    """Each file synced is a line above the display, kept in the terminal's scrollback: the
+    display showed the last eight only, so a watch left running kept no record."""
     err = io.StringIO()
     d = RichWatchDisplay(err)
     d.watching("/data", "file:///backup")
     d.queued(4)
     d.file_started("big.iso", 1000)
     d.advance("big.iso", 500)
-    d.file_done("a.txt", "upload")
+    for i in range(20):
+        d.file_done(f"a{i}.txt", "upload")
     d.file_done("b.txt", "upload", "permission denied")
+    d.close()  # (the engine's, after each plan)
     d.totals(
         RunResult(uploaded=1, moved=2, bytes_sent=2048, errors=[FileError("b.txt", "x")]),
         {"b.txt": "permission denied"},
@@ -68,7 +72,8 @@ def test_the_live_display_shows_queued_in_flight_recent_and_failing() -> None:
     assert "queued 4 · in flight 1 · up 1" in text
     assert "moved 2" in text
     assert "big.iso" in text
-    assert "upload a.txt" in text
+    synced = [line.split(" ", 1)[1] for line in err.getvalue().splitlines()]
+    assert synced == [f"upload a{i}.txt" for i in range(20)]
     assert "failing b.txt: permission denied" in text
 
 
