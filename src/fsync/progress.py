@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from fsync.terminal import interrupts_held, printable, write_line, write_whole
+from fsync.terminal import human_bytes, interrupts_held, printable, write_line, write_whole
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -160,17 +160,17 @@ class RichReporter(PlainReporter):
             DownloadColumn,
             Progress,
             TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
         )
+
+        from fsync.progress_columns import RateColumn, TimeLeftColumn
 
         self._console = Console(file=err)
         self._progress: Progress = Progress(
             TextColumn("{task.description}", justify="left", markup=False),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            RateColumn(),
+            TimeLeftColumn(),
             console=self._console,
             transient=True,
         )
@@ -551,14 +551,14 @@ class RichWatchDisplay(NullWatchDisplay):
             t = self._totals
             self._samples.append((time.monotonic(), self._moved_bytes))
             (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
-            rate = _binary((b1 - b0) / (t1 - t0) if t1 > t0 else 0.0)
+            rate = human_bytes((b1 - b0) / (t1 - t0) if t1 > t0 else 0.0)
             done, planned = self._plan
             batch = f"sending {done}/{planned} · " if planned else ""
             head = (
                 f"{batch}queued {self._queued} · in flight {len(self._bars)} · "
                 f"up {t.get('uploaded', 0)} · down {t.get('downloaded', 0)} · "
                 f"moved {t.get('moved', 0)} · deleted {t.get('deleted', 0)} · "
-                f"{_binary(t.get('bytes', 0))} ({rate}/s) · failed {len(self._failing)}"
+                f"{human_bytes(t.get('bytes', 0))} ({rate}/s) · failed {len(self._failing)}"
             )
             where = Text(printable(self._where), style="bold")
             lines: list[RenderableType] = [where, Text(head)]
@@ -567,11 +567,3 @@ class RichWatchDisplay(NullWatchDisplay):
             failing = sorted(self._failing.items())[: self.FAILING]
             lines += [Text(printable(f"  failing {p}: {e}"), style="red") for p, e in failing]
         return Group(*lines)
-
-
-def _binary(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"

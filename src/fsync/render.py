@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from fsync.model import Direction
 from fsync.redact import NO_SECRETS, Redactor
-from fsync.terminal import complain, say, say_json
+from fsync.terminal import complain, human_bytes, say, say_json
 
 if TYPE_CHECKING:
     from fsync.app import StatusReport
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
 def echo_json(value: object) -> None:
     """`value` as one line of JSON on stdout (non-ASCII kept as is)."""
     say_json(value)
-
-
-def human_bytes(n: int) -> str:
-    """`n` bytes in B, KiB, MiB or GiB, as the summaries show sizes."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def print_errors(errors: Iterable[FileError], redactor: Redactor | None) -> None:

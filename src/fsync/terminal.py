@@ -227,3 +227,14 @@ def interrupts_held() -> Iterator[None]:
     if held:
         signum, frame = held[0]
         handlers[signal.Signals(signum)](signum, frame)
+
+
+def human_bytes(n: float) -> str:
+    """`n` bytes in B, KiB, MiB or GiB, as the summaries and the displays show sizes and
+    rates (binary units everywhere: a display read "150.0/300.0 MiB 52.4 MB/s")."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
