@@ -554,14 +554,16 @@ class RichWatchDisplay(NullWatchDisplay):
             rate = human_bytes((b1 - b0) / (t1 - t0) if t1 > t0 else 0.0)
             done, planned = self._plan
             batch = f"sending {done}/{planned} · " if planned else ""
-            head = (
-                f"{batch}queued {self._queued} · in flight {len(self._bars)} · "
+            # What goes on now, then the session's totals: on one line they took 88 columns
+            # and wrapped on an 80-column terminal.
+            now = f"{batch}queued {self._queued} · in flight {len(self._bars)} · {rate}/s"
+            totals = (
                 f"up {t.get('uploaded', 0)} · down {t.get('downloaded', 0)} · "
                 f"moved {t.get('moved', 0)} · deleted {t.get('deleted', 0)} · "
-                f"{human_bytes(t.get('bytes', 0))} ({rate}/s) · failed {len(self._failing)}"
+                f"{human_bytes(t.get('bytes', 0))} · failed {len(self._failing)}"
             )
             where = Text(printable(self._where), style="bold")
-            lines: list[RenderableType] = [where, Text(head)]
+            lines: list[RenderableType] = [where, Text(now), Text(totals)]
             if self._progress.tasks:
                 lines.append(self._progress)
             failing = sorted(self._failing.items())[: self.FAILING]
