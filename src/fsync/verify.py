@@ -30,6 +30,7 @@ from fsync.progress import Reporter
 from fsync.redact import Redactor
 from fsync.remote import missing_root, open_remote
 from fsync.remote.base import Remote, incomplete_error, nfc_twin, skipped_warning
+from fsync.roots import check_local_remote
 
 STATE_DB = os.path.join(".fsync", DB_NAME)
 
@@ -110,6 +111,7 @@ def verify(opts: VerifyOptions, reporter: Reporter) -> VerifyReport:
             f"local root {opts.local_root} does not exist or is not a directory "
             "(give the folder you push from or pull into)"
         )
+    check_local_remote(root, opts)
     ignore = scanner.read_ignore(root, opts.excludes)
     remote = open_remote(
         opts.remote_url, storage_options=opts.storage_options, endpoint_url=opts.endpoint_url

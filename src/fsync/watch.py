@@ -49,6 +49,7 @@ from fsync.model import (
 from fsync.paths import under_any
 from fsync.progress import NullReporter, WatchDisplay
 from fsync.remote.base import Listing, Remote, same_version
+from fsync.roots import check_local_remote
 from fsync.transfer.backup import Backup, locate
 from fsync.transfer.download import drop_abandoned_temps
 from fsync.transfer.engine import execute
@@ -766,7 +767,7 @@ class _Session:
         try:
             fresh = scanner.read_ignore(self.root, self.opts.excludes)
             if fresh.patterns != self.ignore.patterns:
-                app.check_local_remote(self.root, self.push_opts)
+                check_local_remote(self.root, self.push_opts)
         except FsyncError as exc:
             if not quiet:
                 self.display.warning(f"{exc}; keeping the previous rules")

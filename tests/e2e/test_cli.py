@@ -333,6 +333,17 @@ def test_overlap_through_a_link_is_refused(fsync, demo: Path, tmp_path: Path) ->
     assert "the remote is inside the local folder" in res.stderr
 
 
+def test_a_folder_is_not_verified_against_itself(fsync, demo: Path, tmp_path: Path) -> None:
+    """`verify L ALIAS-OF-L` said "OK" (exit 0): a mistyped remote passed the check that a
+    push of the same pair refuses."""
+    (tmp_path / "alias").symlink_to(demo)
+    for remote in (str(tmp_path / "alias"), f"file://{demo}", f"{demo}/sub"):
+        res = fsync("verify", demo, remote)
+        assert res.returncode == 2, (remote, res.stdout)
+        assert res.stderr.startswith(f"fsync: error: local root {demo} and remote {remote} ")
+        assert res.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("command", "ends", "why"),
     [
