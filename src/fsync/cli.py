@@ -52,7 +52,7 @@ from fsync.cli_options import (
     VerifyFull,
     WatchOnError,
 )
-from fsync.cli_params import QuickCommand, QuickGroup
+from fsync.cli_params import QuickGroup
 from fsync.cli_run import guard
 from fsync.errors import ExitCode
 from fsync.model import ConflictPolicy, Direction
@@ -309,11 +309,19 @@ def verify(
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))
 
 
-@app.command(cls=QuickCommand)
+@app.command(cls=ConfiguredCommand)
 def cleanup(
     remote: Annotated[
-        str, typer.Argument(metavar="REMOTE", help="The remote (path or URL) to clean up.")
-    ],
+        str | None,
+        typer.Argument(
+            metavar="REMOTE",
+            help=(
+                "The remote (path or URL) to clean up (default: `remote` in the"
+                " .fsync/config.toml of LOCAL)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     older_than: Annotated[
         str | None,
         typer.Option(
@@ -343,12 +351,20 @@ def cleanup(
     verbose: Verbose = False,
     endpoint_url: EndpointUrl = None,
     option: StorageOption = None,
+    config: ConfigPath = None,
 ) -> None:
     """Abort unfinished uploads (S3 multipart uploads, temporary files) under REMOTE."""
     from fsync.cleanup import cleanup as run_cleanup
     from fsync.cleanup import is_synced_root, parse_duration
     from fsync.config import parse_storage_options
 
+    if not remote:
+        cli_run.fail(
+            "no REMOTE given and no .fsync/config.toml of LOCAL sets one "
+            '(fsync cleanup REMOTE, or set remote = "URL" in that file)',
+            ExitCode.USAGE,
+            json_out=json_out,
+        )
     redactor = Redactor.build(urls=[remote], env=os.environ)
 
     def run() -> int:

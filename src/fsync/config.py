@@ -254,7 +254,7 @@ def _decode(value: str) -> object:
 CONFIG_FILE = ".fsync/config.toml"
 """A local root's defaults, relative to the root (never synced: `.fsync/` never is)."""
 
-COMMAND_TABLES = frozenset({"push", "pull", "sync", "watch", "verify", "status"})
+COMMAND_TABLES = frozenset({"push", "pull", "sync", "watch", "verify", "status", "cleanup"})
 """Tables of the config file that hold one command's settings (`[push]`, `[watch]`...)."""
 
 STORAGE_TABLE = "storage-options"

@@ -217,6 +217,41 @@ def test_status_forgets_the_uploads_cleanup_aborted(
 
 
 @pytest.mark.s3
+def test_cleanup_reads_the_config_file_as_the_other_commands_do(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """In a folder whose `.fsync/config.toml` gives `endpoint-url`, push and verify reached
+    the store and `cleanup` went to AWS's default endpoint instead (with real credentials,
+    to a bucket of the same name there). It reads the file now, `remote` included."""
+    server, bucket = s3_bucket
+    client = server.boto3_client()
+    try:
+        client.create_multipart_upload(Bucket=bucket, Key="tree/big.bin")
+        local = tmp_path / "local"
+        write(local, {"a.txt": "a"})
+        (local / ".fsync").mkdir()
+        (local / ".fsync" / "config.toml").write_text(
+            f'remote = "s3://{bucket}/tree"\nendpoint-url = "{server.endpoint_url}"\n'
+            '[cleanup]\nolder-than = "0"\n'
+        )
+        env = server.env()
+        del env["AWS_ENDPOINT_URL_S3"]  # (the file's endpoint or none)
+        assert fsync("push", cwd=local, env=env).returncode == 0
+        res = fsync("cleanup", f"s3://{bucket}/tree", "--json", cwd=local, env=env)
+        assert (res.returncode, res.stdout) == (0, '{"aborted": 1}\n'), res.stderr
+        client.create_multipart_upload(Bucket=bucket, Key="tree/huge.bin")
+        res = fsync("cleanup", "--local", local, env=env, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert f"aborted 1 unfinished uploads under s3://{bucket}/tree" in res.stdout
+        assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+        res = fsync("cleanup", cwd=tmp_path, env=env)
+        assert res.returncode == 2
+        assert res.stderr.startswith("fsync: error: no REMOTE given")
+    finally:
+        client.close()
+
+
+@pytest.mark.s3
 @pytest.mark.slow
 @pytest.mark.parametrize("running", ["push", "pull"])
 def test_cleanup_refuses_a_root_a_running_fsync_holds(
