@@ -480,12 +480,20 @@ def _check_safety(
         return
     push = policy.direction is Direction.PUSH
     src, dst = ("local", "remote") if push else ("remote", "local")
+    deletes = sum(1 for a in actions if a.kind.deletes)
     if base and not (local if push else remote):
         raise SafetyAbort(
             f"the {src} side is empty but {len(base)} files were synced before (a wrong path "
             "or an unmounted disk?); use --force to delete them all"
         )
-    deletes = sum(1 for a in actions if a.kind.deletes)
+    if deletes and not (local if push else remote):
+        # No base to tell: the base lives in the local folder (an unmounted disk's mount
+        # point has none) and is kept per remote (a mistyped prefix has none), so a
+        # `--mirror` from an empty source deleted every file within the limit.
+        raise SafetyAbort(
+            f"the {src} side is empty and the plan deletes {deletes} files on the {dst} "
+            "side (a wrong path or an unmounted disk?); use --force to delete them all"
+        )
     denominator = len(base) if base else len(remote if push else local)
     limit = delete_limit(policy, denominator)
     if deletes > limit:

@@ -916,6 +916,24 @@ def test_pull_refuses_to_recreate_an_emptied_source(fsync, demo: Path, tmp_path:
     assert (demo / "README.txt").exists()
 
 
+def test_a_mirror_from_an_unmounted_disk_deletes_nothing(fsync, tmp_path: Path) -> None:
+    """The mount point left when the disk is gone holds no `.fsync`, so no base: a push
+    `--mirror` from it deleted the remote's one file (exit 0), and with a high
+    `--max-delete` all of them (ignore tester)."""
+    disk, remote = tmp_path / "disk", tmp_path / "remote"
+    write(disk, {f"f{i}.txt": str(i) for i in range(10)})
+    assert fsync("push", disk, remote).returncode == 0
+    shutil.rmtree(disk)
+    disk.mkdir()  # (unmounted)
+    res = fsync("push", disk, remote, "--mirror", "--max-delete", "100")
+    assert res.returncode == 2, res.stdout
+    assert res.stderr == (
+        "fsync: error: the local side is empty and the plan deletes 10 files on the remote "
+        "side (a wrong path or an unmounted disk?); use --force to delete them all\n"
+    )
+    assert len(listing(remote)) == 10
+
+
 def test_status_of_a_folder_fsync_never_synced_says_what_to_give(fsync, tmp_path: Path) -> None:
     res = fsync("status", tmp_path)
     assert res.returncode == 2

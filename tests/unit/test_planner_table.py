@@ -355,6 +355,26 @@ def test_empty_source_without_base_is_fine() -> None:
     assert result.actions == ()
 
 
+@pytest.mark.parametrize("cap", [None, 100])
+@pytest.mark.parametrize("direction", [PUSH, PULL])
+def test_a_mirror_from_an_empty_source_without_base_stops(
+    direction: Direction, cap: int | None
+) -> None:
+    """The base lives in the local folder (an unmounted disk's mount point has none) and is
+    kept per remote (a mistyped prefix has none): a mirror from such an empty source deleted
+    every file the limit let through, the one file of a one-file tree, or all with a high
+    `--max-delete`. Only `--force` deletes them."""
+    one = {RelPath("a"): (loc(D1), rem(D1))}
+    local = {} if direction is PUSH else {p: lo for p, (lo, _) in one.items()}
+    remote = {p: r for p, (_, r) in one.items()} if direction is PUSH else {}
+    policy = SyncPolicy(direction, mirror=True, max_delete=cap)
+    side = "local" if direction is PUSH else "remote"
+    with pytest.raises(SafetyAbort, match=f"the {side} side is empty and the plan deletes 1 "):
+        plan(local, remote, {}, policy)
+    forced = plan(local, remote, {}, SyncPolicy(direction, mirror=True, force=True))
+    assert forced.count(K.DELETE_REMOTE, K.DELETE_LOCAL) == 1
+
+
 def _delete_from_local(n: int, total: int = 10, **policy: object) -> Plan:
     local, remote, base = in_sync(total)
     for p in NAMES[:n]:
