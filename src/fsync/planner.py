@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Container, Iterable
 from dataclasses import dataclass, replace
 
 from fsync.errors import SafetyAbort
@@ -264,15 +264,18 @@ def in_the_way(
     return None
 
 
-def without_deletes(plan: Plan) -> Plan:
-    """`plan` with its deletes held back (a watch past its delete limit), and with them the
-    creates they made room for, refused (`Plan.refused`) until the deletes go through.
+def without_deletes(plan: Plan, only: Container[RelPath] | None = None) -> Plan:
+    """`plan` with its deletes (those of the paths in `only`, when given) held back (a watch
+    past its delete limit), and with them the creates they made room for, refused
+    (`Plan.refused`) until the deletes go through.
 
     A file `d` become a folder `d/` (or back) is one change of two actions: the delete of
     the old name and the create of the new. Sent alone, the create put a key `d/x` beside the
     file `d` the store still held, a pair no disk can hold and no pull brings back.
     """
-    held = {a.path: a.kind for a in plan.actions if a.kind.deletes}
+    held = {
+        a.path: a.kind for a in plan.actions if a.kind.deletes and (only is None or a.path in only)
+    }
     if not held:
         return plan
     below: dict[tuple[RelPath, ActionKind], RelPath] = {}  # the first held-back path under
@@ -282,7 +285,7 @@ def without_deletes(plan: Plan) -> Plan:
     kept: list[Action] = []
     refused = list(plan.refused)
     for a in plan.actions:
-        if a.kind.deletes:
+        if a.path in held:
             continue
         delete, create = _CREATES.get(a.kind, (None, a.kind))
         in_way = None

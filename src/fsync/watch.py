@@ -383,7 +383,7 @@ class _Session:
             remote = {p: e for p, e in remote.items() if not under_any(p, kept)}
         base = app.unignored_base(self.state.base, self.ignore, local, remote)
         self.peak, self.synced = max(len(base), len(local)), len(base)
-        self.held_back = set()
+        held_before, self.held_back = self.held_back, set()
         base = {p: e for p, e in base.items() if keep(p)}
         recorded_ns = self.manifest.legacy_tokens_until_ns(self.remote.key)
         try:
@@ -398,6 +398,12 @@ class _Session:
             plan = app.plan_sync(self.remote, local, remote, base, policy, recorded_ns=recorded_ns)
             self.held_back = {a.path for a in plan.actions if a.kind.deletes}
             plan = planner.without_deletes(plan)
+        # What the limit held back stays held until a run with --force, though the window
+        # starts again here: measured against a base its first deletions had shrunk, the
+        # rest went through at the next rescan, a few seconds after the warning.
+        if still := {a.path for a in plan.actions if a.kind.deletes} & held_before:
+            self.held_back |= still  # (none with --force: nothing is held)
+            plan = planner.without_deletes(plan, only=still)
         self._leave_for_pull(plan)
         with self.manifest.transaction():
             self.manifest.update_cache(scan.updates)

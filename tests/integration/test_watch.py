@@ -1164,6 +1164,30 @@ def test_a_held_back_delete_is_warned_about_once_and_stays_held(
     assert "4 held back already" in w.display.warnings[-1]
 
 
+def test_a_held_back_delete_stays_held_through_a_rescan(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """8 of 20 files deleted (sent), then 6 more (past the 50 % limit: held back). The next
+    full scan (periodic, or brought by an edit of `.fsyncignore`, as here) starts the
+    limit's window again from a base the first 8 had shrunk: 6 of 12 were under it, and
+    went through a few seconds after the warning said they would not (ignore tester)."""
+    local = tmp_path / "local"
+    write(local, {f"f{i:02}": str(i) for i in range(20)})
+    w = start()
+    w.converge()
+    for i in range(8):
+        (local / f"f{i:02}").unlink()
+    w.converge("the first deletions")
+    for i in range(8, 14):
+        (local / f"f{i:02}").unlink()
+    eventually(lambda: any("not deleting 6" in m for m in w.display.warnings), "held back")
+    (local / ".fsyncignore").write_text("*.tmp\n")
+    eventually(lambda: ".fsyncignore" in tree(w.remote), "the new rules sent")
+    time.sleep(1.0)  # anything still to come has come
+    assert {f"f{i:02}" for i in range(8, 20)} <= set(tree(w.remote))
+    assert w.stop().held_back == 6
+
+
 def test_a_pull_plans_a_type_change_whole(tmp_path: Path, start: Callable[..., Watching]) -> None:
     """On the remote, the file `d` became a folder `d/x`, the local delete of `d` held back
     by the limit: the retries of `d/x` (planned without `d`) tried to write it under the
