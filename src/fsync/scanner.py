@@ -128,13 +128,25 @@ class ScanResult:
 def read_ignore(root: str, excludes: Iterable[str] = ()) -> IgnoreMatcher:
     """The matcher for `root`: its `.fsyncignore` (if any) followed by `excludes`.
 
-    Raises `ConfigError` when the file exists but cannot be read or is not UTF-8 text.
+    Raises `ConfigError` when the file exists but cannot be read or is not UTF-8 text, is
+    not a regular file (a fifo hung the run, `/dev/zero` ran out of memory), or is a link
+    that leads nowhere: read as no rules, an ignore file kept on a disk not mounted let a
+    push send what it leaves out, and a `--mirror` delete it on the remote.
     """
     path = os.path.join(root, IGNORE_FILE)
     try:
-        with open(path, encoding="utf-8-sig") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a fifo's open waits for a writer)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ConfigError(f"{path} is not a file; make it one, or remove it")
+        with open(fd, encoding="utf-8-sig") as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise ConfigError(
+                f"{path} is a link to {os.readlink(path)}, which does not exist; "
+                "make it lead to the rules, or remove it"
+            ) from None
         lines = []
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text; save it as UTF-8") from None

@@ -190,7 +190,26 @@ def test_read_ignore_without_file_and_with_bad_file(tmp_path: Path) -> None:
         read_ignore(str(tmp_path))
     (tmp_path / ".fsyncignore").unlink()
     (tmp_path / ".fsyncignore").mkdir()
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="is not a file"):
+        read_ignore(str(tmp_path))
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "fifo", "device"])
+def test_an_ignore_file_that_is_no_file_stops_the_run(tmp_path: Path, kind: str) -> None:
+    """Read as no rules, a link to rules on a disk not mounted let a push send what they
+    leave out (and a `--mirror` delete it on the remote); a fifo hung the run, and a link
+    to `/dev/zero` ran it out of memory (ignore tester)."""
+    path = tmp_path / ".fsyncignore"
+    if kind == "dangling link":
+        path.symlink_to("/mnt/not-mounted/rules")
+        why = "is a link to /mnt/not-mounted/rules, which does not exist"
+    elif kind == "fifo":
+        os.mkfifo(path)
+        why = "is not a file"
+    else:
+        path.symlink_to("/dev/zero")
+        why = "is not a file"
+    with pytest.raises(ConfigError, match=why):
         read_ignore(str(tmp_path))
 
 
