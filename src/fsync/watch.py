@@ -73,6 +73,12 @@ Deletions that go on past it are judged with this batch's by the delete limit al
 _STATE_ONLY = frozenset({ActionKind.RECORD, ActionKind.FORGET, ActionKind.KEEP})
 """Actions that write only the base: a dry run has nothing to say of them."""
 
+IGNORE_GONE_SETTLE = 2.0
+"""How long `.fsyncignore` must stay gone before a watch drops its rules: an editor that
+saves by renaming the old file away and writing a new one left it gone for most of a
+second, and the watch meanwhile sent what the rules leave out (and a `--mirror` deleted it
+on the remote)."""
+
 KEEP_NOTICES = 100
 """The session summary keeps the latest this many notices (a watch may run for months)."""
 
@@ -239,6 +245,8 @@ class _Session:
         changed since the last listing, and a push's listing or stat is such a look."""
         self.full_due: float | None = None
         """When a full sync is due outside the watcher's schedule (a retry, new rules)."""
+        self.ignore_gone_since: float | None = None
+        """Since when `.fsyncignore` is gone while its rules still apply (`IGNORE_GONE_SETTLE`)."""
         self.full_failures = 0
         self.once = _OnceWarner(display)
         self.watcher = Watcher(
@@ -310,8 +318,8 @@ class _Session:
             if self.stopper.is_set():
                 return
             if full or (self.full_due is not None and time.monotonic() >= self.full_due):
+                self.full_due = None  # (before: the full sync may ask for another)
                 if self._attempt(self._full_sync):
-                    self.full_due = None
                     self.full_failures = 0
                     paths = set()  # the full sync covered them
                 else:
@@ -779,7 +787,17 @@ class _Session:
                 self.display.warning(f"{exc}; keeping the previous rules")
             return False
         if fresh.patterns == self.ignore.patterns:
+            self.ignore_gone_since = None
             return False
+        if not os.path.lexists(os.path.join(self.root, IGNORE_FILE)):
+            now = time.monotonic()
+            if self.ignore_gone_since is None:
+                self.ignore_gone_since = now
+            settled = self.ignore_gone_since + IGNORE_GONE_SETTLE
+            if now < settled:  # (the full sync then looks again)
+                self.full_due = min(self.full_due or settled, settled)
+                return False
+        self.ignore_gone_since = None
         self.ignore = fresh
         self.watcher.set_ignore(scanner.read_ignore(self.root, self.opts.excludes).ignores_unseen)
         return True

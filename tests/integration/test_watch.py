@@ -24,6 +24,7 @@ from fsync import app
 from fsync.config import SyncOptions
 from fsync.model import Direction, RunResult
 from fsync.progress import NullReporter
+from fsync.watch import IGNORE_GONE_SETTLE
 from fsynctest.trees import held_open, write
 from fsynctest.watching import Watching, eventually, raise_in, tree
 
@@ -1186,6 +1187,31 @@ def test_a_held_back_delete_stays_held_through_a_rescan(
     time.sleep(1.0)  # anything still to come has come
     assert {f"f{i:02}" for i in range(8, 20)} <= set(tree(w.remote))
     assert w.stop().held_back == 6
+
+
+def test_rules_saved_by_an_editor_that_moves_the_old_file_away_hold_throughout(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """An editor's save that renames `.fsyncignore` away and writes it anew most of a second
+    later: the watch dropped the rules meanwhile, sent what they leave out and, with
+    `--mirror`, deleted what they leave out on the remote (ignore tester). Rules gone for
+    good are dropped after `IGNORE_GONE_SETTLE`."""
+    rules = "build/\n"
+    write(tmp_path / "local", {".fsyncignore": rules, "a.txt": "a", "build/local.o": "mine"})
+    write(tmp_path / "remote", {"build/remote.o": "theirs"})
+    w = start(mirror=True)
+    eventually(lambda: "a.txt" in tree(w.remote), "the first push")
+    ignore = w.local / ".fsyncignore"
+    ignore.rename(w.local / ".fsyncignore~")
+    time.sleep(0.9)
+    ignore.write_text(rules)
+    (w.local / ".fsyncignore~").unlink()
+    time.sleep(IGNORE_GONE_SETTLE + 1.0)
+    assert tree(w.remote)["build/remote.o"] == b"theirs"
+    assert "build/local.o" not in tree(w.remote)
+    ignore.unlink()
+    eventually(lambda: "build/local.o" in tree(w.remote), "the rules dropped")
+    assert "build/remote.o" not in tree(w.remote)  # (a mirror, with no rules)
 
 
 def test_a_pull_plans_a_type_change_whole(tmp_path: Path, start: Callable[..., Watching]) -> None:
