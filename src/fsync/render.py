@@ -247,9 +247,14 @@ def _print_runs(
         ended = "unfinished" if run.exit_code is None else f"exit {run.exit_code}"
         command = f"{run.command} (dry run)" if s.get("dry_run") else run.command
         stopped = s.get("error")  # the run stopped whole (`app.recorded_run`)
+        # The summary's counts, conflicts too: a run that exited 3 read "0 up, 0 down, 0
+        # deleted, 0 failed", no word of why.
+        unresolved = s.get("unresolved", 0)
+        left = f" ({unresolved} unresolved)" if unresolved else ""
         counts = (
             f"{s.get('uploaded', 0)} up, {s.get('downloaded', 0)} down, "
-            f"{s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed"
+            f"{s.get('moved', 0)} moved, {s.get('deleted', 0)} deleted, "
+            f"{s.get('conflicts', 0)} conflicts{left}, {s.get('failed', 0)} failed"
         )
         if stopped:
             # Counts only if its actions had begun: a stop before them did nothing.

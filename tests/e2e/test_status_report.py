@@ -24,12 +24,27 @@ def test_failed_runs_show_their_errors(fsync, tmp_path: Path) -> None:
     assert res.returncode == 1
     human = fsync("status", src)
     assert human.returncode == 0, human.stderr
-    assert "exit 1: 1 up, 0 down, 0 deleted, 1 failed" in human.stdout
+    assert "exit 1: 1 up, 0 down, 0 moved, 0 deleted, 0 conflicts, 1 failed" in human.stdout
     assert "error locked.txt: cannot read" in human.stdout
     report = json.loads(fsync("status", src, "--json").stdout)
     (run,) = report["runs"]
     assert run["exit_code"] == 1
     assert [e["path"] for e in run["summary"]["errors"]] == ["locked.txt"]
+
+
+def test_a_run_that_left_a_conflict_says_so(fsync, tmp_path: Path) -> None:
+    """A push that exited 3 showed as "exit 3: 0 up, 0 down, 0 deleted, 0 failed" (verify
+    tester): the line gives the conflicts now, and how many are left unresolved."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    write(src, {"a.txt": "v1"})
+    assert fsync("push", src, out).returncode == 0
+    write(src, {"a.txt": "mine"})
+    write(out, {"a.txt": "theirs, longer"})
+    assert fsync("push", src, out, "--on-conflict", "skip").returncode == 3
+    human = fsync("status", src).stdout
+    assert "exit 3: 0 up, 0 down, 0 moved, 0 deleted, 1 conflicts (1 unresolved), 0 failed" in (
+        human
+    )
 
 
 def test_runs_that_stop_whole_are_in_the_history(fsync, tmp_path: Path) -> None:
