@@ -16,6 +16,7 @@ from fsync.manifest.journal import TransferJournal
 from fsync.manifest.lock import RootLock
 from fsync.model import PartialDownload, PendingUpload, RelPath
 from fsync.paths import is_temp_name
+from fsync.remote import open_remote
 from fsynctest.commands import fsync_command
 from fsynctest.trees import listing, write
 
@@ -194,12 +195,16 @@ def test_status_forgets_the_uploads_cleanup_aborted(
         ]
     finally:
         client.close()
+    remote = open_remote(f"s3://{bucket}/tree", storage_options=server.storage_options())
+    try:
+        owner = remote.key  # (the remote whose run journaled them)
+    finally:
+        remote.close()
     for root, name, upload_id in ((local, "big.bin", ids[0]), (other, "huge.bin", ids[1])):
         write(root, {"a.txt": "a"})
+        target = f"s3://{bucket}/tree/{name}"
         with TransferJournal.open(str(root)) as journal:
-            journal.start(
-                PendingUpload(f"s3://{bucket}/tree/{name}", upload_id, "ab" * 32, 1, 1, 0.0)
-            )
+            journal.start(PendingUpload(target, upload_id, "ab" * 32, 1, 1, 0.0, owner=owner))
     assert f"s3://{bucket}/tree/big.bin" in fsync("status", local).stdout
 
     res = fsync("cleanup", f"s3://{bucket}/tree", "--older-than", "0", cwd=local, env=server.env())
@@ -214,6 +219,48 @@ def test_status_forgets_the_uploads_cleanup_aborted(
     assert res.returncode == 0, res.stderr
     assert "aborted 0 unfinished uploads" in res.stdout  # gone from the store already
     assert "unfinished uploads" not in fsync("status", other).stdout
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_cleanup_on_another_store_keeps_the_record_of_this_ones_upload(
+    fsync, moto_server: S3Server, other_moto_server: S3Server, tmp_path: Path
+) -> None:
+    """A push killed mid-upload to s3://b/tree on one store, then `cleanup s3://b/tree
+    --local LOCAL` on another: that store holds no such upload, and cleanup made LOCAL
+    forget it, so the next push started the file over and left the first upload's parts on
+    its store, billed (verify tester). Its record stays until its own store's cleanup."""
+    bucket, local = "fsync-two-stores", tmp_path / "local"
+    write(local, {"big.bin": os.urandom(30 << 20)})
+    clients = [moto_server.boto3_client(), other_moto_server.boto3_client()]
+    try:
+        for client in clients:
+            client.create_bucket(Bucket=bucket)
+        url, env = f"s3://{bucket}/tree", moto_server.env()
+        run = _start_fsync(
+            "push", local, url, "--bw-limit", "5MiB/s", "--chunk-size", "5MiB", "-q", env=env
+        )
+        try:
+            uploads = clients[0].list_multipart_uploads
+            _wait_until(lambda: uploads(Bucket=bucket).get("Uploads"), run)
+            time.sleep(1.5)  # (its first part sent, and the upload journaled)
+        finally:
+            run.send_signal(signal.SIGKILL)
+            run.communicate()
+        other = other_moto_server.env()
+        res = fsync("cleanup", url, "--older-than", "0", "--local", local, env=other)
+        assert (res.returncode, res.stdout) == (
+            0,
+            f"cleanup: aborted 0 unfinished uploads under {url}\n",
+        )
+        shown = json.loads(fsync("status", local, "--json").stdout)["unfinished_uploads"]
+        assert [u["target"] for u in shown] == [f"{url}/big.bin"], shown
+        res = fsync("cleanup", url, "--older-than", "0", "--local", local, env=env)
+        assert "aborted 1 unfinished uploads" in res.stdout, res.stderr
+        assert json.loads(fsync("status", local, "--json").stdout)["unfinished_uploads"] == []
+    finally:
+        for client in clients:
+            client.close()
 
 
 @pytest.mark.s3

@@ -620,13 +620,16 @@ class S3Remote:
     def _forget_gone_uploads(self, held: set[str], listed: float) -> None:
         """Drop the journal rows of uploads under the root that the store does not hold
         (`held` is every upload id it listed). Only rows older than the listing (`listed`):
-        a push may have created its upload after the listing passed its key."""
+        a push may have created its upload after the listing passed its key. Only this
+        remote's (`owner`, as `abort_journaled`): the same bucket and prefix on another
+        store holds uploads this store never listed, and a cleanup there forgot them, so
+        the next push started the file over and left the old upload's parts billed."""
         if self.journal is None:
             return
-        root = self._target_root()
+        root, key = self._target_root(), self.key
         for upload in self.journal.all():
             gone = upload.upload_id not in held and upload.created < listed
-            if gone and upload.target.startswith(root):
+            if gone and upload.owner == key and upload.target.startswith(root):
                 self.journal.finish(upload.upload_id)
 
     def _in_use(self, key: str, upload_id: str, age: float | None, now: float) -> bool:
