@@ -89,10 +89,23 @@ def cleanup(
 
 
 def _synced_roots_holding(folder: str) -> list[str]:
-    """The synced roots that `folder` is or lies in, innermost first: `fsync cleanup
-    ROOT/sub` removed ROOT's temp files holding no lock of ROOT (a run of it may be writing
-    them) and leaving the intents that name their inodes (`fsync.transfer.intents`)."""
-    return [here for here in folders_up(os.path.abspath(folder)) if is_synced_root(here)]
+    """The synced roots that `folder` is or lies in, innermost first, then those inside it:
+    `fsync cleanup ROOT/sub` removed ROOT's temp files holding no lock of ROOT (a run of it
+    may be writing them) and leaving the intents that name their inodes
+    (`fsync.transfer.intents`); `fsync cleanup PARENT` did the same to a pull running into
+    PARENT/ROOT, which then failed, and ROOT's status went on listing the partial download."""
+    above = [here for here in folders_up(os.path.abspath(folder)) if is_synced_root(here)]
+    return above + _synced_roots_below(os.path.abspath(folder))
+
+
+def _synced_roots_below(folder: str) -> list[str]:
+    """The synced roots strictly inside `folder` (links not followed)."""
+    found: list[str] = []
+    for here, dirs, _ in os.walk(folder):
+        if here != folder and STATE_DIR in dirs and is_synced_root(here):
+            found.append(here)
+        dirs[:] = [d for d in dirs if d != STATE_DIR]
+    return found
 
 
 def _synced_roots(*folders: str | None) -> list[str]:

@@ -117,6 +117,34 @@ def test_cleanup_of_a_folder_inside_a_root_another_fsync_holds_is_refused(
     assert temp.read_text() == "partial"
 
 
+def test_cleanup_of_a_folder_holding_a_synced_root_respects_it(fsync, tmp_path: Path) -> None:
+    """`fsync cleanup PARENT` removed the temp file of a pull running into PARENT/root (the
+    pull then failed), and after a killed pull left the partial download listed in `status
+    PARENT/root` though its file was gone (verify tester): the roots inside are locked and
+    their journals told, as those above are."""
+    parent = tmp_path / "parent"
+    root = parent / "deep" / "root"
+    write(root, {"a.txt": "a"})
+    assert fsync("push", root, tmp_path / "out", "-q").returncode == 0
+    temp = ".fsync-00000000deadbeef.tmp"
+    (root / temp).write_bytes(b"x" * 1000)
+    row = PartialDownload(
+        RelPath("big.bin"), "s3://b/p", "etag-1", 100 << 20, temp, 16 << 20, b"", time.time()
+    )
+    with TransferJournal.open(str(root)) as journal:
+        journal.begin_download(row)
+
+    with RootLock(str(root)):  # (a pull running into it)
+        res = fsync("cleanup", parent, "--older-than", "0")
+    assert res.returncode == 2, res.stdout
+    assert f"is already working on {root}; wait for it to finish" in res.stderr
+    assert (root / temp).exists()
+
+    res = fsync("cleanup", parent, "--older-than", "0")  # (the pull was killed)
+    assert "aborted 1 unfinished uploads" in res.stdout, res.stderr
+    assert json.loads(fsync("status", root, "--json").stdout)["partial_downloads"] == []
+
+
 def test_cleanup_through_fsspec_keeps_fresh_temp_files_too(fsync, tmp_path: Path) -> None:
     """`local://` goes through fsspec (as sftp would): the same in-use window applies."""
     (tmp_path / "r").mkdir()
