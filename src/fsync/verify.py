@@ -160,7 +160,9 @@ def _list(
     remote: Remote, ignore: IgnoreMatcher, opts: VerifyOptions, reporter: Reporter
 ) -> tuple[dict[RelPath, RemoteEntry], list[FileError], set[RelPath]]:
     """The remote's files under the ignore rules; errors for the keys that map to no local
-    name and the folders that could not be read; and those folders.
+    name and the folders that could not be read; and the paths left out of the comparison:
+    those folders, and what a key spelled in another Unicode form shadows (`nfc_twin`: runs
+    leave it alone on both sides), which was listed as missing besides its error.
 
     What the remote skips (a link, a device) is warned about, as the scanner warns about a
     local link: a run leaves it alone, so it is no difference.
@@ -188,6 +190,7 @@ def _list(
         for p, why in listing.incomplete
         if p in unread
     ]
+    unread |= {twin[1] for e in refused if (twin := nfc_twin(e.path)) is not None}
     return entries, refused, unread
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -177,4 +179,21 @@ def test_an_unreadable_remote_folder_is_an_error_not_missing_files(
     report = json.loads(res.stdout)
     why = "cannot read this folder on the remote (Permission denied); what it holds is left alone"
     assert report["errors"] == [{"path": "dir", "error": why}]
+    assert (report["missing"], report["extra"], report["matched"]) == ([], [], 1)
+
+
+def test_a_name_in_another_unicode_form_is_one_error_not_also_missing(
+    fsync, tmp_path: Path
+) -> None:
+    """`cp -a` of a tree holding a decomposed name: the remote's key is one fsync cannot
+    address (an error, as a push says), and its file was listed as missing too (verify
+    tester): what that key shadows is left alone by runs, so out of the comparison."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    decomposed = unicodedata.normalize("NFD", "dir/café.txt")
+    write(src, {decomposed: "x", "a.txt": "a"})
+    shutil.copytree(src, out)
+    res = fsync("verify", src, out, "--json")
+    assert res.returncode == 1, res.stderr
+    report = json.loads(res.stdout)
+    assert [e["path"] for e in report["errors"]] == [decomposed]
     assert (report["missing"], report["extra"], report["matched"]) == ([], [], 1)
