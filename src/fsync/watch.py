@@ -245,6 +245,8 @@ class _Session:
         changed since the last listing, and a push's listing or stat is such a look."""
         self.full_due: float | None = None
         """When a full sync is due outside the watcher's schedule (a retry, new rules)."""
+        self.history: app.RunEntry | None = None
+        """The session in the run history, whose counts each committed batch records."""
         self.ignore_gone_since: float | None = None
         """Since when `.fsyncignore` is gone while its rules still apply (`IGNORE_GONE_SETTLE`)."""
         self.full_failures = 0
@@ -270,7 +272,7 @@ class _Session:
         """
         redactor = app.sync_redactor(self.push_opts)
         with app.recorded_run(self.manifest, "watch", self.remote.key, redactor) as entry:
-            entry.done = self.total
+            entry.done, self.history = self.total, entry
             try:
                 self.watcher.start()
                 try:
@@ -695,7 +697,8 @@ class _Session:
             self.manifest.update_cache(scan.updates)
             self.manifest.drop_cache(scan.removed)
             self.manifest.queue(self.remote.key, queued)
-        sink = _WatchSink(self)
+        result = RunResult()
+        sink = _WatchSink(self, result)
         raced: list[FileError] = []
         options = EngineOptions(
             transfers=self.opts.transfers,
@@ -708,7 +711,7 @@ class _Session:
             follow_links=self.links,
             plans_raced_again=True,
         )
-        result = execute(plan, self.root, self.remote, sink, self.display, options=options)
+        execute(plan, self.root, self.remote, sink, self.display, options=options, result=result)
         _uncount_raced(result, plan, raced)
         failed = _failed_paths(plan, result.errors)
         again = _failed_paths(plan, raced)
@@ -830,18 +833,27 @@ class _OnceWarner(NullReporter):
 class _WatchSink:
     """Commits outcomes, empties the outbox of their paths, and follows them in memory."""
 
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: _Session, running: RunResult) -> None:
         self._session = session
         self._inner = app.ManifestSink(session.manifest, session.remote.key)
+        self._running = running
+        """The counts of the plan running, as the engine fills them in."""
         self.done: list[RelPath] = []
 
     def commit(self, outcomes: list[Outcome]) -> None:
-        """One transaction: the bases and cache entries, and the outbox rows of these paths."""
+        """One transaction: the bases and cache entries, the outbox rows of these paths, and
+        the session's counts so far in the run history (`fsync status` showed a watch
+        running, or killed, as "0 up, 0 down" whatever it had sent)."""
         s = self._session
         paths = [o.path for o in outcomes] + [o.moved_from for o in outcomes if o.moved_from]
         with s.manifest.transaction():
             self._inner.commit(outcomes)
             s.manifest.unqueue(s.remote.key, paths)
+            if s.history is not None:
+                so_far = replace(s.total, notices=[])
+                _accumulate(so_far, self._running)
+                so_far.failed = len(s.retries.failing())
+                s.manifest.note_progress(s.history.run_id, so_far.counts())
         # the delete limit's share (`_Session.peak`, `synced`), the full sync's files too
         s.synced += sum(
             1

@@ -130,6 +130,34 @@ def test_sigterm_mid_burst_exits_0_with_the_manifest_consistent(roots: tuple[Pat
         assert manifest.queued(f"file://{remote}") == []
 
 
+def test_status_shows_what_a_running_or_killed_watch_has_sent(roots: tuple[Path, Path]) -> None:
+    """`fsync status` showed a watch as "unfinished: 0 up, 0 down, 0 deleted, 0 failed"
+    after it had sent and recorded 20 files, running or killed (verify tester)."""
+    local, remote = roots
+    for i in range(12):
+        (local / f"start{i}.txt").write_text(str(i))
+    proc = spawn(local, remote)
+    burst(local, 8, 1000)
+    eventually(lambda: files_in(remote) == 20, "the uploads", timeout=30)
+
+    def uploaded() -> object:
+        status = subprocess.run(
+            [fsync_command(), "status", str(local), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        (run,) = json.loads(status.stdout)["runs"]
+        return (run["exit_code"], run["summary"].get("uploaded"))
+
+    try:
+        eventually(lambda: uploaded() == (None, 20), "the counts recorded", timeout=10)
+    finally:
+        proc.proc.send_signal(signal.SIGKILL)
+        proc.finish()
+    assert uploaded() == (None, 20)
+
+
 def queued_rows(local: Path) -> int:
     """Rows in the outbox, read-only from the outside, as another process would see them."""
     db = local / ".fsync" / "state.db"
