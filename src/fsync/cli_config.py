@@ -141,8 +141,11 @@ def _wrong_kind(name: str, raw: object, param: Any) -> str | None:
     ran in (a number is no path to take from the root), and `exclude = [5]` the pattern `5`.
     A TOML boolean is a Python int: `transfers = true` was read as 1.
     """
-    if isinstance(raw, bool) and not getattr(param, "is_flag", False):
+    flag = getattr(param, "is_flag", False)
+    if isinstance(raw, bool) and not flag:
         return f"{'true' if raw else 'false'} is not a valid value (the setting is not on/off)"
+    if flag and not isinstance(raw, bool):  # (`dry-run = "no"` was read as on)
+        return f"{raw!r} is not a valid value (expected true or false, without quotes)"
     if name in _PATH_SETTINGS and not isinstance(raw, str):
         return f"{raw!r} is not a valid value (expected a path or URL in quotes)"
     many = isinstance(raw, list) and all(isinstance(item, str) for item in raw)

@@ -29,7 +29,12 @@ class LinkMode(enum.Enum):
 
 
 DryRun = Annotated[
-    bool, typer.Option("--dry-run", help="Show what would change; change nothing in either tree.")
+    bool,
+    typer.Option(
+        "--dry-run/--no-dry-run",
+        help="Show what would change; change nothing in either tree.",
+        show_default=False,
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print only one JSON summary on stdout.")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress and no summary.")]
@@ -43,7 +48,11 @@ OnConflict = Annotated[
 ]
 Mirror = Annotated[
     bool,
-    typer.Option("--mirror", help="Make the destination exactly equal to the source."),
+    typer.Option(
+        "--mirror/--no-mirror",
+        help="Make the destination exactly equal to the source.",
+        show_default=False,
+    ),
 ]
 MaxDelete = Annotated[
     str | None,
@@ -53,7 +62,10 @@ MaxDelete = Annotated[
         help="Stop before deleting more than N files (or N% of the synced files; default 50%).",
     ),
 ]
-Force = Annotated[bool, typer.Option("--force", help="Override the safety stops.")]
+Force = Annotated[
+    bool,
+    typer.Option("--force/--no-force", help="Override the safety stops.", show_default=False),
+]
 BackupDir = Annotated[
     str | None,
     typer.Option(

@@ -61,6 +61,25 @@ def test_flags_override_the_file(fsync, src: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_flags_the_file_sets_can_be_turned_off(fsync, src: Path, tmp_path: Path) -> None:
+    """`dry-run`, `mirror` or `force` set in the file could not be turned off: `--no-dry-run`
+    was no option, `--dry-run=false` took no value (verify tester). A flag's value must be
+    true or false, too: `dry-run = "no"` was read as on."""
+    write(tmp_path / "out", {"theirs.txt": "kept unless mirrored"})
+    configure(src, 'remote = "../out"\ndry-run = true\nmirror = true\nforce = true\n')
+    res = fsync("push", src, "--no-dry-run", "--no-mirror", "--no-force", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["uploaded"] == 3
+    assert listing(tmp_path / "out")["theirs.txt"] == b"kept unless mirrored"
+    path = configure(src, 'remote = "../out"\ndry-run = "no"\n')
+    res = fsync("push", src)
+    assert res.returncode == 2
+    assert res.stderr == (
+        f"fsync: error: {path}:2: dry-run: 'no' is not a valid value "
+        "(expected true or false, without quotes)\n"
+    )
+
+
 def test_pull_and_verify_read_the_file_too(fsync, src: Path, tmp_path: Path) -> None:
     assert fsync("push", src, tmp_path / "remote").returncode == 0
     back = tmp_path / "back"
