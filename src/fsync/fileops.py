@@ -155,6 +155,38 @@ def folders_up(path: str) -> Iterator[str]:
         path = parent
 
 
+def path_below(path: str, folder: str) -> str | None:
+    """The part of `path` below `folder` ("/"-separated; "" if they are one folder), or None
+    if `path` is neither `folder` nor inside it. Both are resolved (`os.path.realpath`).
+
+    `path` and each of its parent folders are compared with `folder` by (st_dev, st_ino)
+    where both exist, by name otherwise: names alone missed a bind mount of the local folder
+    (`mount --bind L M`, then a push of L to M/sub), so each push copied the tree into
+    itself, one level deeper.
+    """
+    want = _followed_identity(folder)
+    names: list[str] = []
+    current = path
+    while current != folder and (want is None or _followed_identity(current) != want):
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        names.append(os.path.basename(current))
+        current = parent
+    return "/".join(reversed(names))
+
+
+def _followed_identity(path: str) -> tuple[int, int] | None:
+    """What `path` is, whatever it is called (links followed): its (st_dev, st_ino); None
+    if it cannot be stat'ed (it does not exist yet, or a folder above it cannot be
+    searched)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def libc_function(name: str) -> Any | None:
     """The C library's function `name`; None where there is no such function or no libc.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,20 @@ def test_a_stamped_name_near_the_limit_is_shortened_to_fit(name: str) -> None:
         assert "20250102-030405" in new
         assert new.encode().decode() == new  # cut between characters
         assert new.startswith(name[:50])
+
+
+def test_a_backup_dir_named_through_a_link_is_placed_by_what_it_is(tmp_path: Path) -> None:
+    """`--backup-dir LINK/.backup`, LINK a link to the local folder, was taken for a folder
+    beside it: each run backed the backups up again, a level deeper (ignore tester). A link
+    to the local folder itself as the backup dir was taken too."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir()
+    remote.mkdir()
+    (tmp_path / "link").symlink_to(local)
+    place = locate(str(tmp_path / "link" / ".backup"), str(remote), str(local))
+    assert place.excludes == ("/.backup/",)
+    with pytest.raises(ConfigError, match="holds the local folder being synced"):
+        locate(str(tmp_path / "link"), str(remote), str(local))
+    (tmp_path / "rlink").symlink_to(remote)
+    place = locate(str(tmp_path / "rlink" / "old"), str(remote), str(local))
+    assert place.excludes == ("/old/",)

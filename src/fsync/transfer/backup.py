@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from fsync.durability import fsync_folder
 from fsync.errors import ConfigError
-from fsync.fileops import place_new
+from fsync.fileops import path_below, place_new
 from fsync.model import LocalEntry, RelPath, RemoteEntry
 from fsync.paths import stamped_name, to_relpath
 from fsync.remote import local_path
@@ -92,12 +92,21 @@ def _split(url: str) -> tuple[str, str]:
 
 def _inside(backup: str, tree: str, url: str, what: str, sep: str) -> list[str]:
     """The exclude pattern for `backup` inside `tree` (none if outside); `ConfigError` if
-    `backup` is `tree` or holds it."""
-    if backup == tree or tree.startswith(backup + sep) or not backup:
+    `backup` is `tree` or holds it. Local folders are told apart by what they are, not how
+    they are named (`path_below`): a backup dir named through a link to the local folder
+    was taken for one beside it, and each run backed the backups up again, a level deeper."""
+    if sep == os.sep and backup and tree:
+        backup, tree = os.path.realpath(backup), os.path.realpath(tree)
+        holds = path_below(tree, backup) is not None
+        rel = path_below(backup, tree)
+    else:
+        holds = backup == tree or tree.startswith(backup + sep)
+        inside = not tree or backup.startswith(tree + sep)
+        rel = backup[len(tree) :].strip(sep).replace(sep, "/") if inside else None
+    if holds or not backup:
         raise ConfigError(f"--backup-dir {url} holds {what} being synced; put it beside it")
-    if tree and not backup.startswith(tree + sep):
+    if rel is None:
         return []
-    rel = backup[len(tree) :].strip(sep).replace(sep, "/")
     return ["/" + "".join("\\" + c if c in "\\[]*?!#" else c for c in rel) + "/"]
 
 
