@@ -101,8 +101,10 @@ def roots(
         from fsync.config import CONFIG_FILE  # noqa: PLC0415
 
         where = os.path.join(root, CONFIG_FILE) if local else CONFIG_FILE
+        # (It said "... and X sets none" of a file that did not exist.)
+        given = "sets none" if os.path.isfile(where) else "does not exist to name one"
         fail(
-            f"no REMOTE given and {where} sets none "
+            f"no REMOTE given and {where} {given} "
             f'(fsync {command} LOCAL REMOTE, or set remote = "URL" in that file)',
             ExitCode.USAGE,
             json_out=json_out,

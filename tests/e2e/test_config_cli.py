@@ -103,9 +103,17 @@ def test_explicit_config_file(fsync, src: Path, tmp_path: Path) -> None:
 
 
 def test_no_remote_anywhere_is_a_usage_error(fsync, src: Path) -> None:
+    """It said the config file "sets none" when there was no such file (verify tester)."""
     res = fsync("push", src)
     assert res.returncode == 2
-    assert "no REMOTE given" in res.stderr
+    config = src / ".fsync" / "config.toml"
+    assert res.stderr.startswith(
+        f"fsync: error: no REMOTE given and {config} does not exist to name one ("
+    )
+    configure(src, "transfers = 2\n")
+    res = fsync("push", src)
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"fsync: error: no REMOTE given and {config} sets none (")
 
 
 @pytest.mark.parametrize(
