@@ -183,6 +183,32 @@ def test_an_empty_local_folder_gives_way_to_a_remote_file(
 
 
 @pytest.mark.parametrize("direction", [Direction.PULL, Direction.SYNC])
+@pytest.mark.parametrize("how", ["fetched", "renamed there"])
+def test_a_folder_holding_only_empty_folders_gives_way_to_a_remote_file(
+    remote_url: str, tmp_path: Path, direction: Direction, how: str
+) -> None:
+    """`rm d/s/f` leaves `d/s/` behind: the download of the remote's file `d` failed at
+    every run, "a local folder of that name is in the way"; and so did a file renamed there
+    into the place of an empty folder here, though a new file took it (sync tester)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, {"y": "a file", "k": "k"})
+    assert push(src, remote_url).failed == 0
+    assert sync(dst, remote_url, direction).failed == 0
+    (dst / "d" / "s" / "t").mkdir(parents=True)
+    (dst / "d" / "e").mkdir()
+    if how == "fetched":
+        write(src, {"d": "a file"})
+    else:
+        (src / "y").rename(src / "d")
+    assert push(src, remote_url).failed == 0
+
+    r = sync(dst, remote_url, direction)
+
+    assert (r.failed, r.conflicts, r.unresolved) == (0, 0, 0), r.errors
+    assert listing(dst) == listing(src)
+
+
+@pytest.mark.parametrize("direction", [Direction.PULL, Direction.SYNC])
 def test_a_local_folder_holding_files_stays_in_a_remote_files_way(
     remote_url: str, tmp_path: Path, direction: Direction
 ) -> None:

@@ -336,6 +336,8 @@ class Worker:
         assert action.remote is not None
         check_name_lengths(action.path)
         self._check_local(old)
+        if action.local is None:  # (as a download's: it failed at every run)
+            self._clear_empty_folder(self._local(action.path))
         self._check_local(action)
         self._ensure_folder(action.path)
         src, dst = self._local(old.path), self._local(action.path)
@@ -596,11 +598,14 @@ class Worker:
         return folder
 
     def _clear_empty_folder(self, full: str) -> None:
-        """Remove an empty folder where a new file is to land: it holds no data, and the
-        scan, which lists files, could not show it to the planner. `rmdir` leaves a folder
-        that is not empty (or is not a folder) as it is: `_check_local` then refuses it."""
+        """Remove an empty folder where a new file is to land, or one holding only empty
+        folders (`rm` of a folder's files leaves its subfolders): it holds no data, and the
+        scan, which lists files, could not show it to the planner. One holding anything
+        else (or not a folder) stays as it is: `_check_local` then refuses it."""
         with self._dirs_lock, contextlib.suppress(OSError):
-            os.rmdir(full)
+            folders = _empty_tree(full)
+            for folder in folders or ():
+                os.rmdir(folder)  # (one that got a file meanwhile stays: rmdir refuses)
 
     def _check_local(self, action: Action) -> None:
         """Refuse to overwrite or delete a local file that changed since the scan: by its
@@ -872,3 +877,18 @@ def _read_umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_read_umask()
+
+
+def _empty_tree(folder: str) -> list[str] | None:
+    """The folders of `folder`'s tree, deepest first, if it holds folders alone (links are
+    not followed, nor are they folders); else None."""
+    if not stat.S_ISDIR(os.lstat(folder).st_mode):
+        return None
+    found: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            below = _empty_tree(entry.path) if entry.is_dir(follow_symlinks=False) else None
+            if below is None:
+                return None
+            found += below
+    return [*found, folder]
