@@ -223,7 +223,8 @@ class QuickGroup(_QuickParameters, TyperGroup):
                     e.show()
                 sys.exit(e.exit_code)
             where = getattr(e, "ctx", None)
-            hint = f" (see {where.command_path} --help)" if where is not None else ""
+            path = where.command_path if where is not None else self._command_path(args)
+            hint = f" (see {path} --help)" if path else ""
             message = " ".join(e.format_message().split())
             complain(f"fsync: error: {message}{hint}")
             if json_asked(args[0] if args else kwargs.get("args")):
@@ -233,6 +234,13 @@ class QuickGroup(_QuickParameters, TyperGroup):
             complain("fsync: error: aborted")
             sys.exit(1)
         sys.exit(status if isinstance(status, int) else 0)
+
+    def _command_path(self, args: tuple[Any, ...]) -> str | None:
+        """`fsync COMMAND` of a command line whose error carries no context (click raises
+        "Option '--transfers' requires an argument" without one), or None."""
+        argv = list(args[0]) if args and args[0] is not None else sys.argv[1:]
+        name = next((a for a in argv if not str(a).startswith("-")), None)
+        return f"fsync {name}" if name in self.commands else None
 
 
 def json_asked(args: Sequence[str] | None) -> bool:

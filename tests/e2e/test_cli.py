@@ -859,7 +859,8 @@ def test_bad_option_is_usage_error(fsync, demo: Path, tmp_path: Path) -> None:
         (["push", "A", "B", "--bogus"], "No such option: --bogus"),
         (["push", "A", "B", "C"], "unexpected extra argument"),
         (["push", "A", "B", "--transfers", "0"], "Invalid value for '--transfers'"),
-        (["cleanup"], "Missing argument"),
+        (["push", "A", "B", "--transfers"], "Option '--transfers' requires an argument"),
+        (["verify", "--download=yes"], "Option '--download' does not take a value"),
         (["nosuch"], "No such command 'nosuch'"),
     ],
 )
