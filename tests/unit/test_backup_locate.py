@@ -130,3 +130,16 @@ def test_a_backup_dir_named_through_a_link_is_placed_by_what_it_is(tmp_path: Pat
     (tmp_path / "rlink").symlink_to(remote)
     place = locate(str(tmp_path / "rlink" / "old"), str(remote), str(local))
     assert place.excludes == ("/old/",)
+
+
+def test_keys_of_a_store_are_never_resolved_against_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link in the folder fsync ran in, named like the bucket's keys, made the store's
+    backup dir `s3://bkt/data-bak` look like `photos/` of the remote (review): that folder
+    was then left out of the sync."""
+    (tmp_path / "bkt" / "data" / "photos").mkdir(parents=True)
+    (tmp_path / "bkt" / "data-bak").symlink_to("data/photos")
+    monkeypatch.chdir(tmp_path)
+    place = locate("s3://bkt/data-bak", "s3://bkt/data", str(tmp_path / "local"))
+    assert place.excludes == ()

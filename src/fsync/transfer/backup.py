@@ -61,12 +61,13 @@ def locate(backup_url: str, remote_url: str, local_root: str) -> BackupPlace:
     r_scheme, r_path = _split(remote_url)
     root = os.path.abspath(local_root)
     excludes: list[str] = []
-    if b_scheme == "file":
-        excludes += _inside(b_path, root, backup_url, "the local folder", os.sep)
+    local = b_scheme == "file"
+    if local:
+        excludes += _inside(b_path, root, backup_url, "the local folder", local=True)
     store_url, r_prefix, b_prefix = None, "", ""
     if b_scheme == r_scheme:
-        sep = os.sep if b_scheme == "file" else "/"
-        excludes += _inside(b_path, r_path, backup_url, "the remote", sep)
+        sep = os.sep if local else "/"
+        excludes += _inside(b_path, r_path, backup_url, "the remote", local=local)
         common = _common(b_scheme, b_path, r_path)
         if common is not None:
             store_url = common if b_scheme == "file" else f"{b_scheme}://{common}"
@@ -90,19 +91,20 @@ def _split(url: str) -> tuple[str, str]:
     return _SCHEME_ALIASES.get(scheme.lower(), scheme.lower()), rest.strip("/")
 
 
-def _inside(backup: str, tree: str, url: str, what: str, sep: str) -> list[str]:
+def _inside(backup: str, tree: str, url: str, what: str, *, local: bool) -> list[str]:
     """The exclude pattern for `backup` inside `tree` (none if outside); `ConfigError` if
     `backup` is `tree` or holds it. Local folders are told apart by what they are, not how
     they are named (`path_below`): a backup dir named through a link to the local folder
-    was taken for one beside it, and each run backed the backups up again, a level deeper."""
-    if sep == os.sep and backup and tree:
+    was taken for one beside it, and each run backed the backups up again, a level deeper.
+    Keys of a store are names alone (never resolved against the folder fsync runs in)."""
+    if local and backup and tree:
         backup, tree = os.path.realpath(backup), os.path.realpath(tree)
         holds = path_below(tree, backup) is not None
         rel = path_below(backup, tree)
     else:
-        holds = backup == tree or tree.startswith(backup + sep)
-        inside = not tree or backup.startswith(tree + sep)
-        rel = backup[len(tree) :].strip(sep).replace(sep, "/") if inside else None
+        holds = backup == tree or tree.startswith(backup + "/")
+        inside = not tree or backup.startswith(tree + "/")
+        rel = backup[len(tree) :].strip("/") if inside else None
     if holds or not backup:
         raise ConfigError(f"--backup-dir {url} holds {what} being synced; put it beside it")
     if rel is None:
