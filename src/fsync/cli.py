@@ -358,13 +358,7 @@ def cleanup(
     from fsync.cleanup import is_synced_root, parse_duration
     from fsync.config import parse_storage_options
 
-    if not remote:
-        cli_run.fail(
-            "no REMOTE given and no .fsync/config.toml of LOCAL sets one "
-            '(fsync cleanup REMOTE, or set remote = "URL" in that file)',
-            ExitCode.USAGE,
-            json_out=json_out,
-        )
+    _, remote = cli_run.roots(local, remote, "cleanup", json_out, config=config, form="REMOTE")
     redactor = Redactor.build(urls=[remote], env=os.environ)
 
     def run() -> int:

@@ -53,7 +53,11 @@ def options(
     """
     json_out = bool(args.get("json_out"))
     root, url = roots(
-        cast("str | None", args["local"]), cast("str | None", args["remote"]), command, json_out
+        cast("str | None", args["local"]),
+        cast("str | None", args["remote"]),
+        command,
+        json_out,
+        config=cast("str | None", args.get("config")),
     )
 
     def build() -> OptionsT:
@@ -93,19 +97,26 @@ def build_options(
 
 
 def roots(
-    local: str | None, remote: str | None, command: str, json_out: bool = False
+    local: str | None,
+    remote: str | None,
+    command: str,
+    json_out: bool = False,
+    *,
+    config: str | None = None,
+    form: str = "LOCAL REMOTE",
 ) -> tuple[str, str]:
-    """LOCAL (default: the current folder) and REMOTE, or exit 2 when no remote is known."""
+    """LOCAL (default: the current folder) and REMOTE, or exit 2 when no remote is known,
+    naming the config file that gave none (`config`, from `--config`, else LOCAL's)."""
     root = local or "."
     if not remote:
         from fsync.config import CONFIG_FILE  # noqa: PLC0415
 
-        where = os.path.join(root, CONFIG_FILE) if local else CONFIG_FILE
+        where = config or (os.path.join(root, CONFIG_FILE) if local else CONFIG_FILE)
         # (It said "... and X sets none" of a file that did not exist.)
         given = "sets none" if os.path.isfile(where) else "does not exist to name one"
         fail(
             f"no REMOTE given and {where} {given} "
-            f'(fsync {command} LOCAL REMOTE, or set remote = "URL" in that file)',
+            f'(fsync {command} {form}, or set remote = "URL" in that file)',
             ExitCode.USAGE,
             json_out=json_out,
         )

@@ -790,7 +790,10 @@ class _Session:
                 self.display.warning(f"{exc}; keeping the previous rules")
             return False
         if fresh.patterns == self.ignore.patterns:
-            self.ignore_gone_since = None
+            if self.ignore_gone_since is not None:  # back as it was: no full sync to make
+                if self.full_due == self.ignore_gone_since + IGNORE_GONE_SETTLE:
+                    self.full_due = None  # (only if none was due for another reason)
+                self.ignore_gone_since = None
             return False
         if not os.path.lexists(os.path.join(self.root, IGNORE_FILE)):
             now = time.monotonic()

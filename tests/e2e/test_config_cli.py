@@ -114,6 +114,9 @@ def test_no_remote_anywhere_is_a_usage_error(fsync, src: Path) -> None:
     res = fsync("push", src)
     assert res.returncode == 2
     assert res.stderr.startswith(f"fsync: error: no REMOTE given and {config} sets none (")
+    other = configure(src.parent / "elsewhere", "transfers = 2\n")
+    res = fsync("push", src.parent / "nowhere", "--config", other)  # (review)
+    assert res.stderr.startswith(f"fsync: error: no REMOTE given and {other} sets none (")
 
 
 @pytest.mark.parametrize(

@@ -602,7 +602,7 @@ class Worker:
         folders (`rm` of a folder's files leaves its subfolders): it holds no data, and the
         scan, which lists files, could not show it to the planner. One holding anything
         else (or not a folder) stays as it is: `_check_local` then refuses it."""
-        with self._dirs_lock, contextlib.suppress(OSError):
+        with self._dirs_lock, contextlib.suppress(OSError, RecursionError):
             folders = _empty_tree(full)
             for folder in folders or ():
                 os.rmdir(folder)  # (one that got a file meanwhile stays: rmdir refuses)
