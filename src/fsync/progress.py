@@ -20,7 +20,7 @@ from fsync.terminal import human_bytes, interrupts_held, printable, write_line, 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
     from rich.live import Live
     from rich.progress import Progress, TaskID
 
@@ -239,16 +239,12 @@ class RichReporter(PlainReporter):
 
     def _write_out(self) -> None:
         """Print the held lines above the display in one go (call with the lock held)."""
-        with interrupts_held():
-            if self._lines:
-                self._print("\n".join(self._lines), printed=True)
-                self._lines.clear()
+        _print_held(self._console, self._lines)
         self._flushed = time.monotonic()
 
-    def _print(self, line: str, highlight: bool = False, *, printed: bool = False) -> None:
-        """Text above the live display, as it reads: escaped (unless `printed` already), no
-        markup."""
-        self._console.print(line if printed else printable(line), markup=False, highlight=highlight)
+    def _print(self, line: str, highlight: bool = False) -> None:
+        """Text above the live display, as it reads: escaped, no markup."""
+        self._console.print(printable(line), markup=False, highlight=highlight)
 
 
 class _Bars:
@@ -513,10 +509,7 @@ class RichWatchDisplay(NullWatchDisplay):
 
     def _write_out(self) -> None:
         """Print the held lines above the display in one go (call with the lock held)."""
-        with interrupts_held():
-            if self._lines:
-                self._console.print("\n".join(self._lines), markup=False, highlight=False)
-                self._lines.clear()
+        _print_held(self._console, self._lines)
         self._flushed = time.monotonic()
 
     def queued(self, count: int) -> None:
@@ -569,3 +562,13 @@ class RichWatchDisplay(NullWatchDisplay):
             failing = sorted(self._failing.items())[: self.FAILING]
             lines += [Text(printable(f"  failing {p}: {e}"), style="red") for p, e in failing]
         return Group(*lines)
+
+
+def _print_held(console: Console, lines: list[str]) -> None:
+    """Print `lines` (escaped already) above a live display in one go, and let them go; a
+    Ctrl-C waits until they are out (`interrupts_held`): one landing in between left them
+    held, to be printed a second time."""
+    with interrupts_held():
+        if lines:
+            console.print("\n".join(lines), markup=False, highlight=False)
+            lines.clear()
