@@ -222,12 +222,13 @@ class QuickGroup(_QuickParameters, TyperGroup):
                 if e.format_message():  # (typer's rich help printed itself, leaving "")
                     e.show()
                 sys.exit(e.exit_code)
+            argv = args[0] if args else kwargs.get("args")
             where = getattr(e, "ctx", None)
-            path = where.command_path if where is not None else self._command_path(args)
+            path = where.command_path if where is not None else self._command_path(argv)
             hint = f" (see {path} --help)" if path else ""
             message = " ".join(e.format_message().split())
             complain(f"fsync: error: {message}{hint}")
-            if json_asked(args[0] if args else kwargs.get("args")):
+            if json_asked(argv):
                 say_json({"error": message, "exit_code": e.exit_code})
             sys.exit(e.exit_code)
         except typer.Abort:  # end of input where one was read (fsync reads none)
@@ -235,10 +236,10 @@ class QuickGroup(_QuickParameters, TyperGroup):
             sys.exit(1)
         sys.exit(status if isinstance(status, int) else 0)
 
-    def _command_path(self, args: tuple[Any, ...]) -> str | None:
+    def _command_path(self, args: Sequence[str] | None) -> str | None:
         """`fsync COMMAND` of a command line whose error carries no context (click raises
         "Option '--transfers' requires an argument" without one), or None."""
-        argv = list(args[0]) if args and args[0] is not None else sys.argv[1:]
+        argv = sys.argv[1:] if args is None else args
         name = next((a for a in argv if not str(a).startswith("-")), None)
         return f"fsync {name}" if name in self.commands else None
 

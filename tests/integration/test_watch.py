@@ -1214,6 +1214,25 @@ def test_rules_saved_by_an_editor_that_moves_the_old_file_away_hold_throughout(
     assert "build/remote.o" not in tree(w.remote)  # (a mirror, with no rules)
 
 
+def test_rules_back_as_they_were_cost_no_full_scan(
+    tmp_path: Path, start: Callable[..., Watching]
+) -> None:
+    """An editor's save of `.fsyncignore` (moved away, written anew) left a full scan and
+    listing due when its rules came back unchanged (review): a cost each save, on a large
+    tree. A file put on the remote meanwhile is what a full scan would report."""
+    write(tmp_path / "local", {".fsyncignore": "build/\n", "a.txt": "a"})
+    w = start()
+    w.converge()
+    write(w.remote, {"theirs.txt": "seen by a full scan only"})
+    ignore = w.local / ".fsyncignore"
+    ignore.rename(w.local / ".fsyncignore~")
+    time.sleep(0.6)
+    ignore.write_text("build/\n")
+    (w.local / ".fsyncignore~").unlink()
+    time.sleep(IGNORE_GONE_SETTLE + 1.0)
+    assert "theirs.txt" not in [n.path for n in w.stop().notices]
+
+
 def test_a_pull_plans_a_type_change_whole(tmp_path: Path, start: Callable[..., Watching]) -> None:
     """On the remote, the file `d` became a folder `d/x`, the local delete of `d` held back
     by the limit: the retries of `d/x` (planned without `d`) tried to write it under the
