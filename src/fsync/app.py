@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from fsync import names, scanner
+from fsync import names, planner, scanner
 from fsync.config import SyncOptions
 from fsync.errors import (
     ConfigError,
@@ -178,6 +178,7 @@ def _run_in(
                 planned,
                 local_root=root,
                 recorded_ns=manifest.legacy_tokens_until_ns(remote.key),
+                hidden=hidden_paths(listing, listed),
             )
             _warn_if_emptied(policy, local_entries, remote_entries, base, reporter)
             if opts.direction is Direction.PUSH and (plan.notices or opts.mirror):
@@ -852,6 +853,13 @@ def fetch_listing(remote: Remote, opts: SyncOptions) -> Listing:
         raise
     except OSError as exc:
         raise RemoteUnavailable(f"cannot list {opts.remote_url}: {exc}") from exc
+
+
+def hidden_paths(listing: Listing, listed: Mapping[RelPath, RemoteEntry]) -> planner.Hidden:
+    """The paths of `listing` that its entries under the ignore rules, `listed`, leave out."""
+    if len(listing.entries) == len(listed):  # (the usual case: no pass over the keys)
+        return planner.Hidden()
+    return planner.Hidden.of(p for p in listing.entries if p not in listed)
 
 
 def sort_listing(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Collection, Container, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Container, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from fsync.errors import SafetyAbort
 from fsync.model import (
@@ -239,7 +239,7 @@ def first_below(stays: Iterable[RelPath]) -> dict[RelPath, RelPath]:
 
 
 def in_the_way(
-    path: RelPath, stays: Collection[RelPath], below: dict[RelPath, RelPath], *, up: bool
+    path: RelPath, stays: Collection[RelPath], below: Mapping[RelPath, RelPath], *, up: bool
 ) -> str | None:
     """Why a file cannot be created at `path` on the side where `stays` remain (None if it
     can): a file at a folder above it, or paths below it (`below`, from `first_below`).
@@ -262,6 +262,46 @@ def in_the_way(
             f"{path}; rename {path}/ {there} or {path} {other}, then run again"
         )
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Hidden:
+    """The remote's paths the ignore rules (and `--exclude`) leave out of a run: never
+    planned, yet in the way of a file created at the name of a folder they are in."""
+
+    paths: frozenset[RelPath] = frozenset()
+    below: Mapping[RelPath, RelPath] = field(default_factory=dict)
+    """`first_below` of `paths`, made once per listing: a watch plans many batches on one."""
+
+    @classmethod
+    def of(cls, paths: Iterable[RelPath]) -> Hidden:
+        kept = frozenset(paths)
+        return cls(kept, first_below(kept))
+
+
+def refuse_hidden(plan: Plan, hidden: Hidden) -> Plan:
+    """`plan` with the uploads `refuse_clashes` would refuse if the remote's `hidden` paths
+    were planned: on a store, a file `d` sent beside the keys `d/x` the rules leave out made a
+    pair no disk can hold, and a folder remote failed the upload a dry run had shown as fine.
+    """
+    if not hidden.paths:
+        return plan
+    refused: dict[RelPath, Action] = {}
+    for a in plan.actions:
+        if a.kind is ActionKind.UPLOAD and _lacks(a, ActionKind.UPLOAD):
+            why = in_the_way(a.path, hidden.paths, hidden.below, up=True)
+            if why is not None:
+                why += " (what is in the way is left out of this run by the ignore rules)"
+                refused[a.path] = replace(
+                    a, reason=why, conflict=False, keep_copy=False, share_copy=False
+                )
+    if not refused:
+        return plan
+    return replace(
+        plan,
+        actions=tuple(a for a in plan.actions if a.path not in refused),
+        refused=tuple(sorted([*plan.refused, *refused.values()], key=lambda a: a.path)),
+    )
 
 
 def without_deletes(plan: Plan, only: Container[RelPath] | None = None) -> Plan:

@@ -39,6 +39,7 @@ def plan_sync(
     *,
     local_root: str | None = None,
     recorded_ns: int | None = None,
+    hidden: planner.Hidden | None = None,
 ) -> Plan:
     """Plan the three snapshots (the whole tree, or any subset of its paths).
 
@@ -50,7 +51,8 @@ def plan_sync(
     carries no digest but an MD5 ETag is compared with the local file of its path by MD5.
     `recorded_ns` is a time by which every base in an older form of a fingerprint
     (`TokenHistory`) was recorded (`Manifest.legacy_tokens_until_ns`): such a base is taken
-    for the version it names if the file is unchanged since.
+    for the version it names if the file is unchanged since. `hidden`: the remote's paths the
+    ignore rules leave out, refused as in the way of an upload (`planner.refuse_hidden`).
     """
     two_way = policy.direction is Direction.SYNC
     fetches = policy.direction is not Direction.PUSH
@@ -68,6 +70,8 @@ def plan_sync(
         plan = planner_sync.plan_sync(local, entries, base, loose)
     else:
         plan = planner.plan(local, entries, base, loose)
+    if hidden is not None:
+        plan = planner.refuse_hidden(plan, hidden)
     if policy.direction is not Direction.PULL and remote.capabilities.server_side_copy:
         plan = planner.detect_moves(plan)
     if fetches:

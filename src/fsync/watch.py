@@ -227,11 +227,13 @@ class _Session:
         self.links = opts.follow_links
         self.state = KnownState()
         self.shadowed: set[RelPath] = set()
-        self.name_rules: tuple[int, bool] | None = None
-        """The longest name this disk holds and whether it ignores case (`_unpullable`)."""
         """Paths left alone with what lies below them: those a refused remote key names in
         another Unicode form (`nfc_twin`), and the remote's links and devices
         (`Listing.skipped`)."""
+        self.hidden = planner.Hidden()
+        """The remote's paths the ignore rules leave out, as of the last listing."""
+        self.name_rules: tuple[int, bool] | None = None
+        """The longest name this disk holds and whether it ignores case (`_unpullable`)."""
         self.batches: queue.SimpleQueue[tuple[set[RelPath], bool]] = queue.SimpleQueue()
         self.retries = Retries(opts.retries, opts.retry_delay, opts.retry_max_delay)
         self.alarm = Alarm(opts.on_error, display.warning)
@@ -398,14 +400,28 @@ class _Session:
         recorded_ns = self.manifest.legacy_tokens_until_ns(self.remote.key)
         try:
             plan = app.plan_sync(
-                self.remote, local, remote, base, self.push_policy, recorded_ns=recorded_ns
+                self.remote,
+                local,
+                remote,
+                base,
+                self.push_policy,
+                recorded_ns=recorded_ns,
+                hidden=self.hidden,
             )
         except SafetyAbort as exc:
             if startup:
                 raise
             self.display.warning(f"{exc}; deleting nothing")
             policy = replace(self.push_policy, force=True)
-            plan = app.plan_sync(self.remote, local, remote, base, policy, recorded_ns=recorded_ns)
+            plan = app.plan_sync(
+                self.remote,
+                local,
+                remote,
+                base,
+                policy,
+                recorded_ns=recorded_ns,
+                hidden=self.hidden,
+            )
             self.held_back = {a.path for a in plan.actions if a.kind.deletes}
             plan = planner.without_deletes(plan)
         # What the limit held back stays held until a run with --force, though the window
@@ -447,6 +463,7 @@ class _Session:
         for e in unread:
             self.once.warning(f"{e.path}: {e.error}")
         self.shadowed = twins | skipped.keys() | {RelPath(e.path) for e in unread}
+        self.hidden = app.hidden_paths(listing, entries)
         return listing, entries
 
     # --- batches -------------------------------------------------------------------------
@@ -585,7 +602,8 @@ class _Session:
         base = {p: self.state.base[p] for p in scope if p in self.state.base}
         base = app.unignored_base(base, self.ignore, local, remote)
         policy = self.push_policy if d is Direction.PUSH else self.pull_policy
-        plan = app.plan_sync(self.remote, local, remote, base, replace(policy, force=True))
+        forced = replace(policy, force=True)
+        plan = app.plan_sync(self.remote, local, remote, base, forced, hidden=self.hidden)
         deletes = {a.path for a in plan.actions if a.kind.deletes}
         self.held_back -= scope - deletes  # deleted no more: made again, or gone on both sides
         if not deletes or policy.force:

@@ -1398,6 +1398,47 @@ def test_a_watch_sends_no_file_into_a_folder_made_a_file_there_since_it_listed(
     }
 
 
+HIDDEN_REFUSAL = (
+    "not sent: the remote keeps files under d/ (d/x), so it cannot hold a file d; rename d/ "
+    "on the remote or d here, then run again (what is in the way is left out of this run by "
+    "the ignore rules)"
+)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_folder_the_rules_leave_out_on_the_remote_is_in_the_way_of_a_file(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """The rule `d/` leaves the remote's folder `d/` out and lets the local file `d` through.
+    The planner saw only the listing under the rules, so a dry run said the file would go,
+    and the push put the key `d` beside `d/x`: a pair no disk can hold, which no pull
+    brings back. Both refuse it now, saying why; a watch does too, at start and later."""
+    src = tmp_path / "src"
+    write(src, {".fsyncignore": "d/\ne/\n", "d": "mine", "ok.txt": "ok"})
+    for key in ("d/x", "e/x"):
+        _theirs(direct, s3_proxy.bucket, key)
+    dry = sync(src, s3_proxy, Direction.PUSH, dry_run=True)
+    push = sync(src, s3_proxy, Direction.PUSH)
+    for result in (dry, push):
+        assert (result.failed, [(e.path, e.error) for e in result.errors]) == (
+            1,
+            [("d", HIDDEN_REFUSAL)],
+        )
+    assert set(_stored(direct, s3_proxy.bucket)) == {
+        f"{PREFIX}/{p}" for p in (".fsyncignore", "ok.txt", "d/x", "e/x")
+    }
+    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    options = {"storage_options": s3_proxy.server.storage_options(), "chunk_size": CHUNK}
+    w = Watching(src, tmp_path / "unused", url=url, retry_delay=0.05, **options)
+    try:
+        write(src, {"e": "mine too"})
+        eventually(lambda: "upload!" in w.display.actions("e"), "e refused")
+    finally:
+        w.stop()
+    assert {error for path, _, error in w.display.done if path == "d"} == {HIDDEN_REFUSAL}
+    assert f"{PREFIX}/e" not in _stored(direct, s3_proxy.bucket)
+
+
 SWAPS = {
     "folder made a file": ("d/e", "d", "not sent: the remote keeps files under d/ (d/e), "),
     "file made a folder": ("x", "x/a", "not sent: the remote keeps a file x, "),

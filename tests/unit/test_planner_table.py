@@ -24,7 +24,7 @@ from fsync.model import (
     RemoteEntry,
     SyncPolicy,
 )
-from fsync.planner import delete_limit, plan, without_deletes
+from fsync.planner import Hidden, delete_limit, plan, refuse_hidden, without_deletes
 from fsynctest.entries import P, Snapshots, bas, loc, one_path, rem, synced, tree
 
 PUSH, PULL = Direction.PUSH, Direction.PULL
@@ -554,3 +554,25 @@ def test_holding_back_deletes_holds_back_the_creates_they_make_room_for(
     assert _steps(result) == want
     for a in result.refused:
         assert a.reason.endswith("which the delete limit holds back")
+
+
+@pytest.mark.parametrize(
+    ("local", "hidden", "want"),
+    [
+        # A file at the name of a folder the rules hide on the remote, or below a hidden file.
+        ({"d": NOW, "k": NOW}, ["d/x"], (["upload k"], ["upload d"])),
+        ({"a/b": NOW}, ["a"], ([], ["upload a/b"])),
+        # Beside hidden paths, or a change of a file the remote holds: no clash.
+        ({"d2": NOW, "d/y": NOW}, ["d/x"], (["upload d/y", "upload d2"], [])),
+    ],
+)
+def test_what_the_rules_hide_on_the_remote_is_in_the_way(
+    local: dict[str, str], hidden: list[str], want: tuple[list[str], list[str]]
+) -> None:
+    """The remote's paths the ignore rules leave out are not planned, yet a file sent at a
+    folder of theirs made a pair no disk holds; such uploads are refused with the reason."""
+    result = plan(tree(local, loc), tree({}, rem), tree({}, bas), SyncPolicy(PUSH, force=True))
+    result = refuse_hidden(result, Hidden.of(RelPath(p) for p in hidden))
+    assert _steps(result) == want
+    for a in result.refused:
+        assert a.reason.endswith("left out of this run by the ignore rules)")
