@@ -32,7 +32,7 @@ from fsync.errors import (
     exit_code_for,
     one_line,
 )
-from fsync.ignore import STATE_DIR, IgnoreMatcher
+from fsync.ignore import IGNORE_FILE, STATE_DIR, IgnoreMatcher
 from fsync.manifest import Manifest, RootLock, RunRecord
 from fsync.manifest.journal import TransferJournal
 from fsync.model import (
@@ -146,24 +146,24 @@ def _run_in(
                 root, manifest, ignore, remote, opts=opts, reporter=reporter
             )
             remote_entries, refused, twins, skipped = sort_listing(listing, ignore, opts, reporter)
-            listed = remote_entries
             if opts.direction is Direction.PULL:
                 for e in local.unsendable:
                     reporter.warning(f"skipping {e.path}: {e.error}")
             else:
                 refused += [FileError(e.path, f"not sent: {e.error}") for e in local.unsendable]
+            base = settled_base(
+                manifest, remote, root, local.entries, remote_entries, dry_run=opts.dry_run
+            )
+            if opts.direction is not Direction.PUSH:
+                ignore, local, remote_entries = _with_arriving_rules(
+                    ignore, remote, local, remote_entries, base
+                )
+            listed = remote_entries
             local_entries, remote_entries, base = _plannable(
                 root,
                 local,
                 remote_entries,
-                unignored_base(
-                    settled_base(
-                        manifest, remote, root, local.entries, remote_entries, dry_run=opts.dry_run
-                    ),
-                    ignore,
-                    local.entries,
-                    remote_entries,
-                ),
+                unignored_base(base, ignore, local.entries, remote_entries),
                 refused=refused,
                 alone=(twins, skipped),
                 opts=opts,
@@ -731,6 +731,63 @@ def sync_redactor(opts: SyncOptions) -> Redactor:
     )
 
 
+def arriving_rules(
+    remote: Remote,
+    listed: Mapping[RelPath, RemoteEntry],
+    local: Mapping[RelPath, LocalEntry],
+    base: Mapping[RelPath, BaseEntry],
+) -> IgnoreMatcher | None:
+    """The rules of the remote's `.fsyncignore` where a pull or sync may bring it here: it
+    changed there since the last sync, and is not the local one. None where not.
+
+    The local rules are read as the run starts. A sync that brought down a new `secrets/`
+    rule sent `secrets/key.pem` in the same run, and a pull `--mirror` deleted the files
+    the new rule keeps out of the remote; the run follows both files' rules (`also`) now.
+    Costs one read of the file, on the runs that find it changed on the remote.
+    """
+    path = RelPath(IGNORE_FILE)
+    theirs, was, mine = listed.get(path), base.get(path), local.get(path)
+    if theirs is None or (was is not None and theirs.fingerprint == was.fingerprint):
+        return None
+    if mine is not None and theirs.digest is not None and theirs.digest == mine.digest:
+        return None
+    try:
+        with remote.open_read(path) as src:
+            text = src.read().decode("utf-8-sig")
+    except FileNotFoundError:
+        return None  # (gone since the listing: nothing arrives)
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"the remote's {IGNORE_FILE} is not UTF-8 text; save it as UTF-8"
+        ) from None
+    except (OSError, FsyncError) as exc:
+        raise RemoteUnavailable(
+            f"cannot read the remote's {IGNORE_FILE}, whose rules this run must follow ({exc})"
+        ) from exc
+    return IgnoreMatcher.from_patterns(text.splitlines())
+
+
+def _with_arriving_rules(
+    ignore: IgnoreMatcher,
+    remote: Remote,
+    local: scanner.ScanResult,
+    listed: dict[RelPath, RemoteEntry],
+    base: Mapping[RelPath, BaseEntry],
+) -> tuple[IgnoreMatcher, scanner.ScanResult, dict[RelPath, RemoteEntry]]:
+    """`ignore`, the scan and the listing under the remote's new rules too, if any
+    (`arriving_rules`)."""
+    theirs = arriving_rules(remote, listed, local.entries, base)
+    if theirs is None:
+        return ignore, local, listed
+    local = replace(local, entries=_unignored(local.entries, theirs))
+    return ignore.also(theirs), local, _unignored(listed, theirs)
+
+
+def _unignored(entries: Mapping[RelPath, E], ignore: IgnoreMatcher) -> dict[RelPath, E]:
+    """`entries` without the paths `ignore` leaves out."""
+    return {p: e for p, e in entries.items() if not ignore.ignores(p)}
+
+
 def unignored_base(
     base: BaseSnapshot,
     ignore: IgnoreMatcher,
@@ -871,7 +928,7 @@ def sort_listing(
     Unicode form (`nfc_twin`), which a run leaves alone with what lies below them. A key
     whose NFC form is ignored is ignored too. Last, the remote's skipped paths with what each
     is (`Listing.skipped`), each warned about as a local link is: also left alone."""
-    entries = {p: e for p, e in listing.entries.items() if not ignore.ignores(p)}
+    entries = _unignored(listing.entries, ignore)
     refused = [
         FileError(path, incomplete_error(why, file=path in listing.unread_files))
         for path, why in listing.incomplete

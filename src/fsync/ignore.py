@@ -103,6 +103,11 @@ class IgnoreMatcher:
             return True
         return _excluded(spec, path + "/" if is_dir else path)
 
+    def also(self, other: IgnoreMatcher) -> IgnoreMatcher:
+        """A matcher that excludes what this one or `other` excludes: the rules of two
+        files at once (`_Either`)."""
+        return _Either(self, other)
+
     def ignores_unseen(self, path: RelPath) -> bool:
         """True if `path` is excluded whether it is a file or a folder: what can be said of a
         path not looked at (a watcher's event, a path that is gone). Rules such as `/*` then
@@ -122,6 +127,27 @@ class IgnoreMatcher:
                 return True
             end = path.find("/", end + 1)
         return False
+
+
+class _Either(IgnoreMatcher):
+    """Excludes what either of two matchers excludes. Not the rules of one file joined: a
+    negation in one (`!*.key`) would take back what the other leaves out."""
+
+    __slots__ = ("_first", "_second")
+
+    def __init__(self, first: IgnoreMatcher, second: IgnoreMatcher) -> None:
+        super().__init__()
+        self._first, self._second = first, second
+        self._patterns = first.patterns + second.patterns
+
+    def ignores(
+        self, path: RelPath, is_dir: bool = False, *, parents_checked: bool = False
+    ) -> bool:
+        """True if either matcher excludes `path` (a walker pruning what this one excludes
+        has pruned what each does)."""
+        return self._first.ignores(
+            path, is_dir, parents_checked=parents_checked
+        ) or self._second.ignores(path, is_dir, parents_checked=parents_checked)
 
 
 def _composed(line: str) -> str:

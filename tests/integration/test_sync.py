@@ -110,6 +110,27 @@ def test_changes_on_both_sides_flow_in_one_run(remote_tree: RemoteTree, tmp_path
     }
 
 
+@pytest.mark.parametrize("direction", [SYNC, Direction.PULL])
+def test_rules_that_arrive_from_the_remote_hold_in_the_run_that_brings_them(
+    remote_tree: RemoteTree, tmp_path: Path, direction: Direction
+) -> None:
+    """Another machine adds `secrets/` to `.fsyncignore`. The local rules were read as the
+    run started, so the sync that brought the new rule down sent `secrets/key.pem` in the
+    same run, and a pull `--mirror` deleted it here; both leave it alone now, and bring
+    the rules down."""
+    local = tmp_path / "local"
+    write(local, {".fsyncignore": "*.log\n", "a.txt": "a"})
+    sync(local, remote_tree)
+    rules = b"*.log\nsecrets/\n"
+    remote_tree.write(".fsyncignore", rules)
+    write(local, {"secrets/key.pem": "mine alone"})
+    result = sync(local, remote_tree, direction=direction, mirror=direction is Direction.PULL)
+    assert (result.uploaded, result.downloaded, result.deleted, result.failed) == (0, 1, 0, 0)
+    assert remote_tree.tree() == {".fsyncignore": rules, "a.txt": b"a"}
+    assert files(local) == {".fsyncignore": rules, "a.txt": b"a", "secrets/key.pem": b"mine alone"}
+    assert planned(local, remote_tree) == []
+
+
 @pytest.mark.parametrize("direction", [SYNC, Direction.PUSH, Direction.PULL])
 def test_the_same_change_on_both_sides_is_recorded_not_a_conflict(
     remote_tree: RemoteTree, tmp_path: Path, direction: Direction

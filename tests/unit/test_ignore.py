@@ -30,6 +30,17 @@ def test_no_patterns_ignores_ordinary_files() -> None:
     assert m.patterns == ()
 
 
+def test_two_files_rules_leave_out_what_either_leaves_out() -> None:
+    """The rules of this side and those arriving from the other (`app.arriving_rules`): a
+    negation in one takes back nothing the other leaves out, as one joined file would."""
+    m = _m("*.log").also(_m("secrets/", "!*.log"))
+    assert _ign(m, "a.log")
+    assert _ign(m, "secrets/key.pem")
+    assert _ign(m, "secrets", is_dir=True)
+    assert not _ign(m, "a.txt")
+    assert not _ign(m, ".fsyncignore")
+
+
 def test_glob_matches_at_any_depth() -> None:
     m = _m("*.log")
     assert _ign(m, "a.log")
