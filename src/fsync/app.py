@@ -146,19 +146,19 @@ def _run_in(
                 root, manifest, ignore, remote, opts=opts, reporter=reporter
             )
             remote_entries, refused, twins, skipped = sort_listing(listing, ignore, opts, reporter)
+            base = settled_base(
+                manifest, remote, root, local.entries, remote_entries, dry_run=opts.dry_run
+            )
+            if opts.direction is not Direction.PUSH:
+                ignore, local, remote_entries, refused = _with_arriving_rules(
+                    ignore, remote, local, remote_entries, refused=refused, base=base
+                )
+            listed = remote_entries
             if opts.direction is Direction.PULL:
                 for e in local.unsendable:
                     reporter.warning(f"skipping {e.path}: {e.error}")
             else:
                 refused += [FileError(e.path, f"not sent: {e.error}") for e in local.unsendable]
-            base = settled_base(
-                manifest, remote, root, local.entries, remote_entries, dry_run=opts.dry_run
-            )
-            if opts.direction is not Direction.PUSH:
-                ignore, local, remote_entries = _with_arriving_rules(
-                    ignore, remote, local, remote_entries, base
-                )
-            listed = remote_entries
             local_entries, remote_entries, base = _plannable(
                 root,
                 local,
@@ -758,11 +758,13 @@ def arriving_rules(
         return None  # (gone since the listing: nothing arrives)
     except UnicodeDecodeError:
         raise ConfigError(
-            f"the remote's {IGNORE_FILE} is not UTF-8 text; save it as UTF-8"
+            f"the remote's {IGNORE_FILE} is not UTF-8 text; save it there as UTF-8, or send "
+            "this one over it with fsync push"
         ) from None
     except (OSError, FsyncError) as exc:
         raise RemoteUnavailable(
-            f"cannot read the remote's {IGNORE_FILE}, whose rules this run must follow ({exc})"
+            f"cannot read the remote's {IGNORE_FILE}, whose rules this run must follow "
+            f"({exc}); make it readable there, or send this one over it with fsync push"
         ) from exc
     return IgnoreMatcher.from_patterns(text.splitlines())
 
@@ -772,15 +774,30 @@ def _with_arriving_rules(
     remote: Remote,
     local: scanner.ScanResult,
     listed: dict[RelPath, RemoteEntry],
+    *,
+    refused: list[FileError],
     base: Mapping[RelPath, BaseEntry],
-) -> tuple[IgnoreMatcher, scanner.ScanResult, dict[RelPath, RemoteEntry]]:
-    """`ignore`, the scan and the listing under the remote's new rules too, if any
-    (`arriving_rules`)."""
+) -> tuple[IgnoreMatcher, scanner.ScanResult, dict[RelPath, RemoteEntry], list[FileError]]:
+    """`ignore`, the scan, the listing and its refused keys under the remote's new rules too,
+    if any (`arriving_rules`): what they leave out is neither synced nor a failure."""
     theirs = arriving_rules(remote, listed, local.entries, base)
     if theirs is None:
-        return ignore, local, listed
-    local = replace(local, entries=_unignored(local.entries, theirs))
-    return ignore.also(theirs), local, _unignored(listed, theirs)
+        return ignore, local, listed, refused
+    folders = set(local.incomplete)
+
+    def out(path: str) -> bool:
+        # (of an error's path, only the scan's unread folders are known to be folders)
+        return theirs.ignores(RelPath(path), is_dir=path in folders)
+
+    local = replace(
+        local,
+        entries=_unignored(local.entries, theirs),
+        errors=[e for e in local.errors if not out(e.path)],
+        unsendable=[e for e in local.unsendable if not out(e.path)],
+        incomplete=[p for p in local.incomplete if not out(p)],
+    )
+    refused = [e for e in refused if not out(e.path)]
+    return ignore.also(theirs), local, _unignored(listed, theirs), refused
 
 
 def _unignored(entries: Mapping[RelPath, E], ignore: IgnoreMatcher) -> dict[RelPath, E]:

@@ -126,33 +126,56 @@ class ScanResult:
 
 
 def read_ignore(root: str, excludes: Iterable[str] = ()) -> IgnoreMatcher:
-    """The matcher for `root`: its `.fsyncignore` (if any) followed by `excludes`.
+    """The matcher for `root`: its `.fsyncignore` (if any) followed by `excludes`, and what
+    the rules of each conflict copy of that file at the root leave out (`_rule_copies`).
 
     Raises `ConfigError` when the file exists but cannot be read or is not UTF-8 text, is
     not a regular file (a fifo hung the run, `/dev/zero` ran out of memory), or is a link
     that leads nowhere: read as no rules, an ignore file kept on a disk not mounted let a
     push send what it leaves out, and a `--mirror` delete it on the remote.
     """
-    path = os.path.join(root, IGNORE_FILE)
+    rules = IgnoreMatcher.from_patterns([*_rule_lines(os.path.join(root, IGNORE_FILE)), *excludes])
+    for copy in _rule_copies(root):
+        rules = rules.also(IgnoreMatcher.from_patterns(_rule_lines(copy)))
+    return rules
+
+
+def _rule_copies(root: str) -> list[str]:
+    """The conflict copies of `.fsyncignore` at `root` (`.fsyncignore.conflict-...`).
+
+    When two machines change the rules at once, keep-both leaves one version under the
+    name and the other in a copy, whose rules then held no more: a `secrets/` rule made on
+    one machine let the next run send `secrets/`. They hold until the user merges the two
+    and deletes the copy (README)."""
+    prefix = IGNORE_FILE + ".conflict-"
+    try:
+        with os.scandir(root) as entries:
+            return sorted(e.path for e in entries if e.name.startswith(prefix))
+    except OSError:
+        return []  # (an unreadable root is the walk's to report)
+
+
+def _rule_lines(path: str) -> list[str]:
+    """The lines of the rules file `path`; none if there is no such file (see `read_ignore`
+    for what raises `ConfigError`)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a fifo's open waits for a writer)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise ConfigError(f"{path} is not a file; make it one, or remove it")
         with open(fd, encoding="utf-8-sig") as f:
-            lines = f.read().splitlines()
+            return f.read().splitlines()
     except FileNotFoundError:
         if os.path.islink(path):
             raise ConfigError(
                 f"{path} is a link to {os.readlink(path)}, which does not exist; "
                 "make it lead to the rules, or remove it"
             ) from None
-        lines = []
+        return []
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text; save it as UTF-8") from None
     except OSError as e:
         raise ConfigError(f"cannot read {path} ({e.strerror or e})") from None
-    return IgnoreMatcher.from_patterns([*lines, *excludes])
 
 
 def scan(

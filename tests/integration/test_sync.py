@@ -116,18 +116,39 @@ def test_rules_that_arrive_from_the_remote_hold_in_the_run_that_brings_them(
 ) -> None:
     """Another machine adds `secrets/` to `.fsyncignore`. The local rules were read as the
     run started, so the sync that brought the new rule down sent `secrets/key.pem` in the
-    same run, and a pull `--mirror` deleted it here; both leave it alone now, and bring
-    the rules down."""
+    same run (and failed on a name there no remote holds), and a pull `--mirror` deleted it
+    here; both leave it alone now, and bring the rules down."""
     local = tmp_path / "local"
     write(local, {".fsyncignore": "*.log\n", "a.txt": "a"})
     sync(local, remote_tree)
     rules = b"*.log\nsecrets/\n"
     remote_tree.write(".fsyncignore", rules)
-    write(local, {"secrets/key.pem": "mine alone"})
+    mine = {"secrets/key.pem": b"mine alone", "secrets/bad\\name": b"no remote holds it"}
+    write(local, mine)
     result = sync(local, remote_tree, direction=direction, mirror=direction is Direction.PULL)
     assert (result.uploaded, result.downloaded, result.deleted, result.failed) == (0, 1, 0, 0)
     assert remote_tree.tree() == {".fsyncignore": rules, "a.txt": b"a"}
-    assert files(local) == {".fsyncignore": rules, "a.txt": b"a", "secrets/key.pem": b"mine alone"}
+    assert files(local) == {".fsyncignore": rules, "a.txt": b"a", **mine}
+    assert planned(local, remote_tree) == []
+
+
+def test_a_conflict_copy_of_the_rules_holds_until_it_is_deleted(
+    remote_tree: RemoteTree, tmp_path: Path
+) -> None:
+    """Both machines change `.fsyncignore` at once: keep-both leaves one version under the
+    name and the other in a conflict copy, whose rules held for no run after: the next sync
+    sent what they leave out. A copy's rules hold until the user merges and deletes it."""
+    local = tmp_path / "local"
+    write(local, {".fsyncignore": "*.tmp\n", "a.txt": "a"})
+    sync(local, remote_tree)
+    write(local, {".fsyncignore": "*.tmp\nprivate/\n", "private/diary": "mine"})
+    remote_tree.write(".fsyncignore", b"*.tmp\nsecrets/\n")
+    write(local, {"secrets/key.pem": "mine too"})
+    first = sync(local, remote_tree)
+    assert first.conflicts == 1
+    assert sync(local, remote_tree).uploaded == 0
+    sent = remote_tree.tree()
+    assert not any(p.startswith(("private/", "secrets/")) for p in sent), sent
     assert planned(local, remote_tree) == []
 
 
