@@ -145,6 +145,15 @@ def file_identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def opened_path(fd: int) -> str | None:
+    """The path the open file `fd` has now, links resolved (Linux's `/proc/self/fd`), or
+    None where that cannot be told: what was opened, not what a name leads to since."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
 def folders_up(path: str) -> Iterator[str]:
     """`path`, then each folder above it, up to the top of its filesystem tree."""
     while True:

@@ -1398,6 +1398,44 @@ def test_a_watch_sends_no_file_into_a_folder_made_a_file_there_since_it_listed(
     }
 
 
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("made_a_link", ["d", "d/x.txt"])
+def test_a_folder_made_a_link_during_a_push_sends_nothing_it_leads_to(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path, made_a_link: str
+) -> None:
+    """`d/` (or `d/x.txt`) replaced by a link outside the root while the push ran: the
+    upload opened `d/x.txt` through the link and sent what it led to under the old name (a
+    file-system tester: 8 of 8 runs, exit 0), though a scan skips such a link. The file is
+    refused now, and the rest sent."""
+    src, outside = tmp_path / "src", tmp_path / "outside"
+    write(src, {"a.txt": "first", "d/x.txt": "mine"})
+    write(outside, {"x.txt": "SECRET, of another folder"})
+    hold = s3_proxy.proxy.add_rule("PutObject", action="delay", delay=60)
+    opts = options(src, s3_proxy, Direction.PUSH, transfers=1)
+    results: list[RunResult] = []
+    run = threading.Thread(target=lambda: results.append(app.run(opts, NullReporter())))
+    run.start()
+    try:
+        eventually(lambda: hold.fired == 1, "the first upload held", timeout=30)
+        if made_a_link == "d":
+            shutil.rmtree(src / "d")
+            (src / "d").symlink_to(outside)
+        else:
+            (src / "d/x.txt").unlink()
+            (src / "d/x.txt").symlink_to(outside / "x.txt")
+    finally:
+        hold.released.set()
+        run.join(timeout=60)
+    (result,) = results
+    assert (result.uploaded, result.failed, [e.path for e in result.errors]) == (
+        1,
+        1,
+        ["d/x.txt"],
+    )
+    assert "became a symbolic link" in result.errors[0].error
+    assert _stored(direct, s3_proxy.bucket) == {f"{PREFIX}/a.txt": b"first"}
+
+
 HIDDEN_REFUSAL = (
     "not sent: the remote keeps files under d/ (d/x), so it cannot hold a file d; rename d/ "
     "on the remote or d here, then run again (what is in the way is left out of this run by "

@@ -25,7 +25,15 @@ from fsync.errors import (
     UnsafePathError,
     VerificationError,
 )
-from fsync.fileops import file_identity, makedirs, place_new, rename_exchange, swap_into_place
+from fsync.fileops import (
+    file_identity,
+    makedirs,
+    opened_path,
+    path_below,
+    place_new,
+    rename_exchange,
+    swap_into_place,
+)
 from fsync.hashing import CacheRecord, HashingReader, StatSig, hash_file
 from fsync.ignore import STATE_DIR
 from fsync.model import (
@@ -210,6 +218,7 @@ class Worker:
         # Unbuffered: every reader of an upload reads in large steps, and a buffer would
         # cost an ioctl, an lseek and an extra read per file.
         with open(full, "rb", buffering=0) as raw:
+            self._check_opened(path, full, raw.fileno())
             before = StatSig.from_stat(os.fstat(raw.fileno()))
             if (before.size, before.mtime_ns) != (entry.size, entry.mtime_ns):
                 entry, before = _rehashed(full)
@@ -258,6 +267,26 @@ class Worker:
         base = BaseEntry(entry.size, entry.digest, new.fingerprint, entry.mtime_ns)
         settles = action.keep_copy and action.remote is not None
         return Outcome(path, base, remote=new, settles_copy=settles)
+
+    def _check_opened(self, path: RelPath, full: str, fd: int) -> None:
+        """Refuse to send what `full` was opened through a link to (`fd`), where the scan saw
+        no link: a file or a folder replaced by a link during the run made a push send what
+        the link led to, from outside the root too, under the old name (links are skipped
+        unless `--links follow`, which never leads outside the root nor into `.fsync/`)."""
+        where = opened_path(fd)
+        if where is None or where == os.path.join(
+            self.real_root, full[len(self.root) :].lstrip("/")
+        ):
+            return
+        if where.endswith(" (deleted)"):
+            return  # (gone since it was opened: the checks before publishing tell)
+        below = path_below(where, self.real_root) if self.opts.follow_links else None
+        if below is not None and below.split("/", 1)[0] not in ("", STATE_DIR):
+            return
+        raise UnsafePathError(
+            f"{path}: not sent: it became a symbolic link (or a folder above it did) during "
+            "the run; the next run skips the link"
+        )
 
     def _read_back(self, path: RelPath, entry: LocalEntry, published: RemoteEntry) -> None:
         """Download what was just published and check it hashes to what was sent.
