@@ -626,6 +626,7 @@ def _unmappable(
         local,
         limit=names.name_limit(root),
         case_insensitive=names.is_case_insensitive(os.path.join(root, STATE_DIR)),
+        room=names.path_room(root),
     )
 
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 
 from fsync.model import RelPath
-from fsync.paths import MAX_NAME_BYTES, temp_name
+from fsync.paths import MAX_NAME_BYTES, TEMP_PREFIX, TEMP_SUFFIX, temp_name
+
+_TEMP_NAME_BYTES = len(TEMP_PREFIX) + 16 + len(TEMP_SUFFIX)
+"""The length of every `temp_name` (16 hex digits)."""
 
 
 def case_key(path: str) -> str:
@@ -49,13 +53,33 @@ def case_collisions(paths: Iterable[RelPath]) -> dict[RelPath, tuple[RelPath, ..
     return out
 
 
-def too_long(path: RelPath, limit: int) -> str | None:
-    """Why `path` cannot be created where names hold at most `limit` bytes, or None."""
+def too_long(path: RelPath, limit: int, room: int = sys.maxsize) -> str | None:
+    """Why `path` cannot be created where names hold at most `limit` bytes and paths below
+    the root `room` (`path_room`), or None. A download is written under a temporary name in
+    the file's folder first (`temp_name`): that path counts too."""
     for part in path.split("/"):
         size = len(part.encode("utf-8"))
         if size > limit:
             return f"a name of {size} bytes is longer than the {limit} the local filesystem holds"
+    size = len(path.encode("utf-8"))
+    name = len(path.rpartition("/")[2].encode("utf-8"))
+    if size + max(0, _TEMP_NAME_BYTES - name) > room:
+        return (
+            f"the path is {size} bytes, too long for the local filesystem below this folder "
+            f"(a path there may have {room})"
+        )
     return None
+
+
+def path_room(root: str) -> int:
+    """The most bytes a path below `root` may have on its filesystem (Linux: 4,096 for the
+    whole, its terminating zero byte and `root/` counted out). Each name within the limit,
+    a key 21 folders deep failed to download, and a push --mirror then deleted it."""
+    try:
+        whole = int(os.pathconf(root, "PC_PATH_MAX"))
+    except (OSError, ValueError):
+        whole = 4096
+    return whole - 1 - len(os.path.abspath(root).encode("utf-8")) - 1
 
 
 def name_limit(folder: str) -> int:
@@ -93,15 +117,16 @@ def unmappable(
     *,
     limit: int,
     case_insensitive: bool,
+    room: int = sys.maxsize,
 ) -> dict[RelPath, str]:
-    """Paths a pull must leave alone, with the reason: too long, a file that is also a
-    folder on the remote, or a case collision.
+    """Paths a pull must leave alone, with the reason: too long (a name past `limit`, a
+    path past `room`), a file that is also a folder on the remote, or a case collision.
 
     `remote` and `local` are the paths of both snapshots (a local name colliding by case
     with a remote one is the same file on a case-insensitive disk).
     """
     remote = set(remote)
-    out = {p: why for p in remote if (why := too_long(p, limit)) is not None}
+    out = {p: why for p in remote if (why := too_long(p, limit, room)) is not None}
     for path in remote & _folders(remote):
         # An object store holds keys `f` and `f/g` side by side; a disk holds one or the
         # other. Both are left alone (a refused path takes what lies below it along).

@@ -232,8 +232,9 @@ class _Session:
         (`Listing.skipped`)."""
         self.hidden = planner.Hidden()
         """The remote's paths the ignore rules leave out, as of the last listing."""
-        self.name_rules: tuple[int, bool] | None = None
-        """The longest name this disk holds and whether it ignores case (`_unpullable`)."""
+        self.name_rules: tuple[int, bool, int] | None = None
+        """The longest name this disk holds, whether it ignores case, and the longest path
+        below the root (`_unholdable`)."""
         self.batches: queue.SimpleQueue[tuple[set[RelPath], bool]] = queue.SimpleQueue()
         self.retries = Retries(opts.retries, opts.retry_delay, opts.retry_max_delay)
         self.alarm = Alarm(opts.on_error, display.warning)
@@ -650,9 +651,12 @@ class _Session:
             self.name_rules = (
                 names.name_limit(self.root),
                 names.is_case_insensitive(os.path.join(self.root, STATE_DIR)),
+                names.path_room(self.root),
             )
-        limit, case_insensitive = self.name_rules
-        return names.unmappable(entries, local, limit=limit, case_insensitive=case_insensitive)
+        limit, case_insensitive, room = self.name_rules
+        return names.unmappable(
+            entries, local, limit=limit, case_insensitive=case_insensitive, room=room
+        )
 
     def _pull(self) -> None:
         """List the remote and apply what changed there since the last look (`--pull-every`)."""

@@ -70,6 +70,30 @@ def test_pull_refuses_keys_that_escape_and_names_too_long(memory_root: str, tmp_
     assert result.downloaded == 2
 
 
+def test_a_key_too_deep_for_the_disk_is_left_alone_by_a_pull_and_a_mirror_push(
+    memory_root: str, tmp_path: Path
+) -> None:
+    """Each of its names within the limit, a key 21 folders of 200 bytes deep passes the
+    4,096 bytes a path may have here: the pull failed it with "file name too long", left a
+    chain of empty folders, and a push --mirror then deleted it, as a file not here. Both
+    leave it alone now, the pull saying why."""
+    deep = "/".join(["d" * 200] * 21) + "/precious.txt"
+    fs = fsspec.filesystem("memory")
+    for key in (deep, "ok.txt"):
+        fs.pipe(f"{memory_root}/{key}", b"payload")
+    dst, url = tmp_path / "dst", f"memory://{memory_root}"
+
+    pulled = sync(dst, url, Direction.PULL)
+    pushed = sync(dst, url, Direction.PUSH, mirror=True)
+
+    assert [(e.path, "too long for the local filesystem" in e.error) for e in pulled.errors] == [
+        (deep, True)
+    ]
+    assert listing(dst) == {"ok.txt": b"payload"}
+    assert (pushed.deleted, pushed.failed) == (0, 0)
+    assert fs.cat(f"{memory_root}/{deep}") == b"payload"
+
+
 def test_a_key_that_is_also_a_folder_is_reported_not_a_conflict(
     memory_root: str, tmp_path: Path
 ) -> None:
