@@ -1291,6 +1291,70 @@ def test_a_disk_that_fills_during_a_pull_is_said_so_and_status_still_reports(
     assert [run["command"] for run in runs] == ["pull"]
 
 
+def _small_tree(src: Path) -> None:
+    """A file past RESUME_BLOCK (journaled) too big for `_pull_onto_a_small_disk`'s disk,
+    and small ones after it."""
+    write(src, {"a-big.bin": os.urandom(24 << 20)})
+    write(src, {f"b{n:02}.txt": f"small {n}" for n in range(20)})
+
+
+def _pull_onto_a_small_disk(
+    fsync, source: str, src: Path, disk: Path, env: dict[str, str] | None = None
+) -> None:
+    """Pull `source` (holding `_small_tree(src)`) onto a 16 MiB disk, then with room.
+
+    A 24 MiB file failed, as it must, and its partial file stayed, holding the disk full:
+    the small files after it failed too, and so did the manifest's write, at every run
+    (file-system tester, 5/5). The partial goes now, and the rest of the tree arrives;
+    with room, the next run fetches the big file."""
+    disk.mkdir()
+    script = (
+        'mount -t tmpfs -o size=16m tmpfs "$DISK" || exit 99\n'
+        '"$@" --json --transfers 1; echo "full: $?"\n'
+        'find "$DISK/local" -name ".fsync-*.tmp" | wc -l\n'
+        'mount -o remount,size=64m "$DISK" || exit 98\n'
+        '"$@" -q; echo "room: $?"\n'
+        'diff -r --exclude=.fsync "$SRC" "$DISK/local" && echo same\n'
+    )
+    res = fsync(
+        "pull",
+        source,
+        disk / "local",
+        env={**(env or {}), "DISK": str(disk), "SRC": str(src)},
+        prefix=[*_PRIVATE_MOUNTS, "sh", "-c", script, "sh"],
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary, full, temps, room, same = res.stdout.splitlines()
+    assert (full, temps, room, same) == ("full: 1", "0", "room: 0", "same")
+    report = json.loads(summary)
+    assert (report["failed"], report["downloaded"]) == (1, 20), report
+    (error,) = report["errors"]
+    assert error["path"] == "a-big.bin"
+    assert "no space left on device" in error["error"]
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare and a tmpfs mount")
+def test_a_download_that_does_not_fit_gives_its_space_back(fsync, tmp_path: Path) -> None:
+    """From a folder (`_pull_onto_a_small_disk`)."""
+    src = tmp_path / "src"
+    _small_tree(src)
+    _pull_onto_a_small_disk(fsync, str(src), src, tmp_path / "disk")
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare and a tmpfs mount")
+def test_an_s3_download_that_does_not_fit_gives_its_space_back(
+    fsync, s3_bucket: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """From S3, whose partial downloads a later run continues, but not on a full disk."""
+    server, bucket = s3_bucket
+    src, url = tmp_path / "src", f"s3://{bucket}/p"
+    _small_tree(src)
+    assert fsync("push", src, url, "-q", env=server.env()).returncode == 0
+    _pull_onto_a_small_disk(fsync, url, src, tmp_path / "disk", server.env())
+
+
 def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert fsync("push", demo, out).returncode == 0

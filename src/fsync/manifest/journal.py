@@ -156,14 +156,14 @@ class TransferJournal:
 
     def checkpoint(self, path: RelPath, blocks: bytes) -> None:
         """Set the digests of the blocks of `path`'s partial file that are on disk."""
-        with self._lock:
+        with self._writing():
             self._conn.execute(
                 "UPDATE download_journal SET blocks = ? WHERE path = ?", (blocks, path)
             )
 
     def end_download(self, path: RelPath) -> None:
         """Forget the partial download of `path` (finished or discarded); unknown is fine."""
-        with self._lock:
+        with self._writing():
             paths = self._download_paths()
             if path in paths:
                 self._conn.execute("DELETE FROM download_journal WHERE path = ?", (path,))

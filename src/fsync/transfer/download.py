@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from fsync.errors import RemoteChanged, VerificationError
-from fsync.fileops import create_exclusive, unlink_quietly
+from fsync.fileops import NO_SPACE, create_exclusive, low_on_space, unlink_quietly
 from fsync.hashing import new_hasher
 from fsync.model import PartialDownload, RelPath, RemoteEntry
 from fsync.paths import TEMP_TOKEN, is_temp_name, temp_name, temp_token
@@ -244,11 +244,30 @@ class Fetcher:
         except (_Unverifiable, RemoteChanged, VerificationError, FileNotFoundError):
             self.discard(partial.path, temp)  # this version cannot be finished from here
             raise
-        except BaseException:
-            if offset == 0 and not partial.blocks and out.tell() == 0:
+        except BaseException as exc:
+            if (offset == 0 and not partial.blocks and out.tell() == 0) or not self._keeps(
+                exc, os.path.dirname(temp)
+            ):
+                # Emptied first: an unlinked file still open holds its space, which the
+                # journal's write that forgets it needs on a full disk.
+                with contextlib.suppress(OSError):
+                    out.truncate(0)
                 self.discard(partial.path, temp)  # nothing worth keeping
             raise
         return Fetched(temp, hasher.hexdigest(), size, served, resumed_at=offset)
+
+    def _keeps(self, failure: BaseException, folder: str) -> bool:
+        """Whether a partial file in `folder` cut short by `failure` is worth keeping for a
+        later run.
+
+        Not on a full disk: kept, it held the space the rest of the run needed, and every
+        run after failed the same way, a partial fetched whole again each time. Nor from a
+        remote that stores no blake3, which no later run can check a continued file against
+        (`_checkable`): its partials were dropped at the next run, after holding the space.
+        """
+        full = isinstance(failure, OSError) and failure.errno in NO_SPACE
+        # (a write of the journal, which holds no errno, may meet the full disk first)
+        return self.remote.capabilities.stores_digest and not (full or low_on_space(folder))
 
     # -- bytes -------------------------------------------------------------------------------
 
