@@ -190,8 +190,8 @@ def _run_in(
                 reporter.close()
                 _report_planned(plan, on_action)
             else:
-                drop_abandoned_temps(journal, root, local.temps, manifest.abandoned_temp_tokens)
-                drop_remote_temps(remote, listing, manifest.abandoned_temp_tokens)
+                drop_abandoned_temps(journal, root, local.temps, manifest.temp_tokens)
+                drop_remote_temps(remote, listing, manifest.temp_tokens)
                 make_remote_root(remote, listing.entries, plan)
                 if opts.direction is not Direction.PULL:
                     abort_unsent_uploads(
@@ -395,8 +395,9 @@ def drop_remote_temps(
     remote: Remote, listing: Listing, tokens: Callable[[], Collection[str]]
 ) -> int:
     """Remove the temp files `listing` met on `remote` that a run whose `TEMP_TOKEN` is in
-    `tokens()` made, other than this process: the runs of this root that never ended
-    (`Manifest.abandoned_temp_tokens`), so killed outright. Returns how many.
+    `tokens()` made, other than this process: this root's runs (`Manifest.temp_tokens`),
+    killed outright, or ended without removing them (a temp that could not be removed).
+    Returns how many.
 
     The remote side of `drop_abandoned_temps`: a push killed mid-write left its temp file in
     a folder remote, which listings skip, so it stayed until `fsync cleanup` (by age). Call

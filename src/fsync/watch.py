@@ -436,10 +436,8 @@ class _Session:
             self.manifest.update_cache(scan.updates)
             self.manifest.prune_cache(scan.entries.keys())
         if not self.opts.dry_run and not self.stopper.is_set():
-            drop_abandoned_temps(
-                self.journal, self.root, scan.temps, self.manifest.abandoned_temp_tokens
-            )
-            app.drop_remote_temps(self.remote, listing, self.manifest.abandoned_temp_tokens)
+            drop_abandoned_temps(self.journal, self.root, scan.temps, self.manifest.temp_tokens)
+            app.drop_remote_temps(self.remote, listing, self.manifest.temp_tokens)
             if startup:  # (one that cannot be made ends the watch as it starts)
                 app.make_remote_root(self.remote, listing.entries, plan)
             app.abort_unsent_uploads(

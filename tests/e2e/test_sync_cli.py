@@ -514,7 +514,7 @@ def test_no_temp_goes_while_an_intent_names_its_inode(
     if "synced root inside" in remover:
         assert fsync("push", a / "sub", tmp_path / "s", "-q").returncode == 0
     with Manifest.open(str(a)) as manifest:
-        (token,) = manifest.abandoned_temp_tokens()
+        (token,) = manifest.temp_tokens(unfinished=True)
     other = LocalRemote(str(tmp_path / "c")).key  # the remote of the run killed mid-publish
     temp = a / "sub" / f".fsync-{token}00000001.tmp"
     temp.write_text("v1")

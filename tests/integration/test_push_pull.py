@@ -522,16 +522,23 @@ def test_a_run_removes_from_a_folder_remote_only_its_roots_abandoned_temp_files(
 ) -> None:
     """A folder remote may be shared by several machines and roots, each writing temp files
     there under its own process's token: a run removes only those of this root's runs that
-    never ended (killed outright), never one of a token its history does not know (another
-    run may be writing it now), nor one of its own process, nor a link or folder of that
-    form, nor anything in a dry run."""
+    never ended (killed outright) or could not remove them, never one of a token its history
+    does not know (another run may be writing it now), nor one of its own process, nor a
+    link or folder of that form, nor anything in a dry run."""
     local, remote = tmp_path / "local", tmp_path / "remote"
     url = f"file://{remote}"
     write(local, {"a.txt": "a"})
     assert push(local, url).uploaded == 1
     with Manifest.open(str(local)) as manifest:
         manifest.start_run("push", LocalRemote(str(remote)).key, "deadbeef")  # killed: no end
-    abandoned = [".fsync-deadbeef00000001.tmp", "d/e/.fsync-deadbeef00000002.tmp"]
+        # one that ended, though a temp of its could not be removed (an append-only folder)
+        ended = manifest.start_run("push", LocalRemote(str(remote)).key, "cafef00d")
+        manifest.finish_run(ended, 1, {})
+    abandoned = [
+        ".fsync-deadbeef00000001.tmp",
+        "d/e/.fsync-deadbeef00000002.tmp",
+        "d/.fsync-cafef00d00000001.tmp",
+    ]
     kept = [
         ".fsync-0123456700000001.tmp",  # a token this root's history does not know
         f"d/.fsync-{TEMP_TOKEN}00000001.tmp",  # this process's own
@@ -539,6 +546,7 @@ def test_a_run_removes_from_a_folder_remote_only_its_roots_abandoned_temp_files(
         ".fsync-deadbeef0000000g.tmp",
     ]
     write(remote, dict.fromkeys(abandoned + kept, "partial"))
+    write(local, dict.fromkeys(abandoned, "partial"))  # (the scan's sweep of LOCAL alike)
     (remote / "f").mkdir()
     (remote / "f" / ".fsync-deadbeef00000003.tmp").symlink_to(remote / "a.txt")
     (remote / "f" / ".fsync-deadbeef00000004.tmp").mkdir()
@@ -550,5 +558,6 @@ def test_a_run_removes_from_a_folder_remote_only_its_roots_abandoned_temp_files(
 
     assert result.failed == 0, result.errors
     assert listing(remote) == {"a.txt": b"a", **dict.fromkeys(kept, b"partial")}
+    assert not listing(local).keys() & set(abandoned)
     assert (remote / "f" / ".fsync-deadbeef00000003.tmp").is_symlink()
     assert (remote / "f" / ".fsync-deadbeef00000004.tmp").is_dir()

@@ -387,7 +387,7 @@ class Manifest:
         names with `temp_token` (`fsync.paths.TEMP_TOKEN`); return the run's id.
 
         The record is durable before the run writes anything: a run killed at any point
-        after it can have its temp files recognised (`abandoned_temp_tokens`).
+        after it can have its temp files recognised (`temp_tokens`).
         """
         with self.transaction():
             remote_id = self._remote_id(remote, create=True)
@@ -422,12 +422,15 @@ class Manifest:
             "UPDATE runs SET summary = ? WHERE id = ? AND ended IS NULL", (text, run_id)
         )
 
-    def abandoned_temp_tokens(self) -> set[str]:
-        """The temp-name tokens of the runs that started and never ended: killed outright
-        before they could remove their temp files, or still running (the caller's own run;
-        the root's lock rules out any other)."""
+    def temp_tokens(self, *, unfinished: bool = False) -> set[str]:
+        """The temp-name tokens of this root's runs (`unfinished`: of those that started
+        and never ended). A run that ended removed its temp files but those it could not
+        (a folder made append-only, a permission); one that never ended was killed outright
+        before it could, or is still running (the caller's own run: the root's lock rules
+        out any other). Either way, what is left of theirs is litter for the next run."""
         rows = self._conn.execute(
-            "SELECT DISTINCT temp_token FROM runs WHERE ended IS NULL AND temp_token IS NOT NULL"
+            "SELECT DISTINCT temp_token FROM runs WHERE temp_token IS NOT NULL"
+            + (" AND ended IS NULL" if unfinished else "")
         )
         return {token for (token,) in rows}
 

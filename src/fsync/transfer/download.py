@@ -347,8 +347,9 @@ def drop_abandoned_temps(
     tokens: Callable[[], Collection[str]],
 ) -> int:
     """Remove the temp files `temps` (found under `root` by a scan) that a run whose
-    `TEMP_TOKEN` is in `tokens()` made, other than this process: the runs of this root that
-    never ended (`Manifest.abandoned_temp_tokens`), so killed outright. Returns how many.
+    `TEMP_TOKEN` is in `tokens()` made, other than this process: this root's runs
+    (`Manifest.temp_tokens`), killed outright, or ended without removing them (a temp that
+    could not be removed: a folder made append-only). Returns how many.
     `tokens` is asked only when there are temp files to judge: most runs meet none.
 
     Call it holding the root's lock (no run of the root is then writing them), after this
