@@ -76,6 +76,10 @@ class Debouncer:
         self._lock = threading.Lock()
         self._pending: dict[RelPath, _Pending] = {}
         self._suppressed: dict[tuple[RelPath, int], float] = {}
+        self._snapshots: set[RelPath] = set()
+        """Files released at `settle_max` while still written, until a writer closes them:
+        not `held`, or the batch of the snapshot dropped them as held again by the next write
+        (a log kept open was never sent)."""
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -112,6 +116,7 @@ class Debouncer:
                 entry.writing.add(path)
             elif writing is False and path in entry.writing:
                 entry.writing.discard(path)
+                self._snapshots.discard(path)
                 if not entry.writing and not entry.closed:
                     # The writer is done: coalescing starts from here. Only at the hold's
                     # first close: a file appended to and closed every 100 ms, its hold
@@ -155,9 +160,14 @@ class Debouncer:
             self._suppressed[(path, mtime_ns)] = now + SUPPRESS_SECONDS
 
     def held(self) -> set[RelPath]:
-        """The paths (files and tree folders) held right now."""
+        """The paths (files and tree folders) held right now, but files written without
+        pause since their last snapshot (`settle_max`): no moment of theirs is a settled
+        one, so a snapshot is all there is to send."""
         with self._lock:
-            return set(self._pending)
+            snapshots = self._snapshots
+            return {
+                p for p, e in self._pending.items() if not (e.writing and e.writing <= snapshots)
+            }
 
     # --- taking (the watcher's thread) ----------------------------------------------------
 
@@ -198,6 +208,7 @@ class Debouncer:
             if now - e.first >= self.settle_max:
                 # Written for that long without a close, and maybe still being written every
                 # few milliseconds (a log kept open): take a snapshot now, or never.
+                self._snapshots.update(e.writing)
                 return True
             self._observe(e, sig, now)
             return False

@@ -898,10 +898,19 @@ def test_a_file_kept_open_and_written_all_the_time_is_synced_at_the_settle_limit
                 log.flush()
                 time.sleep(0.05)
 
+    def sent() -> int:
+        try:
+            return (w.remote / "app.log").stat().st_size
+        except FileNotFoundError:
+            return 0
+
     writer = threading.Thread(target=append)
     writer.start()
     try:
-        eventually((w.remote / "app.log").exists, "a snapshot of the open log")
+        eventually(lambda: sent() > 0, "a snapshot of the open log")
+        first = sent()
+        # (the batch of each later snapshot found the log held again, and dropped it)
+        eventually(lambda: sent() > first, "a later snapshot, while it is still written")
     finally:
         stop.set()
         writer.join()

@@ -138,6 +138,24 @@ def test_a_file_kept_open_and_written_all_the_time_is_released_at_the_settle_lim
     assert times[1] == pytest.approx(2 * SETTLE, abs=0.2)
 
 
+def test_a_snapshot_taken_at_the_settle_limit_is_not_held_back_by_the_next_write(
+    deb: Debouncer, disk: Disk
+) -> None:
+    """The batch of a snapshot asks what is held before it scans; a log written every 50 ms
+    was held again by then, and the batch dropped it, every time: never sent. Such a file
+    is not held while its writer goes on; once it is closed, holds are as before."""
+    log = RelPath("app.log")
+    t = 0.0
+    while not deb.take_ready(t):
+        deb.record(log, t, writing=True)
+        t = round(t + 0.05, 6)
+    deb.record(log, t, writing=True)  # the next line, before the batch looks
+    assert log not in deb.held()
+    deb.record(log, t, writing=False)
+    deb.record(log, t + 0.05, writing=True)
+    assert log in deb.held()
+
+
 def test_a_size_change_without_events_restarts_the_quiet_window(deb: Debouncer, disk: Disk) -> None:
     disk.files["a.txt"] = (1, 1)
     deb.record(P, 0.0)
