@@ -330,7 +330,7 @@ class _Session:
                 else:
                     self.full_failures += 1
                     self.full_due = time.monotonic() + self._backoff(self.full_failures)
-            if paths:
+            if paths:  # (the batch grows by those it takes in: all are retried on a failure)
                 self._attempt(partial(self._sync_batch, paths), paths)
             if self.next_pull is not None and time.monotonic() >= self.next_pull:
                 self.next_pull = time.monotonic() + (self.opts.pull_every or 0)
@@ -474,6 +474,9 @@ class _Session:
         `DELETE_SETTLE`: deletions that go on (an `rm -rf` walking the tree, an unmount) are
         judged by the delete limit together, not a slice at a time, and a path deleted and
         made again (`rm -rf d; cp -r backup d`, an editor's save) is planned as it ends up.
+        Those are added to `paths` itself, which the caller retries if the batch fails as a
+        whole: the remote unreachable, it retried only the first batch's, and the changes
+        taken in waited for the hourly rescan.
         """
         settled_by = time.monotonic() + DELETE_SETTLE_MAX
         removed = 0
@@ -483,7 +486,7 @@ class _Session:
             held = self.watcher.held()
             scan = self._scan_only(paths)
             if gone := self._moved_away(paths, scan, held):
-                paths = paths | gone
+                paths |= gone
                 scan.removed.extend(sorted(gone))
             # Scanned again even when the batches that joined name only paths it holds: such
             # a path was made again after this scan saw it gone (dropped, the batch deleted
@@ -496,7 +499,7 @@ class _Session:
                 # a slice under the limit went through and deleted remote copies.
                 settled_by = time.monotonic() + DELETE_SETTLE_MAX
             removed = len(scan.removed)
-            paths = paths | more
+            paths |= more
         self._warn_scan(scan)
         keep = _Scope(held | self.shadowed, scan)
         self._look_in_new_folders(scan.entries)
@@ -786,9 +789,15 @@ class _Session:
                 continue  # unreachable, or not a file: the retry will tell
 
     def _failed(self, path: RelPath, error: str) -> None:
-        """Schedule `path` again; fire `--on-error` once its retries are spent."""
-        self.manifest.queue(self.remote.key, [path])
-        if self.retries.failed(path, error, time.monotonic()):
+        """Schedule `path` again; fire `--on-error` once its retries are spent.
+
+        The queue in the manifest keeps it for a later session too, where the disk lets it:
+        on a full disk, that write failed inside the handler of the failure it recorded,
+        and ended the watch that had just said it would retry."""
+        spent = self.retries.failed(path, error, time.monotonic())
+        with contextlib.suppress(FsyncError):
+            self.manifest.queue(self.remote.key, [path])
+        if spent:
             self._alarm()
 
     def _alarm(self) -> None:

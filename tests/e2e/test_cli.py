@@ -1355,6 +1355,38 @@ def test_an_s3_download_that_does_not_fit_gives_its_space_back(
     _pull_onto_a_small_disk(fsync, url, src, tmp_path / "disk", server.env())
 
 
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare and a tmpfs mount")
+def test_a_watch_goes_on_through_a_full_disk_under_its_state(fsync, tmp_path: Path) -> None:
+    """A watch whose state database met a full disk said "will retry", then died: recording
+    the failure for a retry wrote to the same database, from inside the handler (watch
+    tester, 2/2). It retries now, and sends the change once there is room."""
+    disk, remote = tmp_path / "disk", tmp_path / "remote"
+    disk.mkdir()
+    script = (
+        'mount -t tmpfs -o size=4m tmpfs "$DISK" || exit 99\n'
+        'mkdir "$DISK/local" && echo one > "$DISK/local/a" || exit 98\n'
+        '"$@" -q & watch=$!\n'
+        'for _ in $(seq 300); do [ -f "$REMOTE/a" ] && break; sleep 0.1; done\n'
+        'dd if=/dev/zero of="$DISK/filler" bs=1k 2>/dev/null\n'
+        'printf two | dd of="$DISK/local/a" conv=notrunc 2>/dev/null\n'  # (no new block)
+        "sleep 3\n"
+        'rm "$DISK/filler"\n'
+        'for _ in $(seq 300); do [ "$(cat "$REMOTE/a")" = two ] && break; sleep 0.1; done\n'
+        'kill -INT $watch; wait $watch; echo "watch: $?"\n'
+        'cat "$REMOTE/a"\n'
+    )
+    res = fsync(
+        "watch",
+        disk / "local",
+        remote,
+        env={"DISK": str(disk), "REMOTE": str(remote)},
+        prefix=[*_PRIVATE_MOUNTS, "sh", "-c", script, "sh"],
+        timeout=60,
+    )
+    assert res.stdout.splitlines() == ["watch: 0", "two"], res.stdout + res.stderr
+    assert "no space left on device" in res.stderr
+
+
 def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert fsync("push", demo, out).returncode == 0

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import blake3
 import pytest
+from botocore.exceptions import ClientError
 
 from fsync import app
 from fsync.config import SyncOptions, WatchOptions
@@ -1434,6 +1435,43 @@ def test_a_folder_made_a_link_during_a_push_sends_nothing_it_leads_to(
     )
     assert "became a symbolic link" in result.errors[0].error
     assert _stored(direct, s3_proxy.bucket) == {f"{PREFIX}/a.txt": b"first"}
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_watch_retries_every_change_a_batch_that_failed_took_in(
+    s3_proxy: ProxiedBucket, direct: S3Server, tmp_path: Path
+) -> None:
+    """With the store unreachable, a deletion, then an edit and a file in a new folder: the
+    batch of the deletion takes in those that follow (the delete limit judges them
+    together), and failed as a whole. Only its first paths were retried: once the store
+    answered again, the edit and the new file waited for the hourly rescan (watch tester,
+    3/3, the summary saying 0 failing). Every one of them goes through now."""
+    src = tmp_path / "src"
+    write(src, {"f1": "one", "f2": "two", "f3": "three"})
+    url = f"s3://{s3_proxy.bucket}/{PREFIX}"
+    options = {"storage_options": s3_proxy.server.storage_options(), "chunk_size": CHUNK}
+
+    def stored() -> dict[str, bytes] | None:
+        try:
+            return _stored(direct, s3_proxy.bucket)
+        except ClientError:  # (a key the watch deleted between the listing and the read)
+            return None
+
+    w = Watching(src, tmp_path / "unused", url=url, retry_delay=0.05, **options)
+    try:
+        eventually(lambda: len(stored() or ()) == 3, "the startup push")
+        s3_proxy.proxy.add_rule(None, action="503", times=None)
+        (src / "f1").unlink()
+        time.sleep(0.3)
+        write(src, {"f2": "two, edited", "n/x": "new"})
+        eventually(lambda: w.display.warnings, "the failure said", timeout=30)
+        time.sleep(1.0)
+        s3_proxy.proxy.clear_rules()
+        want = {f"{PREFIX}/{p}": c for p, c in (("f2", b"two, edited"), ("f3", b"three"))}
+        want[f"{PREFIX}/n/x"] = b"new"
+        eventually(lambda: stored() == want, "every change", timeout=30)
+    finally:
+        w.stop()
 
 
 HIDDEN_REFUSAL = (
