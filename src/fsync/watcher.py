@@ -76,10 +76,14 @@ EVENT_TYPES: list[type[FileSystemEvent]] = [
 """What the watcher asks the kernel for: opens and read-only closes are left out, so fsync
 reading a file to upload it raises no event at all."""
 
+LIMITED_RESCAN_EVERY = 30.0
+"""Seconds between full rescans once a watch could not be added (`WATCH_LIMIT_FIX`), where
+`rescan_every` is longer: changes in folders without a watch waited for the hourly one."""
+
 WATCH_LIMIT_FIX = (
     "the inotify watch limit (fs.inotify.max_user_watches) is reached, so changes in some "
-    "folders are seen only by full rescans; raise it: sysctl -w "
-    "fs.inotify.max_user_watches=524288 (and in /etc/sysctl.d/ to keep it)"
+    f"folders are seen only by full rescans (every {LIMITED_RESCAN_EVERY:.0f} s from now); "
+    "raise it: sysctl -w fs.inotify.max_user_watches=524288 (and in /etc/sysctl.d/ to keep it)"
 )
 INSTANCE_LIMIT_FIX = (
     "the inotify instance limit (fs.inotify.max_user_instances) is reached, so events are "
@@ -216,7 +220,10 @@ class Watcher:
         self._wake.set()
 
     def warn_loss(self, message: str) -> None:
-        """Report a loss of events (at most once a minute per message) and rescan."""
+        """Report a loss of events (at most once a minute per message) and rescan; past the
+        watch limit, rescan every `LIMITED_RESCAN_EVERY` seconds from now on."""
+        if message == WATCH_LIMIT_FIX:
+            self.rescan_every = min(self.rescan_every, LIMITED_RESCAN_EVERY)
         self.request_rescan()  # first: a failing `on_warning` must not cost the rescan
         self._warn_once(message)
 

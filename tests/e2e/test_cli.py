@@ -1387,6 +1387,51 @@ def test_a_watch_goes_on_through_a_full_disk_under_its_state(fsync, tmp_path: Pa
     assert "no space left on device" in res.stderr
 
 
+def _can_limit_watches() -> bool:
+    """Whether a user namespace of its own may lower its inotify watch limit here."""
+    if shutil.which("unshare") is None or not sys.platform.startswith("linux"):
+        return False
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c", _LOW_WATCH_LIMIT],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+_LOW_WATCH_LIMIT = "echo 20 > /proc/sys/user/max_inotify_watches"
+
+
+@pytest.mark.skipif(not _can_limit_watches(), reason="needs a user namespace's watch limit")
+def test_past_the_watch_limit_a_change_is_sent_by_a_rescan_within_a_minute(
+    fsync, tmp_path: Path
+) -> None:
+    """Past the inotify watch limit, the folders without a watch were seen by the hourly
+    rescan alone: an edit there was not sent for up to an hour (watch tester). Rescans come
+    every 30 s then, as the warning says."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local, {f"d{n:02}/f": "one" for n in range(50)})
+    script = (
+        f"{_LOW_WATCH_LIMIT} || exit 99\n"
+        '"$@" -q & watch=$!\n'
+        'for _ in $(seq 300); do [ -f "$REMOTE/d49/f" ] && break; sleep 0.1; done\n'
+        'echo two > "$LOCAL/d49/f"\n'
+        'for _ in $(seq 450); do [ "$(cat "$REMOTE/d49/f")" = two ] && break; sleep 0.1; done\n'
+        'kill -INT $watch; wait $watch; echo "watch: $?"\n'
+        'cat "$REMOTE/d49/f"\n'
+    )
+    res = fsync(
+        "watch",
+        local,
+        remote,
+        env={"LOCAL": str(local), "REMOTE": str(remote)},
+        prefix=["unshare", "--user", "--map-root-user", "sh", "-c", script, "sh"],
+        timeout=90,
+    )
+    assert res.stdout.splitlines() == ["watch: 0", "two"], res.stdout + res.stderr
+    assert "inotify watch limit" in res.stderr
+
+
 def test_unreadable_folder_is_not_a_deletion(fsync, demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert fsync("push", demo, out).returncode == 0
