@@ -446,7 +446,12 @@ class _Session:
                 scan.entries,
                 unknown=lambda p: not keep(p) or self.ignore.ignores(p),
             )
-        return self._execute(plan, queue_paths=_acted_paths(plan), scan=scan)
+        # Failing paths it judged and did not fail are done (or held back, counted so): left
+        # to their backed-off retries, a deleted and recreated root's files were still said
+        # to fail, with the error of the root's absence, and counted twice when the watch
+        # stopped.
+        judged = [p for p in self.retries.failing() if keep(p)]
+        return self._execute(plan, queue_paths=[*_acted_paths(plan), *judged], scan=scan)
 
     def _list_remote(self) -> tuple[Listing, dict[RelPath, RemoteEntry]]:
         """List the remote: the listing as it comes, and its entries under the ignore rules.
@@ -616,12 +621,15 @@ class _Session:
             self.held_back -= deletes
             return plan
         if new := deletes - self.held_back:
+            # (one file beyond a large deletion held back: its count alone read "not
+            # deleting 1 files ..., more than the limit of 200")
             held = f", {len(self.held_back)} held back already" if self.held_back else ""
             self.display.warning(
-                f"not deleting {len(new)} files ({lost} deleted since the tree's largest, "
-                f"{self.peak} files, since the last full scan{held}), more than the limit of "
-                f"{limit} (a wrong path or an unmounted disk?); if it is meant, stop this watch "
-                f"and run fsync {d.value} --force"
+                f"not deleting {len(new)} {'file' if len(new) == 1 else 'files'}: with "
+                f"{lost} deleted since the tree's largest ({self.peak} files, since the last "
+                f"full scan){held}, deletions pass the limit of {limit} (a wrong path or an "
+                f"unmounted disk?); if it is meant, stop this watch and run fsync {d.value} "
+                "--force"
             )
             self.held_back |= new
         return planner.without_deletes(plan)

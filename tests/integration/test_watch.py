@@ -1302,3 +1302,23 @@ def test_a_held_back_delete_gone_on_both_sides_is_held_no_more(
     (local / "k1").unlink()  # one delete alone, under the limit of 2
     w.converge("the lone delete")
     assert len([m for m in w.display.warnings if "not deleting" in m]) == 1
+
+
+def test_a_root_deleted_and_made_again_leaves_no_stale_failures(
+    start: Callable[..., Watching],
+) -> None:
+    """The root deleted (its files' deletion held back by the limit) and made again with a
+    new file: the batches met while it was gone failed ("local root ... does not exist"),
+    and, their retries backed off, the stop still named those files as failing, with that
+    error, beside the same files held back. The full rescan the root's return brings
+    judges them: held back, not failing."""
+    w = start(retry_delay=30.0, retry_max_delay=60.0)
+    write(w.local, {name: name for name in ("a", "b", "c", "d")})
+    w.converge()
+    shutil.rmtree(w.local)
+    eventually(lambda: w.display.warnings, "the root's absence said")
+    time.sleep(1.0)  # (batches of the deletions meet no root)
+    write(w.local, {"fresh.txt": "new"})
+    eventually((w.remote / "fresh.txt").exists, "the new file sent")
+    totals = w.stop()
+    assert (totals.failed, totals.errors, totals.held_back) == (0, [], 4)
