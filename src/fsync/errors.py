@@ -101,6 +101,11 @@ class PermanentError(FsyncError):
     """A failure retrying cannot fix: access denied, no such bucket, disk full."""
 
 
+class DiskFull(PermanentError):
+    """The local disk (under the state database) has no room left: a write of SQLite, which
+    gives no errno, where an `OSError` would carry ENOSPC."""
+
+
 class RemoteUnavailable(PermanentError):
     """The whole remote cannot be reached or used; the run stops (exit 1)."""
 

@@ -66,7 +66,8 @@ def too_long(path: RelPath, limit: int, room: int = sys.maxsize) -> str | None:
     if size + max(0, _TEMP_NAME_BYTES - name) > room:
         return (
             f"the path is {size} bytes, too long for the local filesystem below this folder "
-            f"(a path there may have {room})"
+            f"(a path there may have {room}, and a download is written under a "
+            f"{_TEMP_NAME_BYTES}-byte temporary name in its folder first)"
         )
     return None
 
@@ -79,7 +80,7 @@ def path_room(root: str) -> int:
         whole = int(os.pathconf(root, "PC_PATH_MAX"))
     except (OSError, ValueError):
         whole = 4096
-    return whole - 1 - len(os.path.abspath(root).encode("utf-8")) - 1
+    return whole - 1 - len(os.fsencode(os.path.abspath(root))) - 1
 
 
 def name_limit(folder: str) -> int:
@@ -125,8 +126,14 @@ def unmappable(
     `remote` and `local` are the paths of both snapshots (a local name colliding by case
     with a remote one is the same file on a case-insensitive disk).
     """
-    remote = set(remote)
-    out = {p: why for p in remote if (why := too_long(p, limit, room)) is not None}
+    remote, local = set(remote), set(local)
+    # A path this disk holds already fits it (with its temp name: a path near the limit,
+    # synced, failed every pull after, and its edits were never sent).
+    out = {
+        p: why
+        for p in remote
+        if (why := too_long(p, limit, sys.maxsize if p in local else room)) is not None
+    }
     for path in remote & _folders(remote):
         # An object store holds keys `f` and `f/g` side by side; a disk holds one or the
         # other. Both are left alone (a refused path takes what lies below it along).

@@ -12,7 +12,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from fsync import app
+from fsync import app, names
 from fsync.config import SyncOptions, VerifyOptions
 from fsync.model import Direction, RunResult
 from fsync.names import is_case_insensitive
@@ -92,6 +92,26 @@ def test_a_key_too_deep_for_the_disk_is_left_alone_by_a_pull_and_a_mirror_push(
     assert listing(dst) == {"ok.txt": b"payload"}
     assert (pushed.deleted, pushed.failed) == (0, 0)
     assert fs.cat(f"{memory_root}/{deep}") == b"payload"
+
+
+def test_a_file_here_near_the_path_limit_still_syncs(memory_root: str, tmp_path: Path) -> None:
+    """A path this disk holds fits it: counted with a download's temp name, a short name at
+    the end of a path near the limit was refused as too long by every pull after its first
+    sync (review), and its edits were never sent."""
+    dst, url = tmp_path / "dst", f"memory://{memory_root}"
+    room = names.path_room(str(dst))
+    depth = room - 10 - len("/a")
+    folders = "/".join("d" * 200 for _ in range(depth // 201))
+    folders += "/" + "e" * (depth - len(folders) - 1)
+    deep = f"{folders}/a"
+    assert len(deep) <= room < len(deep) + len(".fsync-0123456789abcdef.tmp") - 1
+    write(dst, {deep: "here"})
+    assert sync(dst, url, Direction.PUSH).uploaded == 1
+    write(dst, {deep: "edited"})
+    for direction in (Direction.PULL, Direction.SYNC):
+        result = sync(dst, url, direction)
+        assert (result.failed, result.errors) == (0, [])
+    assert fsspec.filesystem("memory").cat(f"{memory_root}/{deep}") == b"edited"
 
 
 def test_a_key_that_is_also_a_folder_is_reported_not_a_conflict(

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 from importlib import resources
 
-from fsync.errors import ConfigError, FsyncError, PermanentError
+from fsync.errors import ConfigError, DiskFull, FsyncError, PermanentError
 from fsync.fileops import NO_SPACE, low_on_space
 from fsync.ignore import STATE_DIR
 
@@ -212,10 +212,10 @@ def failed_access(path: str, err: sqlite3.Error) -> PermanentError | None:
     return None
 
 
-def _no_space(path: str, why: str) -> PermanentError:
+def _no_space(path: str, why: str) -> DiskFull:
     """The error for a full disk under `path`: a run-time failure (exit 1), as a full disk
     under a downloaded file is, with nothing to move aside."""
-    return PermanentError(
+    return DiskFull(
         f"{path} cannot be written: no space left on device ({why}; free some space on that "
         "disk and run again)"
     )

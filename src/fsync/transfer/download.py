@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from fsync.errors import RemoteChanged, VerificationError
-from fsync.fileops import NO_SPACE, create_exclusive, low_on_space, unlink_quietly
+from fsync.errors import DiskFull, RemoteChanged, VerificationError
+from fsync.fileops import NO_SPACE, create_exclusive, unlink_quietly
 from fsync.hashing import new_hasher
 from fsync.model import PartialDownload, RelPath, RemoteEntry
 from fsync.paths import TEMP_TOKEN, is_temp_name, temp_name, temp_token
@@ -245,9 +245,7 @@ class Fetcher:
             self.discard(partial.path, temp)  # this version cannot be finished from here
             raise
         except BaseException as exc:
-            if (offset == 0 and not partial.blocks and out.tell() == 0) or not self._keeps(
-                exc, os.path.dirname(temp)
-            ):
+            if (offset == 0 and not partial.blocks and out.tell() == 0) or not self._keeps(exc):
                 # Emptied first: an unlinked file still open holds its space, which the
                 # journal's write that forgets it needs on a full disk.
                 with contextlib.suppress(OSError):
@@ -256,18 +254,20 @@ class Fetcher:
             raise
         return Fetched(temp, hasher.hexdigest(), size, served, resumed_at=offset)
 
-    def _keeps(self, failure: BaseException, folder: str) -> bool:
-        """Whether a partial file in `folder` cut short by `failure` is worth keeping for a
-        later run.
+    def _keeps(self, failure: BaseException) -> bool:
+        """Whether a partial file cut short by `failure` is worth keeping for a later run.
 
         Not on a full disk: kept, it held the space the rest of the run needed, and every
         run after failed the same way, a partial fetched whole again each time. Nor from a
         remote that stores no blake3, which no later run can check a continued file against
         (`_checkable`): its partials were dropped at the next run, after holding the space.
         """
-        full = isinstance(failure, OSError) and failure.errno in NO_SPACE
-        # (a write of the journal, which holds no errno, may meet the full disk first)
-        return self.remote.capabilities.stores_digest and not (full or low_on_space(folder))
+        # (a write of the journal, which holds no errno, may meet the full disk first; free
+        # space alone tells nothing: a network failure on a nearly full disk keeps its part)
+        full = isinstance(failure, DiskFull) or (
+            isinstance(failure, OSError) and failure.errno in NO_SPACE
+        )
+        return self.remote.capabilities.stores_digest and not full
 
     # -- bytes -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import stat
@@ -274,15 +275,18 @@ class Worker:
         the link led to, from outside the root too, under the old name (links are skipped
         unless `--links follow`, which never leads outside the root nor into `.fsync/`)."""
         where = opened_path(fd)
-        if where is None or where == os.path.join(
-            self.real_root, full[len(self.root) :].lstrip("/")
-        ):
+        expected = os.path.join(self.real_root, full[len(self.root) :].lstrip("/"))
+        if where is None or where == expected:
             return
         if where.endswith(" (deleted)"):
             return  # (gone since it was opened: the checks before publishing tell)
         below = path_below(where, self.real_root) if self.opts.follow_links else None
         if below is not None and below.split("/", 1)[0] not in ("", STATE_DIR):
             return
+        if os.path.realpath(full) == expected:
+            # No link on the name: the file was moved since it was opened (an editor's
+            # save renaming it aside, an mv): gone from here, as a file that vanished.
+            raise FileNotFoundError(errno.ENOENT, "moved while being sent", full)
         raise UnsafePathError(
             f"{path}: not sent: it became a symbolic link (or a folder above it did) during "
             "the run; the next run skips the link"
