@@ -199,6 +199,7 @@ def _run_in(
                         plan,
                         local.entries,
                         unknown=lambda p: local.is_unknown(p) or ignore.ignores(p),
+                        synced=base,
                     )
                 entry.done = RunResult()
                 sink = ManifestSink(manifest, remote.key, entry)
@@ -355,10 +356,15 @@ def abort_unsent_uploads(
     local: Mapping[RelPath, LocalEntry],
     *,
     unknown: Callable[[RelPath], bool],
+    synced: Mapping[RelPath, BaseEntry],
 ) -> int:
     """Abort the journaled uploads of `remote` that `plan` will not continue: of a path it
     does not upload whose local file (in `local`, a full scan) is gone or holds other content
-    than the upload was sending. Returns how many were aborted.
+    than the upload was sending, or whose version it was sending is the one synced (in the
+    base `synced`): a run killed after the store completed it, before its answer came, left
+    it journaled, and `fsync status` listed it as unfinished through every run after
+    (crash tester). Aborting a completed upload only forgets it. Returns how many were
+    aborted.
 
     Otherwise only the next upload of a path continues or aborts that path's upload, and one
     a killed run left for a file deleted or changed back since would stay on the store, its
@@ -375,8 +381,11 @@ def abort_unsent_uploads(
     def stale(path: RelPath, upload: PendingUpload) -> bool:
         if path in sending or unknown(path):
             return False
-        entry = local.get(path)
-        return entry is None or (entry.digest, entry.size) != (upload.digest, upload.size)
+        sent = (upload.digest, upload.size)
+        base, entry = synced.get(path), local.get(path)
+        if base is not None and (base.digest, base.size) == sent:
+            return True
+        return entry is None or (entry.digest, entry.size) != sent
 
     return remote.abort_journaled(stale)
 

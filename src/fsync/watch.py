@@ -445,6 +445,7 @@ class _Session:
                 plan,
                 scan.entries,
                 unknown=lambda p: not keep(p) or self.ignore.ignores(p),
+                synced=self.state.base,
             )
         # Failing paths it judged and did not fail are done (or held back, counted so): left
         # to their backed-off retries, a deleted and recreated root's files were still said

@@ -23,7 +23,7 @@ from fsynctest.trees import listing, write
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conftest import S3Server
+    from conftest import ProxiedBucket, S3Server
 
 
 def test_cleanup_removes_stale_temp_files_only(fsync, tmp_path: Path) -> None:
@@ -497,3 +497,45 @@ def test_the_next_run_removes_the_temp_files_a_killed_push_left_in_a_folder_remo
         assert listing(src).keys() == {"small.txt", "dir/big.bin", users}
     else:
         assert listing(out) == {**listing(src), **theirs_and_users}
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_an_upload_the_store_completed_as_the_run_was_killed_is_not_left_unfinished(
+    fsync,
+    fsync_started,
+    s3_bucket: tuple[S3Server, str],
+    s3_proxy: ProxiedBucket,
+    tmp_path: Path,
+) -> None:
+    """`kill -9` after the store completed a multipart upload, before its answer came: the
+    next runs adopt the object, yet `fsync status` listed the upload as unfinished through
+    every one of them, until a `cleanup --older-than 0s` (crash tester). The next push
+    forgets it: the version it was sending is the one synced."""
+    server, bucket = s3_proxy.server, s3_proxy.bucket
+    src, url = tmp_path / "src", f"s3://{bucket}/p"
+    write(src, {"big.bin": os.urandom(20 << 20), "small.txt": "s"})
+    hold = s3_proxy.proxy.add_rule("CompleteMultipartUpload", action="delay", delay=60)
+    run = fsync_started("push", src, url, "--chunk-size", "8MiB", env=server.env())
+    try:
+        _wait_until(lambda: hold.fired == 1, run)
+        direct = s3_bucket[0].boto3_client()  # (past the proxy, which holds fsync's)
+        (upload,) = direct.list_multipart_uploads(Bucket=bucket)["Uploads"]
+        parts = direct.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        direct.complete_multipart_upload(
+            Bucket=bucket,
+            Key=upload["Key"],
+            UploadId=upload["UploadId"],
+            MultipartUpload={
+                "Parts": [{k: p[k] for k in ("PartNumber", "ETag")} for p in parts["Parts"]]
+            },
+        )
+        run.kill()
+        run.wait(timeout=60)
+    finally:
+        hold.released.set()
+    for _ in range(2):
+        assert fsync("push", src, url, "-q", env=server.env()).returncode == 0
+    status = fsync("status", src, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["unfinished_uploads"] == []
