@@ -24,20 +24,6 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 NO_SPACE = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 """The errnos of a full disk (or quota)."""
 
-_LOW_SPACE = 1 << 20
-"""Free bytes below which a failure is taken for a full disk where no errno says so: SQLite
-gives none, and a WAL database needs room for its 32 KiB index and the pages of a commit."""
-
-
-def low_on_space(folder: str) -> bool:
-    """Whether the disk of `folder` has less than `_LOW_SPACE` left for an unprivileged
-    writer (False where that cannot be told: no full disk is claimed)."""
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < _LOW_SPACE
-
 
 def makedirs(folder: str) -> None:
     """`os.makedirs(folder, exist_ok=True)`, safe against a concurrent prune of its folders.

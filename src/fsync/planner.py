@@ -214,13 +214,17 @@ def refuse_clashes(
         for a in new:
             why = in_the_way(a.path, stays, below, up=create is ActionKind.UPLOAD)
             if why is not None:
-                refused[a.path] = replace(
-                    a, reason=why, conflict=False, keep_copy=False, share_copy=False
-                )
+                refused[a.path] = _refusal(a, why)
     if not refused:
         return actions, ()
     kept = [a for a in actions if a.path not in refused]
     return kept, tuple(sorted(refused.values(), key=lambda a: a.path))
+
+
+def _refusal(action: Action, why: str) -> Action:
+    """`action` refused (`Plan.refused`) for `why`: no longer a conflict's, nor keeping a
+    copy, since nothing of it is done."""
+    return replace(action, reason=why, conflict=False, keep_copy=False, share_copy=False)
 
 
 def _lacks(action: Action, create: ActionKind) -> bool:
@@ -292,9 +296,7 @@ def refuse_hidden(plan: Plan, hidden: Hidden) -> Plan:
             why = in_the_way(a.path, hidden.paths, hidden.below, up=True)
             if why is not None:
                 why += " (what is in the way is left out of this run by the ignore rules)"
-                refused[a.path] = replace(
-                    a, reason=why, conflict=False, keep_copy=False, share_copy=False
-                )
+                refused[a.path] = _refusal(a, why)
     if not refused:
         return plan
     return replace(
@@ -336,7 +338,7 @@ def without_deletes(plan: Plan, only: Container[RelPath] | None = None) -> Plan:
             kept.append(a)
             continue
         why = f"waits for the delete of {in_way}, which the delete limit holds back"
-        refused.append(replace(a, reason=why, conflict=False, keep_copy=False, share_copy=False))
+        refused.append(_refusal(a, why))
     by_path = sorted(refused, key=lambda a: a.path)
     return replace(plan, actions=tuple(kept), refused=tuple(by_path))
 

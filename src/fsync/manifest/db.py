@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from fsync.errors import ConfigError, DiskFull, FsyncError, PermanentError
-from fsync.fileops import NO_SPACE, low_on_space
+from fsync.fileops import NO_SPACE
 from fsync.ignore import STATE_DIR
 
 DB_NAME = "state.db"
@@ -35,6 +35,9 @@ _AROUND_THE_FILE = _IO_FAILURES | {
 }
 """SQLite's primary codes for a failure of the disk or the system, not of the file's
 content: a new database in its place would meet the same."""
+_LOW_SPACE = 1 << 20
+"""Free bytes below which an I/O failure of SQLite is taken for a full disk: SQLite gives
+no errno, and a WAL database needs room for its 32 KiB index and the pages of a commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +204,7 @@ def failed_access(path: str, err: sqlite3.Error) -> PermanentError | None:
     SQLite's bare "database or disk is full". None for another error (the file's content, or
     a bug), which the caller words or lets through."""
     code = getattr(err, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
-    low = code in _IO_FAILURES and low_on_space(os.path.dirname(path) or ".")
+    low = code in _IO_FAILURES and _free_bytes(os.path.dirname(path) or ".") < _LOW_SPACE
     if code == sqlite3.SQLITE_FULL or low:
         return _no_space(path, str(err))
     if code in _AROUND_THE_FILE:
@@ -210,6 +213,16 @@ def failed_access(path: str, err: sqlite3.Error) -> PermanentError | None:
             "once that is resolved)"
         )
     return None
+
+
+def _free_bytes(folder: str) -> int:
+    """The bytes an unprivileged writer may still use on `folder`'s filesystem; where that
+    cannot be told, `_LOW_SPACE`, which claims no full disk."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return _LOW_SPACE
+    return st.f_bavail * st.f_frsize
 
 
 def _no_space(path: str, why: str) -> DiskFull:
